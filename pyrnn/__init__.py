@@ -1,0 +1,12 @@
+"""pyrnn: fast CPU training and inference of recurrent neural networks.
+
+NumPy arrays in and out; kernels in C++ (pybind11), Numba and a NumPy reference,
+all behind one contract (:mod:`pyrnn.backends.contract`).
+"""
+
+from .backends import available_backends, get_backend, set_backend, use_backend
+from .layers import GRU, LSTM, RNN, Layer
+
+__version__ = "0.1.0"
+
+__all__ = ["RNN", "LSTM", "GRU", "Layer", "available_backends", "get_backend", "set_backend", "use_backend", "__version__"]

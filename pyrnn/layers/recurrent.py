@@ -1,0 +1,263 @@
+"""Recurrent layers with PyTorch's contract: ``RNN``, ``LSTM``, ``GRU``.
+
+Legend: B = batch, T = time, I = input, H = hidden, G = gates, L = layers,
+D = directions (2 if bidirectional). Arrays are batch-first at the API,
+time-major inside (one transpose in, one out).
+
+Cells (PyTorch's formulas and gate packing, so ``state_dict`` compares with torch):
+
+- RNN:  ``h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, f = tanh or relu
+- LSTM: ``i, f, g, o = s(.), s(.), tanh(.), s(.)`` of ``W_ih x_t + b_ih + W_hh h_{t-1} + b_hh``
+  (rows ``i|f|g|o``); ``c_t = f c_{t-1} + i g``; ``h_t = o tanh(c_t)``
+- GRU:  ``r, z = s(.)`` (rows ``r|z|n``); ``n = tanh(W_in x_t + b_in + r (W_hn h_{t-1} + b_hn))``;
+  ``h_t = (1 - z) n + z h_{t-1}``
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._checks import as_float_array, check_ndim, check_shape
+from ..backends import backend_module, get_backend
+from ..backends.contract import GATES, Weights
+from .base import Layer
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+class RNNBase(Layer):
+    """Multi-layer, optionally bidirectional recurrent layer over whole sequences.
+
+    Parameters
+    ----------
+    input_size : int
+        I, features per time step.
+    hidden_size : int
+        H, hidden units per direction.
+    num_layers : int
+        L, stacked layers; layer k > 0 reads the (D*H)-wide output of layer k-1.
+    bidirectional : bool
+        Run a second, reversed direction per layer; outputs are concatenated [forward | reverse].
+    bias : bool
+        Whether ``bias_ih``/``bias_hh`` exist.
+    dtype : float32 or float64
+    seed : int or None
+        Seed of the default init, ``U(-1/sqrt(H), 1/sqrt(H))`` for every parameter.
+
+    Notes
+    -----
+    ``forward(x, state)``: x (B, T, I) -> y (B, T, D*H) and the final state
+    (h (L*D, B, H), for LSTM a tuple (h, c)). ``backward(dy, dstate)`` returns
+    dx and the gradient w.r.t. the initial state, and adds weight gradients into
+    :attr:`grads`. Empty batches or sequences (B = 0 or T = 0) return correctly
+    shaped empty results; with T = 0 the final state is the initial state.
+    """
+
+    cell = None  # set by the subclasses
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, dtype=np.float32, seed=None):
+        super().__init__(dtype)
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = H = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        self.bidirectional = bool(bidirectional)
+        self.bias = bool(bias)
+        self.num_directions = D = 2 if self.bidirectional else 1
+        G = GATES[self.cell]
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(H)
+        for layer in range(self.num_layers):
+            in_k = self.input_size if layer == 0 else D * H
+            for d in range(D):
+                sfx = self._suffix(layer, d)
+                self.add_param(f"weight_ih{sfx}", rng.uniform(-bound, bound, (G * H, in_k)))
+                self.add_param(f"weight_hh{sfx}", rng.uniform(-bound, bound, (G * H, H)))
+                if self.bias:
+                    self.add_param(f"bias_ih{sfx}", rng.uniform(-bound, bound, G * H))
+                    self.add_param(f"bias_hh{sfx}", rng.uniform(-bound, bound, G * H))
+        if not self.bias:  # the kernels always take biases: zeros in, gradients discarded
+            self._zero_bias = np.zeros(G * H, self.dtype)
+            self._bias_grad_sink = np.zeros(G * H, self.dtype)
+        self._saved = None
+
+    # ------------------------------------------------------------- plumbing
+    @staticmethod
+    def _suffix(layer, direction):
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    def _weights(self, layer, d, source):
+        sfx = self._suffix(layer, d)
+        if self.bias:
+            b_ih, b_hh = source[f"bias_ih{sfx}"], source[f"bias_hh{sfx}"]
+        elif source is self.params:
+            b_ih = b_hh = self._zero_bias
+        else:
+            self._bias_grad_sink.fill(0)
+            b_ih = b_hh = self._bias_grad_sink
+        return Weights(source[f"weight_ih{sfx}"], source[f"weight_hh{sfx}"], b_ih, b_hh)
+
+    @property
+    def _has_cell_state(self):
+        return self.cell == "lstm"
+
+    def _state_shape(self, batch):
+        return (self.num_layers * self.num_directions, batch, self.hidden_size)
+
+    def _state_arrays(self, name, state, batch):
+        """(h, c) from a user state (None = zeros); c is None unless LSTM."""
+        shape = self._state_shape(batch)
+        labels = "(num_layers*num_directions, batch, hidden_size)"
+        if state is None:
+            return np.zeros(shape, self.dtype), (np.zeros(shape, self.dtype) if self._has_cell_state else None)
+        if self._has_cell_state:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"{name}: expected a tuple (h, c) for LSTM, got {type(state).__name__}")
+            parts = [(f"{name}[0] (h)", state[0]), (f"{name}[1] (c)", state[1])]
+        else:
+            if isinstance(state, (tuple, list)):
+                raise TypeError(f"{name}: expected one array h for {type(self).__name__}, got a {type(state).__name__}")
+            parts = [(name, state)]
+        arrays = []
+        for label, value in parts:
+            arr = np.zeros(shape, self.dtype) if value is None else as_float_array(label, value, self.dtype)
+            check_shape(label, arr, shape, labels)
+            arrays.append(arr)
+        return arrays[0], (arrays[1] if self._has_cell_state else None)
+
+    def _pack_state(self, h, c):
+        return (h, c) if self._has_cell_state else h
+
+    # -------------------------------------------------------------- forward
+    def forward(self, x, state=None):
+        """Run the whole sequence.
+
+        Parameters
+        ----------
+        x : array (B, T, I), any float dtype (cast to the layer's dtype), any memory order
+        state : None, h (L*D, B, H), or for LSTM a tuple (h, c); None means zeros
+
+        Returns
+        -------
+        y : ndarray (B, T, D*H), the last layer's hidden states
+        state : h_T (L*D, B, H), or (h_T, c_T) for LSTM
+        """
+        x = as_float_array("x", x, self.dtype)
+        check_ndim("x", x, 3, "(batch, time, input_size)")
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x: expected input_size={self.input_size} features in the last axis, got shape {x.shape}")
+        B, T = x.shape[:2]
+        h0, c0 = self._state_arrays("state", state, B)
+        backend = get_backend()
+        kernels = backend_module(backend)
+        hT, cT = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
+        seq = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I)
+        saved = []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                idx = layer * self.num_directions + d
+                hs, h, c, sv = kernels.forward(
+                    self.cell, seq, h0[idx], None if c0 is None else c0[idx], self._weights(layer, d, self.params), reverse=d == 1
+                )
+                hT[idx] = h
+                if cT is not None:
+                    cT[idx] = c
+                outs.append(hs)
+                saved.append(sv)
+            seq = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
+        self._saved = (backend, B, T, saved)
+        y = np.ascontiguousarray(seq.transpose(1, 0, 2))
+        return y, self._pack_state(hT, cT)
+
+    __call__ = forward
+
+    # ------------------------------------------------------------- backward
+    def backward(self, dy, dstate=None):
+        """Backpropagation through time over the last ``forward``.
+
+        Parameters
+        ----------
+        dy : array (B, T, D*H), dL/dy
+        dstate : None, dL/dh_T (L*D, B, H), or for LSTM (dL/dh_T, dL/dc_T); None means zeros
+
+        Returns
+        -------
+        dx : ndarray (B, T, I)
+        dstate0 : dL/dh_0, or (dL/dh_0, dL/dc_0) for LSTM
+
+        Weight gradients are added into :attr:`grads`.
+        """
+        if self._saved is None:
+            raise ValueError(f"{type(self).__name__}.backward: expected a forward() first, got none (or its backward already ran)")
+        backend, B, T, saved = self._saved
+        H, D = self.hidden_size, self.num_directions
+        dy = as_float_array("dy", dy, self.dtype)
+        check_shape("dy", dy, (B, T, D * H), "(batch, time, num_directions*hidden_size) of the last forward")
+        dhT, dcT = self._state_arrays("dstate", dstate, B)
+        kernels = backend_module(backend)
+        dh0, dc0 = np.empty_like(dhT), (np.empty_like(dcT) if dcT is not None else None)
+        dseq = dy.transpose(1, 0, 2)  # (T, B, D*H), a view
+        for layer in reversed(range(self.num_layers)):
+            dinp = None
+            for d in range(D):
+                idx = layer * D + d
+                dhs = np.ascontiguousarray(dseq[:, :, d * H : (d + 1) * H])
+                dx, dh, dc = kernels.backward(
+                    saved[idx], self._weights(layer, d, self.params), dhs, dhT[idx],
+                    None if dcT is None else dcT[idx], self._weights(layer, d, self.grads),
+                )
+                dh0[idx] = dh
+                if dc0 is not None:
+                    dc0[idx] = dc
+                dinp = dx if dinp is None else dinp + dx
+            dseq = dinp
+        self._saved = None  # like PyTorch: the graph is freed by backward
+        return np.ascontiguousarray(dseq.transpose(1, 0, 2)), self._pack_state(dh0, dc0)
+
+    def __repr__(self):
+        extra = f", nonlinearity={self.nonlinearity!r}" if hasattr(self, "nonlinearity") else ""
+        return (
+            f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+            f"bidirectional={self.bidirectional}, bias={self.bias}{extra}, dtype={self.dtype.name})"
+        )
+
+
+class RNN(RNNBase):
+    """Elman RNN: ``h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, f = tanh or relu.
+
+    See :class:`RNNBase` for the parameters; ``nonlinearity`` is ``"tanh"`` or ``"relu"``.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True,
+                 dtype=np.float32, seed=None, nonlinearity="tanh"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.cell = f"rnn_{nonlinearity}"
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, bias, dtype, seed)
+
+
+class LSTM(RNNBase):
+    """Long short-term memory, gate rows ``i|f|g|o``; state is a tuple (h, c).
+
+    ``c_t = s(a_f) c_{t-1} + s(a_i) tanh(a_g)``, ``h_t = s(a_o) tanh(c_t)``.
+    See :class:`RNNBase` for the parameters.
+    """
+
+    cell = "lstm"
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit, gate rows ``r|z|n``.
+
+    ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))``, ``h_t = (1 - z) n + z h_{t-1}``.
+    See :class:`RNNBase` for the parameters.
+    """
+
+    cell = "gru"

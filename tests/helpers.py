@@ -1,0 +1,52 @@
+"""Shared test helpers: layer construction, random inputs, loss-weighted backward."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import pyrnn
+
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+
+
+def make_layer(cell, I, H, num_layers=1, bidirectional=False, dtype=np.float64, seed=0, bias=True):
+    if cell.startswith("rnn_"):
+        return pyrnn.RNN(I, H, num_layers, bidirectional, bias, dtype, seed, nonlinearity=cell[4:])
+    cls = {"lstm": pyrnn.LSTM, "gru": pyrnn.GRU}[cell]
+    return cls(I, H, num_layers, bidirectional, bias, dtype, seed)
+
+
+def random_problem(layer, B, T, rng):
+    """x, a non-zero initial state, and upstream gradients for y and the final state."""
+    dt = layer.dtype
+    LD = layer.num_layers * layer.num_directions
+    H = layer.hidden_size
+    x = rng.standard_normal((B, T, layer.input_size)).astype(dt)
+    h0 = (0.5 * rng.standard_normal((LD, B, H))).astype(dt)
+    dy = rng.standard_normal((B, T, layer.num_directions * H)).astype(dt)
+    dh = rng.standard_normal((LD, B, H)).astype(dt)
+    if layer.cell == "lstm":
+        c0 = (0.5 * rng.standard_normal((LD, B, H))).astype(dt)
+        dc = rng.standard_normal((LD, B, H)).astype(dt)
+        return x, (h0, c0), dy, (dh, dc)
+    return x, h0, dy, dh
+
+
+def state_parts(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def run(layer, x, state, dy, dstate, backend):
+    """Forward + backward on ``backend``; returns every output and gradient by name."""
+    layer.zero_grad()
+    with pyrnn.use_backend(backend):
+        y, sT = layer.forward(x, state)
+        dx, ds0 = layer.backward(dy, dstate)
+    out = {"y": y, "dx": dx}
+    for k, a in enumerate(state_parts(sT)):
+        out[f"state_T[{k}]"] = a
+    for k, a in enumerate(state_parts(ds0)):
+        out[f"dstate_0[{k}]"] = a
+    for name, g in layer.grads.items():
+        out[f"grad {name}"] = g.copy()
+    return out
