@@ -1,0 +1,64 @@
+// See gemm.h. Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T,
+// so the Fortran call swaps the operands and M with N.
+#include "gemm.h"
+
+namespace pyrnn {
+
+namespace {
+sgemm_fn g_sgemm = nullptr;
+dgemm_fn g_dgemm = nullptr;
+
+template <typename F>
+void gemm_loops(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B,
+                int64_t ldb, F beta, F* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == F(0) ? F(0) : beta * C[i * ldc + j];
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      const F a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+      F* c = C + i * ldc;
+      if (tb)
+        for (int64_t j = 0; j < N; ++j) c[j] += a * B[j * ldb + k];
+      else
+        for (int64_t j = 0; j < N; ++j) c[j] += a * B[k * ldb + j];
+    }
+}
+
+template <typename F, typename Fn>
+void gemm_blas(Fn fn, bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B,
+               int64_t ldb, F beta, F* C, int64_t ldc) {
+  const char opa = ta ? 'T' : 'N', opb = tb ? 'T' : 'N';
+  const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
+  const int la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
+  fn(&opb, &opa, &m, &n, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
+}
+}  // namespace
+
+void set_blas(sgemm_fn s, dgemm_fn d) {
+  g_sgemm = s;
+  g_dgemm = d;
+}
+
+bool have_blas() { return g_sgemm != nullptr && g_dgemm != nullptr; }
+
+template <>
+void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (g_sgemm && K > 0)
+    gemm_blas(g_sgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    gemm_loops(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+template <>
+void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
+                  const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (g_dgemm && K > 0)
+    gemm_blas(g_dgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    gemm_loops(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace pyrnn

@@ -1,0 +1,13 @@
+// pyrnn._C: the compiled backend. This file only calls one bind_<family> per kernel family.
+#include <pybind11/pybind11.h>
+
+namespace pyrnn {
+void bind_blas(pybind11::module_& m);
+void bind_recurrent(pybind11::module_& m);
+}  // namespace pyrnn
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pyrnn compiled kernels (C++); see pyrnn.backends.cpp for the Python side";
+  pyrnn::bind_blas(m);
+  pyrnn::bind_recurrent(m);
+}
