@@ -8,7 +8,7 @@ namespace pyrnn {
 namespace py = pybind11;
 
 namespace {
-void* capsule_pointer(const py::capsule& c, const char* what) {
+void* capsule_pointer(const py::object& c, const char* what) {
   void* p = PyCapsule_GetPointer(c.ptr(), PyCapsule_GetName(c.ptr()));
   if (p == nullptr) {
     PyErr_Clear();
@@ -21,11 +21,15 @@ void* capsule_pointer(const py::capsule& c, const char* what) {
 void bind_blas(py::module_& m) {
   m.def(
       "set_blas",
-      [](py::capsule sgemm, py::capsule dgemm) {
+      [](py::object sgemm, py::object dgemm) {
+        if (sgemm.is_none() && dgemm.is_none()) return set_blas(nullptr, nullptr);
+        if (!py::isinstance<py::capsule>(sgemm) || !py::isinstance<py::capsule>(dgemm))
+          throw py::type_error("set_blas: expected two PyCapsules (or two None to use the loop GEMM)");
         set_blas(reinterpret_cast<sgemm_fn>(capsule_pointer(sgemm, "sgemm")),
                  reinterpret_cast<dgemm_fn>(capsule_pointer(dgemm, "dgemm")));
       },
-      py::arg("sgemm"), py::arg("dgemm"), "Register Fortran-BLAS sgemm/dgemm (e.g. scipy.linalg.cython_blas capsules).");
+      py::arg("sgemm"), py::arg("dgemm"),
+      "Register Fortran-BLAS sgemm/dgemm (scipy.linalg.cython_blas capsules); None, None selects the loop GEMM.");
   m.def("have_blas", &have_blas, "Whether a BLAS is registered (else a portable loop GEMM is used).");
 }
 

@@ -18,7 +18,8 @@ from .contract import CELL_CODES, Saved, Weights, cache_shapes, empty_backward, 
 NAME = "cpp"
 
 
-def _register_blas():
+def register_blas():
+    """Give the kernels SciPy's BLAS (the OpenBLAS NumPy and SciPy ship) as their GEMM."""
     try:
         from scipy.linalg import cython_blas
     except ImportError as exc:  # correct but slow: the kernels' own loop GEMM
@@ -28,7 +29,7 @@ def _register_blas():
     _C.set_blas(capi["sgemm"], capi["dgemm"])
 
 
-_register_blas()
+register_blas()
 
 
 def forward(cell, x, h0, c0, weights: Weights, reverse=False):

@@ -1,0 +1,102 @@
+"""The compiled module checks its own arguments: nothing reachable from Python crashes the interpreter."""
+
+import numpy as np
+import pytest
+
+import pyrnn
+from helpers import CELLS, make_layer, random_problem, run
+
+if "cpp" not in pyrnn.available_backends():  # pragma: no cover - a plain `pip install .` always builds it
+    pytest.skip("the cpp backend is not built", allow_module_level=True)
+
+from pyrnn import _C  # noqa: E402
+from pyrnn.backends import cpp  # noqa: E402
+
+LSTM = 2
+T, B, I, H = 3, 2, 4, 5
+
+
+def _args(dtype=np.float32):
+    z = lambda *s: np.zeros(s, dtype)  # noqa: E731
+    x = z(T, B, I)
+    state0 = (z(B, H), z(B, H))
+    params = [z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H)]
+    out = [z(T, B, H), z(T, B, H), z(T, B, 4 * H), z(T, B, H)]
+    return x, state0, params, out
+
+
+def _forward(x, state0, params, out, cell=LSTM):
+    _C.recurrent_forward(cell, False, x, tuple(state0), tuple(params), tuple(out))
+
+
+def test_valid_call_runs():
+    x, s, p, o = _args()
+    _forward(x, s, p, o)
+
+
+@pytest.mark.parametrize(
+    "edit, exc, pattern",
+    [
+        (lambda a: a.__setitem__(0, a[0].astype(np.int64)), TypeError, r"x: expected dtype float32 or float64, got int64"),
+        (lambda a: a.__setitem__(0, a[0][0]), ValueError, r"x: expected a 3-D array \(T, B, I\), got \(2, 4\)"),
+        (lambda a: a.__setitem__(0, [[[0.0]]]), TypeError, r"x: expected a numpy.ndarray, got list"),
+        (lambda a: a.__setitem__(1, (np.zeros((3, H), np.float32), a[1][1])), ValueError, r"h0: expected shape \(B, H\) with B = 2, got \(3, 5\)"),
+        (lambda a: a.__setitem__(1, (a[1][0], None)), TypeError, r"c0: expected a numpy.ndarray, got NoneType"),
+        (lambda a: a[2].__setitem__(0, np.zeros((4 * H, I + 1), np.float32)), ValueError, r"w_ih: expected shape \(20, 4\), got \(20, 5\)"),
+        (lambda a: a[2].__setitem__(1, np.zeros((4 * H, H))), TypeError, r"w_hh: expected dtype float32, got float64"),
+        (lambda a: a[2].__setitem__(3, np.zeros(4 * H + 1, np.float32)), ValueError, r"b_hh: expected shape \(20,\), got \(21,\)"),
+        (lambda a: a[2].pop(), ValueError, r"params: expected a tuple of 4 arrays, got 3"),
+        (lambda a: a[3].__setitem__(0, np.zeros((T, H, B), np.float32).transpose(0, 2, 1)), ValueError, r"hs: expected a C-contiguous array"),
+        (lambda a: a[3][2].setflags(write=False), ValueError, r"gates: expected a writable array, got a read-only one"),
+        (lambda a: a[3].__setitem__(1, np.zeros((T, B, H + 1), np.float32)), ValueError, r"cs: expected shape \(3, 2, 5\), got \(3, 2, 6\)"),
+    ],
+    ids=["x-int", "x-2d", "x-list", "h0-batch", "c0-none", "w_ih-shape", "w_hh-dtype", "b_hh-shape", "params-len",
+         "hs-strided", "gates-readonly", "cs-shape"],
+)
+def test_forward_refuses_bad_arguments(edit, exc, pattern):
+    x, s, p, o = _args()
+    a = [x, s, p, o]
+    edit(a)
+    with pytest.raises(exc, match=pattern):
+        _forward(*a)
+
+
+def test_unknown_cell_code_and_non_tuple_are_refused():
+    x, s, p, o = _args()
+    with pytest.raises(ValueError, match=r"cell: expected a code 0..3 .*got 7"):
+        _forward(x, s, p, o, cell=7)
+    with pytest.raises(TypeError, match=r"params: expected a tuple, got list"):
+        _C.recurrent_forward(LSTM, False, x, s, p, tuple(o))
+
+
+def test_backward_refuses_bad_arguments():
+    x, s, p, o = _args(np.float64)
+    _forward(x, s, p, o)
+    z = lambda *sh: np.zeros(sh)  # noqa: E731
+    grads = (z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H))
+    dout = (z(T, B, H), z(B, H), z(B, H))
+    dres = (z(T, B, I), z(B, H), z(B, H))
+    _C.recurrent_backward(LSTM, False, x, s, tuple(o), tuple(p), dout, grads, dres)
+    with pytest.raises(ValueError, match=r"dhs: expected shape \(3, 2, 5\), got \(3, 2, 4\)"):
+        _C.recurrent_backward(LSTM, False, x, s, tuple(o), tuple(p), (z(T, B, H - 1),) + dout[1:], grads, dres)
+    with pytest.raises(ValueError, match=r"dw_hh: expected shape \(20, 5\), got \(5, 20\)"):
+        _C.recurrent_backward(LSTM, False, x, s, tuple(o), tuple(p), dout, (grads[0], z(H, 4 * H)) + grads[2:], dres)
+    with pytest.raises(TypeError, match=r"dc0: expected a numpy.ndarray, got NoneType"):
+        _C.recurrent_backward(LSTM, False, x, s, tuple(o), tuple(p), dout, grads, dres[:2] + (None,))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_loop_gemm_fallback_matches_reference(cell):
+    """Without SciPy the kernels use their own loop GEMM; it must be exact too."""
+    layer = make_layer(cell, 3, 4, num_layers=2, bidirectional=True)
+    x, state, dy, dstate = random_problem(layer, 2, 5, np.random.default_rng(11))
+    want = run(layer, x, state, dy, dstate, "numpy")
+    _C.set_blas(None, None)
+    try:
+        assert not _C.have_blas()
+        got = run(layer, x, state, dy, dstate, "cpp")
+    finally:
+        cpp.register_blas()
+    assert _C.have_blas()
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-12, err_msg=k)

@@ -1,0 +1,179 @@
+"""The recurrent layers' contract: the seed's worked example, state dicts, init, layouts, bad inputs."""
+
+import numpy as np
+import pytest
+
+import pyrnn
+from helpers import CELLS, make_layer, random_problem, run
+
+BACKENDS = pyrnn.available_backends()
+
+
+# ------------------------------------------------------------ worked example
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_seed_worked_example_relu_cell(backend):
+    """Seed 003: ReLU cell, input weights [2, 3], recurrent weight -0.1, bias 0, the 4x2 sequence.
+
+    By hand: relu(2*0 + 3*23) = 69; relu(2 - 9 - 6.9) = 0; relu(2 + 168 - 0) = 170;
+    relu(2*2 + 3*12 - 0.1*170) = 23. (The slides' table writes 23 at t=0 and 21 at t=3.)
+    """
+    cell = pyrnn.RNN(2, 1, nonlinearity="relu", bias=False, dtype=np.float64)
+    cell.load_state_dict({"weight_ih_l0": np.array([[2.0, 3.0]]), "weight_hh_l0": np.array([[-0.1]])})
+    x = np.array([[[0, 23], [1, -3], [1, 56], [2, 12]]], dtype=np.float64)
+    with pyrnn.use_backend(backend):
+        y, h = cell.forward(x)
+    np.testing.assert_allclose(y.ravel(), [69, 0, 170, 23], rtol=1e-12)
+    np.testing.assert_allclose(h.ravel(), [23], rtol=1e-12)
+
+
+# ---------------------------------------------------------------- state dict
+def test_state_dict_names_and_shapes_are_pytorchs():
+    lstm = pyrnn.LSTM(5, 3, num_layers=2, bidirectional=True)
+    shapes = {k: v.shape for k, v in lstm.state_dict().items()}
+    want = {}
+    for layer, in_k in ((0, 5), (1, 6)):
+        for sfx in ("", "_reverse"):
+            want[f"weight_ih_l{layer}{sfx}"] = (12, in_k)
+            want[f"weight_hh_l{layer}{sfx}"] = (12, 3)
+            want[f"bias_ih_l{layer}{sfx}"] = (12,)
+            want[f"bias_hh_l{layer}{sfx}"] = (12,)
+    assert shapes == want
+    assert set(lstm.grads) == set(want)
+    assert pyrnn.GRU(4, 2, bias=False).state_dict().keys() == {"weight_ih_l0", "weight_hh_l0"}
+
+
+def test_state_dict_round_trip_and_copy_semantics():
+    a, b = pyrnn.GRU(3, 4, seed=1), pyrnn.GRU(3, 4, seed=2)
+    sd = a.state_dict()
+    sd["weight_hh_l0"][0, 0] = 99.0  # a copy: the layer is untouched
+    assert a.params["weight_hh_l0"][0, 0] != 99.0
+    b.load_state_dict(a.state_dict())
+    x = np.random.default_rng(0).standard_normal((2, 5, 3))
+    np.testing.assert_array_equal(a.forward(x)[0], b.forward(x)[0])
+
+
+@pytest.mark.parametrize(
+    "mutate, pattern",
+    [
+        (lambda d: d.pop("bias_hh_l0"), r"missing \['bias_hh_l0'\]"),
+        (lambda d: d.update(weight_ih_l1=np.zeros((4, 3))), r"unexpected \['weight_ih_l1'\]"),
+        (lambda d: d.update(weight_hh_l0=np.zeros((4, 2))), r"state_dict\['weight_hh_l0'\]: expected shape \(4, 1\), got \(4, 2\)"),
+    ],
+)
+def test_load_state_dict_is_strict(mutate, pattern):
+    layer = pyrnn.LSTM(3, 1)
+    before = layer.state_dict()
+    sd = layer.state_dict()
+    sd["weight_ih_l0"] = sd["weight_ih_l0"] + 1  # a valid change that must not land either
+    mutate(sd)
+    with pytest.raises(ValueError, match=pattern):
+        layer.load_state_dict(sd)
+    for k, v in before.items():  # nothing half-loaded
+        np.testing.assert_array_equal(layer.params[k], v)
+
+
+# ---------------------------------------------------------------------- init
+@pytest.mark.parametrize("cell", CELLS)
+def test_default_init_is_uniform_in_plus_minus_one_over_sqrt_h(cell):
+    H = 16
+    layer = make_layer(cell, 8, H, num_layers=2, bidirectional=True, dtype=np.float32, seed=5)
+    values = np.concatenate([p.ravel() for p in layer.parameters()])
+    bound = 1 / np.sqrt(H)
+    assert values.dtype == np.float32
+    assert np.all(np.abs(values) <= bound)
+    assert values.max() > 0.9 * bound and values.min() < -0.9 * bound  # it fills the range
+    again = make_layer(cell, 8, H, num_layers=2, bidirectional=True, dtype=np.float32, seed=5)
+    other = make_layer(cell, 8, H, num_layers=2, bidirectional=True, dtype=np.float32, seed=6)
+    assert all(np.array_equal(p, q) for p, q in zip(layer.parameters(), again.parameters()))
+    assert not np.array_equal(layer.parameters()[0], other.parameters()[0])
+
+
+# ----------------------------------------------------------- layouts, dtypes
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_fortran_order_and_strided_inputs_give_the_same_result(backend, cell):
+    layer = make_layer(cell, 4, 3, num_layers=2, bidirectional=True, dtype=np.float32)
+    x, state, dy, dstate = random_problem(layer, 3, 5, np.random.default_rng(1))
+    want = run(layer, x, state, dy, dstate, backend)
+    big = np.zeros((3, 10, 8), np.float32)
+    big[:, ::2, ::2] = x  # a strided view
+    fortran_state = tuple(np.asfortranarray(s) for s in state) if isinstance(state, tuple) else np.asfortranarray(state)
+    for variant in (np.asfortranarray(x), big[:, ::2, ::2]):
+        got = run(layer, variant, fortran_state, np.asfortranarray(dy), dstate, backend)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_float64_layer_casts_float32_input_and_stays_float64():
+    layer = pyrnn.RNN(3, 2, dtype=np.float64)
+    y, h = layer.forward(np.ones((1, 2, 3), np.float32))
+    assert y.dtype == h.dtype == np.float64
+    dx, dh = layer.backward(np.ones((1, 2, 2), np.float32))
+    assert dx.dtype == dh.dtype == np.float64
+
+
+def test_backward_adds_into_grads_and_zero_grad_clears():
+    layer = pyrnn.GRU(3, 2, dtype=np.float64, seed=0)
+    x, h0, dy, dh = random_problem(layer, 2, 4, np.random.default_rng(3))
+    layer.forward(x, h0)
+    layer.backward(dy, dh)
+    once = {k: g.copy() for k, g in layer.grads.items()}
+    layer.forward(x, h0)
+    layer.backward(dy, dh)
+    for k, g in layer.grads.items():
+        np.testing.assert_allclose(g, 2 * once[k], rtol=1e-12)
+    layer.zero_grad()
+    assert all(not g.any() for g in layer.grads.values())
+
+
+# ----------------------------------------------------------------- bad input
+def _lstm():
+    return pyrnn.LSTM(4, 3, num_layers=2)
+
+
+@pytest.mark.parametrize(
+    "call, exc, pattern",
+    [
+        (lambda l: l.forward(np.zeros((5, 4), np.float32)), ValueError, r"x: expected a 3-D array \(batch, time, input_size\), got 2-D with shape \(5, 4\)"),
+        (lambda l: l.forward(np.zeros((2, 5, 7), np.float32)), ValueError, r"x: expected input_size=4 .*got shape \(2, 5, 7\)"),
+        (lambda l: l.forward(np.zeros((2, 5, 4), np.int64)), TypeError, r"x: expected a floating-point array \(float32\), got dtype int64"),
+        (lambda l: l.forward(np.zeros((2, 5, 4), object)), TypeError, r"x: expected a floating-point array .*got dtype object"),
+        (lambda l: l.forward(np.zeros((2, 5, 4)), np.zeros((2, 2, 3))), TypeError, r"state: expected a tuple \(h, c\) for LSTM"),
+        (lambda l: l.forward(np.zeros((2, 5, 4)), (np.zeros((2, 3, 3)), None)), ValueError, r"state\[0\] \(h\): expected shape \(2, 2, 3\).*got \(2, 3, 3\)"),
+        (lambda l: l.forward(np.zeros((2, 5, 4)), (np.zeros((2, 2, 3)), np.zeros((1, 2, 3)))), ValueError, r"state\[1\] \(c\): expected shape \(2, 2, 3\).*got \(1, 2, 3\)"),
+        (lambda l: l.backward(np.zeros((2, 5, 3))), ValueError, r"LSTM.backward: expected a forward\(\) first"),
+    ],
+    ids=["ndim", "features", "int-dtype", "object-dtype", "lstm-state-not-tuple", "h-shape", "c-shape", "backward-first"],
+)
+def test_bad_input_is_named(call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call(_lstm())
+
+
+def test_bad_dy_and_second_backward_are_named():
+    layer = pyrnn.GRU(4, 3, bidirectional=True)
+    layer.forward(np.zeros((2, 5, 4)))
+    with pytest.raises(ValueError, match=r"dy: expected shape \(2, 5, 6\).*got \(2, 5, 3\)"):
+        layer.backward(np.zeros((2, 5, 3)))
+    with pytest.raises(ValueError, match=r"dstate: expected shape \(2, 2, 3\).*got \(1, 2, 3\)"):
+        layer.backward(np.zeros((2, 5, 6)), np.zeros((1, 2, 3)))
+    with pytest.raises(TypeError, match=r"dstate: expected one array h for GRU, got a tuple"):
+        layer.backward(np.zeros((2, 5, 6)), (np.zeros((2, 2, 3)), np.zeros((2, 2, 3))))
+    layer.backward(np.zeros((2, 5, 6)))
+    with pytest.raises(ValueError, match="expected a forward"):
+        layer.backward(np.zeros((2, 5, 6)))
+
+
+@pytest.mark.parametrize(
+    "make, exc, pattern",
+    [
+        (lambda: pyrnn.LSTM(0, 3), ValueError, r"input_size: expected a positive integer, got 0"),
+        (lambda: pyrnn.GRU(3, 2.5), ValueError, r"hidden_size: expected a positive integer, got 2.5"),
+        (lambda: pyrnn.RNN(3, 2, num_layers=True), ValueError, r"num_layers: expected a positive integer, got True"),
+        (lambda: pyrnn.RNN(3, 2, nonlinearity="sigmoid"), ValueError, r"nonlinearity: expected 'tanh' or 'relu', got 'sigmoid'"),
+        (lambda: pyrnn.LSTM(3, 2, dtype=np.int32), TypeError, r"dtype: expected float32 or float64, got int32"),
+    ],
+)
+def test_bad_constructor_arguments_are_named(make, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        make()
