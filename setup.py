@@ -10,7 +10,8 @@ import sys
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
-extra = [] if sys.platform == "win32" else ["-O3", "-fno-math-errno", "-Wall", "-Wextra"]
+# -fno-math-errno and -fno-trapping-math change no result; they let the pointwise loops vectorise.
+extra = [] if sys.platform == "win32" else ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra"]
 
 ext = Pybind11Extension(
     "pyrnn._C",

@@ -2,12 +2,12 @@
 #include <pybind11/pybind11.h>
 
 namespace pyrnn {
-void bind_blas(pybind11::module_& m);
+void bind_common(pybind11::module_& m);
 void bind_recurrent(pybind11::module_& m);
 }  // namespace pyrnn
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pyrnn compiled kernels (C++); see pyrnn.backends.cpp for the Python side";
-  pyrnn::bind_blas(m);
+  pyrnn::bind_common(m);
   pyrnn::bind_recurrent(m);
 }

@@ -17,19 +17,23 @@ struct GruCell {
   template <typename F>
   static void forward_step(int64_t B, int64_t H, const StepView<F>& v) {
     const int64_t GH = 3 * H;
+    const F* b_hh = v.b_hh;
     for (int64_t b = 0; b < B; ++b) {
       const F* xp = v.xp + b * GH;
       const F* gh = v.gh + b * GH;
+      const F* h_prev = v.h_prev + b * H;
       F* gates = v.gates + b * GH;
+      F* hn_out = v.aux + b * H;
+      F* h = v.h + b * H;
+      PYRNN_IVDEP
       for (int64_t j = 0; j < H; ++j) {
-        const F r = sigmoid(xp[j] + gh[j] + v.b_hh[j]);
-        const F z = sigmoid(xp[H + j] + gh[H + j] + v.b_hh[H + j]);
-        const F hn = gh[2 * H + j] + v.b_hh[2 * H + j];
-        const F n = std::tanh(xp[2 * H + j] + r * hn);
-        const int64_t k = b * H + j;
+        const F r = sigmoid(xp[j] + gh[j] + b_hh[j]);
+        const F z = sigmoid(xp[H + j] + gh[H + j] + b_hh[H + j]);
+        const F hn = gh[2 * H + j] + b_hh[2 * H + j];
+        const F n = act_tanh(xp[2 * H + j] + r * hn);
         gates[j] = r, gates[H + j] = z, gates[2 * H + j] = n;
-        v.aux[k] = hn;
-        v.h[k] = (F(1) - z) * n + z * v.h_prev[k];
+        hn_out[j] = hn;
+        h[j] = (F(1) - z) * n + z * h_prev[j];
       }
     }
   }
@@ -41,18 +45,23 @@ struct GruCell {
     const int64_t GH = 3 * H;
     for (int64_t b = 0; b < B; ++b) {
       const F* gates = v.gates + b * GH;
+      const F* hn = v.aux + b * H;
+      const F* h_prev = v.h_prev + b * H;
+      const F* dh = g.dh + b * H;
+      const F* dhs = g.dhs + b * H;
       F* dai = g.da_ih + b * GH;
       F* dah = g.da_hh + b * GH;
+      F* direct = g.dh_direct + b * H;
+      PYRNN_IVDEP
       for (int64_t j = 0; j < H; ++j) {
-        const int64_t k = b * H + j;
         const F r = gates[j], z = gates[H + j], n = gates[2 * H + j];
-        const F dh = g.dh[k] + g.dhs[k];
-        const F dan = dh * (F(1) - z) * dtanh_from_output(n);
-        const F daz = dh * (v.h_prev[k] - n) * dsigmoid_from_output(z);
-        const F dar = dan * v.aux[k] * dsigmoid_from_output(r);
+        const F dht = dh[j] + dhs[j];
+        const F dan = dht * (F(1) - z) * dtanh_from_output(n);
+        const F daz = dht * (h_prev[j] - n) * dsigmoid_from_output(z);
+        const F dar = dan * hn[j] * dsigmoid_from_output(r);
         dai[j] = dar, dai[H + j] = daz, dai[2 * H + j] = dan;
         dah[j] = dar, dah[H + j] = daz, dah[2 * H + j] = dan * r;
-        g.dh_direct[k] = dh * z;
+        direct[j] = dht * z;
       }
     }
   }

@@ -20,17 +20,21 @@ struct LstmCell {
     for (int64_t b = 0; b < B; ++b) {
       const F* xp = v.xp + b * GH;
       const F* gh = v.gh + b * GH;
+      const F* c_prev = v.c_prev + b * H;
       F* gates = v.gates + b * GH;
+      F* c = v.c + b * H;
+      F* tanh_c = v.aux + b * H;
+      F* h = v.h + b * H;
+      PYRNN_IVDEP
       for (int64_t j = 0; j < H; ++j) {
         const F i = sigmoid(xp[j] + gh[j]);
         const F f = sigmoid(xp[H + j] + gh[H + j]);
-        const F g = std::tanh(xp[2 * H + j] + gh[2 * H + j]);
+        const F g = act_tanh(xp[2 * H + j] + gh[2 * H + j]);
         const F o = sigmoid(xp[3 * H + j] + gh[3 * H + j]);
-        const int64_t k = b * H + j;
-        const F c = f * v.c_prev[k] + i * g;
-        const F tc = std::tanh(c);
+        const F cj = f * c_prev[j] + i * g;
+        const F tc = act_tanh(cj);
         gates[j] = i, gates[H + j] = f, gates[2 * H + j] = g, gates[3 * H + j] = o;
-        v.c[k] = c, v.aux[k] = tc, v.h[k] = o * tc;
+        c[j] = cj, tanh_c[j] = tc, h[j] = o * tc;
       }
     }
   }
@@ -43,19 +47,25 @@ struct LstmCell {
     const int64_t GH = 4 * H;
     for (int64_t b = 0; b < B; ++b) {
       const F* gates = v.gates + b * GH;
+      const F* tanh_c = v.aux + b * H;
+      const F* c_prev = v.c_prev + b * H;
+      const F* dh = g.dh + b * H;
+      const F* dhs = g.dhs + b * H;
+      F* dc = g.dc + b * H;
       F* da = g.da_ih + b * GH;
+      F* direct = g.dh_direct + b * H;
+      PYRNN_IVDEP
       for (int64_t j = 0; j < H; ++j) {
-        const int64_t k = b * H + j;
         const F i = gates[j], f = gates[H + j], gg = gates[2 * H + j], o = gates[3 * H + j];
-        const F dh = g.dh[k] + g.dhs[k];
-        const F tc = v.aux[k];
-        const F dc = g.dc[k] + dh * o * dtanh_from_output(tc);
-        da[j] = dc * gg * dsigmoid_from_output(i);
-        da[H + j] = dc * v.c_prev[k] * dsigmoid_from_output(f);
-        da[2 * H + j] = dc * i * dtanh_from_output(gg);
-        da[3 * H + j] = dh * tc * dsigmoid_from_output(o);
-        g.dc[k] = dc * f;
-        g.dh_direct[k] = F(0);
+        const F dht = dh[j] + dhs[j];
+        const F tc = tanh_c[j];
+        const F dct = dc[j] + dht * o * dtanh_from_output(tc);
+        da[j] = dct * gg * dsigmoid_from_output(i);
+        da[H + j] = dct * c_prev[j] * dsigmoid_from_output(f);
+        da[2 * H + j] = dct * i * dtanh_from_output(gg);
+        da[3 * H + j] = dht * tc * dsigmoid_from_output(o);
+        dc[j] = dct * f;
+        direct[j] = F(0);
       }
     }
   }

@@ -16,19 +16,29 @@ struct RnnCell {
   // h = f(xp + gh),  xp = W_ih x + b_ih + b_hh,  gh = W_hh h_prev,  f = tanh or relu
   template <typename F>
   static void forward_step(int64_t B, int64_t H, const StepView<F>& v) {
+    const F* xp = v.xp;
+    const F* gh = v.gh;
+    F* h = v.h;
+    PYRNN_IVDEP
     for (int64_t i = 0; i < B * H; ++i) {
-      const F a = v.xp[i] + v.gh[i];
-      v.h[i] = Relu ? (a > F(0) ? a : F(0)) : std::tanh(a);
+      const F a = xp[i] + gh[i];
+      h[i] = Relu ? (a < F(0) ? F(0) : a) : act_tanh(a);  // relu(NaN) = NaN, as in PyTorch
     }
   }
 
   // da = (dh + dhs) f'(a);  tanh'(a) = 1 - h^2,  relu'(a) = [h > 0];  nothing bypasses W_hh
   template <typename F>
   static void backward_step(int64_t B, int64_t H, const StepView<F>& v, const StepGrad<F>& g) {
+    const F* h = v.h;
+    const F* dh = g.dh;
+    const F* dhs = g.dhs;
+    F* da = g.da_ih;
+    F* direct = g.dh_direct;
+    PYRNN_IVDEP
     for (int64_t i = 0; i < B * H; ++i) {
-      const F dh = g.dh[i] + g.dhs[i];
-      g.da_ih[i] = Relu ? (v.h[i] > F(0) ? dh : F(0)) : dh * dtanh_from_output(v.h[i]);
-      g.dh_direct[i] = F(0);
+      const F d = dh[i] + dhs[i];
+      da[i] = Relu ? (h[i] > F(0) ? d : F(0)) : d * dtanh_from_output(h[i]);
+      direct[i] = F(0);
     }
   }
 };

@@ -35,3 +35,9 @@ def recurrent_backward(
     grads: Tuple[_A, _A, _A, _A],                   # added into: dw_ih, dw_hh, db_ih, db_hh
     dres: Tuple[_A, _A, _OptA],                     # written: dx (T, B, I), dh0, dc0 (B, H)
 ) -> None: ...
+
+def tanh_f32(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The kernels' float32 tanh (a rational approximation), elementwise."""
+
+def sigmoid_f32(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The kernels' float32 sigmoid, (tanh(x/2) + 1) / 2, elementwise."""

@@ -100,3 +100,22 @@ def test_loop_gemm_fallback_matches_reference(cell):
     assert _C.have_blas()
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+def test_float32_activations_are_accurate():
+    """The kernels' branch-free float32 tanh/sigmoid against float64 truth, over the whole range."""
+    x = np.concatenate([np.linspace(-30, 30, 600_001), [-np.inf, np.inf, 0.0, 1e-30, -1e-30]]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    tanh_err = np.abs(_C.tanh_f32(x) - np.tanh(x64))
+    sig_err = np.abs(_C.sigmoid_f32(x) - 0.5 * (np.tanh(0.5 * x64) + 1))
+    assert tanh_err.max() < 5e-7 and sig_err.max() < 5e-7, (tanh_err.max(), sig_err.max())
+    small = (x != 0) & (np.abs(x) < 1e-2)  # relative accuracy where tanh(x) ~ x
+    assert np.max(tanh_err[small] / np.abs(np.tanh(x64[small]))) < 1e-6
+    assert _C.tanh_f32(np.array([-np.inf, np.inf], np.float32)).tolist() == [-1.0, 1.0]
+    assert np.isnan(_C.tanh_f32(np.array([np.nan], np.float32))).all()  # NaN propagates, as in PyTorch
+    assert np.isnan(_C.sigmoid_f32(np.array([np.nan], np.float32))).all()
+    assert np.all(np.abs(_C.tanh_f32(x)) <= 1) and np.all((_C.sigmoid_f32(x) >= 0) & (_C.sigmoid_f32(x) <= 1))
+    with pytest.raises(ValueError, match="expected a 1-D float32 array"):
+        _C.tanh_f32(np.zeros((2, 2), np.float32))
+    with pytest.raises(TypeError, match="x: expected dtype float32, got float64"):
+        _C.tanh_f32(np.zeros(3))

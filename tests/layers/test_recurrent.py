@@ -177,3 +177,17 @@ def test_bad_dy_and_second_backward_are_named():
 def test_bad_constructor_arguments_are_named(make, exc, pattern):
     with pytest.raises(exc, match=pattern):
         make()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_propagates_and_stays_in_its_sample(backend, cell, dtype):
+    """A NaN in sample 1 at t = 2 poisons that sample from t = 2 on, and nothing else (as in PyTorch)."""
+    layer = make_layer(cell, 3, 4, dtype=dtype)
+    x = np.random.default_rng(0).standard_normal((3, 5, 3)).astype(dtype)
+    x[1, 2, 0] = np.nan
+    with pyrnn.use_backend(backend):
+        y, _ = layer.forward(x)
+    assert np.isfinite(y[[0, 2]]).all() and np.isfinite(y[1, :2]).all()
+    assert np.isnan(y[1, 2:]).all()

@@ -36,7 +36,7 @@ def _rnn_forward_step(relu, xp, gh, h):
     for b in range(B):
         for j in range(H):
             a = xp[b, j] + gh[b, j]
-            h[b, j] = (a if a > 0 else 0.0) if relu else np.tanh(a)
+            h[b, j] = (0.0 if a < 0 else a) if relu else np.tanh(a)  # relu(NaN) = NaN, as in PyTorch
 
 
 # tanh'(a) = 1 - h^2;  relu'(a) = [h > 0];  da = (dh + dhs) f'(a)
