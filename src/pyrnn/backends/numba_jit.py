@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.extending import overload
 
 from ._numba_config import JIT
 from .contract import CELL_CODES, GATES, Saved, Weights, empty_backward, empty_forward
@@ -22,10 +23,50 @@ NAME = "numba"
 RNN_TANH, RNN_RELU, LSTM, GRU = (CELL_CODES[c] for c in ("rnn_tanh", "rnn_relu", "lstm", "gru"))
 
 
-# s(z) = 1 / (1 + exp(-z)), written with tanh so it never overflows;  s'(z) = s(z)(1 - s(z))
+# tanh(x) ~ x P(x^2) / Q(x^2) on [-7.9053, 7.9053], the same rational approximation as the
+# C++ kernels (csrc/common/activations.h): branch-free, so the float32 loops vectorise.
 @numba.njit(**JIT)
+def _tanh_rational(x):
+    c = 7.90531110763549805
+    x = c if x > c else x  # comparisons are false for NaN, so NaN passes through
+    x = -c if x < -c else x
+    x2 = x * x
+    p = -2.76076847742355e-16
+    p = p * x2 + 2.00018790482477e-13
+    p = p * x2 + -8.60467152213735e-11
+    p = p * x2 + 5.12229709037114e-08
+    p = p * x2 + 1.48572235717979e-05
+    p = p * x2 + 6.37261928875436e-04
+    p = p * x2 + 4.89352455891786e-03
+    q = 1.19825839466702e-06
+    q = q * x2 + 1.18534705686654e-04
+    q = q * x2 + 2.26843463243900e-03
+    q = q * x2 + 4.89352518554385e-03
+    return x * p / q
+
+
+def _tanh(x):
+    """tanh in the precision of x: np.tanh for float64, the rational form for float32."""
+    return np.tanh(x)
+
+
+@overload(_tanh)
+def _tanh_typed(x):
+    if x == numba.types.float32:
+        return lambda x: np.float32(_tanh_rational(np.float64(x)))
+    return lambda x: np.tanh(x)
+
+
+# s(z) = 1 / (1 + exp(-z)) = (tanh(z/2) + 1) / 2, which never overflows;  s'(z) = s(z)(1 - s(z))
 def _sigmoid(z):
     return 0.5 * (np.tanh(0.5 * z) + 1.0)
+
+
+@overload(_sigmoid)
+def _sigmoid_typed(z):
+    if z == numba.types.float32:
+        return lambda z: np.float32(0.5 * (_tanh_rational(0.5 * np.float64(z)) + 1.0))
+    return lambda z: 0.5 * (np.tanh(0.5 * z) + 1.0)
 
 
 # ---------------------------------------------------------------- vanilla RNN
@@ -36,7 +77,7 @@ def _rnn_forward_step(relu, xp, gh, h):
     for b in range(B):
         for j in range(H):
             a = xp[b, j] + gh[b, j]
-            h[b, j] = (0.0 if a < 0 else a) if relu else np.tanh(a)  # relu(NaN) = NaN, as in PyTorch
+            h[b, j] = (0.0 if a < 0 else a) if relu else _tanh(a)  # relu(NaN) = NaN, as in PyTorch
 
 
 # tanh'(a) = 1 - h^2;  relu'(a) = [h > 0];  da = (dh + dhs) f'(a)
@@ -60,10 +101,10 @@ def _lstm_forward_step(xp, gh, c_prev, h, c, gates, tanh_c):
         for j in range(H):
             i = _sigmoid(xp[b, j] + gh[b, j])
             f = _sigmoid(xp[b, H + j] + gh[b, H + j])
-            g = np.tanh(xp[b, 2 * H + j] + gh[b, 2 * H + j])
+            g = _tanh(xp[b, 2 * H + j] + gh[b, 2 * H + j])
             o = _sigmoid(xp[b, 3 * H + j] + gh[b, 3 * H + j])
             cv = f * c_prev[b, j] + i * g
-            tc = np.tanh(cv)
+            tc = _tanh(cv)
             gates[b, j], gates[b, H + j], gates[b, 2 * H + j], gates[b, 3 * H + j] = i, f, g, o
             c[b, j], tanh_c[b, j], h[b, j] = cv, tc, o * tc
 
@@ -98,7 +139,7 @@ def _gru_forward_step(xp, gh, h_prev, h, gates, hn):
             r = _sigmoid(xp[b, j] + gh[b, j])
             z = _sigmoid(xp[b, H + j] + gh[b, H + j])
             hnv = gh[b, 2 * H + j]
-            n = np.tanh(xp[b, 2 * H + j] + r * hnv)
+            n = _tanh(xp[b, 2 * H + j] + r * hnv)
             gates[b, j], gates[b, H + j], gates[b, 2 * H + j] = r, z, n
             hn[b, j] = hnv
             h[b, j] = (1.0 - z) * n + z * h_prev[b, j]
