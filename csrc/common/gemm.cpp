@@ -32,6 +32,9 @@ void gemm_blas(Fn fn, bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha
   const int la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
   fn(&opb, &opa, &m, &n, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
 }
+// the registered BLAS routine for F (overloads on a null tag pointer)
+sgemm_fn registered(const float*) { return g_sgemm; }
+dgemm_fn registered(const double*) { return g_dgemm; }
 }  // namespace
 
 void set_blas(sgemm_fn s, dgemm_fn d) {
@@ -41,24 +44,20 @@ void set_blas(sgemm_fn s, dgemm_fn d) {
 
 bool have_blas() { return g_sgemm != nullptr && g_dgemm != nullptr; }
 
-template <>
-void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+template <typename F>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B,
+          int64_t ldb, F beta, F* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (g_sgemm && K > 0)
-    gemm_blas(g_sgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const auto fn = registered(static_cast<const F*>(nullptr));
+  if (fn != nullptr && K > 0)
+    gemm_blas(fn, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     gemm_loops(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-template <>
-void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
-                  const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  if (g_dgemm && K > 0)
-    gemm_blas(g_dgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else
-    gemm_loops(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                          float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
+                           int64_t, double, double*, int64_t);
 
 }  // namespace pyrnn

@@ -96,6 +96,17 @@ def cache_shapes(cell, T, B, H):
     return ()
 
 
+def kernel_views(cell, hs, cache):
+    """The cache as the compiled kernels take it: ``(hs, cs, gates, aux)``, None where a cell has none."""
+    if cell == "lstm":
+        gates, cs, tanh_cs = cache
+        return hs, cs, gates, tanh_cs
+    if cell == "gru":
+        gates, hn = cache
+        return hs, None, gates, hn
+    return hs, None, None, None
+
+
 def empty_forward(cell, x, h0, c0, reverse):
     """Forward when T = 0 or B = 0: empty outputs; the final state is the initial one."""
     T, B, _ = x.shape

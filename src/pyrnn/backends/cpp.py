@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from .. import _C
-from .contract import CELL_CODES, Saved, Weights, cache_shapes, empty_backward, empty_forward
+from .contract import CELL_CODES, Saved, Weights, cache_shapes, empty_backward, empty_forward, kernel_views
 
 NAME = "cpp"
 
@@ -40,14 +40,7 @@ def forward(cell, x, h0, c0, weights: Weights, reverse=False):
     H = h0.shape[1]
     hs = np.empty((T, B, H), x.dtype)
     cache = tuple(np.empty(s, x.dtype) for s in cache_shapes(cell, T, B, H))
-    if cell == "lstm":
-        gates, cs, tanh_cs = cache
-        out = (hs, cs, gates, tanh_cs)
-    elif cell == "gru":
-        gates, hn = cache
-        out = (hs, None, gates, hn)
-    else:
-        out = (hs, None, None, None)
+    out = kernel_views(cell, hs, cache)
     _C.recurrent_forward(CELL_CODES[cell], bool(reverse), x, (h0, c0), tuple(weights), out)
     last = 0 if reverse else T - 1
     cT = out[1][last].copy() if cell == "lstm" else None
@@ -59,14 +52,7 @@ def backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
     if saved.x.size == 0:
         return empty_backward(saved, dhT, dcT)
     cell, x = saved.cell, saved.x
-    if cell == "lstm":
-        gates, cs, tanh_cs = saved.cache
-        cache = (saved.hs, cs, gates, tanh_cs)
-    elif cell == "gru":
-        gates, hn = saved.cache
-        cache = (saved.hs, None, gates, hn)
-    else:
-        cache = (saved.hs, None, None, None)
+    cache = kernel_views(cell, saved.hs, saved.cache)
     dx = np.empty_like(x)
     dh0 = np.empty_like(dhT)
     dc0 = np.empty_like(dhT) if cell == "lstm" else None

@@ -17,7 +17,7 @@ import numpy as np
 from numba.extending import overload
 
 from ._numba_config import JIT
-from .contract import CELL_CODES, GATES, Saved, Weights, empty_backward, empty_forward
+from .contract import CELL_CODES, Saved, Weights, cache_shapes, empty_backward, empty_forward, kernel_views
 
 NAME = "numba"
 RNN_TANH, RNN_RELU, LSTM, GRU = (CELL_CODES[c] for c in ("rnn_tanh", "rnn_relu", "lstm", "gru"))
@@ -244,8 +244,9 @@ def _backward_kernel(cell, reverse, x, state0, saved, params, dout, grads, dx):
 
 
 # ------------------------------------------------------- public wrappers
-def _empty(dtype):
-    return np.zeros((0, 0, 0), dtype)
+def _or_empty(arrays, dtype):
+    """None -> an empty 3-D array: the kernels take one array type for every cell."""
+    return tuple(np.zeros((0, 0, 0), dtype) if a is None else a for a in arrays)
 
 
 def forward(cell, x, h0, c0, weights: Weights, reverse=False):
@@ -255,18 +256,16 @@ def forward(cell, x, h0, c0, weights: Weights, reverse=False):
     T, B, _ = x.shape
     H = h0.shape[1]
     dt = x.dtype
-    hs = np.empty((T, B, H), dt)
     lstm = cell == "lstm"
+    hs = np.empty((T, B, H), dt)
+    cache = tuple(np.empty(s, dt) for s in cache_shapes(cell, T, B, H))
+    _, cs, gates, aux = _or_empty(kernel_views(cell, hs, cache), dt)
     c0_arg = c0 if lstm else np.zeros((B, H), dt)
-    cs = np.empty((T, B, H), dt) if lstm else _empty(dt)
-    gates = np.empty((T, B, GATES[cell] * H), dt) if cell in ("lstm", "gru") else _empty(dt)
-    aux = np.empty((T, B, H), dt) if cell in ("lstm", "gru") else _empty(dt)
     params = (np.ascontiguousarray(weights.w_ih.T), np.ascontiguousarray(weights.w_hh.T), weights.b_ih, weights.b_hh)
     _forward_kernel(CELL_CODES[cell], bool(reverse), x, (h0, c0_arg), params, (hs, cs, gates, aux))
     last = 0 if reverse else T - 1
     hT = hs[last].copy()
     cT = cs[last].copy() if lstm else None
-    cache = {"lstm": (gates, cs, aux), "gru": (gates, aux)}.get(cell, ())
     return hs, hT, cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache)
 
 
@@ -279,12 +278,7 @@ def backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
     T, B, _ = x.shape
     H = hs.shape[2]
     lstm = cell == "lstm"
-    empty = _empty(dt)
-    gates, cs, aux = empty, empty, empty
-    if lstm:
-        gates, cs, aux = saved.cache
-    elif cell == "gru":
-        gates, aux = saved.cache
+    _, cs, gates, aux = _or_empty(kernel_views(cell, hs, saved.cache), dt)
     zeros = np.zeros((B, H), dt)
     c0 = saved.c0 if lstm else zeros
     dx = np.empty(x.shape, dt)

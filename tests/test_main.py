@@ -1,0 +1,42 @@
+"""`python -m pyrnn` and the README's example run as documented."""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-W", "error", "-m", "pyrnn", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_info_lists_backends():
+    r = _run("info")
+    assert r.returncode == 0, r.stderr
+    assert "backends (fastest first): ['cpp', 'numba', 'numpy']" in r.stdout
+    assert "cpp GEMM: SciPy BLAS" in r.stdout
+
+
+def test_check_compares_every_backend_and_times_a_step():
+    r = _run("check", "--batch", "2", "--time", "5", "--input", "4", "--hidden", "8", "--repeat", "1")
+    assert r.returncode == 0, r.stderr
+    errors = [float(e) for e in re.findall(r"(?:cpp|numba) (\d\.\de[-+]\d+)", r.stdout)]
+    assert len(errors) == 8 and max(errors) < 1e-9, r.stdout
+    assert len(re.findall(r"^\s+(cpp|numba|numpy)\s+\d+\.\d+ ms$", r.stdout, re.M)) == 3, r.stdout
+    assert r.stdout.rstrip().endswith("check: OK")
+
+
+def test_help_lists_the_commands():
+    r = _run("--help")
+    assert r.returncode == 0 and "info" in r.stdout and "check" in r.stdout
+
+
+def test_readme_example_runs():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks, "README.md has no python example"
+    r = subprocess.run([sys.executable, "-W", "error", "-c", blocks[0]], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "(4, 50, 64) (4, 50, 8)" in r.stdout
