@@ -33,7 +33,7 @@ def _pyrnn_step(layer, x, dy, backend, train):
     with pyrnn.use_backend(backend):
         y, _ = layer.forward(x)
         if not train:
-            layer._saved = None
+            layer.clear_saved()
             return y, None
         layer.zero_grad()
         dx, _ = layer.backward(dy)

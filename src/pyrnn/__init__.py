@@ -6,7 +6,8 @@ all behind one contract (:mod:`pyrnn.backends.contract`).
 
 from .backends import available_backends, get_backend, set_backend, use_backend
 from .layers import GRU, LSTM, RNN, Layer
+from .layers.base import is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "LSTM", "GRU", "Layer", "available_backends", "get_backend", "set_backend", "use_backend", "__version__"]
+__all__ = ["RNN", "LSTM", "GRU", "Layer", "no_grad", "is_grad_enabled", "available_backends", "get_backend", "set_backend", "use_backend", "__version__"]

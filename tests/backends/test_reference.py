@@ -6,29 +6,15 @@ import numpy as np
 import pytest
 
 import pyrnn
+from gradcheck import numeric_grad
 from helpers import CELLS, make_layer, random_problem, state_parts
 
 
 def _loss(layer, x, state, dy, dstate):
     with pyrnn.use_backend("numpy"):
         y, sT = layer.forward(x, state)
-    layer._saved = None
+    layer.clear_saved()
     return float(np.sum(y * dy) + sum(np.sum(a * b) for a, b in zip(state_parts(sT), state_parts(dstate))))
-
-
-def _numeric_grad(f, arr, eps=1e-6):
-    g = np.zeros_like(arr)
-    it = np.nditer(arr, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = arr[i]
-        arr[i] = old + eps
-        fp = f()
-        arr[i] = old - eps
-        fm = f()
-        arr[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -48,7 +34,7 @@ def test_reference_gradients_match_finite_differences(cell, num_layers, bidirect
     checks = [("x", dx, x)] + [(f"state[{k}]", g, s) for k, (g, s) in enumerate(zip(state_parts(ds0), state_parts(state)))]
     checks += [(name, layer.grads[name], layer.params[name]) for name in layer.params]
     for name, analytic, arr in checks:
-        numeric = _numeric_grad(f, arr)
+        numeric = numeric_grad(f, arr)
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8, err_msg=name)
 
 
@@ -60,7 +46,7 @@ def test_gradient_checker_can_fail():
     with pyrnn.use_backend("numpy"):
         layer.forward(x, state)
         layer.backward(dy, dstate)
-    numeric = _numeric_grad(lambda: _loss(layer, x, state, dy, dstate), layer.params["weight_hh_l0"])
+    numeric = numeric_grad(lambda: _loss(layer, x, state, dy, dstate), layer.params["weight_hh_l0"])
     wrong = layer.grads["weight_hh_l0"].copy()
     wrong[0, 0] += 1e-3
     with pytest.raises(AssertionError):

@@ -2,9 +2,9 @@
 
 Legend: T = time, B = batch, I = input, H = hidden, G = gates per unit.
 
-A backend is a module with two functions over ONE layer and ONE direction:
+A backend is a module; its recurrent family is two functions over ONE layer and ONE direction:
 
-``forward(cell, x, h0, c0, weights, reverse) -> (hs, hT, cT, saved)``
+``recurrent_forward(cell, x, h0, c0, weights, reverse) -> (hs, hT, cT, saved)``
     x (T, B, I), h0 (B, H), c0 (B, H) for LSTM else None, all C-contiguous and
     of one float dtype. ``hs`` (T, B, H) holds the hidden state at every time
     index (for ``reverse=True`` the loop runs from t = T-1 down to 0, and
@@ -12,7 +12,7 @@ A backend is a module with two functions over ONE layer and ONE direction:
     states after the last processed step. ``saved`` is a :class:`Saved`: all
     that backward needs, so backward recomputes nothing.
 
-``backward(saved, weights, dhs, dhT, dcT, grads) -> (dx, dh0, dc0)``
+``recurrent_backward(saved, weights, dhs, dhT, dcT, grads) -> (dx, dh0, dc0)``
     dhs (T, B, H) is dL/dhs, dhT/dcT the gradient w.r.t. the returned final
     states (dcT None unless LSTM). Weight gradients are ADDED into ``grads``
     (a :class:`Weights` of arrays); zeroing them is the caller's business.

@@ -32,7 +32,7 @@ def register_blas():
 register_blas()
 
 
-def forward(cell, x, h0, c0, weights: Weights, reverse=False):
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False):
     """See :mod:`pyrnn.backends.contract`."""
     if x.size == 0:
         return empty_forward(cell, x, h0, c0, reverse)
@@ -47,7 +47,7 @@ def forward(cell, x, h0, c0, weights: Weights, reverse=False):
     return hs, hs[last].copy(), cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache)
 
 
-def backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
+def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
     """See :mod:`pyrnn.backends.contract`."""
     if saved.x.size == 0:
         return empty_backward(saved, dhT, dcT)

@@ -249,7 +249,7 @@ def _or_empty(arrays, dtype):
     return tuple(np.zeros((0, 0, 0), dtype) if a is None else a for a in arrays)
 
 
-def forward(cell, x, h0, c0, weights: Weights, reverse=False):
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False):
     """See :mod:`pyrnn.backends.contract`."""
     if x.size == 0:
         return empty_forward(cell, x, h0, c0, reverse)
@@ -269,7 +269,7 @@ def forward(cell, x, h0, c0, weights: Weights, reverse=False):
     return hs, hT, cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache)
 
 
-def backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
+def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
     """See :mod:`pyrnn.backends.contract`."""
     if saved.x.size == 0:
         return empty_backward(saved, dhT, dcT)

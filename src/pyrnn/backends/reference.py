@@ -94,7 +94,7 @@ _BACKWARD_STEP = {
 
 
 # ------------------------------------------------------------ the time loop
-def forward(cell, x, h0, c0, weights: Weights, reverse=False):
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False):
     """One layer, one direction, the whole sequence. See the contract."""
     T, B, _ = x.shape
     H = h0.shape[1]
@@ -121,7 +121,7 @@ def forward(cell, x, h0, c0, weights: Weights, reverse=False):
     return hs, h, c, saved
 
 
-def backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
+def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
     """BPTT through one layer-direction; adds weight gradients into ``grads``."""
     cell, x, hs = saved.cell, saved.x, saved.hs
     T = x.shape[0]

@@ -1,14 +1,43 @@
-"""The ``Layer`` base: named parameters, their gradients, and PyTorch-style state dicts."""
+"""The ``Layer`` base: named parameters and their gradients, PyTorch-style state dicts,
+a LIFO stack of what ``forward`` saved for ``backward``, and the ``no_grad`` switch.
+
+Every layer has ``forward``/``backward`` side by side: ``forward`` saves what
+``backward`` needs (unless gradients are off), ``backward`` ADDS weight
+gradients into :attr:`Layer.grads` and returns the gradient w.r.t. its inputs.
+Saved state is a stack, so a layer called several times in one graph
+(shared weights) is undone in reverse order, as a graph's backward runs.
+"""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+
+_GRAD = [True]
+
+
+def is_grad_enabled():
+    """Whether layers save what their backward needs (False inside :func:`no_grad`)."""
+    return _GRAD[-1]
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Run forwards without saving anything for backward (inference: ``predict``)."""
+    _GRAD.append(False)
+    try:
+        yield
+    finally:
+        _GRAD.pop()
 
 
 class Layer:
     """A layer owns named parameters (``{name: ndarray}``) and same-keyed gradients.
 
-    ``backward`` ADDS into :attr:`grads`; :meth:`zero_grad` clears them.
+    Subclasses implement ``forward(x) -> y`` and ``backward(dy) -> dx`` and, to be
+    rebuilt from a checkpoint, ``get_config()`` (the constructor's keyword arguments).
+    ``training`` (see :meth:`train`/:meth:`eval`) switches e.g. dropout.
     """
 
     def __init__(self, dtype=np.float32):
@@ -18,7 +47,10 @@ class Layer:
         self.dtype = dtype
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.training = True
+        self._saved_stack: list = []
 
+    # ----------------------------------------------------------- parameters
     def add_param(self, name, value):
         self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
         self.grads[name] = np.zeros_like(self.params[name])
@@ -51,3 +83,39 @@ class Layer:
             new[k] = arr
         for k, arr in new.items():  # only after every key passed
             self.params[k][...] = arr
+
+    # ------------------------------------------------------- mode and config
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def get_config(self):
+        """Constructor keyword arguments (JSON-serialisable) that rebuild this layer."""
+        raise NotImplementedError(f"{type(self).__name__}.get_config")
+
+    # ------------------------------------------------- saved-for-backward stack
+    def _save(self, saved):
+        """Keep what backward needs, unless gradients are off."""
+        if is_grad_enabled():
+            self._saved_stack.append(saved)
+
+    def _peek_saved(self):
+        """What the latest forward saved; validate the backward's inputs, then :meth:`_pop_saved`."""
+        if not self._saved_stack:
+            raise ValueError(f"{type(self).__name__}.backward: expected a forward() first, got none (or its backward already ran)")
+        return self._saved_stack[-1]
+
+    def _pop_saved(self):
+        saved = self._peek_saved()
+        self._saved_stack.pop()
+        return saved
+
+    def clear_saved(self):
+        """Drop everything saved for backward (e.g. after an aborted step)."""
+        self._saved_stack.clear()
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)

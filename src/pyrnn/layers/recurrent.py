@@ -84,7 +84,6 @@ class RNNBase(Layer):
         if not self.bias:  # the kernels always take biases: zeros in, gradients discarded
             self._zero_bias = np.zeros(G * H, self.dtype)
             self._bias_grad_sink = np.zeros(G * H, self.dtype)
-        self._saved = None
 
     # ------------------------------------------------------------- plumbing
     @staticmethod
@@ -162,7 +161,7 @@ class RNNBase(Layer):
             outs = []
             for d in range(self.num_directions):
                 idx = layer * self.num_directions + d
-                hs, h, c, sv = kernels.forward(
+                hs, h, c, sv = kernels.recurrent_forward(
                     self.cell, seq, h0[idx], None if c0 is None else c0[idx], self._weights(layer, d, self.params), reverse=d == 1
                 )
                 hT[idx] = h
@@ -171,11 +170,9 @@ class RNNBase(Layer):
                 outs.append(hs)
                 saved.append(sv)
             seq = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
-        self._saved = (backend, B, T, saved)
+        self._save((backend, B, T, saved))
         y = np.ascontiguousarray(seq.transpose(1, 0, 2))
         return y, self._pack_state(hT, cT)
-
-    __call__ = forward
 
     # ------------------------------------------------------------- backward
     def backward(self, dy, dstate=None):
@@ -193,13 +190,12 @@ class RNNBase(Layer):
 
         Weight gradients are added into :attr:`grads`.
         """
-        if self._saved is None:
-            raise ValueError(f"{type(self).__name__}.backward: expected a forward() first, got none (or its backward already ran)")
-        backend, B, T, saved = self._saved
+        backend, B, T, saved = self._peek_saved()
         H, D = self.hidden_size, self.num_directions
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, (B, T, D * H), "(batch, time, num_directions*hidden_size) of the last forward")
         dhT, dcT = self._state_arrays("dstate", dstate, B)
+        self._pop_saved()  # inputs are valid: this backward consumes the forward
         kernels = backend_module(backend)
         dh0, dc0 = np.empty_like(dhT), (np.empty_like(dcT) if dcT is not None else None)
         dseq = dy.transpose(1, 0, 2)  # (T, B, D*H), a view
@@ -208,7 +204,7 @@ class RNNBase(Layer):
             for d in range(D):
                 idx = layer * D + d
                 dhs = np.ascontiguousarray(dseq[:, :, d * H : (d + 1) * H])
-                dx, dh, dc = kernels.backward(
+                dx, dh, dc = kernels.recurrent_backward(
                     saved[idx], self._weights(layer, d, self.params), dhs, dhT[idx],
                     None if dcT is None else dcT[idx], self._weights(layer, d, self.grads),
                 )
@@ -217,7 +213,6 @@ class RNNBase(Layer):
                     dc0[idx] = dc
                 dinp = dx if dinp is None else dinp + dx
             dseq = dinp
-        self._saved = None  # like PyTorch: the graph is freed by backward
         return np.ascontiguousarray(dseq.transpose(1, 0, 2)), self._pack_state(dh0, dc0)
 
     def __repr__(self):
