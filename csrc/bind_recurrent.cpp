@@ -1,9 +1,10 @@
 // Bindings of the recurrent kernel family. Thin: check every argument, take
 // pointers, release the GIL, call the kernel. Python signatures (cf. _C.pyi):
-//   recurrent_forward(cell, reverse, x, (h0, c0), (w_ih, w_hh, b_ih, b_hh), (hs, cs, gates, aux))
-//   recurrent_backward(cell, reverse, x, (h0, c0), (hs, cs, gates, aux), (w_ih, w_hh, b_ih, b_hh),
+//   recurrent_forward(cell, reverse, x, lengths, (h0, c0), (w_ih, w_hh, b_ih, b_hh), (hs, cs, gates, aux))
+//   recurrent_backward(cell, reverse, x, lengths, (h0, c0), (hs, cs, gates, aux), (w_ih, w_hh, b_ih, b_hh),
 //                      (dhs, dhT, dcT), (dw_ih, dw_hh, db_ih, db_hh), (dx, dh0, dc0))
-// Arrays a cell does not use (c0/cs for RNN and GRU, gates/aux for RNN) may be None.
+// Arrays a cell does not use (c0/cs for RNN and GRU, gates/aux for RNN) may be None; so may
+// lengths (every step active), else an int64 (B,) array with values in [0, T].
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -26,6 +27,24 @@ struct Shapes {  // every shape, derived from x, h0 and the cell
   std::vector<int64_t> bh() const { return {d.B, d.H}; }
 };
 
+// lengths: None, or int64 (B,) with every value in [0, T]; checked here, not trusted
+const int64_t* lengths_ptr(const Shapes& s, py::handle h) {
+  if (h.is_none()) return nullptr;
+  if (!py::isinstance<py::array_t<int64_t>>(h))
+    throw py::type_error("lengths: expected None or an int64 array, got " + std::string(py::str(py::type::of(h).attr("__name__"))) +
+                         (py::isinstance<py::array>(h) ? " of dtype " + std::string(py::str(py::reinterpret_borrow<py::array>(h).dtype())) : ""));
+  auto a = py::reinterpret_borrow<py::array>(h);
+  if (shape_of(a) != std::vector<int64_t>{s.d.B})
+    throw py::value_error("lengths: expected shape " + shape_str({s.d.B}) + ", got " + shape_str(shape_of(a)));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error("lengths: expected a C-contiguous array");
+  const int64_t* p = static_cast<const int64_t*>(a.data());
+  for (int64_t b = 0; b < s.d.B; ++b)
+    if (p[b] < 0 || p[b] > s.d.T)
+      throw py::value_error("lengths[" + std::to_string(b) + "]: expected a value in [0, " + std::to_string(s.d.T) +
+                            "], got " + std::to_string(p[b]));
+  return p;
+}
+
 Shapes derive_shapes(int cell_code, bool reverse, const py::array& x, py::handle h0) {
   if (cell_code < 0 || cell_code > 3)
     throw py::value_error("cell: expected a code 0..3 (rnn_tanh, rnn_relu, lstm, gru), got " + std::to_string(cell_code));
@@ -36,7 +55,7 @@ Shapes derive_shapes(int cell_code, bool reverse, const py::array& x, py::handle
     throw py::value_error("h0: expected shape (B, H) with B = " + std::to_string(x.shape(1)) + ", got " + shape_str(shape_of(h)));
   Shapes s;
   s.cell = static_cast<CellKind>(cell_code);
-  s.d = SeqDims{x.shape(0), x.shape(1), x.shape(2), h.shape(1), reverse};
+  s.d = SeqDims{x.shape(0), x.shape(1), x.shape(2), h.shape(1), reverse, nullptr};
   if (s.d.I < 1 || s.d.H < 1)
     throw py::value_error("x, h0: expected I >= 1 and H >= 1, got I = " + std::to_string(s.d.I) + ", H = " + std::to_string(s.d.H));
   s.GH = gates_per_unit(s.cell) * s.d.H;
@@ -123,29 +142,32 @@ bool is_f32(const py::array& x) {
 void bind_recurrent(py::module_& m) {
   m.def(
       "recurrent_forward",
-      [](int cell, bool reverse, py::handle xh, py::handle state0, py::handle params, py::handle out) {
+      [](int cell, bool reverse, py::handle xh, py::handle lengths, py::handle state0, py::handle params, py::handle out) {
         auto x = x_array(xh);
-        const Shapes s = derive_shapes(cell, reverse, x, checked_tuple(state0, "state0", 2)[0]);
+        Shapes s = derive_shapes(cell, reverse, x, checked_tuple(state0, "state0", 2)[0]);
+        s.d.lengths = lengths_ptr(s, lengths);
         if (is_f32(x))
           forward_impl<float>(s, x, state0, params, out);
         else
           forward_impl<double>(s, x, state0, params, out);
       },
-      py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("state0"), py::arg("params"), py::arg("out"),
+      py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("lengths"), py::arg("state0"), py::arg("params"),
+      py::arg("out"),
       "One layer-direction over the whole sequence; fills out = (hs, cs, gates, aux) in place.");
   m.def(
       "recurrent_backward",
-      [](int cell, bool reverse, py::handle xh, py::handle state0, py::handle saved, py::handle params,
-         py::handle dout, py::handle grads, py::handle dres) {
+      [](int cell, bool reverse, py::handle xh, py::handle lengths, py::handle state0, py::handle saved,
+         py::handle params, py::handle dout, py::handle grads, py::handle dres) {
         auto x = x_array(xh);
-        const Shapes s = derive_shapes(cell, reverse, x, checked_tuple(state0, "state0", 2)[0]);
+        Shapes s = derive_shapes(cell, reverse, x, checked_tuple(state0, "state0", 2)[0]);
+        s.d.lengths = lengths_ptr(s, lengths);
         if (is_f32(x))
           backward_impl<float>(s, x, state0, saved, params, dout, grads, dres);
         else
           backward_impl<double>(s, x, state0, saved, params, dout, grads, dres);
       },
-      py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("state0"), py::arg("saved"), py::arg("params"),
-      py::arg("dout"), py::arg("grads"), py::arg("dres"),
+      py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("lengths"), py::arg("state0"), py::arg("saved"),
+      py::arg("params"), py::arg("dout"), py::arg("grads"), py::arg("dres"),
       "BPTT of one layer-direction; adds into grads, writes dres = (dx, dh0, dc0).");
 }
 

@@ -32,7 +32,14 @@ namespace pyrnn {
 struct SeqDims {
   int64_t T, B, I, H;
   bool reverse;
+  const int64_t* lengths;  // (B,) in [0, T], or nullptr: every step active (see active())
 };
+
+// Time index t is active for sample b iff t < lengths[b]. At an inactive index the
+// state is carried unchanged and the saved gates are 0; backward passes dh and dc
+// straight through it. So the final state is the one at the last valid step, the
+// reverse direction starts at t = lengths[b] - 1 from h0, and length 0 keeps h0.
+inline bool active(const SeqDims& d, int64_t t, int64_t b) { return d.lengths == nullptr || t < d.lengths[b]; }
 
 template <typename F>
 struct CellParams {  // PyTorch layout: w_ih (G*H, I), w_hh (G*H, H), b_ih and b_hh (G*H)
@@ -113,6 +120,14 @@ void seq_forward(const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& 
                   io.gates ? io.gates + t * B * GH : nullptr,
                   io.aux ? io.aux + t * B * H : nullptr};
     Cell::forward_step(B, H, v);
+    if (d.lengths != nullptr)  // past a sample's length: carry its state, zero its cache
+      for (int64_t b = 0; b < B; ++b) {
+        if (active(d, t, b)) continue;
+        std::copy(v.h_prev + b * H, v.h_prev + (b + 1) * H, v.h + b * H);
+        if (Cell::kCellState) std::copy(v.c_prev + b * H, v.c_prev + (b + 1) * H, v.c + b * H);
+        if (v.gates) std::fill(v.gates + b * GH, v.gates + (b + 1) * GH, F(0));
+        if (v.aux) std::fill(v.aux + b * H, v.aux + (b + 1) * H, F(0));
+      }
     h_prev = v.h;
     c_prev = v.c;
   }
@@ -132,7 +147,7 @@ void seq_backward(const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>&
   std::vector<F> da_hh_own(Cell::kSeparateHiddenGrad ? static_cast<size_t>(T * B * GH) : 0);
   F* da_hh = Cell::kSeparateHiddenGrad ? da_hh_own.data() : da_ih.data();
   std::vector<F> dh(io.dhT, io.dhT + B * H), dh_next(static_cast<size_t>(B * H));
-  std::vector<F> dc(static_cast<size_t>(B * H), F(0));
+  std::vector<F> dc(static_cast<size_t>(B * H), F(0)), dc_kept(d.lengths ? static_cast<size_t>(B * H) : 0);
   if (Cell::kCellState) std::copy(io.dcT, io.dcT + B * H, dc.begin());
 
   for (int64_t s = T - 1; s >= 0; --s) {
@@ -147,7 +162,16 @@ void seq_backward(const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>&
                   saved.aux ? saved.aux + t * B * H : nullptr};
     StepGrad<F> sg{dh.data(), io.dhs + t * B * H, dc.data(), da_ih.data() + t * B * GH, da_hh + t * B * GH,
                    dh_next.data()};
+    if (d.lengths != nullptr) std::copy(dc.begin(), dc.end(), dc_kept.begin());
     Cell::backward_step(B, H, v, sg);
+    if (d.lengths != nullptr)  // a carried step passes dh and dc straight through
+      for (int64_t b = 0; b < B; ++b) {
+        if (active(d, t, b)) continue;
+        std::fill(sg.da_ih + b * GH, sg.da_ih + (b + 1) * GH, F(0));
+        std::fill(sg.da_hh + b * GH, sg.da_hh + (b + 1) * GH, F(0));
+        for (int64_t j = 0; j < H; ++j) sg.dh_direct[b * H + j] = sg.dh[b * H + j] + sg.dhs[b * H + j];
+        std::copy(dc_kept.begin() + b * H, dc_kept.begin() + (b + 1) * H, dc.begin() + b * H);
+      }
     // dh_{t-1} = dh_direct + dA_hh W_hh
     gemm<F>(false, false, B, H, GH, F(1), da_hh + t * B * GH, GH, p.w_hh, H, F(1), dh_next.data(), H);
     dh.swap(dh_next);

@@ -19,6 +19,7 @@ def recurrent_forward(
     cell: int,
     reverse: bool,
     x: _A,                                          # (T, B, I)
+    lengths: Optional[NDArray[np.int64]],           # (B,) in [0, T]; None = every step active
     state0: Tuple[_A, _OptA],                       # h0 (B, H), c0 (B, H) for LSTM
     params: Tuple[_A, _A, _A, _A],                  # w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (G*H,)
     out: Tuple[_A, _OptA, _OptA, _OptA],            # hs, cs (T, B, H); gates (T, B, G*H); aux (T, B, H)
@@ -28,6 +29,7 @@ def recurrent_backward(
     cell: int,
     reverse: bool,
     x: _A,
+    lengths: Optional[NDArray[np.int64]],
     state0: Tuple[_A, _OptA],
     saved: Tuple[_A, _OptA, _OptA, _OptA],          # the `out` of recurrent_forward
     params: Tuple[_A, _A, _A, _A],

@@ -26,7 +26,7 @@ def _args(dtype=np.float32):
 
 
 def _forward(x, state0, params, out, cell=LSTM):
-    _C.recurrent_forward(cell, False, x, tuple(state0), tuple(params), tuple(out))
+    _C.recurrent_forward(cell, False, x, None, tuple(state0), tuple(params), tuple(out))
 
 
 def test_valid_call_runs():
@@ -66,7 +66,7 @@ def test_unknown_cell_code_and_non_tuple_are_refused():
     with pytest.raises(ValueError, match=r"cell: expected a code 0..3 .*got 7"):
         _forward(x, s, p, o, cell=7)
     with pytest.raises(TypeError, match=r"params: expected a tuple, got list"):
-        _C.recurrent_forward(LSTM, False, x, s, p, tuple(o))
+        _C.recurrent_forward(LSTM, False, x, None, s, p, tuple(o))
 
 
 def test_backward_refuses_bad_arguments():
@@ -76,13 +76,13 @@ def test_backward_refuses_bad_arguments():
     grads = (z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H))
     dout = (z(T, B, H), z(B, H), z(B, H))
     dres = (z(T, B, I), z(B, H), z(B, H))
-    _C.recurrent_backward(LSTM, False, x, s, tuple(o), tuple(p), dout, grads, dres)
+    _C.recurrent_backward(LSTM, False, x, None, s, tuple(o), tuple(p), dout, grads, dres)
     with pytest.raises(ValueError, match=r"dhs: expected shape \(3, 2, 5\), got \(3, 2, 4\)"):
-        _C.recurrent_backward(LSTM, False, x, s, tuple(o), tuple(p), (z(T, B, H - 1),) + dout[1:], grads, dres)
+        _C.recurrent_backward(LSTM, False, x, None, s, tuple(o), tuple(p), (z(T, B, H - 1),) + dout[1:], grads, dres)
     with pytest.raises(ValueError, match=r"dw_hh: expected shape \(20, 5\), got \(5, 20\)"):
-        _C.recurrent_backward(LSTM, False, x, s, tuple(o), tuple(p), dout, (grads[0], z(H, 4 * H)) + grads[2:], dres)
+        _C.recurrent_backward(LSTM, False, x, None, s, tuple(o), tuple(p), dout, (grads[0], z(H, 4 * H)) + grads[2:], dres)
     with pytest.raises(TypeError, match=r"dc0: expected a numpy.ndarray, got NoneType"):
-        _C.recurrent_backward(LSTM, False, x, s, tuple(o), tuple(p), dout, grads, dres[:2] + (None,))
+        _C.recurrent_backward(LSTM, False, x, None, s, tuple(o), tuple(p), dout, grads, dres[:2] + (None,))
 
 
 @pytest.mark.parametrize("cell", CELLS)

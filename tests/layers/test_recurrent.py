@@ -191,3 +191,197 @@ def test_nan_propagates_and_stays_in_its_sample(backend, cell, dtype):
         y, _ = layer.forward(x)
     assert np.isfinite(y[[0, 2]]).all() and np.isfinite(y[1, :2]).all()
     assert np.isnan(y[1, 2:]).all()
+
+
+# ------------------------------------------------- variable lengths, skip, dropout, step
+from gradcheck import assert_grad_close  # noqa: E402
+
+
+def _loss_and_grads(layer, x, state, dy, dstate, lengths, backend="numpy"):
+    with pyrnn.use_backend(backend):
+        layer.zero_grad()
+        y, sT = layer.forward(x, state, lengths=lengths)
+        dx, ds0 = layer.backward(dy, dstate)
+    return y, sT, dx, ds0
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("skip", [False, True])
+def test_variable_lengths_and_skip_gradients_by_finite_differences(cell, skip):
+    layer = make_layer(cell, 3, 3, num_layers=2, bidirectional=True, seed=4)
+    layer.skip = skip
+    rng = np.random.default_rng(5)
+    x, state, dy, dstate = random_problem(layer, B=3, T=4, rng=rng)
+    if cell == "rnn_relu":
+        x *= 3
+    lengths = np.array([4, 0, 2])
+    _, _, dx, ds0 = _loss_and_grads(layer, x, state, dy, dstate, lengths)
+    parts, dparts = list(state) if isinstance(state, tuple) else [state], list(dstate) if isinstance(dstate, tuple) else [dstate]
+    grads = {k: g.copy() for k, g in layer.grads.items()}
+
+    def f():
+        with pyrnn.use_backend("numpy"):
+            y, sT = layer.forward(x, state, lengths=lengths)
+        layer.clear_saved()
+        sT = list(sT) if isinstance(sT, tuple) else [sT]
+        return float(np.sum(y * dy) + sum(np.sum(a * b) for a, b in zip(sT, dparts)))
+
+    assert_grad_close(dx, f, x, "x")
+    for k, (g, s) in enumerate(zip(ds0 if isinstance(ds0, tuple) else [ds0], parts)):
+        assert_grad_close(g, f, s, f"state[{k}]")
+    for name in ("weight_hh_l0", "weight_ih_l1_reverse", "bias_ih_l1"):
+        assert_grad_close(grads[name], f, layer.params[name], name)
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_variable_lengths_every_backend_matches_reference(backend, cell, dtype):
+    layer = make_layer(cell, 4, 5, num_layers=2, bidirectional=True, dtype=dtype, seed=2)
+    x, state, dy, dstate = random_problem(layer, B=5, T=6, rng=np.random.default_rng(8))
+    lengths = np.array([6, 1, 0, 3, 5])
+    want = _loss_and_grads(layer, x, state, dy, dstate, lengths, "numpy")
+    want_g = {k: g.copy() for k, g in layer.grads.items()}
+    got = _loss_and_grads(layer, x, state, dy, dstate, lengths, backend)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    flat = lambda r: [r[0], *(r[1] if isinstance(r[1], tuple) else [r[1]]), r[2], *(r[3] if isinstance(r[3], tuple) else [r[3]])]  # noqa: E731
+    for g, w in zip(flat(got), flat(want)):
+        np.testing.assert_allclose(g, w, **tol)
+    for k in want_g:
+        np.testing.assert_allclose(layer.grads[k], want_g[k], **tol, err_msg=k)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_lengths_semantics(backend, cell):
+    """Outputs past a length are 0; the final state equals running the sample alone on its
+    valid steps (both directions); length 0 keeps the initial state and passes dstate through."""
+    layer = make_layer(cell, 3, 4, num_layers=2, bidirectional=True, seed=1)
+    x, state, dy, dstate = random_problem(layer, B=3, T=5, rng=np.random.default_rng(9))
+    lengths = np.array([5, 2, 0])
+    y, sT, dx, ds0 = _loss_and_grads(layer, x, state, dy, dstate, lengths, backend)
+    assert not y[1, 2:].any() and not y[2].any() and not dx[1, 2:].any() and not dx[2].any()
+    sel = lambda s, b: tuple(a[:, b : b + 1] for a in s) if isinstance(s, tuple) else s[:, b : b + 1]  # noqa: E731
+    with pyrnn.use_backend(backend):
+        y1, s1 = layer.forward(x[1:2, :2], sel(state, 1))
+    layer.clear_saved()
+    np.testing.assert_allclose(y[1:2, :2], y1, rtol=1e-12)
+    for a, b in zip(sT if isinstance(sT, tuple) else [sT], s1 if isinstance(s1, tuple) else [s1]):
+        np.testing.assert_allclose(a[:, 1:2], b, rtol=1e-12)
+    for a, s0, g0, gT in zip(*(v if isinstance(v, tuple) else [v] for v in (sT, state, ds0, dstate))):
+        np.testing.assert_array_equal(a[:, 2], s0[:, 2])  # length 0: initial state kept
+        np.testing.assert_array_equal(g0[:, 2], gT[:, 2])  # and dstate passes straight through
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_variable_lengths_match_torch_packed_sequences(backend, cell):
+    torch = pytest.importorskip("torch")
+    layer = make_layer(cell, 3, 4, num_layers=2, bidirectional=True, seed=6)
+    mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}[cell](
+        3, 4, num_layers=2, bidirectional=True, batch_first=True).double()
+    mod.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
+    x, state, dy, dstate = random_problem(layer, B=4, T=6, rng=np.random.default_rng(10))
+    lengths = np.array([6, 2, 4, 1])
+    y, sT, dx, ds0 = _loss_and_grads(layer, x, state, dy, dstate, lengths, backend)
+
+    xt = torch.tensor(x, requires_grad=True)
+    st = tuple(torch.tensor(a, requires_grad=True) for a in (state if isinstance(state, tuple) else (state,)))
+    packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+    out, sTt = mod(packed, st if len(st) == 2 else st[0])
+    yt, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=6)
+    sTt = sTt if isinstance(sTt, tuple) else (sTt,)
+    loss = (yt * torch.tensor(dy)).sum() + sum((a * torch.tensor(g)).sum() for a, g in zip(sTt, dstate if isinstance(dstate, tuple) else (dstate,)))
+    loss.backward()
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for a, b in zip(sT if isinstance(sT, tuple) else (sT,), sTt):
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for a, b in zip(ds0 if isinstance(ds0, tuple) else (ds0,), st):
+        np.testing.assert_allclose(a, b.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for name, p in mod.named_parameters():
+        np.testing.assert_allclose(layer.grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
+
+
+def test_bad_lengths_are_named():
+    layer = pyrnn.GRU(3, 2)
+    x = np.zeros((2, 4, 3))
+    with pytest.raises(ValueError, match=r"lengths\[1\]: expected a value in \[0, 4\] .*got 5"):
+        layer.forward(x, lengths=[4, 5])
+    with pytest.raises(ValueError, match=r"lengths: expected shape \(2,\).*got \(3,\)"):
+        layer.forward(x, lengths=[1, 2, 3])
+    with pytest.raises(TypeError, match=r"lengths: expected integers, got dtype float64"):
+        layer.forward(x, lengths=[1.0, 2.0])
+
+
+def test_skip_connection_is_a_residual_between_stacked_layers():
+    """skip=True: layer 2's output is its states plus its input (layer 1's output)."""
+    deep = pyrnn.LSTM(3, 4, num_layers=2, skip=True, dtype=np.float64, seed=0)
+    first, second = pyrnn.LSTM(3, 4, dtype=np.float64), pyrnn.LSTM(4, 4, dtype=np.float64)
+    sd = deep.state_dict()
+    first.load_state_dict({k: v for k, v in sd.items() if k.endswith("_l0")})
+    second.load_state_dict({k.replace("_l1", "_l0"): v for k, v in sd.items() if k.endswith("_l1")})
+    x = np.random.default_rng(0).standard_normal((2, 5, 3))
+    y1, _ = first.forward(x)
+    y2, _ = second.forward(y1)
+    np.testing.assert_allclose(deep.forward(x)[0], y1 + y2, rtol=1e-12)
+
+
+def test_dropout_between_layers_is_seeded_training_only_and_gradient_checked():
+    layer = pyrnn.GRU(3, 4, num_layers=3, dropout=0.5, dtype=np.float64, seed=7)
+    x = np.random.default_rng(1).standard_normal((2, 5, 3))
+    with pyrnn.no_grad():
+        a, _ = layer.forward(x)
+        b, _ = layer.forward(x)
+        c, _ = pyrnn.GRU(3, 4, num_layers=3, dropout=0.5, dtype=np.float64, seed=7).forward(x)
+        layer.eval()
+        e1, _ = layer.forward(x)
+        e2, _ = layer.forward(x)
+    assert not np.allclose(a, b) and np.array_equal(a, c)  # fresh masks per call, reproducible per seed
+    assert np.array_equal(e1, e2)  # eval: no dropout
+    layer.train()
+    dy = np.random.default_rng(2).standard_normal(a.shape)
+    state = layer.rng_state()
+    layer.forward(x)
+    dx, _ = layer.backward(dy)
+
+    def f():
+        layer.set_rng_state(state)  # the same masks at every evaluation
+        with pyrnn.no_grad():
+            y, _ = layer.forward(x)
+        return float(np.sum(y * dy))
+
+    assert_grad_close(dx, f, x, "x")
+
+
+def test_dropout_and_skip_argument_errors():
+    with pytest.raises(ValueError, match=r"dropout: expected a probability in \[0, 1\), got 1.5"):
+        pyrnn.LSTM(2, 2, dropout=1.5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_step_streams_like_the_whole_sequence(backend, cell):
+    layer = make_layer(cell, 3, 4, num_layers=2, seed=3)
+    x, state, _, _ = random_problem(layer, B=2, T=6, rng=np.random.default_rng(4))
+    with pyrnn.use_backend(backend), pyrnn.no_grad():
+        y, final = layer.forward(x, state)
+        s, ys = state, []
+        for t in range(6):
+            yt, s = layer.step(x[:, t], s)
+            ys.append(yt)
+    np.testing.assert_allclose(np.stack(ys, axis=1), y, rtol=1e-12)
+    for a, b in zip(final if isinstance(final, tuple) else [final], s if isinstance(s, tuple) else [s]):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    with pytest.raises(ValueError, match="step: expected a unidirectional layer"):
+        make_layer(cell, 3, 4, bidirectional=True).step(x[:, 0])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_get_config_rebuilds_the_same_layer(cell):
+    layer = make_layer(cell, 3, 4, num_layers=2, bidirectional=True, seed=11)
+    cfg = layer.get_config()
+    again = type(layer)(**cfg)
+    assert again.get_config() == cfg
+    for k, v in layer.state_dict().items():
+        np.testing.assert_array_equal(again.params[k], v)

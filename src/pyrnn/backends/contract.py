@@ -4,13 +4,22 @@ Legend: T = time, B = batch, I = input, H = hidden, G = gates per unit.
 
 A backend is a module; its recurrent family is two functions over ONE layer and ONE direction:
 
-``recurrent_forward(cell, x, h0, c0, weights, reverse) -> (hs, hT, cT, saved)``
+``recurrent_forward(cell, x, h0, c0, weights, reverse, lengths=None) -> (hs, hT, cT, saved)``
     x (T, B, I), h0 (B, H), c0 (B, H) for LSTM else None, all C-contiguous and
     of one float dtype. ``hs`` (T, B, H) holds the hidden state at every time
     index (for ``reverse=True`` the loop runs from t = T-1 down to 0, and
     ``hs[t]`` is still the state after reading ``x[t]``). ``hT``/``cT`` are the
     states after the last processed step. ``saved`` is a :class:`Saved`: all
     that backward needs, so backward recomputes nothing.
+
+    ``lengths`` (B,) int64 in [0, T], or None for all T: variable-length
+    batches without sorting. Time index t is *active* for sample b iff
+    t < lengths[b]. At an inactive index the state is carried unchanged
+    (h_t = h_prev, c_t = c_prev; saved gates are 0), so in the forward
+    direction the final state is the state at the last valid step, in the
+    reverse direction the loop starts at t = lengths[b] - 1 from h0, and
+    length 0 keeps the initial state. ``hs`` holds the carried state at
+    inactive indices; zeroing outputs there is the layer's business.
 
 ``recurrent_backward(saved, weights, dhs, dhT, dcT, grads) -> (dx, dh0, dc0)``
     dhs (T, B, H) is dL/dhs, dhT/dcT the gradient w.r.t. the returned final
@@ -67,6 +76,12 @@ class Saved(NamedTuple):
     c0: Optional[np.ndarray]  # (B, H), LSTM only
     hs: np.ndarray  # (T, B, H)
     cache: Tuple[np.ndarray, ...]  # per cell, see the module docstring
+    lengths: Optional[np.ndarray] = None  # (B,) int64, None = every step active
+
+
+def active_rows(lengths, t):
+    """(B, 1) bool: which samples are active at time index t (all if lengths is None)."""
+    return None if lengths is None else (t < lengths)[:, None]
 
 
 def time_steps(T: int, reverse: bool) -> range:
@@ -107,14 +122,14 @@ def kernel_views(cell, hs, cache):
     return hs, None, None, None
 
 
-def empty_forward(cell, x, h0, c0, reverse):
+def empty_forward(cell, x, h0, c0, reverse, lengths=None):
     """Forward when T = 0 or B = 0: empty outputs; the final state is the initial one."""
     T, B, _ = x.shape
     H = h0.shape[1]
     hs = np.zeros((T, B, H), x.dtype)
     cache = tuple(np.zeros(s, x.dtype) for s in cache_shapes(cell, T, B, H))
     cT = None if c0 is None else c0.copy()
-    return hs, h0.copy(), cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache)
+    return hs, h0.copy(), cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths)
 
 
 def empty_backward(saved, dhT, dcT):

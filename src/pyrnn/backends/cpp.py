@@ -32,19 +32,19 @@ def register_blas():
 register_blas()
 
 
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False):
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None):
     """See :mod:`pyrnn.backends.contract`."""
     if x.size == 0:
-        return empty_forward(cell, x, h0, c0, reverse)
+        return empty_forward(cell, x, h0, c0, reverse, lengths)
     T, B, _ = x.shape
     H = h0.shape[1]
     hs = np.empty((T, B, H), x.dtype)
     cache = tuple(np.empty(s, x.dtype) for s in cache_shapes(cell, T, B, H))
     out = kernel_views(cell, hs, cache)
-    _C.recurrent_forward(CELL_CODES[cell], bool(reverse), x, (h0, c0), tuple(weights), out)
+    _C.recurrent_forward(CELL_CODES[cell], bool(reverse), x, lengths, (h0, c0), tuple(weights), out)
     last = 0 if reverse else T - 1
     cT = out[1][last].copy() if cell == "lstm" else None
-    return hs, hs[last].copy(), cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache)
+    return hs, hs[last].copy(), cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths)
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
@@ -57,7 +57,7 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
     dh0 = np.empty_like(dhT)
     dc0 = np.empty_like(dhT) if cell == "lstm" else None
     _C.recurrent_backward(
-        CELL_CODES[cell], saved.reverse, x, (saved.h0, saved.c0), cache, tuple(weights),
+        CELL_CODES[cell], saved.reverse, x, saved.lengths, (saved.h0, saved.c0), cache, tuple(weights),
         (dhs, dhT, dcT), tuple(grads), (dx, dh0, dc0),
     )
     return dx, dh0, dc0

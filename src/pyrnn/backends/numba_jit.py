@@ -164,9 +164,9 @@ def _gru_backward_step(dh, dhs, h_prev, gates, hn, da_ih, da_hh, dh_direct):
 
 # ------------------------------------------------------------ the time loops
 @numba.njit(**JIT)
-def _forward_kernel(cell, reverse, x, state0, params, out):
-    """x (T,B,I); state0 = (h0, c0); params = (w_ih^T (I,GH), w_hh^T (H,GH), b_ih, b_hh);
-    out = (hs, cs, gates, aux), filled in place."""
+def _forward_kernel(cell, reverse, x, lengths, state0, params, out):
+    """x (T,B,I); lengths (B,) int64; state0 = (h0, c0); params = (w_ih^T (I,GH), w_hh^T (H,GH),
+    b_ih, b_hh); out = (hs, cs, gates, aux), filled in place."""
     h0, c0 = state0
     w_ih_t, w_hh_t, b_ih, b_hh = params
     hs, cs, gates, aux = out
@@ -185,7 +185,6 @@ def _forward_kernel(cell, reverse, x, state0, params, out):
         np.dot(h_prev, w_hh_t, gh)  # the recurrent GEMM
         if cell == LSTM:
             _lstm_forward_step(xp[t], gh, c_prev, hs[t], cs[t], gates[t], aux[t])
-            c_prev = cs[t]
         elif cell == GRU:
             for b in range(B):
                 for k in range(GH):
@@ -193,12 +192,22 @@ def _forward_kernel(cell, reverse, x, state0, params, out):
             _gru_forward_step(xp[t], gh, h_prev, hs[t], gates[t], aux[t])
         else:
             _rnn_forward_step(cell == RNN_RELU, xp[t], gh, hs[t])
+        for b in range(B):  # past a sample's length: carry its state, zero its cache
+            if t >= lengths[b]:
+                hs[t, b, :] = h_prev[b, :]
+                if cell == LSTM:
+                    cs[t, b, :] = c_prev[b, :]
+                if cell == LSTM or cell == GRU:
+                    gates[t, b, :] = 0.0
+                    aux[t, b, :] = 0.0
         h_prev = hs[t]
+        if cell == LSTM:
+            c_prev = cs[t]
 
 
 @numba.njit(**JIT)
-def _backward_kernel(cell, reverse, x, state0, saved, params, dout, grads, dx):
-    """saved = (hs, cs, gates, aux); params = (w_ih, w_hh) in PyTorch layout;
+def _backward_kernel(cell, reverse, x, lengths, state0, saved, params, dout, grads, dx):
+    """lengths (B,) int64; saved = (hs, cs, gates, aux); params = (w_ih, w_hh) in PyTorch layout;
     dout = (dhs, dhT, dcT); grads = (dw_ih, dw_hh, db_ih, db_hh), added into.
     Returns (dh0, dc0); dx (T,B,I) is written."""
     h0, c0 = state0
@@ -212,10 +221,11 @@ def _backward_kernel(cell, reverse, x, state0, saved, params, dout, grads, dx):
     da_ih = np.empty((T, B, GH), x.dtype)
     da_hh = np.empty((T, B, GH), x.dtype) if cell == GRU else da_ih
     dh, dh_next, tmp = dhT.copy(), np.empty((B, H), x.dtype), np.empty((B, H), x.dtype)
-    dc = dcT.copy()
+    dc, dc_kept = dcT.copy(), np.empty((B, H), x.dtype)
     for k in range(T - 1, -1, -1):
         t = T - 1 - k if reverse else k
         tp = t + 1 if reverse else t - 1  # time index of the previous step
+        dc_kept[:, :] = dc
         h_prev = h0 if k == 0 else hs[tp]
         if cell == LSTM:
             c_prev = c0 if k == 0 else cs[tp]
@@ -224,6 +234,12 @@ def _backward_kernel(cell, reverse, x, state0, saved, params, dout, grads, dx):
             _gru_backward_step(dh, dhs[t], h_prev, gates[t], aux[t], da_ih[t], da_hh[t], dh_next)
         else:
             _rnn_backward_step(cell == RNN_RELU, dh, dhs[t], hs[t], da_ih[t], dh_next)
+        for b in range(B):  # a carried step passes dh and dc straight through
+            if t >= lengths[b]:
+                da_ih[t, b, :] = 0.0
+                da_hh[t, b, :] = 0.0
+                dh_next[b, :] = dh[b, :] + dhs[t, b, :]
+                dc[b, :] = dc_kept[b, :]
         np.dot(da_hh[t], w_hh, tmp)  # the recurrent GEMM, transposed
         dh_next += tmp
         dh, dh_next = dh_next, dh
@@ -249,10 +265,14 @@ def _or_empty(arrays, dtype):
     return tuple(np.zeros((0, 0, 0), dtype) if a is None else a for a in arrays)
 
 
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False):
+def _lengths_arg(lengths, T, B):
+    return np.full(B, T, np.int64) if lengths is None else lengths
+
+
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None):
     """See :mod:`pyrnn.backends.contract`."""
     if x.size == 0:
-        return empty_forward(cell, x, h0, c0, reverse)
+        return empty_forward(cell, x, h0, c0, reverse, lengths)
     T, B, _ = x.shape
     H = h0.shape[1]
     dt = x.dtype
@@ -262,11 +282,11 @@ def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False):
     _, cs, gates, aux = _or_empty(kernel_views(cell, hs, cache), dt)
     c0_arg = c0 if lstm else np.zeros((B, H), dt)
     params = (np.ascontiguousarray(weights.w_ih.T), np.ascontiguousarray(weights.w_hh.T), weights.b_ih, weights.b_hh)
-    _forward_kernel(CELL_CODES[cell], bool(reverse), x, (h0, c0_arg), params, (hs, cs, gates, aux))
+    _forward_kernel(CELL_CODES[cell], bool(reverse), x, _lengths_arg(lengths, T, B), (h0, c0_arg), params, (hs, cs, gates, aux))
     last = 0 if reverse else T - 1
     hT = hs[last].copy()
     cT = cs[last].copy() if lstm else None
-    return hs, hT, cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache)
+    return hs, hT, cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths)
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
@@ -283,7 +303,7 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
     c0 = saved.c0 if lstm else zeros
     dx = np.empty(x.shape, dt)
     dh0, dc0 = _backward_kernel(
-        CELL_CODES[cell], saved.reverse, x, (saved.h0, c0), (hs, cs, gates, aux),
+        CELL_CODES[cell], saved.reverse, x, _lengths_arg(saved.lengths, T, B), (saved.h0, c0), (hs, cs, gates, aux),
         (weights.w_ih, weights.w_hh), (dhs, dhT, dcT if lstm else zeros), tuple(grads), dx,
     )
     return dx, dh0, (dc0 if lstm else None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .contract import Saved, Weights, cache_shapes, previous_states, time_steps
+from .contract import Saved, Weights, active_rows, cache_shapes, previous_states, time_steps
 
 NAME = "numpy"
 
@@ -94,7 +94,7 @@ _BACKWARD_STEP = {
 
 
 # ------------------------------------------------------------ the time loop
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False):
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None):
     """One layer, one direction, the whole sequence. See the contract."""
     T, B, _ = x.shape
     H = h0.shape[1]
@@ -109,15 +109,24 @@ def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False):
     for t in time_steps(T, reverse):
         gh = h @ weights.w_hh.T  # the recurrent GEMM
         if cell == "gru":
-            h, step = gru_forward_step(cell, xp[t], gh + weights.b_hh, h)
+            h_new, step = gru_forward_step(cell, xp[t], gh + weights.b_hh, h)
+            c_new = None
         elif cell == "lstm":
-            h, c, step = lstm_forward_step(cell, xp[t] + gh, c)
+            h_new, c_new, step = lstm_forward_step(cell, xp[t] + gh, c)
         else:
-            h, c, step = rnn_forward_step(cell, xp[t] + gh, c)
+            h_new, c_new, step = rnn_forward_step(cell, xp[t] + gh, c)
+        active = active_rows(lengths, t)
+        if active is not None:  # past a sample's length its state is carried, its gates are 0
+            h_new = np.where(active, h_new, h)
+            step = tuple(np.where(active, value, 0) for value in step)
+            if cell == "lstm":  # the cache's c_t is the carried cell state
+                c_new = np.where(active, c_new, c)
+                step = (step[0], c_new, step[2])
+        h, c = h_new, c_new
         hs[t] = h
         for array, value in zip(cache, step):
             array[t] = value
-    saved = Saved(cell, bool(reverse), x, h0, c0, hs, cache)
+    saved = Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths)
     return hs, h, c, saved
 
 
@@ -138,7 +147,14 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
         if cs is not None:
             c_prev = saved.c0 if k == 0 else cs[order[k - 1]]
         step_cache = tuple(a[t] for a in saved.cache)
-        da_ih[t], da_hh[t], dh_direct, dc = step_bw(cell, dh + dhs[t], dc, hs[t], prev_h[t], c_prev, step_cache)
+        dh_t = dh + dhs[t]
+        da_i, da_h, dh_direct, dc_prev = step_bw(cell, dh_t, dc, hs[t], prev_h[t], c_prev, step_cache)
+        active = active_rows(saved.lengths, t)
+        if active is not None:  # a carried step passes dh and dc straight through
+            da_i, da_h = np.where(active, da_i, 0), np.where(active, da_h, 0)
+            dh_direct = np.where(active, dh_direct, dh_t)
+            dc_prev = None if dc is None else np.where(active, dc_prev, dc)
+        da_ih[t], da_hh[t], dc = da_i, da_h, dc_prev
         dh = dh_direct + da_hh[t] @ weights.w_hh  # the recurrent GEMM, transposed
     # After the loop: one GEMM each for dx, dW_ih, dW_hh; one reduction per bias.
     G_H = da_ih.shape[-1]

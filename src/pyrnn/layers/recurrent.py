@@ -48,7 +48,13 @@ class RNNBase(Layer):
         Whether ``bias_ih``/``bias_hh`` exist.
     dtype : float32 or float64
     seed : int or None
-        Seed of the default init, ``U(-1/sqrt(H), 1/sqrt(H))`` for every parameter.
+        Seed of the default init, ``U(-1/sqrt(H), 1/sqrt(H))`` for every parameter,
+        and of the dropout masks.
+    dropout : float in [0, 1), keyword-only
+        Dropout on each layer's output except the last, in training mode (as PyTorch).
+    skip : bool, keyword-only
+        Residual skip connections between stacked layers: layer k >= 1 outputs its
+        states plus its input (both D*H wide), so the input reaches deeper layers directly.
 
     Notes
     -----
@@ -61,13 +67,19 @@ class RNNBase(Layer):
 
     cell = None  # set by the subclasses
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, dtype=np.float32, seed=None):
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, dtype=np.float32, seed=None,
+                 *, dropout=0.0, skip=False):
         super().__init__(dtype)
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = H = _positive_int("hidden_size", hidden_size)
         self.num_layers = _positive_int("num_layers", num_layers)
         self.bidirectional = bool(bidirectional)
         self.bias = bool(bias)
+        if not (isinstance(dropout, numbers.Real) and 0 <= dropout < 1):
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        self.skip = bool(skip)
+        self.seed = seed
         self.num_directions = D = 2 if self.bidirectional else 1
         G = GATES[self.cell]
         rng = np.random.default_rng(seed)
@@ -84,6 +96,22 @@ class RNNBase(Layer):
         if not self.bias:  # the kernels always take biases: zeros in, gradients discarded
             self._zero_bias = np.zeros(G * H, self.dtype)
             self._bias_grad_sink = np.zeros(G * H, self.dtype)
+        self._rng = rng  # continues after the init: draws the dropout masks
+
+    def get_config(self):
+        cfg = dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                   bidirectional=self.bidirectional, bias=self.bias, dtype=self.dtype.name, seed=self.seed,
+                   dropout=self.dropout, skip=self.skip)
+        if hasattr(self, "nonlinearity"):
+            cfg["nonlinearity"] = self.nonlinearity
+        return cfg
+
+    def rng_state(self):
+        """The dropout generator's state (JSON-serialisable), for bit-for-bit resumption."""
+        return self._rng.bit_generator.state
+
+    def set_rng_state(self, state):
+        self._rng.bit_generator.state = state
 
     # ------------------------------------------------------------- plumbing
     @staticmethod
@@ -132,18 +160,35 @@ class RNNBase(Layer):
     def _pack_state(self, h, c):
         return (h, c) if self._has_cell_state else h
 
+    def _lengths_array(self, lengths, B, T):
+        if lengths is None:
+            return None
+        arr = np.asarray(lengths)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
+        check_shape("lengths", arr, (B,), "(batch,)")
+        bad = np.flatnonzero((arr < 0) | (arr > T))
+        if bad.size:
+            raise ValueError(f"lengths[{bad[0]}]: expected a value in [0, {T}] (the time axis of x), got {arr[bad[0]]}")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+
     # -------------------------------------------------------------- forward
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, lengths=None):
         """Run the whole sequence.
 
         Parameters
         ----------
         x : array (B, T, I), any float dtype (cast to the layer's dtype), any memory order
         state : None, h (L*D, B, H), or for LSTM a tuple (h, c); None means zeros
+        lengths : None or ints (B,) in [0, T]
+            Valid steps per sample (no sorting needed). Outputs past a sample's length
+            are 0; its final state is the state at its last valid step (the reverse
+            direction starts there); length 0 keeps the initial state.
 
         Returns
         -------
         y : ndarray (B, T, D*H), the last layer's hidden states
+            (with ``skip=True`` layer k >= 1 outputs its states plus its input)
         state : h_T (L*D, B, H), or (h_T, c_T) for LSTM
         """
         x = as_float_array("x", x, self.dtype)
@@ -152,27 +197,53 @@ class RNNBase(Layer):
             raise ValueError(f"x: expected input_size={self.input_size} features in the last axis, got shape {x.shape}")
         B, T = x.shape[:2]
         h0, c0 = self._state_arrays("state", state, B)
+        lengths = self._lengths_array(lengths, B, T)
+        mask = None if lengths is None else (np.arange(T)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
         backend = get_backend()
         kernels = backend_module(backend)
         hT, cT = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
         seq = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I)
-        saved = []
+        saved, drop_masks = [], []
         for layer in range(self.num_layers):
             outs = []
             for d in range(self.num_directions):
                 idx = layer * self.num_directions + d
                 hs, h, c, sv = kernels.recurrent_forward(
-                    self.cell, seq, h0[idx], None if c0 is None else c0[idx], self._weights(layer, d, self.params), reverse=d == 1
+                    self.cell, seq, h0[idx], None if c0 is None else c0[idx], self._weights(layer, d, self.params),
+                    reverse=d == 1, lengths=lengths,
                 )
                 hT[idx] = h
                 if cT is not None:
                     cT[idx] = c
                 outs.append(hs)
                 saved.append(sv)
-            seq = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
-        self._save((backend, B, T, saved))
+            out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
+            if mask is not None:
+                out = np.where(mask, out, 0).astype(self.dtype, copy=False)
+            if self.skip and layer > 0:
+                out = out + seq  # residual: the layer's input joins its output
+            drop = None
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                drop = (self._rng.random(out.shape) >= self.dropout).astype(self.dtype) / self.dtype.type(1 - self.dropout)
+                out = out * drop
+            drop_masks.append(drop)
+            seq = np.ascontiguousarray(out)
+        self._save((backend, B, T, saved, mask, drop_masks))
         y = np.ascontiguousarray(seq.transpose(1, 0, 2))
         return y, self._pack_state(hT, cT)
+
+    def step(self, x, state=None):
+        """One time step for streaming inference, with the state carried by the caller.
+
+        x (B, I) -> y (B, H) and the new state; equal to ``forward`` on the whole
+        sequence when the state is passed along. Unidirectional layers only.
+        """
+        if self.bidirectional:
+            raise ValueError("step: expected a unidirectional layer (the reverse direction needs the future), got bidirectional=True")
+        x = as_float_array("x", x, self.dtype)
+        check_ndim("x", x, 2, "(batch, input_size)")
+        y, state = self.forward(x[:, None, :], state)
+        return y[:, 0], state
 
     # ------------------------------------------------------------- backward
     def backward(self, dy, dstate=None):
@@ -190,7 +261,7 @@ class RNNBase(Layer):
 
         Weight gradients are added into :attr:`grads`.
         """
-        backend, B, T, saved = self._peek_saved()
+        backend, B, T, saved, mask, drop_masks = self._peek_saved()
         H, D = self.hidden_size, self.num_directions
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, (B, T, D * H), "(batch, time, num_directions*hidden_size) of the last forward")
@@ -200,6 +271,11 @@ class RNNBase(Layer):
         dh0, dc0 = np.empty_like(dhT), (np.empty_like(dcT) if dcT is not None else None)
         dseq = dy.transpose(1, 0, 2)  # (T, B, D*H), a view
         for layer in reversed(range(self.num_layers)):
+            if drop_masks[layer] is not None:
+                dseq = dseq * drop_masks[layer]
+            dresidual = dseq if self.skip and layer > 0 else None
+            if mask is not None:
+                dseq = np.where(mask, dseq, 0).astype(self.dtype, copy=False)
             dinp = None
             for d in range(D):
                 idx = layer * D + d
@@ -212,7 +288,7 @@ class RNNBase(Layer):
                 if dc0 is not None:
                     dc0[idx] = dc
                 dinp = dx if dinp is None else dinp + dx
-            dseq = dinp
+            dseq = dinp if dresidual is None else dinp + dresidual
         return np.ascontiguousarray(dseq.transpose(1, 0, 2)), self._pack_state(dh0, dc0)
 
     def __repr__(self):
@@ -230,12 +306,12 @@ class RNN(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True,
-                 dtype=np.float32, seed=None, nonlinearity="tanh"):
+                 dtype=np.float32, seed=None, nonlinearity="tanh", *, dropout=0.0, skip=False):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         self.cell = f"rnn_{nonlinearity}"
-        super().__init__(input_size, hidden_size, num_layers, bidirectional, bias, dtype, seed)
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, bias, dtype, seed, dropout=dropout, skip=skip)
 
 
 class LSTM(RNNBase):
