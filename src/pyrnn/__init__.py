@@ -7,7 +7,9 @@ all behind one contract (:mod:`pyrnn.backends.contract`).
 from .backends import available_backends, get_backend, set_backend, use_backend
 from .layers import GRU, LSTM, RNN, Layer
 from .layers.base import is_grad_enabled, no_grad
+from .models import Input, Model, Sequential
+from .serialization import load
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "LSTM", "GRU", "Layer", "no_grad", "is_grad_enabled", "available_backends", "get_backend", "set_backend", "use_backend", "__version__"]
+__all__ = ["RNN", "LSTM", "GRU", "Layer", "no_grad", "is_grad_enabled", "Input", "Model", "Sequential", "load", "available_backends", "get_backend", "set_backend", "use_backend", "__version__"]

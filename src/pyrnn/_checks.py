@@ -33,3 +33,10 @@ def check_shape(name, arr, expected, labels=None):
 def check_ndim(name, arr, ndim, labels):
     if arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array {labels}, got {arr.ndim}-D with shape {arr.shape}")
+
+
+def check_finite(name, arr):
+    """Raise ValueError naming the first NaN/inf entry of a float array."""
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name}: expected finite values, got {arr[tuple(bad)]} at index {tuple(int(i) for i in bad)}")

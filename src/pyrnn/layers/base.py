@@ -11,6 +11,7 @@ Saved state is a stack, so a layer called several times in one graph
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import numpy as np
 
@@ -117,5 +118,48 @@ class Layer:
         """Drop everything saved for backward (e.g. after an aborted step)."""
         self._saved_stack.clear()
 
+    # ------------------------------------------------------ the graph protocol
+    # A model runs every layer through these three, so layers with several inputs or
+    # outputs (merges, recurrent layers and their states) fit one executor.
+    def graph_inputs(self, *args, **kwargs):
+        """The call's arguments as a flat list of input slots, in ``forward``'s parameter
+        order (None = absent); ``*args`` of ``forward`` (merges) are spread out."""
+        sig = inspect.signature(self.forward)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{type(self).__name__}: {exc}") from None
+        bound.apply_defaults()
+        slots = []
+        for name, param in sig.parameters.items():
+            value = bound.arguments.get(name)
+            if param.kind is inspect.Parameter.VAR_POSITIONAL:
+                slots.extend(value)
+            elif param.kind is not inspect.Parameter.VAR_KEYWORD:
+                slots.append(value)
+        return slots
+
+    #: outputs of one call
+    graph_n_outputs = 1
+
+    def graph_forward(self, *inputs):
+        """Forward on the input slots -> a tuple of outputs."""
+        out = self.forward(*inputs)
+        return out if isinstance(out, tuple) else (out,)
+
+    def graph_backward(self, *grads):
+        """Backward from one gradient per output -> one gradient per input slot (None where none)."""
+        dx = self.backward(*grads)
+        return dx if isinstance(dx, tuple) else (dx,)
+
+    def graph_outputs(self, outputs):
+        """How a call returns its outputs: the single output, or the tuple."""
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
     def __call__(self, *args, **kwargs):
+        """Eager ``forward`` on arrays; on symbolic tensors (``pyrnn.Input``) it builds a graph node."""
+        from ..models.graph import is_symbolic, symbolic_call  # lazy: models import layers
+
+        if any(is_symbolic(a) for a in list(args) + list(kwargs.values())):
+            return symbolic_call(self, args, kwargs)
         return self.forward(*args, **kwargs)

@@ -291,6 +291,38 @@ class RNNBase(Layer):
             dseq = dinp if dresidual is None else dinp + dresidual
         return np.ascontiguousarray(dseq.transpose(1, 0, 2)), self._pack_state(dh0, dc0)
 
+    # ------------------------------------------------------ the graph protocol
+    # slots: x, h0, (c0 for LSTM), lengths  ->  outputs: y, h_T, (c_T)
+    @property
+    def graph_n_outputs(self):
+        return 3 if self._has_cell_state else 2
+
+    def graph_inputs(self, x, initial_state=None, lengths=None):
+        if self._has_cell_state:
+            h, c = (None, None) if initial_state is None else initial_state
+            return [x, h, c, lengths]
+        if isinstance(initial_state, (tuple, list)):
+            raise TypeError(f"initial_state: expected one tensor h for {type(self).__name__}, got a {type(initial_state).__name__}")
+        return [x, initial_state, lengths]
+
+    def graph_forward(self, x, *rest):
+        *state, lengths = rest
+        if self._has_cell_state:
+            h, c = state
+            st = None if h is None and c is None else (h, c)
+        else:
+            st = state[0]
+        y, sT = self.forward(x, st, lengths=lengths)
+        return (y,) + (tuple(sT) if self._has_cell_state else (sT,))
+
+    def graph_backward(self, dy, *dstate):
+        dx, ds0 = self.backward(dy, tuple(dstate) if self._has_cell_state else dstate[0])
+        return (dx,) + (tuple(ds0) if self._has_cell_state else (ds0,)) + (None,)
+
+    def graph_outputs(self, outputs):
+        """``y, h = gru(x)`` / ``y, (h, c) = lstm(x)``, as ``forward`` returns them."""
+        return (outputs[0], tuple(outputs[1:])) if self._has_cell_state else tuple(outputs)
+
     def __repr__(self):
         extra = f", nonlinearity={self.nonlinearity!r}" if hasattr(self, "nonlinearity") else ""
         return (

@@ -1,0 +1,162 @@
+"""What every model shares: named parameters, state dicts, ``compile``, ``fit``,
+``evaluate``, ``predict`` and ``save``. ``Sequential`` and the functional ``Model``
+only add ``forward``/``backward`` and their config.
+
+Parameter names are ``"<layer index>.<name>"`` (``"0.weight"``, ``"1.weight_ih_l0"``),
+as in ``torch.nn.Sequential``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_finite
+from ..layers.base import no_grad
+
+
+class BaseModel:
+    """Common machinery of :class:`~pyrnn.Sequential` and :class:`~pyrnn.Model`."""
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+        self.loss = None
+        self.optimizer = None
+        self.metrics = []
+        self.clip_norm = None
+        self.clip_value = None
+        self.history = None
+        self.epochs_done = 0
+        self.stop_training = False
+        self._rng = np.random.default_rng()
+
+    # ----------------------------------------------------------- parameters
+    def named_parameters(self):
+        for i, layer in enumerate(self.layers):
+            for name, p in layer.params.items():
+                yield f"{i}.{name}", p
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def param_grad_pairs(self):
+        """``[(param, grad)]`` for the optimizers, in ``named_parameters`` order."""
+        return [(layer.params[k], layer.grads[k]) for layer in self.layers for k in layer.params]
+
+    def zero_grad(self):
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def state_dict(self):
+        return {name: p.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state):
+        """Strict: the same keys and shapes; nothing changes unless every entry fits."""
+        own = dict(self.named_parameters())
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or extra:
+            raise ValueError(f"state_dict: expected keys {sorted(own)}, missing {missing}, unexpected {extra}")
+        new = {}
+        for k, v in state.items():
+            arr = np.asarray(v)
+            if arr.shape != own[k].shape:
+                raise ValueError(f"state_dict[{k!r}]: expected shape {own[k].shape}, got {arr.shape}")
+            if arr.dtype.kind != "f":
+                raise TypeError(f"state_dict[{k!r}]: expected a floating-point array, got dtype {arr.dtype}")
+            new[k] = arr
+        for k, arr in new.items():
+            own[k][...] = arr
+
+    def train(self, mode=True):
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def clear_saved(self):
+        for layer in self.layers:
+            layer.clear_saved()
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # -------------------------------------------------------------- compile
+    def compile(self, optimizer="adam", loss="mse", metrics=(), lr=None, clip_norm=None, clip_value=None):
+        """Choose the loss, optimizer, metrics and gradient clipping for ``fit``.
+
+        Parameters
+        ----------
+        optimizer : name ('sgd', 'rmsprop', 'adam', 'adamw') or an optimizer built on
+            ``model.param_grad_pairs()``
+        loss : name ('mse', 'mae', 'huber', 'cross_entropy', 'bce_with_logits', ...) or a loss object;
+            a list of them, one per output, for a model with several outputs
+        metrics : names from :mod:`pyrnn.metrics` ('mae', 'mse', 'rmse', 'accuracy', 'binary_accuracy')
+        lr : learning rate for a named optimizer (its default if None)
+        clip_norm, clip_value : clip gradients by global L2 norm / by value before each step
+        """
+        from .. import metrics as metric_module
+        from ..losses import get_loss
+        from ..optim import get_optimizer
+
+        self.loss = [get_loss(x) for x in loss] if isinstance(loss, (list, tuple)) else get_loss(loss)
+        if isinstance(optimizer, str):
+            kwargs = {} if lr is None else {"lr": lr}
+            self.optimizer = get_optimizer(optimizer, self.param_grad_pairs(), **kwargs)
+        else:
+            self.optimizer = optimizer
+        self.metrics = [metric_module.get_metric(m) for m in metrics]
+        for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+            if value is not None and not (np.isscalar(value) and value > 0):
+                raise ValueError(f"{name}: expected a positive number or None, got {value!r}")
+        self.clip_norm, self.clip_value = clip_norm, clip_value
+        return self
+
+    # ------------------------------------------------------- fit / evaluate
+    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
+            validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None):
+        """Train for ``epochs`` more epochs; see :func:`pyrnn.models.training.fit`."""
+        from .training import fit
+
+        return fit(self, x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                   validation_data=validation_data, validation_split=validation_split, callbacks=callbacks,
+                   verbose=verbose, mask=mask, lengths=lengths)
+
+    def evaluate(self, x, y, batch_size=256, mask=None, lengths=None):
+        """Mean loss and metrics over (x, y), without training; a dict."""
+        from .training import evaluate
+
+        return evaluate(self, x, y, batch_size=batch_size, mask=mask, lengths=lengths)
+
+    def predict(self, x, batch_size=256, lengths=None):
+        """Batched forward in eval mode, keeping nothing for backward."""
+        from .training import as_input_list, batch_forward_kwargs
+
+        xs = as_input_list(self, x, "x")
+        for i, a in enumerate(xs):
+            if a.dtype.kind == "f":
+                check_finite(f"x[{i}]" if len(xs) > 1 else "x", a)
+        n = len(xs[0])
+        was = [layer.training for layer in self.layers]
+        self.eval()
+        outs = []
+        try:
+            with no_grad():
+                for start in range(0, n, batch_size):
+                    sl = slice(start, start + batch_size)
+                    out = self.forward(*[a[sl] for a in xs], **batch_forward_kwargs(self, lengths, sl))
+                    outs.append(out if isinstance(out, tuple) else (out,))
+        finally:
+            for layer, mode in zip(self.layers, was):
+                layer.train(mode)
+        if not outs:
+            raise ValueError("predict: expected at least one sample, got 0")
+        joined = tuple(np.concatenate(parts, axis=0) for parts in zip(*outs))
+        return joined[0] if len(joined) == 1 else joined
+
+    # ---------------------------------------------------------------- save
+    def save(self, path, include_optimizer=True):
+        """One checkpoint file (safetensors + JSON config + optimizer + training state), written atomically."""
+        from ..serialization import save_model
+
+        save_model(self, path, include_optimizer=include_optimizer)

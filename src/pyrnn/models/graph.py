@@ -1,0 +1,203 @@
+"""Functional graphs: ``Input`` -> layer calls -> ``Model(inputs, outputs)``.
+
+A call of a layer on symbolic tensors records a :class:`Node`; nothing is
+computed. ``Model`` sorts the nodes topologically once; its forward runs each
+layer's ``graph_forward`` in that order, its backward each ``graph_backward`` in
+reverse order, summing gradients where a tensor fans out — a layer-level
+backward, no per-element autograd tape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import BaseModel
+
+
+class SymbolicTensor:
+    """A placeholder for an array flowing through a graph: output ``index`` of ``node``."""
+
+    def __init__(self, node, index, name=None):
+        self.node, self.index, self.name = node, index, name
+
+    def __repr__(self):
+        who = self.name or (type(self.node.layer).__name__ if self.node.layer is not None else "Input")
+        return f"<SymbolicTensor {who}[{self.index}]>"
+
+    def __iter__(self):
+        raise TypeError("a symbolic tensor is one value; a layer with several outputs returns a tuple of them")
+
+
+class Node:
+    """One layer call: its input slots (tensors or None) and its outputs."""
+
+    def __init__(self, layer, inputs, n_outputs):
+        self.layer, self.inputs = layer, inputs
+        self.outputs = [SymbolicTensor(self, i) for i in range(n_outputs)]
+
+
+def Input(shape=None, dtype="float32", name=None):
+    """A model input. ``shape`` (without the batch axis) is documentation only; ``dtype``
+    'float32'/'float64' or an integer dtype for indices and lengths."""
+    node = Node(None, [], 1)
+    tensor = node.outputs[0]
+    tensor.name, tensor.shape, tensor.dtype = name, shape, np.dtype(dtype)
+    return tensor
+
+
+def is_symbolic(value):
+    if isinstance(value, SymbolicTensor):
+        return True
+    return isinstance(value, (tuple, list)) and any(isinstance(v, SymbolicTensor) for v in value)
+
+
+def symbolic_call(layer, args, kwargs):
+    slots = layer.graph_inputs(*args, **kwargs)
+    for i, s in enumerate(slots):
+        if s is not None and not isinstance(s, SymbolicTensor):
+            raise TypeError(f"{type(layer).__name__}: in a graph every input must be a symbolic tensor, got {type(s).__name__} at slot {i}")
+    node = Node(layer, slots, layer.graph_n_outputs)
+    return layer.graph_outputs(node.outputs)
+
+
+def _flatten(value, what):
+    if isinstance(value, SymbolicTensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _flatten(v, what)]
+    raise TypeError(f"{what}: expected symbolic tensors (from pyrnn.Input or layer calls), got {type(value).__name__}")
+
+
+class Model(BaseModel):
+    """A functional model: several inputs and outputs, merges, states passed between
+    recurrent layers (an encoder's final state as a decoder's initial state).
+
+    Parameters
+    ----------
+    inputs : Input tensor or list of them
+    outputs : symbolic tensor or list of them (nested tuples such as ``(h, c)`` are flattened)
+    """
+
+    def __init__(self, inputs, outputs):
+        self.inputs = _flatten(inputs, "inputs")
+        self.outputs = _flatten(outputs, "outputs")
+        self._single_output = isinstance(outputs, SymbolicTensor)
+        self.nodes = self._toposort()
+        layers = []
+        for node in self.nodes:
+            if node.layer is not None and all(node.layer is not l for l in layers):
+                layers.append(node.layer)
+        super().__init__(layers)
+
+    def _toposort(self):
+        order, state = [], {}
+
+        def visit(node):
+            mark = state.get(id(node))
+            if mark == "done":
+                return
+            if mark == "active":
+                raise ValueError("Model: the graph has a cycle")
+            state[id(node)] = "active"
+            for t in node.inputs:
+                if t is not None:
+                    visit(t.node)
+            state[id(node)] = "done"
+            order.append(node)
+
+        for t in self.outputs:
+            visit(t.node)
+        input_nodes = {id(t.node) for t in self.inputs}
+        for node in order:
+            if node.layer is None and id(node) not in input_nodes:
+                raise ValueError(f"Model: the outputs depend on an Input that is not among the model's inputs ({node.outputs[0]!r})")
+        return order
+
+    # ------------------------------------------------------------- forward
+    def forward(self, *arrays):
+        """Inputs in the order of ``inputs`` -> the output (or a tuple of outputs)."""
+        if len(arrays) == 1 and isinstance(arrays[0], (list, tuple)) and len(self.inputs) > 1:
+            arrays = tuple(arrays[0])
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"Model.forward: expected {len(self.inputs)} input arrays, got {len(arrays)}")
+        values = {id(t): a for t, a in zip(self.inputs, arrays)}
+        for node in self.nodes:
+            if node.layer is None:
+                continue
+            outs = node.layer.graph_forward(*(None if t is None else values[id(t)] for t in node.inputs))
+            for t, v in zip(node.outputs, outs):
+                values[id(t)] = v
+        self._out_meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}  # zero grads
+        outs = [values[id(t)] for t in self.outputs]
+        return outs[0] if self._single_output else tuple(outs)
+
+    # ------------------------------------------------------------ backward
+    def backward(self, *grads):
+        """One gradient per output -> one gradient per input (None for integer inputs)."""
+        if len(grads) == 1 and isinstance(grads[0], (list, tuple)) and len(self.outputs) > 1:
+            grads = tuple(grads[0])
+        if len(grads) != len(self.outputs):
+            raise ValueError(f"Model.backward: expected {len(self.outputs)} output gradients, got {len(grads)}")
+        meta = self._out_meta
+        acc = {}
+        for t, g in zip(self.outputs, grads):
+            if g is not None:
+                acc[id(t)] = g if id(t) not in acc else acc[id(t)] + g
+        for node in reversed(self.nodes):
+            if node.layer is None:
+                continue
+            douts = [acc.get(id(t)) for t in node.outputs]
+            douts = [np.zeros(*meta[id(t)]) if g is None else g for t, g in zip(node.outputs, douts)]
+            dins = node.layer.graph_backward(*douts)
+            for t, g in zip(node.inputs, dins):
+                if t is None or g is None:
+                    continue
+                acc[id(t)] = g if id(t) not in acc else acc[id(t)] + g  # fan-out: gradients add
+        return tuple(acc.get(id(t)) for t in self.inputs) if len(self.inputs) > 1 else acc.get(id(self.inputs[0]))
+
+    # -------------------------------------------------------------- config
+    def get_config(self):
+        layer_index = {id(l): i for i, l in enumerate(self.layers)}
+        node_index, nodes = {}, []
+        for node in self.nodes:
+            node_index[id(node)] = len(nodes)
+            if node.layer is None:
+                t = node.outputs[0]
+                nodes.append({"input": True, "name": t.name, "dtype": t.dtype.name})
+            else:
+                nodes.append({"layer": layer_index[id(node.layer)],
+                              "inputs": [None if t is None else [node_index[id(t.node)], t.index] for t in node.inputs]})
+        ref = lambda t: [node_index[id(t.node)], t.index]  # noqa: E731
+        return {"class": "Model", "layers": [layer_config(l) for l in self.layers], "nodes": nodes,
+                "inputs": [ref(t) for t in self.inputs], "outputs": [ref(t) for t in self.outputs],
+                "single_output": self._single_output}
+
+    @classmethod
+    def from_config(cls, config):
+        layers = [layer_from_config(c) for c in config["layers"]]
+        built = []
+        for spec in config["nodes"]:
+            if spec.get("input"):
+                built.append(Input(dtype=spec["dtype"], name=spec["name"]).node)
+                continue
+            ins = [None if r is None else built[r[0]].outputs[r[1]] for r in spec["inputs"]]
+            node = Node(layers[spec["layer"]], ins, layers[spec["layer"]].graph_n_outputs)
+            built.append(node)
+        inputs = [built[r[0]].outputs[r[1]] for r in config["inputs"]]
+        outputs = [built[r[0]].outputs[r[1]] for r in config["outputs"]]
+        return cls(inputs, outputs[0] if config["single_output"] else outputs)
+
+
+def layer_config(layer):
+    return {"class": type(layer).__name__, "config": layer.get_config()}
+
+
+def layer_from_config(spec):
+    from .. import layers as layer_module
+
+    cls = getattr(layer_module, spec["class"], None)
+    if cls is None or not isinstance(cls, type):
+        raise ValueError(f"config: unknown layer class {spec['class']!r}")
+    if hasattr(cls, "from_config"):
+        return cls.from_config(spec["config"])
+    return cls(**spec["config"])

@@ -1,0 +1,57 @@
+"""``Sequential``: a stack of layers, each fed the previous one's (first) output."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from .base import BaseModel
+from .graph import layer_config, layer_from_config
+
+
+def _takes_lengths(layer):
+    return "lengths" in inspect.signature(layer.graph_inputs).parameters or \
+        "lengths" in inspect.signature(layer.forward).parameters
+
+
+class Sequential(BaseModel):
+    """Layers applied in order; a recurrent layer passes on its output sequence ``y``
+    (its final state is dropped). ``lengths`` (B,) reach every layer that takes them
+    (recurrent layers, ``LastStep``): variable-length batches end to end.
+
+    >>> model = Sequential([Conv1D(1, 16, 5, padding="causal"), GRU(16, 32), LastStep(), Dense(32, 1)])
+    """
+
+    def __init__(self, layers=()):
+        super().__init__(layers)
+
+    def add(self, layer):
+        self.layers.append(layer)
+        return self
+
+    def forward(self, x, lengths=None):
+        """x -> the last layer's output; each layer's extra outputs are kept for backward."""
+        out = x
+        self._extra_outputs = []
+        for layer in self.layers:
+            slots = layer.graph_inputs(out, lengths=lengths) if lengths is not None and _takes_lengths(layer) \
+                else layer.graph_inputs(out)
+            outs = layer.graph_forward(*slots)
+            self._extra_outputs.append([(o.shape, o.dtype) for o in outs[1:]])
+            out = outs[0]
+        return out
+
+    def backward(self, dy):
+        """dL/d(output) -> dL/dx; weight gradients add into each layer's grads."""
+        for layer, extra in zip(reversed(self.layers), reversed(self._extra_outputs)):
+            dins = layer.graph_backward(dy, *(np.zeros(shape, dtype) for shape, dtype in extra))
+            dy = dins[0]
+        return dy
+
+    def get_config(self):
+        return {"class": "Sequential", "layers": [layer_config(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls([layer_from_config(c) for c in config["layers"]])
