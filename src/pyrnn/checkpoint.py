@@ -1,0 +1,491 @@
+"""Checkpoint files: the safetensors format, written atomically, read with every check; never pickle.
+
+Legend: N = header length in bytes, D = data length in bytes, hex = 64 lowercase hexadecimal digits.
+
+File layout (safetensors, https://github.com/huggingface/safetensors)::
+
+    [8 bytes: N, little-endian u64] [N bytes: UTF-8 JSON header, padded with spaces] [D bytes: data]
+
+    header = {"__metadata__": {str: str, ...},
+              name: {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...}
+
+Offsets count from the start of the data; the tensors' byte ranges tile the data exactly (no gap,
+no overlap, nothing after the last one); each tensor is little-endian and C-ordered.
+
+Integrity. pyrnn writes ``"__metadata__"`` first in the header and ``"pyrnn.sha256"`` first inside
+it, so the checksum's hex digits sit at a fixed place: file bytes ``[41, 105)``. The checksum is::
+
+    sha256(the whole file with those 64 bytes replaced by ASCII '0')
+
+so it covers the length prefix, every name, dtype, shape, offset and metadata value, the padding
+and the data: changing any single byte of the file makes :func:`load_file` refuse it. Files from
+other writers carry no checksum; they load with ``require_checksum=False`` after the same
+structural checks.
+
+Crash safety. :func:`save_file` writes a temporary file beside the target
+(``<name>.tmp-<pid>-<random>``), flushes and fsyncs it, renames it over the target with
+:func:`os.replace` (atomic on POSIX and Windows) and fsyncs the directory. A errorure before the
+rename removes the temporary file and leaves the previous file untouched; a hard crash
+(power loss, ``kill -9``) can leave a stray ``.tmp-`` file but never a half-written target.
+
+A checkpoint (:func:`save_checkpoint`) is one such file: weights as ``model/<name>``, optimizer
+buffers as ``optimizer/<name>``, the architecture config, the optimizer's other state and any
+extra training state as JSON in the metadata (``pyrnn.config``, ``pyrnn.optimizer``,
+``pyrnn.extra``).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import hmac
+import json
+import math
+import numbers
+import os
+import re
+import secrets
+import struct
+from collections import Counter
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["CheckpointError", "save_file", "load_file", "save_checkpoint", "load_checkpoint"]
+
+FORMAT_VERSION = "1"
+_CHECKSUM_KEY = "pyrnn.sha256"
+_FORMAT_KEY = "pyrnn.format"
+_CONFIG_KEY, _OPTIMIZER_KEY, _EXTRA_KEY = "pyrnn.config", "pyrnn.optimizer", "pyrnn.extra"
+_MODEL_PREFIX, _OPTIMIZER_PREFIX = "model/", "optimizer/"
+_HEADER_START = b'{"__metadata__":{"' + _CHECKSUM_KEY.encode() + b'":"'
+_SLOT = (8 + len(_HEADER_START), 8 + len(_HEADER_START) + 64)  # file bytes holding the checksum
+_HEX64 = re.compile("[0-9a-f]{64}")
+_ENTRY_KEYS = {"dtype", "shape", "data_offsets"}
+
+# safetensors dtype name -> little-endian NumPy dtype (the types NumPy has natively).
+_DTYPES = {
+    name: np.dtype(code)
+    for name, code in {
+        "BOOL": "|b1", "U8": "|u1", "I8": "|i1", "U16": "<u2", "I16": "<i2", "F16": "<f2",
+        "U32": "<u4", "I32": "<i4", "F32": "<f4", "U64": "<u8", "I64": "<i8", "F64": "<f8",
+    }.items()
+}
+_NAMES = {(dt.kind, dt.itemsize): name for name, dt in _DTYPES.items()}
+
+
+class CheckpointError(ValueError):
+    """A file that is not a valid (or not an intact) checkpoint; the message names the file and the problem."""
+
+
+# ============================================================ tensors files
+def save_file(path, tensors, metadata=None):
+    """Write ``tensors`` to ``path`` in the safetensors format, atomically, with a checksum.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file; its directory must exist. An existing file is replaced only once the new
+        one is complete and on disk.
+    tensors : dict[str, numpy.ndarray]
+        Boolean, integer (8 to 64 bits) or float (16, 32, 64 bits) arrays of any shape, 0-d and
+        empty included, in any memory order and byte order (stored C-ordered, little-endian).
+        Names are non-empty strings other than ``"__metadata__"``.
+    metadata : dict[str, str], optional
+        Stored in ``"__metadata__"``; the keys ``"pyrnn.sha256"`` and ``"pyrnn.format"`` are reserved.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad names, arrays or metadata, before anything is written.
+    OSError
+        The write errored; the previous file at ``path`` (if any) is unchanged.
+    """
+    arrays = _check_tensors(tensors, "tensors")
+    user_metadata = _check_metadata(metadata)
+    # Widest items first (a stable sort): with N a multiple of 8, every tensor is aligned to its item size.
+    order = sorted(arrays, key=lambda name: -arrays[name].dtype.itemsize)
+    begins, offset = {}, 0
+    for name in order:
+        begins[name], offset = offset, offset + arrays[name].nbytes
+    table = {
+        name: {"dtype": _NAMES[a.dtype.kind, a.dtype.itemsize], "shape": list(a.shape),
+               "data_offsets": [begins[name], begins[name] + a.nbytes]}
+        for name, a in arrays.items()
+    }
+
+    def head(checksum):
+        meta = {_CHECKSUM_KEY: checksum, _FORMAT_KEY: FORMAT_VERSION, **user_metadata}
+        raw = json.dumps({"__metadata__": meta, **table}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        raw += b" " * (-len(raw) % 8)
+        return struct.pack("<Q", len(raw)) + raw
+
+    chunks = [_raw_bytes(arrays[name]) for name in order]
+    digest = hashlib.sha256(head("0" * 64))
+    for chunk in chunks:
+        digest.update(chunk)
+    _atomic_write(path, [head(digest.hexdigest()), *chunks])
+
+
+def load_file(path, *, require_checksum=True):
+    """Read a safetensors file, refusing anything truncated, corrupted or malformed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    require_checksum : bool, default True
+        Files written by pyrnn carry a checksum, verified whenever present. ``False`` also accepts
+        files from other safetensors writers (which have none); they get the structural checks only.
+
+    Returns
+    -------
+    tensors : dict[str, numpy.ndarray]
+        In header order; fresh, writeable, native-byte-order arrays (copies, not views of the file).
+    metadata : dict[str, str]
+        The ``"__metadata__"`` entries, without pyrnn's reserved ``"pyrnn.sha256"`` and ``"pyrnn.format"``.
+
+    Raises
+    ------
+    CheckpointError
+        With the file name and the problem: truncated, header length beyond the file, header not
+        UTF-8 JSON or not an object, duplicate keys, unknown dtype, shape/offset mismatch, offsets
+        overlapping, leaving a gap or beyond the data, trailing bytes, checksum missing or mismatching.
+    """
+    path = os.fspath(path)
+
+    def error(problem):
+        return CheckpointError(f"{path}: {problem}")
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 8:
+            raise error(f"file is {size} bytes, shorter than the 8-byte header length (truncated, or not a safetensors file)")
+        prefix = _read_exactly(f, 8, error)
+        (n,) = struct.unpack("<Q", prefix)
+        if n > size - 8:
+            raise error(f"header length {n} goes beyond the end of the file ({size} bytes): truncated, or not a safetensors file")
+        raw = _read_exactly(f, n, error)
+        metadata, entries = _parse_header(raw, error)
+        _check_layout(entries, size - 8 - n, error)
+
+        checksum = metadata.get(_CHECKSUM_KEY)
+        if metadata.get(_FORMAT_KEY, FORMAT_VERSION) != FORMAT_VERSION:
+            raise error(f"written in pyrnn format {metadata[_FORMAT_KEY]!r}; this version reads format {FORMAT_VERSION!r}")
+        if checksum is None and require_checksum:
+            raise error(f"no {_CHECKSUM_KEY!r} checksum in the metadata (not written by pyrnn?); "
+                        "pass require_checksum=False to load files from other safetensors writers")
+        digest = None
+        if checksum is not None:
+            start, stop = _SLOT[0] - 8, _SLOT[1] - 8
+            if not raw.startswith(_HEADER_START) or raw[start:stop] != checksum.encode() or not _HEX64.fullmatch(checksum):
+                raise error(f"corrupted: malformed {_CHECKSUM_KEY!r} checksum")
+            digest = hashlib.sha256(prefix)
+            digest.update(raw[:start] + b"0" * 64 + raw[stop:])
+
+        tensors = {}
+        for name, dtype, shape, _, _ in sorted(entries, key=lambda e: (e[3], e[4])):  # file order
+            try:
+                arr = np.empty(shape, dtype=dtype)
+            except (ValueError, OverflowError) as exc:
+                raise error(f"tensor {name!r}: shape {shape} cannot be allocated ({exc})") from None
+            buf = _raw_bytes(arr)
+            _read_exactly(f, buf.nbytes, error, into=buf)
+            if digest is not None:
+                digest.update(buf)
+            tensors[name] = arr
+        if f.read(1):
+            raise error("the file grew while it was being read")
+    if digest is not None and not hmac.compare_digest(digest.hexdigest(), checksum):
+        raise error(f"corrupted: checksum mismatch (stored {checksum}, computed {digest.hexdigest()})")
+
+    out = {}
+    for name, _, _, _, _ in entries:  # header order
+        arr = tensors[name]
+        if arr.dtype.kind == "b" and arr.size and _raw_bytes(arr).max() > 1:
+            raise error(f"tensor {name!r}: BOOL data holds bytes other than 0 and 1")
+        out[name] = arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+    return out, {k: v for k, v in metadata.items() if k not in (_CHECKSUM_KEY, _FORMAT_KEY)}
+
+
+# ============================================================== checkpoints
+def save_checkpoint(path, *, weights, config, optimizer=None, extra=None):
+    """Save a model's weights, architecture, optimizer state and training state in one file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    weights : dict[str, numpy.ndarray]
+        The model's parameters (e.g. ``state_dict()`` names), stored as ``model/<name>``.
+    config : dict
+        The architecture (e.g. ``get_config()``), JSON-serialisable (see below).
+    optimizer : dict, optional
+        The optimizer's state dict: ``{"class": str, "config": dict, "step": int, "buffers": {name: ndarray}}``.
+        ``buffers`` (required) is stored as ``optimizer/<name>`` tensors, the rest as JSON.
+    extra : dict, optional
+        Training state (epoch, ``Generator.bit_generator.state``, loss history, ...), JSON-serialisable.
+
+    JSON values: dicts with str keys, lists, tuples (loaded back as lists), str, int, float
+    (NaN and infinities included), bool, None; NumPy scalars become Python scalars, NumPy
+    arrays nested lists, ``numpy.dtype`` its name.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-array weights or buffers, a value JSON cannot hold exactly (naming where it is),
+        a circular reference; nothing is written.
+    """
+    tensors = {_MODEL_PREFIX + name: a for name, a in _check_tensors(weights, "weights").items()}
+    metadata = {_CONFIG_KEY: _dumps(_require_dict(config, "config"), "config")}
+    if optimizer is not None:
+        optimizer = _require_dict(optimizer, "optimizer")
+        if "buffers" not in optimizer:
+            keys = sorted(map(str, optimizer))
+            raise ValueError(f"optimizer: expected a state dict with a 'buffers' entry (name -> array), got keys {keys}")
+        buffers = _check_tensors(optimizer["buffers"], "optimizer['buffers']")
+        tensors.update((_OPTIMIZER_PREFIX + name, a) for name, a in buffers.items())
+        metadata[_OPTIMIZER_KEY] = _dumps({k: v for k, v in optimizer.items() if k != "buffers"}, "optimizer")
+    if extra is not None:
+        metadata[_EXTRA_KEY] = _dumps(_require_dict(extra, "extra"), "extra")
+    save_file(path, tensors, metadata)
+
+
+def load_checkpoint(path):
+    """Load what :func:`save_checkpoint` wrote; the checksum is always required.
+
+    Returns
+    -------
+    dict
+        ``{"weights": dict[str, ndarray], "config": dict, "optimizer": dict | None, "extra": dict | None}``,
+        arrays bit-for-bit as saved, ``optimizer["buffers"]`` restored as arrays.
+
+    Raises
+    ------
+    CheckpointError
+        Anything :func:`load_file` refuses, or a valid tensors file that is not a pyrnn checkpoint.
+    """
+    path = os.fspath(path)
+    tensors, metadata = load_file(path)
+    if _CONFIG_KEY not in metadata:
+        raise CheckpointError(f"{path}: not a pyrnn checkpoint (no {_CONFIG_KEY!r} metadata); use load_file for plain tensor files")
+    weights, buffers = {}, {}
+    for name, arr in tensors.items():
+        if name.startswith(_MODEL_PREFIX):
+            weights[name[len(_MODEL_PREFIX):]] = arr
+        elif name.startswith(_OPTIMIZER_PREFIX):
+            buffers[name[len(_OPTIMIZER_PREFIX):]] = arr
+        else:
+            raise CheckpointError(f"{path}: tensor {name!r} is neither 'model/...' nor 'optimizer/...'")
+    optimizer = None
+    if _OPTIMIZER_KEY in metadata:
+        optimizer = {**_loads(path, metadata, _OPTIMIZER_KEY), "buffers": buffers}
+    elif buffers:
+        raise CheckpointError(f"{path}: optimizer tensors without {_OPTIMIZER_KEY!r} metadata")
+    extra = _loads(path, metadata, _EXTRA_KEY) if _EXTRA_KEY in metadata else None
+    return {"weights": weights, "config": _loads(path, metadata, _CONFIG_KEY), "optimizer": optimizer, "extra": extra}
+
+
+# ================================================================= helpers
+def _raw_bytes(arr):
+    """The bytes of a C-contiguous array as a flat uint8 view (0-d and empty arrays included)."""
+    return arr.reshape(-1).view(np.uint8)
+
+
+def _check_name(what, name):
+    if not isinstance(name, str):
+        raise TypeError(f"{what}: expected str names, got {type(name).__name__} {name!r}")
+    if not name or name == "__metadata__":
+        raise ValueError(f"{what}: expected a non-empty name other than '__metadata__', got {name!r}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what}: expected a name encodable as UTF-8, got {name!r} ({exc.reason})") from None
+
+
+def _check_tensors(tensors, what):
+    """name -> C-contiguous little-endian array, every name and array checked."""
+    if not isinstance(tensors, Mapping):
+        raise TypeError(f"{what}: expected a dict of name -> NumPy array, got {type(tensors).__name__}")
+    out = {}
+    for name, value in tensors.items():
+        _check_name(f"{what} key", name)
+        if isinstance(value, np.generic):
+            value = np.asarray(value)
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{what}[{name!r}]: expected a NumPy array, got {type(value).__name__}")
+        if (value.dtype.kind, value.dtype.itemsize) not in _NAMES:
+            raise TypeError(f"{what}[{name!r}]: expected a bool, int8-64, uint8-64 or float16/32/64 array, got dtype {value.dtype}")
+        out[name] = value.astype(value.dtype.newbyteorder("<"), order="C", copy=False)
+    return out
+
+
+def _check_metadata(metadata):
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata: expected a dict of str -> str, got {type(metadata).__name__}")
+    for key, value in metadata.items():
+        for role, item in (("key", key), ("value", value)):
+            if not isinstance(item, str):
+                raise TypeError(f"metadata {role} {item!r}: expected str, got {type(item).__name__}")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"metadata {role} {item!r}: expected text encodable as UTF-8 ({exc.reason})") from None
+        if key in (_CHECKSUM_KEY, _FORMAT_KEY):
+            raise ValueError(f"metadata: expected keys other than pyrnn's reserved {_CHECKSUM_KEY!r} and {_FORMAT_KEY!r}, got {key!r}")
+    return dict(metadata)
+
+
+def _atomic_write(path, chunks):
+    """Temporary file beside ``path``, write, flush, fsync, rename over ``path``, fsync the directory."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f"{os.path.basename(path)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        with open(tmp, "xb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory):
+    """Make the rename durable (POSIX); filesystems that cannot fsync a directory are let be."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _read_exactly(f, count, error, into=None):
+    """``count`` bytes (or fill ``into``), refusing a file that ends first."""
+    buf = bytearray(count) if into is None else into
+    view, got = memoryview(buf).cast("B"), 0
+    while got < count:
+        k = f.readinto(view[got:])
+        if not k:
+            raise error(f"truncated: the file ended {count - got} bytes early")
+        got += k
+    return bytes(buf) if into is None else into
+
+
+def _no_duplicates(pairs):
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        counts = Counter(k for k, _ in pairs)
+        raise ValueError(f"duplicate keys {sorted(k for k, c in counts.items() if c > 1)}")
+    return out
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _parse_header(raw, error):
+    """(metadata, [(name, dtype, shape, begin, end), ...] in header order), every field checked."""
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError as exc:
+        raise error(f"header is not valid UTF-8 ({exc.reason} at byte {8 + exc.start})") from None
+    except (ValueError, RecursionError) as exc:
+        raise error(f"header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise error(f"header is not a JSON object (got {type(header).__name__})")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise error("'__metadata__' is not an object of str -> str")
+    entries = []
+    for name, info in header.items():
+        if not isinstance(info, dict) or set(info) != _ENTRY_KEYS:
+            raise error(f"tensor {name!r}: expected an object with keys {sorted(_ENTRY_KEYS)}, got {info!r}")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if dtype not in _DTYPES:
+            raise error(f"tensor {name!r}: unknown or unsupported dtype {dtype!r} (expected one of {', '.join(_DTYPES)})")
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            raise error(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets) and 0 <= offsets[0] <= offsets[1]):
+            raise error(f"tensor {name!r}: data_offsets {offsets!r} is not [begin, end] with 0 <= begin <= end")
+        begin, end = offsets
+        nbytes = math.prod(shape) * _DTYPES[dtype].itemsize
+        if nbytes != end - begin:
+            raise error(f"tensor {name!r}: shape {shape} of {dtype} needs {nbytes} bytes, "
+                        f"its data_offsets [{begin}, {end}] span {end - begin}")
+        entries.append((name, _DTYPES[dtype], tuple(shape), begin, end))
+    return metadata, entries
+
+
+def _check_layout(entries, data_len, error):
+    """The tensors' byte ranges must tile the data section exactly."""
+    pos = 0
+    for name, _, _, begin, end in sorted(entries, key=lambda e: (e[3], e[4])):
+        if begin < pos:
+            raise error(f"tensor {name!r}: data_offsets [{begin}, {end}] overlap the previous tensor, which ends at {pos}")
+        if begin > pos:
+            raise error(f"tensor {name!r}: data_offsets [{begin}, {end}] leave bytes [{pos}, {begin}) of the data to no tensor")
+        if end > data_len:
+            raise error(f"truncated: tensor {name!r} ends at byte {end} of the data, the file holds {data_len} bytes of data")
+        pos = end
+    if pos < data_len:
+        raise error(f"{data_len - pos} trailing bytes after the last tensor's data")
+
+
+def _require_dict(value, what):
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what}: expected a dict, got {type(value).__name__}")
+    return value
+
+
+def _jsonable(value, where, active):
+    """``value`` as plain JSON types, refusing what JSON cannot hold exactly (``where`` names the spot)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, np.dtype):
+        return value.name
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return value.tolist()
+    if isinstance(value, (Mapping, list, tuple)):
+        if id(value) in active:
+            raise ValueError(f"{where}: expected a tree of values, got a circular reference")
+        active.add(id(value))
+        if isinstance(value, Mapping):
+            for key in value:
+                if not isinstance(key, str):
+                    raise TypeError(f"{where}: expected str keys (JSON object), got {type(key).__name__} key {key!r}")
+            out = {k: _jsonable(v, f"{where}[{k!r}]", active) for k, v in value.items()}
+        else:
+            out = [_jsonable(v, f"{where}[{i}]", active) for i, v in enumerate(value)]
+        active.discard(id(value))
+        return out
+    raise TypeError(f"{where}: expected a JSON-serialisable value (dict with str keys, list, tuple, str, int, float, "
+                    f"bool, None, NumPy scalar or numeric array), got {type(value).__name__}")
+
+
+def _dumps(value, where):
+    return json.dumps(_jsonable(value, where, set()), separators=(",", ":"))
+
+
+def _loads(path, metadata, key):
+    try:
+        return json.loads(metadata[key], object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: metadata {key!r} is not valid JSON ({exc})") from None

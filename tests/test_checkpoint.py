@@ -1,0 +1,508 @@
+"""Checkpoint files: safetensors layout, bitwise round trips, refusal of truncated / corrupted /
+malformed files, crash safety of the atomic write, interop with the official safetensors package.
+
+Legend: N = header length in bytes; "raw" = the file's bytes; "crafted" = a file built by hand here.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import hashlib
+import json
+import math
+import os
+import re
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pyrnn.checkpoint as ckpt
+from pyrnn.checkpoint import CheckpointError, load_checkpoint, load_file, save_checkpoint, save_file
+
+# Written from the safetensors specification, independently of the module under test.
+SPEC_DTYPES = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "uint16": "U16", "int16": "I16", "float16": "F16",
+               "uint32": "U32", "int32": "I32", "float32": "F32", "uint64": "U64", "int64": "I64", "float64": "F64"}
+
+
+def many_tensors():
+    """Every supported dtype; 0-d, empty, non-contiguous, big-endian, NaN-payload and large-ish arrays."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for name in SPEC_DTYPES:
+        dt = np.dtype(name)
+        if dt.kind == "b":
+            a = rng.random((3, 4)) < 0.5
+        elif dt.kind == "f":
+            a = rng.standard_normal((3, 4)).astype(dt)
+            a[0, :3] = [np.inf, -np.inf, -0.0]
+        else:
+            info = np.iinfo(dt)
+            a = rng.integers(info.min, info.max, (3, 4), dtype=dt, endpoint=True)
+            a[0, :2] = [info.min, info.max]
+        out[f"{name}/matrix"] = a
+        out[f"{name}/scalar"] = a[1, 1].copy().reshape(())  # 0-d
+        out[f"{name}/empty"] = np.zeros((2, 0, 3), dt)
+    out["nan_payloads"] = np.array([0x7FC00001, 0xFFA00000, 0x7F800001], np.uint32).view(np.float32)
+    out["transposed"] = np.arange(24, dtype=np.float64).reshape(4, 6).T  # F-ordered view
+    out["strided"] = np.arange(40, dtype=np.int32)[::3]
+    out["big_endian"] = (np.arange(5) / 7).astype(">f8")
+    out["large"] = rng.standard_normal((300, 257)).astype(np.float32)
+    out["ids"] = rng.integers(-(2**62), 2**62, 100_000)
+    out["numpy_scalar"] = np.float64(2.5)  # np.generic, stored 0-d
+    return out
+
+
+def assert_bitwise_equal(expected, got):
+    """Same names in the same order; same shape, same value type (native order), same bytes."""
+    assert list(got) == list(expected)
+    for name, a in expected.items():
+        a = np.asarray(a)
+        b = got[name]
+        native = a.dtype.newbyteorder("=")
+        assert b.dtype == native and b.dtype.isnative, name
+        assert b.shape == a.shape, name
+        assert b.tobytes() == a.astype(native).tobytes(order="C"), name
+
+
+def crafted_file(header, data=b"", pad=True):
+    """A safetensors file built by hand (``header`` a dict, or raw bytes)."""
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    if pad:
+        raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+# ================================================================ round trip
+def test_round_trip_many_dtypes_and_shapes_is_bitwise(tmp_path):
+    tensors = many_tensors()
+    path = tmp_path / "t.safetensors"
+    save_file(path, tensors, {"note": "naïve ☃", "empty": ""})
+    got, metadata = load_file(path)
+    assert_bitwise_equal(tensors, got)
+    assert metadata == {"note": "naïve ☃", "empty": ""}
+    for b in got.values():  # fresh arrays, not views of a buffer or a map
+        assert b.flags.owndata and b.flags.writeable and b.flags.c_contiguous
+
+
+def test_empty_file_round_trip(tmp_path):
+    save_file(tmp_path / "e", {})
+    assert load_file(tmp_path / "e") == ({}, {})
+
+
+def test_header_layout_follows_the_safetensors_spec(tmp_path):
+    tensors = {"b": np.arange(3, dtype=np.uint8), "a": np.linspace(0, 1, 6).reshape(2, 3),
+               "c": np.array(7, np.int32), "d": np.ones((2, 2), ">f4")}
+    path = tmp_path / "t.safetensors"
+    save_file(path, tensors, {"k": "v"})
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert n % 8 == 0 and 8 + n <= len(raw)
+    text = raw[8 : 8 + n].decode("utf-8")
+    body = text.rstrip(" ")
+    assert body.endswith("}") and len(text) - len(body) < 8  # padded with spaces to a multiple of 8
+    header = json.loads(text)
+    metadata = header.pop("__metadata__")
+    assert metadata["k"] == "v" and metadata["pyrnn.format"] == "1"
+    assert list(header) == list(tensors)  # header keeps the caller's order
+    data = raw[8 + n :]
+    spans = sorted(tuple(e["data_offsets"]) for e in header.values())
+    assert spans[0][0] == 0 and spans[-1][1] == len(data)
+    assert all(prev[1] == nxt[0] for prev, nxt in zip(spans, spans[1:]))  # contiguous, no overlap
+    for name, a in tensors.items():
+        entry = header[name]
+        assert entry["dtype"] == SPEC_DTYPES[a.dtype.name]
+        assert entry["shape"] == list(a.shape)
+        begin, end = entry["data_offsets"]
+        assert begin % a.dtype.itemsize == 0  # aligned for zero-copy readers
+        assert data[begin:end] == a.astype(a.dtype.newbyteorder("<")).tobytes(order="C")
+    # The documented checksum: SHA-256 of the whole file with its 64 hex digits zeroed.
+    checksum = metadata["pyrnn.sha256"]
+    slot = raw.index(checksum.encode())
+    assert (slot, slot + 64) == (41, 105)
+    assert hashlib.sha256(raw[:slot] + b"0" * 64 + raw[slot + 64 :]).hexdigest() == checksum
+
+
+# ============================================================= refusals
+@pytest.fixture
+def small_file(tmp_path):
+    path = tmp_path / "small.safetensors"
+    save_file(path, {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "step": np.array([3, -1], np.int64),
+                     "mask": np.array([True, False, True])}, {"note": "v"})
+    return path
+
+
+@pytest.mark.parametrize("cut", ["0", "1", "7", "8", "9", "mid-header", "header-1", "header", "header+1", "mid-data", "size-1"])
+@pytest.mark.parametrize("require_checksum", [True, False])
+def test_truncated_file_is_refused(small_file, cut, require_checksum):
+    raw = small_file.read_bytes()
+    n = 8 + struct.unpack("<Q", raw[:8])[0]
+    length = {"mid-header": n // 2, "header-1": n - 1, "header": n, "header+1": n + 1,
+              "mid-data": (n + len(raw)) // 2, "size-1": len(raw) - 1}.get(cut) or int(cut)
+    small_file.write_bytes(raw[:length])
+    with pytest.raises(CheckpointError, match="truncated") as info:
+        load_file(small_file, require_checksum=require_checksum)
+    assert str(small_file) in str(info.value)
+
+
+def test_every_single_changed_byte_is_refused(small_file):
+    raw = small_file.read_bytes()
+    assert load_file(small_file)[0]  # the intact file loads
+    for i in range(len(raw)):
+        for mask in (0x01, 0xFF):
+            bad = bytearray(raw)
+            bad[i] ^= mask
+            small_file.write_bytes(bytes(bad))
+            with pytest.raises(CheckpointError):
+                load_file(small_file)
+                pytest.fail(f"byte {i} ^ {mask:#x} loaded silently")
+
+
+def test_checksum_covers_names_and_metadata_not_only_data(small_file):
+    raw = small_file.read_bytes()
+    for old, new in ((b'"note":"v"', b'"note":"w"'), (b'"step"', b'"stoP"')):  # valid JSON, same data
+        assert raw.count(old) == 1
+        small_file.write_bytes(raw.replace(old, new))
+        with pytest.raises(CheckpointError, match="corrupted: checksum mismatch"):
+            load_file(small_file)
+
+
+def test_file_from_another_writer_needs_require_checksum_false(tmp_path):
+    w = np.arange(6, dtype="<f4").reshape(3, 2)
+    ids = np.array([5, -7], "<i8")
+    header = {"ids": {"dtype": "I64", "shape": [2], "data_offsets": [24, 40]},
+              "w": {"dtype": "F32", "shape": [3, 2], "data_offsets": [0, 24]}, "__metadata__": {"format": "np"}}
+    path = tmp_path / "foreign.safetensors"
+    path.write_bytes(crafted_file(header, w.tobytes() + ids.tobytes(), pad=False))
+    with pytest.raises(CheckpointError, match="require_checksum=False"):
+        load_file(path)
+    got, metadata = load_file(path, require_checksum=False)
+    assert_bitwise_equal({"ids": ids, "w": w}, got)
+    assert metadata == {"format": "np"}
+
+
+F32x1 = {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}
+MALFORMED = {
+    "not utf-8": (b'{"a\xff":1}', b"", "not valid UTF-8"),
+    "not json": (b'{"a":', b"", "not valid JSON"),
+    "deeply nested": (b"[" * 100_000, b"", "not valid JSON"),
+    "json array": (b"[1, 2]", b"", "not a JSON object"),
+    "duplicate key": (b'{"a":' + json.dumps(F32x1).encode() + b',"a":' + json.dumps(F32x1).encode() + b"}", b"\0" * 4, "duplicate keys"),
+    "unknown dtype": ({"a": {**F32x1, "dtype": "BF16"}}, b"\0" * 4, "unsupported dtype 'BF16'"),
+    "shape mismatch": ({"a": {**F32x1, "shape": [2]}}, b"\0" * 4, "needs 8 bytes"),
+    "negative dim": ({"a": {**F32x1, "shape": [-1]}}, b"\0" * 4, "non-negative integers"),
+    "float dim": ({"a": {**F32x1, "shape": [1.0]}}, b"\0" * 4, "non-negative integers"),
+    "bool dim": ({"a": {**F32x1, "shape": [True]}}, b"\0" * 4, "non-negative integers"),
+    "one offset": ({"a": {**F32x1, "data_offsets": [0]}}, b"\0" * 4, r"is not \[begin, end\]"),
+    "reversed offsets": ({"a": {**F32x1, "data_offsets": [4, 0]}}, b"\0" * 4, r"is not \[begin, end\]"),
+    "entry not object": ({"a": 3}, b"", "expected an object with keys"),
+    "entry extra key": ({"a": {**F32x1, "x": 1}}, b"\0" * 4, "expected an object with keys"),
+    "metadata not str": ({"__metadata__": {"k": 1}}, b"", "'__metadata__' is not an object of str -> str"),
+    "overlap": ({"a": {**F32x1, "shape": [2], "data_offsets": [0, 8]}, "b": {**F32x1, "shape": [2], "data_offsets": [4, 12]}},
+                b"\0" * 12, "overlap the previous tensor"),
+    "gap": ({"a": F32x1, "b": {**F32x1, "data_offsets": [8, 12]}}, b"\0" * 12, r"leave bytes \[4, 8\)"),
+    "beyond the data": ({"a": {**F32x1, "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 4, "truncated"),
+    "trailing bytes": ({"a": F32x1}, b"\0" * 8, "4 trailing bytes"),
+    "bool not 0/1": ({"a": {"dtype": "BOOL", "shape": [2], "data_offsets": [0, 2]}}, b"\x01\x02", "BOOL data"),
+    "newer format": ({"__metadata__": {"pyrnn.format": "2"}}, b"", "format '2'"),
+    "malformed checksum": ({"__metadata__": {"pyrnn.sha256": "abc"}}, b"", "malformed 'pyrnn.sha256'"),
+    "checksum out of place": ({"__metadata__": {"k": "v", "pyrnn.sha256": "0" * 64}}, b"", "malformed 'pyrnn.sha256'"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_file_is_refused_with_its_problem(tmp_path, case):
+    header, data, message = MALFORMED[case]
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(crafted_file(header, data))
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_file(path, require_checksum=False)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+# ============================================================ crash safety
+class BrokenFile:
+    """A real file whose second write (the first tensor) stores half its bytes, then raises."""
+
+    def __init__(self, f, exc):
+        self._f, self._exc, self._writes = f, exc, 0
+
+    def write(self, chunk):
+        self._writes += 1
+        if self._writes == 2:
+            b = bytes(chunk)
+            self._f.write(b[: len(b) // 2])
+            raise self._exc
+        return self._f.write(chunk)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+def _raise(exc):
+    def fn(*args, **kwargs):
+        raise exc
+
+    return fn
+
+
+def _broken_open(exc):
+    def patch(monkeypatch):  # the module's open() (not builtins.open) hands out a BrokenFile
+        monkeypatch.setattr(ckpt, "open", lambda p, mode: BrokenFile(builtins.open(p, mode), exc), raising=False)
+
+    return patch
+
+
+FAILURES = {
+    "write: disk full": (OSError, _broken_open(OSError(errno.ENOSPC, "No space left"))),
+    "write: Ctrl-C": (KeyboardInterrupt, _broken_open(KeyboardInterrupt())),
+    "fsync": (OSError, lambda mp: mp.setattr(os, "fsync", _raise(OSError(errno.EIO, "I/O error")))),
+    "rename": (PermissionError, lambda mp: mp.setattr(os, "replace", _raise(PermissionError(errno.EACCES, "denied")))),
+}
+
+
+@pytest.mark.parametrize("where", list(FAILURES))
+def test_failed_save_keeps_previous_file_and_removes_temporary(tmp_path, monkeypatch, where):
+    path = tmp_path / "model.safetensors"
+    old = {"w": np.arange(4.0)}
+    save_file(path, old)
+    exc_type, patch = FAILURES[where]
+    patch(monkeypatch)
+    with pytest.raises(exc_type):
+        save_file(path, {"w": np.full(10_000, 9.0), "v": np.ones(3, np.int8)})
+    monkeypatch.undo()
+    assert_bitwise_equal(old, load_file(path)[0])
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_failed_first_save_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "replace", _raise(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(OSError):
+        save_file(tmp_path / "new", {"w": np.ones(3)})
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_onto_a_directory_fails_cleanly(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OSError):
+        save_file(tmp_path / "d", {"w": np.ones(3)})
+    assert os.listdir(tmp_path) == ["d"] and os.listdir(tmp_path / "d") == []
+
+
+def test_successful_overwrite_leaves_only_the_new_file(tmp_path):
+    path = tmp_path / "m"
+    save_file(str(path), {"w": np.zeros(3)})
+    new = {"w": np.arange(5, dtype=np.int16), "x": np.ones((2, 2), np.float16)}
+    save_file(path, new)
+    assert_bitwise_equal(new, load_file(path)[0])
+    assert os.listdir(tmp_path) == ["m"]
+
+
+CRASHING_CHILD = r"""
+import builtins, os, sys
+import numpy as np
+import pyrnn.checkpoint as ckpt
+
+path, where = sys.argv[1], sys.argv[2]
+
+class Crashing:  # the process dies in the middle of writing the first tensor
+    def __init__(self, f):
+        self.f, self.n = f, 0
+    def write(self, chunk):
+        self.n += 1
+        if self.n == 2:
+            b = bytes(chunk)
+            self.f.write(b[: len(b) // 2])
+            self.f.flush()
+            os._exit(17)
+        return self.f.write(chunk)
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        self.f.close()
+
+if where == "mid-write":
+    ckpt.open = lambda p, mode: Crashing(builtins.open(p, mode))
+elif where == "before-fsync":
+    os.fsync = lambda fd: os._exit(17)
+else:
+    os.replace = lambda src, dst: os._exit(17)
+ckpt.save_file(path, {"w": np.full(50_000, 2.0)})
+"""
+
+
+@pytest.mark.parametrize("where", ["mid-write", "before-fsync", "before-rename"])
+def test_process_killed_while_saving_keeps_previous_file(tmp_path, where):
+    path = tmp_path / "model.safetensors"
+    old = {"w": np.arange(4.0)}
+    save_file(path, old)
+    src = os.path.dirname(os.path.dirname(os.path.abspath(ckpt.__file__)))
+    env = {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.run([sys.executable, "-c", CRASHING_CHILD, str(path), where], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == 17, proc.stderr.decode()
+    assert_bitwise_equal(old, load_file(path)[0])
+    # A hard crash cannot clean up: one stray temporary beside the target, never the target itself.
+    (stray,) = [name for name in os.listdir(tmp_path) if name != path.name]
+    assert re.fullmatch(re.escape(path.name) + r"\.tmp-\d+-[0-9a-f]{8}", stray)
+    if where == "mid-write":
+        with pytest.raises(CheckpointError, match="truncated"):
+            load_file(tmp_path / stray)
+
+
+# ====================================================== official safetensors
+def test_official_reader_loads_our_files(tmp_path):
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    import safetensors
+
+    tensors = many_tensors()
+    path = tmp_path / "ours.safetensors"
+    save_file(path, tensors, {"k": "v"})
+    got = st_numpy.load_file(str(path))
+    assert sorted(got) == sorted(tensors)
+    assert_bitwise_equal(tensors, {name: np.asarray(got[name]) for name in tensors})
+    with safetensors.safe_open(str(path), framework="np") as f:
+        assert f.metadata()["k"] == "v" and f.metadata()["pyrnn.format"] == "1"
+
+
+def test_we_load_the_official_writers_files(tmp_path):
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    tensors = {name: np.asarray(a) for name, a in many_tensors().items()}
+    path = tmp_path / "theirs.safetensors"
+    st_numpy.save_file(tensors, str(path), metadata={"format": "np"})
+    with pytest.raises(CheckpointError, match="require_checksum=False"):
+        load_file(path)
+    got, metadata = load_file(path, require_checksum=False)
+    assert metadata == {"format": "np"}
+    assert sorted(got) == sorted(tensors)
+    assert_bitwise_equal(tensors, {name: got[name] for name in tensors})
+
+
+# ============================================================== checkpoints
+def test_checkpoint_round_trip_with_optimizer_and_extra(tmp_path):
+    rng = np.random.default_rng(3)
+    weights = {"weight_ih_l0": rng.standard_normal((64, 8)).astype(np.float32),
+               "weight_hh_l0": rng.standard_normal((64, 16)).astype(np.float32),
+               "bias_ih_l0": rng.standard_normal(64).astype(np.float32)}
+    config = {"class": "LSTM", "input_size": 8, "hidden_size": 16, "num_layers": 1, "bidirectional": False,
+              "bias": True, "dropout": 0.1, "dtype": "float32", "name": "naïve ☃", "head": [{"units": 3}, None]}
+    optimizer = {"class": "Adam", "config": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8}, "step": 12,
+                 "buffers": {f"{kind}/{name}": rng.standard_normal(w.shape).astype(np.float32)
+                             for kind in ("exp_avg", "exp_avg_sq") for name, w in weights.items()}}
+    train_rng = np.random.default_rng(11)
+    train_rng.standard_normal(5)
+    extra = {"epoch": np.int64(3), "rng": train_rng.bit_generator.state, "done": np.bool_(False),
+             "history": {"loss": [np.float32(0.5), float("nan"), -0.0, float("inf")]}, "lr": np.array([0.1, 0.01])}
+    path = tmp_path / "ckpt.safetensors"
+    save_checkpoint(path, weights=weights, config=config, optimizer=optimizer, extra=extra)
+
+    got = load_checkpoint(path)
+    assert sorted(got) == ["config", "extra", "optimizer", "weights"]
+    assert_bitwise_equal(weights, got["weights"])
+    assert got["config"] == config
+    assert {k: v for k, v in got["optimizer"].items() if k != "buffers"} == {k: v for k, v in optimizer.items() if k != "buffers"}
+    assert_bitwise_equal(optimizer["buffers"], got["optimizer"]["buffers"])
+    e = got["extra"]
+    assert e["epoch"] == 3 and type(e["epoch"]) is int and e["done"] is False and e["lr"] == [0.1, 0.01]
+    loss = e["history"]["loss"]
+    assert loss[0] == 0.5 and math.isnan(loss[1]) and math.copysign(1, loss[2]) == -1 and loss[3] == math.inf
+    restored = np.random.default_rng()
+    restored.bit_generator.state = e["rng"]
+    np.testing.assert_array_equal(restored.standard_normal(8), train_rng.standard_normal(8))
+    # One safetensors file: weights and buffers under their prefixes.
+    tensors, metadata = load_file(path)
+    assert sorted(tensors) == sorted([f"model/{n}" for n in weights] + [f"optimizer/{n}" for n in optimizer["buffers"]])
+    assert json.loads(metadata["pyrnn.config"]) == config
+
+
+def test_checkpoint_without_optimizer_or_extra(tmp_path):
+    path = tmp_path / "c"
+    save_checkpoint(path, weights={"w": np.ones((2, 2))}, config={"hidden_size": 2, "sizes": (1, 2), "dtype": np.dtype(np.float64)})
+    got = load_checkpoint(path)
+    assert got["optimizer"] is None and got["extra"] is None
+    assert got["config"] == {"hidden_size": 2, "sizes": [1, 2], "dtype": "float64"}  # JSON has lists, not tuples
+    save_checkpoint(path, weights={}, config={}, optimizer={"class": "SGD", "config": {"lr": 0.1}, "step": 0, "buffers": {}})
+    assert load_checkpoint(path)["optimizer"] == {"class": "SGD", "config": {"lr": 0.1}, "step": 0, "buffers": {}}
+
+
+@pytest.mark.parametrize("tensors, metadata, message", [
+    ({"w": np.ones(2)}, {}, "not a pyrnn checkpoint"),
+    ({"w": np.ones(2)}, {"pyrnn.config": "{}"}, "'w' is neither 'model/...' nor 'optimizer/...'"),
+    ({"optimizer/m": np.ones(2)}, {"pyrnn.config": "{}"}, "optimizer tensors without 'pyrnn.optimizer'"),
+    ({}, {"pyrnn.config": "{"}, "metadata 'pyrnn.config' is not valid JSON"),
+])
+def test_load_checkpoint_refuses_other_files(tmp_path, tensors, metadata, message):
+    path = tmp_path / "x"
+    save_file(path, tensors, metadata)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+# ================================================================ bad inputs
+class Loop(dict):
+    pass
+
+
+LOOP = Loop()
+LOOP["self"] = LOOP
+W = np.ones(2)
+
+BAD_SAVE_FILE = [
+    ([("a", W)], None, TypeError, "tensors: expected a dict of name -> NumPy array, got list"),
+    ({1: W}, None, TypeError, "expected str names, got int 1"),
+    ({"": W}, None, ValueError, "expected a non-empty name"),
+    ({"__metadata__": W}, None, ValueError, "other than '__metadata__'"),
+    ({"\ud800": W}, None, ValueError, "encodable as UTF-8"),
+    ({"a": [1.0, 2.0]}, None, TypeError, r"tensors\['a'\]: expected a NumPy array, got list"),
+    ({"a": np.array([1 + 2j])}, None, TypeError, "got dtype complex128"),
+    ({"a": np.array(["x"])}, None, TypeError, "got dtype <U1"),
+    ({"a": np.array([None])}, None, TypeError, "got dtype object"),
+    ({"a": W}, "k=v", TypeError, "metadata: expected a dict of str -> str, got str"),
+    ({"a": W}, {"k": 1}, TypeError, "metadata value 1: expected str, got int"),
+    ({"a": W}, {"pyrnn.sha256": "0"}, ValueError, "reserved"),
+]
+
+
+@pytest.mark.parametrize("tensors, metadata, exc, message", BAD_SAVE_FILE)
+def test_save_file_bad_inputs(tmp_path, tensors, metadata, exc, message):
+    with pytest.raises(exc, match=message):
+        save_file(tmp_path / "x", tensors, metadata)
+    assert os.listdir(tmp_path) == []
+
+
+BAD_SAVE_CHECKPOINT = [
+    (dict(weights={"w": [1.0]}), TypeError, r"weights\['w'\]: expected a NumPy array, got list"),
+    (dict(config=[1]), TypeError, "config: expected a dict, got list"),
+    (dict(config={"a": {1, 2}}), TypeError, r"config\['a'\]: expected a JSON-serialisable value .* got set"),
+    (dict(config={"a": {"b": object()}}), TypeError, r"config\['a'\]\['b'\]: .* got object"),
+    (dict(config={1: "a"}), TypeError, "config: expected str keys .* got int key 1"),
+    (dict(config={"a": 1j}), TypeError, r"config\['a'\]: .* got complex"),
+    (dict(config=LOOP), ValueError, "circular reference"),
+    (dict(optimizer={"class": "SGD", "step": 0}), ValueError, "optimizer: expected a state dict with a 'buffers' entry"),
+    (dict(optimizer={"buffers": {"m": "x"}}), TypeError, r"optimizer\['buffers'\]\['m'\]: expected a NumPy array, got str"),
+    (dict(optimizer={"buffers": {}, "step": {2}}), TypeError, r"optimizer\['step'\]: .* got set"),
+    (dict(extra=5), TypeError, "extra: expected a dict, got int"),
+    (dict(extra={"x": np.array([object()])}), TypeError, r"extra\['x'\]: .* got ndarray"),
+]
+
+
+@pytest.mark.parametrize("kwargs, exc, message", BAD_SAVE_CHECKPOINT)
+def test_save_checkpoint_bad_inputs(tmp_path, kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        save_checkpoint(tmp_path / "x", **{"weights": {"w": W}, "config": {}, **kwargs})
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_file_is_an_oserror_not_a_checkpoint_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_file(tmp_path / "nope")
