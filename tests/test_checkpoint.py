@@ -377,7 +377,8 @@ def test_official_reader_loads_our_files(tmp_path):
 
 def test_we_load_the_official_writers_files(tmp_path):
     st_numpy = pytest.importorskip("safetensors.numpy")
-    tensors = {name: np.asarray(a) for name, a in many_tensors().items()}
+    # the official numpy writer dumps a non-contiguous array's raw buffer: give it C order
+    tensors = {name: np.ascontiguousarray(a) for name, a in many_tensors().items()}
     path = tmp_path / "theirs.safetensors"
     st_numpy.save_file(tensors, str(path), metadata={"format": "np"})
     with pytest.raises(CheckpointError, match="require_checksum=False"):

@@ -24,7 +24,7 @@ structural checks.
 
 Crash safety. :func:`save_file` writes a temporary file beside the target
 (``<name>.tmp-<pid>-<random>``), flushes and fsyncs it, renames it over the target with
-:func:`os.replace` (atomic on POSIX and Windows) and fsyncs the directory. A errorure before the
+:func:`os.replace` (atomic on POSIX and Windows) and fsyncs the directory. A failure before the
 rename removes the temporary file and leaves the previous file untouched; a hard crash
 (power loss, ``kill -9``) can leave a stray ``.tmp-`` file but never a half-written target.
 
