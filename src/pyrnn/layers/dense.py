@@ -1,0 +1,258 @@
+"""Feed-forward layers: ``Dense`` (PyTorch's ``Linear``), ``Embedding`` and ``Dropout``.
+
+Legend: N = rows (every leading axis of the input, flattened), I = in_features,
+O = out_features, V = num_embeddings (vocabulary), E = embedding_dim, ``...`` = any
+leading axes (for example (B, T) of a sequence), ``@`` = matrix product.
+
+``Dense`` and ``Embedding`` own parameters of the layer's dtype (float32 by default)
+and cast floating inputs to it; ``Dropout`` has none and follows the input's dtype.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+
+import numpy as np
+
+from .._checks import as_float_array, check_shape
+from .activations import Elementwise, config_repr
+from .base import Layer
+from .recurrent import _positive_int
+
+
+def _check_seed(seed):
+    """None or a non-negative int (kept in ``get_config``, so it must be JSON-serialisable)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise TypeError(f"seed: expected None or a non-negative int, got {seed!r}")
+    return None if seed is None else int(seed)
+
+
+class Dense(Layer):
+    """Fully connected layer on the last axis, ``y = x W^T + b`` (``torch.nn.Linear``).
+
+    Parameters
+    ----------
+    in_features : int
+        I, size of the input's last axis.
+    out_features : int
+        O, size of the output's last axis.
+    bias : bool, default True
+        Whether the ``bias`` parameter exists.
+    dtype : float32 or float64, default float32
+    seed : int or None
+        Seed of the default init, PyTorch's ``U(-1/sqrt(I), 1/sqrt(I))`` for weight and bias.
+
+    Notes
+    -----
+    Parameters (PyTorch's names and layout): ``weight`` (O, I), ``bias`` (O,).
+    ``forward`` keeps a reference to its input for ``backward``: do not modify that
+    array in place in between.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None):
+        super().__init__(dtype)
+        self.in_features = _positive_int("in_features", in_features)
+        self.out_features = _positive_int("out_features", out_features)
+        self.bias = bool(bias)
+        self.seed = _check_seed(seed)
+        rng = np.random.default_rng(self.seed)
+        bound = 1.0 / np.sqrt(self.in_features)
+        self.add_param("weight", rng.uniform(-bound, bound, (self.out_features, self.in_features)))
+        if self.bias:
+            self.add_param("bias", rng.uniform(-bound, bound, self.out_features))
+
+    # y = x @ W^T + b, with x flattened to (N, I): one GEMM
+    def forward(self, x):
+        """Apply the layer to the last axis.
+
+        Parameters
+        ----------
+        x : array (..., I), any float dtype (cast to the layer's dtype)
+
+        Returns
+        -------
+        y : ndarray (..., O)
+        """
+        if np.ndim(x) == 0:  # checked first: as_float_array makes 0-D arrays 1-D
+            raise ValueError(f"x: expected in_features={self.in_features} features in the last axis, got shape ()")
+        x = as_float_array("x", x, self.dtype)
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"x: expected in_features={self.in_features} features in the last axis, got shape {x.shape}")
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)  # (N, I), a view (x is C-contiguous)
+        y = x2 @ self.params["weight"].T
+        if self.bias:
+            y += self.params["bias"]
+        self._save((x2, lead))
+        return y.reshape(lead + (self.out_features,))
+
+    # dx = dy @ W;  dW += dy^T @ x;  db += sum_N dy   (dy, x flattened to (N, O), (N, I))
+    def backward(self, dy):
+        """Gradients of the last forward.
+
+        Parameters
+        ----------
+        dy : array (..., O), dL/dy
+
+        Returns
+        -------
+        dx : ndarray (..., I), dL/dx
+
+        ``weight`` (and ``bias``) gradients are added into :attr:`grads`.
+        """
+        x2, lead = self._peek_saved()
+        dy = as_float_array("dy", dy, self.dtype)
+        check_shape("dy", dy, lead + (self.out_features,), "(..., out_features) of the last forward")
+        self._pop_saved()
+        dy2 = dy.reshape(-1, self.out_features)
+        self.grads["weight"] += dy2.T @ x2
+        if self.bias:
+            self.grads["bias"] += dy2.sum(axis=0)
+        return (dy2 @ self.params["weight"]).reshape(lead + (self.in_features,))
+
+    def get_config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,
+                "dtype": self.dtype.name, "seed": self.seed}
+
+    __repr__ = config_repr
+
+
+class Embedding(Layer):
+    """Lookup table: integer indices of any shape -> rows of ``weight`` (``torch.nn.Embedding``).
+
+    Parameters
+    ----------
+    num_embeddings : int
+        V, number of rows (valid indices are 0 .. V-1).
+    embedding_dim : int
+        E, size of each row.
+    dtype : float32 or float64, default float32
+    seed : int or None
+        Seed of the default init, PyTorch's ``N(0, 1)``.
+
+    Notes
+    -----
+    Parameter ``weight`` (V, E). Repeated indices accumulate their gradients.
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, seed=None):
+        super().__init__(dtype)
+        self.num_embeddings = _positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = _positive_int("embedding_dim", embedding_dim)
+        self.seed = _check_seed(seed)
+        rng = np.random.default_rng(self.seed)
+        self.add_param("weight", rng.standard_normal((self.num_embeddings, self.embedding_dim)))
+
+    def _indices(self, indices):
+        idx = np.asarray(indices)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"indices: expected an integer array, got dtype {idx.dtype}")
+        if idx.size:
+            lo, hi = idx.min(), idx.max()
+            if lo < 0 or hi >= self.num_embeddings:
+                bad = lo if lo < 0 else hi
+                raise ValueError(f"indices: expected values in [0, {self.num_embeddings}) (num_embeddings), got {bad}")
+        return idx
+
+    # y[...] = W[idx[...]]
+    def forward(self, indices):
+        """Look the rows up.
+
+        Parameters
+        ----------
+        indices : integer array (...), values in [0, V)
+
+        Returns
+        -------
+        y : ndarray (..., E)
+        """
+        idx = self._indices(indices)
+        y = np.take(self.params["weight"], idx, axis=0)
+        self._save(idx.copy())  # indices are cheap to copy and often live in a reused buffer
+        return y
+
+    # dW[v] += sum of dy[...] over the positions where idx[...] = v
+    def backward(self, dy):
+        """Scatter-add dL/dy into the ``weight`` gradient.
+
+        Parameters
+        ----------
+        dy : array (..., E), dL/dy
+
+        Returns
+        -------
+        None
+            Integer indices have no gradient.
+        """
+        idx = self._peek_saved()
+        dy = as_float_array("dy", dy, self.dtype)
+        check_shape("dy", dy, idx.shape + (self.embedding_dim,), "(..., embedding_dim) of the last forward")
+        self._pop_saved()
+        np.add.at(self.grads["weight"], idx.ravel(), dy.reshape(-1, self.embedding_dim))
+        return None
+
+    def get_config(self):
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
+                "dtype": self.dtype.name, "seed": self.seed}
+
+    __repr__ = config_repr
+
+
+class Dropout(Elementwise):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale the
+    rest by ``1 / (1 - p)``; in eval mode (:meth:`eval`), the identity (``torch.nn.Dropout``).
+
+    Parameters
+    ----------
+    p : float in [0, 1), default 0.5
+        Probability of dropping an element.
+    seed : int or None
+        Seed of the layer's own ``numpy.random.Generator``: equal seeds give equal masks.
+
+    Notes
+    -----
+    Output dtype and shape follow the input; a mask depends on the generator's state and the
+    input's shape and dtype (float32 inputs draw float32 uniforms). To resume training bit for bit, store
+    :meth:`rng_state` (a JSON-serialisable dict) and restore it with :meth:`set_rng_state`.
+    NaN inputs stay NaN even where dropped (``NaN * 0``), as in PyTorch.
+    """
+
+    def __init__(self, p=0.5, seed=None):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+            raise ValueError(f"p: expected a probability in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.seed = _check_seed(seed)
+        self._rng = np.random.default_rng(self.seed)
+
+    # training: y = x * m,  m = [u >= p] / (1 - p),  u ~ U[0, 1) per element;  eval: y = x
+    def _forward(self, x):
+        if not self.training or self.p == 0:
+            return x, None
+        u = self._rng.random(x.shape, dtype=x.dtype.type)
+        m = (u >= self.p).astype(x.dtype)
+        m *= 1.0 / (1.0 - self.p)
+        return x * m, m
+
+    # dx = dy * m  (eval: dx = dy)
+    def _backward(self, dy, m):
+        return dy if m is None else dy * m
+
+    def rng_state(self):
+        """The generator's state: a JSON-serialisable dict for :meth:`set_rng_state`."""
+        return copy.deepcopy(self._rng.bit_generator.state)
+
+    def set_rng_state(self, state):
+        """Restore a state from :meth:`rng_state`; the next masks are those that followed it."""
+        name = type(self._rng.bit_generator).__name__
+        if not isinstance(state, dict) or state.get("bit_generator") != name:
+            got = state.get("bit_generator") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"state: expected a {name} generator state from rng_state(), got {got!r}")
+        try:
+            self._rng.bit_generator.state = copy.deepcopy(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"state: expected a {name} generator state from rng_state(), got a malformed one ({exc!r})") from exc
+
+    def get_config(self):
+        return {"p": self.p, "seed": self.seed}

@@ -1,0 +1,307 @@
+"""Dense, Embedding, Dropout: finite-difference gradients, PyTorch parity, init, dropout
+statistics and reproducibility (seeds, eval, resumed generator state), configs, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pyrnn.layers.base import no_grad
+from pyrnn.layers.dense import Dense, Dropout, Embedding
+from test_activations import check_layer_grads
+
+
+def _normal(shape, dtype=np.float64, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _config_round_trip(layer):
+    return type(layer)(**json.loads(json.dumps(layer.get_config())))
+
+
+# ---------------------------------------------------------------------- Dense
+@pytest.mark.parametrize("shape", [(4,), (3, 4), (2, 3, 4), (2, 1, 3, 4)], ids=lambda s: f"{len(s)}-D")
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_gradients_match_finite_differences(shape, bias):
+    layer = Dense(4, 3, bias=bias, dtype=np.float64, seed=0)
+    assert sorted(layer.params) == (["bias", "weight"] if bias else ["weight"])
+    check_layer_grads(layer, (_normal(shape),))
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["float64", "float32"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_matches_torch_linear(dtype, tol, bias):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    mod = torch.nn.Linear(7, 5, bias=bias).to(torch.float64 if dtype == np.float64 else torch.float32)
+    layer = Dense(7, 5, bias=bias, dtype=dtype)
+    sd = {k: v.detach().numpy() for k, v in mod.state_dict().items()}
+    assert {k: v.shape for k, v in sd.items()} == {k: v.shape for k, v in layer.state_dict().items()}
+    layer.load_state_dict(sd)
+    x, dy = _normal((3, 4, 7), dtype, 1), _normal((3, 4, 5), dtype, 2)
+    y = layer.forward(x)
+    dx = layer.backward(dy)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = mod(tx)
+    (ty * torch.tensor(dy)).sum().backward()
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=tol, atol=tol)
+    for name, p in mod.named_parameters():
+        np.testing.assert_allclose(layer.grads[name], p.grad.numpy(), rtol=tol, atol=tol, err_msg=name)
+    assert y.dtype == dx.dtype == dtype
+
+
+def test_dense_init_is_torchs_uniform_and_seeded():
+    layer = Dense(64, 32, seed=3)
+    bound = 1 / np.sqrt(64)
+    for name, shape in (("weight", (32, 64)), ("bias", (32,))):
+        p = layer.params[name]
+        assert p.shape == shape and p.dtype == np.float32
+        assert np.all(np.abs(p) <= bound) and p.max() > 0.8 * bound and p.min() < -0.8 * bound
+    again, other = Dense(64, 32, seed=3), Dense(64, 32, seed=4)
+    assert np.array_equal(layer.params["weight"], again.params["weight"])
+    assert not np.array_equal(layer.params["weight"], other.params["weight"])
+
+
+def test_dense_casts_input_and_accumulates_grads():
+    layer = Dense(3, 2, dtype=np.float64, seed=0)
+    x, dy = _normal((5, 3), np.float32), _normal((5, 2), np.float32)
+    y = layer.forward(x)
+    dx = layer.backward(dy)
+    assert y.dtype == dx.dtype == np.float64
+    once = {k: g.copy() for k, g in layer.grads.items()}
+    layer.forward(x)
+    layer.backward(dy)
+    for k, g in layer.grads.items():
+        np.testing.assert_allclose(g, 2 * once[k], rtol=1e-12)
+    layer.zero_grad()
+    assert not any(g.any() for g in layer.grads.values())
+
+
+def test_dense_shared_weights_backward_in_reverse_order():
+    """Two forwards then two backwards (a layer used twice): each backward consumes its own forward."""
+    layer = Dense(3, 2, dtype=np.float64, seed=0)
+    a, b = _normal((4, 3), seed=1), _normal((6, 3), seed=2)
+    layer.forward(a)
+    layer.forward(b)
+    dxb = layer.backward(np.ones((6, 2)))
+    dxa = layer.backward(np.ones((4, 2)))
+    assert dxb.shape == (6, 3) and dxa.shape == (4, 3)
+    np.testing.assert_allclose(layer.grads["weight"], np.ones((2, 10)) @ np.concatenate([a, b]), rtol=1e-12)
+
+
+def test_dense_empty_batch():
+    layer = Dense(3, 2)
+    y = layer.forward(np.zeros((0, 5, 3), np.float32))
+    assert y.shape == (0, 5, 2)
+    assert layer.backward(np.zeros((0, 5, 2), np.float32)).shape == (0, 5, 3)
+
+
+# ------------------------------------------------------------------ Embedding
+def test_embedding_gradient_matches_finite_differences_with_repeated_indices():
+    layer = Embedding(6, 3, dtype=np.float64, seed=0)
+    idx = np.array([[1, 4, 1], [0, 1, 5]])
+    check_layer_grads(layer, (idx,))
+    layer.zero_grad()
+    layer.forward(idx)
+    layer.backward(np.ones((2, 3, 3)))
+    np.testing.assert_array_equal(layer.grads["weight"][:, 0], [1, 3, 0, 0, 1, 1])  # counts of each row
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-6)], ids=["float64", "float32"])
+def test_embedding_matches_torch(dtype, tol):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    mod = torch.nn.Embedding(10, 4).to(torch.float64 if dtype == np.float64 else torch.float32)
+    layer = Embedding(10, 4, dtype=dtype)
+    layer.load_state_dict({k: v.detach().numpy() for k, v in mod.state_dict().items()})
+    idx = np.random.default_rng(0).integers(0, 10, (5, 7))
+    idx[0, :3] = 2  # repeated indices
+    dy = _normal((5, 7, 4), dtype, 1)
+    y = layer.forward(idx)
+    assert layer.backward(dy) is None
+    ty = mod(torch.tensor(idx))
+    (ty * torch.tensor(dy)).sum().backward()
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.grads["weight"], mod.weight.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_embedding_any_index_shape_and_init():
+    layer = Embedding(200, 50, seed=0)
+    w = layer.params["weight"]
+    assert w.shape == (200, 50) and w.dtype == np.float32
+    assert abs(w.mean()) < 0.05 and abs(w.std() - 1) < 0.05  # N(0, 1): 10^4 draws
+    assert layer.forward(np.int32(7)).shape == (50,)
+    np.testing.assert_array_equal(layer.forward(np.uint8(7)), w[7])
+    np.testing.assert_array_equal(layer.forward([[3], [5]]), w[[[3], [5]]])
+    assert layer.forward(np.zeros((0, 4), np.int64)).shape == (0, 4, 50)
+    assert not np.array_equal(w, Embedding(200, 50, seed=1).params["weight"])
+
+
+def test_embedding_saves_a_copy_of_the_indices():
+    layer = Embedding(5, 2, dtype=np.float64, seed=0)
+    idx = np.array([0, 1])
+    layer.forward(idx)
+    idx[:] = 4  # a reused index buffer
+    layer.backward(np.ones((2, 2)))
+    np.testing.assert_array_equal(layer.grads["weight"][:, 0], [1, 1, 0, 0, 0])
+
+
+@pytest.mark.parametrize(
+    "indices, exc, pattern",
+    [
+        (np.array([0, 10]), ValueError, r"indices: expected values in \[0, 10\) \(num_embeddings\), got 10"),
+        (np.array([[-1, 3]]), ValueError, r"indices: expected values in \[0, 10\) \(num_embeddings\), got -1"),
+        (np.array([1.0, 2.0]), TypeError, r"indices: expected an integer array, got dtype float64"),
+        (np.array([True]), TypeError, r"indices: expected an integer array, got dtype bool"),
+    ],
+    ids=["too-big", "negative", "float", "bool"],
+)
+def test_embedding_bad_indices_are_named(indices, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        Embedding(10, 3).forward(indices)
+
+
+# -------------------------------------------------------------------- Dropout
+def test_dropout_statistics_and_scale():
+    p = 0.3
+    x = np.full((400, 500), 2.0, np.float32)
+    y = Dropout(p, seed=0).forward(x)
+    assert y.dtype == np.float32
+    dropped = np.mean(y == 0)
+    sigma = np.sqrt(p * (1 - p) / x.size)
+    assert abs(dropped - p) < 5 * sigma
+    np.testing.assert_allclose(y[y != 0], 2.0 / (1 - p), rtol=1e-6)  # inverted dropout: kept values scaled
+    assert abs(y.mean() - 2.0) < 5 * 2.0 * np.sqrt(p / (1 - p) / x.size)  # the mean is preserved
+
+
+def test_dropout_backward_uses_the_forward_mask():
+    layer = Dropout(0.5, seed=1)
+    x = _normal((6, 7)) + 10  # no zeros in x
+    y = layer.forward(x)
+    dx = layer.backward(np.ones_like(x))
+    np.testing.assert_allclose(dx, y / x, rtol=1e-12)
+    state = layer.rng_state()  # finite differences with the generator rewound before each forward
+    check_layer_grads(layer, (x,), forward=lambda x: (layer.set_rng_state(state), layer.forward(x))[1])
+
+
+def test_dropout_equal_seeds_are_reproducible_and_other_seeds_differ():
+    x = np.ones((50, 60))
+    a, b, c = Dropout(0.5, seed=7), Dropout(0.5, seed=7), Dropout(0.5, seed=8)
+    for _ in range(3):  # the whole stream, not just the first mask
+        ya = a.forward(x)
+        np.testing.assert_array_equal(ya, b.forward(x))
+        assert not np.array_equal(ya, c.forward(x))
+    assert not np.array_equal(a.forward(x), a.forward(x))  # a new mask per call
+
+
+def test_dropout_eval_is_the_identity_and_p0_too():
+    x = _normal((4, 5))
+    layer = Dropout(0.9, seed=0).eval()
+    assert layer.forward(x) is x
+    dy = _normal((4, 5), seed=1)
+    np.testing.assert_array_equal(layer.backward(dy), dy)
+    layer.train()
+    assert (layer.forward(x) == 0).any()
+    np.testing.assert_array_equal(Dropout(0.0).forward(x), x)
+
+
+def test_dropout_resumes_bit_for_bit_from_its_rng_state():
+    x = np.ones((30, 40), np.float32)
+    first = Dropout(0.4, seed=11)
+    for _ in range(2):
+        first.forward(x)
+    state = json.loads(json.dumps(first.rng_state()))  # as stored in a checkpoint
+    want = [first.forward(x) for _ in range(3)]
+    resumed = _config_round_trip(first)
+    resumed.set_rng_state(state)
+    for w in want:
+        np.testing.assert_array_equal(resumed.forward(x), w)
+    unseeded = Dropout(0.4)  # an unseeded layer resumes too
+    unseeded.set_rng_state(state)
+    np.testing.assert_array_equal(unseeded.forward(x), want[0])
+
+
+@pytest.mark.parametrize(
+    "state, pattern",
+    [
+        ({"bit_generator": "MT19937", "state": {}}, r"state: expected a PCG64 generator state from rng_state\(\), got 'MT19937'"),
+        ([1, 2], r"state: expected a PCG64 generator state from rng_state\(\), got 'list'"),
+        ({"bit_generator": "PCG64", "state": {"state": 1}}, r"state: expected a PCG64 generator state .*malformed"),
+    ],
+    ids=["other-generator", "not-a-dict", "malformed"],
+)
+def test_dropout_bad_rng_state_is_named_and_changes_nothing(state, pattern):
+    layer = Dropout(0.5, seed=0)
+    before = layer.rng_state()
+    with pytest.raises(ValueError, match=pattern):
+        layer.set_rng_state(state)
+    assert layer.rng_state() == before
+
+
+@pytest.mark.parametrize("p", [1.0, -0.1, 1.5, True, "0.5"])
+def test_dropout_bad_p_is_named(p):
+    with pytest.raises(ValueError, match=r"p: expected a probability in \[0, 1\), got"):
+        Dropout(p)
+
+
+# -------------------------------------------------- configs, no_grad, bad input
+@pytest.mark.parametrize(
+    "make",
+    [lambda: Dense(3, 4, bias=False, dtype=np.float64, seed=2), lambda: Dense(3, 4), lambda: Embedding(7, 2, dtype=np.float64, seed=1),
+     lambda: Dropout(0.25, seed=5)],
+    ids=["dense", "dense-unseeded", "embedding", "dropout"],
+)
+def test_config_round_trips_through_json(make):
+    layer = make()
+    again = _config_round_trip(layer)
+    assert again.get_config() == layer.get_config() and repr(again) == repr(layer)
+    assert again.dtype == layer.dtype
+    if layer.seed is not None:  # seeded: the same init
+        for k in layer.params:
+            np.testing.assert_array_equal(again.params[k], layer.params[k])
+
+
+@pytest.mark.parametrize(
+    "layer, x, dy",
+    [(Dense(3, 2), np.ones((4, 3)), np.ones((4, 2))), (Embedding(5, 2), np.array([1, 2]), np.ones((2, 2))),
+     (Dropout(0.5), np.ones((2, 2)), np.ones((2, 2)))],
+    ids=["dense", "embedding", "dropout"],
+)
+def test_no_grad_saves_nothing(layer, x, dy):
+    with no_grad():
+        layer.forward(x)
+    with pytest.raises(ValueError, match=rf"{type(layer).__name__}.backward: expected a forward\(\) first"):
+        layer.backward(dy)
+
+
+@pytest.mark.parametrize(
+    "call, exc, pattern",
+    [
+        (lambda: Dense(4, 3).forward(np.ones((2, 5))), ValueError, r"x: expected in_features=4 features in the last axis, got shape \(2, 5\)"),
+        (lambda: Dense(4, 3).forward(np.float64(1.0)), ValueError, r"x: expected in_features=4 .*got shape \(\)"),
+        (lambda: Dense(4, 3).forward(np.ones((2, 4), np.int32)), TypeError, r"x: expected a floating-point array \(float32\), got dtype int32"),
+        (lambda: Dense(0, 3), ValueError, r"in_features: expected a positive integer, got 0"),
+        (lambda: Dense(4, 2.0), ValueError, r"out_features: expected a positive integer, got 2.0"),
+        (lambda: Dense(4, 3, dtype=np.float16), TypeError, r"dtype: expected float32 or float64, got float16"),
+        (lambda: Dense(4, 3, seed=1.5), TypeError, r"seed: expected None or a non-negative int, got 1.5"),
+        (lambda: Embedding(10, 0), ValueError, r"embedding_dim: expected a positive integer, got 0"),
+        (lambda: Dropout(0.5, seed=-1), TypeError, r"seed: expected None or a non-negative int, got -1"),
+    ],
+    ids=["features", "0-D", "int-dtype", "in_features", "out_features", "dtype", "seed", "embedding_dim", "dropout-seed"],
+)
+def test_bad_input_is_named(call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()
+
+
+def test_bad_dy_is_named():
+    dense, emb = Dense(4, 3), Embedding(5, 2)
+    dense.forward(np.ones((2, 6, 4), np.float32))
+    with pytest.raises(ValueError, match=r"dy: expected shape \(2, 6, 3\) \(\.\.\., out_features\) of the last forward, got \(2, 6, 4\)"):
+        dense.backward(np.ones((2, 6, 4)))
+    emb.forward(np.array([[1, 2, 3]]))
+    with pytest.raises(ValueError, match=r"dy: expected shape \(1, 3, 2\) \(\.\.\., embedding_dim\) of the last forward, got \(3, 2\)"):
+        emb.backward(np.ones((3, 2)))
+    assert dense.backward(np.ones((2, 6, 3))).shape == (2, 6, 4)  # the failed calls consumed nothing
+    assert emb.backward(np.ones((1, 3, 2))) is None
