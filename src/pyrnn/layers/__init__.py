@@ -1,6 +1,13 @@
-"""Layers: the ``Layer`` base and the recurrent layers."""
+"""Layers: the ``Layer`` base, recurrent, dense, activation, sequence-plumbing and convolution layers."""
 
+from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
+from .dense import Dense, Dropout, Embedding
 from .recurrent import GRU, LSTM, RNN, RNNBase
+from .sequence import Add, Concatenate, FirstStep, LastStep, RepeatVector, TimeDistributed
 
-__all__ = ["Layer", "RNNBase", "RNN", "LSTM", "GRU"]
+__all__ = [
+    "Layer", "RNNBase", "RNN", "LSTM", "GRU", "Dense", "Dropout", "Embedding",
+    "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
+    "Add", "Concatenate", "FirstStep", "LastStep", "RepeatVector", "TimeDistributed",
+]

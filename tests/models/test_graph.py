@@ -1,0 +1,90 @@
+"""Functional graphs: several inputs and outputs, merges, fan-out, an encoder's state as a
+decoder's initial state; every gradient checked by finite differences (float64)."""
+
+import numpy as np
+import pytest
+
+import pyrnn
+from gradcheck import assert_grad_close
+from pyrnn.layers import Add, Concatenate, Dense, LastStep
+
+
+def _check_model_grads(model, inputs, rng, n_params=6):
+    out = model.forward(*inputs)
+    outs = out if isinstance(out, tuple) else (out,)
+    douts = [rng.standard_normal(o.shape) for o in outs]
+    model.zero_grad()
+    model.forward(*inputs)
+    dins = model.backward(*douts)
+    dins = dins if isinstance(dins, tuple) else (dins,)
+
+    def f():
+        with pyrnn.no_grad():
+            o = model.forward(*inputs)
+        o = o if isinstance(o, tuple) else (o,)
+        return float(sum(np.sum(a * d) for a, d in zip(o, douts)))
+
+    for i, (g, x) in enumerate(zip(dins, inputs)):
+        if x.dtype.kind == "f":
+            assert_grad_close(g, f, x, f"input {i}")
+    names = list(dict(model.named_parameters()))
+    for name in names[:: max(1, len(names) // n_params)]:
+        i, k = name.split(".", 1)
+        assert_grad_close(model.layers[int(i)].grads[k], f, model.layers[int(i)].params[k], name)
+
+
+def test_encoder_decoder_graph_gradients():
+    rng = np.random.default_rng(0)
+    src, tgt = pyrnn.Input(name="src"), pyrnn.Input(name="tgt")
+    _, (h, c) = pyrnn.LSTM(3, 4, dtype=np.float64, seed=0)(src)
+    y, _ = pyrnn.LSTM(2, 4, dtype=np.float64, seed=1)(tgt, initial_state=(h, c))
+    out = Dense(4, 3, dtype=np.float64, seed=2)(y)
+    model = pyrnn.Model([src, tgt], out)
+    _check_model_grads(model, [rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 4, 2))], rng)
+
+
+def test_multi_output_merges_and_fan_out_gradients():
+    """x feeds two branches (fan-out: gradients add), merged by Add and Concatenate; two outputs."""
+    rng = np.random.default_rng(1)
+    x, lengths = pyrnn.Input(name="x"), pyrnn.Input(name="lengths", dtype="int64")
+    a, _ = pyrnn.GRU(3, 4, dtype=np.float64, seed=3)(x, lengths=lengths)
+    b, _ = pyrnn.RNN(3, 4, dtype=np.float64, seed=4)(x, lengths=lengths)
+    summed = Add()(a, b)
+    both = Concatenate()(LastStep()(summed, lengths), LastStep()(a, lengths))
+    out1, out2 = Dense(8, 2, dtype=np.float64, seed=5)(both), Dense(4, 1, dtype=np.float64, seed=6)(LastStep()(b, lengths))
+    model = pyrnn.Model([x, lengths], [out1, out2])
+    xs = rng.standard_normal((3, 5, 3))
+    _check_model_grads(model, [xs, np.array([5, 2, 3])], rng)
+
+
+def test_shared_layer_called_twice_gets_both_gradients():
+    rng = np.random.default_rng(2)
+    x1, x2 = pyrnn.Input(), pyrnn.Input()
+    dense = Dense(3, 2, dtype=np.float64, seed=7)
+    model = pyrnn.Model([x1, x2], Add()(dense(x1), dense(x2)))
+    assert len(model.layers) == 2
+    _check_model_grads(model, [rng.standard_normal((4, 3)), rng.standard_normal((4, 3))], rng)
+
+
+def test_config_round_trip_rebuilds_the_same_function():
+    rng = np.random.default_rng(3)
+    src, tgt = pyrnn.Input(), pyrnn.Input()
+    _, h = pyrnn.GRU(3, 4, seed=0)(src)
+    y, _ = pyrnn.GRU(2, 4, seed=1)(tgt, initial_state=h)
+    model = pyrnn.Model([src, tgt], Dense(4, 1, seed=2)(y))
+    again = pyrnn.Model.from_config(model.get_config())
+    again.load_state_dict(model.state_dict())
+    xs = [rng.standard_normal((2, 5, 3)).astype(np.float32), rng.standard_normal((2, 4, 2)).astype(np.float32)]
+    np.testing.assert_array_equal(model.predict(xs), again.predict(xs))
+
+
+def test_graph_errors_are_named():
+    x, other = pyrnn.Input(), pyrnn.Input()
+    y = Dense(2, 2)(Add()(x, other))
+    with pytest.raises(ValueError, match="depend on an Input that is not among the model's inputs"):
+        pyrnn.Model(x, y)
+    model = pyrnn.Model([x, other], y)
+    with pytest.raises(ValueError, match=r"Model.forward: expected 2 input arrays, got 1"):
+        model.forward(np.zeros((1, 2)))
+    with pytest.raises(TypeError, match="every input must be a symbolic tensor"):
+        Add()(x, np.zeros((1, 2)))

@@ -1,0 +1,67 @@
+"""Sequential models: the user's Conv1D + GRU stack, skip connections, bidirectional layers and
+variable lengths, gradient-checked end to end (float64)."""
+
+import numpy as np
+import pytest
+
+import pyrnn
+from gradcheck import assert_grad_close
+from pyrnn.layers import Conv1D, Dense, FirstStep, LastStep, MaxPool1D, TimeDistributed
+
+
+def _check(model, x, rng, lengths=None, every=3):
+    kw = {} if lengths is None else {"lengths": lengths}
+    out = model.forward(x, **kw)
+    dy = rng.standard_normal(out.shape)
+    model.zero_grad()
+    model.forward(x, **kw)
+    dx = model.backward(dy)
+
+    def f():
+        with pyrnn.no_grad():
+            return float(np.sum(model.forward(x, **kw) * dy))
+
+    assert_grad_close(dx, f, x, "x")
+    names = list(dict(model.named_parameters()))
+    for name in names[::every]:
+        i, k = name.split(".", 1)
+        assert_grad_close(model.layers[int(i)].grads[k], f, model.layers[int(i)].params[k], name)
+
+
+@pytest.mark.parametrize("backend", pyrnn.available_backends())
+def test_conv1d_pool_gru_dense_gradients(backend):
+    rng = np.random.default_rng(0)
+    model = pyrnn.Sequential([
+        Conv1D(2, 4, 3, padding="causal", dtype=np.float64, seed=0),
+        MaxPool1D(2),
+        pyrnn.GRU(4, 5, dtype=np.float64, seed=1),
+        LastStep(),
+        Dense(5, 2, dtype=np.float64, seed=2),
+    ])
+    with pyrnn.use_backend(backend):
+        _check(model, rng.standard_normal((3, 8, 2)), rng)
+
+
+def test_stacked_skip_bidirectional_with_lengths_gradients():
+    rng = np.random.default_rng(1)
+    model = pyrnn.Sequential([
+        pyrnn.LSTM(3, 4, num_layers=3, bidirectional=True, skip=True, dtype=np.float64, seed=3),
+        TimeDistributed(Dense(8, 2, dtype=np.float64, seed=4)),
+    ])
+    _check(model, rng.standard_normal((3, 6, 3)), rng, lengths=np.array([6, 3, 1]))
+
+
+def test_last_and_first_step_summarise_a_bidirectional_layer():
+    x = np.random.default_rng(2).standard_normal((2, 5, 3))
+    gru = pyrnn.GRU(3, 4, bidirectional=True, dtype=np.float64, seed=5)
+    y, h = gru.forward(x, lengths=[5, 3])
+    np.testing.assert_allclose(LastStep().forward(y, np.array([5, 3]))[:, :4], h[0])   # forward half: last valid step
+    np.testing.assert_allclose(FirstStep().forward(y)[:, 4:], h[1])                     # reverse half: t = 0
+
+
+def test_sequential_config_round_trip():
+    model = pyrnn.Sequential([Conv1D(1, 3, 3, padding="same", seed=0), pyrnn.GRU(3, 4, seed=1), LastStep(), Dense(4, 1, seed=2)])
+    again = pyrnn.Sequential.from_config(model.get_config())
+    again.load_state_dict(model.state_dict())
+    x = np.random.default_rng(3).standard_normal((4, 7, 1)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x), again.predict(x))
