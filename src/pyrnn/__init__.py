@@ -9,6 +9,7 @@ from .layers import GRU, LSTM, RNN, Layer
 from .layers.base import is_grad_enabled, no_grad
 from .models import Input, Model, Sequential
 from .serialization import load
+from . import interop  # noqa: E402,F401
 
 __version__ = "0.1.0"
 
