@@ -1,0 +1,266 @@
+"""Losses: values and gradients against PyTorch (float32/float64, masks, per-sample and
+per-time-step cross-entropy), finite differences in float64, hand-computed small cases,
+the registry and config round trip, and bad inputs with their messages."""
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+import pyrnn
+from gradcheck import assert_grad_close
+from pyrnn.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, get_loss,
+                          loss_from_config, loss_to_config)
+
+REGRESSION = [MSELoss(), L1Loss(), HuberLoss(), HuberLoss(delta=0.4), BCEWithLogitsLoss()]
+# (pred shape, mask shape or None)
+ELEMENTWISE_CASES = [((7,), None), ((7,), (7,)), ((4, 3), None), ((4, 3), (4,)), ((3, 5, 2), None),
+                     ((3, 5, 2), (3,)), ((3, 5, 2), (3, 5)), ((2, 3, 2, 2), (2, 3))]
+CE_CASES = [((6, 4), None), ((6, 4), (6,)), ((3, 5, 4), None), ((3, 5, 4), (3, 5)), ((1, 1, 1), None)]
+TOL = {np.float64: dict(rtol=1e-12, atol=1e-15), np.float32: dict(rtol=1e-5, atol=1e-7)}
+
+
+def _mask(rng, shape):
+    if shape is None:
+        return None
+    m = rng.random(shape) < 0.6
+    m.flat[0] = True  # never empty
+    return m
+
+
+def _elementwise_problem(loss, shape, mask_shape, dtype, rng):
+    pred = (2 * rng.standard_normal(shape)).astype(dtype)
+    if isinstance(loss, BCEWithLogitsLoss):
+        target = np.where(rng.random(shape) < 0.3, rng.random(shape), rng.random(shape) < 0.5).astype(dtype)
+    else:
+        target = rng.standard_normal(shape).astype(dtype)
+    return pred, target, _mask(rng, mask_shape)
+
+
+def _torch_loss(torch, loss):
+    nn = torch.nn
+    return {MSELoss: lambda: nn.MSELoss(), L1Loss: lambda: nn.L1Loss(), BCEWithLogitsLoss: lambda: nn.BCEWithLogitsLoss(),
+            HuberLoss: lambda: nn.HuberLoss(delta=getattr(loss, "delta", 1.0)),
+            CrossEntropyLoss: lambda: nn.CrossEntropyLoss()}[type(loss)]()
+
+
+def _torch_value_grad(torch, loss, pred, target, mask):
+    """PyTorch's mean over the selected positions (boolean indexing) and its gradient w.r.t. all of pred."""
+    tp = torch.tensor(pred, requires_grad=True)
+    tt = torch.tensor(target)
+    sel_p, sel_t = (tp, tt) if mask is None else (tp[torch.tensor(mask)], tt[torch.tensor(mask)])
+    if isinstance(loss, CrossEntropyLoss):
+        sel_p, sel_t = sel_p.reshape(-1, pred.shape[-1]), sel_t.reshape(-1)
+    value = _torch_loss(torch, loss)(sel_p, sel_t)
+    value.backward()
+    return value.item(), tp.grad.numpy()
+
+
+# ---------------------------------------------------------------- torch parity
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", ELEMENTWISE_CASES, ids=str)
+@pytest.mark.parametrize("loss", REGRESSION, ids=repr)
+def test_elementwise_matches_torch(torch, loss, case, dtype):
+    rng = np.random.default_rng(zlib.crc32(repr((loss, case)).encode()))
+    pred, target, mask = _elementwise_problem(loss, *case, dtype, rng)
+    value = loss.forward(pred, target, mask)
+    grad = loss.backward()
+    assert isinstance(value, float)
+    assert grad.shape == pred.shape and grad.dtype == pred.dtype
+    t_value, t_grad = _torch_value_grad(torch, loss, pred, target, mask)
+    np.testing.assert_allclose(value, t_value, **TOL[dtype])
+    np.testing.assert_allclose(grad, t_grad, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CE_CASES, ids=str)
+def test_cross_entropy_matches_torch(torch, case, dtype):
+    shape, mask_shape = case
+    rng = np.random.default_rng(len(shape) * 10 + (mask_shape is not None))
+    logits = (3 * rng.standard_normal(shape)).astype(dtype)
+    target = rng.integers(0, shape[-1], shape[:-1])
+    mask = _mask(rng, mask_shape)
+    loss = CrossEntropyLoss()
+    value, grad = loss.forward(logits, target, mask), loss.backward()
+    assert grad.shape == logits.shape and grad.dtype == logits.dtype
+    t_value, t_grad = _torch_value_grad(torch, loss, logits, target, mask)
+    np.testing.assert_allclose(value, t_value, **TOL[dtype])
+    np.testing.assert_allclose(grad, t_grad, **TOL[dtype])
+
+
+@pytest.mark.parametrize("loss", [CrossEntropyLoss(), BCEWithLogitsLoss()], ids=repr)
+def test_extreme_logits_stay_finite_and_match_torch(torch, loss):
+    logits = np.array([[1000.0, -1000.0, 0.0], [-800.0, 5.0, 800.0]])
+    target = np.array([1, 2]) if isinstance(loss, CrossEntropyLoss) else np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    value, grad = loss.forward(logits, target), loss.backward()
+    assert np.isfinite(value) and np.isfinite(grad).all()
+    t_value, t_grad = _torch_value_grad(torch, loss, logits, target, None)
+    np.testing.assert_allclose(value, t_value, rtol=1e-12)
+    np.testing.assert_allclose(grad, t_grad, rtol=1e-12, atol=1e-300)
+
+
+# ------------------------------------------------------------ finite differences
+
+
+@pytest.mark.parametrize("case", [((5,), None), ((3, 4, 2), (3, 4)), ((4, 3), (4,))], ids=str)
+@pytest.mark.parametrize("loss", REGRESSION, ids=repr)
+def test_elementwise_gradient_by_finite_differences(loss, case):
+    rng = np.random.default_rng(7)
+    pred, target, mask = _elementwise_problem(loss, *case, np.float64, rng)
+    loss.forward(pred, target, mask)
+    analytic = loss.backward()
+    assert_grad_close(analytic, lambda: loss.forward(pred, target, mask), pred, repr(loss))
+
+
+@pytest.mark.parametrize("case", CE_CASES, ids=str)
+def test_cross_entropy_gradient_by_finite_differences(case):
+    shape, mask_shape = case
+    rng = np.random.default_rng(3)
+    logits, target, mask = rng.standard_normal(shape), rng.integers(0, shape[-1], shape[:-1]), _mask(rng, mask_shape)
+    loss = CrossEntropyLoss()
+    loss.forward(logits, target, mask)
+    assert_grad_close(loss.backward(), lambda: loss.forward(logits, target, mask), logits, "cross-entropy")
+
+
+# -------------------------------------------------------------- hand-computed
+
+
+def test_hand_computed_regression():
+    pred, target = np.array([1.5, 2.0, 3.0]), np.array([1.0, 0.0, 0.0])  # d = 0.5, 2, 3
+    cases = {
+        MSELoss(): ((0.25 + 4 + 9) / 3, [2 * 0.5 / 3, 2 * 2 / 3, 2 * 3 / 3]),
+        L1Loss(): ((0.5 + 2 + 3) / 3, [1 / 3, 1 / 3, 1 / 3]),
+        HuberLoss(): ((0.125 + 1.5 + 2.5) / 3, [0.5 / 3, 1 / 3, 1 / 3]),
+        HuberLoss(delta=2.5): ((0.125 + 2.0 + 2.5 * (3 - 1.25)) / 3, [0.5 / 3, 2 / 3, 2.5 / 3]),
+    }
+    for loss, (value, grad) in cases.items():
+        assert loss.forward(pred, target) == pytest.approx(value, rel=1e-15), repr(loss)
+        np.testing.assert_allclose(loss.backward(), grad, rtol=1e-15, err_msg=repr(loss))
+
+
+def test_hand_computed_ties_have_zero_gradient():
+    pred, target = np.array([1.0, 2.0, -3.0]), np.array([1.0, 0.0, 0.0])  # d = 0 on the first element
+    loss = L1Loss()
+    assert loss.forward(pred, target) == pytest.approx(5 / 3, rel=1e-15)
+    np.testing.assert_allclose(loss.backward(), [0.0, 1 / 3, -1 / 3], rtol=1e-15)
+    loss = HuberLoss()
+    assert loss.forward(pred, target) == pytest.approx((0 + 1.5 + 2.5) / 3, rel=1e-15)
+    np.testing.assert_allclose(loss.backward(), [0.0, 1 / 3, -1 / 3], rtol=1e-15)
+
+
+def test_hand_computed_masked_mean_counts_only_selected_elements():
+    pred = np.array([[1.0, 1.0], [2.0, 4.0], [100.0, np.nan]])  # row 2 is padding, never read
+    target = np.zeros((3, 2))
+    loss = MSELoss()
+    assert loss.forward(pred, target, mask=np.array([1, 1, 0])) == pytest.approx((1 + 1 + 4 + 16) / 4, rel=1e-15)
+    np.testing.assert_allclose(loss.backward(), [[0.5, 0.5], [1.0, 2.0], [0.0, 0.0]], rtol=1e-15)
+
+
+def test_hand_computed_cross_entropy():
+    loss = CrossEntropyLoss()
+    assert loss.forward(np.zeros((1, 2)), np.array([0])) == pytest.approx(math.log(2), rel=1e-15)
+    np.testing.assert_allclose(loss.backward(), [[-0.5, 0.5]], rtol=1e-15)
+    # per time step, the first step masked out: softmax([0, ln 3]) = [1/4, 3/4]
+    logits = np.array([[[0.0, 0.0], [0.0, math.log(3)]]])
+    value = loss.forward(logits, np.array([[1, 1]]), np.array([[False, True]]))
+    assert value == pytest.approx(math.log(4 / 3), rel=1e-14)
+    np.testing.assert_allclose(loss.backward(), [[[0.0, 0.0], [0.25, -0.25]]], rtol=1e-14, atol=1e-16)
+
+
+def test_hand_computed_bce_with_logits():
+    loss = BCEWithLogitsLoss()
+    # x = 0, y = 1: log 2, grad -1/2;  x = ln 3, y = 0: ln 3 + log(4/3) = ln 4, grad s(ln 3) = 3/4
+    assert loss.forward(np.array([0.0, math.log(3)]), np.array([1.0, 0.0])) == pytest.approx(1.5 * math.log(2), rel=1e-15)
+    np.testing.assert_allclose(loss.backward(), [-0.25, 0.375], rtol=1e-15)
+
+
+# --------------------------------------------------------- protocol and registry
+
+
+def test_backward_needs_a_forward_and_consumes_it():
+    loss = MSELoss()
+    with pytest.raises(ValueError, match=r"MSELoss.backward: expected a forward\(\) first"):
+        loss.backward()
+    loss.forward(np.ones(3), np.zeros(3))
+    loss.backward()
+    with pytest.raises(ValueError, match="expected a forward"):
+        loss.backward()
+    with pyrnn.no_grad():
+        assert loss(np.ones(3), np.zeros(3)) == 1.0  # __call__ is forward
+    with pytest.raises(ValueError, match="expected a forward"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("name, cls", [("mse", MSELoss), ("mean_squared_error", MSELoss), ("mae", L1Loss), ("l1", L1Loss),
+                                       ("mean_absolute_error", L1Loss), ("huber", HuberLoss), ("Cross_Entropy", CrossEntropyLoss),
+                                       ("sparse_categorical_crossentropy", CrossEntropyLoss),
+                                       ("bce_with_logits", BCEWithLogitsLoss), ("binary_crossentropy", BCEWithLogitsLoss)])
+def test_get_loss_names(name, cls):
+    assert type(get_loss(name)) is cls
+
+
+def test_get_loss_instance_unknown_and_config_round_trip():
+    huber = HuberLoss(delta=0.3)
+    assert get_loss(huber) is huber
+    with pytest.raises(ValueError, match=r"loss: expected one of \[.*'binary_crossentropy'.*'mse'.*\], got 'hinge'"):
+        get_loss("hinge")
+    with pytest.raises(TypeError, match="expected a Loss instance or a name, got int"):
+        get_loss(3)
+    config = loss_to_config(huber)
+    assert config == {"class": "HuberLoss", "config": {"delta": 0.3}}
+    rebuilt = loss_from_config(config)
+    assert type(rebuilt) is HuberLoss and rebuilt.delta == 0.3
+    assert type(loss_from_config(loss_to_config(CrossEntropyLoss()))) is CrossEntropyLoss
+    with pytest.raises(ValueError, match=r"config\['class'\]: expected one of .*got 'Hinge'"):
+        loss_from_config({"class": "Hinge", "config": {}})
+
+
+# ------------------------------------------------------------------ bad inputs
+
+BAD = [
+    (MSELoss(), np.ones((2, 3)), np.ones((3, 2)), None, ValueError, r"target: expected shape \(2, 3\) \(the shape of pred\), got \(3, 2\)"),
+    (MSELoss(), np.ones(3, np.int64), np.ones(3), None, TypeError, "pred: expected a float32 or float64 array, got dtype int64"),
+    (MSELoss(), np.ones(3), np.array(["a", "b", "c"]), None, TypeError, "target: expected a real-valued array, got dtype <U1"),
+    (MSELoss(), np.array([1.0, np.nan]), np.ones(2), None, ValueError, "pred: expected finite values, got an array that contains NaN"),
+    (L1Loss(), np.ones(2), np.array([1.0, -np.inf]), None, ValueError, "target: expected finite values, got an array that contains inf"),
+    (MSELoss(), np.ones((2, 3)), np.ones((2, 3)), np.ones(3), ValueError, r"mask: expected shape a prefix of pred's shape \(2, 3\).*got \(3,\)"),
+    (MSELoss(), np.ones((2, 3)), np.ones((2, 3)), np.zeros(2, bool), ValueError, "mask: expected at least one selected position, got none"),
+    (MSELoss(), np.ones((2, 3)), np.ones((2, 3)), np.array([1, 2]), ValueError, "mask: expected boolean or 0/1 values, got 2"),
+    (MSELoss(), np.ones((0, 3)), np.ones((0, 3)), None, ValueError, r"expected at least one element to average over, got shape \(0, 3\)"),
+    (BCEWithLogitsLoss(), np.ones(2), np.array([0.0, 2.0]), None, ValueError, r"target: expected labels in \[0, 1\], got 2.0"),
+    (CrossEntropyLoss(), np.ones((2, 3)), np.array([0, 3]), None, ValueError, r"target: expected class indices in \[0, 3\), got 3"),
+    (CrossEntropyLoss(), np.ones((2, 3)), np.array([-1, 0]), None, ValueError, r"target: expected class indices in \[0, 3\), got -1"),
+    (CrossEntropyLoss(), np.ones((2, 3)), np.array([0.0, 1.0]), None, TypeError, "target: expected integer class indices, got dtype float64"),
+    (CrossEntropyLoss(), np.ones((2, 3)), np.array([0, 1, 1]), None, ValueError, r"target: expected shape \(2,\) .*got \(3,\)"),
+    (CrossEntropyLoss(), np.ones(3), np.array(0), None, ValueError, r"pred: expected logits \(N, C\) or \(B, T, C\) with C >= 1, got shape \(3,\)"),
+    (CrossEntropyLoss(), np.ones((2, 4, 3)), np.zeros((2, 4), int), np.ones(2, bool), ValueError, r"mask: expected shape \(2, 4\) \(the shape of target\), got \(2,\)"),
+    (CrossEntropyLoss(), np.array([[np.nan, 0.0]]), np.array([0]), None, ValueError, "pred: expected finite values, got an array that contains NaN"),
+]
+
+
+@pytest.mark.parametrize("loss, pred, target, mask, exc, msg", BAD, ids=lambda v: v if isinstance(v, str) else None)
+def test_bad_inputs(loss, pred, target, mask, exc, msg):
+    with pytest.raises(exc, match=msg):
+        loss.forward(pred, target, mask)
+
+
+def test_masked_out_positions_are_not_checked():
+    # padding may hold garbage: NaN logits and out-of-range targets past a sequence's end
+    logits = np.zeros((1, 3, 2))
+    logits[0, 2] = np.nan
+    value = CrossEntropyLoss().forward(logits, np.array([[0, 1, -100]]), np.array([[1, 1, 0]]))
+    assert value == pytest.approx(math.log(2), rel=1e-15)
+    assert BCEWithLogitsLoss().forward(np.array([0.0, np.inf]), np.array([1.0, 7.0]), np.array([True, False])) == pytest.approx(math.log(2))
+
+
+def test_huber_delta_must_be_positive():
+    for bad in (0, -1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="delta: expected a finite number > 0"):
+            HuberLoss(delta=bad)
