@@ -18,11 +18,12 @@ def _layer_rngs(model):
 
 def save_model(model, path, include_optimizer=True):
     from .checkpoint import save_checkpoint
+    from .losses import loss_to_config
 
     compile_cfg = None
     if model.loss is not None:
         losses = model.loss if isinstance(model.loss, (list, tuple)) else [model.loss]
-        compile_cfg = {"loss": [loss.get_config() for loss in losses], "loss_is_list": isinstance(model.loss, (list, tuple)),
+        compile_cfg = {"loss": [loss_to_config(loss) for loss in losses], "loss_is_list": isinstance(model.loss, (list, tuple)),
                        "metrics": [m.name for m in model.metrics], "clip_norm": model.clip_norm, "clip_value": model.clip_value}
     optimizer = model.optimizer.state_dict() if include_optimizer and model.optimizer is not None else None
     extra = {"epochs_done": model.epochs_done, "rng": model._rng.bit_generator.state, "layer_rngs": _layer_rngs(model),

@@ -36,7 +36,8 @@ class History:
 def as_input_list(model, x, what):
     """The model's inputs as a list of arrays (one per model input)."""
     n_inputs = len(getattr(model, "inputs", [None]))
-    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    is_list = isinstance(x, (list, tuple)) and all(isinstance(a, np.ndarray) for a in x)
+    xs = list(x) if is_list and (n_inputs > 1 or len(x) == 1) else [x]
     if len(xs) != n_inputs:
         raise ValueError(f"{what}: expected {n_inputs} input array(s), got {len(xs)}")
     out = []
@@ -52,7 +53,8 @@ def as_input_list(model, x, what):
 
 def _as_target_list(model, y):
     n_outputs = len(getattr(model, "outputs", [None]))
-    ys = list(y) if isinstance(y, (list, tuple)) and n_outputs > 1 else [y]
+    is_list = isinstance(y, (list, tuple)) and all(isinstance(a, np.ndarray) for a in y)
+    ys = list(y) if is_list and (n_outputs > 1 or len(y) == 1) else [y]
     if len(ys) != n_outputs:
         raise ValueError(f"y: expected {n_outputs} target array(s), got {len(ys)}")
     return [np.asarray(a) for a in ys]
