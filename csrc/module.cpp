@@ -4,10 +4,12 @@
 namespace pyrnn {
 void bind_common(pybind11::module_& m);
 void bind_recurrent(pybind11::module_& m);
+void bind_conv(pybind11::module_& m);
 }  // namespace pyrnn
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pyrnn compiled kernels (C++); see pyrnn.backends.cpp for the Python side";
   pyrnn::bind_common(m);
   pyrnn::bind_recurrent(m);
+  pyrnn::bind_conv(m);
 }

@@ -43,3 +43,40 @@ def tanh_f32(x: NDArray[np.float32]) -> NDArray[np.float32]:
 
 def sigmoid_f32(x: NDArray[np.float32]) -> NDArray[np.float32]:
     """The kernels' float32 sigmoid, (tanh(x/2) + 1) / 2, elementwise."""
+
+# Conv family (csrc/conv, contract: pyrnn/backends/conv_reference.py). Channels-last; U = output
+# length = (T + pad_left + pad_right - dilation*(K-1) - 1) // stride + 1; integers are Python ints.
+
+def conv1d_forward(
+    x: _A,                                          # (B, T, C_in)
+    w: _A,                                          # (C_out, C_in, K), PyTorch layout
+    b: _OptA,                                       # (C_out,) or None
+    y: _A,                                          # written: (B, U, C_out)
+    stride: int, pad_left: int, pad_right: int, dilation: int,
+) -> None: ...
+
+def conv1d_backward(
+    x: _A,
+    w: _A,
+    dy: _A,                                         # (B, U, C_out)
+    dx: _A,                                         # written: (B, T, C_in)
+    dw: _A,                                         # added into: (C_out, C_in, K)
+    db: _OptA,                                      # added into: (C_out,) or None
+    stride: int, pad_left: int, pad_right: int, dilation: int,
+) -> None: ...
+
+def pool1d_forward(
+    kind: str,                                      # "max" or "avg"
+    x: _A,                                          # (B, T, C)
+    y: _A,                                          # written: (B, U, C)
+    arg: Optional[NDArray[np.int64]],               # written for "max": (B, U, C) argmax time index; None for "avg"
+    kernel: int, stride: int, pad_left: int, pad_right: int,
+) -> None: ...
+
+def pool1d_backward(
+    kind: str,
+    dy: _A,                                         # (B, U, C)
+    arg: Optional[NDArray[np.int64]],               # the forward's arg for "max"; None for "avg"
+    dx: _A,                                         # written: (B, T, C)
+    kernel: int, stride: int, pad_left: int, pad_right: int,
+) -> None: ...

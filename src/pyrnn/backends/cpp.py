@@ -61,3 +61,5 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
         (dhs, dhT, dcT), tuple(grads), (dx, dh0, dc0),
     )
     return dx, dh0, dc0
+
+from .conv_cpp import conv1d_backward, conv1d_forward, pool1d_backward, pool1d_forward  # noqa: E402,F401

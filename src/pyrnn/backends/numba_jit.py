@@ -307,3 +307,5 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
         (weights.w_ih, weights.w_hh), (dhs, dhT, dcT if lstm else zeros), tuple(grads), dx,
     )
     return dx, dh0, (dc0 if lstm else None)
+
+from .conv_numba import conv1d_backward, conv1d_forward, pool1d_backward, pool1d_forward  # noqa: E402,F401

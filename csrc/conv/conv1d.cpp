@@ -1,0 +1,119 @@
+// See conv1d.h. The columns are in (K, C) order, cols[r, k*C + c], so that one tap copies one
+// contiguous channel row of x; the weight is transposed once per call to wk (O, K*C) to match.
+// Samples are processed in chunks so that the im2col scratch stays near kChunkElements.
+#include "conv1d.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "../common/gemm.h"
+
+namespace pyrnn {
+
+namespace {
+
+constexpr int64_t kChunkElements = int64_t(1) << 20;
+
+int64_t chunk_samples(const Conv1dDims& d) {
+  const int64_t per_sample = std::max<int64_t>(1, d.U * d.K * d.C);
+  return std::max<int64_t>(1, std::min<int64_t>(d.B, kChunkElements / per_sample));
+}
+
+// the time index of x read by output step u at tap k (outside [0, T) in the padding)
+inline int64_t tap(const Conv1dDims& d, int64_t u, int64_t k) { return u * d.stride + k * d.dilation - d.pad_left; }
+
+// cols[r, k*C + c] = x[b0 + r / U, tap(u = r % U, k), c]; 0 where the tap is padding
+template <typename F>
+void im2col(const Conv1dDims& d, const F* x, int64_t b0, int64_t n, F* cols) {
+  const int64_t KC = d.K * d.C;
+  for (int64_t r = 0; r < n * d.U; ++r) {
+    const int64_t b = b0 + r / d.U, u = r % d.U;
+    for (int64_t k = 0; k < d.K; ++k) {
+      const int64_t i = tap(d, u, k);
+      F* dst = cols + r * KC + k * d.C;
+      if (i >= 0 && i < d.T)
+        std::copy(x + (b * d.T + i) * d.C, x + (b * d.T + i + 1) * d.C, dst);
+      else
+        std::fill(dst, dst + d.C, F(0));
+    }
+  }
+}
+
+// dx[b0 + r / U, tap(u, k), c] += dcols[r, k*C + c] for the taps inside x (the transpose of im2col)
+template <typename F>
+void col2im(const Conv1dDims& d, const F* dcols, int64_t b0, int64_t n, F* dx) {
+  const int64_t KC = d.K * d.C;
+  for (int64_t r = 0; r < n * d.U; ++r) {
+    const int64_t b = b0 + r / d.U, u = r % d.U;
+    for (int64_t k = 0; k < d.K; ++k) {
+      const int64_t i = tap(d, u, k);
+      if (i < 0 || i >= d.T) continue;
+      const F* src = dcols + r * KC + k * d.C;
+      F* dst = dx + (b * d.T + i) * d.C;
+      for (int64_t c = 0; c < d.C; ++c) dst[c] += src[c];
+    }
+  }
+}
+
+// wk[o, k*C + c] = w[o, c, k]
+template <typename F>
+std::vector<F> weight_kc(const Conv1dDims& d, const F* w) {
+  std::vector<F> wk(static_cast<size_t>(d.O * d.K * d.C));
+  for (int64_t o = 0; o < d.O; ++o)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t k = 0; k < d.K; ++k) wk[(o * d.K + k) * d.C + c] = w[(o * d.C + c) * d.K + k];
+  return wk;
+}
+
+}  // namespace
+
+// y = bias; then per chunk of samples y[rows] += cols wk^T (one GEMM)
+template <typename F>
+void conv1d_forward(const Conv1dDims& d, const F* x, const F* w, const F* b, F* y) {
+  const int64_t rows = d.B * d.U, KC = d.K * d.C;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < d.O; ++o) y[r * d.O + o] = b ? b[o] : F(0);
+  if (rows == 0 || d.O == 0 || KC == 0) return;
+  const std::vector<F> wk = weight_kc(d, w);
+  const int64_t nb = chunk_samples(d);
+  std::vector<F> cols(static_cast<size_t>(nb * d.U * KC));
+  for (int64_t b0 = 0; b0 < d.B; b0 += nb) {
+    const int64_t n = std::min(nb, d.B - b0);
+    im2col(d, x, b0, n, cols.data());
+    gemm<F>(false, true, n * d.U, d.O, KC, F(1), cols.data(), KC, wk.data(), KC, F(1), y + b0 * d.U * d.O, d.O);
+  }
+}
+
+// per chunk: dwk += dy^T cols, dcols = dy wk (two GEMMs), dx += col2im(dcols); then dw += dwk transposed back
+template <typename F>
+void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db) {
+  const int64_t rows = d.B * d.U, KC = d.K * d.C;
+  std::fill(dx, dx + d.B * d.T * d.C, F(0));
+  if (db)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < d.O; ++o) db[o] += dy[r * d.O + o];
+  if (rows == 0 || d.O == 0 || KC == 0) return;
+  const std::vector<F> wk = weight_kc(d, w);
+  std::vector<F> dwk(wk.size(), F(0));
+  const int64_t nb = chunk_samples(d);
+  std::vector<F> cols(static_cast<size_t>(nb * d.U * KC)), dcols(cols.size());
+  for (int64_t b0 = 0; b0 < d.B; b0 += nb) {
+    const int64_t n = std::min(nb, d.B - b0);
+    const F* g = dy + b0 * d.U * d.O;
+    im2col(d, x, b0, n, cols.data());
+    gemm<F>(true, false, d.O, KC, n * d.U, F(1), g, d.O, cols.data(), KC, F(1), dwk.data(), KC);
+    gemm<F>(false, false, n * d.U, KC, d.O, F(1), g, d.O, wk.data(), KC, F(0), dcols.data(), KC);
+    col2im(d, dcols.data(), b0, n, dx);
+  }
+  for (int64_t o = 0; o < d.O; ++o)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t k = 0; k < d.K; ++k) dw[(o * d.C + c) * d.K + k] += dwk[(o * d.K + k) * d.C + c];
+}
+
+template void conv1d_forward<float>(const Conv1dDims&, const float*, const float*, const float*, float*);
+template void conv1d_forward<double>(const Conv1dDims&, const double*, const double*, const double*, double*);
+template void conv1d_backward<float>(const Conv1dDims&, const float*, const float*, const float*, float*, float*, float*);
+template void conv1d_backward<double>(const Conv1dDims&, const double*, const double*, const double*, double*, double*,
+                                      double*);
+
+}  // namespace pyrnn

@@ -1,0 +1,48 @@
+"""The C++ backend of the conv family: the Python side of ``pyrnn._C``'s conv kernels.
+
+Legend: B = batch, T = time, U = output length, C = input channels, O = output channels,
+K = kernel size. Contract: :mod:`pyrnn.backends.conv_reference`. This module checks the
+arguments with the contract's ``check_*`` (so every backend raises the same errors),
+allocates the outputs and hands everything to ``csrc/conv`` (whose bindings check every
+array again and release the GIL). The BLAS is registered by :mod:`pyrnn.backends.cpp`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from .conv_reference import check_conv1d_backward, check_conv1d_forward, check_pool1d_backward, check_pool1d_forward
+
+
+def conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation):
+    """See :mod:`pyrnn.backends.conv_reference`."""
+    B, T, C, O, K, U = check_conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation)
+    y = np.empty((B, U, O), x.dtype)
+    _C.conv1d_forward(x, w, b, y, int(stride), int(pad_left), int(pad_right), int(dilation))
+    return y
+
+
+def conv1d_backward(x, w, dy, stride, pad_left, pad_right, dilation, dw, db):
+    """See :mod:`pyrnn.backends.conv_reference`."""
+    check_conv1d_backward(x, w, dy, stride, pad_left, pad_right, dilation, dw, db)
+    dx = np.empty_like(x)
+    _C.conv1d_backward(x, w, dy, dx, dw, db, int(stride), int(pad_left), int(pad_right), int(dilation))
+    return dx
+
+
+def pool1d_forward(kind, x, kernel, stride, pad_left, pad_right):
+    """See :mod:`pyrnn.backends.conv_reference`."""
+    B, T, C, U = check_pool1d_forward(kind, x, kernel, stride, pad_left, pad_right)
+    y = np.empty((B, U, C), x.dtype)
+    arg = np.empty((B, U, C), np.int64) if kind == "max" else None
+    _C.pool1d_forward(kind, x, y, arg, int(kernel), int(stride), int(pad_left), int(pad_right))
+    return y, arg
+
+
+def pool1d_backward(kind, x_shape, dy, saved, kernel, stride, pad_left, pad_right):
+    """See :mod:`pyrnn.backends.conv_reference`."""
+    check_pool1d_backward(kind, x_shape, dy, saved, kernel, stride, pad_left, pad_right)
+    dx = np.empty(tuple(x_shape), dy.dtype)
+    _C.pool1d_backward(kind, dy, saved if kind == "max" else None, dx, int(kernel), int(stride), int(pad_left), int(pad_right))
+    return dx
