@@ -11,7 +11,7 @@ from pyrnn.layers import Dense, Dropout, LastStep
 def _sum_task(n=384, T=8, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (n, T, 1)).astype(np.float32)
-    return x, x.sum(axis=(1, 2))[:, None] / np.sqrt(T)  # unit variance target
+    return x, x.sum(axis=(1, 2))[:, None] / np.sqrt(T / 3)  # U(-1, 1) has variance 1/3: a unit-variance target
 
 
 def _regressor(seed=0, hidden=16):
@@ -41,29 +41,48 @@ def test_lstm_classifies_sequence_parity():
     assert acc > 0.95, acc
 
 
-def _first_token_task(n, T, seed):
-    """The label is the sign of the FIRST step; the other T-1 steps are noise."""
+def _marked_token_task(n, T, seed):
+    """Channel 0 carries a random +-1 token at EVERY step; channel 1 marks step 0.
+    The label is the marked token: it must be carried across the T-1 distractors."""
     rng = np.random.default_rng(seed)
-    label = rng.integers(0, 2, n)
-    x = rng.normal(0, 1, (n, T, 1)).astype(np.float32)
-    x[:, 0, 0] = 2.0 * label - 1.0
-    return x, label
+    x = np.zeros((n, T, 2), np.float32)
+    x[:, :, 0] = rng.choice([-1.0, 1.0], (n, T))
+    x[:, 0, 1] = 1.0
+    return x, (x[:, 0, 0] > 0).astype(np.int64)
 
 
-def _train_first_token(layer_cls, **kw):
-    x, y = _first_token_task(640, 50, seed=4)
-    model = pyrnn.Sequential([layer_cls(1, 16, seed=5, **kw), LastStep(), Dense(16, 2, seed=6)])
+def _accuracy_after_training(layer, seed, T=50, n=2048):
+    x, y = _marked_token_task(n + 256, T, seed)
+    model = pyrnn.Sequential([layer, LastStep(), Dense(16, 2, seed=seed + 20)])
     model.compile("adam", "cross_entropy", lr=0.01, metrics=["accuracy"], clip_norm=1.0)
-    model.fit(x[:512], y[:512], epochs=15, batch_size=32, seed=2, verbose=0)
-    return model.evaluate(x[512:], y[512:])["accuracy"]
+    model.fit(x[:n], y[:n], epochs=20, batch_size=32, seed=seed, verbose=0)
+    return model.evaluate(x[n:], y[n:])["accuracy"]
 
 
 def test_lstm_remembers_the_first_token_over_50_steps_where_a_vanilla_rnn_does_not():
-    """The vanishing-gradient lesson of the course notes, as a test that can fail both ways."""
-    lstm_acc = _train_first_token(pyrnn.LSTM)
-    rnn_acc = _train_first_token(pyrnn.RNN)
-    assert lstm_acc > 0.9, lstm_acc
-    assert rnn_acc < 0.7, rnn_acc
+    """The vanishing-gradient lesson of the course notes, as a test that can fail both ways:
+    same size (H = 16), same data, optimizer and budget, three seeds each. The LSTM uses a
+    forget-gate bias of 3 at init (its gate starts open, so gradient flows 50 steps back);
+    with PyTorch's default init it does not find the solution within this budget either."""
+    seeds = (1, 2, 3)
+    lstm = [_accuracy_after_training(pyrnn.LSTM(2, 16, seed=s + 10, forget_bias=3.0), s) for s in seeds]
+    rnn = [_accuracy_after_training(pyrnn.RNN(2, 16, seed=s + 10), s) for s in seeds]
+    assert min(lstm) > 0.95, lstm
+    assert np.mean(rnn) < 0.8, rnn  # it solves at most one seed of three
+
+
+def test_forget_bias_init():
+    layer = pyrnn.LSTM(3, 4, num_layers=2, bidirectional=True, seed=0, forget_bias=1.0)
+    plain = pyrnn.LSTM(3, 4, num_layers=2, bidirectional=True, seed=0)
+    for name, value in layer.params.items():
+        diff = value - plain.params[name]
+        want = np.zeros_like(diff)
+        if name.startswith("bias_ih"):
+            want[4:8] = 1.0
+        np.testing.assert_allclose(diff, want, atol=1e-6, err_msg=name)
+    assert pyrnn.LSTM(**layer.get_config()).forget_bias == 1.0
+    with pytest.raises(ValueError, match="forget_bias: expected 0 for a layer without biases"):
+        pyrnn.LSTM(3, 4, bias=False, forget_bias=1.0)
 
 
 # -------------------------------------------------------------- history, callbacks

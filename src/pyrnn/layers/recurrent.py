@@ -350,10 +350,27 @@ class LSTM(RNNBase):
     """Long short-term memory, gate rows ``i|f|g|o``; state is a tuple (h, c).
 
     ``c_t = s(a_f) c_{t-1} + s(a_i) tanh(a_g)``, ``h_t = s(a_o) tanh(c_t)``.
-    See :class:`RNNBase` for the parameters.
+    See :class:`RNNBase` for the parameters. ``forget_bias`` (keyword-only, default 0,
+    PyTorch's init) is added to the forget-gate rows of every ``bias_ih`` at init: a
+    positive value (Keras' ``unit_forget_bias`` uses 1; Gers et al. 2000, Jozefowicz
+    et al. 2015) lets a fresh LSTM carry its cell state over long spans.
     """
 
     cell = "lstm"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, dtype=np.float32,
+                 seed=None, *, dropout=0.0, skip=False, forget_bias=0.0):
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, bias, dtype, seed, dropout=dropout, skip=skip)
+        if forget_bias and not bias:
+            raise ValueError(f"forget_bias: expected 0 for a layer without biases (bias=False), got {forget_bias!r}")
+        self.forget_bias = float(forget_bias)
+        H = hidden_size
+        for name, value in self.params.items():
+            if name.startswith("bias_ih"):
+                value[H : 2 * H] += self.dtype.type(self.forget_bias)
+
+    def get_config(self):
+        return dict(super().get_config(), forget_bias=self.forget_bias)
 
 
 class GRU(RNNBase):

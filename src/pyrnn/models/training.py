@@ -235,12 +235,17 @@ def _call(callbacks, hook, *args):
 
 
 def _dry_run(model, xs, lengths):
-    """One sample through the model before any training, so shape errors surface first."""
+    """One sample through the model before any training, so shape errors surface first.
+    In eval mode: it draws no dropout mask, so a resumed run stays bit-for-bit identical."""
+    was = [layer.training for layer in model.layers]
+    model.eval()
     try:
         with no_grad():
             model.forward(*[a[:1] for a in xs], **batch_forward_kwargs(model, lengths, slice(0, 1)))
     finally:
         model.clear_saved()
+        for layer, mode in zip(model.layers, was):
+            layer.train(mode)
 
 
 # ------------------------------------------------------------------ evaluate
