@@ -102,3 +102,32 @@ def test_from_torch_renames_children_to_layer_indices():
     assert set(interop.from_torch(sd, names={"enc": 0, "head": 2})) == {"0.weight_ih_l0", "2.weight"}
     with pytest.raises(ValueError, match=r"expected every key under one of \['enc'\], got 'head.weight'"):
         interop.from_torch(sd, names={"enc": 0})
+
+
+def test_torch_round_trip_of_a_conv_gru_linear_model():
+    """A torch Conv1d -> GRU -> Linear model and the same pyrnn Sequential, weights both ways."""
+    torch = pytest.importorskip("torch")
+
+    class ConvGRU(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(2, 6, 3)
+            self.gru = torch.nn.GRU(6, 5, batch_first=True, bidirectional=True)
+            self.head = torch.nn.Linear(10, 1)
+
+        def forward(self, x):  # (B, T, C), causal padding of K - 1 on the left
+            z = self.conv(torch.nn.functional.pad(x.transpose(1, 2), (2, 0))).transpose(1, 2)
+            return self.head(self.gru(z)[0])
+
+    torch.manual_seed(0)
+    mod = ConvGRU().double()
+    model = pyrnn.Sequential([pyrnn.Conv1D(2, 6, 3, padding="causal", dtype=np.float64), pyrnn.GRU(6, 5, bidirectional=True, dtype=np.float64),
+                              pyrnn.TimeDistributed(pyrnn.Dense(10, 1, dtype=np.float64))])
+    names = {"conv": 0, "gru": 1, "head": 2}
+    interop.load_torch(model, mod, names=names)
+    x = np.random.default_rng(3).standard_normal((3, 7, 2))
+    np.testing.assert_allclose(model.predict(x), mod(torch.from_numpy(x)).detach().numpy(), rtol=1e-11, atol=1e-13)
+    for p in model.parameters():
+        p[...] = np.random.default_rng(4).standard_normal(p.shape)
+    mod.load_state_dict(interop.to_torch(model, names=names))
+    np.testing.assert_allclose(model.predict(x), mod(torch.from_numpy(x)).detach().numpy(), rtol=1e-11, atol=1e-13)

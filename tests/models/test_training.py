@@ -195,3 +195,12 @@ def test_fit_needs_compile():
     x, y = _sum_task(8)
     with pytest.raises(ValueError, match="expected a compiled model"):
         _regressor().fit(x, y, verbose=0)
+
+
+def test_progress_bar_with_tqdm(capsys):
+    pytest.importorskip("tqdm")
+    x = np.random.default_rng(0).standard_normal((64, 5, 1)).astype(np.float32)
+    model = pyrnn.Sequential([pyrnn.GRU(1, 4, seed=0), LastStep(), Dense(4, 1, seed=1)]).compile("adam", "mse")
+    model.fit(x, x.sum(axis=(1, 2))[:, None], epochs=2, batch_size=16, verbose=1)
+    err = capsys.readouterr().err
+    assert "Epoch 1/2" in err and "Epoch 2/2" in err and "4/4" in err and "loss" in err
