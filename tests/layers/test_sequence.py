@@ -145,9 +145,9 @@ def test_step_pickers_give_the_final_states_of_a_recurrent_layer(bidirectional):
 @pytest.mark.parametrize(
     "x, lengths, exc, pattern",
     [
-        (np.ones((2, 3, 1)), np.array([0, 2]), ValueError, r"lengths: expected values in \[1, 3\] \(time steps of x\), got lengths\[0\] = 0"),
-        (np.ones((2, 3, 1)), np.array([3, 4]), ValueError, r"lengths: expected values in \[1, 3\] .*got lengths\[1\] = 4"),
-        (np.ones((2, 3, 1)), np.array([1.0, 2.0]), TypeError, r"lengths: expected an integer array, got dtype float64"),
+        (np.ones((2, 3, 1)), np.array([0, 2]), ValueError, r"lengths\[0\]: expected a value in \[1, 3\] \(the time axis of x\), got 0"),
+        (np.ones((2, 3, 1)), np.array([3, 4]), ValueError, r"lengths\[1\]: expected a value in \[1, 3\] \(the time axis of x\), got 4"),
+        (np.ones((2, 3, 1)), np.array([1.0, 2.0]), TypeError, r"lengths: expected integers, got dtype float64"),
         (np.ones((2, 3, 1)), np.array([1, 2, 3]), ValueError, r"lengths: expected shape \(2,\) \(batch,\), got \(3,\)"),
         (np.ones((2, 3, 1), np.int64), None, TypeError, r"x: expected a float32 or float64 array, got dtype int64"),
         (np.ones((2, 3)), None, ValueError, r"x: expected a 3-D array \(batch, time, features\), got 2-D with shape \(2, 3\)"),

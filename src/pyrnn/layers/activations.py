@@ -22,34 +22,8 @@ import numbers
 import numpy as np
 from scipy.special import erf, expit
 
-from .._checks import check_shape
+from .._checks import check_shape, float_input
 from .base import Layer
-
-
-def float_input(name, value, dtype=None):
-    """``value`` as a C-contiguous float32 or float64 array of any rank (0-D included).
-
-    With ``dtype=None`` the array keeps its own float dtype (layers without parameters
-    follow their input; float16 is widened, losslessly, to float32); with a ``dtype``,
-    any float array is cast to it (a ``dy`` in the dtype of its forward). Integer,
-    boolean, complex and object arrays raise TypeError.
-    """
-    if isinstance(value, np.ndarray):
-        arr = value
-    else:
-        try:
-            arr = np.asarray(value)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{name}: expected an array of floats, got {type(value).__name__} ({exc})") from exc
-    if dtype is not None:
-        if arr.dtype.kind != "f":
-            raise TypeError(f"{name}: expected a floating-point array ({np.dtype(dtype).name}), got dtype {arr.dtype}")
-        return np.asarray(arr, dtype=dtype, order="C")
-    if arr.dtype == np.float16:
-        arr = arr.astype(np.float32)
-    if arr.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {arr.dtype}")
-    return np.asarray(arr, order="C")
 
 
 def config_repr(layer):

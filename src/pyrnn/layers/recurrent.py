@@ -19,7 +19,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import as_float_array, check_ndim, check_shape
+from .._checks import as_float_array, check_lengths, check_ndim, check_shape
 from ..backends import backend_module, get_backend
 from ..backends.contract import GATES, Weights
 from .base import Layer
@@ -160,18 +160,6 @@ class RNNBase(Layer):
     def _pack_state(self, h, c):
         return (h, c) if self._has_cell_state else h
 
-    def _lengths_array(self, lengths, B, T):
-        if lengths is None:
-            return None
-        arr = np.asarray(lengths)
-        if arr.dtype.kind not in "iu":
-            raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
-        check_shape("lengths", arr, (B,), "(batch,)")
-        bad = np.flatnonzero((arr < 0) | (arr > T))
-        if bad.size:
-            raise ValueError(f"lengths[{bad[0]}]: expected a value in [0, {T}] (the time axis of x), got {arr[bad[0]]}")
-        return np.ascontiguousarray(arr, dtype=np.int64)
-
     # -------------------------------------------------------------- forward
     def forward(self, x, state=None, lengths=None):
         """Run the whole sequence.
@@ -197,7 +185,7 @@ class RNNBase(Layer):
             raise ValueError(f"x: expected input_size={self.input_size} features in the last axis, got shape {x.shape}")
         B, T = x.shape[:2]
         h0, c0 = self._state_arrays("state", state, B)
-        lengths = self._lengths_array(lengths, B, T)
+        lengths = None if lengths is None else check_lengths(lengths, B, T)
         mask = None if lengths is None else (np.arange(T)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
         backend = get_backend()
         kernels = backend_module(backend)

@@ -17,8 +17,8 @@ import numbers
 
 import numpy as np
 
-from .._checks import check_ndim, check_shape
-from .activations import config_repr, float_input
+from .._checks import check_lengths, check_ndim, check_shape, float_input
+from .activations import config_repr
 from .base import Layer
 from .recurrent import _positive_int
 
@@ -188,15 +188,7 @@ class LastStep(_PickStep):
     def _steps(self, B, T, lengths):
         if lengths is None:
             return np.full(B, T - 1)
-        lengths = np.asarray(lengths)
-        if lengths.dtype.kind not in "iu":
-            raise TypeError(f"lengths: expected an integer array, got dtype {lengths.dtype}")
-        check_shape("lengths", lengths, (B,), "(batch,)")
-        bad = np.flatnonzero((lengths < 1) | (lengths > T))
-        if bad.size:
-            b = int(bad[0])
-            raise ValueError(f"lengths: expected values in [1, {T}] (time steps of x), got lengths[{b}] = {int(lengths[b])}")
-        return lengths.astype(np.intp) - 1
+        return check_lengths(lengths, B, T, minimum=1).astype(np.intp) - 1
 
     def forward(self, x, lengths=None):
         """Pick the last valid step of each sequence.
