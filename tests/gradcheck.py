@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from pyrnn.layers.base import no_grad
+
 
 def numeric_grad(f, arr, eps=1e-6):
     """d f() / d arr by central differences; ``f`` reads ``arr``, which is perturbed in place."""
@@ -21,3 +23,30 @@ def numeric_grad(f, arr, eps=1e-6):
 
 def assert_grad_close(analytic, f, arr, name, rtol=1e-6, atol=1e-8, eps=1e-6):
     np.testing.assert_allclose(analytic, numeric_grad(f, arr, eps), rtol=rtol, atol=atol, err_msg=name)
+
+
+def check_layer_grads(layer, inputs, forward=None, seed=0, rtol=1e-6, atol=1e-8):
+    """Finite differences of ``L = sum(forward(*inputs) * dy)`` (dy random, float64) against
+    ``layer.backward(dy)``: every floating input and every parameter. Integer inputs must get None."""
+    forward = forward or layer.forward
+    with no_grad():
+        y = forward(*inputs)
+    dy = np.random.default_rng(seed).standard_normal(y.shape)
+
+    def loss():
+        with no_grad():
+            return float(np.sum(forward(*inputs) * dy))
+
+    layer.zero_grad()
+    forward(*inputs)
+    dxs = layer.backward(dy)
+    dxs = dxs if isinstance(dxs, tuple) else (dxs,)
+    assert len(dxs) == len(inputs)
+    for k, (x, dx) in enumerate(zip(inputs, dxs)):
+        if x.dtype.kind == "f":
+            assert dx.shape == x.shape and dx.dtype == x.dtype, f"input {k}"
+            assert_grad_close(dx, loss, x, f"input {k}", rtol, atol)
+        else:
+            assert dx is None, f"input {k}"
+    for name, p in layer.params.items():
+        assert_grad_close(layer.grads[name].copy(), loss, p, name, rtol, atol)

@@ -1,44 +1,14 @@
 """Activations: finite-difference gradients, PyTorch parity (values and gradients), dtype
-following the input, extremes and NaN, bad input, configs, ``no_grad``.
-
-Also holds :func:`check_layer_grads`, the finite-difference check the other layer tests import.
-"""
+following the input, extremes and NaN, bad input, configs, ``no_grad``."""
 
 import json
 
 import numpy as np
 import pytest
 
-from gradcheck import assert_grad_close
+from gradcheck import check_layer_grads
 from pyrnn.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from pyrnn.layers.base import no_grad
-
-
-def check_layer_grads(layer, inputs, forward=None, seed=0, rtol=1e-6, atol=1e-8):
-    """Finite differences of ``L = sum(forward(*inputs) * dy)`` (dy random, float64) against
-    ``layer.backward(dy)``: every floating input and every parameter. Integer inputs must get None."""
-    forward = forward or layer.forward
-    with no_grad():
-        y = forward(*inputs)
-    dy = np.random.default_rng(seed).standard_normal(y.shape)
-
-    def loss():
-        with no_grad():
-            return float(np.sum(forward(*inputs) * dy))
-
-    layer.zero_grad()
-    forward(*inputs)
-    dxs = layer.backward(dy)
-    dxs = dxs if isinstance(dxs, tuple) else (dxs,)
-    assert len(dxs) == len(inputs)
-    for k, (x, dx) in enumerate(zip(inputs, dxs)):
-        if x.dtype.kind == "f":
-            assert dx.shape == x.shape and dx.dtype == x.dtype, f"input {k}"
-            assert_grad_close(dx, loss, x, f"input {k}", rtol, atol)
-        else:
-            assert dx is None, f"input {k}"
-    for name, p in layer.params.items():
-        assert_grad_close(layer.grads[name].copy(), loss, p, name, rtol, atol)
 
 
 # (id, factory, the same function in torch: f(torch, F, t))

@@ -8,7 +8,7 @@ import pytest
 
 from pyrnn.layers.base import no_grad
 from pyrnn.layers.dense import Dense, Dropout, Embedding
-from test_activations import check_layer_grads
+from gradcheck import check_layer_grads
 
 
 def _normal(shape, dtype=np.float64, seed=0):

@@ -11,7 +11,7 @@ from pyrnn.layers.activations import Softmax
 from pyrnn.layers.base import no_grad
 from pyrnn.layers.dense import Dense, Dropout, Embedding
 from pyrnn.layers.sequence import Add, Concatenate, FirstStep, LastStep, RepeatVector, TimeDistributed
-from test_activations import check_layer_grads
+from gradcheck import check_layer_grads
 
 
 def _normal(shape, dtype=np.float64, seed=0):
