@@ -13,6 +13,7 @@ from .layers import (
 from .layers.base import is_grad_enabled, no_grad
 from .models import Input, Model, Sequential
 from .serialization import load
+from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,6 @@ __all__ = [
     "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
     "Add", "Concatenate", "FirstStep", "LastStep", "RepeatVector", "TimeDistributed", "Layer",
     "Input", "Model", "Sequential", "load", "no_grad", "is_grad_enabled",
-    "available_backends", "get_backend", "set_backend", "use_backend",
+    "available_backends", "get_backend", "set_backend", "use_backend", "set_num_threads", "get_num_threads",
     "callbacks", "interop", "losses", "metrics", "optim", "__version__",
 ]
