@@ -74,6 +74,13 @@ def cmd_check(args):
     return 0 if ok else 1
 
 
+def cmd_bench(args):
+    from . import bench
+
+    print(bench.format_table(bench.run(quick=args.quick, min_seconds=0.1 if args.quick else 0.3)))
+    return 0
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     fn()
@@ -91,6 +98,9 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--repeat", type=int, default=3)
     p.set_defaults(fn=cmd_check)
+    b = sub.add_parser("bench", help="time every backend and PyTorch on the benchmark configs (validated first)")
+    b.add_argument("--quick", action="store_true", help="only the three small configurations")
+    b.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)
 
