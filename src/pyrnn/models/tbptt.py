@@ -1,0 +1,251 @@
+"""Long sequences: truncated backpropagation through time (``fit_tbptt``), stateful
+streaming inference (``stream``), and ``peak_memory_of`` to measure what they save.
+
+Legend: N = samples, B = batch, T = time, F = input features, O = output features,
+k1 = steps between updates, k2 = steps backpropagated (k2 >= k1), t_i = end of window i.
+
+Full BPTT keeps every step's activations until the backward: memory grows with T.
+Truncated BPTT (Williams & Peng 1990, BPTT(k2; k1)) walks the sequence instead: every k1
+steps it runs forward over the last k2 steps from the state saved k2 steps back, puts
+the loss on the last k1 steps, backpropagates through those k2 steps only (nothing flows
+into earlier windows: the saved state is a constant) and updates the weights. Memory
+follows k2, not T.
+
+The model contract (what :func:`recurrent_model` builds): a functional :class:`Model`
+with inputs ``[x, *initial_state]`` and outputs ``[y, *final_state]``, x (B, T, F),
+y (B, T, O) one output per step, the states as the recurrent layer has them (h, or h
+and c for LSTM; None means zeros). The loss is ``model.loss`` (the first one if it is a
+list), applied to y only.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+
+from .._checks import check_ndim
+from ..layers.base import no_grad
+from ..layers.recurrent import _positive_int
+from ..layers.sequence import TimeDistributed
+from .graph import Input, Model
+from .training import History, _check_data, _train_batch
+
+
+def recurrent_model(layer, head=None):
+    """A :class:`Model` with the truncated-BPTT contract: ``[x, h0 (, c0)] -> [y, h_T (, c_T)]``.
+
+    Parameters
+    ----------
+    layer : RNN, LSTM, GRU (or ``Dilated`` of one), unidirectional for streaming
+    head : None or a layer applied at every step (wrapped in ``TimeDistributed`` unless it
+        already is one), e.g. ``Dense(H, O)``; None outputs the recurrent layer's y
+
+    Returns
+    -------
+    Model
+        inputs ``[x (B, T, F), h0 (L*D, B, H)(, c0)]``, outputs ``[y (B, T, O), h_T(, c_T)]``
+    """
+    if not hasattr(layer, "_has_cell_state"):
+        raise TypeError(f"layer: expected an RNN, LSTM, GRU or Dilated layer, got {type(layer).__name__}")
+    names = ("h0", "c0") if layer._has_cell_state else ("h0",)
+    x, states = Input(name="x"), [Input(name=n) for n in names]
+    y, final = layer(x, initial_state=tuple(states) if layer._has_cell_state else states[0])
+    if head is not None:
+        y = (head if isinstance(head, TimeDistributed) else TimeDistributed(head))(y)
+    return Model([x, *states], [y, *(final if layer._has_cell_state else (final,))])
+
+
+def _n_states(model):
+    """Number of state arrays of a model with the contract ``[x, *state] -> [y, *state]``."""
+    if not isinstance(model, Model):
+        raise TypeError(f"model: expected a functional pyrnn.Model (see recurrent_model), got {type(model).__name__}")
+    n_in, n_out = len(model.inputs), len(model.outputs)
+    if n_in < 2 or n_in != n_out:
+        raise ValueError("model: expected inputs [x, *initial_state] and outputs [y, *final_state] "
+                         f"(as recurrent_model builds), got {n_in} inputs and {n_out} outputs")
+    return n_in - 1
+
+
+class _Window:
+    """One truncated-BPTT update, seen by :func:`training._train_batch` as one batch of a model:
+    ``forward`` runs the window from the carried state and returns the outputs of its last
+    ``n_loss`` steps; ``backward`` stops at the window's start (no gradient to the state)."""
+
+    def __init__(self, model, loss, n_loss, state):
+        self.model, self.loss, self.n_loss, self.state = model, loss, n_loss, state
+        self.optimizer, self.metrics = model.optimizer, model.metrics
+        self.clip_norm, self.clip_value = model.clip_norm, model.clip_value
+        self.zero_grad, self.param_grad_pairs = model.zero_grad, model.param_grad_pairs
+
+    # y, *final = model(x[s:t], *state);  the loss sees y[t - n_loss : t]
+    def forward(self, x):
+        y, *self.final = self.model.forward(x, *self.state)
+        self._y_meta = (y.shape, y.dtype)
+        return y[:, -self.n_loss:]
+
+    # dy_window = [0 | dy];  dL/d final = 0 (the truncation);  dL/d state is dropped
+    def backward(self, dy):
+        full = np.zeros(*self._y_meta)
+        full[:, -self.n_loss:] = dy
+        self.model.backward(full, *[None] * len(self.final))
+
+
+def _window_ends(T, k1):
+    return [min(t, T) for t in range(k1, T + k1, k1)]
+
+
+def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None):
+    """Train with truncated BPTT(k2; k1) over long sequences; returns the model's :class:`History`.
+
+    Parameters
+    ----------
+    model : compiled :class:`Model` with inputs ``[x, *initial_state]`` and outputs
+        ``[y, *final_state]`` (see :func:`recurrent_model`)
+    x : array (N, T, F)
+    y : array (N, T, ...), the target of every step (as ``model.loss`` takes it)
+    k1 : int, steps between two updates; the loss of one update covers the last k1 steps
+    k2 : int >= k1, steps backpropagated (default k1)
+    epochs : int
+    batch_size : int or None (all N samples at once); each batch walks the whole time axis
+    mask : None or (N, T) for the loss, sliced like y
+
+    Returns
+    -------
+    History
+        per epoch: ``loss`` (mean of the window losses weighted by their steps), metrics,
+        ``grad_norm`` (mean over updates), ``lr``
+
+    Notes
+    -----
+    Windows end at t_i = k1, 2 k1, ... (the last at T, possibly shorter). Window i runs the
+    model forward over ``[max(0, t_i - k2), t_i)`` from the state saved there (zeros for the
+    first window of every batch and epoch), the loss (mean-reduced, as compiled) on
+    ``[t_{i-1}, t_i)``, one backward, gradient clipping and one optimizer step (the same
+    code as ``fit``'s batches). The state at ``t_{i+1} - k2`` is saved for the next window
+    before the update: the window's final state if k2 = k1, else by a gradient-free
+    forward over ``[max(0, t_i - k2), t_{i+1} - k2)``; the k2 - k1 overlapping steps are
+    recomputed with the updated weights. With k1 = k2 = T this is one full-BPTT step.
+    """
+    if model.loss is None or model.optimizer is None:
+        raise ValueError("fit_tbptt: expected a compiled model (call model.compile(optimizer=..., loss=...)), got none")
+    n_states = _n_states(model)
+    k1 = _positive_int("k1", k1)
+    k2 = k1 if k2 is None else _positive_int("k2", k2)
+    if k2 < k1:
+        raise ValueError(f"k2: expected at least k1={k1} (the loss steps must lie in the backpropagated window), got {k2}")
+    epochs = _positive_int("epochs", epochs)
+    x, y = np.asarray(x), np.asarray(y)
+    check_ndim("x", x, 3, "(samples, time, features)")
+    if y.ndim < 2 or y.shape[:2] != x.shape[:2]:
+        raise ValueError(f"y: expected shape ({x.shape[0]}, {x.shape[1]}, ...) (samples, time) as x, got {y.shape}")
+    N = _check_data(model, [x], [y], mask, None)
+    batch_size = N if batch_size is None else _positive_int("batch_size", batch_size)
+    loss = model.loss[0] if isinstance(model.loss, (list, tuple)) else model.loss
+    ends = _window_ends(x.shape[1], k1)
+    model.history = model.history or History()
+    for _ in range(epochs):
+        model.train()
+        total, count, norms, metric_sums = 0.0, 0, [], {}
+        for start in range(0, N, batch_size):
+            rows = slice(start, start + batch_size)
+            state = [None] * n_states
+            for i, t_end in enumerate(ends):
+                t_prev = ends[i - 1] if i else 0
+                s, s_next = max(0, t_end - k2), (max(0, ends[i + 1] - k2) if i + 1 < len(ends) else t_end)
+                carry = state
+                if s < s_next < t_end:
+                    with no_grad():
+                        carry = list(model.forward(x[rows, s:s_next], *state)[1:])
+                window = _Window(model, loss, t_end - t_prev, state)
+                m = None if mask is None else np.asarray(mask)[rows, t_prev:t_end]
+                value, norm, metric_vals = _train_batch(window, [x[rows, s:t_end]], [y[rows, t_prev:t_end]], m, None, slice(None))
+                state = window.final if s_next == t_end else carry
+                n = len(x[rows]) * (t_end - t_prev)
+                total, count = total + value * n, count + n
+                norms.append(norm)
+                for k, v in metric_vals.items():
+                    metric_sums[k] = metric_sums.get(k, 0.0) + v * n
+        logs = {"loss": total / count, **{k: v / count for k, v in metric_sums.items()},
+                "grad_norm": float(np.mean(norms)), "lr": float(model.optimizer.lr)}
+        model.history.append(model.epochs_done, logs)
+        model.epochs_done += 1
+    return model.history
+
+
+def stream(model, chunks, state=None):
+    """Stateful streaming inference: yield ``(y, state)`` per chunk, the state carried along.
+
+    Parameters
+    ----------
+    model : a unidirectional RNN/LSTM/GRU layer, or a :class:`Model` with the contract
+        ``[x, *initial_state] -> [y, *final_state]`` (see :func:`recurrent_model`)
+    chunks : iterable of arrays (B, t_k, F), any t_k; a 2-D chunk (B, F) is one step
+        (as ``layer.step``) and gives y (B, O)
+    state : initial state (None = zeros): the layer's (h or (h, c)), or the model's list of states
+
+    Yields
+    ------
+    y : ndarray (B, t_k, O), or (B, O) for a 2-D chunk
+    state : the state after the chunk (pass it on to continue the stream later)
+
+    Notes
+    -----
+    Concatenating the outputs equals one ``forward`` over the whole sequence. Every chunk runs
+    in eval mode (no dropout) and keeps nothing for backward. ``step()`` on a recurrent layer is
+    the one-step form: ``y_t, state = layer.step(x_t, state)``; like ``forward`` it keeps what a
+    backward would need unless called inside ``pyrnn.no_grad()``, so stream with it there.
+    """
+    is_layer = hasattr(model, "_has_cell_state")
+    if is_layer:
+        if model.bidirectional:
+            raise ValueError("model: expected a unidirectional layer (the reverse direction needs the future), "
+                             "got bidirectional=True")
+        if getattr(model, "dilation", 1) != 1:
+            raise ValueError(f"model: expected dilation 1 (a Dilated layer's state holds one phase only), got {model.dilation}")
+    else:
+        n_states = _n_states(model)
+        state = [None] * n_states if state is None else list(state)
+    layers = [model] if is_layer else model.layers
+    for chunk in chunks:
+        chunk = np.asarray(chunk)
+        one_step = chunk.ndim == 2
+        if one_step:
+            chunk = chunk[:, None]
+        was = [layer.training for layer in layers]
+        for layer in layers:
+            layer.eval()
+        try:
+            with no_grad():
+                if is_layer:
+                    y, state = model.forward(chunk, state)
+                else:
+                    y, *state = model.forward(chunk, *state)
+        finally:
+            for layer, mode in zip(layers, was):
+                layer.train(mode)
+        yield (y[:, 0] if one_step else y), state
+
+
+def peak_memory_of(fn, *args, **kwargs):
+    """Peak bytes allocated while ``fn(*args, **kwargs)`` runs, above what was allocated before.
+
+    Measured with :mod:`tracemalloc`, which sees Python objects and NumPy's array buffers
+    (NumPy reports its allocations to it); memory that native code allocates on its own is not
+    counted (pyrnn's kernels write into NumPy arrays). Starts tracing if it is off and stops it
+    again afterwards.
+    """
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        fn(*args, **kwargs)
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
+__all__ = ["fit_tbptt", "peak_memory_of", "recurrent_model", "stream"]
