@@ -16,9 +16,11 @@ IMPLS = pyrnn.available_backends() + ["torch"]
 @pytest.mark.parametrize("train", [True, False], ids=["train", "infer"])
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("config", bench.CONFIGS, ids=[c[0].replace(" ", "-") for c in bench.CONFIGS])
-def test_recurrent_layer(benchmark, record_impl, config, impl, train):
+def test_recurrent_layer(benchmark, record_impl, request, config, impl, train):
     if impl == "torch":
         pytest.importorskip("torch")
+    if request.config.getoption("benchmark_disable") and config not in bench.QUICK:
+        pytest.skip("smoke run (--benchmark-disable): the small configurations check the benchmarked code")
     case = bench.Case(*config)
     fns = bench.step_functions(case, [impl])[impl]  # validated against the reference here
     benchmark.group = f"{case.label} {'train (fwd+bwd)' if train else 'inference'}"
