@@ -1,4 +1,8 @@
-"""Build of the pybind11 extension pyrnn._C (everything else is in pyproject.toml).
+"""Build of the compiled extensions (everything else is in pyproject.toml):
+
+- ``pyrnn._C``: the C++ kernels (pybind11);
+- ``pyrnn.timeseries._gather``: the window gather (Cython, typed memoryviews); its
+  generated C file goes to ``build/``, not next to the ``.pyx``.
 
 Flags target baseline x86-64 (no -march=native): the module runs on any
 x86-64; per-ISA fast paths are chosen at run time (see the performance issue).
@@ -7,8 +11,9 @@ x86-64; per-ISA fast paths are chosen at run time (see the performance issue).
 import glob
 import sys
 
+from Cython.Build import cythonize
 from pybind11.setup_helpers import Pybind11Extension, build_ext
-from setuptools import setup
+from setuptools import Extension, setup
 
 # -fno-math-errno and -fno-trapping-math change no result; they let the pointwise loops vectorise.
 extra = [] if sys.platform == "win32" else ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra"]
@@ -18,7 +23,10 @@ ext = Pybind11Extension(
     sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/*/*.cpp")),
     include_dirs=["csrc"],
     cxx_std=17,
-    extra_compile_args=extra,
+    extra_compile_args=list(extra),  # a copy: Pybind11Extension appends its C++ flags to the list it gets
 )
 
-setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})
+gather = Extension("pyrnn.timeseries._gather", ["src/pyrnn/timeseries/_gather.pyx"], extra_compile_args=extra)
+cython_exts = cythonize([gather], compiler_directives={"language_level": 3}, build_dir="build", quiet=True)
+
+setup(ext_modules=[ext, *cython_exts], cmdclass={"build_ext": build_ext})
