@@ -21,6 +21,7 @@ import os
 import numpy as np
 
 from . import datasets, timeseries
+from .callbacks import EarlyStopping
 from .layers import Conv1D, Dense, LastStep
 from .layers.recurrent import GRU
 from .models import Sequential
@@ -43,8 +44,9 @@ def run(epochs=80, input_len=24, test_years=30, seed=0, verbose=1, out_dir=".", 
     train = timeseries.WindowDataset(z, input_len, horizon=1, stop=train_end)
     x, t = train.arrays()
     model = build_model(seed).compile("adam", "mse", lr=3e-3, metrics=["mae"], clip_norm=1.0)
+    stop = EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True)
     history = model.fit(x, t.reshape(len(t), -1), epochs=epochs, batch_size=16, validation_split=0.15,
-                        seed=seed, verbose=verbose)
+                        seed=seed, verbose=verbose, callbacks=[stop])
 
     test = timeseries.WindowDataset(z, input_len, horizon=1, start=train_end)
     xt, _ = test.arrays()

@@ -1,0 +1,22 @@
+"""Every script in examples/ runs, in its reduced (--quick) form, and prints its results."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = sorted((pathlib.Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+
+
+def test_there_is_one_example_per_scenario():
+    names = {p.stem for p in EXAMPLES}
+    assert {"forecasting", "classification", "generation", "seq2seq", "long_sequences", "time_scales"} <= names, names
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.stem)
+def test_example_runs_quick(script, tmp_path):
+    r = subprocess.run([sys.executable, "-W", "error", str(script), "--quick"], capture_output=True, text=True,
+                       timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip(), "an example prints what it found"
