@@ -4,7 +4,7 @@ NumPy arrays in and out; kernels in C++ (pybind11), Numba and a NumPy reference,
 all behind one contract (:mod:`pyrnn.backends.contract`).
 """
 
-from . import callbacks, datasets, interop, losses, metrics, optim, timeseries
+from . import callbacks, datasets, interop, losses, metrics, optim, tasks, timeseries
 from .backends import available_backends, get_backend, set_backend, use_backend
 from .layers import (
     GELU, GRU, LSTM, RNN, Add, AvgPool1D, Concatenate, Conv1D, Dense, Dilated, Dropout, Embedding, FirstStep, Identity,
@@ -23,5 +23,5 @@ __all__ = [
     "Add", "Concatenate", "FirstStep", "LastStep", "RepeatVector", "TimeDistributed", "Layer",
     "Input", "Model", "Sequential", "load", "fit_tbptt", "recurrent_model", "stream", "no_grad", "is_grad_enabled",
     "available_backends", "get_backend", "set_backend", "use_backend", "set_num_threads", "get_num_threads",
-    "callbacks", "datasets", "interop", "losses", "metrics", "optim", "timeseries", "__version__",
+    "callbacks", "datasets", "interop", "losses", "metrics", "optim", "tasks", "timeseries", "__version__",
 ]

@@ -5,6 +5,7 @@ from .base import Layer
 from .conv import AvgPool1D, Conv1D, MaxPool1D
 from .dense import Dense, Dropout, Embedding
 from .dilated import Dilated
+from .plumbing import FeatureSlice, VectorToState
 from .recurrent import GRU, LSTM, RNN, RNNBase
 from .sequence import Add, Concatenate, FirstStep, LastStep, RepeatVector, TimeDistributed
 
@@ -12,5 +13,5 @@ __all__ = [
     "Layer", "RNNBase", "RNN", "LSTM", "GRU", "Dense", "Dropout", "Embedding",
     "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
     "Add", "Concatenate", "FirstStep", "LastStep", "RepeatVector", "TimeDistributed",
-    "Conv1D", "MaxPool1D", "AvgPool1D", "Dilated",
+    "Conv1D", "MaxPool1D", "AvgPool1D", "Dilated", "FeatureSlice", "VectorToState",
 ]

@@ -7,7 +7,6 @@
   inference; the digit-string reversal task :func:`reverse_digits_dataset`
 """
 
-from ._layers import FeatureSlice, VectorToState
 from .classification import recurrent_layer, sequence_classifier
 from .generation import CharLanguageModel, SequenceDecoder, sample_tokens, shift_right
 from .seq2seq import (
@@ -17,5 +16,4 @@ from .seq2seq import (
 __all__ = [
     "sequence_classifier", "recurrent_layer", "SequenceDecoder", "CharLanguageModel", "sample_tokens", "shift_right",
     "Seq2Seq", "DigitPairs", "reverse_digits_dataset", "digits_to_str", "PAD", "START", "END", "DIGIT_VOCAB_SIZE",
-    "FeatureSlice", "VectorToState",
 ]

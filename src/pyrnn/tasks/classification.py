@@ -18,7 +18,7 @@ import numpy as np
 
 from ..layers import GRU, LSTM, RNN, Concatenate, Dense, FirstStep, LastStep
 from ..models import Input, Model, Sequential
-from ._layers import FeatureSlice
+from ..layers.plumbing import FeatureSlice
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 

@@ -33,7 +33,7 @@ from ..layers.base import no_grad
 from ..layers.recurrent import _positive_int as positive_int
 from ..losses import CrossEntropyLoss
 from ..models import Input, Model, Sequential
-from ._layers import VectorToState
+from ..layers.plumbing import VectorToState
 from .classification import child_seed
 
 

@@ -5,9 +5,7 @@ sample -> a recurrent layer's initial state).
 Legend: B = batch, F = features (last axis), S = stop - start, L = num_states (layers of the
 recurrent layer whose state is built), H = hidden size, ``...`` = any leading axes.
 
-Both follow their input's dtype (float32 or float64) and take no integer input. They live
-here because the task models are their only users; to rebuild a model holding them from a
-checkpoint (``pyrnn.load``), ``pyrnn.layers`` has to export them.
+Both follow their input's dtype (float32 or float64) and take no integer input.
 """
 
 from __future__ import annotations
@@ -17,8 +15,8 @@ import numbers
 import numpy as np
 
 from .._checks import check_ndim, check_shape, float_input
-from ..layers.activations import config_repr
-from ..layers.base import Layer
+from .activations import config_repr
+from .base import Layer
 
 
 def _index(name, value, minimum):

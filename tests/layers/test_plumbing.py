@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gradcheck import check_layer_grads
-from pyrnn.tasks import FeatureSlice, VectorToState
+from pyrnn.layers import FeatureSlice, VectorToState
 
 
 def _normal(shape, seed=0, dtype=np.float64):
