@@ -50,3 +50,34 @@ def check_layer_grads(layer, inputs, forward=None, seed=0, rtol=1e-6, atol=1e-8)
             assert dx is None, f"input {k}"
     for name, p in layer.params.items():
         assert_grad_close(layer.grads[name].copy(), loss, p, name, rtol, atol)
+
+
+def check_model_grads(model, inputs, seed=0, every=1, **kwargs):
+    """Finite differences of ``L = sum_k sum(output_k * dout_k)`` (random douts) against
+    ``model.backward``: every floating input and every ``every``-th parameter. Integer inputs
+    (indices, lengths) must get None. ``kwargs`` go to ``forward`` (e.g. ``lengths=``)."""
+    rng = np.random.default_rng(seed)
+    with no_grad():
+        out = model.forward(*inputs, **kwargs)
+    outs = out if isinstance(out, tuple) else (out,)
+    douts = [rng.standard_normal(o.shape) for o in outs]
+    model.zero_grad()
+    model.forward(*inputs, **kwargs)
+    dins = model.backward(*douts)
+    dins = dins if isinstance(dins, tuple) else (dins,)
+
+    def loss():
+        with no_grad():
+            o = model.forward(*inputs, **kwargs)
+        o = o if isinstance(o, tuple) else (o,)
+        return float(sum(np.sum(a * d) for a, d in zip(o, douts)))
+
+    for k, (g, x) in enumerate(zip(dins, inputs)):
+        if np.asarray(x).dtype.kind == "f":
+            assert_grad_close(g, loss, x, f"input {k}")
+        else:
+            assert g is None, f"input {k}"
+    names = list(dict(model.named_parameters()))
+    for name in names[::every]:
+        i, k = name.split(".", 1)
+        assert_grad_close(model.layers[int(i)].grads[k], loss, model.layers[int(i)].params[k], name)

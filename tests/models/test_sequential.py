@@ -5,27 +5,8 @@ import numpy as np
 import pytest
 
 import pyrnn
-from gradcheck import assert_grad_close
+from gradcheck import check_model_grads
 from pyrnn.layers import Conv1D, Dense, FirstStep, LastStep, MaxPool1D, TimeDistributed
-
-
-def _check(model, x, rng, lengths=None, every=3):
-    kw = {} if lengths is None else {"lengths": lengths}
-    out = model.forward(x, **kw)
-    dy = rng.standard_normal(out.shape)
-    model.zero_grad()
-    model.forward(x, **kw)
-    dx = model.backward(dy)
-
-    def f():
-        with pyrnn.no_grad():
-            return float(np.sum(model.forward(x, **kw) * dy))
-
-    assert_grad_close(dx, f, x, "x")
-    names = list(dict(model.named_parameters()))
-    for name in names[::every]:
-        i, k = name.split(".", 1)
-        assert_grad_close(model.layers[int(i)].grads[k], f, model.layers[int(i)].params[k], name)
 
 
 @pytest.mark.parametrize("backend", pyrnn.available_backends())
@@ -39,7 +20,7 @@ def test_conv1d_pool_gru_dense_gradients(backend):
         Dense(5, 2, dtype=np.float64, seed=2),
     ])
     with pyrnn.use_backend(backend):
-        _check(model, rng.standard_normal((3, 8, 2)), rng)
+        check_model_grads(model, [rng.standard_normal((3, 8, 2))], every=3)
 
 
 def test_stacked_skip_bidirectional_with_lengths_gradients():
@@ -48,7 +29,7 @@ def test_stacked_skip_bidirectional_with_lengths_gradients():
         pyrnn.LSTM(3, 4, num_layers=3, bidirectional=True, skip=True, dtype=np.float64, seed=3),
         TimeDistributed(Dense(8, 2, dtype=np.float64, seed=4)),
     ])
-    _check(model, rng.standard_normal((3, 6, 3)), rng, lengths=np.array([6, 3, 1]))
+    check_model_grads(model, [rng.standard_normal((3, 6, 3))], every=3, lengths=np.array([6, 3, 1]))
 
 
 def test_last_and_first_step_summarise_a_bidirectional_layer():

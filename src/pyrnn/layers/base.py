@@ -163,3 +163,24 @@ class Layer:
         if any(is_symbolic(a) for a in list(args) + list(kwargs.values())):
             return symbolic_call(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+
+class Wrapper(Layer):
+    """A layer around an inner layer whose :attr:`params` and :attr:`grads` ARE the inner
+    layer's dicts (same objects), so optimizers and ``state_dict`` see the inner names;
+    :meth:`train`/:meth:`eval` and :meth:`clear_saved` reach the inner layer too."""
+
+    def __init__(self, layer):
+        super().__init__(layer.dtype)
+        self.layer = layer
+        self.params = layer.params
+        self.grads = layer.grads
+        self.training = layer.training
+
+    def train(self, mode=True):
+        self.layer.train(mode)
+        return super().train(mode)
+
+    def clear_saved(self):
+        self.layer.clear_saved()
+        super().clear_saved()

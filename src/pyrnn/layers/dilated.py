@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_float_array, check_lengths, check_ndim, check_shape
-from .base import Layer
+from .base import Wrapper
 from .recurrent import RNNBase, _positive_int
 from .sequence import _build_layer
 
@@ -40,7 +40,7 @@ def _unfold(a, B, T, d):
     return np.ascontiguousarray(a[:, :T])
 
 
-class Dilated(Layer):
+class Dilated(Wrapper):
     """Wrap a recurrent layer so that its recurrence reads h(t - d): ``h_t = cell(x_t, h_{t-d})``.
 
     Parameters
@@ -85,21 +85,9 @@ class Dilated(Layer):
         if not isinstance(layer, RNNBase):
             raise TypeError(f"layer: expected an RNN, LSTM or GRU layer (or its config dict), got {type(layer).__name__}")
         self.dilation = _positive_int("dilation", dilation)
-        super().__init__(layer.dtype)
-        self.layer = layer
-        self.params = layer.params
-        self.grads = layer.grads
-        self.training = layer.training
+        super().__init__(layer)
 
     # ------------------------------------------------------ wrapper plumbing
-    def train(self, mode=True):
-        self.layer.train(mode)
-        return super().train(mode)
-
-    def clear_saved(self):
-        self.layer.clear_saved()
-        super().clear_saved()
-
     def rng_state(self):
         """The wrapped layer's dropout generator state (for checkpoints)."""
         return self.layer.rng_state()

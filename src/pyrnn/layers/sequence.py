@@ -19,7 +19,7 @@ import numpy as np
 
 from .._checks import check_lengths, check_ndim, check_shape, float_input
 from .activations import config_repr
-from .base import Layer
+from .base import Layer, Wrapper
 from .recurrent import _positive_int
 
 
@@ -41,7 +41,7 @@ def _build_layer(spec):
     return found.pop()(**spec["config"])
 
 
-class TimeDistributed(Layer):
+class TimeDistributed(Wrapper):
     """Apply a layer to every time step, by folding time into the batch (one call, no loop).
 
     Parameters
@@ -59,21 +59,7 @@ class TimeDistributed(Layer):
     """
 
     def __init__(self, layer):
-        if not isinstance(layer, Layer):
-            layer = _build_layer(layer)
-        super().__init__(layer.dtype)
-        self.layer = layer
-        self.params = layer.params
-        self.grads = layer.grads
-        self.training = layer.training
-
-    def train(self, mode=True):
-        self.layer.train(mode)
-        return super().train(mode)
-
-    def clear_saved(self):
-        self.layer.clear_saved()
-        super().clear_saved()
+        super().__init__(layer if isinstance(layer, Layer) else _build_layer(layer))
 
     # y[b, t] = layer(x[b, t]) for all (b, t) at once: y = layer(x as (B*T, ...)) as (B, T, ...')
     def forward(self, x):
