@@ -53,6 +53,16 @@ void bind_common(py::module_& m) {
       },
       py::arg("sgemm"), py::arg("dgemm"),
       "Register Fortran-BLAS sgemm/dgemm (scipy.linalg.cython_blas capsules); None, None selects the loop GEMM.");
+  m.def(
+      "_set_blas64",
+      [](uintptr_t sgemm, uintptr_t dgemm) {
+        if ((sgemm == 0) != (dgemm == 0))
+          throw py::value_error("_set_blas64: expected two function addresses (or two zeros), got one zero");
+        set_blas64(reinterpret_cast<sgemm64_fn>(sgemm), reinterpret_cast<dgemm64_fn>(dgemm));
+      },
+      py::arg("sgemm"), py::arg("dgemm"),
+      "Private (pyrnn.backends.cpp registers it): addresses of an ILP64 sgemm/dgemm, e.g. NumPy's OpenBLAS; 0, 0 unsets.");
+  m.def("blas_interface", &blas_interface, "What the kernels' GEMM calls: 'ilp64' (NumPy's OpenBLAS), 'lp64' (SciPy's) or 'loops'.");
   m.def("have_blas", &have_blas, "Whether a BLAS is registered (else a portable loop GEMM is used).");
   m.def("tanh_f32", [](py::handle x) { return apply_f32<tanh_f32>(x, "tanh_f32"); }, py::arg("x"),
         "The kernels' float32 tanh, elementwise over a 1-D float32 array (for accuracy tests).");

@@ -16,7 +16,7 @@ def test_info_lists_backends():
     r = _run("info")
     assert r.returncode == 0, r.stderr
     assert "backends (fastest first): ['cpp', 'numba', 'numpy']" in r.stdout
-    assert "cpp GEMM: SciPy BLAS" in r.stdout
+    assert "cpp GEMM: NumPy's OpenBLAS (ILP64)" in r.stdout
 
 
 def test_check_compares_every_backend_and_times_a_step():

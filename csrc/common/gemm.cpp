@@ -7,6 +7,8 @@ namespace pyrnn {
 namespace {
 sgemm_fn g_sgemm = nullptr;
 dgemm_fn g_dgemm = nullptr;
+sgemm64_fn g_sgemm64 = nullptr;
+dgemm64_fn g_dgemm64 = nullptr;
 
 template <typename F>
 void gemm_loops(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B,
@@ -24,33 +26,48 @@ void gemm_loops(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, cons
     }
 }
 
-template <typename F, typename Fn>
+template <typename Int, typename F, typename Fn>
 void gemm_blas(Fn fn, bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B,
                int64_t ldb, F beta, F* C, int64_t ldc) {
   const char opa = ta ? 'T' : 'N', opb = tb ? 'T' : 'N';
-  const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
-  const int la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
+  const Int m = static_cast<Int>(N), n = static_cast<Int>(M), k = static_cast<Int>(K);
+  const Int la = static_cast<Int>(lda), lb = static_cast<Int>(ldb), lc = static_cast<Int>(ldc);
   fn(&opb, &opa, &m, &n, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
 }
-// the registered BLAS routine for F (overloads on a null tag pointer)
+// the registered BLAS routines for F (overloads on a null tag pointer)
 sgemm_fn registered(const float*) { return g_sgemm; }
 dgemm_fn registered(const double*) { return g_dgemm; }
+sgemm64_fn registered64(const float*) { return g_sgemm64; }
+dgemm64_fn registered64(const double*) { return g_dgemm64; }
 }  // namespace
 
 void set_blas(sgemm_fn s, dgemm_fn d) {
   g_sgemm = s;
   g_dgemm = d;
+  if (s == nullptr || d == nullptr) g_sgemm64 = nullptr, g_dgemm64 = nullptr;
 }
 
-bool have_blas() { return g_sgemm != nullptr && g_dgemm != nullptr; }
+void set_blas64(sgemm64_fn s, dgemm64_fn d) {
+  g_sgemm64 = s;
+  g_dgemm64 = d;
+}
+
+const char* blas_interface() {
+  if (g_sgemm64 != nullptr && g_dgemm64 != nullptr) return "ilp64";
+  return g_sgemm != nullptr && g_dgemm != nullptr ? "lp64" : "loops";
+}
+
+bool have_blas() { return (g_sgemm != nullptr && g_dgemm != nullptr) || (g_sgemm64 != nullptr && g_dgemm64 != nullptr); }
 
 template <typename F>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B,
           int64_t ldb, F beta, F* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  const auto fn = registered(static_cast<const F*>(nullptr));
-  if (fn != nullptr && K > 0)
-    gemm_blas(fn, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const F* tag = nullptr;
+  if (const auto fn64 = registered64(tag); fn64 != nullptr && K > 0)
+    gemm_blas<int64_t>(fn64, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else if (const auto fn = registered(tag); fn != nullptr && K > 0)
+    gemm_blas<int>(fn, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     gemm_loops(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -1,9 +1,11 @@
 // Row-major GEMM for the kernels: C = alpha * op(A) op(B) + beta * C.
 //
-// The multiply goes to a Fortran BLAS registered at import time (the Python
-// side hands over SciPy's sgemm/dgemm, i.e. the OpenBLAS that NumPy/SciPy
-// ship), so the kernels link against no BLAS of their own. Until one is
-// registered, a portable loop does the work (correct, slow).
+// The multiply goes to a Fortran BLAS registered at import time, so the kernels link
+// against no BLAS of their own. The Python side prefers NumPy's bundled OpenBLAS
+// (ILP64): NumPy's own matmuls (Dense layers, losses) use that library too, and two
+// OpenBLAS thread pools busy-waiting against each other on few cores cost small models
+// several times their run time. Otherwise it hands over SciPy's sgemm/dgemm (LP64).
+// Until one is registered, a portable loop does the work (correct, slow).
 #pragma once
 
 #include <cstdint>
@@ -15,8 +17,18 @@ using sgemm_fn = void (*)(const char*, const char*, const int*, const int*, cons
 using dgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
                           const int*, const double*, const int*, const double*, double*, const int*);
 
-void set_blas(sgemm_fn s, dgemm_fn d);
+// The same routines with 64-bit integers (ILP64), as NumPy's bundled OpenBLAS exports them.
+using sgemm64_fn = void (*)(const char*, const char*, const int64_t*, const int64_t*, const int64_t*, const float*,
+                            const float*, const int64_t*, const float*, const int64_t*, const float*, float*,
+                            const int64_t*);
+using dgemm64_fn = void (*)(const char*, const char*, const int64_t*, const int64_t*, const int64_t*, const double*,
+                            const double*, const int64_t*, const double*, const int64_t*, const double*, double*,
+                            const int64_t*);
+
+void set_blas(sgemm_fn s, dgemm_fn d);        // LP64 (SciPy's); nullptrs clear every registration
+void set_blas64(sgemm64_fn s, dgemm64_fn d);  // ILP64 (NumPy's); preferred when registered
 bool have_blas();
+const char* blas_interface();  // "ilp64", "lp64" or "loops": what gemm() calls
 
 // Largest dimension or leading dimension the 32-bit BLAS interface accepts.
 constexpr int64_t kMaxBlasDim = 2147483647;

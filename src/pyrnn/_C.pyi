@@ -14,6 +14,11 @@ def set_blas(sgemm: object, dgemm: object) -> None:
     """Register Fortran-BLAS sgemm/dgemm PyCapsules; (None, None) selects the loop GEMM."""
 
 def have_blas() -> bool: ...
+def blas_interface() -> str:
+    """'ilp64' (NumPy's OpenBLAS), 'lp64' (SciPy's) or 'loops': what the kernels' GEMM calls."""
+
+def _set_blas64(sgemm: int, dgemm: int) -> None:
+    """Private: addresses of an ILP64 sgemm/dgemm (registered by pyrnn.backends.cpp); 0, 0 unsets."""
 
 def recurrent_forward(
     cell: int,

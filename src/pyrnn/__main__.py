@@ -38,7 +38,8 @@ def cmd_info(_args):
     if "cpp" in pyrnn.available_backends():
         from pyrnn import _C
 
-        print(f"cpp GEMM: {'SciPy BLAS' if _C.have_blas() else 'portable loops (SciPy missing)'}")
+        names = {"ilp64": "NumPy's OpenBLAS (ILP64)", "lp64": "SciPy's BLAS (LP64)", "loops": "portable loops (no BLAS found)"}
+        print(f"cpp GEMM: {names[_C.blas_interface()]}")
     return 0
 
 

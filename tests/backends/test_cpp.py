@@ -85,19 +85,29 @@ def test_backward_refuses_bad_arguments():
         _C.recurrent_backward(LSTM, False, x, None, s, tuple(o), tuple(p), dout, grads, dres[:2] + (None,))
 
 
+def test_the_kernels_share_numpys_blas():
+    """NumPy's matmuls and the kernels use one OpenBLAS (one thread pool): two pools
+    busy-waiting against each other cost small models several times their run time."""
+    assert _C.blas_interface() == "ilp64"
+
+
+@pytest.mark.parametrize("interface", ["lp64", "loops"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_loop_gemm_fallback_matches_reference(cell):
-    """Without SciPy the kernels use their own loop GEMM; it must be exact too."""
+def test_every_gemm_provider_matches_reference(cell, interface):
+    """SciPy's BLAS (LP64) and the kernels' own loop GEMM (no BLAS at all) must be exact too."""
     layer = make_layer(cell, 3, 4, num_layers=2, bidirectional=True)
     x, state, dy, dstate = random_problem(layer, 2, 5, np.random.default_rng(11))
     want = run(layer, x, state, dy, dstate, "numpy")
-    _C.set_blas(None, None)
     try:
-        assert not _C.have_blas()
+        if interface == "lp64":
+            _C._set_blas64(0, 0)
+        else:
+            _C.set_blas(None, None)
+        assert _C.blas_interface() == interface
         got = run(layer, x, state, dy, dstate, "cpp")
     finally:
         cpp.register_blas()
-    assert _C.have_blas()
+    assert _C.blas_interface() == "ilp64"
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-12, err_msg=k)
 

@@ -8,6 +8,7 @@ registers SciPy's BLAS ``sgemm``/``dgemm`` as the kernels' GEMM.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -19,15 +20,43 @@ NAME = "cpp"
 
 
 def register_blas():
-    """Give the kernels SciPy's BLAS (the OpenBLAS NumPy and SciPy ship) as their GEMM."""
+    """Give the kernels a BLAS: NumPy's bundled OpenBLAS (ILP64) when it exports its GEMMs,
+    so NumPy's own matmuls and the kernels share one thread pool; else SciPy's (the
+    cython_blas capsules); else the kernels' own loop GEMM (correct, slow)."""
     try:
         from scipy.linalg import cython_blas
-    except ImportError as exc:  # correct but slow: the kernels' own loop GEMM
-        warnings.warn(f"pyrnn: SciPy is missing ({exc}); the cpp backend falls back to a slow loop GEMM", RuntimeWarning, stacklevel=2)
-        return
-    capi = cython_blas.__pyx_capi__
-    _C.set_blas(capi["sgemm"], capi["dgemm"])
+    except ImportError as exc:
+        cython_blas = None
+        scipy_error = exc
+    if cython_blas is not None:
+        capi = cython_blas.__pyx_capi__
+        _C.set_blas(capi["sgemm"], capi["dgemm"])
+    numpy_gemm = _numpy_openblas_gemm()
+    if numpy_gemm is not None:
+        _C._set_blas64(*numpy_gemm)
+    elif cython_blas is None:
+        warnings.warn(f"pyrnn: SciPy is missing ({scipy_error}); the cpp backend falls back to a slow loop GEMM",
+                      RuntimeWarning, stacklevel=2)
 
+
+def _numpy_openblas_gemm():
+    """Addresses of sgemm/dgemm (64-bit integers) in the OpenBLAS NumPy loaded, or None."""
+    import ctypes
+
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    for lib in threadpool_info():
+        path = lib.get("filepath", "")
+        if lib.get("internal_api") != "openblas" or "numpy" not in os.path.basename(os.path.dirname(path)):
+            continue
+        dll = ctypes.CDLL(path)
+        for s_name, d_name in (("scipy_sgemm_64_", "scipy_dgemm_64_"), ("sgemm_64_", "dgemm_64_")):
+            s, d = getattr(dll, s_name, None), getattr(dll, d_name, None)
+            if s is not None and d is not None:
+                return ctypes.cast(s, ctypes.c_void_p).value, ctypes.cast(d, ctypes.c_void_p).value
+    return None
 
 register_blas()
 
