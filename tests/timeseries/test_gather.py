@@ -118,3 +118,8 @@ def test_bad_arguments_are_refused_before_any_copy(kwargs, exc, pattern):
     args = dict(series=S, starts=[0, 3], input_len=4, horizon=1, target_cols=None, impl="auto") | kwargs
     with pytest.raises(exc, match=pattern):
         gather_windows(**args)
+
+
+def test_the_compiled_gather_is_built():
+    """`pip install .` compiles the Cython gather (Cython is a declared build requirement)."""
+    assert gather_impl() == "cython"
