@@ -4,7 +4,8 @@
 //   recurrent_backward(cell, reverse, x, lengths, (h0, c0), (hs, cs, gates, aux), (w_ih, w_hh, b_ih, b_hh),
 //                      (dhs, dhT, dcT), (dw_ih, dw_hh, db_ih, db_hh), (dx, dh0, dc0))
 // Arrays a cell does not use (c0/cs for RNN and GRU, gates/aux for RNN) may be None; so may
-// lengths (every step active), else an int64 (B,) array with values in [0, T].
+// lengths (every step active), else an int64 (B,) array with values in [0, T]; and so may a
+// forward's gates and aux together (inference: the cells use one step's scratch instead).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -75,8 +76,9 @@ CellParams<F> params_in(const Shapes& s, py::handle obj) {
 }
 
 // x, (h0, c0) and the (hs, cs, gates, aux) cache, writable for forward, read for backward.
+// Forward may get gates = aux = None (inference: nothing kept for backward); backward needs them.
 template <typename F>
-SeqTensors<F> seq_tensors(const Shapes& s, const py::array& x, py::handle state0, py::handle cache) {
+SeqTensors<F> seq_tensors(const Shapes& s, const py::array& x, py::handle state0, py::handle cache, bool inference_ok) {
   auto st = checked_tuple(state0, "state0", 2);
   auto ca = checked_tuple(cache, "cache", 4);
   SeqTensors<F> io{};
@@ -87,7 +89,7 @@ SeqTensors<F> seq_tensors(const Shapes& s, const py::array& x, py::handle state0
     io.c0 = in_ptr<F>(st[1], "c0", s.bh());
     io.cs = out_ptr<F>(ca[1], "cs", s.seq_h());
   }
-  if (s.gated) {
+  if (s.gated && !(inference_ok && ca[2].is_none() && ca[3].is_none())) {
     io.gates = out_ptr<F>(ca[2], "gates", s.seq_g());
     io.aux = out_ptr<F>(ca[3], "aux", s.seq_h());
   }
@@ -97,7 +99,7 @@ SeqTensors<F> seq_tensors(const Shapes& s, const py::array& x, py::handle state0
 template <typename F>
 void forward_impl(const Shapes& s, const py::array& x, py::handle state0, py::handle params, py::handle out) {
   const CellParams<F> p = params_in<F>(s, params);
-  const SeqTensors<F> io = seq_tensors<F>(s, x, state0, out);
+  const SeqTensors<F> io = seq_tensors<F>(s, x, state0, out, true);
   py::gil_scoped_release nogil;
   recurrent_forward<F>(s.cell, s.d, p, io);
 }
@@ -106,7 +108,7 @@ template <typename F>
 void backward_impl(const Shapes& s, const py::array& x, py::handle state0, py::handle saved, py::handle params,
                    py::handle dout, py::handle grads, py::handle dres) {
   const CellParams<F> p = params_in<F>(s, params);
-  const SeqTensors<F> sv = seq_tensors<F>(s, x, state0, saved);
+  const SeqTensors<F> sv = seq_tensors<F>(s, x, state0, saved, false);
   auto dt = checked_tuple(dout, "dout", 3);
   auto gt = checked_tuple(grads, "grads", 4);
   auto rt = checked_tuple(dres, "dres", 3);

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "../common/gemm.h"
@@ -52,7 +53,8 @@ struct CellGrads {  // same shapes as CellParams; added into
 };
 
 template <typename F>
-struct SeqTensors {  // forward inputs, outputs and the saved cache (null where a cell has none)
+struct SeqTensors {  // forward inputs, outputs and the saved cache (null where a cell has none;
+                     // forward also takes null gates/aux for inference: nothing is kept for backward)
   const F* x;        // (T, B, I)
   const F* h0;       // (B, H)
   const F* c0;       // (B, H)   LSTM
@@ -102,23 +104,28 @@ template <class Cell, typename F>
 void seq_forward(const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io) {
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, GH = Cell::G * H;
   if (T == 0 || B == 0) return;
-  std::vector<F> xp(static_cast<size_t>(T * B * GH)), gh(static_cast<size_t>(B * GH));
+  // scratch, allocated once per call and left uninitialised (every element is written before it is read)
+  std::unique_ptr<F[]> xp(new F[static_cast<size_t>(T * B * GH)]), gh(new F[static_cast<size_t>(B * GH)]);
+  // inference (no cache asked for): the cells write their gates into one step's scratch instead
+  const bool keep = io.gates != nullptr;
+  std::unique_ptr<F[]> step_gates(keep ? nullptr : new F[static_cast<size_t>(B * GH)]);
+  std::unique_ptr<F[]> step_aux(keep ? nullptr : new F[static_cast<size_t>(B * H)]);
   // XP = X W_ih^T + b_ih (+ b_hh): one GEMM for every step
   for (int64_t r = 0; r < T * B; ++r)
     for (int64_t k = 0; k < GH; ++k)
       xp[r * GH + k] = p.b_ih[k] + (Cell::kFoldHiddenBias ? p.b_hh[k] : F(0));
-  gemm<F>(false, true, T * B, GH, I, F(1), io.x, I, p.w_ih, I, F(1), xp.data(), GH);
+  gemm<F>(false, true, T * B, GH, I, F(1), io.x, I, p.w_ih, I, F(1), xp.get(), GH);
 
   const F* h_prev = io.h0;
   const F* c_prev = io.c0;
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = time_index(d, s);
-    gemm<F>(false, true, B, GH, H, F(1), h_prev, H, p.w_hh, H, F(0), gh.data(), GH);  // GH = h_prev W_hh^T
-    StepView<F> v{xp.data() + t * B * GH, gh.data(), p.b_hh, h_prev, c_prev,
+    gemm<F>(false, true, B, GH, H, F(1), h_prev, H, p.w_hh, H, F(0), gh.get(), GH);  // GH = h_prev W_hh^T
+    StepView<F> v{xp.get() + t * B * GH, gh.get(), p.b_hh, h_prev, c_prev,
                   io.hs + t * B * H,
                   Cell::kCellState ? io.cs + t * B * H : nullptr,
-                  io.gates ? io.gates + t * B * GH : nullptr,
-                  io.aux ? io.aux + t * B * H : nullptr};
+                  keep ? io.gates + t * B * GH : step_gates.get(),
+                  keep ? (io.aux ? io.aux + t * B * H : nullptr) : step_aux.get()};
     Cell::forward_step(B, H, v);
     if (d.lengths != nullptr)  // past a sample's length: carry its state, zero its cache
       for (int64_t b = 0; b < B; ++b) {
@@ -143,9 +150,11 @@ void seq_backward(const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>&
     if (Cell::kCellState) std::copy(io.dcT, io.dcT + B * H, io.dc0);
     return;
   }
-  std::vector<F> da_ih(static_cast<size_t>(T * B * GH));
-  std::vector<F> da_hh_own(Cell::kSeparateHiddenGrad ? static_cast<size_t>(T * B * GH) : 0);
-  F* da_hh = Cell::kSeparateHiddenGrad ? da_hh_own.data() : da_ih.data();
+  // scratch, allocated once per call, uninitialised: every step writes all of its rows
+  std::unique_ptr<F[]> da_ih_own(new F[static_cast<size_t>(T * B * GH)]);
+  std::unique_ptr<F[]> da_hh_own(Cell::kSeparateHiddenGrad ? new F[static_cast<size_t>(T * B * GH)] : nullptr);
+  F* da_ih = da_ih_own.get();
+  F* da_hh = Cell::kSeparateHiddenGrad ? da_hh_own.get() : da_ih;
   std::vector<F> dh(io.dhT, io.dhT + B * H), dh_next(static_cast<size_t>(B * H));
   std::vector<F> dc(static_cast<size_t>(B * H), F(0)), dc_kept(d.lengths ? static_cast<size_t>(B * H) : 0);
   if (Cell::kCellState) std::copy(io.dcT, io.dcT + B * H, dc.begin());
@@ -160,7 +169,7 @@ void seq_backward(const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>&
                   Cell::kCellState ? saved.cs + t * B * H : nullptr,
                   saved.gates ? saved.gates + t * B * GH : nullptr,
                   saved.aux ? saved.aux + t * B * H : nullptr};
-    StepGrad<F> sg{dh.data(), io.dhs + t * B * H, dc.data(), da_ih.data() + t * B * GH, da_hh + t * B * GH,
+    StepGrad<F> sg{dh.data(), io.dhs + t * B * H, dc.data(), da_ih + t * B * GH, da_hh + t * B * GH,
                    dh_next.data()};
     if (d.lengths != nullptr) std::copy(dc.begin(), dc.end(), dc_kept.begin());
     Cell::backward_step(B, H, v, sg);
@@ -180,8 +189,8 @@ void seq_backward(const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>&
   if (Cell::kCellState) std::copy(dc.begin(), dc.end(), io.dc0);
 
   // After the loop: dX = dA_ih W_ih;  dW_ih += dA_ih^T X;  dW_hh += dA_hh^T H_prev (h0 part + hs part)
-  gemm<F>(false, false, T * B, I, GH, F(1), da_ih.data(), GH, p.w_ih, I, F(0), io.dx, I);
-  gemm<F>(true, false, GH, I, T * B, F(1), da_ih.data(), GH, saved.x, I, F(1), g.w_ih, I);
+  gemm<F>(false, false, T * B, I, GH, F(1), da_ih, GH, p.w_ih, I, F(0), io.dx, I);
+  gemm<F>(true, false, GH, I, T * B, F(1), da_ih, GH, saved.x, I, F(1), g.w_ih, I);
   const int64_t first = d.reverse ? T - 1 : 0;  // the step whose h_prev is h0
   gemm<F>(true, false, GH, H, B, F(1), da_hh + first * B * GH, GH, saved.h0, H, F(1), g.w_hh, H);
   if (T > 1) {

@@ -129,3 +129,15 @@ def test_float32_activations_are_accurate():
         _C.tanh_f32(np.zeros((2, 2), np.float32))
     with pytest.raises(TypeError, match="x: expected dtype float32, got float64"):
         _C.tanh_f32(np.zeros(3))
+
+
+def test_forward_takes_no_gate_cache_for_inference_but_backward_needs_it():
+    x, s, p, o = _args()
+    _forward(x, s, p, [o[0], o[1], None, None])  # inference: gates and aux None together
+    with pytest.raises(TypeError, match=r"gates: expected a numpy.ndarray, got NoneType"):
+        _forward(x, s, p, [o[0], o[1], None, o[3]])
+    z = lambda *sh: np.zeros(sh, np.float32)  # noqa: E731
+    grads = (z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H))
+    with pytest.raises(TypeError, match=r"gates: expected a numpy.ndarray, got NoneType"):
+        _C.recurrent_backward(LSTM, False, x, None, s, (o[0], o[1], None, None), tuple(p), (z(T, B, H), z(B, H), z(B, H)),
+                              grads, (z(T, B, I), z(B, H), z(B, H)))

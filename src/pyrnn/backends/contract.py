@@ -4,13 +4,14 @@ Legend: T = time, B = batch, I = input, H = hidden, G = gates per unit.
 
 A backend is a module; its recurrent family is two functions over ONE layer and ONE direction:
 
-``recurrent_forward(cell, x, h0, c0, weights, reverse, lengths=None) -> (hs, hT, cT, saved)``
+``recurrent_forward(cell, x, h0, c0, weights, reverse, lengths=None, save=True) -> (hs, hT, cT, saved)``
     x (T, B, I), h0 (B, H), c0 (B, H) for LSTM else None, all C-contiguous and
     of one float dtype. ``hs`` (T, B, H) holds the hidden state at every time
     index (for ``reverse=True`` the loop runs from t = T-1 down to 0, and
     ``hs[t]`` is still the state after reading ``x[t]``). ``hT``/``cT`` are the
     states after the last processed step. ``saved`` is a :class:`Saved`: all
-    that backward needs, so backward recomputes nothing.
+    that backward needs, so backward recomputes nothing. With ``save=False``
+    (inference) a backend may keep no cache and return ``saved = None``.
 
     ``lengths`` (B,) int64 in [0, T], or None for all T: variable-length
     batches without sorting. Time index t is *active* for sample b iff

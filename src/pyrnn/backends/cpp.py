@@ -61,19 +61,24 @@ def _numpy_openblas_gemm():
 register_blas()
 
 
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None):
-    """See :mod:`pyrnn.backends.contract`."""
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True):
+    """See :mod:`pyrnn.backends.contract`; ``save=False`` keeps no cache (inference)."""
     if x.size == 0:
         return empty_forward(cell, x, h0, c0, reverse, lengths)
     T, B, _ = x.shape
     H = h0.shape[1]
     hs = np.empty((T, B, H), x.dtype)
-    cache = tuple(np.empty(s, x.dtype) for s in cache_shapes(cell, T, B, H))
-    out = kernel_views(cell, hs, cache)
+    if save:
+        cache = tuple(np.empty(s, x.dtype) for s in cache_shapes(cell, T, B, H))
+        out = kernel_views(cell, hs, cache)
+    else:  # the cell state sequence is still the kernel's working state; the gates are not kept
+        cache = ()
+        out = (hs, np.empty((T, B, H), x.dtype) if cell == "lstm" else None, None, None)
     _C.recurrent_forward(CELL_CODES[cell], bool(reverse), x, lengths, (h0, c0), tuple(weights), out)
     last = 0 if reverse else T - 1
     cT = out[1][last].copy() if cell == "lstm" else None
-    return hs, hs[last].copy(), cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths)
+    saved = Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths) if save else None
+    return hs, hs[last].copy(), cT, saved
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):

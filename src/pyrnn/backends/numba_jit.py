@@ -269,7 +269,7 @@ def _lengths_arg(lengths, T, B):
     return np.full(B, T, np.int64) if lengths is None else lengths
 
 
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None):
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True):
     """See :mod:`pyrnn.backends.contract`."""
     if x.size == 0:
         return empty_forward(cell, x, h0, c0, reverse, lengths)

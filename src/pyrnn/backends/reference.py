@@ -94,7 +94,7 @@ _BACKWARD_STEP = {
 
 
 # ------------------------------------------------------------ the time loop
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None):
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True):
     """One layer, one direction, the whole sequence. See the contract."""
     T, B, _ = x.shape
     H = h0.shape[1]

@@ -22,7 +22,7 @@ import numpy as np
 from .._checks import as_float_array, check_lengths, check_ndim, check_shape
 from ..backends import backend_module, get_backend
 from ..backends.contract import GATES, Weights
-from .base import Layer
+from .base import Layer, is_grad_enabled
 
 
 def _positive_int(name, value):
@@ -192,13 +192,14 @@ class RNNBase(Layer):
         hT, cT = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
         seq = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I)
         saved, drop_masks = [], []
+        keep = is_grad_enabled()  # under no_grad the kernels may keep no cache
         for layer in range(self.num_layers):
             outs = []
             for d in range(self.num_directions):
                 idx = layer * self.num_directions + d
                 hs, h, c, sv = kernels.recurrent_forward(
                     self.cell, seq, h0[idx], None if c0 is None else c0[idx], self._weights(layer, d, self.params),
-                    reverse=d == 1, lengths=lengths,
+                    reverse=d == 1, lengths=lengths, save=keep,
                 )
                 hT[idx] = h
                 if cT is not None:
