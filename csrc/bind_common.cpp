@@ -1,12 +1,15 @@
 // Bindings of the shared pieces: the GEMM provider (the Python side registers
-// SciPy's Fortran sgemm/dgemm from the PyCapsules of scipy.linalg.cython_blas)
-// and the kernels' own float activations, exposed so their accuracy is tested.
+// SciPy's Fortran sgemm/dgemm from the PyCapsules of scipy.linalg.cython_blas),
+// the instruction set and thread team the kernels use, and the kernels' own
+// activations in each instruction set, exposed so their accuracy is tested.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include "bind_checks.h"
-#include "common/activations.h"
+#include "common/cpu.h"
 #include "common/gemm.h"
+#include "common/threads.h"
+#include "recurrent/kernels.h"
 
 namespace pyrnn {
 namespace py = pybind11;
@@ -22,24 +25,30 @@ void* capsule_pointer(const py::object& c, const char* what) {
 }
 }  // namespace
 
-// y = f(x) elementwise with the kernels' float32 activation f
-template <float (*Fn)(float)>
-py::array_t<float> apply_f32(py::handle xh, const char* name) {
+Isa isa_from_name(const std::string& name) {
+  for (Isa isa : {Isa::Generic, Isa::Avx2, Isa::Avx512})
+    if (name == isa_name(isa)) return isa;
+  throw py::value_error("isa: expected 'generic', 'avx2' or 'avx512', got '" + name + "'");
+}
+
+// y = f(x) elementwise with the cells' float32 activation f, compiled for `isa` (None: the active one)
+py::array_t<float> apply_f32(py::handle xh, py::handle isa, bool tanh, const char* name) {
   const int64_t n = py::isinstance<py::array>(xh) ? static_cast<int64_t>(py::reinterpret_borrow<py::array>(xh).size()) : -1;
   if (n < 0 || py::reinterpret_borrow<py::array>(xh).ndim() != 1)
     throw py::value_error(std::string(name) + ": expected a 1-D float32 array");
   const float* x = in_ptr<float>(xh, "x", {n});
+  const Isa which = isa.is_none() ? active_isa() : isa_from_name(py::cast<std::string>(isa));
+  if (!isa_supported(which))
+    throw py::value_error(std::string(name) + ": expected an instruction set this CPU supports, got '" + isa_name(which) + "'");
+  const IsaKernels<float>& k = kernels_for(which).f32;
   py::array_t<float> y(n);
   float* out = y.mutable_data();
   {
     py::gil_scoped_release nogil;
-    for (int64_t i = 0; i < n; ++i) out[i] = Fn(x[i]);
+    (tanh ? k.tanh : k.sigmoid)(n, x, out);
   }
   return y;
 }
-
-float tanh_f32(float x) { return act_tanh(x); }
-float sigmoid_f32(float x) { return sigmoid(x); }
 
 void bind_common(py::module_& m) {
   m.def(
@@ -62,12 +71,41 @@ void bind_common(py::module_& m) {
       },
       py::arg("sgemm"), py::arg("dgemm"),
       "Private (pyrnn.backends.cpp registers it): addresses of an ILP64 sgemm/dgemm, e.g. NumPy's OpenBLAS; 0, 0 unsets.");
+  m.def(
+      "_set_blas_threads",
+      [](uintptr_t get, uintptr_t set) {
+        if ((get == 0) != (set == 0))
+          throw py::value_error("_set_blas_threads: expected two function addresses (or two zeros), got one zero");
+        set_blas_threads(reinterpret_cast<blas_get_threads_fn>(get), reinterpret_cast<blas_set_threads_fn>(set));
+      },
+      py::arg("get"), py::arg("set"),
+      "Private (pyrnn.backends.cpp registers it): addresses of the BLAS's get/set_num_threads; 0, 0 unsets.");
   m.def("blas_interface", &blas_interface, "What the kernels' GEMM calls: 'ilp64' (NumPy's OpenBLAS), 'lp64' (SciPy's) or 'loops'.");
   m.def("have_blas", &have_blas, "Whether a BLAS is registered (else a portable loop GEMM is used).");
-  m.def("tanh_f32", [](py::handle x) { return apply_f32<tanh_f32>(x, "tanh_f32"); }, py::arg("x"),
-        "The kernels' float32 tanh, elementwise over a 1-D float32 array (for accuracy tests).");
-  m.def("sigmoid_f32", [](py::handle x) { return apply_f32<sigmoid_f32>(x, "sigmoid_f32"); }, py::arg("x"),
-        "The kernels' float32 sigmoid, elementwise over a 1-D float32 array (for accuracy tests).");
+  m.def("tanh_f32", [](py::handle x, py::handle isa) { return apply_f32(x, isa, true, "tanh_f32"); }, py::arg("x"),
+        py::arg("isa") = py::none(),
+        "The kernels' float32 tanh in one instruction set's loop (None: the active one), elementwise over a 1-D array.");
+  m.def("sigmoid_f32", [](py::handle x, py::handle isa) { return apply_f32(x, isa, false, "sigmoid_f32"); },
+        py::arg("x"), py::arg("isa") = py::none(),
+        "The kernels' float32 sigmoid in one instruction set's loop (None: the active one), elementwise over a 1-D array.");
+  m.def("isa", [] { return std::string(isa_name(active_isa())); },
+        "The instruction set the kernels' time loops use now: 'avx512', 'avx2' or 'generic'.");
+  m.def("supported_isas", [] {
+          py::list out;
+          for (Isa isa : {Isa::Generic, Isa::Avx2, Isa::Avx512})
+            if (isa_supported(isa)) out.append(isa_name(isa));
+          return out;
+        },
+        "The instruction sets this CPU runs, narrowest first.");
+  m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, py::arg("name"),
+        "Use this instruction set's time loops (one of supported_isas()).");
+  m.def("set_num_threads", [](int n) {
+          if (n < 1) throw py::value_error("set_num_threads: expected n >= 1, got " + std::to_string(n));
+          set_max_threads(n);
+        },
+        py::arg("n"), "Cap the kernels' own thread team at n threads (the caller included).");
+  m.def("get_num_threads", &max_threads, "The cap on the kernels' own thread team.");
+  m.def("_float_mode", &float_mode, "Private (tests): this thread's MXCSR, to check that kernels restore it.");
 }
 
 }  // namespace pyrnn

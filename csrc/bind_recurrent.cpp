@@ -170,7 +170,10 @@ void bind_recurrent(py::module_& m) {
       },
       py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("lengths"), py::arg("state0"), py::arg("saved"),
       py::arg("params"), py::arg("dout"), py::arg("grads"), py::arg("dres"),
-      "BPTT of one layer-direction; adds into grads, writes dres = (dx, dh0, dc0).");
+      "BPTT of one layer-direction; adds into grads, writes dres = (dx, dh0, dc0); overwrites saved's gates.");
+  m.def("_set_parallel_min_flops", &set_parallel_min_flops, py::arg("flops"),
+        "Private (tests, tuning): per-step GEMMs of fewer flops run the time loop on one thread.");
+  m.def("_parallel_min_flops", &parallel_min_flops, "Private: see _set_parallel_min_flops.");
 }
 
 }  // namespace pyrnn

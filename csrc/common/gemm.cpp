@@ -2,9 +2,17 @@
 // so the Fortran call swaps the operands and M with N.
 #include "gemm.h"
 
+#include <mutex>
+
 namespace pyrnn {
 
 namespace {
+blas_get_threads_fn g_get_threads = nullptr;
+blas_set_threads_fn g_set_threads = nullptr;
+std::mutex g_threads_mutex;
+int g_one_thread_users = 0;  // live BlasOneThread guards
+int g_saved_threads = 0;     // the BLAS's thread count before the first of them
+
 sgemm_fn g_sgemm = nullptr;
 dgemm_fn g_dgemm = nullptr;
 sgemm64_fn g_sgemm64 = nullptr;
@@ -45,6 +53,27 @@ void set_blas(sgemm_fn s, dgemm_fn d) {
   g_sgemm = s;
   g_dgemm = d;
   if (s == nullptr || d == nullptr) g_sgemm64 = nullptr, g_dgemm64 = nullptr;
+}
+
+void set_blas_threads(blas_get_threads_fn get, blas_set_threads_fn set) {
+  std::lock_guard<std::mutex> lk(g_threads_mutex);
+  g_get_threads = get;
+  g_set_threads = set;
+}
+
+BlasOneThread::BlasOneThread(bool engage) : engaged_(engage) {
+  if (!engaged_) return;
+  std::lock_guard<std::mutex> lk(g_threads_mutex);
+  if (g_one_thread_users++ == 0 && g_get_threads != nullptr && g_set_threads != nullptr) {
+    g_saved_threads = g_get_threads();
+    if (g_saved_threads > 1) g_set_threads(1);
+  }
+}
+
+BlasOneThread::~BlasOneThread() {
+  if (!engaged_) return;
+  std::lock_guard<std::mutex> lk(g_threads_mutex);
+  if (--g_one_thread_users == 0 && g_set_threads != nullptr && g_saved_threads > 1) g_set_threads(g_saved_threads);
 }
 
 void set_blas64(sgemm64_fn s, dgemm64_fn d) {

@@ -30,6 +30,26 @@ void set_blas64(sgemm64_fn s, dgemm64_fn d);  // ILP64 (NumPy's); preferred when
 bool have_blas();
 const char* blas_interface();  // "ilp64", "lp64" or "loops": what gemm() calls
 
+// The BLAS's own thread count (OpenBLAS' openblas_get/set_num_threads), registered beside
+// its GEMM. While a kernel's thread team runs, every member calls the BLAS on its own slice,
+// so the BLAS must not start (or keep spinning) threads of its own against the team.
+using blas_get_threads_fn = int (*)();
+using blas_set_threads_fn = void (*)(int);
+void set_blas_threads(blas_get_threads_fn get, blas_set_threads_fn set);  // nullptrs: unknown
+
+// While one lives, the registered BLAS runs single-threaded (nested and concurrent guards
+// share one count; the last one out restores the BLAS's thread count).
+class BlasOneThread {
+ public:
+  explicit BlasOneThread(bool engage = true);
+  ~BlasOneThread();
+  BlasOneThread(const BlasOneThread&) = delete;
+  BlasOneThread& operator=(const BlasOneThread&) = delete;
+
+ private:
+  bool engaged_;
+};
+
 // Largest dimension or leading dimension the 32-bit BLAS interface accepts.
 constexpr int64_t kMaxBlasDim = 2147483647;
 

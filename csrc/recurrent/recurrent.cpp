@@ -1,13 +1,57 @@
-// Dispatch from a cell code to the shared time loop (sequence.h) with that cell's pointwise steps.
+// The driver of one layer-direction: the BLAS GEMMs before and after the time loop and the
+// time loop itself (loop.inc, in the widest instruction set the CPU has, via isa_*.cpp), all in
+// ONE parallel region of the kernels' thread team. Legend and layouts: see sequence.h.
+//
+// Forward:  XP = X W_ih^T + b  (BLAS GEMM over all T*B rows, each thread its slice of rows,
+//           written straight into the gates cache, or into hs for RNN: each step reads its
+//           XP, then overwrites it); barrier; the time loop: per step one packed GEMM and one
+//           fused pointwise step, split by hidden units, one barrier per step.
+// Backward: the time loop: per step one fused pointwise step (dA written over the saved gates
+//           it has just read, LSTM and GRU) and dh_prev = direct + dA_hh W_hh (packed GEMM);
+//           then dX = dA_ih W_ih (each thread its rows), dW_ih += dA_ih^T X, dW_hh += dA_hh^T
+//           H_prev, db += column sums of dA (each thread its gate rows): BLAS calls.
+// W_hh is packed once per call. Scratch is allocated once per call, never per time step; while
+// the team runs, the BLAS runs single-threaded inside each member (no second thread pool
+// competes for the cores), and every member flushes denormals.
 #include "recurrent.h"
 
+#include <cstring>
+#include <memory>
 #include <stdexcept>
 
-#include "gru.h"
-#include "lstm.h"
-#include "rnn.h"
+#include "../common/cpu.h"
+#include "../common/gemm.h"
+#include "../common/threads.h"
+#include "kernels.h"
 
 namespace pyrnn {
+
+namespace {
+
+// A per-step GEMM of fewer flops than this runs the loop on one thread: below it, one barrier
+// per step costs more than half the step saves (measured: benchmarks/README.md).
+int64_t g_parallel_min_flops = int64_t(1) << 20;
+
+template <typename F>
+std::unique_ptr<F[]> scratch(int64_t n) {  // uninitialised: every element is written before it is read
+  return std::unique_ptr<F[]>(new F[static_cast<size_t>(n > 0 ? n : 1)]);
+}
+
+int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
+  const int64_t np = (H + panel_width - 1) / panel_width;
+  if (2 * B * GH * H < g_parallel_min_flops || np < 2) return 1;
+  const int n = max_threads();
+  return static_cast<int>(np < n ? np : n);
+}
+
+// Run the plan's time loop on the team (each member flushes denormals itself).
+struct Slice {  // rows [r0, r1) of m, thread tid's share of n
+  int64_t r0, r1;
+  Slice(int64_t m, int tid, int n) : r0(m * tid / n), r1(m * (tid + 1) / n) {}
+  int64_t size() const { return r1 - r0; }
+};
+
+}  // namespace
 
 int64_t gates_per_unit(CellKind cell) {
   switch (cell) {
@@ -19,27 +63,99 @@ int64_t gates_per_unit(CellKind cell) {
   throw std::invalid_argument("unknown cell code");
 }
 
+void set_parallel_min_flops(int64_t flops) { g_parallel_min_flops = flops < 0 ? 0 : flops; }
+int64_t parallel_min_flops() { return g_parallel_min_flops; }
+
+const KernelTable& kernels_for(Isa isa) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (isa == Isa::Avx512) return kernels_avx512();
+  if (isa == Isa::Avx2) return kernels_avx2();
+#endif
+  (void)isa;
+  return kernels_generic();
+}
+
 template <typename F>
 void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io) {
-  switch (cell) {
-    case CellKind::RnnTanh: return seq_forward<RnnCell<false>>(d, p, io);
-    case CellKind::RnnRelu: return seq_forward<RnnCell<true>>(d, p, io);
-    case CellKind::Lstm: return seq_forward<LstmCell>(d, p, io);
-    case CellKind::Gru: return seq_forward<GruCell>(d, p, io);
-  }
-  throw std::invalid_argument("unknown cell code");
+  const int64_t T = d.T, B = d.B, I = d.I, H = d.H, G = gates_per_unit(cell), GH = G * H;
+  if (T == 0 || B == 0) return;
+  const IsaKernels<F>& k = isa_kernels<F>(kernels_for(active_isa()));
+  const bool keep = io.gates != nullptr, rnn = G == 1, fold = cell != CellKind::Gru;
+  // XP goes into the buffer its step overwrites: the gates cache, or hs for RNN
+  std::unique_ptr<F[]> xp_own = rnn || keep ? nullptr : scratch<F>(T * B * GH);
+  F* xp = rnn ? io.hs : keep ? io.gates : xp_own.get();
+  const int64_t np = (H + k.panel_width - 1) / k.panel_width;
+  std::unique_ptr<F[]> packed = scratch<F>(GH * np * k.panel_width);
+  k.pack_forward(p.w_hh, G, H, packed.get());
+  std::unique_ptr<F[]> gh = scratch<F>(B * GH);
+  std::unique_ptr<F[]> step_gates = keep ? nullptr : scratch<F>(B * GH), step_aux = keep ? nullptr : scratch<F>(B * H);
+  const ForwardPlan<F> plan{cell, d, packed.get(), p.b_hh, xp, io, gh.get(), step_gates.get(), step_aux.get()};
+
+  const int want = team_size(B, GH, H, k.panel_width);
+  BlasOneThread blas_single(want > 1);
+  auto region = [&](int tid, int n, SpinBarrier& barrier) {
+    DenormalsFlushed ftz;
+    const Slice rows(T * B, tid, n);  // XP = X W_ih^T + b_ih (+ b_hh), this thread's rows
+    for (int64_t r = rows.r0; r < rows.r1; ++r)
+      for (int64_t c = 0; c < GH; ++c) xp[r * GH + c] = p.b_ih[c] + (fold ? p.b_hh[c] : F(0));
+    gemm<F>(false, true, rows.size(), GH, I, F(1), io.x + rows.r0 * I, I, p.w_ih, I, F(1), xp + rows.r0 * GH, GH);
+    barrier.wait();  // every step's XP complete
+    k.forward(plan, tid, n, barrier);
+  };
+  parallel(want, region);
 }
 
 template <typename F>
 void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& saved,
                         const SeqGrads<F>& io, const CellGrads<F>& g) {
-  switch (cell) {
-    case CellKind::RnnTanh: return seq_backward<RnnCell<false>>(d, p, saved, io, g);
-    case CellKind::RnnRelu: return seq_backward<RnnCell<true>>(d, p, saved, io, g);
-    case CellKind::Lstm: return seq_backward<LstmCell>(d, p, saved, io, g);
-    case CellKind::Gru: return seq_backward<GruCell>(d, p, saved, io, g);
+  const int64_t T = d.T, B = d.B, I = d.I, H = d.H, G = gates_per_unit(cell), GH = G * H;
+  const bool lstm = cell == CellKind::Lstm, gru = cell == CellKind::Gru;
+  if (B == 0) return;
+  if (T == 0) {  // the empty recurrence passes the gradient straight through
+    std::memcpy(io.dh0, io.dhT, sizeof(F) * B * H);
+    if (lstm) std::memcpy(io.dc0, io.dcT, sizeof(F) * B * H);
+    return;
   }
-  throw std::invalid_argument("unknown cell code");
+  const IsaKernels<F>& k = isa_kernels<F>(kernels_for(active_isa()));
+  // dA over the saved gates (each step reads its gates, then overwrites them); RNN saves none
+  std::unique_ptr<F[]> da_ih_own = saved.gates ? nullptr : scratch<F>(T * B * GH);
+  std::unique_ptr<F[]> da_hh_own = gru ? scratch<F>(T * B * GH) : nullptr;
+  F* da_ih = saved.gates ? saved.gates : da_ih_own.get();
+  F* da_hh = gru ? da_hh_own.get() : da_ih;
+  const int64_t np = (H + k.panel_width - 1) / k.panel_width;
+  std::unique_ptr<F[]> packed = scratch<F>(GH * np * k.panel_width);
+  k.pack_backward(p.w_hh, G, H, packed.get());
+  std::unique_ptr<F[]> state = scratch<F>(4 * B * H + GH + T * B);  // dh, dh_next, dc, dc_kept, db, ones
+  F *dh = state.get(), *dh_next = dh + B * H, *dc = dh_next + B * H, *dc_kept = dc + B * H;
+  F *db = dc_kept + B * H, *ones = db + GH;
+  std::memcpy(dh, io.dhT, sizeof(F) * B * H);
+  if (lstm) std::memcpy(dc, io.dcT, sizeof(F) * B * H);
+  for (int64_t r = 0; r < T * B; ++r) ones[r] = F(1);
+  const BackwardPlan<F> plan{cell, d, packed.get(), p.b_hh, saved, io, da_ih, da_hh, dh, dh_next, dc, dc_kept};
+  const int64_t first = d.reverse ? T - 1 : 0;  // the step whose h_prev is h0
+  // the other steps' h_prev: forward hs[t-1] for t >= 1; reverse hs[t+1] for t <= T-2
+  const F* da_rest = d.reverse ? da_hh : da_hh + B * GH;
+  const F* h_rest = d.reverse ? saved.hs + B * H : saved.hs;
+
+  const int want = team_size(B, GH, H, k.panel_width);
+  BlasOneThread blas_single(want > 1);
+  auto region = [&](int tid, int n, SpinBarrier& barrier) {
+    DenormalsFlushed ftz;
+    k.backward(plan, tid, n, barrier);  // ends after a barrier that follows the last dA write
+    const Slice rows(T * B, tid, n);    // dX = dA_ih W_ih, this thread's rows
+    gemm<F>(false, false, rows.size(), I, GH, F(1), da_ih + rows.r0 * GH, GH, p.w_ih, I, F(0), io.dx + rows.r0 * I, I);
+    const Slice gr(GH, tid, n);         // this thread's gate rows of dW_ih, dW_hh, db
+    const int64_t m = gr.size();
+    gemm<F>(true, false, m, I, T * B, F(1), da_ih + gr.r0, GH, saved.x, I, F(1), g.w_ih + gr.r0 * I, I);
+    gemm<F>(true, false, m, H, B, F(1), da_hh + first * B * GH + gr.r0, GH, saved.h0, H, F(1), g.w_hh + gr.r0 * H, H);
+    if (T > 1) gemm<F>(true, false, m, H, (T - 1) * B, F(1), da_rest + gr.r0, GH, h_rest, H, F(1), g.w_hh + gr.r0 * H, H);
+    // db += ones(T*B) dA: column sums as GEMMs (one serves both biases where dA_hh = dA_ih)
+    gemm<F>(false, false, 1, m, T * B, F(1), ones, T * B, da_ih + gr.r0, GH, F(0), db + gr.r0, GH);
+    for (int64_t c = gr.r0; c < gr.r1; ++c) g.b_ih[c] += db[c];
+    if (gru) gemm<F>(false, false, 1, m, T * B, F(1), ones, T * B, da_hh + gr.r0, GH, F(0), db + gr.r0, GH);
+    for (int64_t c = gr.r0; c < gr.r1; ++c) g.b_hh[c] += db[c];
+  };
+  parallel(want, region);
 }
 
 template void recurrent_forward<float>(CellKind, const SeqDims&, const CellParams<float>&, const SeqTensors<float>&);

@@ -14,8 +14,14 @@ int64_t gates_per_unit(CellKind cell);
 template <typename F>
 void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io);
 
+// Backward overwrites saved.gates with dA (the forward's cache is spent, as in PyTorch).
 template <typename F>
 void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& saved,
                         const SeqGrads<F>& io, const CellGrads<F>& g);
+
+// Per-step GEMMs of fewer flops than this run the time loop on one thread (tests lower it
+// to 0 so that the team's code runs on small shapes too).
+void set_parallel_min_flops(int64_t flops);
+int64_t parallel_min_flops();
 
 }  // namespace pyrnn

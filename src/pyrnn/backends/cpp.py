@@ -33,14 +33,17 @@ def register_blas():
         _C.set_blas(capi["sgemm"], capi["dgemm"])
     numpy_gemm = _numpy_openblas_gemm()
     if numpy_gemm is not None:
-        _C._set_blas64(*numpy_gemm)
+        _C._set_blas64(*numpy_gemm[:2])
+        _C._set_blas_threads(*numpy_gemm[2:])
     elif cython_blas is None:
         warnings.warn(f"pyrnn: SciPy is missing ({scipy_error}); the cpp backend falls back to a slow loop GEMM",
                       RuntimeWarning, stacklevel=2)
 
 
 def _numpy_openblas_gemm():
-    """Addresses of sgemm/dgemm (64-bit integers) in the OpenBLAS NumPy loaded, or None."""
+    """Addresses of sgemm/dgemm (64-bit integers) in the OpenBLAS NumPy loaded, and of its
+    get/set_num_threads (0, 0 where it has none), or None. While the kernels' own thread team
+    runs, each member calls this BLAS single-threaded on its slice (see csrc/common/gemm.h)."""
     import ctypes
 
     try:
@@ -55,7 +58,14 @@ def _numpy_openblas_gemm():
         for s_name, d_name in (("scipy_sgemm_64_", "scipy_dgemm_64_"), ("sgemm_64_", "dgemm_64_")):
             s, d = getattr(dll, s_name, None), getattr(dll, d_name, None)
             if s is not None and d is not None:
-                return ctypes.cast(s, ctypes.c_void_p).value, ctypes.cast(d, ctypes.c_void_p).value
+                threads = (0, 0)
+                for prefix in ("scipy_openblas_", "openblas_"):
+                    get = getattr(dll, prefix + "get_num_threads64_", None)
+                    put = getattr(dll, prefix + "set_num_threads64_", None)
+                    if get is not None and put is not None:
+                        threads = (ctypes.cast(get, ctypes.c_void_p).value, ctypes.cast(put, ctypes.c_void_p).value)
+                        break
+                return (ctypes.cast(s, ctypes.c_void_p).value, ctypes.cast(d, ctypes.c_void_p).value) + threads
     return None
 
 register_blas()

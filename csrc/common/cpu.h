@@ -1,0 +1,35 @@
+// What the CPU can do, which instruction set the kernels use, and the denormal mode
+// they run in.
+//
+// One build runs on any x86-64: the hot loops are compiled three times (recurrent/isa_*.cpp:
+// baseline SSE2, AVX2 + FMA, AVX-512) and the best one the CPU supports is picked at load
+// time. set_isa() narrows the choice (tests run every path this CPU has).
+#pragma once
+
+namespace pyrnn {
+
+enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
+
+const char* isa_name(Isa isa);
+bool isa_supported(Isa isa);  // by this CPU (and this build)
+Isa best_isa();               // the widest supported
+Isa active_isa();             // what the kernels use now (best_isa() unless set_isa() chose another)
+void set_isa(Isa isa);        // throws std::invalid_argument when unsupported
+
+// Flush denormals to zero (FTZ) and treat denormal inputs as zero (DAZ) for this thread
+// while the guard lives; the caller's mode is restored on destruction. Denormals cost
+// ~100x per operation on x86 and occur in saturated gates late in long sequences.
+class DenormalsFlushed {
+ public:
+  DenormalsFlushed();
+  ~DenormalsFlushed();
+  DenormalsFlushed(const DenormalsFlushed&) = delete;
+  DenormalsFlushed& operator=(const DenormalsFlushed&) = delete;
+
+ private:
+  unsigned saved_;
+};
+
+unsigned float_mode();  // this thread's MXCSR (0 where there is none), for tests
+
+}  // namespace pyrnn

@@ -1,0 +1,163 @@
+// See threads.h.
+#include "threads.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#include <immintrin.h>
+#define PYRNN_PAUSE() _mm_pause()
+#else
+#define PYRNN_PAUSE() std::this_thread::yield()
+#endif
+
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
+
+namespace pyrnn {
+
+namespace {
+
+// about 20-50 us of spinning before a waiting thread yields (barrier) or sleeps (idle worker)
+constexpr int kSpins = 2000;
+
+struct Team {
+  std::mutex region;  // one parallel region at a time
+  std::mutex m;
+  std::condition_variable cv;
+  std::atomic<unsigned long long> epoch{0};
+  std::atomic<int> remaining{0};
+  RegionFn fn = nullptr;
+  void* ctx = nullptr;
+  SpinBarrier* barrier = nullptr;
+  int n = 1;
+  std::vector<std::thread> workers;  // worker w has tid w + 1
+
+  void work(int tid) {
+    unsigned long long seen = 0;
+    for (;;) {
+      unsigned long long e;
+      for (int spins = 0; (e = epoch.load(std::memory_order_acquire)) == seen;) {
+        if (++spins < kSpins) {
+          PYRNN_PAUSE();
+        } else {
+          std::unique_lock<std::mutex> lk(m);
+          cv.wait(lk, [&] { return epoch.load(std::memory_order_acquire) != seen; });
+        }
+      }
+      seen = e;
+      if (tid < n) {
+        fn(ctx, tid, n, *barrier);
+        remaining.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+
+  int grow(int want_workers) {  // start workers up to want_workers; returns how many exist
+    while (static_cast<int>(workers.size()) < want_workers) {
+      const int tid = static_cast<int>(workers.size()) + 1;
+      try {
+        workers.emplace_back([this, tid] { work(tid); });
+        workers.back().detach();
+      } catch (const std::system_error&) {
+        break;  // no more threads to be had: run with those there are
+      }
+    }
+    return static_cast<int>(workers.size());
+  }
+};
+
+Team* g_team = nullptr;  // never destroyed: its workers sleep until the process ends
+std::once_flag g_team_once;
+
+int default_threads() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+std::atomic<int> g_max{0};  // 0: not set yet
+
+Team& team() {
+  std::call_once(g_team_once, [] {
+    g_team = new Team;
+#if defined(__linux__)
+    // the child of a fork has none of the parent's threads: give it a fresh team
+    pthread_atfork(nullptr, nullptr, [] { g_team = new Team; });
+#endif
+  });
+  return *g_team;
+}
+
+}  // namespace
+
+void SpinBarrier::wait() {
+  if (n_ <= 1) return;
+  // the generation cannot move on before this thread arrives, so reading it first is safe
+  const unsigned gen = generation_.load(std::memory_order_acquire);
+  if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+    count_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+    return;
+  }
+  for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
+    if (spins < kSpins)
+      PYRNN_PAUSE();
+    else
+      std::this_thread::yield();  // a busy machine: give the core to whoever we wait for
+  }
+}
+
+int max_threads() {
+  int n = g_max.load(std::memory_order_relaxed);
+  if (n == 0) {
+    n = default_threads();
+    g_max.store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+void set_max_threads(int n) { g_max.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+
+int parallel_run(int want, RegionFn fn, void* ctx) {
+  int n = want < max_threads() ? want : max_threads();
+  if (n <= 1) {
+    SpinBarrier single(1);
+    fn(ctx, 0, 1, single);
+    return 1;
+  }
+  Team& tm = team();
+  std::unique_lock<std::mutex> region(tm.region, std::try_to_lock);
+  if (!region.owns_lock() || (n = 1 + std::min(n - 1, tm.grow(n - 1))) == 1) {
+    SpinBarrier single(1);
+    fn(ctx, 0, 1, single);
+    return 1;
+  }
+  SpinBarrier barrier(n);
+  tm.fn = fn, tm.ctx = ctx, tm.barrier = &barrier, tm.n = n;
+  tm.remaining.store(n - 1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lk(tm.m);
+    tm.epoch.fetch_add(1, std::memory_order_acq_rel);
+  }
+  tm.cv.notify_all();
+  fn(ctx, 0, n, barrier);
+  for (int spins = 0; tm.remaining.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < kSpins)
+      PYRNN_PAUSE();
+    else
+      std::this_thread::yield();
+  }
+  return n;
+}
+
+}  // namespace pyrnn

@@ -1,0 +1,41 @@
+// The kernels' own team of threads, and the barrier their time loops meet at once per step.
+//
+// A recurrent time loop splits the hidden units of every step over the team (each thread
+// owns all G gates of its units, so its pointwise step needs only its own GEMM columns)
+// and meets at one barrier per step. The team is persistent: workers spin briefly after a
+// region, then sleep, so they never compete with the BLAS pool outside a region. One region
+// runs at a time; a second caller (another Python thread) runs its region on one thread
+// rather than wait. After fork() the child starts a fresh team.
+#pragma once
+
+#include <atomic>
+
+namespace pyrnn {
+
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int n) : n_(n) {}
+  void wait();  // returns once all n threads of the region have called it (n = 1: at once)
+
+ private:
+  alignas(64) std::atomic<int> count_{0};
+  alignas(64) std::atomic<unsigned> generation_{0};
+  int n_;
+};
+
+int max_threads();            // the cap (default: the CPUs this process may run on)
+void set_max_threads(int n);  // n >= 1
+
+using RegionFn = void (*)(void* ctx, int tid, int n, SpinBarrier& barrier);
+
+// Run fn(ctx, tid, n, barrier) for tid = 0 .. n-1, the caller as tid 0; returns the n used,
+// which is at most `want` (1 when the team is busy or want <= 1).
+int parallel_run(int want, RegionFn fn, void* ctx);
+
+template <typename Fn>  // fn(tid, n, barrier)
+int parallel(int want, Fn& fn) {
+  return parallel_run(
+      want, [](void* c, int tid, int n, SpinBarrier& b) { (*static_cast<Fn*>(c))(tid, n, b); }, &fn);
+}
+
+}  // namespace pyrnn

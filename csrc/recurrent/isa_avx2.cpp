@@ -1,0 +1,27 @@
+// The recurrent time loops for AVX2 + FMA (x86-64 only); see isa.inc.
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace pyrnn {
+namespace isa_avx2 {
+constexpr int64_t kVecBytes = 32;
+constexpr int kMR = 6;  // 12 accumulators + 2 panel registers + 1 broadcast of the 16 ymm
+}  // namespace isa_avx2
+}  // namespace pyrnn
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define PYRNN_ISA_NS isa_avx2
+#include "isa.inc"
+#pragma GCC pop_options
+
+namespace pyrnn {
+const KernelTable& kernels_avx2() {
+  static const KernelTable t{Isa::Avx2, isa_avx2::isa_table<float>(), isa_avx2::isa_table<double>()};
+  return t;
+}
+}  // namespace pyrnn
+#endif

@@ -1,0 +1,74 @@
+// The per-instruction-set half of the recurrent family: the time loops and what they need,
+// compiled once per ISA by isa_generic.cpp, isa_avx2.cpp and isa_avx512.cpp from loop.inc.
+// Legend: T = time, B = batch, I = input, H = hidden, G = gates per unit.
+#pragma once
+
+#include <cstdint>
+
+#include "../common/cpu.h"
+#include "../common/threads.h"
+#include "recurrent.h"
+
+namespace pyrnn {
+
+template <typename F>
+struct ForwardPlan {        // one forward time loop, set up by recurrent.cpp
+  CellKind cell;
+  SeqDims d;
+  const F* w_packed;        // W_hh^T as pack_forward packed it
+  const F* b_hh;            // (G*H) for the cells that do not fold it into xp (GRU)
+  const F* xp;              // (T, B, G*H) input projection, biases added; may be io.gates (or io.hs
+                            // for RNN) itself: each step reads its xp, then overwrites it
+  SeqTensors<F> io;         // h0, c0 in; hs, cs, gates, aux out (gates = aux = null at inference)
+  F* gh;                    // (B, G*H) scratch: h_prev W_hh^T
+  F* step_gates;            // (B, G*H) and (B, H) scratch at inference, else null
+  F* step_aux;
+};
+
+template <typename F>
+struct BackwardPlan {       // one BPTT time loop, set up by recurrent.cpp
+  CellKind cell;
+  SeqDims d;
+  const F* w_packed;        // W_hh as pack_backward packed it
+  const F* b_hh;
+  SeqTensors<F> saved;      // the forward's cache
+  SeqGrads<F> io;           // dhs in; dh0, dc0 written (dx is the driver's)
+  F* da_ih;                 // (T, B, G*H) written; may be saved.gates itself (read, then overwritten)
+  F* da_hh;                 // (T, B, G*H), or da_ih where the two sides agree
+  F* dh;                    // (B, H) scratch holding dhT on entry
+  F* dh_next;               // (B, H) scratch
+  F* dc;                    // (B, H) scratch holding dcT on entry (LSTM)
+  F* dc_kept;               // (B, H) scratch when d.lengths is set
+};
+
+template <typename F>
+struct IsaKernels {
+  int64_t panel_width;  // columns per packed panel: both packings take G*H*ceil(H/w)*w values
+  void (*pack_forward)(const F* w_hh, int64_t G, int64_t H, F* out);
+  void (*pack_backward)(const F* w_hh, int64_t G, int64_t H, F* out);
+  // thread tid of n runs the loop for its block of hidden units, meeting the others once per step
+  void (*forward)(const ForwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
+  void (*backward)(const BackwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
+  void (*tanh)(int64_t n, const F* x, F* y);  // the cells' activations, elementwise (for tests)
+  void (*sigmoid)(int64_t n, const F* x, F* y);
+};
+
+struct KernelTable {
+  Isa isa;
+  IsaKernels<float> f32;
+  IsaKernels<double> f64;
+};
+
+const KernelTable& kernels_generic();
+const KernelTable& kernels_avx2();    // defined on x86-64 builds only
+const KernelTable& kernels_avx512();  // defined on x86-64 builds only
+const KernelTable& kernels_for(Isa isa);
+
+template <typename F>
+const IsaKernels<F>& isa_kernels(const KernelTable& t);
+template <>
+inline const IsaKernels<float>& isa_kernels<float>(const KernelTable& t) { return t.f32; }
+template <>
+inline const IsaKernels<double>& isa_kernels<double>(const KernelTable& t) { return t.f64; }
+
+}  // namespace pyrnn
