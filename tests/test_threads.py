@@ -18,9 +18,15 @@ def test_set_num_threads_caps_blas_and_numba():
         pyrnn.set_num_threads(1)
         assert set(_blas_threads().values()) == {1}
         assert numba.get_num_threads() == 1 and pyrnn.get_num_threads() == 1
+        if "cpp" in pyrnn.available_backends():
+            from pyrnn import _C
+
+            assert _C.get_num_threads() == 1  # the C++ kernels' own team
     finally:
         pyrnn.set_num_threads(None)
     assert _blas_threads() == before
+    if "cpp" in pyrnn.available_backends():
+        assert _C.get_num_threads() == pyrnn.get_num_threads()
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
 
 

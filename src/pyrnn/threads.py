@@ -1,8 +1,11 @@
-"""One thread knob for everything pyrnn runs on: the BLAS behind the C++ and Numba GEMMs
-(NumPy's and SciPy's OpenBLAS, via threadpoolctl) and Numba's thread pool.
+"""One thread knob for everything pyrnn runs on: the C++ kernels' own thread team, the BLAS
+behind the C++ and Numba GEMMs (NumPy's and SciPy's OpenBLAS, via threadpoolctl) and Numba's
+thread pool.
 
 ``pyrnn.set_num_threads(n)`` caps them all at n, so that nothing oversubscribes the
 cores when several pools are busy at once; ``pyrnn.get_num_threads()`` reads it back.
+While the C++ team runs a layer, each member calls the BLAS single-threaded on its own
+slice, so the team and the BLAS pool never compete (csrc/common/gemm.h).
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ def set_num_threads(n):
     if n is not None:
         _state["limiter"] = threadpool_limits(limits=n)
     try:
+        from . import _C
+
+        _C.set_num_threads(n or _cpu_count())
+    except ImportError:  # the cpp backend is optional at run time
+        pass
+    try:
         import numba
 
         numba.set_num_threads(min(n or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
@@ -32,6 +41,14 @@ def set_num_threads(n):
         pass
 
 
+def _cpu_count():
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def get_num_threads():
-    """The cap set by :func:`set_num_threads`, or the machine's core count when none is set."""
-    return _state["n"] or os.cpu_count() or 1
+    """The cap set by :func:`set_num_threads`, or the CPUs this process may use when none is set."""
+    return _state["n"] or _cpu_count()

@@ -141,3 +141,154 @@ def test_forward_takes_no_gate_cache_for_inference_but_backward_needs_it():
     with pytest.raises(TypeError, match=r"gates: expected a numpy.ndarray, got NoneType"):
         _C.recurrent_backward(LSTM, False, x, None, s, (o[0], o[1], None, None), tuple(p), (z(T, B, H), z(B, H), z(B, H)),
                               grads, (z(T, B, I), z(B, H), z(B, H)))
+
+
+# --- the fast paths: every instruction set, one thread and the team, denormals, BLAS threads ---
+
+FAST_SHAPES = [  # (B, T, I, H): H off the panel widths (8/16/32 floats) and B off the tile heights (6/8)
+    (1, 4, 3, 1),
+    (5, 6, 7, 37),
+    (13, 5, 4, 70),
+    (9, 3, 2, 96),
+]
+
+
+@pytest.fixture(params=_C.supported_isas())
+def isa(request):
+    before = _C.isa()
+    _C.set_isa(request.param)
+    yield request.param
+    _C.set_isa(before)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "team"])
+def threads(request):
+    """1: one thread; 2: a team of two even on tiny shapes (the split and the barrier run)."""
+    before, min_flops = _C.get_num_threads(), _C._parallel_min_flops()
+    _C.set_num_threads(request.param)
+    _C._set_parallel_min_flops(0)
+    yield request.param
+    _C.set_num_threads(before)
+    _C._set_parallel_min_flops(min_flops)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("shape", FAST_SHAPES, ids=lambda s: "B{}T{}I{}H{}".format(*s))
+def test_every_isa_and_team_match_the_reference(isa, threads, dtype, cell, shape):
+    B, T, I_, H_ = shape
+    rng = np.random.default_rng(B * 1000 + H_)
+    layer = make_layer(cell, I_, H_, num_layers=2, bidirectional=True, dtype=dtype, seed=3)
+    x, state, dy, dstate = random_problem(layer, B, T, rng)
+    lengths = rng.integers(0, T + 1, size=B)
+    want = run(layer, x, state, dy, dstate, "numpy")
+    got = run(layer, x, state, dy, dstate, "cpp")
+    tol = dict(rtol=1e-10, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-5, atol=2e-5)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], err_msg=f"{isa} {k}", **tol)
+    with pyrnn.use_backend("numpy"):  # variable lengths: carried steps split over the team too
+        want = layer.forward(x, state, lengths=lengths)[0]
+    with pyrnn.use_backend("cpp"):
+        got = layer.forward(x, state, lengths=lengths)[0]
+    np.testing.assert_allclose(got, want, err_msg=f"{isa} lengths", **tol)
+
+
+def test_isa_choice_is_checked_and_reported():
+    assert _C.isa() in _C.supported_isas() and _C.supported_isas()[0] == "generic"
+    assert _C.isa() == _C.supported_isas()[-1], "expected the widest supported instruction set by default"
+    with pytest.raises(ValueError, match=r"isa: expected 'generic', 'avx2' or 'avx512', got 'sse9'"):
+        _C.set_isa("sse9")
+    with pytest.raises(ValueError, match="set_num_threads: expected n >= 1, got 0"):
+        _C.set_num_threads(0)
+
+
+def test_activations_are_accurate_in_every_isa(isa):
+    """The vectorised tanh/sigmoid of each instruction set's loops, against float64 truth."""
+    x = np.concatenate([np.linspace(-30, 30, 200_003), [-np.inf, np.inf, 0.0, 1e-30, -1e-30, np.nan]]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    t, s = _C.tanh_f32(x, isa), _C.sigmoid_f32(x, isa)
+    ok = ~np.isnan(x)
+    assert np.abs(t - np.tanh(x64))[ok].max() < 5e-7
+    assert np.abs(s - 0.5 * (np.tanh(0.5 * x64) + 1))[ok].max() < 5e-7
+    assert np.isnan(t[~ok]).all() and np.isnan(s[~ok]).all()
+    # one formula everywhere; wider ISAs fuse multiply-adds, so only the last bits differ
+    np.testing.assert_allclose(t, _C.tanh_f32(x, "generic"), rtol=0, atol=1e-6)
+
+
+def test_kernels_restore_the_callers_float_mode(threads):
+    """FTZ/DAZ are set inside the kernels only: the caller's MXCSR comes back unchanged."""
+    before = _C._float_mode()
+    layer = make_layer("lstm", 3, 40, dtype=np.float32)
+    x, state, dy, dstate = random_problem(layer, 4, 5, np.random.default_rng(0))
+    run(layer, x, state, dy, dstate, "cpp")
+    assert _C._float_mode() == before
+    tiny = np.float32(1e-39)  # a denormal: the interpreter's own arithmetic still keeps it
+    assert tiny * np.float32(1) != 0
+
+
+def test_blas_thread_count_is_restored(threads):
+    from threadpoolctl import threadpool_info
+
+    def blas():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas()
+    layer = make_layer("gru", 8, 64, dtype=np.float32)
+    x, state, dy, dstate = random_problem(layer, 16, 6, np.random.default_rng(1))
+    run(layer, x, state, dy, dstate, "cpp")
+    assert blas() == before
+
+
+def test_concurrent_callers_get_the_same_results(threads):
+    """Two Python threads in the kernels at once: one gets the team, the other runs alone."""
+    import threading
+
+    layer = make_layer("lstm", 6, 48, dtype=np.float64, seed=5)
+    problems = [random_problem(layer, 7, 9, np.random.default_rng(k)) for k in range(4)]
+    with pyrnn.use_backend("cpp"), pyrnn.no_grad():
+        want = [layer.forward(p[0], p[1])[0] for p in problems]
+    got = [None] * len(problems)
+
+    def work(k):
+        with pyrnn.no_grad():
+            for _ in range(20):
+                got[k] = layer.forward(problems[k][0], problems[k][1])[0]
+
+    with pyrnn.use_backend("cpp"):
+        ts = [threading.Thread(target=work, args=(k,)) for k in range(len(problems))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-13)
+
+
+def test_a_forked_child_runs_the_team():
+    """fork() after the team started: the child gets a fresh team and does not hang."""
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    layer = make_layer("rnn_tanh", 4, 64, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((8, 10, 4))
+    min_flops = _C._parallel_min_flops()
+    _C._set_parallel_min_flops(0)
+    try:
+        with pyrnn.use_backend("cpp"), pyrnn.no_grad():
+            want = layer.forward(x)[0]  # the parent's team exists now
+        ctx = mp.get_context("fork")
+        q = ctx.Queue()
+        p = ctx.Process(target=_child_forward, args=(layer, x, q))
+        p.start()
+        got = q.get(timeout=60)
+        p.join(timeout=60)
+    finally:
+        _C._set_parallel_min_flops(min_flops)
+    assert p.exitcode == 0
+    np.testing.assert_array_equal(got, want)
+
+
+def _child_forward(layer, x, q):
+    with pyrnn.use_backend("cpp"), pyrnn.no_grad():
+        q.put(layer.forward(x)[0])
