@@ -174,6 +174,9 @@ void bind_recurrent(py::module_& m) {
   m.def("_set_parallel_min_flops", &set_parallel_min_flops, py::arg("flops"),
         "Private (tests, tuning): per-step GEMMs of fewer flops run the time loop on one thread.");
   m.def("_parallel_min_flops", &parallel_min_flops, "Private: see _set_parallel_min_flops.");
+  m.def("_set_chunk_bytes", &set_chunk_bytes, py::arg("bytes"),
+        "Private (tests, tuning): the forward's input projection runs in chunks of about this many bytes.");
+  m.def("_chunk_bytes", &chunk_bytes, "Private: see _set_chunk_bytes.");
 }
 
 }  // namespace pyrnn

@@ -17,8 +17,6 @@ struct ForwardPlan {        // one forward time loop, set up by recurrent.cpp
   SeqDims d;
   const F* w_packed;        // W_hh^T as pack_forward packed it
   const F* b_hh;            // (G*H) for the cells that do not fold it into xp (GRU)
-  const F* xp;              // (T, B, G*H) input projection, biases added; may be io.gates (or io.hs
-                            // for RNN) itself: each step reads its xp, then overwrites it
   SeqTensors<F> io;         // h0, c0 in; hs, cs, gates, aux out (gates = aux = null at inference)
   F* gh;                    // (B, G*H) scratch: h_prev W_hh^T
   F* step_gates;            // (B, G*H) and (B, H) scratch at inference, else null
@@ -47,7 +45,11 @@ struct IsaKernels {
   void (*pack_forward)(const F* w_hh, int64_t G, int64_t H, F* out);
   void (*pack_backward)(const F* w_hh, int64_t G, int64_t H, F* out);
   // thread tid of n runs the loop for its block of hidden units, meeting the others once per step
-  void (*forward)(const ForwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
+  // (and once more at the end). The forward runs processing steps [s0, s1): their input
+  // projections, biases added, lie in xp from the lowest time index up, (s1-s0, B, G*H); xp may
+  // be io.gates (or io.hs for RNN) itself: each step reads its xp, then overwrites it.
+  void (*forward)(const ForwardPlan<F>& plan, int64_t s0, int64_t s1, const F* xp, int tid, int n,
+                  SpinBarrier& barrier);
   void (*backward)(const BackwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
   void (*tanh)(int64_t n, const F* x, F* y);  // the cells' activations, elementwise (for tests)
   void (*sigmoid)(int64_t n, const F* x, F* y);

@@ -23,5 +23,9 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
 // to 0 so that the team's code runs on small shapes too).
 void set_parallel_min_flops(int64_t flops);
 int64_t parallel_min_flops();
+// The forward computes the input projection in chunks of about this many bytes (tests lower it
+// so that every step is a chunk of its own).
+void set_chunk_bytes(int64_t bytes);
+int64_t chunk_bytes();
 
 }  // namespace pyrnn

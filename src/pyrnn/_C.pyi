@@ -20,6 +20,33 @@ def blas_interface() -> str:
 def _set_blas64(sgemm: int, dgemm: int) -> None:
     """Private: addresses of an ILP64 sgemm/dgemm (registered by pyrnn.backends.cpp); 0, 0 unsets."""
 
+def _set_blas_threads(get: int, set: int) -> None:
+    """Private: addresses of the BLAS's get/set_num_threads (single-threaded while the team runs); 0, 0 unsets."""
+
+# The instruction set of the recurrent time loops and the kernels' own thread team.
+def isa() -> str:
+    """'avx512', 'avx2' or 'generic': what the time loops use now (the widest supported by default)."""
+
+def supported_isas() -> list[str]:
+    """The instruction sets this CPU runs, narrowest first."""
+
+def set_isa(name: str) -> None: ...
+def set_num_threads(n: int) -> None:
+    """Cap the kernels' thread team (the caller included); pyrnn.set_num_threads sets it."""
+
+def get_num_threads() -> int: ...
+def _float_mode() -> int:
+    """Private (tests): this thread's MXCSR."""
+
+def _set_parallel_min_flops(flops: int) -> None:
+    """Private (tests, tuning): per-step GEMMs of fewer flops run the time loop on one thread."""
+
+def _parallel_min_flops() -> int: ...
+def _set_chunk_bytes(bytes: int) -> None:
+    """Private (tests, tuning): the forward's input projection runs in chunks of about this many bytes."""
+
+def _chunk_bytes() -> int: ...
+
 def recurrent_forward(
     cell: int,
     reverse: bool,
@@ -41,13 +68,14 @@ def recurrent_backward(
     dout: Tuple[_A, _A, _OptA],                     # dhs (T, B, H), dhT, dcT (B, H)
     grads: Tuple[_A, _A, _A, _A],                   # added into: dw_ih, dw_hh, db_ih, db_hh
     dres: Tuple[_A, _A, _OptA],                     # written: dx (T, B, I), dh0, dc0 (B, H)
-) -> None: ...
+) -> None:
+    """BPTT of one layer-direction; overwrites saved's gates with dA (the cache is spent)."""
 
-def tanh_f32(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    """The kernels' float32 tanh (a rational approximation), elementwise."""
+def tanh_f32(x: NDArray[np.float32], isa: Optional[str] = None) -> NDArray[np.float32]:
+    """The kernels' float32 tanh (a rational approximation), elementwise, in one ISA's loop."""
 
-def sigmoid_f32(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    """The kernels' float32 sigmoid, (tanh(x/2) + 1) / 2, elementwise."""
+def sigmoid_f32(x: NDArray[np.float32], isa: Optional[str] = None) -> NDArray[np.float32]:
+    """The kernels' float32 sigmoid, (tanh(x/2) + 1) / 2, elementwise, in one ISA's loop."""
 
 # Conv family (csrc/conv, contract: pyrnn/backends/conv_reference.py). Channels-last; U = output
 # length = (T + pad_left + pad_right - dilation*(K-1) - 1) // stride + 1; integers are Python ints.
