@@ -3,7 +3,10 @@ pyrnn (each backend) against PyTorch and against the lower bound: the activation
 keep, T*B*6H floats (the four gates, c_t and h_t at every step).
 
 Each measurement runs in a fresh process and reports the growth of its peak resident set
-(ru_maxrss) over the step, so allocators of every kind (NumPy, OpenBLAS, PyTorch's) count.
+(VmHWM of /proc/self/status) over the step, so allocators of every kind (NumPy, OpenBLAS,
+PyTorch's) count. Not ru_maxrss: a child started by a process larger than itself inherits that
+process's peak (Linux keeps it across fork and exec), which hid the step when this ran under
+benchmarks/write_results.py.
 
     python benchmarks/memory.py
 """
@@ -12,10 +15,15 @@ import subprocess
 import sys
 
 T, B, I, H = 1000, 32, 32, 128
+BOUND = T * B * 6 * H * 4  # bytes: the float32 activations any BPTT keeps
+TITLE = f"LSTM T={T} B={B} I={I} H={H}, one training step; lower bound T*B*6H*4 bytes = {BOUND / 1e6:.1f} MB"
 
 CHILD = r"""
-import resource, sys
+import sys
 import numpy as np
+def peak():  # bytes: this process's own peak resident set
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
 impl, T, B, I, H = sys.argv[1], *map(int, sys.argv[2:])
 rng = np.random.default_rng(0)
 x = rng.standard_normal((B, T, I)).astype(np.float32)
@@ -37,30 +45,38 @@ else:
     def step():
         layer.forward(x)
         layer.backward(dy)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak()
 step()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) * 1024)
+print(peak() - before)
 """
 
 
 def peak_growth(impl):
+    """Bytes the peak RSS of a fresh process grows by over one training step on ``impl``;
+    None when the child fails (e.g. torch not installed), its error on stderr."""
     r = subprocess.run([sys.executable, "-c", CHILD, impl, str(T), str(B), str(I), str(H)], capture_output=True, text=True)
     if r.returncode != 0:
+        print(f"memory.py: {impl} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}", file=sys.stderr)
         return None
     return int(r.stdout.strip())
 
 
-def main():
+def table(impls=None):
+    """A Markdown table of :func:`peak_growth` for each implementation (default: pyrnn's
+    backends, then torch) and its ratio to :data:`BOUND`; failed ones are left out."""
     import pyrnn
 
-    bound = T * B * 6 * H * 4
-    print(f"LSTM T={T} B={B} I={I} H={H}, one training step; lower bound T*B*6H*4 bytes = {bound / 1e6:.1f} MB")
-    print("| implementation | peak growth (MB) | x lower bound |\n|---|---|---|")
-    for impl in pyrnn.available_backends() + ["torch"]:
+    lines = ["| implementation | peak growth (MB) | x lower bound |", "|---|---|---|"]
+    for impl in impls or pyrnn.available_backends() + ["torch"]:
         grown = peak_growth(impl)
         if grown is not None:
-            print(f"| {impl} | {grown / 1e6:.1f} | {grown / bound:.2f} |")
+            lines.append(f"| {impl} | {grown / 1e6:.1f} | {grown / BOUND:.2f} |")
+    return "\n".join(lines)
+
+
+def main():
+    print(TITLE)
+    print(table())
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 - ``demo``: the main job (see :mod:`pyrnn.demo`): a Conv1D + GRU forecaster on a bundled real series;
 - ``info``: version, backends that load, the GEMM provider;
 - ``check``: every backend against the NumPy reference on every cell (forward,
-  BPTT, weight gradients), then one LSTM training step timed on each backend.
+  BPTT, weight gradients), then one LSTM training step timed on each backend;
+- ``bench``: the table of :mod:`pyrnn.bench` (recurrent layers and Conv1D, every backend and PyTorch).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=3)
     p.set_defaults(fn=cmd_check)
     b = sub.add_parser("bench", help="time every backend and PyTorch on the benchmark configs (validated first)")
-    b.add_argument("--quick", action="store_true", help="only the three small configurations")
+    b.add_argument("--quick", action="store_true", help="only the three small recurrent configurations (and Conv1D)")
     b.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)

@@ -1,14 +1,19 @@
-"""Benchmarks of one recurrent layer against PyTorch, shared by ``python -m pyrnn bench``,
-``benchmarks/write_results.py`` (which writes benchmarks/RESULTS.md) and the pytest-benchmark
-suite in ``benchmarks/``.
+"""Benchmarks of one layer and of one training epoch against PyTorch, shared by ``python -m pyrnn
+bench``, ``benchmarks/write_results.py`` (which writes benchmarks/RESULTS.md) and the
+pytest-benchmark suite in ``benchmarks/``.
 
-Legend: T = time, B = batch, I = input, H = hidden, G = gates. A training step is forward +
-backward of the layer (``dy`` given); inference is a forward under ``no_grad``. Every result
-is checked against the NumPy reference before it is timed; times are medians of repeated
+Legend: T = time, B = batch, I = input, H = hidden, G = gates; for Conv1D C_in/C_out = input/output
+channels, K = kernel size, U = T - K + 1 output steps (stride 1, no padding). A training step is
+forward + backward of the layer (``dy`` given); inference is a forward under ``no_grad``. Every
+result is checked against the NumPy reference before it is timed; times are medians of repeated
 runs in one process, and every speed-up is a ratio of two medians from the same run.
 
-FLOPs (GEMMs only, one layer, one direction): forward 2*T*B*G*H*(I + H); a training step
-three times that (forward; dX and dW_ih; dh and dW_hh).
+FLOPs (GEMMs only, one layer, one direction): recurrent forward 2*T*B*G*H*(I + H); Conv1D forward
+2*B*U*C_out*C_in*K; a training step three times the forward (forward; dX; dW, and for recurrent
+layers dh and dW_hh).
+
+PyTorch runs ``torch.nn.Conv1d`` on its own channels-first layout (B, C_in, T): the transposed
+copies of x and dy are made once, outside the timing.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 
 from .backends.contract import GATES
 
-#: (label, cell, T, B, I, H): the configurations of the performance issue
+#: (label, cell, T, B, I, H): the recurrent configurations of the performance issue
 CONFIGS = [
     ("LSTM T=50 B=1 I=16 H=32", "lstm", 50, 1, 16, 32),
     ("LSTM T=50 B=32 I=32 H=64", "lstm", 50, 32, 32, 64),
@@ -32,19 +37,85 @@ CONFIGS = [
 ]
 QUICK = CONFIGS[:3]
 
+#: the implementations in table order: pyrnn's backends, then PyTorch
+ORDER = ("cpp", "numba", "numpy", "torch")
+
 
 @dataclass
 class Case:
+    """One recurrent layer (``cell`` as in :data:`pyrnn.backends.contract.GATES`), batch-first."""
+
     label: str
     cell: str
     T: int
     B: int
     I: int
     H: int
+    channels_first = False  # PyTorch's layout is pyrnn's (B, T, features)
+
+    @property
+    def shapes(self):
+        """Shapes of x and of dy."""
+        return (self.B, self.T, self.I), (self.B, self.T, self.H)
 
     @property
     def gflop_forward(self):
         return 2 * self.T * self.B * GATES[self.cell] * self.H * (self.I + self.H) / 1e9
+
+    def layer(self, seed=0):
+        return make_layer(self.cell, self.I, self.H, seed=seed)
+
+    def torch_module(self, layer):
+        import torch
+
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(self.cell, torch.nn.RNN)
+        kw = {} if self.cell in ("lstm", "gru") else {"nonlinearity": self.cell[4:]}
+        return _load_torch(cls(self.I, self.H, batch_first=True, **kw), layer)
+
+
+@dataclass
+class ConvCase:
+    """One ``Conv1D`` layer, stride 1, no padding ("valid"); pyrnn is channels-last (B, T, C_in)."""
+
+    label: str
+    B: int
+    T: int
+    C_in: int
+    C_out: int
+    K: int
+    channels_first = True  # torch.nn.Conv1d takes (B, C_in, T)
+
+    @property
+    def U(self):
+        return self.T - self.K + 1
+
+    @property
+    def shapes(self):
+        """Shapes of x and of dy."""
+        return (self.B, self.T, self.C_in), (self.B, self.U, self.C_out)
+
+    @property
+    def gflop_forward(self):
+        return 2 * self.B * self.U * self.C_out * self.C_in * self.K / 1e9
+
+    def layer(self, seed=0):
+        import pyrnn
+
+        return pyrnn.Conv1D(self.C_in, self.C_out, self.K, seed=seed)
+
+    def torch_module(self, layer):
+        import torch
+
+        return _load_torch(torch.nn.Conv1d(self.C_in, self.C_out, self.K), layer)
+
+
+#: the Conv1D configuration of the performance issue (a few ms: in the quick run too)
+CONV = ConvCase("Conv1D B=32 T=1000 Cin=32 Cout=64 K=5", B=32, T=1000, C_in=32, C_out=64, K=5)
+
+
+def table_cases(quick=False):
+    """The rows of the table: the recurrent configurations (:data:`QUICK` if ``quick``), then :data:`CONV`."""
+    return [Case(*c) for c in (QUICK if quick else CONFIGS)] + [CONV]
 
 
 def make_layer(cell, I, H, seed=0):
@@ -56,10 +127,27 @@ def make_layer(cell, I, H, seed=0):
 
 
 def make_inputs(case, seed=0):
+    """Standard-normal float32 x and dy of ``case.shapes``."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((case.B, case.T, case.I)).astype(np.float32)
-    dy = rng.standard_normal((case.B, case.T, case.H)).astype(np.float32)
-    return x, dy
+    return tuple(rng.standard_normal(shape).astype(np.float32) for shape in case.shapes)
+
+
+def _load_torch(mod, layer):
+    """``mod`` with the pyrnn layer's weights (the names and layouts are PyTorch's)."""
+    import torch
+
+    mod.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
+    return mod
+
+
+def _first(out):
+    """y of a recurrent layer's (y, h) (and dx of its (dx, dh)); a Conv1D's output as is."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _swap_layout(a, channels_first):
+    """(B, T, C) <-> (B, C, T) as a contiguous copy when ``channels_first``, else ``a`` itself."""
+    return np.ascontiguousarray(np.swapaxes(a, 1, 2)) if channels_first else a
 
 
 def pyrnn_step(layer, x, dy, backend, train):
@@ -69,32 +157,22 @@ def pyrnn_step(layer, x, dy, backend, train):
     with pyrnn.use_backend(backend):
         if not train:
             with pyrnn.no_grad():
-                return layer.forward(x)[0], None
+                return _first(layer.forward(x)), None
         layer.zero_grad()
-        y, _ = layer.forward(x)
-        dx, _ = layer.backward(dy)
-        return y, dx
-
-
-def torch_module(case, layer):
-    import torch
-
-    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(case.cell, torch.nn.RNN)
-    kw = {} if case.cell in ("lstm", "gru") else {"nonlinearity": case.cell[4:]}
-    mod = cls(case.I, case.H, batch_first=True, **kw)
-    mod.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
-    return mod
+        y = _first(layer.forward(x))
+        return y, _first(layer.backward(dy))
 
 
 def torch_step(mod, xt, dyt, train):
+    """:func:`pyrnn_step` in PyTorch, on tensors in the module's layout; returns ndarrays."""
     import torch
 
     if not train:
         with torch.no_grad():
-            return mod(xt)[0].numpy(), None
+            return _first(mod(xt)).numpy(), None
     x = xt.detach().requires_grad_(True)
     mod.zero_grad()
-    y, _ = mod(x)
+    y = _first(mod(x))
     y.backward(dyt)
     return y.detach().numpy(), x.grad.numpy()
 
@@ -111,8 +189,10 @@ def median_time(fn, min_rounds=5, min_seconds=0.3, max_rounds=200):
 
 
 def step_functions(case, impls):
-    """{impl: (train_fn, infer_fn)}, each validated against the NumPy reference first."""
-    layer = make_layer(case.cell, case.I, case.H)
+    """{impl: (train_fn, infer_fn)} for a :class:`Case` or :class:`ConvCase`, each validated
+    against the NumPy reference first (y and dx, rtol = atol = 2e-4); torch is left out when
+    it is not installed."""
+    layer = case.layer()
     x, dy = make_inputs(case)
     want = {train: pyrnn_step(layer, x, dy, "numpy", train) for train in (True, False)}
     out = {}
@@ -122,54 +202,215 @@ def step_functions(case, impls):
                 import torch
             except ImportError:
                 continue
-            mod = torch_module(case, layer)
-            xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+            mod = case.torch_module(layer)
+            xt, dyt = (torch.from_numpy(_swap_layout(a, case.channels_first)) for a in (x, dy))
             fns = {train: (lambda train=train: torch_step(mod, xt, dyt, train)) for train in (True, False)}
         else:
             fns = {train: (lambda train=train, impl=impl: pyrnn_step(layer, x, dy, impl, train)) for train in (True, False)}
+        layout = case.channels_first and impl == "torch"
         for train, fn in fns.items():
             for got, ref in zip(fn(), want[train]):
                 if ref is not None:
-                    np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-4, err_msg=f"{case.label} {impl}")
+                    np.testing.assert_allclose(_swap_layout(got, layout), ref, rtol=2e-4, atol=2e-4,
+                                               err_msg=f"{case.label} {impl}")
         out[impl] = (fns[True], fns[False])
     return out
 
 
-def run(quick=False, impls=None, min_seconds=0.3):
-    """Rows of (label, mode, impl, median seconds, GFLOP/s), every config and implementation."""
+def run(quick=False, impls=None, min_seconds=0.3, cases=None):
+    """Rows of (label, mode, impl, median seconds, GFLOP/s): every case (default
+    :func:`table_cases`) on every implementation (default: pyrnn's backends and torch)."""
     import pyrnn
 
     impls = impls or pyrnn.available_backends() + ["torch"]
     rows = []
-    for label, cell, T, B, I, H in QUICK if quick else CONFIGS:
-        case = Case(label, cell, T, B, I, H)
+    for case in table_cases(quick) if cases is None else cases:
         for impl, (train_fn, infer_fn) in step_functions(case, impls).items():
             for mode, fn, gflop in (("train", train_fn, 3 * case.gflop_forward), ("infer", infer_fn, case.gflop_forward)):
                 sec = median_time(fn, min_seconds=min_seconds)
-                rows.append((label, mode, impl, sec, gflop / sec))
+                rows.append((case.label, mode, impl, sec, gflop / sec))
     return rows
 
 
+# --------------------------------------------------------- one epoch of a small model
+@dataclass
+class EpochCase:
+    """One training epoch of a small Conv1D + GRU forecaster (the user's model): Adam (lr 1e-3),
+    MSE, batches in order; pyrnn's ``fit`` against the same model, weights, data and batches in
+    PyTorch.
+
+    Legend: N = sequences, T = time, C = Conv1D channels (causal, kernel size K), H = GRU hidden.
+    The data: windows of a noisy sine (one channel), the next value as the target.
+    """
+
+    N: int = 1024
+    T: int = 50
+    C: int = 16
+    H: int = 32
+    K: int = 5
+    batch: int = 32
+
+    #: pyrnn layer index of each child of the PyTorch model (the head follows LastStep)
+    TORCH_NAMES = {"conv": 0, "gru": 1, "head": 3}
+
+    @property
+    def label(self):
+        return f"Conv1D+GRU one epoch (N={self.N}, T={self.T}, batch {self.batch}, Adam)"
+
+    def data(self):
+        """x (N, T, 1) and y (N, 1), float32."""
+        rng = np.random.default_rng(0)
+        t = np.arange(self.N + self.T + 1)
+        series = (np.sin(2 * np.pi * t / 25) + 0.1 * rng.standard_normal(t.shape)).astype(np.float32)
+        x = np.stack([series[i : i + self.T] for i in range(self.N)])[:, :, None]
+        return x, series[self.T : self.T + self.N][:, None]
+
+    def pyrnn_model(self):
+        import pyrnn
+        from pyrnn.layers import Conv1D, Dense, LastStep
+
+        return pyrnn.Sequential([Conv1D(1, self.C, self.K, padding="causal", seed=0), pyrnn.GRU(self.C, self.H, seed=1),
+                                 LastStep(), Dense(self.H, 1, seed=2)])
+
+    def torch_model(self, model):
+        """The same network in PyTorch with ``model``'s weights; x (B, T, 1) as in pyrnn."""
+        import torch
+
+        import pyrnn
+
+        K = self.K
+
+        class ConvGRU(torch.nn.Module):
+            def __init__(self, C, H):
+                super().__init__()
+                self.conv = torch.nn.Conv1d(1, C, K)
+                self.gru = torch.nn.GRU(C, H, batch_first=True)
+                self.head = torch.nn.Linear(H, 1)
+
+            def forward(self, x):  # x (B, T, 1); causal: pad K-1 on the left
+                z = self.conv(torch.nn.functional.pad(x.transpose(1, 2), (K - 1, 0))).transpose(1, 2)
+                return self.head(self.gru(z)[0][:, -1])
+
+        mod = ConvGRU(self.C, self.H)
+        mod.load_state_dict(pyrnn.interop.to_torch(model, names=self.TORCH_NAMES))
+        return mod
+
+    def batches(self):
+        return [np.arange(i, min(i + self.batch, self.N)) for i in range(0, self.N, self.batch)]
+
+
+#: the model of benchmarks/test_models.py
+EPOCH = EpochCase()
+
+
+def _pyrnn_model_step(model, x, backend):
+    """{"y": output, "<layer>.<param>": gradient} of one forward + backward of sum(y)."""
+    import pyrnn
+
+    with pyrnn.use_backend(backend):
+        model.zero_grad()
+        y = model.forward(x)
+        model.backward(np.ones_like(y))
+    grads = {f"{i}.{k}": g.copy() for i, layer in enumerate(model.layers) for k, g in layer.grads.items()}
+    return {"y": y, **grads}
+
+
+def _torch_model_step(case, mod, x):
+    """:func:`_pyrnn_model_step` in PyTorch, keyed by pyrnn's names."""
+    import torch
+
+    mod.zero_grad()
+    y = mod(torch.from_numpy(x))
+    y.sum().backward()
+    grads = {}
+    for name, p in mod.named_parameters():
+        child, _, rest = name.partition(".")
+        grads[f"{case.TORCH_NAMES[child]}.{rest}"] = p.grad.numpy().copy()
+    return {"y": y.detach().numpy(), **grads}
+
+
+def epoch_functions(case, impls):
+    """{impl: epoch_fn} (one call = one epoch), each model validated against the NumPy reference
+    first: output and every weight gradient of one batch (rtol 2e-4, atol 2e-4); torch is left
+    out when it is not installed."""
+    x, y = case.data()
+    xb = x[: case.batch]
+    want = _pyrnn_model_step(case.pyrnn_model(), xb, "numpy")
+    out = {}
+    for impl in impls:
+        model = case.pyrnn_model()
+        if impl == "torch":
+            try:
+                import torch
+            except ImportError:
+                continue
+            mod = case.torch_model(model)
+            got = _torch_model_step(case, mod, xb)
+            out[impl] = _torch_epoch(case, mod, torch.from_numpy(x), torch.from_numpy(y))
+        else:
+            got = _pyrnn_model_step(model, xb, impl)
+            out[impl] = _pyrnn_epoch(case, model, x, y, impl)
+        assert got.keys() == want.keys(), f"{case.label} {impl}: parameters {sorted(got)}, expected {sorted(want)}"
+        for name, ref in want.items():
+            np.testing.assert_allclose(got[name], ref, rtol=2e-4, atol=2e-4, err_msg=f"{case.label} {impl} {name}")
+    return out
+
+
+def _pyrnn_epoch(case, model, x, y, backend):
+    import pyrnn
+
+    model.compile("adam", "mse", lr=1e-3)
+
+    def epoch():
+        with pyrnn.use_backend(backend):
+            model.fit(x, y, epochs=1, batch_size=case.batch, shuffle=False, verbose=0)
+
+    return epoch
+
+
+def _torch_epoch(case, mod, xt, yt):
+    import torch
+
+    opt = torch.optim.Adam(mod.parameters(), lr=1e-3)
+
+    def epoch():
+        for idx in case.batches():
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(mod(xt[idx]), yt[idx]).backward()
+            opt.step()
+
+    return epoch
+
+
+def run_epochs(impls=None, case=EPOCH, min_rounds=3):
+    """Rows as :func:`run`'s (mode "train", no GFLOP/s) of one epoch on every implementation."""
+    import pyrnn
+
+    impls = impls or pyrnn.available_backends() + ["torch"]
+    return [(case.label, "train", impl, median_time(fn, min_rounds=min_rounds, min_seconds=0), None)
+            for impl, fn in epoch_functions(case, impls).items()]
+
+
+# ------------------------------------------------------------------------ the table
 def format_table(rows):
-    """A Markdown table: one line per config and mode, each implementation's median (ms),
-    GFLOP/s and the speed-up over PyTorch (PyTorch time / this time)."""
-    impls = sorted({r[2] for r in rows}, key=lambda s: ("cpp", "numba", "numpy", "torch").index(s) if s in ("cpp", "numba", "numpy", "torch") else 9)
-    head = "| config | mode | " + " | ".join(f"{i} ms (GFLOP/s)" for i in impls) + " | " + \
-        " | ".join(f"{i} vs torch" for i in impls if i != "torch") + " |"
-    lines = [head, "|" + "---|" * (2 + len(impls) + len([i for i in impls if i != "torch"]))]
-    keyed = {(r[0], r[1], r[2]): r for r in rows}
-    for label in dict.fromkeys(r[0] for r in rows):
-        for mode in ("train", "infer"):
-            cells = []
-            for i in impls:
-                r = keyed.get((label, mode, i))
-                cells.append("-" if r is None else f"{r[3] * 1e3:.2f} ({r[4]:.1f})")
-            t = keyed.get((label, mode, "torch"))
-            ratios = []
-            for i in impls:
-                if i == "torch":
-                    continue
-                r = keyed.get((label, mode, i))
-                ratios.append("-" if r is None or t is None else f"{t[3] / r[3]:.2f}x")
-            lines.append(f"| {label} | {mode} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    """A Markdown table: one line per config and mode, each implementation's median (ms), its
+    GFLOP/s when the row has one, and the speed-up over PyTorch (PyTorch time / this time)."""
+    impls = sorted({r[2] for r in rows}, key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER))
+    others = [i for i in impls if i != "torch"]
+    unit = "ms (GFLOP/s)" if any(r[4] is not None for r in rows) else "ms"
+    head = "| config | mode | " + " | ".join(f"{i} {unit}" for i in impls) + " | " + \
+        " | ".join(f"{i} vs torch" for i in others) + " |"
+    lines = [head, "|" + "---|" * (2 + len(impls) + len(others))]
+    keyed = {r[:3]: r for r in rows}
+    for label, mode in dict.fromkeys(r[:2] for r in rows):
+        cells = []
+        for i in impls:
+            r = keyed.get((label, mode, i))
+            cells.append("-" if r is None else f"{r[3] * 1e3:.2f}" + ("" if r[4] is None else f" ({r[4]:.1f})"))
+        t = keyed.get((label, mode, "torch"))
+        ratios = []
+        for i in others:
+            r = keyed.get((label, mode, i))
+            ratios.append("-" if r is None or t is None else f"{t[3] / r[3]:.2f}x")
+        lines.append(f"| {label} | {mode} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""pyrnn.bench, the code behind ``python -m pyrnn bench``, benchmarks/RESULTS.md and the
+pytest-benchmark suite: the cases, their validation against the NumPy reference and the table.
+Nothing here asserts a time."""
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+import pyrnn
+from pyrnn import bench
+
+# Legend: B = batch, T = time, C_in/C_out = channels, K = kernel size, U = T - K + 1.
+TINY_CONV = bench.ConvCase("Conv1D tiny", B=2, T=12, C_in=3, C_out=4, K=3)
+TINY_GRU = bench.Case("GRU tiny", "gru", 6, 2, 3, 5)
+TINY_EPOCH = bench.EpochCase(N=40, T=12, C=4, H=6, batch=16)
+IMPLS = pyrnn.available_backends()
+
+
+def test_table_has_the_conv1d_row_in_quick_and_full_mode():
+    for quick in (True, False):
+        labels = [c.label for c in bench.table_cases(quick)]
+        assert labels[-1] == "Conv1D B=32 T=1000 Cin=32 Cout=64 K=5"
+        assert len(labels) == len(bench.QUICK if quick else bench.CONFIGS) + 1
+
+
+def test_conv1d_case_shapes_and_flops():
+    c = bench.CONV
+    assert (c.B, c.T, c.C_in, c.C_out, c.K, c.U) == (32, 1000, 32, 64, 5, 996)
+    assert c.shapes == ((32, 1000, 32), (32, 996, 64))
+    assert c.gflop_forward == pytest.approx(2 * 32 * 996 * 64 * 32 * 5 / 1e9)
+    layer = c.layer()
+    assert layer.params["weight"].shape == (64, 32, 5) and layer.padding == 0 and layer.stride == 1
+
+
+@pytest.mark.parametrize("case", [TINY_CONV, TINY_GRU], ids=["conv", "gru"])
+def test_step_functions_are_validated_and_return_the_step(case):
+    fns = bench.step_functions(case, IMPLS)
+    assert list(fns) == IMPLS
+    x_shape, y_shape = case.shapes
+    for train_fn, infer_fn in fns.values():
+        y, dx = train_fn()
+        assert y.shape == y_shape and dx.shape == x_shape
+        y, none = infer_fn()
+        assert y.shape == y_shape and none is None
+
+
+def test_torch_steps_are_validated_in_torch_layout():
+    pytest.importorskip("torch")
+    for case in (TINY_CONV, TINY_GRU):
+        train_fn, infer_fn = bench.step_functions(case, ["torch"])["torch"]
+        y, dx = train_fn()
+        x_shape, y_shape = case.shapes
+        swap = (lambda s: (s[0], s[2], s[1])) if case.channels_first else (lambda s: s)
+        assert y.shape == swap(y_shape) and dx.shape == swap(x_shape)
+
+
+def test_a_wrong_torch_module_fails_validation():
+    pytest.importorskip("torch")
+
+    class Wrong(bench.ConvCase):
+        def torch_module(self, layer):
+            mod = super().torch_module(layer)
+            mod.bias.data += 1e-2
+            return mod
+
+    with pytest.raises(AssertionError, match="Conv1D tiny torch"):
+        bench.step_functions(Wrong(**dataclasses.asdict(TINY_CONV)), ["torch"])
+
+
+def test_run_rows_and_table():
+    rows = bench.run(impls=["numpy"], min_seconds=0, cases=[TINY_GRU, TINY_CONV])
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (label, mode, "numpy") for label in ("GRU tiny", "Conv1D tiny") for mode in ("train", "infer")
+    ]
+    assert all(r[3] > 0 and r[4] > 0 for r in rows)
+    lines = bench.format_table(rows).splitlines()
+    assert lines[0] == "| config | mode | numpy ms (GFLOP/s) | numpy vs torch |"
+    assert len(lines) == 2 + 4 and lines[-1].startswith("| Conv1D tiny | infer | ")
+    assert lines[-1].endswith(" | - |")  # no torch row: no ratio
+
+
+def test_format_table_orders_impls_and_takes_ratios_against_torch():
+    rows = [("m", "train", "torch", 0.004, None), ("m", "train", "numpy", 0.008, None), ("m", "train", "cpp", 0.002, None)]
+    assert bench.format_table(rows).splitlines() == [
+        "| config | mode | cpp ms | numpy ms | torch ms | cpp vs torch | numpy vs torch |",
+        "|---|---|---|---|---|---|---|",
+        "| m | train | 2.00 | 8.00 | 4.00 | 2.00x | 0.50x |",
+    ]
+
+
+def test_epoch_functions_train_every_backend_after_validation():
+    fns = bench.epoch_functions(TINY_EPOCH, IMPLS + ["torch"])
+    assert set(IMPLS) <= set(fns)
+    for fn in fns.values():
+        fn()  # one epoch
+    rows = bench.run_epochs(["numpy"], case=TINY_EPOCH, min_rounds=1)
+    assert re.fullmatch(r"\| Conv1D\+GRU one epoch \(N=40, T=12, batch 16, Adam\) \| train \| \d+\.\d\d \| - \|",
+                        bench.format_table(rows).splitlines()[-1])
+
+
+def test_epoch_batches_cover_the_data_once():
+    idx = np.concatenate(TINY_EPOCH.batches())
+    np.testing.assert_array_equal(idx, np.arange(TINY_EPOCH.N))
