@@ -105,6 +105,9 @@ void bind_common(py::module_& m) {
         },
         py::arg("n"), "Cap the kernels' own thread team at n threads (the caller included).");
   m.def("get_num_threads", &max_threads, "The cap on the kernels' own thread team.");
+  m.def("_set_parallel_min_flops", &set_parallel_min_flops, py::arg("flops"),
+        "Private (tests, tuning): a recurrent step's GEMM (or a convolution, 4x) of fewer flops runs on one thread.");
+  m.def("_parallel_min_flops", &parallel_min_flops, "Private: see _set_parallel_min_flops.");
   m.def("_float_mode", &float_mode, "Private (tests): this thread's MXCSR, to check that kernels restore it.");
 }
 

@@ -11,6 +11,7 @@
 
 #include "bind_checks.h"
 #include "common/gemm.h"
+#include "common/threads.h"
 #include "recurrent/recurrent.h"
 
 namespace pyrnn {
@@ -171,9 +172,6 @@ void bind_recurrent(py::module_& m) {
       py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("lengths"), py::arg("state0"), py::arg("saved"),
       py::arg("params"), py::arg("dout"), py::arg("grads"), py::arg("dres"),
       "BPTT of one layer-direction; adds into grads, writes dres = (dx, dh0, dc0); overwrites saved's gates.");
-  m.def("_set_parallel_min_flops", &set_parallel_min_flops, py::arg("flops"),
-        "Private (tests, tuning): per-step GEMMs of fewer flops run the time loop on one thread.");
-  m.def("_parallel_min_flops", &parallel_min_flops, "Private: see _set_parallel_min_flops.");
   m.def("_set_chunk_bytes", &set_chunk_bytes, py::arg("bytes"),
         "Private (tests, tuning): the forward's input projection runs in chunks of about this many bytes.");
   m.def("_chunk_bytes", &chunk_bytes, "Private: see _set_chunk_bytes.");

@@ -86,6 +86,7 @@ int default_threads() {
 }
 
 std::atomic<int> g_max{0};  // 0: not set yet
+std::atomic<long long> g_parallel_min_flops{1LL << 20};
 
 Team& team() {
   std::call_once(g_team_once, [] {
@@ -127,6 +128,9 @@ int max_threads() {
 }
 
 void set_max_threads(int n) { g_max.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+
+void set_parallel_min_flops(long long flops) { g_parallel_min_flops.store(flops < 0 ? 0 : flops); }
+long long parallel_min_flops() { return g_parallel_min_flops.load(std::memory_order_relaxed); }
 
 int parallel_run(int want, RegionFn fn, void* ctx) {
   int n = want < max_threads() ? want : max_threads();

@@ -26,6 +26,13 @@ class SpinBarrier {
 int max_threads();            // the cap (default: the CPUs this process may run on)
 void set_max_threads(int n);  // n >= 1
 
+// Work between two meetings of the team below which a kernel runs on one thread: a recurrent
+// time step's GEMM (one barrier per step), or a whole convolution. Default 2^20 flops, about
+// 10 us of one core, where a barrier (~1 us, more on a busy machine) stops paying; tests set 0
+// so that the team's code runs on small shapes too.
+void set_parallel_min_flops(long long flops);
+long long parallel_min_flops();
+
 using RegionFn = void (*)(void* ctx, int tid, int n, SpinBarrier& barrier);
 
 // Run fn(ctx, tid, n, barrier) for tid = 0 .. n-1, the caller as tid 0; returns the n used,

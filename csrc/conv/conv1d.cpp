@@ -1,12 +1,16 @@
 // See conv1d.h. The columns are in (K, C) order, cols[r, k*C + c], so that one tap copies one
 // contiguous channel row of x; the weight is transposed once per call to wk (O, K*C) to match.
-// Samples are processed in chunks so that the im2col scratch stays near kChunkElements.
+// Samples are split over the kernels' thread team (each member its own samples, its own im2col
+// scratch and a single-threaded BLAS), and processed in chunks so that each member's scratch
+// stays near kChunkElements.
 #include "conv1d.h"
 
 #include <algorithm>
 #include <vector>
 
+#include "../common/cpu.h"
 #include "../common/gemm.h"
+#include "../common/threads.h"
 
 namespace pyrnn {
 
@@ -17,6 +21,19 @@ constexpr int64_t kChunkElements = int64_t(1) << 20;
 int64_t chunk_samples(const Conv1dDims& d) {
   const int64_t per_sample = std::max<int64_t>(1, d.U * d.K * d.C);
   return std::max<int64_t>(1, std::min<int64_t>(d.B, kChunkElements / per_sample));
+}
+
+// a team for a convolution worth several barriers (see threads.h), one member per sample at most
+int team_size(const Conv1dDims& d) {
+  const int64_t flops = 2 * d.B * d.U * d.O * d.K * d.C;
+  if (flops < 4 * parallel_min_flops() || d.B < 2) return 1;
+  return static_cast<int>(std::min<int64_t>(d.B, max_threads()));
+}
+
+// samples [b0, b1) of thread tid of n
+inline void samples_of(const Conv1dDims& d, int tid, int n, int64_t& b0, int64_t& b1) {
+  b0 = d.B * tid / n;
+  b1 = d.B * (tid + 1) / n;
 }
 
 // the time index of x read by output step u at tap k (outside [0, T) in the padding)
@@ -76,15 +93,24 @@ void conv1d_forward(const Conv1dDims& d, const F* x, const F* w, const F* b, F* 
   if (rows == 0 || d.O == 0 || KC == 0) return;
   const std::vector<F> wk = weight_kc(d, w);
   const int64_t nb = chunk_samples(d);
-  std::vector<F> cols(static_cast<size_t>(nb * d.U * KC));
-  for (int64_t b0 = 0; b0 < d.B; b0 += nb) {
-    const int64_t n = std::min(nb, d.B - b0);
-    im2col(d, x, b0, n, cols.data());
-    gemm<F>(false, true, n * d.U, d.O, KC, F(1), cols.data(), KC, wk.data(), KC, F(1), y + b0 * d.U * d.O, d.O);
-  }
+  const int want = team_size(d);
+  BlasOneThread blas_single(want > 1);
+  auto region = [&](int tid, int n, SpinBarrier&) {
+    DenormalsFlushed ftz;
+    int64_t s0, s1;
+    samples_of(d, tid, n, s0, s1);
+    std::vector<F> cols(static_cast<size_t>(std::min(nb, s1 - s0) * d.U * KC));
+    for (int64_t b0 = s0; b0 < s1; b0 += nb) {
+      const int64_t m = std::min(nb, s1 - b0);
+      im2col(d, x, b0, m, cols.data());
+      gemm<F>(false, true, m * d.U, d.O, KC, F(1), cols.data(), KC, wk.data(), KC, F(1), y + b0 * d.U * d.O, d.O);
+    }
+  };
+  parallel(want, region);
 }
 
-// per chunk: dwk += dy^T cols, dcols = dy wk (two GEMMs), dx += col2im(dcols); then dw += dwk transposed back
+// per chunk: dwk += dy^T cols, dcols = dy wk (two GEMMs), dx += col2im(dcols); then dw += dwk
+// transposed back (each member accumulates its own dwk; they are summed after the region)
 template <typename F>
 void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db) {
   const int64_t rows = d.B * d.U, KC = d.K * d.C;
@@ -94,17 +120,28 @@ void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F
       for (int64_t o = 0; o < d.O; ++o) db[o] += dy[r * d.O + o];
   if (rows == 0 || d.O == 0 || KC == 0) return;
   const std::vector<F> wk = weight_kc(d, w);
-  std::vector<F> dwk(wk.size(), F(0));
   const int64_t nb = chunk_samples(d);
-  std::vector<F> cols(static_cast<size_t>(nb * d.U * KC)), dcols(cols.size());
-  for (int64_t b0 = 0; b0 < d.B; b0 += nb) {
-    const int64_t n = std::min(nb, d.B - b0);
-    const F* g = dy + b0 * d.U * d.O;
-    im2col(d, x, b0, n, cols.data());
-    gemm<F>(true, false, d.O, KC, n * d.U, F(1), g, d.O, cols.data(), KC, F(1), dwk.data(), KC);
-    gemm<F>(false, false, n * d.U, KC, d.O, F(1), g, d.O, wk.data(), KC, F(0), dcols.data(), KC);
-    col2im(d, dcols.data(), b0, n, dx);
-  }
+  const int want = team_size(d);
+  std::vector<F> dwk(wk.size() * static_cast<size_t>(want), F(0));  // one per member
+  BlasOneThread blas_single(want > 1);
+  auto region = [&](int tid, int n, SpinBarrier&) {
+    DenormalsFlushed ftz;
+    int64_t s0, s1;
+    samples_of(d, tid, n, s0, s1);
+    std::vector<F> cols(static_cast<size_t>(std::min(nb, s1 - s0) * d.U * KC)), dcols(cols.size());
+    F* my_dwk = dwk.data() + wk.size() * static_cast<size_t>(tid);
+    for (int64_t b0 = s0; b0 < s1; b0 += nb) {
+      const int64_t m = std::min(nb, s1 - b0);
+      const F* g = dy + b0 * d.U * d.O;
+      im2col(d, x, b0, m, cols.data());
+      gemm<F>(true, false, d.O, KC, m * d.U, F(1), g, d.O, cols.data(), KC, F(1), my_dwk, KC);
+      gemm<F>(false, false, m * d.U, KC, d.O, F(1), g, d.O, wk.data(), KC, F(0), dcols.data(), KC);
+      col2im(d, dcols.data(), b0, m, dx);
+    }
+  };
+  const int used = parallel(want, region);
+  for (int t = 1; t < used; ++t)
+    for (size_t i = 0; i < wk.size(); ++i) dwk[i] += dwk[wk.size() * static_cast<size_t>(t) + i];
   for (int64_t o = 0; o < d.O; ++o)
     for (int64_t c = 0; c < d.C; ++c)
       for (int64_t k = 0; k < d.K; ++k) dw[(o * d.C + c) * d.K + k] += dwk[(o * d.K + k) * d.C + c];

@@ -29,10 +29,6 @@ namespace pyrnn {
 
 namespace {
 
-// A per-step GEMM of fewer flops than this runs the loop on one thread: below it, one barrier
-// per step costs more than half the step saves (measured: benchmarks/README.md).
-int64_t g_parallel_min_flops = int64_t(1) << 20;
-
 template <typename F>
 std::unique_ptr<F[]> scratch(int64_t n) {  // uninitialised: every element is written before it is read
   return std::unique_ptr<F[]>(new F[static_cast<size_t>(n > 0 ? n : 1)]);
@@ -40,7 +36,7 @@ std::unique_ptr<F[]> scratch(int64_t n) {  // uninitialised: every element is wr
 
 int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
   const int64_t np = (H + panel_width - 1) / panel_width;
-  if (2 * B * GH * H < g_parallel_min_flops || np < 2) return 1;
+  if (2 * B * GH * H < parallel_min_flops() || np < 2) return 1;  // a step too small for a barrier
   const int n = max_threads();
   return static_cast<int>(np < n ? np : n);
 }
@@ -72,8 +68,6 @@ int64_t gates_per_unit(CellKind cell) {
   throw std::invalid_argument("unknown cell code");
 }
 
-void set_parallel_min_flops(int64_t flops) { g_parallel_min_flops = flops < 0 ? 0 : flops; }
-int64_t parallel_min_flops() { return g_parallel_min_flops; }
 void set_chunk_bytes(int64_t bytes) { g_chunk_bytes = bytes < 1 ? 1 : bytes; }
 int64_t chunk_bytes() { return g_chunk_bytes; }
 

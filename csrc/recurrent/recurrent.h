@@ -19,10 +19,6 @@ template <typename F>
 void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& saved,
                         const SeqGrads<F>& io, const CellGrads<F>& g);
 
-// Per-step GEMMs of fewer flops than this run the time loop on one thread (tests lower it
-// to 0 so that the team's code runs on small shapes too).
-void set_parallel_min_flops(int64_t flops);
-int64_t parallel_min_flops();
 // The forward computes the input projection in chunks of about this many bytes (tests lower it
 // so that every step is a chunk of its own).
 void set_chunk_bytes(int64_t bytes);

@@ -39,7 +39,7 @@ def _float_mode() -> int:
     """Private (tests): this thread's MXCSR."""
 
 def _set_parallel_min_flops(flops: int) -> None:
-    """Private (tests, tuning): per-step GEMMs of fewer flops run the time loop on one thread."""
+    """Private (tests, tuning): a recurrent step's GEMM (a convolution: 4x) of fewer flops runs on one thread."""
 
 def _parallel_min_flops() -> int: ...
 def _set_chunk_bytes(bytes: int) -> None:

@@ -296,3 +296,24 @@ def test_a_forked_child_runs_the_team():
 def _child_forward(layer, x, q):
     with pyrnn.use_backend("cpp"), pyrnn.no_grad():
         q.put(layer.forward(x)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("stride,dilation,padding", [(1, 1, 0), (2, 1, "causal"), (1, 2, (3, 1))])
+def test_conv1d_team_matches_the_reference(threads, dtype, stride, dilation, padding):
+    """Samples split over the team (each member its own dW part, summed after) equal the reference."""
+    from pyrnn.layers import Conv1D
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 23, 6)).astype(dtype)
+    conv = Conv1D(6, 9, 4, stride=stride, dilation=dilation, padding=padding, dtype=dtype, seed=2)
+    out = {}
+    for backend in ("numpy", "cpp"):
+        conv.zero_grad()
+        with pyrnn.use_backend(backend):
+            y = conv.forward(x)
+            dx = conv.backward(np.cos(y))
+        out[backend] = [y, dx] + [g.copy() for g in conv.grads.values()]
+    tol = dict(rtol=1e-10, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-5, atol=2e-5)
+    for got, want in zip(out["cpp"], out["numpy"]):
+        np.testing.assert_allclose(got, want, **tol)
