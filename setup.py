@@ -27,6 +27,8 @@ ext = Pybind11Extension(
     "pyrnn._C",
     sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/*/*.cpp")),
     include_dirs=["csrc"],
+    # headers and the per-ISA .inc bodies: a change to any of them rebuilds the module
+    depends=sorted(glob.glob("csrc/**/*.h", recursive=True) + glob.glob("csrc/**/*.inc", recursive=True)),
     cxx_std=17,
     extra_compile_args=list(extra),  # a copy: Pybind11Extension appends its C++ flags to the list it gets
 )

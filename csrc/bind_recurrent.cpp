@@ -172,9 +172,7 @@ void bind_recurrent(py::module_& m) {
       py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("lengths"), py::arg("state0"), py::arg("saved"),
       py::arg("params"), py::arg("dout"), py::arg("grads"), py::arg("dres"),
       "BPTT of one layer-direction; adds into grads, writes dres = (dx, dh0, dc0); overwrites saved's gates.");
-  m.def("_set_chunk_bytes", &set_chunk_bytes, py::arg("bytes"),
-        "Private (tests, tuning): the forward's input projection runs in chunks of about this many bytes.");
-  m.def("_chunk_bytes", &chunk_bytes, "Private: see _set_chunk_bytes.");
+
 }
 
 }  // namespace pyrnn

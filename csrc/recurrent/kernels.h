@@ -15,10 +15,13 @@ template <typename F>
 struct ForwardPlan {        // one forward time loop, set up by recurrent.cpp
   CellKind cell;
   SeqDims d;
-  const F* w_packed;        // W_hh^T as pack_forward packed it
-  const F* b_hh;            // (G*H) for the cells that do not fold it into xp (GRU)
-  SeqTensors<F> io;         // h0, c0 in; hs, cs, gates, aux out (gates = aux = null at inference)
-  F* gh;                    // (B, G*H) scratch: h_prev W_hh^T
+  const F* w_ih_packed;     // W_ih^T and W_hh^T as pack_forward packed them
+  const F* w_hh_packed;
+  const F* bias;            // (G*H) b_ih + b_hh (b_ih alone for the cell's apart gate)
+  const F* b_hh;            // (G*H) for the apart gate (GRU's b_hn)
+  SeqTensors<F> io;         // x, h0, c0 in; hs, cs, gates, aux out (gates = aux = null at inference)
+  F* gh;                    // (B, G*H) scratch: x_t W_ih^T + h_prev W_hh^T
+  F* xg;                    // (B, G*H) scratch: x_t W_ih^T of the apart gate (GRU), else null
   F* step_gates;            // (B, G*H) and (B, H) scratch at inference, else null
   F* step_aux;
 };
@@ -41,15 +44,13 @@ struct BackwardPlan {       // one BPTT time loop, set up by recurrent.cpp
 
 template <typename F>
 struct IsaKernels {
-  int64_t panel_width;  // columns per packed panel: both packings take G*H*ceil(H/w)*w values
-  void (*pack_forward)(const F* w_hh, int64_t G, int64_t H, F* out);
+  int64_t panel_width;  // w: columns per packed panel
+  // W (G*H, K) as forward operand: G*ceil(H/w)*w*K values (W_ih: K = I; W_hh: K = H)
+  void (*pack_forward)(const F* w, int64_t G, int64_t H, int64_t K, F* out);
+  // W_hh (G*H, H) as backward operand: G*H*ceil(H/w)*w values
   void (*pack_backward)(const F* w_hh, int64_t G, int64_t H, F* out);
   // thread tid of n runs the loop for its block of hidden units, meeting the others once per step
-  // (and once more at the end). The forward runs processing steps [s0, s1): their input
-  // projections, biases added, lie in xp from the lowest time index up, (s1-s0, B, G*H); xp may
-  // be io.gates (or io.hs for RNN) itself: each step reads its xp, then overwrites it.
-  void (*forward)(const ForwardPlan<F>& plan, int64_t s0, int64_t s1, const F* xp, int tid, int n,
-                  SpinBarrier& barrier);
+  void (*forward)(const ForwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
   void (*backward)(const BackwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
   void (*tanh)(int64_t n, const F* x, F* y);  // the cells' activations, elementwise (for tests)
   void (*sigmoid)(int64_t n, const F* x, F* y);

@@ -1,17 +1,15 @@
-// The driver of one layer-direction: the BLAS GEMMs before and after the time loop and the
-// time loop itself (loop.inc, in the widest instruction set the CPU has, via isa_*.cpp), all in
+// The driver of one layer-direction: the time loops and the BLAS GEMMs after the backward one (loop.inc, in the widest instruction set the CPU has, via isa_*.cpp), all in
 // ONE parallel region of the kernels' thread team. Legend and layouts: see sequence.h.
 //
-// Forward:  by chunks of steps (a few MB of XP): XP = X W_ih^T + b for the chunk's rows (BLAS
-//           GEMM, each thread its slice of rows, written straight into the gates cache, or into
-//           hs for RNN, where each step reads its XP and then overwrites it; at inference into
-//           one chunk's scratch); barrier; the chunk's steps: per step one packed GEMM and one
-//           fused pointwise step, split by hidden units, one barrier per step.
+// Forward:  W_ih^T and W_hh^T packed once; the time loop: per step, per unit panel, x_t W_ih^T +
+//           h_prev W_hh^T in one register tile (packed micro-kernel; no input-projection buffer:
+//           the gates cache is written once, by the pointwise step) and the fused pointwise
+//           step, split over the team by hidden units, one barrier per step.
 // Backward: the time loop: per step one fused pointwise step (dA written over the saved gates
 //           it has just read, LSTM and GRU) and dh_prev = direct + dA_hh W_hh (packed GEMM);
 //           then dX = dA_ih W_ih (each thread its rows), dW_ih += dA_ih^T X, dW_hh += dA_hh^T
 //           H_prev, db += column sums of dA (each thread its gate rows): BLAS calls.
-// W_hh is packed once per call. Scratch is allocated once per call, never per time step; while
+// The weights are packed once per call. Scratch is allocated once per call, never per time step; while
 // the team runs, the BLAS runs single-threaded inside each member (no second thread pool
 // competes for the cores), and every member flushes denormals.
 #include "recurrent.h"
@@ -42,14 +40,6 @@ int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
 }
 
 // Run the plan's time loop on the team (each member flushes denormals itself).
-// Steps per chunk of the forward: the input projection of a chunk is computed just before its
-// steps read it, so it is still in cache (about g_chunk_bytes of it).
-int64_t g_chunk_bytes = int64_t(1) << 21;
-int64_t chunk_steps(int64_t T, int64_t step_bytes) {
-  const int64_t c = g_chunk_bytes / (step_bytes > 0 ? step_bytes : 1);
-  return c < 1 ? 1 : c > T ? T : c;
-}
-
 struct Slice {  // rows [r0, r1) of m, thread tid's share of n
   int64_t r0, r1;
   Slice(int64_t m, int tid, int n) : r0(m * tid / n), r1(m * (tid + 1) / n) {}
@@ -68,8 +58,6 @@ int64_t gates_per_unit(CellKind cell) {
   throw std::invalid_argument("unknown cell code");
 }
 
-void set_chunk_bytes(int64_t bytes) { g_chunk_bytes = bytes < 1 ? 1 : bytes; }
-int64_t chunk_bytes() { return g_chunk_bytes; }
 
 const KernelTable& kernels_for(Isa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -85,36 +73,26 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, G = gates_per_unit(cell), GH = G * H;
   if (T == 0 || B == 0) return;
   const IsaKernels<F>& k = isa_kernels<F>(kernels_for(active_isa()));
-  const bool keep = io.gates != nullptr, rnn = G == 1, fold = cell != CellKind::Gru;
-  // XP goes into the buffer its step overwrites (the gates cache, or hs for RNN); at inference
-  // into a scratch of one chunk of steps
-  const int64_t chunk = chunk_steps(T, B * GH * static_cast<int64_t>(sizeof(F)));
-  std::unique_ptr<F[]> xp_own = rnn || keep ? nullptr : scratch<F>(chunk * B * GH);
-  F* xp_all = rnn ? io.hs : keep ? io.gates : nullptr;
-  const int64_t np = (H + k.panel_width - 1) / k.panel_width;
-  std::unique_ptr<F[]> packed = scratch<F>(GH * np * k.panel_width);
-  k.pack_forward(p.w_hh, G, H, packed.get());
-  std::unique_ptr<F[]> gh = scratch<F>(B * GH);
-  std::unique_ptr<F[]> step_gates = keep ? nullptr : scratch<F>(B * GH), step_aux = keep ? nullptr : scratch<F>(B * H);
-  const ForwardPlan<F> plan{cell, d, packed.get(), p.b_hh, io, gh.get(), step_gates.get(), step_aux.get()};
-
-  const int want = team_size(B, GH, H, k.panel_width);
-  BlasOneThread blas_single(want > 1);
+  const bool keep = io.gates != nullptr, gru = cell == CellKind::Gru;
+  const int64_t wide = ((H + k.panel_width - 1) / k.panel_width) * k.panel_width;  // H padded to panels
+  std::unique_ptr<F[]> buf = scratch<F>(G * wide * (I + H) + GH + B * GH * (gru ? 2 : 1) +
+                                        (keep ? 0 : B * GH + B * H));
+  F* w_ih = buf.get();
+  F* w_hh = w_ih + G * wide * I;
+  F* bias = w_hh + G * wide * H;  // b_ih + b_hh, but b_ih alone for GRU's n
+  F* gh = bias + GH;
+  F* xg = gru ? gh + B * GH : nullptr;
+  F* step_gates = keep ? nullptr : gh + B * GH * (gru ? 2 : 1);
+  F* step_aux = keep ? nullptr : step_gates + B * GH;
+  k.pack_forward(p.w_ih, G, H, I, w_ih);
+  k.pack_forward(p.w_hh, G, H, H, w_hh);
+  for (int64_t c = 0; c < GH; ++c) bias[c] = p.b_ih[c] + (gru && c >= 2 * H ? F(0) : p.b_hh[c]);
+  const ForwardPlan<F> plan{cell, d, w_ih, w_hh, bias, p.b_hh, io, gh, xg, step_gates, step_aux};
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
-    for (int64_t s0 = 0; s0 < T; s0 += chunk) {  // the chunk's XP while it is still in cache, then its steps
-      const int64_t s1 = s0 + chunk < T ? s0 + chunk : T, t_lo = d.reverse ? T - s1 : s0;
-      F* xp = xp_all ? xp_all + t_lo * B * GH : xp_own.get();
-      const Slice rows((s1 - s0) * B, tid, n);  // XP = X W_ih^T + b_ih (+ b_hh), this thread's rows
-      for (int64_t r = rows.r0; r < rows.r1; ++r)
-        for (int64_t c = 0; c < GH; ++c) xp[r * GH + c] = p.b_ih[c] + (fold ? p.b_hh[c] : F(0));
-      gemm<F>(false, true, rows.size(), GH, I, F(1), io.x + (t_lo * B + rows.r0) * I, I, p.w_ih, I, F(1),
-              xp + rows.r0 * GH, GH);
-      barrier.wait();  // the chunk's XP complete
-      k.forward(plan, s0, s1, xp, tid, n, barrier);  // ends at a barrier: the chunk's XP may be reused
-    }
+    k.forward(plan, tid, n, barrier);
   };
-  parallel(want, region);
+  parallel(team_size(B, GH, H, k.panel_width), region);
 }
 
 template <typename F>

@@ -19,9 +19,6 @@ template <typename F>
 void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& saved,
                         const SeqGrads<F>& io, const CellGrads<F>& g);
 
-// The forward computes the input projection in chunks of about this many bytes (tests lower it
-// so that every step is a chunk of its own).
-void set_chunk_bytes(int64_t bytes);
-int64_t chunk_bytes();
+
 
 }  // namespace pyrnn

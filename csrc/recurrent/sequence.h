@@ -6,7 +6,8 @@
 //
 // A Cell supplies the pointwise maths of one step (see rnn.inc, lstm.inc, gru.inc):
 //   static constexpr int64_t G;                 gates per unit
-//   static constexpr bool kFoldHiddenBias;      b_hh folds into the input projection
+//   static constexpr int64_t kApartGate;        the gate whose x and h products stay apart (GRU's
+//                                               n: r multiplies the h part alone), or -1
 //   static constexpr bool kSeparateHiddenGrad;  dA differs on the input and hidden sides (GRU)
 //   static constexpr bool kCellState;           carries c (LSTM)
 //   forward_step(B, H, j0, j1, StepView)  and  backward_step(B, H, j0, j1, StepView, StepGrad)
@@ -66,9 +67,10 @@ struct SeqGrads {    // backward inputs and outputs
 
 template <typename F>
 struct StepView {    // one time step, every pointer (B, .) row-major
-  const F* xp;       // (B, G*H) input projection, biases added
-  F* gh;             // (B, G*H) recurrent projection h_prev W_hh^T
-  const F* b_hh;     // (G*H) for cells that do not fold it (GRU)
+  const F* xg;       // (B, G*H) x_t W_ih^T of the gate a cell keeps apart (GRU's n; unused otherwise)
+  F* gh;             // (B, G*H) forward: x_t W_ih^T + h_prev W_hh^T (GRU's n: h_prev W_hn^T alone)
+  const F* bias;     // (G*H) b_ih + b_hh, but b_ih alone for the gate a cell keeps apart
+  const F* b_hh;     // (G*H) b_hh, for the gate a cell keeps apart (GRU)
   const F* h_prev;
   const F* c_prev;
   F* h;

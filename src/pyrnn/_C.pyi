@@ -42,10 +42,6 @@ def _set_parallel_min_flops(flops: int) -> None:
     """Private (tests, tuning): a recurrent step's GEMM (a convolution: 4x) of fewer flops runs on one thread."""
 
 def _parallel_min_flops() -> int: ...
-def _set_chunk_bytes(bytes: int) -> None:
-    """Private (tests, tuning): the forward's input projection runs in chunks of about this many bytes."""
-
-def _chunk_bytes() -> int: ...
 
 def recurrent_forward(
     cell: int,

@@ -161,19 +161,15 @@ def isa(request):
     _C.set_isa(before)
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "team-chunked"])
+@pytest.fixture(params=[1, 2], ids=["1thread", "team"])
 def threads(request):
-    """1: one thread, the forward's input projection in one chunk; 2: a team of two even on tiny
-    shapes (the split and the barrier run) and every forward step a chunk of its own."""
-    before, min_flops, chunk = _C.get_num_threads(), _C._parallel_min_flops(), _C._chunk_bytes()
+    """1: one thread; 2: a team of two even on tiny shapes (the split and the barrier run)."""
+    before, min_flops = _C.get_num_threads(), _C._parallel_min_flops()
     _C.set_num_threads(request.param)
     _C._set_parallel_min_flops(0)
-    if request.param > 1:
-        _C._set_chunk_bytes(1)
     yield request.param
     _C.set_num_threads(before)
     _C._set_parallel_min_flops(min_flops)
-    _C._set_chunk_bytes(chunk)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
