@@ -22,8 +22,6 @@ struct ForwardPlan {        // one forward time loop, set up by recurrent.cpp
   SeqTensors<F> io;         // x, h0, c0 in; hs, cs, gates, aux out (gates = aux = null at inference)
   F* gh;                    // (B, G*H) scratch: x_t W_ih^T + h_prev W_hh^T
   F* xg;                    // (B, G*H) scratch: x_t W_ih^T of the apart gate (GRU), else null
-  F* step_gates;            // (B, G*H) and (B, H) scratch at inference, else null
-  F* step_aux;
 };
 
 template <typename F>

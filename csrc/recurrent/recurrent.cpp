@@ -73,21 +73,18 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, G = gates_per_unit(cell), GH = G * H;
   if (T == 0 || B == 0) return;
   const IsaKernels<F>& k = isa_kernels<F>(kernels_for(active_isa()));
-  const bool keep = io.gates != nullptr, gru = cell == CellKind::Gru;
+  const bool gru = cell == CellKind::Gru;
   const int64_t wide = ((H + k.panel_width - 1) / k.panel_width) * k.panel_width;  // H padded to panels
-  std::unique_ptr<F[]> buf = scratch<F>(G * wide * (I + H) + GH + B * GH * (gru ? 2 : 1) +
-                                        (keep ? 0 : B * GH + B * H));
+  std::unique_ptr<F[]> buf = scratch<F>(G * wide * (I + H) + GH + B * GH * (gru ? 2 : 1));
   F* w_ih = buf.get();
   F* w_hh = w_ih + G * wide * I;
   F* bias = w_hh + G * wide * H;  // b_ih + b_hh, but b_ih alone for GRU's n
   F* gh = bias + GH;
   F* xg = gru ? gh + B * GH : nullptr;
-  F* step_gates = keep ? nullptr : gh + B * GH * (gru ? 2 : 1);
-  F* step_aux = keep ? nullptr : step_gates + B * GH;
   k.pack_forward(p.w_ih, G, H, I, w_ih);
   k.pack_forward(p.w_hh, G, H, H, w_hh);
   for (int64_t c = 0; c < GH; ++c) bias[c] = p.b_ih[c] + (gru && c >= 2 * H ? F(0) : p.b_hh[c]);
-  const ForwardPlan<F> plan{cell, d, w_ih, w_hh, bias, p.b_hh, io, gh, xg, step_gates, step_aux};
+  const ForwardPlan<F> plan{cell, d, w_ih, w_hh, bias, p.b_hh, io, gh, xg};
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
     k.forward(plan, tid, n, barrier);
