@@ -90,6 +90,18 @@ def test_format_table_orders_impls_and_takes_ratios_against_torch():
     ]
 
 
+def test_format_table_gives_the_first_impls_share_of_the_gemm_peak():
+    rows = [("m", "train", "torch", 0.004, 50.0), ("m", "train", "cpp", 0.002, 100.0), ("m", "infer", "cpp", 0.001, None)]
+    lines = bench.format_table(rows, peak=200.0).splitlines()
+    assert lines[0].endswith("| cpp vs torch | cpp % of GEMM peak |")
+    assert lines[2] == "| m | train | 2.00 (100.0) | 4.00 (50.0) | 2.00x | 50% |"
+    assert lines[3].endswith("| - | - |")  # no GFLOP/s, no torch row
+
+
+def test_gemm_peak_is_a_positive_rate():
+    assert bench.gemm_peak(sizes=(64,), min_seconds=0.01) > 0
+
+
 def test_epoch_functions_train_every_backend_after_validation():
     fns = bench.epoch_functions(TINY_EPOCH, IMPLS + ["torch"])
     assert set(IMPLS) <= set(fns)

@@ -87,7 +87,10 @@ def cmd_demo(args):
 def cmd_bench(args):
     from . import bench
 
-    print(bench.format_table(bench.run(quick=args.quick, min_seconds=0.1 if args.quick else 0.3)))
+    rows = bench.run(quick=args.quick, min_seconds=0.1 if args.quick else 0.3)
+    peak = bench.gemm_peak(min_seconds=0.1 if args.quick else 0.3)
+    print(f"GEMM peak (NumPy sgemm, every thread): {peak:.0f} GFLOP/s")
+    print(bench.format_table(rows, peak=peak))
     return 0
 
 

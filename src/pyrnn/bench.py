@@ -392,15 +392,28 @@ def run_epochs(impls=None, case=EPOCH, min_rounds=3):
 
 
 # ------------------------------------------------------------------------ the table
-def format_table(rows):
+def gemm_peak(sizes=(1024, 2048), min_seconds=0.3):
+    """The float32 GEMM peak of this machine now, in GFLOP/s: the best median over ``sizes`` of
+    NumPy's matmul (its OpenBLAS, every thread), n x n times n x n."""
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for n in sizes:
+        a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+        out = np.empty_like(a)
+        best = max(best, 2 * n**3 / 1e9 / median_time(lambda: np.matmul(a, b, out=out), min_seconds=min_seconds))
+    return best
+
+
+def format_table(rows, peak=None):
     """A Markdown table: one line per config and mode, each implementation's median (ms), its
-    GFLOP/s when the row has one, and the speed-up over PyTorch (PyTorch time / this time)."""
+    GFLOP/s when the row has one, and the speed-up over PyTorch (PyTorch time / this time);
+    with ``peak`` (GFLOP/s, see :func:`gemm_peak`) also the first implementation's share of it."""
     impls = sorted({r[2] for r in rows}, key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER))
     others = [i for i in impls if i != "torch"]
     unit = "ms (GFLOP/s)" if any(r[4] is not None for r in rows) else "ms"
     head = "| config | mode | " + " | ".join(f"{i} {unit}" for i in impls) + " | " + \
-        " | ".join(f"{i} vs torch" for i in others) + " |"
-    lines = [head, "|" + "---|" * (2 + len(impls) + len(others))]
+        " | ".join(f"{i} vs torch" for i in others) + " |" + (f" {impls[0]} % of GEMM peak |" if peak else "")
+    lines = [head, "|" + "---|" * (2 + len(impls) + len(others) + (1 if peak else 0))]
     keyed = {r[:3]: r for r in rows}
     for label, mode in dict.fromkeys(r[:2] for r in rows):
         cells = []
@@ -412,5 +425,9 @@ def format_table(rows):
         for i in others:
             r = keyed.get((label, mode, i))
             ratios.append("-" if r is None or t is None else f"{t[3] / r[3]:.2f}x")
-        lines.append(f"| {label} | {mode} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        share = ""
+        if peak:
+            r = keyed.get((label, mode, impls[0]))
+            share = " - |" if r is None or r[4] is None else f" {100 * r[4] / peak:.0f}% |"
+        lines.append(f"| {label} | {mode} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |" + share)
     return "\n".join(lines)
