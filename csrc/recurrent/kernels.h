@@ -33,7 +33,7 @@ struct BackwardPlan {       // one BPTT time loop, set up by recurrent.cpp
   SeqTensors<F> saved;      // the forward's cache
   SeqGrads<F> io;           // dhs in; dh0, dc0 written (dx is the driver's)
   F* da_ih;                 // (T, B, G*H) written; may be saved.gates itself (read, then overwritten)
-  F* da_hh;                 // (T, B, G*H), or da_ih where the two sides agree
+  F* da_hn;                 // (T, B, H) the apart gate's hidden side (GRU), else null
   F* dh;                    // (B, H) scratch holding dhT on entry
   F* dh_next;               // (B, H) scratch
   F* dc;                    // (B, H) scratch holding dcT on entry (LSTM)

@@ -14,6 +14,7 @@
 // competes for the cores), and every member flushes denormals.
 #include "recurrent.h"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -106,24 +107,34 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   const IsaKernels<F>& k = isa_kernels<F>(kernels_for(active_isa()));
   // dA over the saved gates (each step reads its gates, then overwrites them); RNN saves none
   std::unique_ptr<F[]> da_ih_own = saved.gates ? nullptr : scratch<F>(T * B * GH);
-  std::unique_ptr<F[]> da_hh_own = gru ? scratch<F>(T * B * GH) : nullptr;
+  std::unique_ptr<F[]> da_hn_own = gru ? scratch<F>(T * B * H) : nullptr;
   F* da_ih = saved.gates ? saved.gates : da_ih_own.get();
-  F* da_hh = gru ? da_hh_own.get() : da_ih;
+  F* da_hn = da_hn_own.get();
+  const int64_t apart = gru ? 2 * H : GH;  // hidden-side dA: da_ih's columns below, da_hn's from here
   const int64_t np = (H + k.panel_width - 1) / k.panel_width;
   std::unique_ptr<F[]> packed = scratch<F>(GH * np * k.panel_width);
   k.pack_backward(p.w_hh, G, H, packed.get());
-  std::unique_ptr<F[]> state = scratch<F>(4 * B * H + GH + T * B);  // dh, dh_next, dc, dc_kept, db, ones
+  std::unique_ptr<F[]> state = scratch<F>(4 * B * H + 2 * GH + T * B);  // dh, dh_next, dc, dc_kept, db x2, ones
   F *dh = state.get(), *dh_next = dh + B * H, *dc = dh_next + B * H, *dc_kept = dc + B * H;
-  F *db = dc_kept + B * H, *ones = db + GH;
+  F *db = dc_kept + B * H, *db_hn = db + GH, *ones = db_hn + GH;
   std::memcpy(dh, io.dhT, sizeof(F) * B * H);
   if (lstm) std::memcpy(dc, io.dcT, sizeof(F) * B * H);
   for (int64_t r = 0; r < T * B; ++r) ones[r] = F(1);
-  const BackwardPlan<F> plan{cell, d, packed.get(), p.b_hh, saved, io, da_ih, da_hh, dh, dh_next, dc, dc_kept};
+  const BackwardPlan<F> plan{cell, d, packed.get(), p.b_hh, saved, io, da_ih, da_hn, dh, dh_next, dc, dc_kept};
   const int64_t first = d.reverse ? T - 1 : 0;  // the step whose h_prev is h0
-  // the other steps' h_prev: forward hs[t-1] for t >= 1; reverse hs[t+1] for t <= T-2
-  const F* da_rest = d.reverse ? da_hh : da_hh + B * GH;
+  const int64_t rest = d.reverse ? 0 : 1;       // the other steps' h_prev: hs[t-1] (forward), hs[t+1] (reverse)
   const F* h_rest = d.reverse ? saved.hs + B * H : saved.hs;
 
+  // dW_hh[c0:c1] += dA_hh[:, c0:c1]^T H_prev and db_hh[c0:c1] += its column sums, dA_hh read from
+  // da_ih (lda G*H) below `apart` and from da_hn (lda H) above
+  auto hidden_side = [&](bool apart_part, int64_t c0, int64_t c1) {
+    const F* A = apart_part ? da_hn + (c0 - apart) : da_ih + c0;
+    const int64_t m = c1 - c0, lda = apart_part ? H : GH;
+    gemm<F>(true, false, m, H, B, F(1), A + first * B * lda, lda, saved.h0, H, F(1), g.w_hh + c0 * H, H);
+    if (T > 1) gemm<F>(true, false, m, H, (T - 1) * B, F(1), A + rest * B * lda, lda, h_rest, H, F(1), g.w_hh + c0 * H, H);
+    if (apart_part) gemm<F>(false, false, 1, m, T * B, F(1), ones, T * B, A, lda, F(0), db_hn + c0, GH);
+    for (int64_t c = c0; c < c1; ++c) g.b_hh[c] += apart_part ? db_hn[c] : db[c];
+  };
   const int want = team_size(B, GH, H, k.panel_width);
   BlasOneThread blas_single(want > 1);
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
@@ -134,13 +145,11 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     const Slice gr(GH, tid, n);         // this thread's gate rows of dW_ih, dW_hh, db
     const int64_t m = gr.size();
     gemm<F>(true, false, m, I, T * B, F(1), da_ih + gr.r0, GH, saved.x, I, F(1), g.w_ih + gr.r0 * I, I);
-    gemm<F>(true, false, m, H, B, F(1), da_hh + first * B * GH + gr.r0, GH, saved.h0, H, F(1), g.w_hh + gr.r0 * H, H);
-    if (T > 1) gemm<F>(true, false, m, H, (T - 1) * B, F(1), da_rest + gr.r0, GH, h_rest, H, F(1), g.w_hh + gr.r0 * H, H);
-    // db += ones(T*B) dA: column sums as GEMMs (one serves both biases where dA_hh = dA_ih)
+    // db_ih += ones(T*B) dA_ih: column sums as a GEMM
     gemm<F>(false, false, 1, m, T * B, F(1), ones, T * B, da_ih + gr.r0, GH, F(0), db + gr.r0, GH);
     for (int64_t c = gr.r0; c < gr.r1; ++c) g.b_ih[c] += db[c];
-    if (gru) gemm<F>(false, false, 1, m, T * B, F(1), ones, T * B, da_hh + gr.r0, GH, F(0), db + gr.r0, GH);
-    for (int64_t c = gr.r0; c < gr.r1; ++c) g.b_hh[c] += db[c];
+    if (gr.r0 < apart) hidden_side(false, gr.r0, std::min(gr.r1, apart));
+    if (gr.r1 > apart) hidden_side(true, std::max(gr.r0, apart), gr.r1);
   };
   parallel(want, region);
 }

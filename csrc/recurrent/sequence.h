@@ -7,8 +7,8 @@
 // A Cell supplies the pointwise maths of one step (see rnn.inc, lstm.inc, gru.inc):
 //   static constexpr int64_t G;                 gates per unit
 //   static constexpr int64_t kApartGate;        the gate whose x and h products stay apart (GRU's
-//                                               n: r multiplies the h part alone), or -1
-//   static constexpr bool kSeparateHiddenGrad;  dA differs on the input and hidden sides (GRU)
+//                                               n: r multiplies the h part alone), or -1; only
+//                                               there do dA's input and hidden sides differ
 //   static constexpr bool kCellState;           carries c (LSTM)
 //   forward_step(B, H, j0, j1, StepView)  and  backward_step(B, H, j0, j1, StepView, StepGrad)
 //
@@ -85,7 +85,8 @@ struct StepGrad {
   const F* dhs;      // (B, H) dL/dh_t from the layer above
   F* dc;             // (B, H) dL/dc_t in, dL/dc_{t-1} out (LSTM)
   F* da_ih;          // (B, G*H) dL/d(pre-activation), input side
-  F* da_hh;          // (B, G*H) hidden side (== da_ih unless kSeparateHiddenGrad)
+  F* da_hn;          // (B, H) the hidden side of the apart gate (GRU: da_n r); elsewhere the
+                     // hidden side equals the input side
   F* dh_direct;      // (B, H) the part of dL/dh_{t-1} that bypasses W_hh
 };
 
