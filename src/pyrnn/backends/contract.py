@@ -26,6 +26,9 @@ A backend is a module; its recurrent family is two functions over ONE layer and 
     dhs (T, B, H) is dL/dhs, dhT/dcT the gradient w.r.t. the returned final
     states (dcT None unless LSTM). Weight gradients are ADDED into ``grads``
     (a :class:`Weights` of arrays); zeroing them is the caller's business.
+    ``saved`` is good for ONE backward: a backend may overwrite its cache (the
+    C++ one writes dA over the saved gates, which saves a (T, B, G*H) buffer),
+    as the layers, like PyTorch, free what forward saved after one backward.
 
 Gate packing is PyTorch's, so weights compare with ``torch.nn.LSTM`` directly:
 
