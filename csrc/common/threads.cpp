@@ -27,32 +27,39 @@ namespace {
 // about 20-50 us of spinning before a waiting thread yields (barrier) or sleeps (idle worker)
 constexpr int kSpins = 2000;
 
+// A region is published as one atomic ticket, (sequence number << 16) | team size, so a worker
+// decides from one snapshot whether it takes part; only members read fn/ctx/barrier, and the
+// caller waits for every member, so those stay valid while a member reads them. (A worker that
+// sat a region out must never read a later region's fields under the old ticket: it would run
+// that region twice, the second time after its barrier and plan were gone.)
+constexpr int kTicketBits = 16;  // team sizes below 65536
+
 struct Team {
   std::mutex region;  // one parallel region at a time
   std::mutex m;
   std::condition_variable cv;
-  std::atomic<unsigned long long> epoch{0};
+  std::atomic<unsigned long long> ticket{0};
   std::atomic<int> remaining{0};
   RegionFn fn = nullptr;
   void* ctx = nullptr;
   SpinBarrier* barrier = nullptr;
-  int n = 1;
   std::vector<std::thread> workers;  // worker w has tid w + 1
 
   void work(int tid) {
     unsigned long long seen = 0;
     for (;;) {
       unsigned long long e;
-      for (int spins = 0; (e = epoch.load(std::memory_order_acquire)) == seen;) {
+      for (int spins = 0; (e = ticket.load(std::memory_order_acquire)) == seen;) {
         if (++spins < kSpins) {
           PYRNN_PAUSE();
         } else {
           std::unique_lock<std::mutex> lk(m);
-          cv.wait(lk, [&] { return epoch.load(std::memory_order_acquire) != seen; });
+          cv.wait(lk, [&] { return ticket.load(std::memory_order_acquire) != seen; });
         }
       }
       seen = e;
-      if (tid < n) {
+      const int n = static_cast<int>(e & ((1ULL << kTicketBits) - 1));
+      if (tid < n) {  // a member of this region: the caller waits for us, its fields stay valid
         fn(ctx, tid, n, *barrier);
         remaining.fetch_sub(1, std::memory_order_acq_rel);
       }
@@ -118,7 +125,7 @@ void SpinBarrier::wait() {
   }
 }
 
-int max_threads() {
+int max_threads() {  // at most 2^16 - 1: a team size must fit in a ticket
   int n = g_max.load(std::memory_order_relaxed);
   if (n == 0) {
     n = default_threads();
@@ -127,7 +134,10 @@ int max_threads() {
   return n;
 }
 
-void set_max_threads(int n) { g_max.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+void set_max_threads(int n) {
+  const int most = (1 << kTicketBits) - 1;
+  g_max.store(n < 1 ? 1 : n > most ? most : n, std::memory_order_relaxed);
+}
 
 void set_parallel_min_flops(long long flops) { g_parallel_min_flops.store(flops < 0 ? 0 : flops); }
 long long parallel_min_flops() { return g_parallel_min_flops.load(std::memory_order_relaxed); }
@@ -147,11 +157,12 @@ int parallel_run(int want, RegionFn fn, void* ctx) {
     return 1;
   }
   SpinBarrier barrier(n);
-  tm.fn = fn, tm.ctx = ctx, tm.barrier = &barrier, tm.n = n;
+  tm.fn = fn, tm.ctx = ctx, tm.barrier = &barrier;  // no member of an earlier region reads them now
   tm.remaining.store(n - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lk(tm.m);
-    tm.epoch.fetch_add(1, std::memory_order_acq_rel);
+    const unsigned long long seq = (tm.ticket.load(std::memory_order_relaxed) >> kTicketBits) + 1;
+    tm.ticket.store((seq << kTicketBits) | static_cast<unsigned long long>(n), std::memory_order_release);
   }
   tm.cv.notify_all();
   fn(ctx, 0, n, barrier);

@@ -12,11 +12,19 @@ constexpr int kMR = 6;  // 12 accumulators + 2 panel registers + 1 broadcast of 
 }  // namespace isa_avx2
 }  // namespace pyrnn
 
+#if defined(__clang__)  // clang ignores GCC's target pragma; this is its spelling
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 #define PYRNN_ISA_NS isa_avx2
 #include "isa.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 namespace pyrnn {
 const KernelTable& kernels_avx2() {

@@ -12,11 +12,19 @@ constexpr int kMR = 8;  // 16 accumulators + 2 panel registers + 1 broadcast of 
 }  // namespace isa_avx512
 }  // namespace pyrnn
 
+#if defined(__clang__)  // clang ignores GCC's target pragma; this is its spelling
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")
+#endif
 #define PYRNN_ISA_NS isa_avx512
 #include "isa.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 namespace pyrnn {
 const KernelTable& kernels_avx512() {

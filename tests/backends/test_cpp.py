@@ -313,3 +313,34 @@ def test_conv1d_team_matches_the_reference(threads, dtype, stride, dilation, pad
     tol = dict(rtol=1e-10, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-5, atol=2e-5)
     for got, want in zip(out["cpp"], out["numpy"]):
         np.testing.assert_allclose(got, want, **tol)
+
+
+def test_regions_of_different_team_sizes_alternate_safely():
+    """Regression: a worker that sat out a small region must not run the next, larger one under
+    the old ticket (it ran it twice, the second time after its barrier was gone: a crash)."""
+    before, min_flops = _C.get_num_threads(), _C._parallel_min_flops()
+    small = make_layer("rnn_tanh", 3, 12, dtype=np.float64, seed=1)  # 1-3 panels: a team of 1-3
+    big = make_layer("rnn_tanh", 3, 64, dtype=np.float64, seed=2)  # 4+ panels: a team of 4
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 3))
+    try:
+        _C._set_parallel_min_flops(0)
+        with pyrnn.use_backend("cpp"), pyrnn.no_grad():
+            _C.set_num_threads(1)
+            want = small.forward(x)[0], big.forward(x)[0]
+            _C.set_num_threads(4)  # more threads than this machine may have cores: still correct
+            for _ in range(1500):
+                got = small.forward(x)[0], big.forward(x)[0]
+                for g, w in zip(got, want):
+                    np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+    finally:
+        _C.set_num_threads(before)
+        _C._set_parallel_min_flops(min_flops)
+
+
+def test_conv_size_check_does_not_overflow():
+    """C_in * K beyond 2**31 is refused by a check that itself cannot overflow (empty arrays: legal)."""
+    big = 2**40
+    x, w = np.zeros((0, 0, big), np.float32), np.zeros((0, 0, big), np.float32)
+    with pytest.raises(ValueError, match=r"sizes exceed the 32-bit BLAS interface"):
+        _C.conv1d_forward(x, w, None, np.zeros((0, 0, 0), np.float32), 1, 0, 0, 1)
