@@ -8,6 +8,21 @@ allocate; ``_forward_kernel``/``_backward_kernel`` run the whole time loop
 (recurrent GEMM via ``np.dot`` + one pointwise step); the ``_<cell>_*_step``
 helpers are that pointwise step, forward and backward side by side. GEMMs go
 through ``np.dot``, i.e. SciPy's BLAS. JIT flags come from ``_numba_config``.
+
+Speed notes. The pointwise steps are written so that LLVM vectorises them: one
+row view per array and sample, and one view per gate for every stream written
+(stores at offsets H, 2H, ... of one row keep the loop scalar: 10x slower),
+inner loops over ``range(H)`` from 0 (``range(H, 2 * H)`` measured 10x slower),
+constants in the arrays' own dtype (a bare ``1.0`` turns float32 arithmetic into
+float64: 2x slower) and, for float32, the rational tanh in float32. The biases
+are added in the step. The input projection is written where the step reads it
+and leaves its output, the saved gates (training) or hs (RNN), so no (T, B, G*H)
+buffer is allocated beside them; at inference (``save=False``) it is computed a
+few steps at a time into a small buffer, and nothing is cached (LSTM's cell
+state lives in two rows used in turn). Backward writes dA over the saved gates
+it has just read (LSTM, GRU), as the C++ backend does: a ``Saved`` serves one
+backward (see the contract). Numba's own threads (``prange``) are not used: on
+top of the BLAS's pool they oversubscribe the cores (measured far slower).
 """
 
 from __future__ import annotations
@@ -21,27 +36,29 @@ from .contract import CELL_CODES, Saved, Weights, cache_shapes, empty_backward, 
 
 NAME = "numba"
 RNN_TANH, RNN_RELU, LSTM, GRU = (CELL_CODES[c] for c in ("rnn_tanh", "rnn_relu", "lstm", "gru"))
+_CHUNK_ROWS = 512  # rows (steps x batch) of one input-projection GEMM at inference
 
 
-# tanh(x) ~ x P(x^2) / Q(x^2) on [-7.9053, 7.9053], the same rational approximation as the
-# C++ kernels (csrc/common/activations.h): branch-free, so the float32 loops vectorise.
+# tanh(x) ~ x P(x^2) / Q(x^2) on [-7.9053, 7.9053], the same rational approximation (and the
+# same float32 arithmetic) as the C++ kernels (csrc/common/activations.inc): branch-free, so the
+# float32 loops vectorise.
 @numba.njit(**JIT)
 def _tanh_rational(x):
-    c = 7.90531110763549805
+    c = np.float32(7.90531110763549805)
     x = c if x > c else x  # comparisons are false for NaN, so NaN passes through
     x = -c if x < -c else x
     x2 = x * x
-    p = -2.76076847742355e-16
-    p = p * x2 + 2.00018790482477e-13
-    p = p * x2 + -8.60467152213735e-11
-    p = p * x2 + 5.12229709037114e-08
-    p = p * x2 + 1.48572235717979e-05
-    p = p * x2 + 6.37261928875436e-04
-    p = p * x2 + 4.89352455891786e-03
-    q = 1.19825839466702e-06
-    q = q * x2 + 1.18534705686654e-04
-    q = q * x2 + 2.26843463243900e-03
-    q = q * x2 + 4.89352518554385e-03
+    p = np.float32(-2.76076847742355e-16)
+    p = p * x2 + np.float32(2.00018790482477e-13)
+    p = p * x2 + np.float32(-8.60467152213735e-11)
+    p = p * x2 + np.float32(5.12229709037114e-08)
+    p = p * x2 + np.float32(1.48572235717979e-05)
+    p = p * x2 + np.float32(6.37261928875436e-04)
+    p = p * x2 + np.float32(4.89352455891786e-03)
+    q = np.float32(1.19825839466702e-06)
+    q = q * x2 + np.float32(1.18534705686654e-04)
+    q = q * x2 + np.float32(2.26843463243900e-03)
+    q = q * x2 + np.float32(4.89352518554385e-03)
     return x * p / q
 
 
@@ -53,7 +70,7 @@ def _tanh(x):
 @overload(_tanh)
 def _tanh_typed(x):
     if x == numba.types.float32:
-        return lambda x: np.float32(_tanh_rational(np.float64(x)))
+        return lambda x: _tanh_rational(x)
     return lambda x: np.tanh(x)
 
 
@@ -65,151 +82,193 @@ def _sigmoid(z):
 @overload(_sigmoid)
 def _sigmoid_typed(z):
     if z == numba.types.float32:
-        return lambda z: np.float32(0.5 * (_tanh_rational(0.5 * np.float64(z)) + 1.0))
+        return lambda z: np.float32(0.5) * (_tanh_rational(np.float32(0.5) * z) + np.float32(1.0))
     return lambda z: 0.5 * (np.tanh(0.5 * z) + 1.0)
 
 
 # ---------------------------------------------------------------- vanilla RNN
-# h = f(xp + gh), f = tanh or relu (both biases are folded into xp)
+# h = f(xp + gh + bias), f = tanh or relu (bias = b_ih + b_hh); h holds xp on entry
 @numba.njit(**JIT)
-def _rnn_forward_step(relu, xp, gh, h):
+def _rnn_forward_step(relu, gh, bias, h):
     B, H = h.shape
+    zero = h.dtype.type(0)
     for b in range(B):
-        for j in range(H):
-            a = xp[b, j] + gh[b, j]
-            h[b, j] = (0.0 if a < 0 else a) if relu else _tanh(a)  # relu(NaN) = NaN, as in PyTorch
+        ab, hb = gh[b], h[b]
+        if relu:
+            for j in range(H):
+                a = hb[j] + ab[j] + bias[j]
+                hb[j] = zero if a < zero else a  # relu(NaN) = NaN, as in PyTorch
+        else:
+            for j in range(H):
+                hb[j] = _tanh(hb[j] + ab[j] + bias[j])
 
 
 # tanh'(a) = 1 - h^2;  relu'(a) = [h > 0];  da = (dh + dhs) f'(a)
 @numba.njit(**JIT)
-def _rnn_backward_step(relu, dh, dhs, h, da, dh_direct):
+def _rnn_backward_step(relu, dh, dhs, h, da):
     B, H = h.shape
+    zero, one = h.dtype.type(0), h.dtype.type(1)
     for b in range(B):
-        for j in range(H):
-            g = dh[b, j] + dhs[b, j]
-            hv = h[b, j]
-            da[b, j] = (g if hv > 0 else 0.0) if relu else g * (1.0 - hv * hv)
-            dh_direct[b, j] = 0.0
+        db, sb, hb, ab = dh[b], dhs[b], h[b], da[b]
+        if relu:
+            for j in range(H):
+                ab[j] = db[j] + sb[j] if hb[j] > zero else zero
+        else:
+            for j in range(H):
+                hv = hb[j]
+                ab[j] = (db[j] + sb[j]) * (one - hv * hv)
 
 
 # ----------------------------------------------------------------------- LSTM
 # i, f, o = s(a_i), s(a_f), s(a_o);  g = tanh(a_g);  c = f c_prev + i g;  h = o tanh(c)
+# a = xp + gh + bias (bias = b_ih + b_hh); ga holds xp on entry and the gates [i|f|g|o] on return
 @numba.njit(**JIT)
-def _lstm_forward_step(xp, gh, c_prev, h, c, gates, tanh_c):
+def _lstm_forward_step(gh, bias, c_prev, h, c, ga, tanh_c):
     B, H = h.shape
     for b in range(B):
+        ab, gb = gh[b], ga[b]
+        gi, gf, gg, go = gb[:H], gb[H : 2 * H], gb[2 * H : 3 * H], gb[3 * H :]  # one view per stream written
+        cpb, cb, tb, hb = c_prev[b], c[b], tanh_c[b], h[b]
         for j in range(H):
-            i = _sigmoid(xp[b, j] + gh[b, j])
-            f = _sigmoid(xp[b, H + j] + gh[b, H + j])
-            g = _tanh(xp[b, 2 * H + j] + gh[b, 2 * H + j])
-            o = _sigmoid(xp[b, 3 * H + j] + gh[b, 3 * H + j])
-            cv = f * c_prev[b, j] + i * g
+            i = _sigmoid(gi[j] + ab[j] + bias[j])
+            f = _sigmoid(gf[j] + ab[H + j] + bias[H + j])
+            g = _tanh(gg[j] + ab[2 * H + j] + bias[2 * H + j])
+            o = _sigmoid(go[j] + ab[3 * H + j] + bias[3 * H + j])
+            cv = f * cpb[j] + i * g
             tc = _tanh(cv)
-            gates[b, j], gates[b, H + j], gates[b, 2 * H + j], gates[b, 3 * H + j] = i, f, g, o
-            c[b, j], tanh_c[b, j], h[b, j] = cv, tc, o * tc
+            gi[j], gf[j], gg[j], go[j] = i, f, g, o
+            cb[j], tb[j], hb[j] = cv, tc, o * tc
 
 
 # dc_total = dc + dh o (1 - tanh(c)^2);  da_i = dc_total g i(1-i);  da_f = dc_total c_prev f(1-f)
 # da_g = dc_total i (1 - g^2);  da_o = dh tanh(c) o(1-o);  dc_prev = dc_total f
+# ga holds the gates on entry and dA on return (dh = dh_rec + dhs; nothing bypasses W_hh)
 @numba.njit(**JIT)
-def _lstm_backward_step(dh, dhs, dc, c_prev, gates, tanh_c, da, dh_direct):
+def _lstm_backward_step(dh, dhs, dc, c_prev, tanh_c, ga):
     B, H = dh.shape
+    one = dh.dtype.type(1)
     for b in range(B):
+        db, sb, dcb, cpb, tb, gb = dh[b], dhs[b], dc[b], c_prev[b], tanh_c[b], ga[b]
+        gi, gf, gg, go = gb[:H], gb[H : 2 * H], gb[2 * H : 3 * H], gb[3 * H :]
         for j in range(H):
-            i, f, g, o = gates[b, j], gates[b, H + j], gates[b, 2 * H + j], gates[b, 3 * H + j]
-            gh = dh[b, j] + dhs[b, j]
-            tc = tanh_c[b, j]
-            dct = dc[b, j] + gh * o * (1.0 - tc * tc)
-            da[b, j] = dct * g * i * (1.0 - i)
-            da[b, H + j] = dct * c_prev[b, j] * f * (1.0 - f)
-            da[b, 2 * H + j] = dct * i * (1.0 - g * g)
-            da[b, 3 * H + j] = gh * tc * o * (1.0 - o)
-            dc[b, j] = dct * f
-            dh_direct[b, j] = 0.0
+            i, f, g, o = gi[j], gf[j], gg[j], go[j]
+            d = db[j] + sb[j]
+            tc = tb[j]
+            dct = dcb[j] + d * o * (one - tc * tc)
+            gi[j] = dct * g * i * (one - i)
+            gf[j] = dct * cpb[j] * f * (one - f)
+            gg[j] = dct * i * (one - g * g)
+            go[j] = d * tc * o * (one - o)
+            dcb[j] = dct * f
 
 
 # ------------------------------------------------------------------------ GRU
-# r = s(xp_r + gh_r), z = s(xp_z + gh_z), hn = gh_n (b_hh included in gh)
-# n = tanh(xp_n + r hn);  h = (1 - z) n + z h_prev
+# r = s(xp_r + gh_r + b_r), z = s(xp_z + gh_z + b_z) (b = b_ih + b_hh), hn = gh_n + b_hn
+# n = tanh(xp_n + b_in + r hn);  h = (1 - z) n + z h_prev
+# ga holds xp on entry and the gates [r|z|n] on return; saved: gates, hn
 @numba.njit(**JIT)
-def _gru_forward_step(xp, gh, h_prev, h, gates, hn):
+def _gru_forward_step(gh, bias, b_hh, h_prev, h, ga, hn):
     B, H = h.shape
+    one = h.dtype.type(1)
     for b in range(B):
+        ab, gb, nb, hpb, hb = gh[b], ga[b], hn[b], h_prev[b], h[b]
+        gr, gz, gn = gb[:H], gb[H : 2 * H], gb[2 * H :]
         for j in range(H):
-            r = _sigmoid(xp[b, j] + gh[b, j])
-            z = _sigmoid(xp[b, H + j] + gh[b, H + j])
-            hnv = gh[b, 2 * H + j]
-            n = _tanh(xp[b, 2 * H + j] + r * hnv)
-            gates[b, j], gates[b, H + j], gates[b, 2 * H + j] = r, z, n
-            hn[b, j] = hnv
-            h[b, j] = (1.0 - z) * n + z * h_prev[b, j]
+            r = _sigmoid(gr[j] + ab[j] + bias[j])
+            z = _sigmoid(gz[j] + ab[H + j] + bias[H + j])
+            hnv = ab[2 * H + j] + b_hh[2 * H + j]
+            n = _tanh(gn[j] + bias[2 * H + j] + r * hnv)
+            gr[j], gz[j], gn[j] = r, z, n
+            nb[j] = hnv
+            hb[j] = (one - z) * n + z * hpb[j]
 
 
 # da_n = dh (1 - z)(1 - n^2);  da_z = dh (h_prev - n) z(1-z);  da_r = da_n hn r(1-r)
-# input side [da_r, da_z, da_n]; hidden side [da_r, da_z, da_n r]; dh_prev (direct) = dh z
+# input side [da_r, da_z, da_n] (over the gates in ga); hidden side [da_r, da_z, da_n r]
+# dh_prev (direct) = dh z, with dh = dh_rec + dh_direct(of the step after) + dhs
 @numba.njit(**JIT)
-def _gru_backward_step(dh, dhs, h_prev, gates, hn, da_ih, da_hh, dh_direct):
+def _gru_backward_step(dh, dhs, h_prev, hn, ga, da_hh, dh_direct):
     B, H = dh.shape
+    one = dh.dtype.type(1)
     for b in range(B):
+        db, sb, hpb, nb, gb, hb, eb = dh[b], dhs[b], h_prev[b], hn[b], ga[b], da_hh[b], dh_direct[b]
+        gr, gz, gn = gb[:H], gb[H : 2 * H], gb[2 * H :]
+        hr, hz, hnn = hb[:H], hb[H : 2 * H], hb[2 * H :]
         for j in range(H):
-            r, z, n = gates[b, j], gates[b, H + j], gates[b, 2 * H + j]
-            g = dh[b, j] + dhs[b, j]
-            dan = g * (1.0 - z) * (1.0 - n * n)
-            daz = g * (h_prev[b, j] - n) * z * (1.0 - z)
-            dar = dan * hn[b, j] * r * (1.0 - r)
-            da_ih[b, j], da_ih[b, H + j], da_ih[b, 2 * H + j] = dar, daz, dan
-            da_hh[b, j], da_hh[b, H + j], da_hh[b, 2 * H + j] = dar, daz, dan * r
-            dh_direct[b, j] = g * z
+            r, z, n = gr[j], gz[j], gn[j]
+            d = db[j] + sb[j]
+            dan = d * (one - z) * (one - n * n)
+            daz = d * (hpb[j] - n) * z * (one - z)
+            dar = dan * nb[j] * r * (one - r)
+            gr[j], gz[j], gn[j] = dar, daz, dan
+            hr[j], hz[j], hnn[j] = dar, daz, dan * r
+            eb[j] = d * z
 
 
 # ------------------------------------------------------------ the time loops
 @numba.njit(**JIT)
-def _forward_kernel(cell, reverse, x, lengths, state0, params, out):
+def _forward_kernel(cell, reverse, keep, x, lengths, state0, params, out):
     """x (T,B,I); lengths (B,) int64; state0 = (h0, c0); params = (w_ih^T (I,GH), w_hh^T (H,GH),
-    b_ih, b_hh); out = (hs, cs, gates, aux), filled in place."""
+    b_ih, b_hh); out = (hs, cs, gates, aux), filled in place. With ``keep`` (training) cs, gates
+    and aux have T rows; without, gates is unused, aux one row of scratch and cs two rows used
+    in turn."""
     h0, c0 = state0
     w_ih_t, w_hh_t, b_ih, b_hh = params
     hs, cs, gates, aux = out
     T, B, I = x.shape
+    H = h0.shape[1]
     GH = w_hh_t.shape[1]
-    xp = np.dot(x.reshape(T * B, I), w_ih_t).reshape(T, B, GH)  # one GEMM for every step
-    fold_hh = cell != GRU  # GRU keeps b_hn inside r * (W_hn h + b_hn)
-    for t in range(T):
-        for b in range(B):
-            for k in range(GH):
-                xp[t, b, k] += b_ih[k] + (b_hh[k] if fold_hh else 0.0)
+    bias = b_ih + b_hh  # GRU keeps b_hn inside r * (W_hn h + b_hn): its n part is b_in alone
+    if cell == GRU:
+        bias[2 * H :] = b_ih[2 * H :]
+    # the input projection, one GEMM per chunk of steps: all T at once into the gates (training) or
+    # hs (RNN), where the step reads it and leaves its output; at inference (LSTM, GRU) a few
+    # steps at a time into a buffer of the kernel's own that stays in cache
+    rnn = cell != LSTM and cell != GRU
+    chunk = T if keep or rnn else max(1, min(T, _CHUNK_ROWS // B))
+    if rnn:
+        xp = hs
+    elif keep:
+        xp = gates
+    else:
+        xp = np.empty((chunk, B, GH), x.dtype)
     gh = np.empty((B, GH), x.dtype)
     h_prev, c_prev = h0, c0
+    lo = 0
     for s in range(T):
         t = T - 1 - s if reverse else s
+        if s % chunk == 0:  # time indices [lo, lo + n) are next
+            n = min(chunk, T - s)
+            lo = T - s - n if reverse else s
+            np.dot(x[lo : lo + n].reshape(n * B, I), w_ih_t, xp[: n].reshape(n * B, GH))
+        xt = xp[t - lo]
+        k = t if keep else 0  # the aux row of this step
+        kc = t if keep else s % 2  # and its cell state's
         np.dot(h_prev, w_hh_t, gh)  # the recurrent GEMM
         if cell == LSTM:
-            _lstm_forward_step(xp[t], gh, c_prev, hs[t], cs[t], gates[t], aux[t])
+            _lstm_forward_step(gh, bias, c_prev, hs[t], cs[kc], xt, aux[k])
         elif cell == GRU:
-            for b in range(B):
-                for k in range(GH):
-                    gh[b, k] += b_hh[k]
-            _gru_forward_step(xp[t], gh, h_prev, hs[t], gates[t], aux[t])
+            _gru_forward_step(gh, bias, b_hh, h_prev, hs[t], xt, aux[k])
         else:
-            _rnn_forward_step(cell == RNN_RELU, xp[t], gh, hs[t])
+            _rnn_forward_step(cell == RNN_RELU, gh, bias, hs[t])
         for b in range(B):  # past a sample's length: carry its state, zero its cache
             if t >= lengths[b]:
                 hs[t, b, :] = h_prev[b, :]
                 if cell == LSTM:
-                    cs[t, b, :] = c_prev[b, :]
+                    cs[kc, b, :] = c_prev[b, :]
                 if cell == LSTM or cell == GRU:
-                    gates[t, b, :] = 0.0
-                    aux[t, b, :] = 0.0
+                    xt[b, :] = 0.0
+                    aux[k, b, :] = 0.0
         h_prev = hs[t]
         if cell == LSTM:
-            c_prev = cs[t]
+            c_prev = cs[kc]
 
 
 @numba.njit(**JIT)
 def _backward_kernel(cell, reverse, x, lengths, state0, saved, params, dout, grads, dx):
-    """lengths (B,) int64; saved = (hs, cs, gates, aux); params = (w_ih, w_hh) in PyTorch layout;
-    dout = (dhs, dhT, dcT); grads = (dw_ih, dw_hh, db_ih, db_hh), added into.
-    Returns (dh0, dc0); dx (T,B,I) is written."""
+    """lengths (B,) int64; saved = (hs, cs, gates, aux), gates overwritten with dA_ih; params =
+    (w_ih, w_hh) in PyTorch layout; dout = (dhs, dhT, dcT); grads = (dw_ih, dw_hh, db_ih, db_hh),
+    added into. Returns (dh0, dc0); dx (T,B,I) is written."""
     h0, c0 = state0
     hs, cs, gates, aux = saved
     w_ih, w_hh = params
@@ -218,44 +277,57 @@ def _backward_kernel(cell, reverse, x, lengths, state0, saved, params, dout, gra
     T, B, I = x.shape
     H = h0.shape[1]
     GH = w_hh.shape[0]
-    da_ih = np.empty((T, B, GH), x.dtype)
+    da_ih = gates if cell == LSTM or cell == GRU else np.empty((T, B, GH), x.dtype)
     da_hh = np.empty((T, B, GH), x.dtype) if cell == GRU else da_ih
-    dh, dh_next, tmp = dhT.copy(), np.empty((B, H), x.dtype), np.empty((B, H), x.dtype)
+    ragged = False
+    for b in range(B):
+        ragged = ragged or lengths[b] < T
+    direct = ragged or cell == GRU  # is there a term that bypasses W_hh?
+    dh, dh_next = dhT.copy(), np.empty((B, H), x.dtype)
+    dh_direct = np.zeros((B, H), x.dtype)
     dc, dc_kept = dcT.copy(), np.empty((B, H), x.dtype)
     for k in range(T - 1, -1, -1):
         t = T - 1 - k if reverse else k
         tp = t + 1 if reverse else t - 1  # time index of the previous step
-        dc_kept[:, :] = dc
+        if ragged and cell == LSTM:
+            dc_kept[:, :] = dc
         h_prev = h0 if k == 0 else hs[tp]
         if cell == LSTM:
             c_prev = c0 if k == 0 else cs[tp]
-            _lstm_backward_step(dh, dhs[t], dc, c_prev, gates[t], aux[t], da_ih[t], dh_next)
+            _lstm_backward_step(dh, dhs[t], dc, c_prev, aux[t], da_ih[t])
         elif cell == GRU:
-            _gru_backward_step(dh, dhs[t], h_prev, gates[t], aux[t], da_ih[t], da_hh[t], dh_next)
+            _gru_backward_step(dh, dhs[t], h_prev, aux[t], da_ih[t], da_hh[t], dh_direct)
         else:
-            _rnn_backward_step(cell == RNN_RELU, dh, dhs[t], hs[t], da_ih[t], dh_next)
-        for b in range(B):  # a carried step passes dh and dc straight through
-            if t >= lengths[b]:
-                da_ih[t, b, :] = 0.0
-                da_hh[t, b, :] = 0.0
-                dh_next[b, :] = dh[b, :] + dhs[t, b, :]
-                dc[b, :] = dc_kept[b, :]
-        np.dot(da_hh[t], w_hh, tmp)  # the recurrent GEMM, transposed
-        dh_next += tmp
+            _rnn_backward_step(cell == RNN_RELU, dh, dhs[t], hs[t], da_ih[t])
+        if ragged:
+            for b in range(B):  # a carried step passes dh and dc straight through
+                if t >= lengths[b]:
+                    da_ih[t, b, :] = 0.0
+                    da_hh[t, b, :] = 0.0
+                    dh_direct[b, :] = dh[b, :] + dhs[t, b, :]
+                    if cell == LSTM:
+                        dc[b, :] = dc_kept[b, :]
+                elif cell != GRU:
+                    dh_direct[b, :] = 0.0
+        np.dot(da_hh[t], w_hh, dh_next)  # the recurrent GEMM, transposed
+        if direct:
+            for b in range(B):
+                nb, eb = dh_next[b], dh_direct[b]
+                for j in range(H):
+                    nb[j] += eb[j]
         dh, dh_next = dh_next, dh
-    if T == 0:  # the wrapper never calls with T = 0; stay safe anyway
-        return dh, dc
     # After the loop: one GEMM each for dx, dW_ih, dW_hh (in two parts: h0 and hs), one reduction per bias.
     fi, fh = da_ih.reshape(T * B, GH), da_hh.reshape(T * B, GH)
     x2, hs2 = x.reshape(T * B, I), hs.reshape(T * B, H)
-    dx[:, :, :] = np.dot(fi, w_ih).reshape(T, B, I)
+    np.dot(fi, w_ih, dx.reshape(T * B, I))
     dw_ih += np.dot(fi.T, x2)
     if reverse:  # h_prev(t) = hs[t+1] for t < T-1, h0 for t = T-1
         dw_hh += np.dot(fh[: (T - 1) * B].T, hs2[B:]) + np.dot(da_hh[T - 1].T, h0)
     else:  # h_prev(t) = hs[t-1] for t > 0, h0 for t = 0
         dw_hh += np.dot(fh[B:].T, hs2[: (T - 1) * B]) + np.dot(da_hh[0].T, h0)
-    db_ih += fi.sum(axis=0)
-    db_hh += fh.sum(axis=0)
+    ones = np.ones(T * B, x.dtype)  # column sums as GEMVs
+    db_ih += np.dot(ones, fi)
+    db_hh += np.dot(ones, fh)
     return dh, dc
 
 
@@ -270,7 +342,7 @@ def _lengths_arg(lengths, T, B):
 
 
 def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True):
-    """See :mod:`pyrnn.backends.contract`."""
+    """See :mod:`pyrnn.backends.contract`; ``save=False`` keeps no cache (inference)."""
     if x.size == 0:
         return empty_forward(cell, x, h0, c0, reverse, lengths)
     T, B, _ = x.shape
@@ -278,19 +350,26 @@ def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=
     dt = x.dtype
     lstm = cell == "lstm"
     hs = np.empty((T, B, H), dt)
-    cache = tuple(np.empty(s, dt) for s in cache_shapes(cell, T, B, H))
-    _, cs, gates, aux = _or_empty(kernel_views(cell, hs, cache), dt)
+    if save:
+        cache = tuple(np.empty(s, dt) for s in cache_shapes(cell, T, B, H))
+        _, cs, gates, aux = _or_empty(kernel_views(cell, hs, cache), dt)
+    else:  # no gates; one step's scratch for aux, LSTM's cell state in two rows used in turn
+        cache = ()
+        aux = np.empty((1, B, H), dt)
+        cs = np.empty((2, B, H), dt) if lstm else aux
+        gates = np.zeros((0, 0, 0), dt)
     c0_arg = c0 if lstm else np.zeros((B, H), dt)
     params = (np.ascontiguousarray(weights.w_ih.T), np.ascontiguousarray(weights.w_hh.T), weights.b_ih, weights.b_hh)
-    _forward_kernel(CELL_CODES[cell], bool(reverse), x, _lengths_arg(lengths, T, B), (h0, c0_arg), params, (hs, cs, gates, aux))
+    _forward_kernel(CELL_CODES[cell], bool(reverse), bool(save), x, _lengths_arg(lengths, T, B), (h0, c0_arg), params,
+                    (hs, cs, gates, aux))
     last = 0 if reverse else T - 1
-    hT = hs[last].copy()
-    cT = cs[last].copy() if lstm else None
-    return hs, hT, cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths)
+    cT = (cs[last] if save else cs[(T - 1) % 2]).copy() if lstm else None
+    saved = Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths) if save else None
+    return hs, hs[last].copy(), cT, saved
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
-    """See :mod:`pyrnn.backends.contract`."""
+    """See :mod:`pyrnn.backends.contract`. Overwrites ``saved``'s gates with dA (one backward per forward)."""
     if saved.x.size == 0:
         return empty_backward(saved, dhT, dcT)
     cell, x, hs = saved.cell, saved.x, saved.hs
