@@ -1,5 +1,6 @@
-// The driver of one layer-direction: the time loops and the BLAS GEMMs after the backward one (loop.inc, in the widest instruction set the CPU has, via isa_*.cpp), all in
-// ONE parallel region of the kernels' thread team. Legend and layouts: see sequence.h.
+// The driver of one layer-direction: it packs the weights, then runs the time loop (loop.inc, in
+// the widest instruction set the CPU has, via isa_*.cpp) and, after the backward one, the BLAS
+// GEMMs, in one parallel region of the kernels' thread team. Legend and layouts: see sequence.h.
 //
 // Forward:  W_ih^T and W_hh^T packed once; the time loop: per step, per unit panel, x_t W_ih^T +
 //           h_prev W_hh^T in one register tile (packed micro-kernel; no input-projection buffer:
@@ -9,9 +10,9 @@
 //           it has just read, LSTM and GRU) and dh_prev = direct + dA_hh W_hh (packed GEMM);
 //           then dX = dA_ih W_ih (each thread its rows), dW_ih += dA_ih^T X, dW_hh += dA_hh^T
 //           H_prev, db += column sums of dA (each thread its gate rows): BLAS calls.
-// The weights are packed once per call. Scratch is allocated once per call, never per time step; while
-// the team runs, the BLAS runs single-threaded inside each member (no second thread pool
-// competes for the cores), and every member flushes denormals.
+// The weights are packed once per call. Scratch is allocated once per call, never per time
+// step; while the team runs, the BLAS runs single-threaded inside each member (no second thread
+// pool competes for the cores), and every member flushes denormals.
 #include "recurrent.h"
 
 #include <algorithm>
