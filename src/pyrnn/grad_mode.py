@@ -1,0 +1,83 @@
+"""Grad mode, inference mode and the top-level forward scope, all per thread.
+
+Like PyTorch's grad mode, every switch here is **thread-local**: ``no_grad()`` in one
+thread never changes what a forward in another thread saves, so one thread may train a
+model while others run ``predict`` on it or on other models.
+
+- :func:`no_grad`: forwards save nothing for backward (the layers' saved-for-backward
+  stacks are left alone).
+- :func:`inference`: ``no_grad`` plus eval behaviour (no dropout, running statistics) for
+  every forward in the block, **without touching any layer's ``training`` flag**: the one
+  context behind ``predict``, ``evaluate``, ``fit``'s dry run and ``stream``.
+- :func:`forward_scope`: what makes one forward "top level". Every ``Layer.forward`` and
+  every model's forward runs inside it; the outermost call in a thread opens a new
+  *generation*. A layer's saved state is tagged with the generation that saved it, so a
+  training-mode forward that was never followed by a backward is released by the next
+  top-level forward (see :meth:`pyrnn.layers.Layer._save`), while a layer shared inside
+  one graph call still stacks its calls.
+
+This module imports nothing from pyrnn: everything else may import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+__all__ = ["is_grad_enabled", "no_grad", "in_inference", "inference", "forward_scope", "generation"]
+
+_local = threading.local()
+
+
+def is_grad_enabled():
+    """Whether forwards in this thread save what their backward needs (False inside :func:`no_grad`)."""
+    return getattr(_local, "grad", True)
+
+
+def in_inference():
+    """Whether this thread is inside :func:`inference` (layers then act as in eval mode)."""
+    return getattr(_local, "inference", 0) > 0
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Run forwards in this thread without saving anything for backward."""
+    previous = is_grad_enabled()
+    _local.grad = False
+    try:
+        yield
+    finally:
+        _local.grad = previous
+
+
+@contextlib.contextmanager
+def inference():
+    """Forwards in this thread act as in eval mode and save nothing for backward.
+
+    No layer or model attribute is changed, so concurrent ``predict`` calls, or ``predict``
+    beside ``fit`` in another thread, never see each other's modes.
+    """
+    _local.inference = getattr(_local, "inference", 0) + 1
+    try:
+        with no_grad():
+            yield
+    finally:
+        _local.inference -= 1
+
+
+def generation():
+    """The number of the current (or last) top-level forward in this thread."""
+    return getattr(_local, "generation", 0)
+
+
+@contextlib.contextmanager
+def forward_scope():
+    """Mark a forward; the outermost one in this thread starts a new generation."""
+    depth = getattr(_local, "depth", 0)
+    if depth == 0:
+        _local.generation = generation() + 1
+    _local.depth = depth + 1
+    try:
+        yield
+    finally:
+        _local.depth = depth
