@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pyrnn.layers.base import no_grad
+from pyrnn.grad_mode import no_grad
 
 
 def numeric_grad(f, arr, eps=1e-6):

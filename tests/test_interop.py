@@ -55,6 +55,7 @@ def test_keras_lstm_weights_reproduce_keras():
     np.testing.assert_allclose(c[0], kc, rtol=1e-12)
 
 
+@pyrnn.no_grad()  # forwards to compare, no backward
 def test_keras_gru_weights_reorder_z_r_h_to_r_z_n():
     rng = np.random.default_rng(1)
     I, H = 3, 5
@@ -82,6 +83,7 @@ def test_keras_weight_errors_are_named():
 
 
 @pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+@pyrnn.no_grad()  # forwards to compare, no backward
 def test_torch_round_trip_of_a_recurrent_layer(cls):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ from .layers import (
     GELU, GRU, LSTM, RNN, Add, AvgPool1D, Concatenate, Conv1D, Dense, Dilated, Dropout, Embedding, FirstStep, Identity,
     LastStep, Layer, LeakyReLU, MaxPool1D, ReLU, RepeatVector, Sigmoid, Softmax, Tanh, TimeDistributed,
 )
-from .layers.base import is_grad_enabled, no_grad
+from .grad_mode import inference, is_grad_enabled, no_grad
 from .models import Input, Model, Sequential, fit_tbptt, recurrent_model, stream
 from .serialization import load
 from .threads import get_num_threads, set_num_threads

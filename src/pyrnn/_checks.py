@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 
@@ -21,6 +24,8 @@ def float_input(name, value, dtype=None):
             arr = np.asarray(value)
         except Exception as exc:  # ragged lists and the like
             raise TypeError(f"{name}: expected an array of floats, got {type(value).__name__} ({exc})") from exc
+    if arr.dtype.kind == "f" and not arr.dtype.isnative:  # big-endian data keeps its precision
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if dtype is not None:
         if arr.dtype.kind != "f":
             raise TypeError(f"{name}: expected a floating-point array ({np.dtype(dtype).name}), got dtype {arr.dtype}")
@@ -66,3 +71,82 @@ def check_finite(name, arr):
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name}: expected finite values, got {arr[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
+
+
+# --------------------------------------------------------------- constructor arguments
+# One rule everywhere: a wrong type raises TypeError, a wrong value ValueError, each naming the
+# argument. Sizes are bounded, so a typo (or a crafted checkpoint config) cannot ask for unbounded
+# work: MAX_SIZE keeps every size inside the kernels' 32-bit index range.
+
+#: the largest size (features, units, channels, kernel, stride, padding, ...) an argument may take
+MAX_SIZE = 2**31 - 1
+#: the most stacked recurrent layers one layer object may have
+MAX_LAYERS = 1024
+
+
+def check_int(name, value, minimum=None, maximum=MAX_SIZE):
+    """``value`` as an int in [minimum, maximum]: bools, floats and strings raise TypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: expected an integer <= {maximum}, got {value}")
+    return value
+
+
+def check_bool(name, value):
+    """``value`` as a bool: only ``True``/``False`` (and NumPy bools) are accepted."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_float(name, value, minimum=None, maximum=None, *, below=None):
+    """``value`` as a finite float in [minimum, maximum] (and < ``below`` if given)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    bad = not math.isfinite(value) or (minimum is not None and value < minimum) \
+        or (maximum is not None and value > maximum) or (below is not None and value >= below)
+    if bad:
+        if minimum is None and maximum is None and below is None:
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
+        lo = "(-inf" if minimum is None else f"[{minimum:g}"
+        hi = f"{below:g})" if below is not None else ("inf)" if maximum is None else f"{maximum:g}]")
+        raise ValueError(f"{name}: expected a finite number in {lo}, {hi}, got {value!r}")
+    return value
+
+
+_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+def check_dtype(name, value):
+    """float32 or float64, given as ``np.float32``/``np.float64``, a NumPy dtype or its name;
+    anything else (another dtype, None, a typo) raises TypeError naming the argument."""
+    dtype = None
+    if isinstance(value, str):
+        dtype = _DTYPES.get(value)
+    elif isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        dtype = np.dtype(value).newbyteorder("=")
+    if dtype is None or dtype not in _DTYPES.values():
+        got = np.dtype(value).name if dtype is not None else f"{type(value).__name__} {value!r}"
+        raise TypeError(f"{name}: expected float32 or float64, got {got}")
+    return dtype
+
+
+def check_seed(name, value):
+    """None or a non-negative int (kept in ``get_config``, so it must be JSON-serialisable)."""
+    if value is None:
+        return None
+    return check_int(name, value, 0, None)
+
+
+def check_choice(name, value, choices):
+    """``value`` if it is one of ``choices`` (strings)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected one of {list(choices)}, got {type(value).__name__} {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
+    return value

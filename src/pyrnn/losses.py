@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-from .layers.base import is_grad_enabled
+from .grad_mode import is_grad_enabled
 
 # ----------------------------------------------------------------- input checks
 

@@ -186,9 +186,9 @@ def test_every_isa_and_team_match_the_reference(isa, threads, dtype, cell, shape
     tol = dict(rtol=1e-10, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-5, atol=2e-5)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], err_msg=f"{isa} {k}", **tol)
-    with pyrnn.use_backend("numpy"):  # variable lengths: carried steps split over the team too
+    with pyrnn.use_backend("numpy"), pyrnn.no_grad():  # variable lengths: carried steps split over the team too
         want = layer.forward(x, state, lengths=lengths)[0]
-    with pyrnn.use_backend("cpp"):
+    with pyrnn.use_backend("cpp"), pyrnn.no_grad():
         got = layer.forward(x, state, lengths=lengths)[0]
     np.testing.assert_allclose(got, want, err_msg=f"{isa} lengths", **tol)
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from pyrnn.layers.base import no_grad
+from pyrnn.grad_mode import forward_scope, no_grad
 from pyrnn.layers.dense import Dense, Dropout, Embedding
 from gradcheck import check_layer_grads
 
@@ -79,11 +79,13 @@ def test_dense_casts_input_and_accumulates_grads():
 
 
 def test_dense_shared_weights_backward_in_reverse_order():
-    """Two forwards then two backwards (a layer used twice): each backward consumes its own forward."""
+    """Two forwards then two backwards (a layer used twice in one hand-written graph call,
+    marked by forward_scope): each backward consumes its own forward."""
     layer = Dense(3, 2, dtype=np.float64, seed=0)
     a, b = _normal((4, 3), seed=1), _normal((6, 3), seed=2)
-    layer.forward(a)
-    layer.forward(b)
+    with forward_scope():
+        layer.forward(a)
+        layer.forward(b)
     dxb = layer.backward(np.ones((6, 2)))
     dxa = layer.backward(np.ones((4, 2)))
     assert dxb.shape == (6, 3) and dxa.shape == (4, 3)
@@ -131,10 +133,11 @@ def test_embedding_any_index_shape_and_init():
     w = layer.params["weight"]
     assert w.shape == (200, 50) and w.dtype == np.float32
     assert abs(w.mean()) < 0.05 and abs(w.std() - 1) < 0.05  # N(0, 1): 10^4 draws
-    assert layer.forward(np.int32(7)).shape == (50,)
-    np.testing.assert_array_equal(layer.forward(np.uint8(7)), w[7])
-    np.testing.assert_array_equal(layer.forward([[3], [5]]), w[[[3], [5]]])
-    assert layer.forward(np.zeros((0, 4), np.int64)).shape == (0, 4, 50)
+    with no_grad():
+        assert layer.forward(np.int32(7)).shape == (50,)
+        np.testing.assert_array_equal(layer.forward(np.uint8(7)), w[7])
+        np.testing.assert_array_equal(layer.forward([[3], [5]]), w[[[3], [5]]])
+        assert layer.forward(np.zeros((0, 4), np.int64)).shape == (0, 4, 50)
     assert not np.array_equal(w, Embedding(200, 50, seed=1).params["weight"])
 
 
@@ -188,11 +191,12 @@ def test_dropout_backward_uses_the_forward_mask():
 def test_dropout_equal_seeds_are_reproducible_and_other_seeds_differ():
     x = np.ones((50, 60))
     a, b, c = Dropout(0.5, seed=7), Dropout(0.5, seed=7), Dropout(0.5, seed=8)
-    for _ in range(3):  # the whole stream, not just the first mask
-        ya = a.forward(x)
-        np.testing.assert_array_equal(ya, b.forward(x))
-        assert not np.array_equal(ya, c.forward(x))
-    assert not np.array_equal(a.forward(x), a.forward(x))  # a new mask per call
+    with no_grad():  # training mode (masks drawn), nothing kept for a backward
+        for _ in range(3):  # the whole stream, not just the first mask
+            ya = a.forward(x)
+            np.testing.assert_array_equal(ya, b.forward(x))
+            assert not np.array_equal(ya, c.forward(x))
+        assert not np.array_equal(a.forward(x), a.forward(x))  # a new mask per call
 
 
 def test_dropout_eval_is_the_identity_and_p0_too():
@@ -206,6 +210,7 @@ def test_dropout_eval_is_the_identity_and_p0_too():
     np.testing.assert_array_equal(Dropout(0.0).forward(x), x)
 
 
+@no_grad()  # training-mode masks, nothing kept for a backward
 def test_dropout_resumes_bit_for_bit_from_its_rng_state():
     x = np.ones((30, 40), np.float32)
     first = Dropout(0.4, seed=11)
@@ -239,9 +244,10 @@ def test_dropout_bad_rng_state_is_named_and_changes_nothing(state, pattern):
     assert layer.rng_state() == before
 
 
-@pytest.mark.parametrize("p", [1.0, -0.1, 1.5, True, "0.5"])
-def test_dropout_bad_p_is_named(p):
-    with pytest.raises(ValueError, match=r"p: expected a probability in \[0, 1\), got"):
+@pytest.mark.parametrize("p, exc", [(1.0, ValueError), (-0.1, ValueError), (1.5, ValueError), (float("nan"), ValueError),
+                                    (True, TypeError), ("0.5", TypeError)])
+def test_dropout_bad_p_is_named(p, exc):
+    with pytest.raises(exc, match=r"p: expected a (finite number in \[0, 1\)|real number), got"):
         Dropout(p)
 
 
@@ -281,12 +287,12 @@ def test_no_grad_saves_nothing(layer, x, dy):
         (lambda: Dense(4, 3).forward(np.ones((2, 5))), ValueError, r"x: expected in_features=4 features in the last axis, got shape \(2, 5\)"),
         (lambda: Dense(4, 3).forward(np.float64(1.0)), ValueError, r"x: expected in_features=4 .*got shape \(\)"),
         (lambda: Dense(4, 3).forward(np.ones((2, 4), np.int32)), TypeError, r"x: expected a floating-point array \(float32\), got dtype int32"),
-        (lambda: Dense(0, 3), ValueError, r"in_features: expected a positive integer, got 0"),
-        (lambda: Dense(4, 2.0), ValueError, r"out_features: expected a positive integer, got 2.0"),
+        (lambda: Dense(0, 3), ValueError, r"in_features: expected an integer >= 1, got 0"),
+        (lambda: Dense(4, 2.0), TypeError, r"out_features: expected an integer, got float 2.0"),
         (lambda: Dense(4, 3, dtype=np.float16), TypeError, r"dtype: expected float32 or float64, got float16"),
-        (lambda: Dense(4, 3, seed=1.5), TypeError, r"seed: expected None or a non-negative int, got 1.5"),
-        (lambda: Embedding(10, 0), ValueError, r"embedding_dim: expected a positive integer, got 0"),
-        (lambda: Dropout(0.5, seed=-1), TypeError, r"seed: expected None or a non-negative int, got -1"),
+        (lambda: Dense(4, 3, seed=1.5), TypeError, r"seed: expected an integer, got float 1.5"),
+        (lambda: Embedding(10, 0), ValueError, r"embedding_dim: expected an integer >= 1, got 0"),
+        (lambda: Dropout(0.5, seed=-1), ValueError, r"seed: expected an integer >= 0, got -1"),
     ],
     ids=["features", "0-D", "int-dtype", "in_features", "out_features", "dtype", "seed", "embedding_dim", "dropout-seed"],
 )

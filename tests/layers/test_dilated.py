@@ -169,7 +169,7 @@ def test_config_round_trips_alone_and_in_a_sequential():
     layer = Dilated(pyrnn.LSTM(2, 3, bidirectional=True, seed=4, forget_bias=1.0), 3)
     cfg = json.loads(json.dumps(layer.get_config()))
     assert cfg == {"layer": {"class": "LSTM", "config": layer.layer.get_config()}, "dilation": 3}
-    again = Dilated(**cfg)
+    again = Dilated.from_config(cfg)
     assert again.dilation == 3 and again.get_config() == cfg
     for k, v in layer.state_dict().items():
         np.testing.assert_array_equal(again.params[k], v)
@@ -196,14 +196,14 @@ def test_empty_batch_and_empty_sequence():
 
 
 # ----------------------------------------------------------------- bad input
-@pytest.mark.parametrize("d", [0, -2, 1.5, True, "2"])
-def test_bad_dilation_raises(d):
-    with pytest.raises(ValueError, match=r"dilation: expected a positive integer, got"):
+@pytest.mark.parametrize("d, exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError), ("2", TypeError)])
+def test_bad_dilation_raises(d, exc):
+    with pytest.raises(exc, match=r"dilation: expected an integer( >= 1)?, got"):
         Dilated(pyrnn.GRU(2, 3), d)
 
 
 def test_bad_inputs_are_named():
-    with pytest.raises(TypeError, match="layer: expected an RNN, LSTM or GRU layer .*, got Dense"):
+    with pytest.raises(TypeError, match="layer: expected an RNN, LSTM or GRU layer, got Dense"):
         Dilated(Dense(2, 3), 2)
     layer = Dilated(pyrnn.GRU(2, 3), 2)
     with pytest.raises(ValueError, match=r"x: expected a 3-D array \(batch, time, input_size\), got 2-D"):

@@ -167,10 +167,10 @@ def test_bad_dy_and_second_backward_are_named():
 @pytest.mark.parametrize(
     "make, exc, pattern",
     [
-        (lambda: pyrnn.LSTM(0, 3), ValueError, r"input_size: expected a positive integer, got 0"),
-        (lambda: pyrnn.GRU(3, 2.5), ValueError, r"hidden_size: expected a positive integer, got 2.5"),
-        (lambda: pyrnn.RNN(3, 2, num_layers=True), ValueError, r"num_layers: expected a positive integer, got True"),
-        (lambda: pyrnn.RNN(3, 2, nonlinearity="sigmoid"), ValueError, r"nonlinearity: expected 'tanh' or 'relu', got 'sigmoid'"),
+        (lambda: pyrnn.LSTM(0, 3), ValueError, r"input_size: expected an integer >= 1, got 0"),
+        (lambda: pyrnn.GRU(3, 2.5), TypeError, r"hidden_size: expected an integer, got float 2.5"),
+        (lambda: pyrnn.RNN(3, 2, num_layers=True), TypeError, r"num_layers: expected an integer, got bool True"),
+        (lambda: pyrnn.RNN(3, 2, nonlinearity="sigmoid"), ValueError, r"nonlinearity: expected one of \['tanh', 'relu'\], got 'sigmoid'"),
         (lambda: pyrnn.LSTM(3, 2, dtype=np.int32), TypeError, r"dtype: expected float32 or float64, got int32"),
     ],
 )
@@ -355,7 +355,7 @@ def test_dropout_between_layers_is_seeded_training_only_and_gradient_checked():
 
 
 def test_dropout_and_skip_argument_errors():
-    with pytest.raises(ValueError, match=r"dropout: expected a probability in \[0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"dropout: expected a finite number in \[0, 1\), got 1.5"):
         pyrnn.LSTM(2, 2, dropout=1.5)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import pyrnn
 from pyrnn.layers.activations import Softmax
-from pyrnn.layers.base import no_grad
+from pyrnn.grad_mode import no_grad
 from pyrnn.layers.dense import Dense, Dropout, Embedding
 from pyrnn.layers.sequence import Add, Concatenate, FirstStep, LastStep, RepeatVector, TimeDistributed
 from gradcheck import check_layer_grads
@@ -19,7 +19,7 @@ def _normal(shape, dtype=np.float64, seed=0):
 
 
 def _config_round_trip(layer):
-    return type(layer)(**json.loads(json.dumps(layer.get_config())))
+    return type(layer).from_config(json.loads(json.dumps(layer.get_config())))
 
 
 # ------------------------------------------------------------ TimeDistributed
@@ -54,6 +54,7 @@ def test_time_distributed_exposes_the_inner_parameters():
     assert not inner.grads["bias"].any()
 
 
+@no_grad()  # training-mode masks, nothing kept for a backward
 def test_time_distributed_train_and_eval_reach_the_inner_layer():
     td = TimeDistributed(Dropout(0.5, seed=0))
     x = np.ones((3, 4, 5))
@@ -87,13 +88,14 @@ def test_time_distributed_config_round_trips_nested():
 @pytest.mark.parametrize(
     "call, exc, pattern",
     [
-        (lambda: TimeDistributed({"class": "NoSuchLayer", "config": {}}), ValueError, r"layer: expected the name of one imported Layer subclass, got 'NoSuchLayer'"),
-        (lambda: TimeDistributed("Dense"), TypeError, r"layer: expected a Layer or a dict with keys 'class' and 'config', got 'Dense'"),
+        (lambda: TimeDistributed.from_config({"layer": {"class": "NoSuchLayer", "config": {}}}), ValueError, r"layer class: expected the name of one defined Layer subclass, got 'NoSuchLayer' \(no such class is defined\)"),
+        (lambda: TimeDistributed("Dense"), TypeError, r"layer: expected a Layer, got str"),
+        (lambda: TimeDistributed({"class": "Dense", "config": {}}), TypeError, r"layer: expected a Layer, got dict \(a saved config is rebuilt by TimeDistributed.from_config\)"),
         (lambda: TimeDistributed(Dense(3, 2)).forward(np.ones(3)), ValueError, r"x: expected an array \(batch, time, \.\.\.\) of at least 2 dimensions, got 1-D"),
         (lambda: TimeDistributed(Dense(3, 2)).forward(np.ones((2, 4, 5))), ValueError, r"x: expected in_features=3 .*got shape \(8, 5\)"),
         (lambda: TimeDistributed(pyrnn.GRU(3, 2)).forward(np.ones((2, 4, 5, 3))), ValueError, r"GRU: expected one array with 8 rows \(batch\*time\), got tuple"),
     ],
-    ids=["unknown-class", "not-a-layer", "1-D", "inner-checks", "inner-returns-tuple"],
+    ids=["unknown-class", "not-a-layer", "config-dict", "1-D", "inner-checks", "inner-returns-tuple"],
 )
 def test_time_distributed_bad_input_is_named(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
@@ -216,8 +218,8 @@ def test_merges_of_mixed_dtypes_give_each_input_its_dtype_back():
          r"Concatenate: expected inputs of equal shapes except on axis -1, got input 0 with shape \(2, 3\) and input 1 with shape \(3, 3\)"),
         (lambda: Concatenate().forward(np.ones((2, 3)), np.ones((2, 1, 3))), ValueError, r"got input 0 with shape \(2, 3\) and input 1 with shape \(2, 1, 3\)"),
         (lambda: Concatenate(axis=2).forward(np.ones((2, 3)), np.ones((2, 3))), ValueError, r"input 0: expected an array with axis 2, got 2-D"),
-        (lambda: Concatenate(axis="last"), TypeError, r"axis: expected an int, got 'last'"),
-        (lambda: RepeatVector(0), ValueError, r"n: expected a positive integer, got 0"),
+        (lambda: Concatenate(axis="last"), TypeError, r"axis: expected an integer, got str 'last'"),
+        (lambda: RepeatVector(0), ValueError, r"n: expected an integer >= 1, got 0"),
         (lambda: RepeatVector(2).forward(np.ones((2, 3, 4))), ValueError, r"x: expected a 2-D array \(batch, features\), got 3-D"),
     ],
     ids=["add-shapes", "add-none", "add-int", "cat-shapes", "cat-ndim", "cat-axis", "cat-axis-type", "repeat-n", "repeat-3-D"],

@@ -225,7 +225,7 @@ def test_bad_arguments_are_named():
     model.compile("sgd", "mse")
     with pytest.raises(ValueError, match="k2: expected at least k1=5 .*, got 3"):
         fit_tbptt(model, x, y, k1=5, k2=3)
-    with pytest.raises(ValueError, match="k1: expected a positive integer, got 0"):
+    with pytest.raises(ValueError, match="k1: expected an integer >= 1, got 0"):
         fit_tbptt(model, x, y, k1=0)
     with pytest.raises(ValueError, match=r"y: expected shape \(2, 10, ...\) \(samples, time\) as x, got \(2, 9, 1\)"):
         fit_tbptt(model, x, y[:, :9], k1=5)

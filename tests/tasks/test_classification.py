@@ -98,7 +98,7 @@ def test_bad_arguments_name_what_was_expected():
         sequence_classifier(8, 16, 1)
     with pytest.raises(ValueError, match="variable_length: expected False for a unidirectional classifier"):
         sequence_classifier(8, 16, 10, variable_length=True)
-    with pytest.raises(ValueError, match="hidden_size: expected a positive integer, got 0"):
+    with pytest.raises(ValueError, match="hidden_size: expected an integer >= 1, got 0"):
         sequence_classifier(8, 0, 10)
     model = sequence_classifier(8, 16, 10, seed=0)
     with pytest.raises(ValueError, match=r"lengths\[1\]: expected a value in \[1, 8\]"):

@@ -117,7 +117,7 @@ def test_decoder_bad_input_names_what_was_expected(trained_decoder):
         trained_decoder.generate(x[:, :5], 4)
     with pytest.raises(ValueError, match="vectors: expected finite values, got nan"):
         trained_decoder.generate(np.where(np.eye(2, F) > 0, np.nan, x), 4)
-    with pytest.raises(ValueError, match="max_len: expected a positive integer, got 0"):
+    with pytest.raises(ValueError, match="max_len: expected an integer >= 1, got 0"):
         trained_decoder.generate(x, 0)
     with pytest.raises(ValueError, match="temperature: expected a finite number > 0 for sampling, got 0"):
         trained_decoder.generate(x, 4, greedy=False, temperature=0)

@@ -172,11 +172,11 @@ def test_bad_input_names_what_was_expected():
         model.translate(np.zeros((2, 3)), 4)
     with pytest.raises(ValueError, match=r"lengths\[1\]: expected a value in \[1, 6\]"):
         model.translate(data.src[:2], 4, src_lengths=np.array([3, 7]))
-    with pytest.raises(ValueError, match="max_len: expected a positive integer, got 0"):
+    with pytest.raises(ValueError, match="max_len: expected an integer >= 1, got 0"):
         model.translate(data.src, 0)
     with pytest.raises(ValueError, match="tgt: expected 8 sequences \\(as many as src\\), got 7"):
         model.fit_free_running(data.src, data.src_lengths, data.tgt[:7], data.tgt_lengths[:7])
-    with pytest.raises(ValueError, match="epochs: expected a positive integer, got 0"):
+    with pytest.raises(ValueError, match="epochs: expected an integer >= 1, got 0"):
         model.fit_free_running(*data, epochs=0)
     with pytest.raises(ValueError, match=r"cell: expected one of"):
         Seq2Seq(13, 13, cell="transformer")

@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 from scipy.special import erf, expit
 
-from .._checks import check_shape, float_input
+from .._checks import check_float, check_int, check_shape, float_input
 from .base import Layer
 
 
@@ -115,9 +115,7 @@ class LeakyReLU(Elementwise):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real) or not math.isfinite(negative_slope):
-            raise ValueError(f"negative_slope: expected a finite number, got {negative_slope!r}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_float("negative_slope", negative_slope)
 
     # y = x * [x > 0] + slope * x * [x <= 0]; the sign mask is saved (slope may be <= 0)
     def _forward(self, x):
@@ -222,9 +220,7 @@ class Softmax(Elementwise):
 
     def __init__(self, axis=-1):
         super().__init__()
-        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-            raise TypeError(f"axis: expected an int, got {axis!r}")
-        self.axis = int(axis)
+        self.axis = check_int("axis", axis, None, None)
 
     # y = exp(x - m) / sum_axis exp(x - m), m = max_axis x
     def _forward(self, x):

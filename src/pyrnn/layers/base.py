@@ -1,60 +1,142 @@
 """The ``Layer`` base: named parameters and their gradients, PyTorch-style state dicts,
-a LIFO stack of what ``forward`` saved for ``backward``, and the ``no_grad`` switch.
+what ``forward`` saved for ``backward``, the class registry and the graph protocol.
 
 Every layer has ``forward``/``backward`` side by side: ``forward`` saves what
 ``backward`` needs (unless gradients are off), ``backward`` ADDS weight
 gradients into :attr:`Layer.grads` and returns the gradient w.r.t. its inputs.
-Saved state is a stack, so a layer called several times in one graph
-(shared weights) is undone in reverse order, as a graph's backward runs.
+
+**The rule for saved state** (as PyTorch users expect): a training-mode forward is consumed
+by the next backward. Within one top-level call (one ``model.forward``, or one direct
+``layer.forward``) saved state is a stack, so a layer shared inside a graph is undone in
+reverse order; a *new* top-level forward releases whatever an earlier one saved and no
+backward consumed (with an :class:`UnconsumedForwardWarning`, once per layer), so
+``for _ in range(1000): model(x)`` keeps one cache, not a thousand. For evaluation between
+a forward and its backward use ``pyrnn.no_grad()`` or ``predict``: they save nothing.
+
+Thread safety: grad mode and ``inference()`` are per thread (:mod:`pyrnn.grad_mode`), and
+``predict``/``evaluate`` change no layer attribute, so any number of threads may run
+inference on a model, also while one thread trains it (they then see weights as the optimizer
+leaves them, step by step). Two threads must not train the *same* layer at once.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import inspect
+import threading
+import warnings
 
 import numpy as np
 
-_GRAD = [True]
+from .._checks import check_dtype
+from ..grad_mode import forward_scope, generation, in_inference, is_grad_enabled, no_grad  # noqa: F401 (re-exported)
+from .registry import layer_config, layer_from_config, register
+from .symbolic import is_symbolic, symbolic_call
 
 
-def is_grad_enabled():
-    """Whether layers save what their backward needs (False inside :func:`no_grad`)."""
-    return _GRAD[-1]
+class UnconsumedForwardWarning(UserWarning):
+    """A training-mode forward was never followed by its backward and has been released."""
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Run forwards without saving anything for backward (inference: ``predict``)."""
-    _GRAD.append(False)
-    try:
-        yield
-    finally:
-        _GRAD.pop()
+_meta = threading.local()
+
+
+class shapes_only:
+    """Context: layers built inside allocate no parameter memory and draw no random numbers.
+
+    Their ``params`` and ``grads`` are zero-strided read-only views of the right shapes and
+    dtypes, so the parameter shapes of an architecture can be read before anything is
+    allocated (``pyrnn.load`` checks a checkpoint's weights against them first).
+    """
+
+    def __enter__(self):
+        _meta.depth = getattr(_meta, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        _meta.depth -= 1
+
+
+def _building_shapes_only():
+    return getattr(_meta, "depth", 0) > 0
+
+
+def load_strict(own, state):
+    """Copy ``state`` into the arrays of ``own`` (both ``{name: array}``), strictly: the same
+    keys, the same shapes, floating-point values; nothing changes unless every entry fits."""
+    if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+        raise TypeError(f"state_dict: expected a mapping of names to arrays, got {type(state).__name__}")
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or extra:
+        raise ValueError(f"state_dict: expected keys {sorted(own)}, missing {missing}, unexpected {extra}")
+    new = {}
+    for k in own:
+        arr = np.asarray(state[k])
+        if arr.shape != own[k].shape:
+            raise ValueError(f"state_dict[{k!r}]: expected shape {own[k].shape}, got {arr.shape}")
+        if arr.dtype.kind != "f":
+            raise TypeError(f"state_dict[{k!r}]: expected a floating-point array, got dtype {arr.dtype}")
+        new[k] = arr
+    for k, arr in new.items():  # only after every key passed
+        own[k][...] = arr
+
+
+def _scoped(forward):
+    """``forward`` inside :func:`~pyrnn.grad_mode.forward_scope` (see :meth:`Layer._save`)."""
+
+    @functools.wraps(forward)
+    def scoped_forward(self, *args, **kwargs):
+        with forward_scope():
+            return forward(self, *args, **kwargs)
+
+    scoped_forward._scoped = True
+    return scoped_forward
 
 
 class Layer:
     """A layer owns named parameters (``{name: ndarray}``) and same-keyed gradients.
 
     Subclasses implement ``forward(x) -> y`` and ``backward(dy) -> dx`` and, to be
-    rebuilt from a checkpoint, ``get_config()`` (the constructor's keyword arguments).
-    ``training`` (see :meth:`train`/:meth:`eval`) switches e.g. dropout.
+    rebuilt from a checkpoint, ``get_config()`` (the constructor's keyword arguments;
+    ``from_config`` calls the constructor with them). Every subclass is registered by name
+    when it is defined, so user-defined layers save and load like the built-in ones.
+    ``training`` (see :meth:`train`/:meth:`eval`) switches e.g. dropout; read
+    :attr:`is_training` in ``forward``, which also honours ``pyrnn.grad_mode.inference()``.
     """
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        forward = cls.__dict__.get("forward")
+        if forward is not None and not getattr(forward, "_scoped", False):
+            cls.forward = _scoped(forward)
+        register(cls)
+
     def __init__(self, dtype=np.float32):
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-        self.dtype = dtype
+        self.dtype = check_dtype("dtype", dtype)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.training = True
-        self._saved_stack: list = []
+        self._saved_stack: list = []  # [(generation, saved)]
+        self._warned_unconsumed = False
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from :meth:`get_config`'s dict."""
+        return cls(**config)
 
     # ----------------------------------------------------------- parameters
-    def add_param(self, name, value):
-        self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
+    def add_param(self, name, shape, init):
+        """Create parameter ``name`` of ``shape`` as ``init(shape)`` (cast to the layer's dtype)
+        and its zero gradient. ``init`` runs at once, so seeded inits draw in declaration order;
+        inside :class:`shapes_only` it does not run and nothing is allocated."""
+        shape = tuple(int(n) for n in shape)
+        if _building_shapes_only():
+            self.params[name] = np.broadcast_to(np.zeros((), self.dtype), shape)
+            self.grads[name] = self.params[name]
+            return self.params[name]
+        self.params[name] = np.ascontiguousarray(init(shape), dtype=self.dtype)
         self.grads[name] = np.zeros_like(self.params[name])
+        return self.params[name]
 
     def parameters(self):
         """The parameter arrays (updated in place by optimizers)."""
@@ -69,21 +151,8 @@ class Layer:
         return {k: v.copy() for k, v in self.params.items()}
 
     def load_state_dict(self, state):
-        """Strict load: every key present, no extra key, every shape exact."""
-        missing = [k for k in self.params if k not in state]
-        extra = [k for k in state if k not in self.params]
-        if missing or extra:
-            raise ValueError(f"state_dict: expected keys {sorted(self.params)}, missing {missing}, unexpected {extra}")
-        new = {}
-        for k, v in state.items():
-            arr = np.asarray(v)
-            if arr.shape != self.params[k].shape:
-                raise ValueError(f"state_dict[{k!r}]: expected shape {self.params[k].shape}, got {arr.shape}")
-            if arr.dtype.kind != "f":
-                raise TypeError(f"state_dict[{k!r}]: expected a floating-point array, got dtype {arr.dtype}")
-            new[k] = arr
-        for k, arr in new.items():  # only after every key passed
-            self.params[k][...] = arr
+        """Strict load: every key present, no extra key, every shape exact (see :func:`load_strict`)."""
+        load_strict(self.params, state)
 
     # ------------------------------------------------------- mode and config
     def train(self, mode=True):
@@ -93,21 +162,38 @@ class Layer:
     def eval(self):
         return self.train(False)
 
+    @property
+    def is_training(self):
+        """Whether this forward acts in training mode: the layer is in train mode and the
+        calling thread is not inside ``pyrnn.grad_mode.inference()`` (``predict``, ``evaluate``)."""
+        return self.training and not in_inference()
+
     def get_config(self):
         """Constructor keyword arguments (JSON-serialisable) that rebuild this layer."""
         raise NotImplementedError(f"{type(self).__name__}.get_config")
 
-    # ------------------------------------------------- saved-for-backward stack
+    # ------------------------------------------------- saved-for-backward state
     def _save(self, saved):
-        """Keep what backward needs, unless gradients are off."""
-        if is_grad_enabled():
-            self._saved_stack.append(saved)
+        """Keep what backward needs, unless gradients are off; release what an earlier
+        top-level forward saved and no backward consumed (see the module docstring)."""
+        if not is_grad_enabled():
+            return
+        gen = generation()
+        if self._saved_stack and self._saved_stack[-1][0] != gen:
+            self._saved_stack.clear()
+            if not self._warned_unconsumed:
+                self._warned_unconsumed = True
+                warnings.warn(
+                    f"{type(self).__name__}: a training-mode forward was never followed by backward; its saved "
+                    "state is released by this forward (a forward is consumed by the next backward; evaluate "
+                    "between them under pyrnn.no_grad() or with predict)", UnconsumedForwardWarning, stacklevel=3)
+        self._saved_stack.append((gen, saved))
 
     def _peek_saved(self):
         """What the latest forward saved; validate the backward's inputs, then :meth:`_pop_saved`."""
         if not self._saved_stack:
             raise ValueError(f"{type(self).__name__}.backward: expected a forward() first, got none (or its backward already ran)")
-        return self._saved_stack[-1]
+        return self._saved_stack[-1][1]
 
     def _pop_saved(self):
         saved = self._peek_saved()
@@ -158,8 +244,6 @@ class Layer:
 
     def __call__(self, *args, **kwargs):
         """Eager ``forward`` on arrays; on symbolic tensors (``pyrnn.Input``) it builds a graph node."""
-        from ..models.graph import is_symbolic, symbolic_call  # lazy: models import layers
-
         if any(is_symbolic(a) for a in list(args) + list(kwargs.values())):
             return symbolic_call(self, args, kwargs)
         return self.forward(*args, **kwargs)
@@ -168,14 +252,27 @@ class Layer:
 class Wrapper(Layer):
     """A layer around an inner layer whose :attr:`params` and :attr:`grads` ARE the inner
     layer's dicts (same objects), so optimizers and ``state_dict`` see the inner names;
-    :meth:`train`/:meth:`eval` and :meth:`clear_saved` reach the inner layer too."""
+    :meth:`train`/:meth:`eval` and :meth:`clear_saved` reach the inner layer too. Its config
+    holds the inner layer's as ``{"layer": {"class": name, "config": kwargs}, ...}``."""
 
     def __init__(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layer: expected a Layer, got {type(layer).__name__} "
+                            f"(a saved config is rebuilt by {type(self).__name__}.from_config)")
         super().__init__(layer.dtype)
         self.layer = layer
         self.params = layer.params
         self.grads = layer.grads
         self.training = layer.training
+
+    @classmethod
+    def from_config(cls, config):
+        if not isinstance(config, dict) or "layer" not in config:
+            raise TypeError(f"{cls.__name__} config: expected a dict with key 'layer', got {config!r:.200}")
+        return cls(**dict(config, layer=layer_from_config(config["layer"])))
+
+    def get_config(self):
+        return {"layer": layer_config(self.layer)}
 
     def train(self, mode=True):
         self.layer.train(mode)

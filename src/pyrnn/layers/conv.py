@@ -22,17 +22,11 @@ import numbers
 
 import numpy as np
 
-from .._checks import as_float_array, check_ndim, check_shape
+from .._checks import as_float_array, check_bool, check_int, check_ndim, check_seed, check_shape
 from ..backends import backend_module, get_backend
 from .base import Layer
 
 PADDING_MODES = ("valid", "same", "causal")
-
-
-def _int_at_least(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_length(T, kernel_size, dilation, pad_left, pad_right):
@@ -81,19 +75,20 @@ class Conv1D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
                  dtype=np.float32, seed=None):
         super().__init__(dtype)
-        self.in_channels = _int_at_least("in_channels", in_channels, 1)
-        self.out_channels = _int_at_least("out_channels", out_channels, 1)
-        self.kernel_size = _int_at_least("kernel_size", kernel_size, 1)
-        self.stride = _int_at_least("stride", stride, 1)
-        self.dilation = _int_at_least("dilation", dilation, 1)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.out_channels = check_int("out_channels", out_channels, 1)
+        self.kernel_size = check_int("kernel_size", kernel_size, 1)
+        self.stride = check_int("stride", stride, 1)
+        self.dilation = check_int("dilation", dilation, 1)
         self.padding = self._check_padding(padding)
-        self.bias = bool(bias)
-        self.seed = seed
-        rng = np.random.default_rng(seed)
+        self.bias = check_bool("bias", bias)
+        self.seed = check_seed("seed", seed)
+        rng = np.random.default_rng(self.seed)
         bound = 1.0 / math.sqrt(self.in_channels * self.kernel_size)
-        self.add_param("weight", rng.uniform(-bound, bound, (self.out_channels, self.in_channels, self.kernel_size)))
+        init = lambda shape: rng.uniform(-bound, bound, shape)  # noqa: E731
+        self.add_param("weight", (self.out_channels, self.in_channels, self.kernel_size), init)
         if self.bias:
-            self.add_param("bias", rng.uniform(-bound, bound, self.out_channels))
+            self.add_param("bias", (self.out_channels,), init)
 
     @staticmethod
     def _check_padding(padding):
@@ -106,8 +101,8 @@ class Conv1D(Layer):
         if isinstance(padding, (tuple, list)):
             if len(padding) != 2:
                 raise ValueError(f"padding: expected a pair (left, right), got {padding!r}")
-            return (_int_at_least("padding[0]", padding[0], 0), _int_at_least("padding[1]", padding[1], 0))
-        return _int_at_least("padding", padding, 0)
+            return (check_int("padding[0]", padding[0], 0), check_int("padding[1]", padding[1], 0))
+        return check_int("padding", padding, 0)
 
     def padding_for(self, T):
         """The (left, right) zero padding this layer applies to a sequence of length T."""
@@ -213,9 +208,9 @@ class _Pool1D(Layer):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = _int_at_least("kernel_size", kernel_size, 1)
-        self.stride = self.kernel_size if stride is None else _int_at_least("stride", stride, 1)
-        self.padding = _int_at_least("padding", padding, 0)
+        self.kernel_size = check_int("kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else check_int("stride", stride, 1)
+        self.padding = check_int("padding", padding, 0)
         if 2 * self.padding > self.kernel_size:
             raise ValueError(f"padding: expected at most kernel_size / 2 = {self.kernel_size / 2}, got {self.padding}")
 

@@ -15,17 +15,9 @@ import numbers
 
 import numpy as np
 
-from .._checks import as_float_array, check_shape
+from .._checks import as_float_array, check_bool, check_float, check_int, check_seed, check_shape
 from .activations import Elementwise, config_repr
 from .base import Layer
-from .recurrent import _positive_int
-
-
-def _check_seed(seed):
-    """None or a non-negative int (kept in ``get_config``, so it must be JSON-serialisable)."""
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-        raise TypeError(f"seed: expected None or a non-negative int, got {seed!r}")
-    return None if seed is None else int(seed)
 
 
 class Dense(Layer):
@@ -52,15 +44,16 @@ class Dense(Layer):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None):
         super().__init__(dtype)
-        self.in_features = _positive_int("in_features", in_features)
-        self.out_features = _positive_int("out_features", out_features)
-        self.bias = bool(bias)
-        self.seed = _check_seed(seed)
+        self.in_features = check_int("in_features", in_features, 1)
+        self.out_features = check_int("out_features", out_features, 1)
+        self.bias = check_bool("bias", bias)
+        self.seed = check_seed("seed", seed)
         rng = np.random.default_rng(self.seed)
         bound = 1.0 / np.sqrt(self.in_features)
-        self.add_param("weight", rng.uniform(-bound, bound, (self.out_features, self.in_features)))
+        init = lambda shape: rng.uniform(-bound, bound, shape)  # noqa: E731
+        self.add_param("weight", (self.out_features, self.in_features), init)
         if self.bias:
-            self.add_param("bias", rng.uniform(-bound, bound, self.out_features))
+            self.add_param("bias", (self.out_features,), init)
 
     # y = x @ W^T + b, with x flattened to (N, I): one GEMM
     def forward(self, x):
@@ -138,11 +131,11 @@ class Embedding(Layer):
 
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, seed=None):
         super().__init__(dtype)
-        self.num_embeddings = _positive_int("num_embeddings", num_embeddings)
-        self.embedding_dim = _positive_int("embedding_dim", embedding_dim)
-        self.seed = _check_seed(seed)
+        self.num_embeddings = check_int("num_embeddings", num_embeddings, 1)
+        self.embedding_dim = check_int("embedding_dim", embedding_dim, 1)
+        self.seed = check_seed("seed", seed)
         rng = np.random.default_rng(self.seed)
-        self.add_param("weight", rng.standard_normal((self.num_embeddings, self.embedding_dim)))
+        self.add_param("weight", (self.num_embeddings, self.embedding_dim), rng.standard_normal)
 
     def _indices(self, indices):
         idx = np.asarray(indices)
@@ -220,15 +213,13 @@ class Dropout(Elementwise):
 
     def __init__(self, p=0.5, seed=None):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
-            raise ValueError(f"p: expected a probability in [0, 1), got {p!r}")
-        self.p = float(p)
-        self.seed = _check_seed(seed)
+        self.p = check_float("p", p, 0.0, below=1.0)
+        self.seed = check_seed("seed", seed)
         self._rng = np.random.default_rng(self.seed)
 
     # training: y = x * m,  m = [u >= p] / (1 - p),  u ~ U[0, 1) per element;  eval: y = x
     def _forward(self, x):
-        if not self.training or self.p == 0:
+        if not self.is_training or self.p == 0:
             return x, None
         u = self._rng.random(x.shape, dtype=x.dtype.type)
         m = (u >= self.p).astype(x.dtype)

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array, check_lengths, check_ndim, check_shape
+from .._checks import as_float_array, check_int, check_lengths, check_ndim, check_shape
 from .base import Wrapper
-from .recurrent import RNNBase, _positive_int
-from .sequence import _build_layer
+from .recurrent import Recurrent, RNNBase
 
 
 def _fold(a, d):
@@ -40,13 +39,12 @@ def _unfold(a, B, T, d):
     return np.ascontiguousarray(a[:, :T])
 
 
-class Dilated(Wrapper):
+class Dilated(Wrapper, Recurrent):
     """Wrap a recurrent layer so that its recurrence reads h(t - d): ``h_t = cell(x_t, h_{t-d})``.
 
     Parameters
     ----------
-    layer : RNN, LSTM or GRU (any ``num_layers``, uni- or bidirectional), or
-        ``{"class": name, "config": kwargs}`` as :meth:`get_config` gives
+    layer : RNN, LSTM or GRU (any ``num_layers``, uni- or bidirectional)
     dilation : int >= 1
         d; ``d = 1`` is the wrapped layer itself. Stack ``Dilated`` layers with growing d
         (1, 2, 4, ...) for several time scales.
@@ -80,11 +78,9 @@ class Dilated(Wrapper):
     """
 
     def __init__(self, layer, dilation):
-        if isinstance(layer, dict):
-            layer = _build_layer(layer)
         if not isinstance(layer, RNNBase):
-            raise TypeError(f"layer: expected an RNN, LSTM or GRU layer (or its config dict), got {type(layer).__name__}")
-        self.dilation = _positive_int("dilation", dilation)
+            raise TypeError(f"layer: expected an RNN, LSTM or GRU layer, got {type(layer).__name__}")
+        self.dilation = check_int("dilation", dilation, 1)
         super().__init__(layer)
 
     # ------------------------------------------------------ wrapper plumbing
@@ -96,14 +92,8 @@ class Dilated(Wrapper):
         self.layer.set_rng_state(state)
 
     @property
-    def _has_cell_state(self):
-        return self.layer._has_cell_state
-
-    def _parts(self, state):
-        return tuple(state) if self._has_cell_state else (state,)
-
-    def _pack(self, parts):
-        return tuple(parts) if self._has_cell_state else parts[0]
+    def has_cell_state(self):
+        return self.layer.has_cell_state
 
     @property
     def input_size(self):
@@ -169,15 +159,15 @@ class Dilated(Wrapper):
         if x.shape[2] != inner.input_size:
             raise ValueError(f"x: expected input_size={inner.input_size} features in the last axis, got shape {x.shape}")
         B, T = x.shape[:2]
-        h0, c0 = inner._state_arrays("state", state, B)
+        h0, c0 = self._state_arrays("state", state, B)
         lengths = None if lengths is None else check_lengths(lengths, B, T)
-        state_f = None if state is None else self._pack([np.repeat(s, d, axis=1) for s in (h0, c0) if s is not None])
+        state_f = None if state is None else self._pack_state(*(np.repeat(s, d, axis=1) for s in (h0, c0) if s is not None))
         yf, sf = inner.forward(_fold(x, d), state_f, lengths=self._phase_lengths(lengths, B, T))
         rows = self._final_rows(lengths, B, T)
         pick = np.arange(rows.shape[0])[:, None]
-        final = [np.ascontiguousarray(s[pick, rows]) for s in self._parts(sf)]
+        final = [np.ascontiguousarray(s[pick, rows]) for s in self._state_parts(sf)]
         self._save((B, T, rows))
-        return _unfold(yf, B, T, d), self._pack(final)
+        return _unfold(yf, B, T, d), self._pack_state(*final)
 
     # ------------------------------------------------------------- backward
     # dyf = fold(dy);  dsf[:, rows[:, b]] = dh_T[:, b] (0 for the other phases)
@@ -202,32 +192,20 @@ class Dilated(Wrapper):
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, (B, T, inner.num_directions * inner.hidden_size),
                     "(batch, time, num_directions*hidden_size) of the last forward")
-        dhT, dcT = inner._state_arrays("dstate", dstate, B)
+        dhT, dcT = self._state_arrays("dstate", dstate, B)
         self._pop_saved()
         pick = np.arange(rows.shape[0])[:, None]
         dsf = []
-        for g in (dhT, dcT)[: 1 + self._has_cell_state]:
+        for g in (dhT, dcT)[: 1 + self.has_cell_state]:
             full = np.zeros((g.shape[0], B * d, g.shape[2]), self.dtype)
             full[pick, rows] = g
             dsf.append(full)
-        dxf, ds0f = inner.backward(_fold(dy, d), self._pack(dsf))
-        ds0 = [s.reshape(s.shape[0], B, d, s.shape[2]).sum(axis=2) for s in self._parts(ds0f)]
-        return _unfold(dxf, B, T, d), self._pack(ds0)
-
-    # ------------------------------------------------------ the graph protocol
-    # the wrapped layer's slots (x, h0, (c0), lengths) and outputs (y, h_T, (c_T))
-    graph_n_outputs = RNNBase.graph_n_outputs
-    graph_inputs = RNNBase.graph_inputs
-    graph_forward = RNNBase.graph_forward
-    graph_backward = RNNBase.graph_backward
-    graph_outputs = RNNBase.graph_outputs
+        dxf, ds0f = inner.backward(_fold(dy, d), self._pack_state(*dsf))
+        ds0 = [s.reshape(s.shape[0], B, d, s.shape[2]).sum(axis=2) for s in self._state_parts(ds0f)]
+        return _unfold(dxf, B, T, d), self._pack_state(*ds0)
 
     def get_config(self):
-        return {"layer": {"class": type(self.layer).__name__, "config": self.layer.get_config()}, "dilation": self.dilation}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return dict(super().get_config(), dilation=self.dilation)
 
     def __repr__(self):
         return f"Dilated({self.layer!r}, dilation={self.dilation})"

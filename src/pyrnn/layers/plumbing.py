@@ -14,15 +14,9 @@ import numbers
 
 import numpy as np
 
-from .._checks import check_ndim, check_shape, float_input
+from .._checks import check_int, check_ndim, check_shape, float_input
 from .activations import config_repr
 from .base import Layer
-
-
-def _index(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class FeatureSlice(Layer):
@@ -41,8 +35,8 @@ class FeatureSlice(Layer):
 
     def __init__(self, start, stop):
         super().__init__()
-        self.start = _index("start", start, 0)
-        self.stop = _index("stop", stop, self.start + 1)
+        self.start = check_int("start", start, 0)
+        self.stop = check_int("stop", stop, self.start + 1)
 
     # y = x[..., start:stop]
     def forward(self, x):
@@ -96,7 +90,7 @@ class VectorToState(Layer):
 
     def __init__(self, num_states=1):
         super().__init__()
-        self.num_states = _index("num_states", num_states, 1)
+        self.num_states = check_int("num_states", num_states, 1)
 
     # h[l, b, :] = x[b, l*H : (l+1)*H]
     def forward(self, x):

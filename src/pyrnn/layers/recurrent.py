@@ -15,23 +15,95 @@ Cells (PyTorch's formulas and gate packing, so ``state_dict`` compares with torc
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .._checks import as_float_array, check_lengths, check_ndim, check_shape
+from .._checks import (
+    MAX_LAYERS, as_float_array, check_bool, check_choice, check_float, check_int, check_lengths, check_ndim,
+    check_seed, check_shape,
+)
 from ..backends import backend_module, get_backend
 from ..backends.contract import GATES, Weights
-from .base import Layer, is_grad_enabled
+from ..grad_mode import is_grad_enabled
+from .base import Layer
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
+class Recurrent(Layer):
+    """What every recurrent layer shares (``RNN``/``LSTM``/``GRU`` and ``Dilated``): the state
+    layout ``(L*D, B, H)`` (a tuple ``(h, c)`` when :attr:`has_cell_state`) and the graph
+    protocol ``(x, initial_state, lengths) -> (y, final_state)``.
+
+    Subclasses provide ``hidden_size``, ``num_layers``, ``num_directions``,
+    ``has_cell_state``, and ``forward(x, state=None, lengths=None)`` /
+    ``backward(dy, dstate=None)``.
+    """
+
+    has_cell_state = False
+
+    def _state_shape(self, batch):
+        return (self.num_layers * self.num_directions, batch, self.hidden_size)
+
+    def _state_arrays(self, name, state, batch):
+        """(h, c) from a user state (None = zeros); c is None unless the cell has one."""
+        shape = self._state_shape(batch)
+        labels = "(num_layers*num_directions, batch, hidden_size)"
+        if state is None:
+            return np.zeros(shape, self.dtype), (np.zeros(shape, self.dtype) if self.has_cell_state else None)
+        if self.has_cell_state:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"{name}: expected a tuple (h, c) for {type(self).__name__}, got {type(state).__name__}")
+            parts = [(f"{name}[0] (h)", state[0]), (f"{name}[1] (c)", state[1])]
+        else:
+            if isinstance(state, (tuple, list)):
+                raise TypeError(f"{name}: expected one array h for {type(self).__name__}, got a {type(state).__name__}")
+            parts = [(name, state)]
+        arrays = []
+        for label, value in parts:
+            arr = np.zeros(shape, self.dtype) if value is None else as_float_array(label, value, self.dtype)
+            check_shape(label, arr, shape, labels)
+            arrays.append(arr)
+        return arrays[0], (arrays[1] if self.has_cell_state else None)
+
+    def _pack_state(self, h, c=None):
+        return (h, c) if self.has_cell_state else h
+
+    def _state_parts(self, state):
+        """A packed state as a tuple of arrays: (h,) or (h, c)."""
+        return tuple(state) if self.has_cell_state else (state,)
+
+    # ------------------------------------------------------ the graph protocol
+    # slots: x, h0, (c0 when the cell has one), lengths  ->  outputs: y, h_T, (c_T)
+    @property
+    def graph_n_outputs(self):
+        return 3 if self.has_cell_state else 2
+
+    def graph_inputs(self, x, initial_state=None, lengths=None):
+        if self.has_cell_state:
+            h, c = (None, None) if initial_state is None else initial_state
+            return [x, h, c, lengths]
+        if isinstance(initial_state, (tuple, list)):
+            raise TypeError(f"initial_state: expected one tensor h for {type(self).__name__}, got a {type(initial_state).__name__}")
+        return [x, initial_state, lengths]
+
+    def graph_forward(self, x, *rest):
+        *state, lengths = rest
+        if self.has_cell_state:
+            h, c = state
+            st = None if h is None and c is None else (h, c)
+        else:
+            st = state[0]
+        y, sT = self.forward(x, st, lengths=lengths)
+        return (y,) + self._state_parts(sT)
+
+    def graph_backward(self, dy, *dstate):
+        dx, ds0 = self.backward(dy, tuple(dstate) if self.has_cell_state else dstate[0])
+        return (dx,) + self._state_parts(ds0) + (None,)
+
+    def graph_outputs(self, outputs):
+        """``y, h = gru(x)`` / ``y, (h, c) = lstm(x)``, as ``forward`` returns them."""
+        return (outputs[0], tuple(outputs[1:])) if self.has_cell_state else tuple(outputs)
 
 
-class RNNBase(Layer):
+class RNNBase(Recurrent):
     """Multi-layer, optionally bidirectional recurrent layer over whole sequences.
 
     Parameters
@@ -70,29 +142,28 @@ class RNNBase(Layer):
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, dtype=np.float32, seed=None,
                  *, dropout=0.0, skip=False):
         super().__init__(dtype)
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = H = _positive_int("hidden_size", hidden_size)
-        self.num_layers = _positive_int("num_layers", num_layers)
-        self.bidirectional = bool(bidirectional)
-        self.bias = bool(bias)
-        if not (isinstance(dropout, numbers.Real) and 0 <= dropout < 1):
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
-        self.skip = bool(skip)
-        self.seed = seed
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = H = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1, MAX_LAYERS)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.bias = check_bool("bias", bias)
+        self.dropout = check_float("dropout", dropout, 0.0, below=1.0)
+        self.skip = check_bool("skip", skip)
+        self.seed = check_seed("seed", seed)
         self.num_directions = D = 2 if self.bidirectional else 1
         G = GATES[self.cell]
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(self.seed)
         bound = 1.0 / np.sqrt(H)
+        init = lambda shape: rng.uniform(-bound, bound, shape)  # noqa: E731
         for layer in range(self.num_layers):
             in_k = self.input_size if layer == 0 else D * H
             for d in range(D):
                 sfx = self._suffix(layer, d)
-                self.add_param(f"weight_ih{sfx}", rng.uniform(-bound, bound, (G * H, in_k)))
-                self.add_param(f"weight_hh{sfx}", rng.uniform(-bound, bound, (G * H, H)))
+                self.add_param(f"weight_ih{sfx}", (G * H, in_k), init)
+                self.add_param(f"weight_hh{sfx}", (G * H, H), init)
                 if self.bias:
-                    self.add_param(f"bias_ih{sfx}", rng.uniform(-bound, bound, G * H))
-                    self.add_param(f"bias_hh{sfx}", rng.uniform(-bound, bound, G * H))
+                    self.add_param(f"bias_ih{sfx}", (G * H,), init)
+                    self.add_param(f"bias_hh{sfx}", (G * H,), init)
         if not self.bias:  # the kernels always take biases: zeros in, gradients discarded
             self._zero_bias = np.zeros(G * H, self.dtype)
             self._bias_grad_sink = np.zeros(G * H, self.dtype)
@@ -130,35 +201,8 @@ class RNNBase(Layer):
         return Weights(source[f"weight_ih{sfx}"], source[f"weight_hh{sfx}"], b_ih, b_hh)
 
     @property
-    def _has_cell_state(self):
+    def has_cell_state(self):
         return self.cell == "lstm"
-
-    def _state_shape(self, batch):
-        return (self.num_layers * self.num_directions, batch, self.hidden_size)
-
-    def _state_arrays(self, name, state, batch):
-        """(h, c) from a user state (None = zeros); c is None unless LSTM."""
-        shape = self._state_shape(batch)
-        labels = "(num_layers*num_directions, batch, hidden_size)"
-        if state is None:
-            return np.zeros(shape, self.dtype), (np.zeros(shape, self.dtype) if self._has_cell_state else None)
-        if self._has_cell_state:
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"{name}: expected a tuple (h, c) for LSTM, got {type(state).__name__}")
-            parts = [(f"{name}[0] (h)", state[0]), (f"{name}[1] (c)", state[1])]
-        else:
-            if isinstance(state, (tuple, list)):
-                raise TypeError(f"{name}: expected one array h for {type(self).__name__}, got a {type(state).__name__}")
-            parts = [(name, state)]
-        arrays = []
-        for label, value in parts:
-            arr = np.zeros(shape, self.dtype) if value is None else as_float_array(label, value, self.dtype)
-            check_shape(label, arr, shape, labels)
-            arrays.append(arr)
-        return arrays[0], (arrays[1] if self._has_cell_state else None)
-
-    def _pack_state(self, h, c):
-        return (h, c) if self._has_cell_state else h
 
     # -------------------------------------------------------------- forward
     def forward(self, x, state=None, lengths=None):
@@ -212,7 +256,7 @@ class RNNBase(Layer):
             if self.skip and layer > 0:
                 out = out + seq  # residual: the layer's input joins its output
             drop = None
-            if self.dropout and self.training and layer < self.num_layers - 1:
+            if self.dropout and self.is_training and layer < self.num_layers - 1:
                 drop = (self._rng.random(out.shape) >= self.dropout).astype(self.dtype) / self.dtype.type(1 - self.dropout)
                 out = out * drop
             drop_masks.append(drop)
@@ -280,38 +324,6 @@ class RNNBase(Layer):
             dseq = dinp if dresidual is None else dinp + dresidual
         return np.ascontiguousarray(dseq.transpose(1, 0, 2)), self._pack_state(dh0, dc0)
 
-    # ------------------------------------------------------ the graph protocol
-    # slots: x, h0, (c0 for LSTM), lengths  ->  outputs: y, h_T, (c_T)
-    @property
-    def graph_n_outputs(self):
-        return 3 if self._has_cell_state else 2
-
-    def graph_inputs(self, x, initial_state=None, lengths=None):
-        if self._has_cell_state:
-            h, c = (None, None) if initial_state is None else initial_state
-            return [x, h, c, lengths]
-        if isinstance(initial_state, (tuple, list)):
-            raise TypeError(f"initial_state: expected one tensor h for {type(self).__name__}, got a {type(initial_state).__name__}")
-        return [x, initial_state, lengths]
-
-    def graph_forward(self, x, *rest):
-        *state, lengths = rest
-        if self._has_cell_state:
-            h, c = state
-            st = None if h is None and c is None else (h, c)
-        else:
-            st = state[0]
-        y, sT = self.forward(x, st, lengths=lengths)
-        return (y,) + (tuple(sT) if self._has_cell_state else (sT,))
-
-    def graph_backward(self, dy, *dstate):
-        dx, ds0 = self.backward(dy, tuple(dstate) if self._has_cell_state else dstate[0])
-        return (dx,) + (tuple(ds0) if self._has_cell_state else (ds0,)) + (None,)
-
-    def graph_outputs(self, outputs):
-        """``y, h = gru(x)`` / ``y, (h, c) = lstm(x)``, as ``forward`` returns them."""
-        return (outputs[0], tuple(outputs[1:])) if self._has_cell_state else tuple(outputs)
-
     def __repr__(self):
         extra = f", nonlinearity={self.nonlinearity!r}" if hasattr(self, "nonlinearity") else ""
         return (
@@ -328,9 +340,7 @@ class RNN(RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True,
                  dtype=np.float32, seed=None, nonlinearity="tanh", *, dropout=0.0, skip=False):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.cell = f"rnn_{nonlinearity}"
         super().__init__(input_size, hidden_size, num_layers, bidirectional, bias, dtype, seed, dropout=dropout, skip=skip)
 
@@ -349,13 +359,14 @@ class LSTM(RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, dtype=np.float32,
                  seed=None, *, dropout=0.0, skip=False, forget_bias=0.0):
+        forget_bias = check_float("forget_bias", forget_bias)
         super().__init__(input_size, hidden_size, num_layers, bidirectional, bias, dtype, seed, dropout=dropout, skip=skip)
-        if forget_bias and not bias:
+        if forget_bias and not self.bias:
             raise ValueError(f"forget_bias: expected 0 for a layer without biases (bias=False), got {forget_bias!r}")
-        self.forget_bias = float(forget_bias)
-        H = hidden_size
+        self.forget_bias = forget_bias
+        H = self.hidden_size
         for name, value in self.params.items():
-            if name.startswith("bias_ih"):
+            if name.startswith("bias_ih") and value.flags.writeable:  # not under shapes_only()
                 value[H : 2 * H] += self.dtype.type(self.forget_bias)
 
     def get_config(self):

@@ -17,28 +17,9 @@ import numbers
 
 import numpy as np
 
-from .._checks import check_lengths, check_ndim, check_shape, float_input
+from .._checks import check_int, check_lengths, check_ndim, check_shape, float_input
 from .activations import config_repr
 from .base import Layer, Wrapper
-from .recurrent import _positive_int
-
-
-def _all_layer_classes(cls=Layer):
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _all_layer_classes(sub)
-
-
-def _build_layer(spec):
-    """A layer from ``{"class": name, "config": kwargs}``; ``name`` is a :class:`Layer` subclass's name."""
-    if not isinstance(spec, dict) or set(spec) != {"class", "config"}:
-        raise TypeError(f"layer: expected a Layer or a dict with keys 'class' and 'config', got {spec!r}")
-    name = spec["class"]
-    found = {c for c in _all_layer_classes() if c.__name__ == name}
-    if len(found) != 1:
-        what = "no" if not found else f"{len(found)} (ambiguous)"
-        raise ValueError(f"layer: expected the name of one imported Layer subclass, got {name!r}: {what} such class")
-    return found.pop()(**spec["config"])
 
 
 class TimeDistributed(Wrapper):
@@ -46,7 +27,7 @@ class TimeDistributed(Wrapper):
 
     Parameters
     ----------
-    layer : Layer, or ``{"class": name, "config": kwargs}`` (as :meth:`get_config` gives)
+    layer : Layer
         Takes (N, ...) and returns (N, ...') for any N.
 
     Notes
@@ -57,9 +38,6 @@ class TimeDistributed(Wrapper):
     reach the inner layer too. Inputs are passed to the inner layer as they are, so it
     decides their dtype (``TimeDistributed(Embedding(...))`` takes integer (B, T) indices).
     """
-
-    def __init__(self, layer):
-        super().__init__(layer if isinstance(layer, Layer) else _build_layer(layer))
 
     # y[b, t] = layer(x[b, t]) for all (b, t) at once: y = layer(x as (B*T, ...)) as (B, T, ...')
     def forward(self, x):
@@ -104,9 +82,6 @@ class TimeDistributed(Wrapper):
         B, T = shape[:2]
         dx = self.layer.backward(dy.reshape((B * T,) + shape[2:]))
         return None if dx is None else dx.reshape((B, T) + dx.shape[1:])
-
-    def get_config(self):
-        return {"layer": {"class": type(self.layer).__name__, "config": self.layer.get_config()}}
 
     def __repr__(self):
         return f"TimeDistributed({self.layer!r})"
@@ -231,7 +206,7 @@ class RepeatVector(Layer):
 
     def __init__(self, n):
         super().__init__()
-        self.n = _positive_int("n", n)
+        self.n = check_int("n", n, 1)
 
     # y[b, t] = x[b]
     def forward(self, x):
@@ -328,9 +303,7 @@ class Concatenate(_Merge):
 
     def __init__(self, axis=-1):
         super().__init__()
-        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-            raise TypeError(f"axis: expected an int, got {axis!r}")
-        self.axis = int(axis)
+        self.axis = check_int("axis", axis, None, None)
 
     # y = [x_0 | x_1 | ...] along axis
     def forward(self, *xs):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_finite
-from ..layers.base import no_grad
+from ..grad_mode import inference
+from ..layers.base import load_strict
 
 
 class BaseModel:
@@ -51,20 +52,7 @@ class BaseModel:
 
     def load_state_dict(self, state):
         """Strict: the same keys and shapes; nothing changes unless every entry fits."""
-        own = dict(self.named_parameters())
-        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or extra:
-            raise ValueError(f"state_dict: expected keys {sorted(own)}, missing {missing}, unexpected {extra}")
-        new = {}
-        for k, v in state.items():
-            arr = np.asarray(v)
-            if arr.shape != own[k].shape:
-                raise ValueError(f"state_dict[{k!r}]: expected shape {own[k].shape}, got {arr.shape}")
-            if arr.dtype.kind != "f":
-                raise TypeError(f"state_dict[{k!r}]: expected a floating-point array, got dtype {arr.dtype}")
-            new[k] = arr
-        for k, arr in new.items():
-            own[k][...] = arr
+        load_strict(dict(self.named_parameters()), state)
 
     def train(self, mode=True):
         for layer in self.layers:
@@ -129,7 +117,11 @@ class BaseModel:
         return evaluate(self, x, y, batch_size=batch_size, mask=mask, lengths=lengths)
 
     def predict(self, x, batch_size=256, lengths=None):
-        """Batched forward in eval mode, keeping nothing for backward."""
+        """Batched forward in eval mode, keeping nothing for backward.
+
+        Changes nothing on the model (no ``training`` flag is flipped: it runs under
+        :func:`pyrnn.grad_mode.inference`), so threads may call it concurrently, also while
+        another thread trains the model."""
         from .training import as_input_list, batch_forward_kwargs
 
         xs = as_input_list(self, x, "x")
@@ -137,18 +129,12 @@ class BaseModel:
             if a.dtype.kind == "f":
                 check_finite(f"x[{i}]" if len(xs) > 1 else "x", a)
         n = len(xs[0])
-        was = [layer.training for layer in self.layers]
-        self.eval()
         outs = []
-        try:
-            with no_grad():
-                for start in range(0, n, batch_size):
-                    sl = slice(start, start + batch_size)
-                    out = self.forward(*[a[sl] for a in xs], **batch_forward_kwargs(self, lengths, sl))
-                    outs.append(out if isinstance(out, tuple) else (out,))
-        finally:
-            for layer, mode in zip(self.layers, was):
-                layer.train(mode)
+        with inference():
+            for start in range(0, n, batch_size):
+                sl = slice(start, start + batch_size)
+                out = self.forward(*[a[sl] for a in xs], **batch_forward_kwargs(self, lengths, sl))
+                outs.append(out if isinstance(out, tuple) else (out,))
         if not outs:
             raise ValueError("predict: expected at least one sample, got 0")
         joined = tuple(np.concatenate(parts, axis=0) for parts in zip(*outs))

@@ -1,6 +1,6 @@
 """Functional graphs: ``Input`` -> layer calls -> ``Model(inputs, outputs)``.
 
-A call of a layer on symbolic tensors records a :class:`Node`; nothing is
+A call of a layer on symbolic tensors records a node (:mod:`pyrnn.layers.symbolic`); nothing is
 computed. ``Model`` sorts the nodes topologically once; its forward runs each
 layer's ``graph_forward`` in that order, its backward each ``graph_backward`` in
 reverse order, summing gradients where a tensor fans out — a layer-level
@@ -11,53 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..grad_mode import forward_scope, is_grad_enabled
+from ..layers.registry import layer_config, layer_from_config
+from ..layers.symbolic import Input, Node, SymbolicTensor
 from .base import BaseModel
-
-
-class SymbolicTensor:
-    """A placeholder for an array flowing through a graph: output ``index`` of ``node``."""
-
-    def __init__(self, node, index, name=None):
-        self.node, self.index, self.name = node, index, name
-
-    def __repr__(self):
-        who = self.name or (type(self.node.layer).__name__ if self.node.layer is not None else "Input")
-        return f"<SymbolicTensor {who}[{self.index}]>"
-
-    def __iter__(self):
-        raise TypeError("a symbolic tensor is one value; a layer with several outputs returns a tuple of them")
-
-
-class Node:
-    """One layer call: its input slots (tensors or None) and its outputs."""
-
-    def __init__(self, layer, inputs, n_outputs):
-        self.layer, self.inputs = layer, inputs
-        self.outputs = [SymbolicTensor(self, i) for i in range(n_outputs)]
-
-
-def Input(shape=None, dtype="float32", name=None):
-    """A model input. ``shape`` (without the batch axis) is documentation only; ``dtype``
-    'float32'/'float64' or an integer dtype for indices and lengths."""
-    node = Node(None, [], 1)
-    tensor = node.outputs[0]
-    tensor.name, tensor.shape, tensor.dtype = name, shape, np.dtype(dtype)
-    return tensor
-
-
-def is_symbolic(value):
-    if isinstance(value, SymbolicTensor):
-        return True
-    return isinstance(value, (tuple, list)) and any(isinstance(v, SymbolicTensor) for v in value)
-
-
-def symbolic_call(layer, args, kwargs):
-    slots = layer.graph_inputs(*args, **kwargs)
-    for i, s in enumerate(slots):
-        if s is not None and not isinstance(s, SymbolicTensor):
-            raise TypeError(f"{type(layer).__name__}: in a graph every input must be a symbolic tensor, got {type(s).__name__} at slot {i}")
-    node = Node(layer, slots, layer.graph_n_outputs)
-    return layer.graph_outputs(node.outputs)
 
 
 def _flatten(value, what):
@@ -121,13 +78,15 @@ class Model(BaseModel):
         if len(arrays) != len(self.inputs):
             raise ValueError(f"Model.forward: expected {len(self.inputs)} input arrays, got {len(arrays)}")
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
-        for node in self.nodes:
-            if node.layer is None:
-                continue
-            outs = node.layer.graph_forward(*(None if t is None else values[id(t)] for t in node.inputs))
-            for t, v in zip(node.outputs, outs):
-                values[id(t)] = v
-        self._out_meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}  # zero grads
+        with forward_scope():  # one graph call: a shared layer stacks its calls
+            for node in self.nodes:
+                if node.layer is None:
+                    continue
+                outs = node.layer.graph_forward(*(None if t is None else values[id(t)] for t in node.inputs))
+                for t, v in zip(node.outputs, outs):
+                    values[id(t)] = v
+        if is_grad_enabled():  # for backward's zero gradients; inference (other threads too) leaves it alone
+            self._out_meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}
         outs = [values[id(t)] for t in self.outputs]
         return outs[0] if self._single_output else tuple(outs)
 
@@ -186,18 +145,3 @@ class Model(BaseModel):
         inputs = [built[r[0]].outputs[r[1]] for r in config["inputs"]]
         outputs = [built[r[0]].outputs[r[1]] for r in config["outputs"]]
         return cls(inputs, outputs[0] if config["single_output"] else outputs)
-
-
-def layer_config(layer):
-    return {"class": type(layer).__name__, "config": layer.get_config()}
-
-
-def layer_from_config(spec):
-    from .. import layers as layer_module
-
-    cls = getattr(layer_module, spec["class"], None)
-    if cls is None or not isinstance(cls, type):
-        raise ValueError(f"config: unknown layer class {spec['class']!r}")
-    if hasattr(cls, "from_config"):
-        return cls.from_config(spec["config"])
-    return cls(**spec["config"])

@@ -6,8 +6,9 @@ import inspect
 
 import numpy as np
 
+from ..grad_mode import forward_scope, is_grad_enabled
+from ..layers.registry import layer_config, layer_from_config
 from .base import BaseModel
-from .graph import layer_config, layer_from_config
 
 
 def _takes_lengths(layer):
@@ -33,13 +34,16 @@ class Sequential(BaseModel):
     def forward(self, x, lengths=None):
         """x -> the last layer's output; each layer's extra outputs are kept for backward."""
         out = x
-        self._extra_outputs = []
-        for layer in self.layers:
-            slots = layer.graph_inputs(out, lengths=lengths) if lengths is not None and _takes_lengths(layer) \
-                else layer.graph_inputs(out)
-            outs = layer.graph_forward(*slots)
-            self._extra_outputs.append([(o.shape, o.dtype) for o in outs[1:]])
-            out = outs[0]
+        extra_outputs = []
+        with forward_scope():
+            for layer in self.layers:
+                slots = layer.graph_inputs(out, lengths=lengths) if lengths is not None and _takes_lengths(layer) \
+                    else layer.graph_inputs(out)
+                outs = layer.graph_forward(*slots)
+                extra_outputs.append([(o.shape, o.dtype) for o in outs[1:]])
+                out = outs[0]
+        if is_grad_enabled():
+            self._extra_outputs = extra_outputs
         return out
 
     def backward(self, dy):

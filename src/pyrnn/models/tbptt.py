@@ -24,9 +24,9 @@ import tracemalloc
 
 import numpy as np
 
-from .._checks import check_ndim
-from ..layers.base import no_grad
-from ..layers.recurrent import _positive_int
+from .._checks import check_int, check_ndim
+from ..grad_mode import no_grad
+from ..layers.recurrent import Recurrent
 from ..layers.sequence import TimeDistributed
 from .graph import Input, Model
 from .training import History, _check_data, _train_batch
@@ -46,14 +46,14 @@ def recurrent_model(layer, head=None):
     Model
         inputs ``[x (B, T, F), h0 (L*D, B, H)(, c0)]``, outputs ``[y (B, T, O), h_T(, c_T)]``
     """
-    if not hasattr(layer, "_has_cell_state"):
+    if not isinstance(layer, Recurrent):
         raise TypeError(f"layer: expected an RNN, LSTM, GRU or Dilated layer, got {type(layer).__name__}")
-    names = ("h0", "c0") if layer._has_cell_state else ("h0",)
+    names = ("h0", "c0") if layer.has_cell_state else ("h0",)
     x, states = Input(name="x"), [Input(name=n) for n in names]
-    y, final = layer(x, initial_state=tuple(states) if layer._has_cell_state else states[0])
+    y, final = layer(x, initial_state=tuple(states) if layer.has_cell_state else states[0])
     if head is not None:
         y = (head if isinstance(head, TimeDistributed) else TimeDistributed(head))(y)
-    return Model([x, *states], [y, *(final if layer._has_cell_state else (final,))])
+    return Model([x, *states], [y, *(final if layer.has_cell_state else (final,))])
 
 
 def _n_states(model):
@@ -130,17 +130,17 @@ def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None):
     if model.loss is None or model.optimizer is None:
         raise ValueError("fit_tbptt: expected a compiled model (call model.compile(optimizer=..., loss=...)), got none")
     n_states = _n_states(model)
-    k1 = _positive_int("k1", k1)
-    k2 = k1 if k2 is None else _positive_int("k2", k2)
+    k1 = check_int("k1", k1, 1)
+    k2 = k1 if k2 is None else check_int("k2", k2, 1)
     if k2 < k1:
         raise ValueError(f"k2: expected at least k1={k1} (the loss steps must lie in the backpropagated window), got {k2}")
-    epochs = _positive_int("epochs", epochs)
+    epochs = check_int("epochs", epochs, 1)
     x, y = np.asarray(x), np.asarray(y)
     check_ndim("x", x, 3, "(samples, time, features)")
     if y.ndim < 2 or y.shape[:2] != x.shape[:2]:
         raise ValueError(f"y: expected shape ({x.shape[0]}, {x.shape[1]}, ...) (samples, time) as x, got {y.shape}")
     N = _check_data(model, [x], [y], mask, None)
-    batch_size = N if batch_size is None else _positive_int("batch_size", batch_size)
+    batch_size = N if batch_size is None else check_int("batch_size", batch_size, 1)
     loss = model.loss[0] if isinstance(model.loss, (list, tuple)) else model.loss
     ends = _window_ends(x.shape[1], k1)
     model.history = model.history or History()
@@ -196,7 +196,7 @@ def stream(model, chunks, state=None):
     the one-step form: ``y_t, state = layer.step(x_t, state)``; like ``forward`` it keeps what a
     backward would need unless called inside ``pyrnn.no_grad()``, so stream with it there.
     """
-    is_layer = hasattr(model, "_has_cell_state")
+    is_layer = isinstance(model, Recurrent)
     if is_layer:
         if model.bidirectional:
             raise ValueError("model: expected a unidirectional layer (the reverse direction needs the future), "

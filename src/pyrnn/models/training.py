@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from .._checks import check_finite
-from ..layers.base import no_grad
+from ..grad_mode import no_grad
 
 
 class History:

@@ -21,16 +21,14 @@ one — the Python loop runs over time steps, every step over the whole batch:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 
 import numpy as np
 
-from .._checks import check_finite, check_lengths, check_ndim, float_input
+from .._checks import check_finite, check_int, check_lengths, check_ndim, float_input
+from ..grad_mode import inference, no_grad
 from ..layers import GRU, LSTM, Dense, Embedding, Tanh, TimeDistributed
-from ..layers.base import no_grad
-from ..layers.recurrent import _positive_int as positive_int
 from ..losses import CrossEntropyLoss
 from ..models import Input, Model, Sequential
 from ..layers.plumbing import VectorToState
@@ -117,19 +115,6 @@ def sample_tokens(logits, rng=None, greedy=True, temperature=1.0):
     return np.minimum((cdf <= u[:, None]).sum(axis=-1), cdf.shape[-1] - 1).astype(np.int64)
 
 
-@contextlib.contextmanager
-def inference(model):
-    """Eval mode (no dropout) and ``no_grad`` for a decoding loop; training modes restored after."""
-    was = [layer.training for layer in model.layers]
-    model.eval()
-    try:
-        with no_grad():
-            yield
-    finally:
-        for layer, mode in zip(model.layers, was):
-            layer.train(mode)
-
-
 # ---------------------------------------------------------------------- SequenceDecoder
 class SequenceDecoder(Model):
     """Captioning-style decoder: a vector (B, F) -> a token sequence, as a functional ``Model``.
@@ -168,9 +153,9 @@ class SequenceDecoder(Model):
 
     def __init__(self, feature_size, vocab_size, embedding_dim=16, hidden=64, num_layers=1, start_token=0,
                  end_token=None, seed=None, dtype=np.float32):
-        self.feature_size = positive_int("feature_size", feature_size)
-        self.vocab_size = V = positive_int("vocab_size", vocab_size)
-        L, H = positive_int("num_layers", num_layers), positive_int("hidden", hidden)
+        self.feature_size = check_int("feature_size", feature_size, 1)
+        self.vocab_size = V = check_int("vocab_size", vocab_size, 1)
+        L, H = check_int("num_layers", num_layers, 1), check_int("hidden", hidden, 1)
         self.start_token = check_token_id("start_token", start_token, V)
         self.end_token = None if end_token is None else check_token_id("end_token", end_token, V)
         self.init_state = Dense(feature_size, L * H, dtype=dtype, seed=child_seed(seed, 0))
@@ -227,12 +212,12 @@ class SequenceDecoder(Model):
         tokens : int64 array (B, T'), T' <= max_len. A sample's end token is kept; the steps
             after it hold the end token again (decoding stops once every sample has ended).
         """
-        max_len = positive_int("max_len", max_len)
+        max_len = check_int("max_len", max_len, 1)
         check_temperature(greedy, temperature)
         start = self.start_token if start_token is None else check_token_id("start_token", start_token, self.vocab_size)
         end = self.end_token if end_token is None else check_token_id("end_token", end_token, self.vocab_size)
         rng = np.random.default_rng(seed)
-        with inference(self):
+        with inference():
             h = self.initial_state(vectors)
             tokens = np.full(h.shape[1], start, np.int64)
             out = decode_loop(self.embedding, self.rnn, self.head.layer, tokens, h, max_len, end,
@@ -328,8 +313,8 @@ class CharLanguageModel(Sequential):
         -------
         x, y : int64 arrays (N, T)
         """
-        T = positive_int("seq_len", seq_len)
-        stride = positive_int("stride", stride if stride is not None else max(1, T // 2))
+        T = check_int("seq_len", seq_len, 1)
+        stride = check_int("stride", stride if stride is not None else max(1, T // 2), 1)
         ids = self.encode(text)
         if len(ids) < T + 1:
             raise ValueError(f"text: expected at least seq_len + 1 = {T + 1} characters, got {len(ids)}")
@@ -367,12 +352,12 @@ class CharLanguageModel(Sequential):
         ids = self.encode(prompt)
         if len(ids) == 0:
             raise ValueError("prompt: expected at least one character, got ''")
-        n = positive_int("n", n)
+        n = check_int("n", n, 1)
         check_temperature(greedy, temperature)
         rng = np.random.default_rng(seed)
         embedding, lstm, head = self.layers
         choose = lambda logits: sample_tokens(logits, rng, greedy, temperature)  # noqa: E731
-        with inference(self):
+        with inference():
             _, state = lstm.forward(embedding.forward(ids[None, :-1]))  # the prompt but its last character
             out = decode_loop(embedding, lstm, head.layer, ids[-1:], state, n, None, choose)
         return self.decode(out)

@@ -30,13 +30,13 @@ from collections import namedtuple
 
 import numpy as np
 
-from .._checks import check_lengths
+from .._checks import check_int, check_lengths
+from ..grad_mode import inference
 from ..layers import Dense, Embedding, TimeDistributed
 from ..models import Input, Model
 from ..models.training import History, _train_batch  # fit's own batch step: clipping, optimizer, metrics
 from .classification import child_seed, recurrent_layer
-from .generation import (check_token_id, check_tokens, decode_loop, inference, length_mask, positive_int,
-                         sample_tokens, shift_right)
+from .generation import check_token_id, check_tokens, decode_loop, length_mask, sample_tokens, shift_right
 
 # ---------------------------------------------------------------------- digit-string data
 #: token ids of the digit-string task: padding, start, end, then the digits 0..9 at 3..12
@@ -66,7 +66,7 @@ def reverse_digits_dataset(n, min_len=3, max_len=6, seed=None):
     -------
     DigitPairs (src, src_lengths, tgt, tgt_lengths), vocabulary ``DIGIT_VOCAB_SIZE`` on both sides
     """
-    n, min_len, max_len = positive_int("n", n), positive_int("min_len", min_len), positive_int("max_len", max_len)
+    n, min_len, max_len = check_int("n", n, 1), check_int("min_len", min_len, 1), check_int("max_len", max_len, 1)
     if min_len > max_len:
         raise ValueError(f"max_len: expected a value >= min_len={min_len}, got {max_len}")
     rng = np.random.default_rng(seed)
@@ -124,8 +124,8 @@ class Seq2Seq(Model):
 
     def __init__(self, vocab_in, vocab_out, emb=16, hidden=64, cell="lstm", num_layers=1, start_token=START,
                  end_token=END, seed=None, dtype=np.float32):
-        self.vocab_in = positive_int("vocab_in", vocab_in)
-        self.vocab_out = positive_int("vocab_out", vocab_out)
+        self.vocab_in = check_int("vocab_in", vocab_in, 1)
+        self.vocab_out = check_int("vocab_out", vocab_out, 1)
         self.start_token = check_token_id("start_token", start_token, self.vocab_out)
         self.end_token = check_token_id("end_token", end_token, self.vocab_out)
         self.src_embedding = Embedding(vocab_in, emb, dtype=dtype, seed=child_seed(seed, 0))
@@ -161,7 +161,7 @@ class Seq2Seq(Model):
     # ------------------------------------------------------------- decoding
     def _decode(self, src, src_lengths, max_len, end_token):
         """Greedy free-running decoding of a checked batch (eval mode, no_grad)."""
-        with inference(self):
+        with inference():
             _, state = self.encoder.forward(self.src_embedding.forward(src), lengths=src_lengths)
             start = np.full(len(src), self.start_token, np.int64)
             return decode_loop(self.tgt_embedding, self.decoder, self.head.layer, start, state, max_len, end_token,
@@ -182,7 +182,7 @@ class Seq2Seq(Model):
             to the right) once emitted; decoding stops when every row has ended.
         """
         src, src_lengths = self._check_source(src, src_lengths)
-        return self._decode(src, src_lengths, positive_int("max_len", max_len), self.end_token)
+        return self._decode(src, src_lengths, check_int("max_len", max_len, 1), self.end_token)
 
     def accuracy(self, src, src_lengths, tgt, tgt_lengths=None, max_len=None):
         """Free-running (``translate``) accuracy against the targets.
@@ -244,7 +244,7 @@ class Seq2Seq(Model):
     def _fit(self, src, src_lengths, tgt, tgt_lengths, epochs, batch_size, seed, verbose, decoder_inputs):
         if self.loss is None or self.optimizer is None:
             raise ValueError("fit: expected a compiled model (call compile(optimizer=..., loss='cross_entropy')), got none")
-        epochs, batch_size = positive_int("epochs", epochs), positive_int("batch_size", batch_size)
+        epochs, batch_size = check_int("epochs", epochs, 1), check_int("batch_size", batch_size, 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         src, src_lengths, tgt, tgt_lengths = self._check_pairs(src, src_lengths, tgt, tgt_lengths)
