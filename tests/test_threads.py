@@ -30,7 +30,23 @@ def test_set_num_threads_caps_blas_and_numba():
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
-def test_bad_thread_counts_are_named(bad):
-    with pytest.raises(ValueError, match="set_num_threads: expected a positive integer or None"):
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_bad_thread_counts_are_named(bad, exc):
+    with pytest.raises(exc, match="set_num_threads: n: expected an integer"):
         pyrnn.set_num_threads(bad)
+
+
+def test_absurd_thread_counts_are_capped_at_the_cpus_with_a_warning():
+    """Regression: set_num_threads(10**6) was accepted and started 158 threads."""
+    from pyrnn.threads import _cpu_count
+
+    try:
+        with pytest.warns(RuntimeWarning, match=rf"set_num_threads: 1000000 threads requested, using {_cpu_count()}"):
+            pyrnn.set_num_threads(10**6)
+        assert pyrnn.get_num_threads() == _cpu_count()
+        if "cpp" in pyrnn.available_backends():
+            from pyrnn import _C
+
+            assert _C.get_num_threads() == _cpu_count()
+    finally:
+        pyrnn.set_num_threads(None)

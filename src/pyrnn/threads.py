@@ -11,16 +11,26 @@ slice, so the team and the BLAS pool never compete (csrc/common/gemm.h).
 from __future__ import annotations
 
 import os
+import warnings
+
+from ._checks import check_int
 
 _state = {"n": None, "limiter": None}
 
 
 def set_num_threads(n):
-    """Cap the BLAS libraries loaded so far and Numba at ``n`` threads (None: undo the cap)."""
+    """Cap the BLAS libraries loaded so far and Numba at ``n`` threads (None: undo the cap).
+
+    ``n`` above the CPUs this process may run on is lowered to that count, with a
+    RuntimeWarning: more compute threads than cores only makes them wait for each other."""
     from threadpoolctl import threadpool_limits
 
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"set_num_threads: expected a positive integer or None, got {n!r}")
+    if n is not None:
+        n = check_int("set_num_threads: n", n, 1, None)
+        if n > _cpu_count():
+            warnings.warn(f"set_num_threads: {n} threads requested, using {_cpu_count()} "
+                          "(the CPUs this process may run on)", RuntimeWarning, stacklevel=2)
+            n = _cpu_count()
     if _state["limiter"] is not None:
         _state["limiter"].restore_original_limits()
         _state["limiter"] = None

@@ -182,7 +182,8 @@ def _pool_input(x):
         probe = x if isinstance(x, np.ndarray) else np.asarray(x)
     except Exception:  # ragged lists and the like: as_float_array words the error
         probe = x
-    dtype = np.float64 if getattr(probe, "dtype", None) == np.float64 else np.float32
+    dt = getattr(probe, "dtype", None)
+    dtype = np.float64 if dt is not None and dt.kind == "f" and dt.itemsize == 8 else np.float32  # any byte order
     return as_float_array("x", probe, dtype)
 
 
