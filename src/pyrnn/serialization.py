@@ -1,59 +1,83 @@
-"""``model.save(path)`` and ``pyrnn.load(path)``: one safetensors checkpoint holding the
-weights, the JSON architecture, the compile settings, the optimizer state and the
-training state (epochs done, history, every random generator), written atomically
-and verified on load (:mod:`pyrnn.checkpoint`). Never pickle.
+"""``pyrnn.load(path)``: rebuild a model saved with ``model.save(path)`` — one safetensors checkpoint
+holding the weights, the JSON architecture, the compile settings, the optimizer state and the
+training state (epochs done, history, every random generator), written atomically and verified on
+load (:mod:`pyrnn.checkpoint`). Never pickle.
 
 Loading a checkpoint saved after epoch k and calling ``fit(epochs=N - k)`` continues
 bit for bit like an uninterrupted ``fit(epochs=N)``.
+
+Loading is bounded by the file: the architecture is first built with
+:class:`~pyrnn.layers.base.shapes_only` (no parameter memory, no random draws), its parameter
+names and shapes are checked against the weights the file holds, and only then is the model built.
+A config that asks for a different or larger model than the file's weights is refused before
+anything is allocated. Whatever is malformed in a checksum-valid file (the checksum detects
+corruption, not tampering) raises :class:`~pyrnn.checkpoint.CheckpointError`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .checkpoint import CheckpointError, load_checkpoint
+from .layers.base import shapes_only
+from .losses import loss_from_config
+from .metrics import get_metric
+from .models import Model, Sequential
+from .models.training import History
+from .optim import optimizer_from_state
 
-def _layer_rngs(model):
-    return {str(i): layer.rng_state() for i, layer in enumerate(model.layers) if hasattr(layer, "rng_state")}
+__all__ = ["load", "model_from_config"]
 
-
-def save_model(model, path, include_optimizer=True):
-    from .checkpoint import save_checkpoint
-    from .losses import loss_to_config
-
-    compile_cfg = None
-    if model.loss is not None:
-        losses = model.loss if isinstance(model.loss, (list, tuple)) else [model.loss]
-        compile_cfg = {"loss": [loss_to_config(loss) for loss in losses], "loss_is_list": isinstance(model.loss, (list, tuple)),
-                       "metrics": [m.name for m in model.metrics], "clip_norm": model.clip_norm, "clip_value": model.clip_value}
-    optimizer = model.optimizer.state_dict() if include_optimizer and model.optimizer is not None else None
-    extra = {"epochs_done": model.epochs_done, "rng": model._rng.bit_generator.state, "layer_rngs": _layer_rngs(model),
-             "history": None if model.history is None else {"history": model.history.history, "epoch": model.history.epoch}}
-    save_checkpoint(path, weights=model.state_dict(), config={"model": model.get_config(), "compile": compile_cfg},
-                    optimizer=optimizer, extra=extra)
+_MODEL_CLASSES = {"Sequential": Sequential, "Model": Model}
 
 
 def model_from_config(config):
-    from .models import Model, Sequential
+    """A new model from ``model.get_config()``."""
+    if not isinstance(config, dict) or config.get("class") not in _MODEL_CLASSES:
+        got = config.get("class") if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"config: expected a model class among {sorted(_MODEL_CLASSES)}, got {got!r}")
+    return _MODEL_CLASSES[config["class"]].from_config(config)
 
-    kinds = {"Sequential": Sequential, "Model": Model}
-    if config.get("class") not in kinds:
-        raise ValueError(f"config: expected a model class among {sorted(kinds)}, got {config.get('class')!r}")
-    return kinds[config["class"]].from_config(config)
+
+def _check_architecture(config, weights):
+    """Refuse a config whose parameters differ from the file's weights, before building it."""
+    with shapes_only():
+        shapes = {name: p.shape for name, p in model_from_config(config).named_parameters()}
+    found = {name: tuple(np.shape(w)) for name, w in weights.items()}
+    if shapes != found:
+        missing, extra = sorted(set(shapes) - set(found)), sorted(set(found) - set(shapes))
+        wrong = [f"{k}: expected {shapes[k]}, got {found[k]}" for k in sorted(set(shapes) & set(found)) if shapes[k] != found[k]]
+        raise CheckpointError(f"the architecture in the checkpoint's config does not match its weights: "
+                              f"missing {missing[:5]}, unexpected {extra[:5]}, shapes {wrong[:5]}")
 
 
 def load(path):
     """Rebuild a model saved with ``model.save(path)``: architecture, weights and, when
-    saved, the compile settings, optimizer state and training state (to resume ``fit``)."""
-    from .checkpoint import load_checkpoint
-    from .losses import loss_from_config
-    from .metrics import get_metric
-    from .models.training import History
-    from .optim import optimizer_from_state
+    saved, the compile settings, optimizer state and training state (to resume ``fit``).
 
+    Raises
+    ------
+    CheckpointError
+        The file is damaged or malformed, or its config and weights disagree.
+    """
     ckpt = load_checkpoint(path)
-    model = model_from_config(ckpt["config"]["model"])
+    try:
+        return _rebuild(ckpt)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        raise CheckpointError(f"{path}: the checkpoint's metadata does not rebuild a model "
+                              f"({type(exc).__name__}: {exc})") from exc
+
+
+def _rebuild(ckpt):
+    config = ckpt["config"]
+    if not isinstance(config, dict) or "model" not in config:
+        raise CheckpointError(f"checkpoint config: expected a dict with key 'model', got {config!r:.200}")
+    _check_architecture(config["model"], ckpt["weights"])
+    model = model_from_config(config["model"])
     model.load_state_dict(ckpt["weights"])
-    compile_cfg = ckpt["config"].get("compile")
+    compile_cfg = config.get("compile")
     if compile_cfg is not None:
         losses = [loss_from_config(c) for c in compile_cfg["loss"]]
         model.loss = losses if compile_cfg["loss_is_list"] else losses[0]

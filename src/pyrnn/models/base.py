@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import metrics as metric_module
 from .._checks import check_finite
+from ..checkpoint import save_checkpoint
 from ..grad_mode import inference
 from ..layers.base import load_strict
+from ..losses import get_loss, loss_to_config
+from ..optim import get_optimizer
+from .training import as_input_list, batch_forward_kwargs, evaluate, fit
 
 
 class BaseModel:
@@ -83,10 +88,6 @@ class BaseModel:
         lr : learning rate for a named optimizer (its default if None)
         clip_norm, clip_value : clip gradients by global L2 norm / by value before each step
         """
-        from .. import metrics as metric_module
-        from ..losses import get_loss
-        from ..optim import get_optimizer
-
         self.loss = [get_loss(x) for x in loss] if isinstance(loss, (list, tuple)) else get_loss(loss)
         if isinstance(optimizer, str):
             kwargs = {} if lr is None else {"lr": lr}
@@ -104,16 +105,12 @@ class BaseModel:
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
             validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None):
         """Train for ``epochs`` more epochs; see :func:`pyrnn.models.training.fit`."""
-        from .training import fit
-
         return fit(self, x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
                    validation_data=validation_data, validation_split=validation_split, callbacks=callbacks,
                    verbose=verbose, mask=mask, lengths=lengths)
 
     def evaluate(self, x, y, batch_size=256, mask=None, lengths=None):
         """Mean loss and metrics over (x, y), without training; a dict."""
-        from .training import evaluate
-
         return evaluate(self, x, y, batch_size=batch_size, mask=mask, lengths=lengths)
 
     def predict(self, x, batch_size=256, lengths=None):
@@ -122,8 +119,6 @@ class BaseModel:
         Changes nothing on the model (no ``training`` flag is flipped: it runs under
         :func:`pyrnn.grad_mode.inference`), so threads may call it concurrently, also while
         another thread trains the model."""
-        from .training import as_input_list, batch_forward_kwargs
-
         xs = as_input_list(self, x, "x")
         for i, a in enumerate(xs):
             if a.dtype.kind == "f":
@@ -142,7 +137,17 @@ class BaseModel:
 
     # ---------------------------------------------------------------- save
     def save(self, path, include_optimizer=True):
-        """One checkpoint file (safetensors + JSON config + optimizer + training state), written atomically."""
-        from ..serialization import save_model
-
-        save_model(self, path, include_optimizer=include_optimizer)
+        """One checkpoint file (safetensors + JSON config + optimizer + training state), written
+        atomically; ``pyrnn.load(path)`` rebuilds the model."""
+        compile_cfg = None
+        if self.loss is not None:
+            losses = self.loss if isinstance(self.loss, (list, tuple)) else [self.loss]
+            compile_cfg = {"loss": [loss_to_config(loss) for loss in losses], "loss_is_list": isinstance(self.loss, (list, tuple)),
+                           "metrics": [m.name for m in self.metrics], "clip_norm": self.clip_norm, "clip_value": self.clip_value}
+        optimizer = self.optimizer.state_dict() if include_optimizer and self.optimizer is not None else None
+        layer_rngs = {str(i): layer.rng_state() for i, layer in enumerate(self.layers) if hasattr(layer, "rng_state")}
+        history = None if self.history is None else {"history": self.history.history, "epoch": self.history.epoch}
+        extra = {"epochs_done": self.epochs_done, "rng": self._rng.bit_generator.state, "layer_rngs": layer_rngs,
+                 "history": history}
+        save_checkpoint(path, weights=self.state_dict(), config={"model": self.get_config(), "compile": compile_cfg},
+                        optimizer=optimizer, extra=extra)
