@@ -1,7 +1,10 @@
-"""Callbacks for ``fit`` (Keras names): objects with any of ``on_train_begin()``,
+"""Callbacks for ``fit`` and ``fit_tbptt`` (Keras names): objects with any of ``on_train_begin()``,
 ``on_epoch_begin(epoch)``, ``on_batch_end(batch, logs)``, ``on_epoch_end(epoch, logs)``,
-``on_train_end()``; ``fit`` sets ``callback.model`` first. ``logs`` hold ``loss``,
-metrics, ``grad_norm``, ``lr`` and the ``val_`` entries."""
+``on_train_end()``; the loop (:func:`pyrnn.models.training.run_epochs`) sets
+``callback.model`` first. ``on_batch_end``'s logs hold the batch's (or TBPTT window's)
+``loss`` and ``grad_norm``; ``on_epoch_end``'s hold ``loss``, metrics, ``grad_norm``,
+``lr`` and the ``val_`` entries. Setting ``model.stop_training`` ends training after the
+current batch (from ``on_batch_end``) or epoch."""
 
 from __future__ import annotations
 
@@ -97,7 +100,12 @@ class LearningRateScheduler(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as a batch loss or gradient norm is NaN or infinite."""
+    """Stop training as soon as a batch loss or gradient norm is NaN or infinite.
+
+    The loop never applies such a batch (the weights stay those after the last finite step);
+    with this callback training then ends without an error, that epoch's logs (with the
+    non-finite loss) in History; without it ``fit`` raises ``FloatingPointError``.
+    ``stopped_at`` is the batch index within its epoch."""
 
     def __init__(self):
         self.stopped_at = None

@@ -248,3 +248,161 @@ def test_bad_arguments_are_named():
         next(stream(pyrnn.GRU(2, 3, bidirectional=True), [x]))
     with pytest.raises(ValueError, match="expected dilation 1"):
         next(stream(Dilated(pyrnn.GRU(2, 3), 2), [x]))
+
+
+# ------------------------------------------------------------ the fit loop: callbacks, validation
+class _Hooks:
+    def __init__(self, stop_at=None):
+        self.calls, self.stop_at = [], stop_at
+
+    def on_train_begin(self):
+        self.calls.append(("train_begin",))
+
+    def on_epoch_begin(self, epoch):
+        self.calls.append(("epoch_begin", epoch))
+
+    def on_batch_end(self, batch, logs):
+        self.calls.append(("batch_end", batch, sorted(logs)))
+        if batch == self.stop_at:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs):
+        self.calls.append(("epoch_end", epoch, sorted(logs)))
+
+    def on_train_end(self):
+        self.calls.append(("train_end",))
+
+
+def _gru_model(seed=5):
+    model = recurrent_model(pyrnn.GRU(2, 3, dtype=np.float64, seed=seed), Dense(3, 1, dtype=np.float64, seed=seed + 1))
+    return model.compile("adam", "mse", lr=0.01, metrics=["mae"])
+
+
+def test_fit_tbptt_has_fits_callbacks_validation_and_verbose(capsys):
+    x, y = _problem(4, 20)
+    vx, vy = _problem(3, 17, seed=9)
+    plain = _gru_model()
+    fit_tbptt(plain, x, y, k1=5, k2=7, epochs=2, batch_size=2)
+    model, hooks = _gru_model(), _Hooks()
+    history = fit_tbptt(model, x, y, k1=5, k2=7, epochs=2, batch_size=2, validation_data=(vx, vy),
+                        callbacks=[hooks], verbose=2)
+    per_epoch = lambda e: [("epoch_begin", e), *[("batch_end", b, ["grad_norm", "loss"]) for b in range(8)],
+                           ("epoch_end", e, ["grad_norm", "loss", "lr", "mae", "val_loss", "val_mae"])]
+    assert hooks.calls == [("train_begin",), *per_epoch(0), *per_epoch(1), ("train_end",)]  # 2 batches x 4 windows
+    assert hooks.model is model and model.epochs_done == 2
+    out = capsys.readouterr().out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out and "val_loss:" in out
+    # validation neither perturbs training nor depends on the chunks: the state runs over the whole sequence
+    for name, value in plain.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[name], value, err_msg=name)
+    assert history.history["loss"] == plain.history.history["loss"]
+    with pyrnn.no_grad():
+        pred = model.forward(vx, None)[0]
+    assert history.history["val_loss"][-1] == pytest.approx(np.mean((pred - vy) ** 2), rel=1e-12)
+    assert history.history["val_mae"][-1] == pytest.approx(np.mean(np.abs(pred - vy)), rel=1e-12)
+    assert all(layer.training for layer in model.layers)
+
+
+def test_fit_tbptt_stops_after_the_window_a_callback_stops_at():
+    x, y = _problem(2, 20)
+    model, hooks = _gru_model(), _Hooks(stop_at=2)
+    steps = []
+    optimizer_step = model.optimizer.step
+    model.optimizer.step = lambda: (steps.append(1), optimizer_step())
+    fit_tbptt(model, x, y, k1=5, epochs=3, callbacks=[hooks])
+    assert len(steps) == 3 and model.epochs_done == 1
+    assert hooks.calls[-2][0] == "epoch_end" and hooks.calls[-1] == ("train_end",)
+
+
+def test_fit_tbptt_shuffles_the_samples_over_the_batches_with_a_seed():
+    x, y = _problem(6, 10)
+
+    def run(**kwargs):
+        model = _gru_model()
+        fit_tbptt(model, x, y, k1=5, epochs=2, batch_size=2, **kwargs)
+        return model.state_dict()
+
+    a, b, ordered = run(shuffle=True, seed=3), run(shuffle=True, seed=3), run()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not all(np.array_equal(a[k], ordered[k]) for k in a)
+
+
+def test_stream_uses_the_inference_context_and_touches_no_layer():
+    from pyrnn import grad_mode
+
+    model = recurrent_model(pyrnn.GRU(2, 3, dtype=np.float64, seed=1), Dense(3, 1, dtype=np.float64, seed=2))
+    layer, seen = model.layers[1], []
+    forward = layer.forward
+    layer.forward = lambda *a, **k: (seen.append((layer.training, grad_mode.in_inference())), forward(*a, **k))[1]
+    list(stream(model, [np.zeros((1, 4, 2)), np.zeros((1, 2))]))
+    assert seen == [(True, True)] * 2
+
+
+# ------------------------------------------------------------ divergence
+def _relu_model_with_a_poisoned_window():
+    """x[0, 6] = 3e38 (finite) times input weights 10 overflows a relu unit to inf in float32:
+    window 1 of k1 = 4 (steps 4..7) diverges, window 0 is finite."""
+    x, y = _problem(2, 12, seed=4)
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    x[0, 6] = 3e38
+    model = recurrent_model(pyrnn.RNN(2, 3, nonlinearity="relu", seed=1), Dense(3, 1, seed=2))
+    model.compile("sgd", "mse", lr=0.01)
+    state = model.state_dict()
+    state["0.weight_ih_l0"] = np.full_like(state["0.weight_ih_l0"], 10.0)
+    model.load_state_dict(state)
+    return model, x, y
+
+
+class _LastFinite:
+    def __init__(self):
+        self.weights, self.logs = None, []
+
+    def on_batch_end(self, batch, logs):
+        self.logs.append(dict(logs))
+        if all(np.isfinite(v) for v in logs.values()):
+            self.weights = self.model.state_dict()
+
+
+def _assert_weights_are(model, weights):
+    for name, value in model.state_dict().items():
+        assert np.isfinite(value).all(), name
+        np.testing.assert_array_equal(value, weights[name], err_msg=name)
+
+
+def test_a_diverging_window_is_skipped_and_terminate_on_nan_ends_fit_tbptt_cleanly():
+    model, x, y = _relu_model_with_a_poisoned_window()
+    spy, stop = _LastFinite(), pyrnn.callbacks.TerminateOnNaN()
+    with np.errstate(all="ignore"):
+        history = fit_tbptt(model, x, y, k1=4, epochs=2, callbacks=[spy, stop])
+    assert len(spy.logs) == 2 and np.isnan(spy.logs[1]["loss"]) and stop.stopped_at == 1
+    assert model.epochs_done == 1 and np.isnan(history.history["loss"][0])
+    _assert_weights_are(model, spy.weights)
+
+
+def test_a_diverging_fit_tbptt_raises_floating_point_error():
+    model, x, y = _relu_model_with_a_poisoned_window()
+    spy = _LastFinite()
+    with np.errstate(all="ignore"), pytest.raises(
+            FloatingPointError, match=r"fit_tbptt: non-finite loss nan at epoch 1/2, window 2/3; .*"
+            r"the weights are those after the last finite step\. callbacks\.TerminateOnNaN\(\) stops"):
+        fit_tbptt(model, x, y, k1=4, epochs=2, callbacks=[spy])
+    _assert_weights_are(model, spy.weights)
+
+
+def test_an_infinite_gradient_norm_skips_the_window_too():
+    """Head weights of 1e30 (set after window 0) keep the loss finite in float64 but overflow
+    the float32 gradients: window 1 is not applied."""
+    x, y = _problem(2, 12, seed=4)
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    model = recurrent_model(pyrnn.GRU(2, 3, seed=1), Dense(3, 1, seed=2)).compile("sgd", "mse", lr=0.01)
+
+    class Blow:
+        def on_batch_end(self, batch, logs):
+            if batch == 0:
+                model.layers[-1].layer.params["weight"][...] = 1e30
+
+    spy = _LastFinite()
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match=r"non-finite gradient norm (nan|inf) \(loss "):
+        fit_tbptt(model, x, y, k1=4, callbacks=[Blow(), spy])
+    assert np.isfinite(spy.logs[1]["loss"]) and not np.isfinite(spy.logs[1]["grad_norm"])
+    _assert_weights_are(model, spy.weights)

@@ -178,7 +178,7 @@ def test_predict_keeps_nothing_for_backward_and_matches_forward():
         (lambda m, x, y: m.fit(x, np.full_like(y, np.inf), verbose=0), ValueError, r"y: expected finite values, got inf"),
         (lambda m, x, y: m.compile("adagrad", "mse"), ValueError, r"adagrad"),
         (lambda m, x, y: m.compile("adam", "hinge"), ValueError, r"hinge"),
-        (lambda m, x, y: m.fit(x, y, epochs=0, verbose=0), ValueError, r"epochs: expected a positive integer, got 0"),
+        (lambda m, x, y: m.fit(x, y, epochs=0, verbose=0), ValueError, r"epochs: expected an integer >= 1, got 0"),
         (lambda m, x, y: m.predict(x[:, :, [0, 0]]), ValueError, r"x: expected input_size=1"),
         (lambda m, x, y: m.predict(x.astype(object)), TypeError, r"x\[0\]: expected a numeric array, got dtype object"),
     ],
@@ -204,3 +204,192 @@ def test_progress_bar_with_tqdm(capsys):
     model.fit(x, x.sum(axis=(1, 2))[:, None], epochs=2, batch_size=16, verbose=1)
     err = capsys.readouterr().err
     assert "Epoch 1/2" in err and "Epoch 2/2" in err and "4/4" in err and "loss" in err
+
+
+# -------------------------------------------------------------- one loop, public-internal helpers
+def test_modules_use_the_training_helpers_public_names_only():
+    """What other modules import from models/training.py has no leading underscore (its module
+    docstring lists that public-internal API), and the old private names are gone."""
+    import ast
+    import pathlib
+
+    from pyrnn.models import training
+
+    root = pathlib.Path(training.__file__).parents[1]
+    bad = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("training"):
+                bad += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert not bad, bad
+    for name in ("History", "as_input_list", "as_target_list", "check_data", "batch_forward_kwargs", "forward_loss",
+                 "metric_values", "train_step", "WeightedMeans", "run_epochs"):
+        assert name in training.__all__ and f"`{name}`" in training.__doc__, name
+    assert not hasattr(training, "_train_batch") and not hasattr(training, "_check_data")
+
+
+def _spy_forward(layer, seen):
+    """Record, at every forward of ``layer``, its training flag and the thread's grad/inference mode."""
+    from pyrnn import grad_mode
+
+    forward = layer.forward
+
+    def spy(*args, **kwargs):
+        seen.append((layer.training, grad_mode.in_inference(), grad_mode.is_grad_enabled()))
+        return forward(*args, **kwargs)
+
+    layer.forward = spy
+
+
+def test_evaluate_and_the_dry_run_use_the_inference_context_and_touch_no_layer():
+    x, y = _sum_task(64)
+    model = _regressor().compile("sgd", "mse", lr=0.01)
+    seen = []
+    _spy_forward(model.layers[0], seen)
+    model.evaluate(x, y, batch_size=32)
+    assert seen == [(True, True, False)] * 2  # the flag untouched, the thread in inference mode
+    seen.clear()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, validation_data=(x[:16], y[:16]))
+    assert seen[0] == (True, True, False)  # the dry run
+    assert seen[1:3] == [(True, False, True)] * 2  # the two training batches
+    assert seen[3:] == [(True, True, False)]  # validation
+    assert all(layer.training for layer in model.layers)
+
+
+# -------------------------------------------------------------- divergence
+def _dense_with_a_poisoned_batch():
+    """Dense(1, 1), weight 10: sample 5 (x = 3e38, finite) predicts inf in float32, so batch 2
+    (batch_size 2, no shuffle) diverges while batches 0 and 1 are finite."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 1)).astype(np.float32)
+    y = 2 * x
+    x[5] = 3e38
+    model = pyrnn.Sequential([Dense(1, 1, seed=0)]).compile("sgd", "mse", lr=0.01)
+    model.load_state_dict({"0.weight": np.full((1, 1), 10.0, np.float32), "0.bias": np.zeros(1, np.float32)})
+    return model, x, y
+
+
+class _LastFinite:
+    """Keeps the weights after every batch whose loss and gradient norm were finite, and every batch's logs."""
+
+    def __init__(self):
+        self.weights, self.logs = None, []
+
+    def on_batch_end(self, batch, logs):
+        self.logs.append(dict(logs))
+        if all(np.isfinite(v) for v in logs.values()):
+            self.weights = self.model.state_dict()
+
+
+def _assert_weights_are(model, weights):
+    for name, value in model.state_dict().items():
+        assert np.isfinite(value).all(), name
+        np.testing.assert_array_equal(value, weights[name], err_msg=name)
+
+
+def test_a_diverging_batch_is_skipped_and_terminate_on_nan_ends_fit_cleanly():
+    model, x, y = _dense_with_a_poisoned_batch()
+    spy, stop = _LastFinite(), TerminateOnNaN()
+    with np.errstate(all="ignore"):
+        history = model.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0, callbacks=[spy, stop])
+    assert [np.isfinite(logs["loss"]) for logs in spy.logs] == [True, True, False]  # on_batch_end saw the NaN
+    assert stop.stopped_at == 2 and model.epochs_done == 1 and history.epoch == [0]
+    assert np.isnan(history.history["loss"][0])
+    _assert_weights_are(model, spy.weights)  # batch 2's step was not applied
+
+
+def test_a_diverging_fit_without_terminate_on_nan_raises_floating_point_error():
+    model, x, y = _dense_with_a_poisoned_batch()
+    spy = _LastFinite()
+    with np.errstate(all="ignore"), pytest.raises(
+            FloatingPointError, match=r"fit: non-finite loss nan at epoch 1/3, batch 3/4; its update was skipped .*"
+            r"the weights are those after the last finite step\. callbacks\.TerminateOnNaN\(\) stops training "
+            r"without this error"):
+        model.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0, callbacks=[spy])
+    _assert_weights_are(model, spy.weights)
+    assert model.epochs_done == 0
+
+
+def test_a_huge_learning_rate_stops_at_the_last_finite_weights():
+    x, y = _sum_task(64)
+    model = _regressor().compile("sgd", "mse", lr=1e6)
+    spy, stop = _LastFinite(), TerminateOnNaN()
+    with np.errstate(all="ignore"):
+        model.fit(x, y, epochs=20, batch_size=16, verbose=0, callbacks=[spy, stop])
+    assert stop.stopped_at is not None and model.epochs_done < 20
+    _assert_weights_are(model, spy.weights)
+
+
+def test_evaluate_reports_nan_for_non_finite_predictions():
+    model, x, y = _dense_with_a_poisoned_batch()
+    with np.errstate(all="ignore"):
+        assert np.isnan(model.evaluate(x, y)["loss"])
+    assert np.isfinite(model.evaluate(x[:4], y[:4])["loss"])
+
+
+# -------------------------------------------------------------- threads
+@pytest.fixture
+def one_kernel_thread():
+    pyrnn.set_num_threads(1)  # bit-for-bit comparisons need single-threaded kernels
+    try:
+        yield
+    finally:
+        pyrnn.set_num_threads(None)  # the suite runs without a cap
+
+
+def _run_threads(*fns):
+    import threading
+
+    errors, barrier = [], threading.Barrier(len(fns))
+
+    def run(fn):
+        try:
+            barrier.wait()
+            fn()
+        except BaseException as exc:  # re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _dropout_regressor(seed):
+    return pyrnn.Sequential([pyrnn.GRU(1, 8, seed=seed), LastStep(), Dropout(0.2, seed=seed + 1),
+                             Dense(8, 1, seed=seed + 2)]).compile("adam", "mse", lr=0.01)
+
+
+def test_two_threads_fit_two_models_as_one_after_the_other(one_kernel_thread):
+    x, y = _sum_task(160)
+
+    def fit(model):
+        model.fit(x, y, epochs=4, batch_size=8, seed=1, verbose=0, validation_split=0.25)
+
+    alone = [_dropout_regressor(0), _dropout_regressor(10)]
+    for model in alone:
+        fit(model)
+    together = [_dropout_regressor(0), _dropout_regressor(10)]
+    _run_threads(*[lambda m=m: fit(m) for m in together])
+    for a, b in zip(alone, together):
+        assert a.history.history == b.history.history
+        _assert_weights_are(b, a.state_dict())
+        assert all(layer.training for layer in b.layers)
+
+
+def test_evaluate_in_one_thread_while_another_fits(one_kernel_thread):
+    x, y = _sum_task(160)
+    fitted, evaluated = _dropout_regressor(0), _regressor(10).compile("adam", "mse")
+    want = evaluated.evaluate(x, y, batch_size=16)
+    fitted_alone = _dropout_regressor(0)
+    fitted_alone.fit(x, y, epochs=3, batch_size=8, seed=2, verbose=0, validation_split=0.25)
+    got = []
+    _run_threads(lambda: fitted.fit(x, y, epochs=3, batch_size=8, seed=2, verbose=0, validation_split=0.25),
+                 lambda: got.extend(evaluated.evaluate(x, y, batch_size=16) for _ in range(30)))
+    assert got == [want] * 30
+    assert fitted.history.history == fitted_alone.history.history
+    _assert_weights_are(fitted, fitted_alone.state_dict())
+    assert all(layer.training for layer in evaluated.layers)

@@ -25,11 +25,11 @@ import tracemalloc
 import numpy as np
 
 from .._checks import check_int, check_ndim
-from ..grad_mode import no_grad
+from ..grad_mode import inference, no_grad
 from ..layers.recurrent import Recurrent
 from ..layers.sequence import TimeDistributed
 from .graph import Input, Model
-from .training import History, _check_data, _train_batch
+from .training import WeightedMeans, check_data, forward_loss, metric_values, run_epochs, train_step
 
 
 def recurrent_model(layer, head=None):
@@ -68,7 +68,7 @@ def _n_states(model):
 
 
 class _Window:
-    """One truncated-BPTT update, seen by :func:`training._train_batch` as one batch of a model:
+    """One truncated-BPTT update, seen by :func:`training.train_step` as one batch of a model:
     ``forward`` runs the window from the carried state and returns the outputs of its last
     ``n_loss`` steps; ``backward`` stops at the window's start (no gradient to the state)."""
 
@@ -77,6 +77,7 @@ class _Window:
         self.optimizer, self.metrics = model.optimizer, model.metrics
         self.clip_norm, self.clip_value = model.clip_norm, model.clip_value
         self.zero_grad, self.param_grad_pairs = model.zero_grad, model.param_grad_pairs
+        self.clear_saved = model.clear_saved
 
     # y, *final = model(x[s:t], *state);  the loss sees y[t - n_loss : t]
     def forward(self, x):
@@ -95,7 +96,73 @@ def _window_ends(T, k1):
     return [min(t, T) for t in range(k1, T + k1, k1)]
 
 
-def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None):
+def _check_sequences(x, y, mask, what=""):
+    x, y = np.asarray(x), np.asarray(y)
+    check_ndim(f"{what}x", x, 3, "(samples, time, features)")
+    if x.shape[1] == 0:
+        raise ValueError(f"{what}x: expected at least one time step, got shape {x.shape}")
+    if y.ndim < 2 or y.shape[:2] != x.shape[:2]:
+        raise ValueError(f"{what}y: expected shape ({x.shape[0]}, {x.shape[1]}, ...) (samples, time) as {what}x, "
+                         f"got {y.shape}")
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != x.shape[:2]:
+            raise ValueError(f"{what}mask: expected shape {x.shape[:2]} (samples, time), got {mask.shape}")
+    return x, y, mask
+
+
+def _tbptt_steps(model, loss, x, y, mask, rows_list, ends, k2, n_states):
+    """The windows of one epoch, lazily: ``(weight, train_step(...))`` per optimizer step."""
+    for rows in rows_list:
+        state = [None] * n_states
+        for i, t_end in enumerate(ends):
+            t_prev = ends[i - 1] if i else 0
+            s, s_next = max(0, t_end - k2), (max(0, ends[i + 1] - k2) if i + 1 < len(ends) else t_end)
+            carry = state
+            if s < s_next < t_end:
+                with no_grad():
+                    carry = list(model.forward(x[rows, s:s_next], *state)[1:])
+            window = _Window(model, loss, t_end - t_prev, state)
+            m = None if mask is None else mask[rows, t_prev:t_end]
+            result = train_step(window, [x[rows, s:t_end]], [y[rows, t_prev:t_end]], m, None, slice(None))
+            state = window.final if s_next == t_end else carry
+            yield len(x[rows]) * (t_end - t_prev), result
+
+
+def evaluate_sequences(model, x, y, k1, batch_size=None, mask=None):
+    """Mean loss and metrics of a ``[x, *state] -> [y, *state]`` model over whole sequences, the
+    state carried from zeros at step 0 to the end, in inference mode (eval behaviour, nothing
+    saved for backward, no layer attribute changed).
+
+    The sequences run in chunks of ``k1`` steps (and ``batch_size`` samples) and the means are
+    weighted as ``fit_tbptt``'s ``loss``: each chunk's loss by its samples x steps (without a
+    mask: the mean over all steps). ``fit_tbptt`` reports it as ``val_loss`` (``val_`` metrics).
+    """
+    n_states = _n_states(model)
+    k1 = check_int("k1", k1, 1)
+    x, y, mask = _check_sequences(x, y, mask)
+    N = check_data(model, [x], [y], mask, None)
+    batch_size = N if batch_size is None else check_int("batch_size", batch_size, 1)
+    loss = model.loss[0] if isinstance(model.loss, (list, tuple)) else model.loss
+    ends = _window_ends(x.shape[1], k1)
+    means = WeightedMeans()
+    with inference():
+        for start in range(0, N, batch_size):
+            rows = slice(start, start + batch_size)
+            state = [None] * n_states
+            for i, t_end in enumerate(ends):
+                t_prev = ends[i - 1] if i else 0
+                chunk = _Window(model, loss, t_end - t_prev, state)
+                m = None if mask is None else mask[rows, t_prev:t_end]
+                ys = [y[rows, t_prev:t_end]]
+                value, preds, _, m = forward_loss(chunk, [x[rows, t_prev:t_end]], ys, m, None, slice(None))
+                means.add(len(x[rows]) * (t_end - t_prev), value, metric_values(chunk, preds, ys, m, slice(None)))
+                state = chunk.final
+    return means.logs()
+
+
+def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None, validation_data=None,
+              callbacks=(), verbose=0, shuffle=False, seed=None):
     """Train with truncated BPTT(k2; k1) over long sequences; returns the model's :class:`History`.
 
     Parameters
@@ -109,12 +176,20 @@ def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None):
     epochs : int
     batch_size : int or None (all N samples at once); each batch walks the whole time axis
     mask : None or (N, T) for the loss, sliced like y
+    validation_data : None, ``(x_val, y_val)`` or ``(x_val, y_val, mask_val)``, sequences
+        (N_val, T_val, ...); after every epoch :func:`evaluate_sequences` runs them from a zero
+        state to their end (the state carried over the whole sequence, in inference mode)
+    callbacks : as for ``fit`` (:mod:`pyrnn.callbacks`); ``on_batch_end`` after every window
+    verbose : 0 silent (the default), 1 progress bar over the windows, 2 one line per epoch
+    shuffle : deal the samples to the batches in a new random order every epoch (the model's
+        generator); False keeps their order. Time is never shuffled.
+    seed : reseed that generator first (None continues it)
 
     Returns
     -------
     History
         per epoch: ``loss`` (mean of the window losses weighted by their steps), metrics,
-        ``grad_norm`` (mean over updates), ``lr``
+        ``grad_norm`` (mean over updates), the ``val_`` entries, ``lr``
 
     Notes
     -----
@@ -122,10 +197,13 @@ def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None):
     model forward over ``[max(0, t_i - k2), t_i)`` from the state saved there (zeros for the
     first window of every batch and epoch), the loss (mean-reduced, as compiled) on
     ``[t_{i-1}, t_i)``, one backward, gradient clipping and one optimizer step (the same
-    code as ``fit``'s batches). The state at ``t_{i+1} - k2`` is saved for the next window
+    code as ``fit``'s batches, in the same epoch loop: callbacks, ``stop_training``,
+    validation, History). The state at ``t_{i+1} - k2`` is saved for the next window
     before the update: the window's final state if k2 = k1, else by a gradient-free
     forward over ``[max(0, t_i - k2), t_{i+1} - k2)``; the k2 - k1 overlapping steps are
     recomputed with the updated weights. With k1 = k2 = T this is one full-BPTT step.
+    A window whose loss or gradient norm is not finite is not applied and training stops:
+    ``FloatingPointError``, or cleanly with ``callbacks.TerminateOnNaN()``.
     """
     if model.loss is None or model.optimizer is None:
         raise ValueError("fit_tbptt: expected a compiled model (call model.compile(optimizer=..., loss=...)), got none")
@@ -135,42 +213,39 @@ def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None):
     if k2 < k1:
         raise ValueError(f"k2: expected at least k1={k1} (the loss steps must lie in the backpropagated window), got {k2}")
     epochs = check_int("epochs", epochs, 1)
-    x, y = np.asarray(x), np.asarray(y)
-    check_ndim("x", x, 3, "(samples, time, features)")
-    if y.ndim < 2 or y.shape[:2] != x.shape[:2]:
-        raise ValueError(f"y: expected shape ({x.shape[0]}, {x.shape[1]}, ...) (samples, time) as x, got {y.shape}")
-    N = _check_data(model, [x], [y], mask, None)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
+    x, y, mask = _check_sequences(x, y, mask)
+    N = check_data(model, [x], [y], mask, None)
     batch_size = N if batch_size is None else check_int("batch_size", batch_size, 1)
+    validate = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data: expected (x_val, y_val) or (x_val, y_val, mask_val), "
+                             f"got {type(validation_data).__name__}")
+        vx, vy, vm = _check_sequences(*validation_data, *(None,) * (3 - len(validation_data)), what="val_")
+        check_data(model, [vx], [vy], vm, None)
+
+        def validate():
+            return evaluate_sequences(model, vx, vy, k1, batch_size=batch_size, mask=vm)
+
     loss = model.loss[0] if isinstance(model.loss, (list, tuple)) else model.loss
     ends = _window_ends(x.shape[1], k1)
-    model.history = model.history or History()
-    for _ in range(epochs):
+    if seed is not None:
+        model._rng = np.random.default_rng(seed)
+    n_batches = -(-N // batch_size)
+
+    def epoch_steps(epoch):
         model.train()
-        total, count, norms, metric_sums = 0.0, 0, [], {}
-        for start in range(0, N, batch_size):
-            rows = slice(start, start + batch_size)
-            state = [None] * n_states
-            for i, t_end in enumerate(ends):
-                t_prev = ends[i - 1] if i else 0
-                s, s_next = max(0, t_end - k2), (max(0, ends[i + 1] - k2) if i + 1 < len(ends) else t_end)
-                carry = state
-                if s < s_next < t_end:
-                    with no_grad():
-                        carry = list(model.forward(x[rows, s:s_next], *state)[1:])
-                window = _Window(model, loss, t_end - t_prev, state)
-                m = None if mask is None else np.asarray(mask)[rows, t_prev:t_end]
-                value, norm, metric_vals = _train_batch(window, [x[rows, s:t_end]], [y[rows, t_prev:t_end]], m, None, slice(None))
-                state = window.final if s_next == t_end else carry
-                n = len(x[rows]) * (t_end - t_prev)
-                total, count = total + value * n, count + n
-                norms.append(norm)
-                for k, v in metric_vals.items():
-                    metric_sums[k] = metric_sums.get(k, 0.0) + v * n
-        logs = {"loss": total / count, **{k: v / count for k, v in metric_sums.items()},
-                "grad_norm": float(np.mean(norms)), "lr": float(model.optimizer.lr)}
-        model.history.append(model.epochs_done, logs)
-        model.epochs_done += 1
-    return model.history
+        if shuffle:
+            order = model._rng.permutation(N)
+            rows_list = [order[i : i + batch_size] for i in range(0, N, batch_size)]
+        else:
+            rows_list = [slice(i, i + batch_size) for i in range(0, N, batch_size)]
+        return n_batches * len(ends), _tbptt_steps(model, loss, x, y, mask, rows_list, ends, k2, n_states)
+
+    return run_epochs(model, epochs, epoch_steps, callbacks=callbacks, validate=validate, verbose=verbose,
+                      who="fit_tbptt", unit="window")
 
 
 def stream(model, chunks, state=None):
@@ -206,24 +281,16 @@ def stream(model, chunks, state=None):
     else:
         n_states = _n_states(model)
         state = [None] * n_states if state is None else list(state)
-    layers = [model] if is_layer else model.layers
     for chunk in chunks:
         chunk = np.asarray(chunk)
         one_step = chunk.ndim == 2
         if one_step:
             chunk = chunk[:, None]
-        was = [layer.training for layer in layers]
-        for layer in layers:
-            layer.eval()
-        try:
-            with no_grad():
-                if is_layer:
-                    y, state = model.forward(chunk, state)
-                else:
-                    y, *state = model.forward(chunk, *state)
-        finally:
-            for layer, mode in zip(layers, was):
-                layer.train(mode)
+        with inference():  # eval behaviour, nothing saved, no layer attribute touched
+            if is_layer:
+                y, state = model.forward(chunk, state)
+            else:
+                y, *state = model.forward(chunk, *state)
         yield (y[:, 0] if one_step else y), state
 
 
@@ -248,4 +315,4 @@ def peak_memory_of(fn, *args, **kwargs):
             tracemalloc.stop()
 
 
-__all__ = ["fit_tbptt", "peak_memory_of", "recurrent_model", "stream"]
+__all__ = ["evaluate_sequences", "fit_tbptt", "peak_memory_of", "recurrent_model", "stream"]

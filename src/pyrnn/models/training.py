@@ -1,19 +1,50 @@
-"""The training loop behind ``model.fit`` and ``model.evaluate``.
+"""The training loop behind ``model.fit``, :func:`pyrnn.fit_tbptt` and ``model.evaluate``.
 
-One epoch: (seeded) shuffle of the training indices, then per batch
-forward (training mode) -> loss -> loss.backward -> model.backward -> global
-gradient norm (clipped if asked) -> optimizer step. The validation tail of
-``validation_split`` is cut before any shuffle (right for time series).
+One loop, :func:`run_epochs`, owns everything around the optimizer steps: History, the
+progress bar, the callbacks (``on_train_begin``/``on_epoch_begin``/``on_batch_end``/
+``on_epoch_end``/``on_train_end``), ``model.stop_training``, validation, the per-epoch
+logs and what happens when the loss diverges. Its callers only say what one epoch's
+steps are: :func:`fit` a (seeded) shuffle of the training indices cut into mini-batches,
+``fit_tbptt`` the windows of truncated BPTT. Every step is :func:`train_step`: forward
+(training mode) -> loss -> loss.backward -> model.backward -> global gradient norm
+(clipped if asked) -> optimizer step. The validation tail of ``validation_split`` is cut
+before any shuffle (right for time series). Validation, ``evaluate`` and fit's dry run
+run inside :func:`pyrnn.grad_mode.inference`: eval behaviour, nothing saved for backward,
+and no layer's ``training`` flag touched, so other threads never see a changed mode.
+
+Divergence: a step whose loss or gradient norm is NaN or infinite is skipped (no optimizer
+step: the weights stay those after the last finite step) and ``on_batch_end`` sees the
+non-finite value. If a callback (``callbacks.TerminateOnNaN()``) then sets
+``model.stop_training``, training ends cleanly with that epoch's logs in History; otherwise
+the loop raises ``FloatingPointError``. Predictions that are not finite where the loss
+reads them give the loss value NaN instead of the loss's ValueError.
+
+Public-internal API (no leading underscore; used across pyrnn's modules, not exported at
+the top level):
+
+- :class:`History`: per-epoch logs.
+- :func:`as_input_list`, :func:`as_target_list`: a model's inputs / targets as lists of arrays.
+- :func:`check_data`: same number of samples everywhere, finite values; returns that number.
+- :func:`batch_forward_kwargs`: the keyword arguments of ``model.forward`` for one batch.
+- :func:`forward_loss`: one batch's forward and summed loss (NaN for non-finite predictions).
+- :func:`metric_values`: the compiled metrics on one batch.
+- :func:`train_step`: one optimizer step on one batch -> ``(loss, grad_norm, metrics)``.
+- :class:`WeightedMeans`: the loss and metric means of an epoch or an evaluation.
+- :func:`run_epochs`: the epoch loop above; :func:`fit` and :func:`evaluate`.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
 
-from .._checks import check_finite
-from ..grad_mode import no_grad
+from .._checks import check_finite, check_int
+from ..grad_mode import inference
+
+__all__ = ["History", "as_input_list", "as_target_list", "check_data", "batch_forward_kwargs",
+           "forward_loss", "metric_values", "train_step", "WeightedMeans", "run_epochs", "fit", "evaluate"]
 
 
 class History:
@@ -51,7 +82,8 @@ def as_input_list(model, x, what):
     return out
 
 
-def _as_target_list(model, y):
+def as_target_list(model, y):
+    """The targets as a list of arrays (one per model output)."""
     n_outputs = len(getattr(model, "outputs", [None]))
     is_list = isinstance(y, (list, tuple)) and all(isinstance(a, np.ndarray) for a in y)
     ys = list(y) if is_list and (n_outputs > 1 or len(y) == 1) else [y]
@@ -60,7 +92,8 @@ def _as_target_list(model, y):
     return [np.asarray(a) for a in ys]
 
 
-def _check_data(model, xs, ys, mask, lengths):
+def check_data(model, xs, ys, mask, lengths):
+    """Raise unless inputs, targets, mask and lengths have one sample count and finite values; return it."""
     n = len(xs[0])
     named = [(f"x[{i}]" if len(xs) > 1 else "x", a) for i, a in enumerate(xs)]
     named += [(f"y[{i}]" if len(ys) > 1 else "y", a) for i, a in enumerate(ys)]
@@ -75,48 +108,103 @@ def _check_data(model, xs, ys, mask, lengths):
 
 
 def batch_forward_kwargs(model, lengths, sl):
+    """``model.forward``'s keyword arguments for the samples ``sl`` (``lengths`` if given)."""
     return {} if lengths is None else {"lengths": np.asarray(lengths)[sl]}
 
 
 # ------------------------------------------------------------------ one batch
-def _forward_loss(model, xs, ys, mask, lengths, sl):
+def _loss_value(loss, pred, target, mask):
+    """``loss.forward``, except that predictions that are not finite where the loss reads them
+    give NaN: the losses refuse them with a ValueError, the training loop reports them."""
+    try:
+        return loss.forward(pred, target, mask=mask)
+    except ValueError as exc:
+        # the losses' own check (losses._check_finite on the selected predictions)
+        if str(exc).startswith("pred: expected finite values") and not np.isfinite(pred).all():
+            return math.nan
+        raise
+
+
+def forward_loss(model, xs, ys, mask, lengths, sl):
+    """Forward of the samples ``sl`` and the summed loss -> ``(value, preds, losses, batch_mask)``.
+
+    ``value`` is NaN when a prediction the loss reads is not finite (nothing is then saved
+    for that loss's backward)."""
     pred = model.forward(*[a[sl] for a in xs], **batch_forward_kwargs(model, lengths, sl))
     preds = list(pred) if isinstance(pred, tuple) else [pred]
     m = None if mask is None else np.asarray(mask)[sl]
     losses = list(model.loss) if isinstance(model.loss, (list, tuple)) else [model.loss]
     if len(losses) != len(preds):
         raise ValueError(f"loss: expected one loss per model output ({len(preds)}), got {len(losses)}")
-    value = sum(loss.forward(p, t[sl], mask=m) for loss, p, t in zip(losses, preds, ys))
+    value = sum(_loss_value(loss, p, t[sl], m) for loss, p, t in zip(losses, preds, ys))
     return value, preds, losses, m
 
 
-def _metric_values(model, preds, ys, m, sl):
+def metric_values(model, preds, ys, m, sl):
+    """``{name: value}`` of the compiled metrics on the first output of one batch."""
     return {metric.name: metric(preds[0], ys[0][sl], m) for metric in model.metrics}
 
 
-def _train_batch(model, xs, ys, mask, lengths, idx):
-    from ..optim import clip_grad_norm_, clip_grad_value_
+def _gradient_norm(model, grads):
+    from ..optim import clip_grad_norm_
+
+    if model.clip_norm is not None:
+        return clip_grad_norm_(grads, model.clip_norm)  # a non-finite norm is returned, nothing scaled
+    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+
+
+def train_step(model, xs, ys, mask, lengths, idx):
+    """One optimizer step on the samples ``idx`` -> ``(loss, grad_norm, metrics)``.
+
+    ``model`` needs ``forward``, ``backward``, ``loss``, ``metrics``, ``optimizer``,
+    ``clip_norm``, ``clip_value``, ``zero_grad`` and ``param_grad_pairs`` (a model, or an
+    object standing for one, as truncated BPTT's windows and seq2seq do). When the loss or the
+    gradient norm is not finite the step is skipped: no optimizer step (the weights stay as
+    they are), the returned loss or norm is that non-finite value (the norm is NaN when the
+    loss already was: no backward ran) and :func:`run_epochs` decides what follows.
+    """
+    from ..optim import clip_grad_value_
 
     model.zero_grad()
-    value, preds, losses, m = _forward_loss(model, xs, ys, mask, lengths, idx)
+    value, preds, losses, m = forward_loss(model, xs, ys, mask, lengths, idx)
+    if not math.isfinite(value):
+        clear = getattr(model, "clear_saved", None)
+        if clear is not None:
+            clear()  # the forward's saved state: no backward will take it
+        return value, math.nan, metric_values(model, preds, ys, m, idx)
     dpreds = [loss.backward() for loss in losses[: len(preds)]]
     model.backward(*dpreds)
     grads = [g for _, g in model.param_grad_pairs()]
-    if model.clip_norm is not None:
-        norm = clip_grad_norm_(grads, model.clip_norm)
-    else:
-        norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
-    if model.clip_value is not None:
-        clip_grad_value_(grads, model.clip_value)
-    model.optimizer.step()
-    return value, float(norm), _metric_values(model, preds, ys, m, idx)
+    norm = float(_gradient_norm(model, grads))
+    if math.isfinite(norm):
+        if model.clip_value is not None:
+            clip_grad_value_(grads, model.clip_value)
+        model.optimizer.step()
+    return value, norm, metric_values(model, preds, ys, m, idx)
+
+
+class WeightedMeans:
+    """Means of the loss and the metrics over batches (or windows), each weighted by ``add``'s
+    ``weight`` (its samples, or samples x steps)."""
+
+    def __init__(self):
+        self.total, self.count, self.sums = 0.0, 0, {}
+
+    def add(self, weight, value, metrics):
+        self.total += value * weight
+        self.count += weight
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v * weight
+
+    def logs(self):
+        return {"loss": self.total / self.count, **{k: v / self.count for k, v in self.sums.items()}}
 
 
 # ------------------------------------------------------------------ progress
 class _Progress:
     """tqdm bar (verbose=1, when tqdm is installed), one line per epoch (verbose=2 or no tqdm), or silence."""
 
-    def __init__(self, verbose, epoch, n_epochs, n_batches):
+    def __init__(self, verbose, epoch, n_epochs, n_batches, unit="batch"):
         self.verbose, self.bar = verbose, None
         self.prefix = f"Epoch {epoch + 1}/{n_epochs}"
         if verbose == 1:
@@ -125,20 +213,107 @@ class _Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=n_batches, desc=self.prefix, unit="batch", leave=True, file=sys.stderr)
+                self.bar = tqdm(total=n_batches, desc=self.prefix, unit=unit, leave=True, file=sys.stderr)
 
     def update(self, loss):
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
 
-    def close(self, logs):
+    def close(self, logs=None):
+        if logs is None:  # the epoch ended with an exception
+            if self.bar is not None:
+                self.bar.close()
+            return
         text = " - ".join(f"{k}: {v:.4g}" for k, v in logs.items())
         if self.bar is not None:
             self.bar.set_postfix_str(text)
             self.bar.close()
         elif self.verbose:
             print(f"{self.prefix} - {text}", flush=True)
+
+
+# ------------------------------------------------------------------ the epoch loop
+def _call(callbacks, hook, *args):
+    for cb in callbacks:
+        fn = getattr(cb, hook, None)
+        if fn is not None:
+            fn(*args)
+
+
+def _diverged(who, unit, epoch, n_epochs, batch, n_batches, value, norm):
+    what = f"loss {value}" if not math.isfinite(value) else f"gradient norm {norm} (loss {value:.6g})"
+    return FloatingPointError(
+        f"{who}: non-finite {what} at epoch {epoch + 1}/{n_epochs}, {unit} {batch + 1}/{n_batches}; "
+        "its update was skipped and training stopped, so the weights are those after the last finite step. "
+        "callbacks.TerminateOnNaN() stops training without this error; a lower learning rate or clip_norm "
+        "may avoid the divergence")
+
+
+def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=0, who="fit", unit="batch"):
+    """Train ``epochs`` more epochs and return ``model.history``: the loop behind fit and fit_tbptt.
+
+    Parameters
+    ----------
+    model : the model trained (``history``, ``epochs_done``, ``stop_training``, ``optimizer.lr``)
+    epochs : int
+    epoch_steps : ``epoch_steps(epoch) -> (n_steps, steps)``, called after ``on_epoch_begin``;
+        ``steps`` yields ``(weight, (loss, grad_norm, metrics))`` per optimizer step, the step
+        run lazily (e.g. by :func:`train_step`) when the loop asks for it; ``weight`` weighs
+        the step's loss and metrics in the epoch means (samples, or samples x time steps)
+    callbacks : objects with any of the hooks of :mod:`pyrnn.callbacks`; ``callback.model`` is set
+    validate : None or ``validate() -> {name: value}``, run after each epoch's steps; its
+        entries are logged with a ``val_`` prefix
+    verbose : 0 silent, 1 progress bar, 2 one line per epoch
+    who, unit : the function and what one step is ("batch", "window"), as error messages name them
+
+    Each epoch logs ``loss`` and the metrics (means weighted as above), ``grad_norm`` (mean over
+    the steps), the ``val_`` entries and ``lr``. A step with a non-finite loss or gradient norm
+    was skipped by the step itself; after its ``on_batch_end`` the epoch ends if a callback set
+    ``model.stop_training`` (its logs hold the non-finite loss), else ``FloatingPointError``.
+    """
+    model.history = model.history or History()
+    model.stop_training = False
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        cb.model = model
+    _call(callbacks, "on_train_begin")
+    first = model.epochs_done
+    last = first + epochs
+    for epoch in range(first, last):
+        _call(callbacks, "on_epoch_begin", epoch)
+        n_steps, steps = epoch_steps(epoch)
+        progress = _Progress(verbose, epoch, last, n_steps, unit)
+        means, norms = WeightedMeans(), []
+        try:
+            for batch, (weight, (value, norm, metrics)) in enumerate(steps):
+                means.add(weight, value, metrics)
+                norms.append(norm)
+                progress.update(value)
+                _call(callbacks, "on_batch_end", batch, {"loss": value, "grad_norm": norm})
+                if not model.stop_training and not (math.isfinite(value) and math.isfinite(norm)):
+                    raise _diverged(who, unit, epoch, last, batch, n_steps, value, norm)
+                if model.stop_training:
+                    break
+        except BaseException:
+            progress.close()
+            raise
+        finally:
+            close = getattr(steps, "close", None)
+            if close is not None:
+                close()  # a generator of steps stopped early
+        logs = {**means.logs(), "grad_norm": float(np.mean(norms))}
+        if validate is not None:
+            logs.update({f"val_{k}": v for k, v in validate().items()})
+        logs["lr"] = float(model.optimizer.lr)
+        model.epochs_done = epoch + 1
+        model.history.append(epoch, logs)
+        progress.close(logs)
+        _call(callbacks, "on_epoch_end", epoch, logs)
+        if model.stop_training:
+            break
+    _call(callbacks, "on_train_end")
+    return model.history
 
 
 # ------------------------------------------------------------------ fit
@@ -157,18 +332,20 @@ def fit(model, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validatio
     callbacks : objects with optional on_train_begin/on_epoch_begin/on_batch_end/on_epoch_end/on_train_end
     verbose : 0 silent, 1 progress bar, 2 one line per epoch
     mask : (N,) or (N, T) for the loss (e.g. padding); lengths : (N,) for Sequential models
+
+    A batch whose loss or gradient norm is NaN or infinite is not applied; training then stops
+    with ``FloatingPointError``, or cleanly with ``callbacks.TerminateOnNaN()`` (see :func:`run_epochs`).
     """
     if model.loss is None or model.optimizer is None:
         raise ValueError("fit: expected a compiled model (call model.compile(optimizer=..., loss=...)), got none")
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
     if not 0 <= validation_split < 1:
         raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
-    xs, ys = as_input_list(model, x, "x"), _as_target_list(model, y)
-    n = _check_data(model, xs, ys, mask, lengths)
+    xs, ys = as_input_list(model, x, "x"), as_target_list(model, y)
+    n = check_data(model, xs, ys, mask, lengths)
     val = None
     if validation_data is not None:
         val = tuple(validation_data) + (None,) * (3 - len(validation_data))
@@ -187,87 +364,44 @@ def fit(model, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validatio
     _dry_run(model, xs, lengths)
     if seed is not None:
         model._rng = np.random.default_rng(seed)
-    model.history = model.history or History()
-    model.stop_training = False
-    callbacks = list(callbacks)
-    for cb in callbacks:
-        cb.model = model
-    _call(callbacks, "on_train_begin")
-    first = model.epochs_done
-    for epoch in range(first, first + epochs):
-        _call(callbacks, "on_epoch_begin", epoch)
+
+    def epoch_steps(epoch):
         model.train()
         order = model._rng.permutation(n) if shuffle else np.arange(n)
         batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-        progress = _Progress(verbose, epoch, first + epochs, len(batches))
-        total, norms, metric_sums = 0.0, [], {}
-        for idx in batches:
-            value, norm, metric_vals = _train_batch(model, xs, ys, mask, lengths, idx)
-            total += value * len(idx)
-            norms.append(norm)
-            for k, v in metric_vals.items():
-                metric_sums[k] = metric_sums.get(k, 0.0) + v * len(idx)
-            progress.update(value)
-            _call(callbacks, "on_batch_end", len(norms) - 1, {"loss": value, "grad_norm": norm})
-            if model.stop_training:
-                break
-        logs = {"loss": total / n, **{k: v / n for k, v in metric_sums.items()}, "grad_norm": float(np.mean(norms))}
-        if val is not None:
-            vx, vy, vm = val[:3]
-            vl = val[3] if len(val) > 3 else None
-            logs.update({f"val_{k}": v for k, v in evaluate(model, vx, vy, mask=vm, lengths=vl).items()})
-        logs["lr"] = float(model.optimizer.lr)
-        model.epochs_done = epoch + 1
-        model.history.append(epoch, logs)
-        progress.close(logs)
-        _call(callbacks, "on_epoch_end", epoch, logs)
-        if model.stop_training:
-            break
-    _call(callbacks, "on_train_end")
-    return model.history
+        return len(batches), ((len(idx), train_step(model, xs, ys, mask, lengths, idx)) for idx in batches)
 
+    validate = None
+    if val is not None:
+        vx, vy, vm = val[:3]
+        vl = val[3] if len(val) > 3 else None
 
-def _call(callbacks, hook, *args):
-    for cb in callbacks:
-        fn = getattr(cb, hook, None)
-        if fn is not None:
-            fn(*args)
+        def validate():
+            return evaluate(model, vx, vy, mask=vm, lengths=vl)
+
+    return run_epochs(model, epochs, epoch_steps, callbacks=callbacks, validate=validate, verbose=verbose)
 
 
 def _dry_run(model, xs, lengths):
     """One sample through the model before any training, so shape errors surface first.
-    In eval mode: it draws no dropout mask, so a resumed run stays bit-for-bit identical."""
-    was = [layer.training for layer in model.layers]
-    model.eval()
-    try:
-        with no_grad():
-            model.forward(*[a[:1] for a in xs], **batch_forward_kwargs(model, lengths, slice(0, 1)))
-    finally:
-        model.clear_saved()
-        for layer, mode in zip(model.layers, was):
-            layer.train(mode)
+    In inference mode: it draws no dropout mask (a resumed run stays bit-for-bit identical)
+    and saves nothing for backward."""
+    with inference():
+        model.forward(*[a[:1] for a in xs], **batch_forward_kwargs(model, lengths, slice(0, 1)))
 
 
 # ------------------------------------------------------------------ evaluate
 def evaluate(model, x, y, batch_size=256, mask=None, lengths=None):
-    """Mean loss and metrics over (x, y) in eval mode, keeping nothing for backward."""
+    """Mean loss and metrics over (x, y) in inference mode (eval behaviour, nothing kept for
+    backward, no layer attribute changed); the loss is NaN if the model predicts non-finite values."""
     if model.loss is None:
         raise ValueError("evaluate: expected a compiled model (call model.compile(...)), got none")
-    xs, ys = as_input_list(model, x, "x"), _as_target_list(model, y)
-    n = _check_data(model, xs, ys, mask, lengths)
-    was = [layer.training for layer in model.layers]
-    model.eval()
-    total, metric_sums = 0.0, {}
-    try:
-        with no_grad():
-            for start in range(0, n, batch_size):
-                sl = slice(start, min(start + batch_size, n))
-                value, preds, _, m = _forward_loss(model, xs, ys, mask, lengths, sl)
-                count = sl.stop - sl.start
-                total += value * count
-                for k, v in _metric_values(model, preds, ys, m, sl).items():
-                    metric_sums[k] = metric_sums.get(k, 0.0) + v * count
-    finally:
-        for layer, mode in zip(model.layers, was):
-            layer.train(mode)
-    return {"loss": total / n, **{k: v / n for k, v in metric_sums.items()}}
+    xs, ys = as_input_list(model, x, "x"), as_target_list(model, y)
+    n = check_data(model, xs, ys, mask, lengths)
+    means = WeightedMeans()
+    with inference():
+        for start in range(0, n, batch_size):
+            sl = slice(start, min(start + batch_size, n))
+            value, preds, _, m = forward_loss(model, xs, ys, mask, lengths, sl)
+            means.add(sl.stop - sl.start, value, metric_values(model, preds, ys, m, sl))
+    return means.logs()

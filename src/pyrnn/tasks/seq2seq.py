@@ -34,7 +34,7 @@ from .._checks import check_int, check_lengths
 from ..grad_mode import inference
 from ..layers import Dense, Embedding, TimeDistributed
 from ..models import Input, Model
-from ..models.training import History, _train_batch  # fit's own batch step: clipping, optimizer, metrics
+from ..models.training import run_epochs, train_step  # fit's epoch loop and batch step
 from .classification import child_seed, recurrent_layer
 from .generation import check_token_id, check_tokens, decode_loop, length_mask, sample_tokens, shift_right
 
@@ -222,7 +222,7 @@ class Seq2Seq(Model):
 
         Returns
         -------
-        History (loss, grad_norm, lr per epoch), also in ``self.history``
+        History (loss, compiled metrics, grad_norm, lr per epoch), also in ``self.history``
         """
         return self._fit(src, src_lengths, tgt, tgt_lengths, epochs, batch_size, seed, verbose,
                          lambda s, sl, t: shift_right(t, self.start_token))
@@ -251,21 +251,17 @@ class Seq2Seq(Model):
         mask = length_mask(tgt_lengths, *tgt.shape)
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        self.history = self.history or History()
         n = len(src)
-        for epoch in range(self.epochs_done, self.epochs_done + epochs):
+
+        def epoch_steps(epoch):  # fit's shuffling and batches; the decoder inputs made per batch
             self.train()
             order = self._rng.permutation(n)
-            total, norms = 0.0, []
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                s, sl, t = src[idx], src_lengths[idx], tgt[idx]
-                xs = [s, sl, decoder_inputs(s, sl, t)]
-                value, norm, _ = _train_batch(self, xs, [t], mask[idx], None, slice(None))
-                total, norms = total + value * len(idx), norms + [norm]
-            logs = {"loss": total / n, "grad_norm": float(np.mean(norms)), "lr": float(self.optimizer.lr)}
-            self.epochs_done = epoch + 1
-            self.history.append(epoch, logs)
-            if verbose:
-                print(f"Epoch {epoch + 1} - " + " - ".join(f"{k}: {v:.4g}" for k, v in logs.items()), flush=True)
-        return self.history
+            batches = [order[start : start + batch_size] for start in range(0, n, batch_size)]
+            return len(batches), ((len(idx), self._train_step(src, src_lengths, tgt, mask, idx, decoder_inputs))
+                                  for idx in batches)
+
+        return run_epochs(self, epochs, epoch_steps, verbose=2 if verbose else 0)
+
+    def _train_step(self, src, src_lengths, tgt, mask, idx, decoder_inputs):
+        s, sl, t = src[idx], src_lengths[idx], tgt[idx]
+        return train_step(self, [s, sl, decoder_inputs(s, sl, t)], [t], mask[idx], None, slice(None))
