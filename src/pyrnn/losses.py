@@ -63,10 +63,18 @@ def _mask_array(mask, shape, what, exact=False):
     return m
 
 
+class NonFiniteError(ValueError):
+    """A loss was given NaN or inf where it reads its predictions or targets."""
+
+    def __init__(self, message, name):
+        super().__init__(message)
+        self.name = name
+
+
 def _check_finite(name, arr):
     if not np.isfinite(arr).all():
         what = "NaN" if np.isnan(arr).any() else "inf"
-        raise ValueError(f"{name}: expected finite values, got an array that contains {what}")
+        raise NonFiniteError(f"{name}: expected finite values, got an array that contains {what}", name)
 
 
 def _selected_float64(arr, mb):

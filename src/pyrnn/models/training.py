@@ -39,9 +39,12 @@ import math
 import sys
 
 import numpy as np
+from tqdm import tqdm
 
 from .._checks import check_finite, check_int
 from ..grad_mode import inference
+from ..losses import NonFiniteError
+from ..optim import clip_grad_norm_, clip_grad_value_
 
 __all__ = ["History", "as_input_list", "as_target_list", "check_data", "batch_forward_kwargs",
            "forward_loss", "metric_values", "train_step", "WeightedMeans", "run_epochs", "fit", "evaluate"]
@@ -118,9 +121,8 @@ def _loss_value(loss, pred, target, mask):
     give NaN: the losses refuse them with a ValueError, the training loop reports them."""
     try:
         return loss.forward(pred, target, mask=mask)
-    except ValueError as exc:
-        # the losses' own check (losses._check_finite on the selected predictions)
-        if str(exc).startswith("pred: expected finite values") and not np.isfinite(pred).all():
+    except NonFiniteError as exc:
+        if exc.name == "pred":
             return math.nan
         raise
 
@@ -146,8 +148,6 @@ def metric_values(model, preds, ys, m, sl):
 
 
 def _gradient_norm(model, grads):
-    from ..optim import clip_grad_norm_
-
     if model.clip_norm is not None:
         return clip_grad_norm_(grads, model.clip_norm)  # a non-finite norm is returned, nothing scaled
     return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
@@ -163,8 +163,6 @@ def train_step(model, xs, ys, mask, lengths, idx):
     they are), the returned loss or norm is that non-finite value (the norm is NaN when the
     loss already was: no backward ran) and :func:`run_epochs` decides what follows.
     """
-    from ..optim import clip_grad_value_
-
     model.zero_grad()
     value, preds, losses, m = forward_loss(model, xs, ys, mask, lengths, idx)
     if not math.isfinite(value):
@@ -202,18 +200,13 @@ class WeightedMeans:
 
 # ------------------------------------------------------------------ progress
 class _Progress:
-    """tqdm bar (verbose=1, when tqdm is installed), one line per epoch (verbose=2 or no tqdm), or silence."""
+    """A tqdm bar (verbose=1), one line per epoch (verbose=2), or silence (verbose=0)."""
 
     def __init__(self, verbose, epoch, n_epochs, n_batches, unit="batch"):
         self.verbose, self.bar = verbose, None
         self.prefix = f"Epoch {epoch + 1}/{n_epochs}"
         if verbose == 1:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self.bar = tqdm(total=n_batches, desc=self.prefix, unit=unit, leave=True, file=sys.stderr)
+            self.bar = tqdm(total=n_batches, desc=self.prefix, unit=unit, leave=True, file=sys.stderr)
 
     def update(self, loss):
         if self.bar is not None:
