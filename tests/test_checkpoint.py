@@ -507,3 +507,87 @@ def test_save_checkpoint_bad_inputs(tmp_path, kwargs, exc, message):
 def test_missing_file_is_an_oserror_not_a_checkpoint_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_file(tmp_path / "nope")
+
+
+# ================================================================ bounded memory
+PEAK_CHILD = r"""
+import sys
+import pyrnn
+import pyrnn.checkpoint as ckpt
+from pyrnn.checkpoint import CheckpointError
+
+def vm_hwm_mb():  # this process's peak RSS; unlike ru_maxrss, not inherited from the parent across exec
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+loader = {"load_file": lambda p: ckpt.load_file(p, require_checksum=False), "load_checkpoint": lambda p: ckpt.load_checkpoint(p),
+          "read_header": lambda p: ckpt.read_header(p, require_checksum=False), "pyrnn.load": pyrnn.load}[sys.argv[2]]
+before = vm_hwm_mb()
+try:
+    loader(sys.argv[1])
+    outcome = "loaded"
+except CheckpointError:
+    outcome = "CheckpointError"
+except Exception as exc:
+    outcome = f"{type(exc).__name__}: {exc}"[:300]
+print(f"{before:.1f} {vm_hwm_mb():.1f} {outcome}")
+"""
+
+
+def peak_rss(path, loader="load_file"):
+    """(peak RSS in MB of a fresh child after its imports, peak RSS after loading ``path``, outcome)."""
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("peak RSS is read from /proc/self/status (Linux)")
+    src = os.path.dirname(os.path.dirname(os.path.abspath(ckpt.__file__)))
+    env = {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.run([sys.executable, "-c", PEAK_CHILD, str(path), loader], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    before, after, outcome = proc.stdout.split(" ", 2)
+    return float(before), float(after), outcome.strip()
+
+
+def sparse_file(path, prefix, size):
+    """A file of ``size`` bytes that starts with ``prefix`` and is a hole after it (no disk used)."""
+    with open(path, "wb") as f:
+        f.write(prefix)
+        f.truncate(size)
+    return path
+
+
+def test_header_over_the_cap_is_refused_before_it_is_read(tmp_path):
+    # A sparse file claiming a 1 GiB header: once read into 2.1 GB of RSS, now refused from its length.
+    path = sparse_file(tmp_path / "huge-header", struct.pack("<Q", 2**30), 8 + 2**30)
+    with pytest.raises(CheckpointError, match=r"header length 1073741824 is over the limit of 8388608 bytes"):
+        load_file(path)
+    before, after, outcome = peak_rss(path)
+    assert outcome == "CheckpointError" and after - before < 10, (before, after)
+
+
+def test_header_at_the_cap_loads_and_one_byte_over_is_refused(tmp_path):
+    assert ckpt.MAX_HEADER_BYTES == 8 * 2**20  # 8 MiB, below safetensors' 100 MB
+    base = len(crafted_file({"__metadata__": {"k": ""}}, pad=False)) - 8
+    for extra, ok in ((0, True), (1, False)):
+        raw = crafted_file({"__metadata__": {"k": "x" * (ckpt.MAX_HEADER_BYTES - base + extra)}}, pad=False)
+        path = tmp_path / f"h{extra}"
+        path.write_bytes(raw)
+        if ok:
+            assert len(load_file(path, require_checksum=False)[1]["k"]) == ckpt.MAX_HEADER_BYTES - base
+        else:
+            with pytest.raises(CheckpointError, match="over the limit"):
+                load_file(path, require_checksum=False)
+
+
+def test_header_with_too_many_json_items_is_refused_before_parsing(tmp_path):
+    n = ckpt.MAX_HEADER_ITEMS
+    path = tmp_path / "items"
+    path.write_bytes(crafted_file(b'{"__metadata__":{"k":"' + b"," * n + b'"}}'))
+    with pytest.raises(CheckpointError, match=rf"holds {n + 4} JSON items .* over the limit of {n}"):
+        load_file(path, require_checksum=False)
+
+
+def test_save_file_refuses_a_header_that_load_file_would_refuse(tmp_path):
+    with pytest.raises(ValueError, match="over the limits that load_file reads"):
+        save_file(tmp_path / "x", {}, {"k": "x" * ckpt.MAX_HEADER_BYTES})
+    with pytest.raises(ValueError, match="over the limits that load_file reads"):
+        save_file(tmp_path / "x", {}, {"k": "[" * ckpt.MAX_HEADER_ITEMS})
+    assert os.listdir(tmp_path) == []

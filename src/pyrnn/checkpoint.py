@@ -63,6 +63,15 @@ _SLOT = (8 + len(_HEADER_START), 8 + len(_HEADER_START) + 64)  # file bytes hold
 _HEX64 = re.compile("[0-9a-f]{64}")
 _ENTRY_KEYS = {"dtype", "shape", "data_offsets"}
 
+# Limits on the header, checked before it is read (the length) and before it is parsed (the items), so
+# that parsing a crafted header costs a bounded amount of memory (about 70 MB at worst). safetensors caps
+# the header at 100 MB; pyrnn caps it lower, at 8 MiB, because parsed JSON takes several times its size.
+MAX_HEADER_BYTES = 8 * 2**20
+# JSON structural characters ``[ { , :`` in the header, those inside strings included (so the JSON of the
+# config, optimizer and extra state embedded in the metadata counts too): the parser makes at most two
+# Python objects per such character, plus one. 2**19 is ~80,000 epochs of a 6-series history.
+MAX_HEADER_ITEMS = 2**19
+
 # safetensors dtype name -> little-endian NumPy dtype (the types NumPy has natively).
 _DTYPES = {
     name: np.dtype(code)
@@ -97,7 +106,8 @@ def save_file(path, tensors, metadata=None):
     Raises
     ------
     TypeError, ValueError
-        Bad names, arrays or metadata, before anything is written.
+        Bad names, arrays or metadata, or a header over :data:`MAX_HEADER_BYTES` or
+        :data:`MAX_HEADER_ITEMS` (which :func:`load_file` would refuse), before anything is written.
     OSError
         The write errored; the previous file at ``path`` (if any) is unchanged.
     """
@@ -120,8 +130,13 @@ def save_file(path, tensors, metadata=None):
         raw += b" " * (-len(raw) % 8)
         return struct.pack("<Q", len(raw)) + raw
 
+    blank = head("0" * 64)
+    if len(blank) - 8 > MAX_HEADER_BYTES or _json_items(blank) > MAX_HEADER_ITEMS:
+        raise ValueError(f"header of {len(blank) - 8} bytes and {_json_items(blank)} JSON items: over the limits that "
+                         f"load_file reads ({MAX_HEADER_BYTES} bytes, {MAX_HEADER_ITEMS} items); store fewer tensors "
+                         "or less metadata")
     chunks = [_raw_bytes(arrays[name]) for name in order]
-    digest = hashlib.sha256(head("0" * 64))
+    digest = hashlib.sha256(blank)
     for chunk in chunks:
         digest.update(chunk)
     _atomic_write(path, [head(digest.hexdigest()), *chunks])
@@ -164,8 +179,22 @@ def load_file(path, *, require_checksum=True):
         (n,) = struct.unpack("<Q", prefix)
         if n > size - 8:
             raise error(f"header length {n} goes beyond the end of the file ({size} bytes): truncated, or not a safetensors file")
+        if n > MAX_HEADER_BYTES:
+            raise error(f"header length {n} is over the limit of {MAX_HEADER_BYTES} bytes (MAX_HEADER_BYTES)")
         raw = _read_exactly(f, n, error)
+        # The header's part of the checksum, taken now so that the raw header can go before parsing.
+        start, stop = _SLOT[0] - 8, _SLOT[1] - 8
+        slot, digest = None, None
+        if raw.startswith(_HEADER_START) and n >= stop:
+            slot = bytes(raw[start:stop])
+            digest = hashlib.sha256(prefix)
+            view = memoryview(raw)
+            digest.update(view[:start])
+            digest.update(b"0" * 64)
+            digest.update(view[stop:])
+            view.release()
         metadata, entries = _parse_header(raw, error)
+        del raw
         _check_layout(entries, size - 8 - n, error)
 
         checksum = metadata.get(_CHECKSUM_KEY)
@@ -174,13 +203,10 @@ def load_file(path, *, require_checksum=True):
         if checksum is None and require_checksum:
             raise error(f"no {_CHECKSUM_KEY!r} checksum in the metadata (not written by pyrnn?); "
                         "pass require_checksum=False to load files from other safetensors writers")
-        digest = None
-        if checksum is not None:
-            start, stop = _SLOT[0] - 8, _SLOT[1] - 8
-            if not raw.startswith(_HEADER_START) or raw[start:stop] != checksum.encode() or not _HEX64.fullmatch(checksum):
-                raise error(f"corrupted: malformed {_CHECKSUM_KEY!r} checksum")
-            digest = hashlib.sha256(prefix)
-            digest.update(raw[:start] + b"0" * 64 + raw[stop:])
+        if checksum is None:
+            digest = None
+        elif not _HEX64.fullmatch(checksum) or slot != checksum.encode():
+            raise error(f"corrupted: malformed {_CHECKSUM_KEY!r} checksum")
 
         tensors = {}
         for name, dtype, shape, _, _ in sorted(entries, key=lambda e: (e[3], e[4])):  # file order
@@ -374,13 +400,14 @@ def _fsync_directory(directory):
 def _read_exactly(f, count, error, into=None):
     """``count`` bytes (or fill ``into``), refusing a file that ends first."""
     buf = bytearray(count) if into is None else into
-    view, got = memoryview(buf).cast("B"), 0
-    while got < count:
-        k = f.readinto(view[got:])
-        if not k:
-            raise error(f"truncated: the file ended {count - got} bytes early")
-        got += k
-    return bytes(buf) if into is None else into
+    with memoryview(buf).cast("B") as view:
+        got = 0
+        while got < count:
+            k = f.readinto(view[got:])
+            if not k:
+                raise error(f"truncated: the file ended {count - got} bytes early")
+            got += k
+    return buf
 
 
 def _no_duplicates(pairs):
@@ -391,18 +418,35 @@ def _no_duplicates(pairs):
     return out
 
 
+def _json_items(text):
+    """How many of JSON's structural characters ``[ { , :`` ``text`` (bytes-like or str) holds, strings included."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{") + text.count(",") + text.count(":")
+    return text.count(b"[") + text.count(b"{") + text.count(b",") + text.count(b":")
+
+
 def _is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _parse_header(raw, error):
-    """(metadata, [(name, dtype, shape, begin, end), ...] in header order), every field checked."""
+    """(metadata, [(name, dtype, shape, begin, end), ...] in header order), every field checked.
+
+    ``raw`` (a bytearray) is emptied once decoded, so that it and the parsed header are not both held.
+    """
+    items = _json_items(raw)
+    if items > MAX_HEADER_ITEMS:
+        raise error(f"header holds {items} JSON items ('[', '{{', ',', ':'), over the limit of {MAX_HEADER_ITEMS} (MAX_HEADER_ITEMS)")
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"header is not valid UTF-8 ({exc.reason} at byte {8 + exc.start})") from None
+    del raw[:]
+    try:
+        header = json.loads(text, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise error(f"header is not valid JSON ({exc})") from None
+    del text
     if not isinstance(header, dict):
         raise error(f"header is not a JSON object (got {type(header).__name__})")
     metadata = header.pop("__metadata__", {})
