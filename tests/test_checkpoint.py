@@ -193,9 +193,29 @@ MALFORMED = {
     "duplicate key": (b'{"a":' + json.dumps(F32x1).encode() + b',"a":' + json.dumps(F32x1).encode() + b"}", b"\0" * 4, "duplicate keys"),
     "unknown dtype": ({"a": {**F32x1, "dtype": "BF16"}}, b"\0" * 4, "unsupported dtype 'BF16'"),
     "shape mismatch": ({"a": {**F32x1, "shape": [2]}}, b"\0" * 4, "needs 8 bytes"),
-    "negative dim": ({"a": {**F32x1, "shape": [-1]}}, b"\0" * 4, "non-negative integers"),
-    "float dim": ({"a": {**F32x1, "shape": [1.0]}}, b"\0" * 4, "non-negative integers"),
-    "bool dim": ({"a": {**F32x1, "shape": [True]}}, b"\0" * 4, "non-negative integers"),
+    "negative dim": ({"a": {**F32x1, "shape": [-1]}}, b"\0" * 4, "list of integers in"),
+    "float dim": ({"a": {**F32x1, "shape": [1.0]}}, b"\0" * 4, "list of integers in"),
+    "bool dim": ({"a": {**F32x1, "shape": [True]}}, b"\0" * 4, "list of integers in"),
+    "str dim": ({"a": {**F32x1, "shape": ["1"]}}, b"\0" * 4, "list of integers in"),
+    "shape not a list": ({"a": {**F32x1, "shape": {"0": 1}}}, b"\0" * 4, "list of integers in"),
+    "dim over int64": ({"a": {**F32x1, "shape": [0, 2**63], "data_offsets": [0, 0]}}, b"", r"list of integers in \[0, 2\*\*63 - 1\]"),
+    "product overflows int64": ({"a": {**F32x1, "shape": [2**31, 2**31, 2**2], "data_offsets": [0, 0]}}, b"", "overflows"),
+    "overflow behind a zero dim": ({"a": {**F32x1, "shape": [0, 2**40, 2**40], "data_offsets": [0, 0]}}, b"", "overflows"),
+    "65 dims": ({"a": {**F32x1, "shape": [1] * 65}}, b"\0" * 4, "65 dimensions, more than NumPy's 64"),
+    # dtype, shape and offsets of the wrong JSON type: once a TypeError (unhashable type: 'list')
+    "dtype list": ({"a": {**F32x1, "dtype": ["F32"]}}, b"\0" * 4, r"unsupported dtype \['F32'\]"),
+    "dtype object": ({"a": {**F32x1, "dtype": {"F32": 1}}}, b"\0" * 4, "unsupported dtype"),
+    "dtype null": ({"a": {**F32x1, "dtype": None}}, b"\0" * 4, "unsupported dtype None"),
+    "dtype lower case": ({"a": {**F32x1, "dtype": "f32"}}, b"\0" * 4, "unsupported dtype 'f32'"),
+    "offsets not a list": ({"a": {**F32x1, "data_offsets": {"0": 4}}}, b"\0" * 4, r"is not \[begin, end\]"),
+    "offset str": ({"a": {**F32x1, "data_offsets": ["0", 4]}}, b"\0" * 4, r"is not \[begin, end\]"),
+    "offset over int64": ({"a": {**F32x1, "data_offsets": [2**63, 2**63 + 4]}}, b"\0" * 4, r"is not \[begin, end\]"),
+    "lone surrogate name": (b'{"\\ud800":' + json.dumps(F32x1).encode() + b"}", b"\0" * 4, "lone surrogate"),
+    "lone surrogate metadata": (b'{"__metadata__":{"k":"\\udfff"}}', b"", "lone surrogate"),
+    "lone surrogate checksum": (b'{"__metadata__":{"pyrnn.sha256":"\\ud800' + b"0" * 58 + b'"}}', b"", "lone surrogate"),
+    "metadata null": ({"__metadata__": None}, b"", "'__metadata__' is not an object of str -> str"),
+    "metadata list": ({"__metadata__": [["k", "v"]]}, b"", "'__metadata__' is not an object of str -> str"),
+    "metadata value list": ({"__metadata__": {"k": ["v"]}}, b"", "'__metadata__' is not an object of str -> str"),
     "one offset": ({"a": {**F32x1, "data_offsets": [0]}}, b"\0" * 4, r"is not \[begin, end\]"),
     "reversed offsets": ({"a": {**F32x1, "data_offsets": [4, 0]}}, b"\0" * 4, r"is not \[begin, end\]"),
     "entry not object": ({"a": 3}, b"", "expected an object with keys"),
@@ -502,6 +522,14 @@ def test_save_checkpoint_bad_inputs(tmp_path, kwargs, exc, message):
     with pytest.raises(exc, match=message):
         save_checkpoint(tmp_path / "x", **{"weights": {"w": W}, "config": {}, **kwargs})
     assert os.listdir(tmp_path) == []
+
+
+def test_messages_about_a_crafted_header_stay_short(tmp_path):
+    path = tmp_path / "long"
+    path.write_bytes(crafted_file({"x" * 100_000: {**F32x1, "dtype": ["F32"] * 100_000}}, b"\0" * 4))
+    with pytest.raises(CheckpointError, match="unsupported dtype") as info:
+        load_file(path, require_checksum=False)
+    assert len(str(info.value)) < 400 + len(str(path))
 
 
 def test_missing_file_is_an_oserror_not_a_checkpoint_error(tmp_path):

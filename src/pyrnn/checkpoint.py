@@ -40,10 +40,10 @@ import errno
 import hashlib
 import hmac
 import json
-import math
 import numbers
 import os
 import re
+import reprlib
 import secrets
 import struct
 from collections import Counter
@@ -62,6 +62,13 @@ _HEADER_START = b'{"__metadata__":{"' + _CHECKSUM_KEY.encode() + b'":"'
 _SLOT = (8 + len(_HEADER_START), 8 + len(_HEADER_START) + 64)  # file bytes holding the checksum
 _HEX64 = re.compile("[0-9a-f]{64}")
 _ENTRY_KEYS = {"dtype", "shape", "data_offsets"}
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON's \uXXXX escapes can spell them; UTF-8 cannot
+_INT64_MAX = 2**63 - 1
+_MAX_NDIM = 64  # NumPy's limit
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlist = _REPR.maxdict = 8
+_REPR.maxlevel = 3
 
 # Limits on the header, checked before it is read (the length) and before it is parsed (the items), so
 # that parsing a crafted header costs a bounded amount of memory (about 70 MB at worst). safetensors caps
@@ -213,7 +220,7 @@ def load_file(path, *, require_checksum=True):
             try:
                 arr = np.empty(shape, dtype=dtype)
             except (ValueError, OverflowError) as exc:
-                raise error(f"tensor {name!r}: shape {shape} cannot be allocated ({exc})") from None
+                raise error(f"tensor {_short(name)}: shape {shape} cannot be allocated ({exc})") from None
             buf = _raw_bytes(arr)
             _read_exactly(f, buf.nbytes, error, into=buf)
             if digest is not None:
@@ -228,7 +235,7 @@ def load_file(path, *, require_checksum=True):
     for name, _, _, _, _ in entries:  # header order
         arr = tensors[name]
         if arr.dtype.kind == "b" and arr.size and _raw_bytes(arr).max() > 1:
-            raise error(f"tensor {name!r}: BOOL data holds bytes other than 0 and 1")
+            raise error(f"tensor {_short(name)}: BOOL data holds bytes other than 0 and 1")
         out[name] = arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
     return out, {k: v for k, v in metadata.items() if k not in (_CHECKSUM_KEY, _FORMAT_KEY)}
 
@@ -425,6 +432,11 @@ def _json_items(text):
     return text.count(b"[") + text.count(b"{") + text.count(b",") + text.count(b":")
 
 
+def _short(value):
+    """A repr for messages, cut short (a crafted header's values can be megabytes long)."""
+    return _REPR.repr(value)
+
+
 def _is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -451,22 +463,39 @@ def _parse_header(raw, error):
         raise error(f"header is not a JSON object (got {type(header).__name__})")
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise error("'__metadata__' is not an object of str -> str")
+        raise error(f"'__metadata__' is not an object of str -> str (got {_short(metadata)})")
+    for key, value in metadata.items():
+        if _SURROGATE.search(key) or _SURROGATE.search(value):
+            raise error(f"'__metadata__' entry {_short(key)}: {_short(value)} is not valid Unicode (a lone surrogate)")
     entries = []
     for name, info in header.items():
+        if _SURROGATE.search(name):
+            raise error(f"tensor name {_short(name)} is not valid Unicode (a lone surrogate)")
         if not isinstance(info, dict) or set(info) != _ENTRY_KEYS:
-            raise error(f"tensor {name!r}: expected an object with keys {sorted(_ENTRY_KEYS)}, got {info!r}")
+            raise error(f"tensor {_short(name)}: expected an object with keys {sorted(_ENTRY_KEYS)}, got {_short(info)}")
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if dtype not in _DTYPES:
-            raise error(f"tensor {name!r}: unknown or unsupported dtype {dtype!r} (expected one of {', '.join(_DTYPES)})")
-        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-            raise error(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets) and 0 <= offsets[0] <= offsets[1]):
-            raise error(f"tensor {name!r}: data_offsets {offsets!r} is not [begin, end] with 0 <= begin <= end")
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
+            raise error(f"tensor {_short(name)}: unknown or unsupported dtype {_short(dtype)} (expected one of {', '.join(_DTYPES)})")
+        if not isinstance(shape, list) or not all(_is_int(d) and 0 <= d <= _INT64_MAX for d in shape):
+            raise error(f"tensor {_short(name)}: shape {_short(shape)} is not a list of integers in [0, 2**63 - 1]")
+        if len(shape) > _MAX_NDIM:
+            raise error(f"tensor {_short(name)}: shape has {len(shape)} dimensions, more than NumPy's {_MAX_NDIM}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= _INT64_MAX):
+            raise error(f"tensor {_short(name)}: data_offsets {_short(offsets)} is not [begin, end] with 0 <= begin <= end <= 2**63 - 1")
         begin, end = offsets
-        nbytes = math.prod(shape) * _DTYPES[dtype].itemsize
+        itemsize = _DTYPES[dtype].itemsize
+        # Checked arithmetic: the dimensions' product (zeros left out) times the item size must fit an
+        # int64, as NumPy (and any C reader) needs; a zero dimension then makes it 0 bytes.
+        nbytes = itemsize
+        for d in shape:
+            nbytes *= d or 1
+            if nbytes > _INT64_MAX:
+                raise error(f"tensor {_short(name)}: shape {_short(shape)} of {dtype} overflows: more than 2**63 - 1 bytes")
+        if 0 in shape:
+            nbytes = 0
         if nbytes != end - begin:
-            raise error(f"tensor {name!r}: shape {shape} of {dtype} needs {nbytes} bytes, "
+            raise error(f"tensor {_short(name)}: shape {shape} of {dtype} needs {nbytes} bytes, "
                         f"its data_offsets [{begin}, {end}] span {end - begin}")
         entries.append((name, _DTYPES[dtype], tuple(shape), begin, end))
     return metadata, entries
@@ -477,11 +506,11 @@ def _check_layout(entries, data_len, error):
     pos = 0
     for name, _, _, begin, end in sorted(entries, key=lambda e: (e[3], e[4])):
         if begin < pos:
-            raise error(f"tensor {name!r}: data_offsets [{begin}, {end}] overlap the previous tensor, which ends at {pos}")
+            raise error(f"tensor {_short(name)}: data_offsets [{begin}, {end}] overlap the previous tensor, which ends at {pos}")
         if begin > pos:
-            raise error(f"tensor {name!r}: data_offsets [{begin}, {end}] leave bytes [{pos}, {begin}) of the data to no tensor")
+            raise error(f"tensor {_short(name)}: data_offsets [{begin}, {end}] leave bytes [{pos}, {begin}) of the data to no tensor")
         if end > data_len:
-            raise error(f"truncated: tensor {name!r} ends at byte {end} of the data, the file holds {data_len} bytes of data")
+            raise error(f"truncated: tensor {_short(name)} ends at byte {end} of the data, the file holds {data_len} bytes of data")
         pos = end
     if pos < data_len:
         raise error(f"{data_len - pos} trailing bytes after the last tensor's data")
