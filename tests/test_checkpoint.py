@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 
 import pyrnn.checkpoint as ckpt
-from pyrnn.checkpoint import CheckpointError, load_checkpoint, load_file, save_checkpoint, save_file
+from pyrnn.checkpoint import (
+    CheckpointError, load_checkpoint, load_file, read_checkpoint_header, read_header, save_checkpoint, save_file,
+)
 
 # Written from the safetensors specification, independently of the module under test.
 SPEC_DTYPES = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "uint16": "U16", "int16": "I16", "float16": "F16",
@@ -456,16 +458,66 @@ def test_checkpoint_without_optimizer_or_extra(tmp_path):
     assert load_checkpoint(path)["optimizer"] == {"class": "SGD", "config": {"lr": 0.1}, "step": 0, "buffers": {}}
 
 
-@pytest.mark.parametrize("tensors, metadata, message", [
+OPT = {"pyrnn.optimizer": '{"class":"SGD","config":{"lr":0.1},"step":0,"num_params":0}'}
+OTHER_FILES = [
     ({"w": np.ones(2)}, {}, "not a pyrnn checkpoint"),
     ({"w": np.ones(2)}, {"pyrnn.config": "{}"}, "'w' is neither 'model/...' nor 'optimizer/...'"),
     ({"optimizer/m": np.ones(2)}, {"pyrnn.config": "{}"}, "optimizer tensors without 'pyrnn.optimizer'"),
     ({}, {"pyrnn.config": "{"}, "metadata 'pyrnn.config' is not valid JSON"),
-])
+    ({}, {"pyrnn.config": '{"a":1,"a":2}'}, r"metadata 'pyrnn.config' is not valid JSON \(duplicate keys \['a'\]\)"),
+    ({}, {"pyrnn.config": "[" * 100_000}, "metadata 'pyrnn.config' is not valid JSON"),
+    # Checksum-valid files whose metadata has the wrong JSON types: once returned as they were (and
+    # failing later as TypeError / AttributeError / KeyError), or a TypeError here.
+    ({}, {"pyrnn.config": "[1]"}, "metadata 'pyrnn.config' is not a JSON object \\(got list\\)"),
+    ({}, {"pyrnn.config": "null"}, "'pyrnn.config' is not a JSON object \\(got NoneType\\)"),
+    ({}, {"pyrnn.config": '"model"'}, "'pyrnn.config' is not a JSON object \\(got str\\)"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.extra": "[]"}, "'pyrnn.extra' is not a JSON object \\(got list\\)"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.extra": "1e999"}, "'pyrnn.extra' is not a JSON object \\(got float\\)"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": "[]"}, "'pyrnn.optimizer': expected a JSON object, got list"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"class":["SGD"]}'}, "'class' is not a str"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"class":"SGD","config":[0.1]}'}, "'config' is not an object"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"step":-1}'}, "'step' is not a non-negative integer"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"step":1.5}'}, "'step' is not a non-negative integer"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"step":true}'}, "'step' is not a non-negative integer"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"num_params":"2"}'}, "'num_params' is not a non-negative integer"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"buffers":{}}'}, "'buffers' is stored as 'optimizer/...' tensors"),
+    ({"model/w": np.ones(2, np.int32)}, {"pyrnn.config": "{}"}, "'model/w': dtype int32 is not a float type"),
+    ({"model/w": np.ones(2, bool)}, {"pyrnn.config": "{}"}, "'model/w': dtype bool is not a float type"),
+    ({"optimizer/m": np.ones(2, np.uint8)}, {"pyrnn.config": "{}", **OPT}, "'optimizer/m': dtype uint8 is not a float type"),
+    ({"model/": np.ones(2)}, {"pyrnn.config": "{}"}, "'model/': an empty name after 'model/'"),
+    ({"optimizer/": np.ones(2)}, {"pyrnn.config": "{}", **OPT}, "an empty name after 'optimizer/'"),
+]
+
+
+@pytest.mark.parametrize("tensors, metadata, message", OTHER_FILES)
 def test_load_checkpoint_refuses_other_files(tmp_path, tensors, metadata, message):
     path = tmp_path / "x"
     save_file(path, tensors, metadata)
     with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint_header(path)
+
+
+def signed_file(metadata, table=None, data=b"", edit=None):
+    """A crafted file that carries a valid pyrnn checksum, computed as the writer does: SHA-256 of the
+    whole file with the 64 hex digits at bytes [41, 105) zeroed. (Anyone can do this: not a MAC.)
+    ``edit`` (bytes -> bytes) changes the header's JSON text before it is padded and signed."""
+    meta = {"pyrnn.sha256": "0" * 64, "pyrnn.format": "1", **metadata}
+    raw = json.dumps({"__metadata__": meta, **(table or {})}, separators=(",", ":")).encode()
+    raw = edit(raw) if edit else raw
+    raw += b" " * (-len(raw) % 8)
+    blank = struct.pack("<Q", len(raw)) + raw + data
+    return blank[:41] + hashlib.sha256(blank).hexdigest().encode() + blank[105:]
+
+
+def test_json_items_hidden_by_escapes_in_the_metadata_are_counted_too(tmp_path):
+    # The JSON escape \u005b in the header: no '[' in the header's bytes, but one in the decoded config.
+    n = ckpt.MAX_HEADER_ITEMS
+    path = tmp_path / "escaped"
+    path.write_bytes(signed_file({"pyrnn.config": "[" * (n + 1)}, edit=lambda raw: raw.replace(b"[" * (n + 1), b"\\u005b" * (n + 1))))
+    assert load_file(path)[1]["pyrnn.config"] == "[" * (n + 1)  # the header itself is fine
+    with pytest.raises(CheckpointError, match=f"metadata JSON holds {n + 1} items, over the limit of {n}"):
         load_checkpoint(path)
 
 
@@ -513,6 +565,11 @@ BAD_SAVE_CHECKPOINT = [
     (dict(optimizer={"buffers": {"m": "x"}}), TypeError, r"optimizer\['buffers'\]\['m'\]: expected a NumPy array, got str"),
     (dict(optimizer={"buffers": {}, "step": {2}}), TypeError, r"optimizer\['step'\]: .* got set"),
     (dict(extra=5), TypeError, "extra: expected a dict, got int"),
+    # what load_checkpoint would refuse is not written
+    (dict(weights={"w": np.ones(2, np.int64)}), TypeError, r"weights\['w'\]: expected a float16/32/64 array, got dtype int64"),
+    (dict(optimizer={"buffers": {"m": np.ones(2, bool)}}), TypeError, r"optimizer\['buffers'\]\['m'\]: expected a float"),
+    (dict(optimizer={"buffers": {}, "class": 3}), TypeError, "optimizer: 'class' is not a str"),
+    (dict(optimizer={"buffers": {}, "step": -2}), TypeError, "optimizer: 'step' is not a non-negative integer"),
     (dict(extra={"x": np.array([object()])}), TypeError, r"extra\['x'\]: .* got ndarray"),
 ]
 
@@ -522,6 +579,81 @@ def test_save_checkpoint_bad_inputs(tmp_path, kwargs, exc, message):
     with pytest.raises(exc, match=message):
         save_checkpoint(tmp_path / "x", **{"weights": {"w": W}, "config": {}, **kwargs})
     assert os.listdir(tmp_path) == []
+
+
+# ================================================================ read_header
+def test_read_header_gives_what_load_file_would_without_the_data(tmp_path):
+    tensors = many_tensors()
+    path = tmp_path / "t.safetensors"
+    save_file(path, tensors, {"k": "v"})
+    loaded, metadata = load_file(path)
+    for verify in (True, False):
+        header, meta = read_header(path, verify_checksum=verify)
+        assert meta == metadata == {"k": "v"}
+        assert list(header) == list(loaded)
+        assert header == {name: (a.dtype, a.shape) for name, a in loaded.items()}
+        assert all(dtype.isnative for dtype, _ in header.values())
+
+
+def test_read_header_checks_the_structure_and_the_checksum(tmp_path, small_file):
+    raw = small_file.read_bytes()
+    n = 8 + struct.unpack("<Q", raw[:8])[0]
+    flipped = bytearray(raw)
+    flipped[-1] ^= 1  # in the data
+    small_file.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        read_header(small_file)
+    assert "w" in read_header(small_file, verify_checksum=False)[0]  # the header alone is intact
+    for cut in (n - 1, n + 1, len(raw) - 1):  # the layout is checked against the file's size: no data read
+        small_file.write_bytes(raw[:cut])
+        with pytest.raises(CheckpointError, match="truncated"):
+            read_header(small_file, verify_checksum=False)
+    small_file.write_bytes(raw + b"\0")
+    with pytest.raises(CheckpointError, match="1 trailing bytes"):
+        read_header(small_file, verify_checksum=False)
+    foreign = tmp_path / "foreign"
+    foreign.write_bytes(crafted_file({"a": F32x1}, b"\0" * 4))
+    with pytest.raises(CheckpointError, match="require_checksum=False"):
+        read_header(foreign)
+    assert read_header(foreign, require_checksum=False) == ({"a": (np.dtype(np.float32), (1,))}, {})
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_read_header_refuses_what_load_file_refuses(tmp_path, case):
+    header, data, message = MALFORMED[case]
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(crafted_file(header, data))
+    if case == "bool not 0/1":  # the one check on the data's values
+        assert read_header(path, require_checksum=False)[0] == {"a": (np.dtype(bool), (2,))}
+        return
+    with pytest.raises(CheckpointError, match=message):
+        read_header(path, require_checksum=False)
+
+
+def test_read_header_does_not_read_a_gigabyte_of_data(tmp_path):
+    header = json.dumps({"big": {"dtype": "F32", "shape": [2**28], "data_offsets": [0, 2**30]}}).encode()
+    header += b" " * (-len(header) % 8)
+    path = sparse_file(tmp_path / "big", struct.pack("<Q", len(header)) + header, 8 + len(header) + 2**30)
+    assert read_header(path, require_checksum=False) == ({"big": (np.dtype(np.float32), (2**28,))}, {})
+    before, after, outcome = peak_rss(path, "read_header")
+    assert outcome == "loaded" and after - before < 10, (before, after)
+
+
+def test_read_checkpoint_header_matches_load_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    weights = {"w": rng.standard_normal((4, 3)).astype(np.float32), "b": np.zeros(4, np.float64)}
+    optimizer = {"class": "Adam", "config": {"lr": 0.01}, "step": 3, "num_params": 2,
+                 "buffers": {"m.0": np.ones((4, 3), np.float32), "m.1": np.ones(4)}}
+    path = tmp_path / "c"
+    save_checkpoint(path, weights=weights, config={"hidden_size": 4}, optimizer=optimizer, extra={"epochs_done": 1})
+    full = load_checkpoint(path)
+    for verify in (True, False):
+        head = read_checkpoint_header(path, verify_checksum=verify)
+        assert head["config"] == full["config"] and head["extra"] == full["extra"]
+        assert head["weights"] == {name: (a.dtype, a.shape) for name, a in full["weights"].items()}
+        assert {k: v for k, v in head["optimizer"].items() if k != "buffers"} == {
+            k: v for k, v in full["optimizer"].items() if k != "buffers"}
+        assert head["optimizer"]["buffers"] == {name: (a.dtype, a.shape) for name, a in full["optimizer"]["buffers"].items()}
 
 
 def test_messages_about_a_crafted_header_stay_short(tmp_path):
