@@ -22,6 +22,22 @@ and the data: changing any single byte of the file makes :func:`load_file` refus
 other writers carry no checksum; they load with ``require_checksum=False`` after the same
 structural checks.
 
+The checksum detects **corruption, not tampering**: it is a plain, unkeyed SHA-256 that anyone can
+recompute after editing a file (it is not a MAC and not a signature), so a file that passes it
+proves only that it is the file some writer wrote, not who wrote it or that its content is sane.
+
+Untrusted files. Loading any file is safe in two senses, and only these: it never runs code (no
+pickle: the header is JSON, the data raw little-endian numbers), and its memory is bounded. The
+header length is refused above :data:`MAX_HEADER_BYTES` (8 MiB; safetensors allows 100 MB) before
+it is read, and a header holding more than :data:`MAX_HEADER_ITEMS` JSON structural characters
+before it is parsed, so parsing costs at most ~70 MB whatever the header says; every shape is
+checked against the byte range it claims and the byte ranges must tile the file exactly before
+any tensor is allocated, so the tensors take exactly the file's data size. Loading a file therefore
+allocates at most its own size plus a constant. But the *content* of a file that loads can be
+anything: weights of any value (NaN included), a config describing any architecture (a model
+built from it can be arbitrarily large: bound it before building, with :func:`read_checkpoint_header`,
+which gives names, dtypes and shapes without reading the data), any training state.
+
 Crash safety. :func:`save_file` writes a temporary file beside the target
 (``<name>.tmp-<pid>-<random>``), flushes and fsyncs it, renames it over the target with
 :func:`os.replace` (atomic on POSIX and Windows) and fsyncs the directory. A failure before the
@@ -31,7 +47,12 @@ rename removes the temporary file and leaves the previous file untouched; a hard
 A checkpoint (:func:`save_checkpoint`) is one such file: weights as ``model/<name>``, optimizer
 buffers as ``optimizer/<name>``, the architecture config, the optimizer's other state and any
 extra training state as JSON in the metadata (``pyrnn.config``, ``pyrnn.optimizer``,
-``pyrnn.extra``).
+``pyrnn.extra``). :func:`load_checkpoint` checks the types of all of it (see there), so that a bad
+file is always a :class:`CheckpointError`, never a ``TypeError`` or ``KeyError`` further on.
+
+Reading: :func:`load_file` and :func:`load_checkpoint` read everything; :func:`read_header` and
+:func:`read_checkpoint_header` make the same checks but give ``(dtype, shape)`` in place of each
+array, without allocating the data.
 """
 
 from __future__ import annotations
