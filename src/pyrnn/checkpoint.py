@@ -193,9 +193,14 @@ def load_file(path, *, require_checksum=True):
     Raises
     ------
     CheckpointError
-        With the file name and the problem: truncated, header length beyond the file, header not
-        UTF-8 JSON or not an object, duplicate keys, unknown dtype, shape/offset mismatch, offsets
-        overlapping, leaving a gap or beyond the data, trailing bytes, checksum missing or mismatching.
+        With the file name and the problem: truncated, header length beyond the file or over
+        :data:`MAX_HEADER_BYTES`, more than :data:`MAX_HEADER_ITEMS` JSON items, header not UTF-8
+        JSON or not an object, duplicate keys, lone surrogates in names or metadata, ``__metadata__``
+        not str -> str, an entry not exactly {dtype, shape, data_offsets}, unknown dtype, shape not
+        integers in [0, 2**63 - 1] or over 64 dims or over 2**63 - 1 bytes, shape/offset mismatch,
+        offsets overlapping, leaving a gap or beyond the data, trailing bytes, checksum missing,
+        malformed or mismatching, BOOL data other than 0/1. Never another exception for a bad file
+        (an unreadable one is an OSError). Memory: the file's data size plus a bounded header parse.
     """
     path = os.fspath(path)
     error = _error_for(path)
