@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 
 import pyrnn.checkpoint as ckpt
-from pyrnn.checkpoint import CheckpointError, load_checkpoint, load_file, save_checkpoint, save_file
+from pyrnn.checkpoint import (
+    CheckpointError, load_checkpoint, load_file, read_checkpoint_header, read_header, save_checkpoint, save_file,
+)
 
 # Written from the safetensors specification, independently of the module under test.
 SPEC_DTYPES = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "uint16": "U16", "int16": "I16", "float16": "F16",
@@ -193,9 +195,29 @@ MALFORMED = {
     "duplicate key": (b'{"a":' + json.dumps(F32x1).encode() + b',"a":' + json.dumps(F32x1).encode() + b"}", b"\0" * 4, "duplicate keys"),
     "unknown dtype": ({"a": {**F32x1, "dtype": "BF16"}}, b"\0" * 4, "unsupported dtype 'BF16'"),
     "shape mismatch": ({"a": {**F32x1, "shape": [2]}}, b"\0" * 4, "needs 8 bytes"),
-    "negative dim": ({"a": {**F32x1, "shape": [-1]}}, b"\0" * 4, "non-negative integers"),
-    "float dim": ({"a": {**F32x1, "shape": [1.0]}}, b"\0" * 4, "non-negative integers"),
-    "bool dim": ({"a": {**F32x1, "shape": [True]}}, b"\0" * 4, "non-negative integers"),
+    "negative dim": ({"a": {**F32x1, "shape": [-1]}}, b"\0" * 4, "list of integers in"),
+    "float dim": ({"a": {**F32x1, "shape": [1.0]}}, b"\0" * 4, "list of integers in"),
+    "bool dim": ({"a": {**F32x1, "shape": [True]}}, b"\0" * 4, "list of integers in"),
+    "str dim": ({"a": {**F32x1, "shape": ["1"]}}, b"\0" * 4, "list of integers in"),
+    "shape not a list": ({"a": {**F32x1, "shape": {"0": 1}}}, b"\0" * 4, "list of integers in"),
+    "dim over int64": ({"a": {**F32x1, "shape": [0, 2**63], "data_offsets": [0, 0]}}, b"", r"list of integers in \[0, 2\*\*63 - 1\]"),
+    "product overflows int64": ({"a": {**F32x1, "shape": [2**31, 2**31, 2**2], "data_offsets": [0, 0]}}, b"", "overflows"),
+    "overflow behind a zero dim": ({"a": {**F32x1, "shape": [0, 2**40, 2**40], "data_offsets": [0, 0]}}, b"", "overflows"),
+    "65 dims": ({"a": {**F32x1, "shape": [1] * 65}}, b"\0" * 4, "65 dimensions, more than NumPy's 64"),
+    # dtype, shape and offsets of the wrong JSON type: once a TypeError (unhashable type: 'list')
+    "dtype list": ({"a": {**F32x1, "dtype": ["F32"]}}, b"\0" * 4, r"unsupported dtype \['F32'\]"),
+    "dtype object": ({"a": {**F32x1, "dtype": {"F32": 1}}}, b"\0" * 4, "unsupported dtype"),
+    "dtype null": ({"a": {**F32x1, "dtype": None}}, b"\0" * 4, "unsupported dtype None"),
+    "dtype lower case": ({"a": {**F32x1, "dtype": "f32"}}, b"\0" * 4, "unsupported dtype 'f32'"),
+    "offsets not a list": ({"a": {**F32x1, "data_offsets": {"0": 4}}}, b"\0" * 4, r"is not \[begin, end\]"),
+    "offset str": ({"a": {**F32x1, "data_offsets": ["0", 4]}}, b"\0" * 4, r"is not \[begin, end\]"),
+    "offset over int64": ({"a": {**F32x1, "data_offsets": [2**63, 2**63 + 4]}}, b"\0" * 4, r"is not \[begin, end\]"),
+    "lone surrogate name": (b'{"\\ud800":' + json.dumps(F32x1).encode() + b"}", b"\0" * 4, "lone surrogate"),
+    "lone surrogate metadata": (b'{"__metadata__":{"k":"\\udfff"}}', b"", "lone surrogate"),
+    "lone surrogate checksum": (b'{"__metadata__":{"pyrnn.sha256":"\\ud800' + b"0" * 58 + b'"}}', b"", "lone surrogate"),
+    "metadata null": ({"__metadata__": None}, b"", "'__metadata__' is not an object of str -> str"),
+    "metadata list": ({"__metadata__": [["k", "v"]]}, b"", "'__metadata__' is not an object of str -> str"),
+    "metadata value list": ({"__metadata__": {"k": ["v"]}}, b"", "'__metadata__' is not an object of str -> str"),
     "one offset": ({"a": {**F32x1, "data_offsets": [0]}}, b"\0" * 4, r"is not \[begin, end\]"),
     "reversed offsets": ({"a": {**F32x1, "data_offsets": [4, 0]}}, b"\0" * 4, r"is not \[begin, end\]"),
     "entry not object": ({"a": 3}, b"", "expected an object with keys"),
@@ -436,16 +458,66 @@ def test_checkpoint_without_optimizer_or_extra(tmp_path):
     assert load_checkpoint(path)["optimizer"] == {"class": "SGD", "config": {"lr": 0.1}, "step": 0, "buffers": {}}
 
 
-@pytest.mark.parametrize("tensors, metadata, message", [
+OPT = {"pyrnn.optimizer": '{"class":"SGD","config":{"lr":0.1},"step":0,"num_params":0}'}
+OTHER_FILES = [
     ({"w": np.ones(2)}, {}, "not a pyrnn checkpoint"),
     ({"w": np.ones(2)}, {"pyrnn.config": "{}"}, "'w' is neither 'model/...' nor 'optimizer/...'"),
     ({"optimizer/m": np.ones(2)}, {"pyrnn.config": "{}"}, "optimizer tensors without 'pyrnn.optimizer'"),
     ({}, {"pyrnn.config": "{"}, "metadata 'pyrnn.config' is not valid JSON"),
-])
+    ({}, {"pyrnn.config": '{"a":1,"a":2}'}, r"metadata 'pyrnn.config' is not valid JSON \(duplicate keys \['a'\]\)"),
+    ({}, {"pyrnn.config": "[" * 100_000}, "metadata 'pyrnn.config' is not valid JSON"),
+    # Checksum-valid files whose metadata has the wrong JSON types: once returned as they were (and
+    # failing later as TypeError / AttributeError / KeyError), or a TypeError here.
+    ({}, {"pyrnn.config": "[1]"}, "metadata 'pyrnn.config' is not a JSON object \\(got list\\)"),
+    ({}, {"pyrnn.config": "null"}, "'pyrnn.config' is not a JSON object \\(got NoneType\\)"),
+    ({}, {"pyrnn.config": '"model"'}, "'pyrnn.config' is not a JSON object \\(got str\\)"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.extra": "[]"}, "'pyrnn.extra' is not a JSON object \\(got list\\)"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.extra": "1e999"}, "'pyrnn.extra' is not a JSON object \\(got float\\)"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": "[]"}, "'pyrnn.optimizer': expected a JSON object, got list"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"class":["SGD"]}'}, "'class' is not a str"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"class":"SGD","config":[0.1]}'}, "'config' is not an object"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"step":-1}'}, "'step' is not a non-negative integer"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"step":1.5}'}, "'step' is not a non-negative integer"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"step":true}'}, "'step' is not a non-negative integer"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"num_params":"2"}'}, "'num_params' is not a non-negative integer"),
+    ({}, {"pyrnn.config": "{}", "pyrnn.optimizer": '{"buffers":{}}'}, "'buffers' is stored as 'optimizer/...' tensors"),
+    ({"model/w": np.ones(2, np.int32)}, {"pyrnn.config": "{}"}, "'model/w': dtype int32 is not a float type"),
+    ({"model/w": np.ones(2, bool)}, {"pyrnn.config": "{}"}, "'model/w': dtype bool is not a float type"),
+    ({"optimizer/m": np.ones(2, np.uint8)}, {"pyrnn.config": "{}", **OPT}, "'optimizer/m': dtype uint8 is not a float type"),
+    ({"model/": np.ones(2)}, {"pyrnn.config": "{}"}, "'model/': an empty name after 'model/'"),
+    ({"optimizer/": np.ones(2)}, {"pyrnn.config": "{}", **OPT}, "an empty name after 'optimizer/'"),
+]
+
+
+@pytest.mark.parametrize("tensors, metadata, message", OTHER_FILES)
 def test_load_checkpoint_refuses_other_files(tmp_path, tensors, metadata, message):
     path = tmp_path / "x"
     save_file(path, tensors, metadata)
     with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint_header(path)
+
+
+def signed_file(metadata, table=None, data=b"", edit=None):
+    """A crafted file that carries a valid pyrnn checksum, computed as the writer does: SHA-256 of the
+    whole file with the 64 hex digits at bytes [41, 105) zeroed. (Anyone can do this: not a MAC.)
+    ``edit`` (bytes -> bytes) changes the header's JSON text before it is padded and signed."""
+    meta = {"pyrnn.sha256": "0" * 64, "pyrnn.format": "1", **metadata}
+    raw = json.dumps({"__metadata__": meta, **(table or {})}, separators=(",", ":")).encode()
+    raw = edit(raw) if edit else raw
+    raw += b" " * (-len(raw) % 8)
+    blank = struct.pack("<Q", len(raw)) + raw + data
+    return blank[:41] + hashlib.sha256(blank).hexdigest().encode() + blank[105:]
+
+
+def test_json_items_hidden_by_escapes_in_the_metadata_are_counted_too(tmp_path):
+    # The JSON escape \u005b in the header: no '[' in the header's bytes, but one in the decoded config.
+    n = ckpt.MAX_HEADER_ITEMS
+    path = tmp_path / "escaped"
+    path.write_bytes(signed_file({"pyrnn.config": "[" * (n + 1)}, edit=lambda raw: raw.replace(b"[" * (n + 1), b"\\u005b" * (n + 1))))
+    assert load_file(path)[1]["pyrnn.config"] == "[" * (n + 1)  # the header itself is fine
+    with pytest.raises(CheckpointError, match=f"metadata JSON holds {n + 1} items, over the limit of {n}"):
         load_checkpoint(path)
 
 
@@ -493,6 +565,11 @@ BAD_SAVE_CHECKPOINT = [
     (dict(optimizer={"buffers": {"m": "x"}}), TypeError, r"optimizer\['buffers'\]\['m'\]: expected a NumPy array, got str"),
     (dict(optimizer={"buffers": {}, "step": {2}}), TypeError, r"optimizer\['step'\]: .* got set"),
     (dict(extra=5), TypeError, "extra: expected a dict, got int"),
+    # what load_checkpoint would refuse is not written
+    (dict(weights={"w": np.ones(2, np.int64)}), TypeError, r"weights\['w'\]: expected a float16/32/64 array, got dtype int64"),
+    (dict(optimizer={"buffers": {"m": np.ones(2, bool)}}), TypeError, r"optimizer\['buffers'\]\['m'\]: expected a float"),
+    (dict(optimizer={"buffers": {}, "class": 3}), TypeError, "optimizer: 'class' is not a str"),
+    (dict(optimizer={"buffers": {}, "step": -2}), TypeError, "optimizer: 'step' is not a non-negative integer"),
     (dict(extra={"x": np.array([object()])}), TypeError, r"extra\['x'\]: .* got ndarray"),
 ]
 
@@ -504,6 +581,173 @@ def test_save_checkpoint_bad_inputs(tmp_path, kwargs, exc, message):
     assert os.listdir(tmp_path) == []
 
 
+# ================================================================ read_header
+def test_read_header_gives_what_load_file_would_without_the_data(tmp_path):
+    tensors = many_tensors()
+    path = tmp_path / "t.safetensors"
+    save_file(path, tensors, {"k": "v"})
+    loaded, metadata = load_file(path)
+    for verify in (True, False):
+        header, meta = read_header(path, verify_checksum=verify)
+        assert meta == metadata == {"k": "v"}
+        assert list(header) == list(loaded)
+        assert header == {name: (a.dtype, a.shape) for name, a in loaded.items()}
+        assert all(dtype.isnative for dtype, _ in header.values())
+
+
+def test_read_header_checks_the_structure_and_the_checksum(tmp_path, small_file):
+    raw = small_file.read_bytes()
+    n = 8 + struct.unpack("<Q", raw[:8])[0]
+    flipped = bytearray(raw)
+    flipped[-1] ^= 1  # in the data
+    small_file.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        read_header(small_file)
+    assert "w" in read_header(small_file, verify_checksum=False)[0]  # the header alone is intact
+    for cut in (n - 1, n + 1, len(raw) - 1):  # the layout is checked against the file's size: no data read
+        small_file.write_bytes(raw[:cut])
+        with pytest.raises(CheckpointError, match="truncated"):
+            read_header(small_file, verify_checksum=False)
+    small_file.write_bytes(raw + b"\0")
+    with pytest.raises(CheckpointError, match="1 trailing bytes"):
+        read_header(small_file, verify_checksum=False)
+    foreign = tmp_path / "foreign"
+    foreign.write_bytes(crafted_file({"a": F32x1}, b"\0" * 4))
+    with pytest.raises(CheckpointError, match="require_checksum=False"):
+        read_header(foreign)
+    assert read_header(foreign, require_checksum=False) == ({"a": (np.dtype(np.float32), (1,))}, {})
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_read_header_refuses_what_load_file_refuses(tmp_path, case):
+    header, data, message = MALFORMED[case]
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(crafted_file(header, data))
+    if case == "bool not 0/1":  # the one check on the data's values
+        assert read_header(path, require_checksum=False)[0] == {"a": (np.dtype(bool), (2,))}
+        return
+    with pytest.raises(CheckpointError, match=message):
+        read_header(path, require_checksum=False)
+
+
+def test_read_header_does_not_read_a_gigabyte_of_data(tmp_path):
+    header = json.dumps({"big": {"dtype": "F32", "shape": [2**28], "data_offsets": [0, 2**30]}}).encode()
+    header += b" " * (-len(header) % 8)
+    path = sparse_file(tmp_path / "big", struct.pack("<Q", len(header)) + header, 8 + len(header) + 2**30)
+    assert read_header(path, require_checksum=False) == ({"big": (np.dtype(np.float32), (2**28,))}, {})
+    before, after, outcome = peak_rss(path, "read_header")
+    assert outcome == "loaded" and after - before < 10, (before, after)
+
+
+def test_read_checkpoint_header_matches_load_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    weights = {"w": rng.standard_normal((4, 3)).astype(np.float32), "b": np.zeros(4, np.float64)}
+    optimizer = {"class": "Adam", "config": {"lr": 0.01}, "step": 3, "num_params": 2,
+                 "buffers": {"m.0": np.ones((4, 3), np.float32), "m.1": np.ones(4)}}
+    path = tmp_path / "c"
+    save_checkpoint(path, weights=weights, config={"hidden_size": 4}, optimizer=optimizer, extra={"epochs_done": 1})
+    full = load_checkpoint(path)
+    for verify in (True, False):
+        head = read_checkpoint_header(path, verify_checksum=verify)
+        assert head["config"] == full["config"] and head["extra"] == full["extra"]
+        assert head["weights"] == {name: (a.dtype, a.shape) for name, a in full["weights"].items()}
+        assert {k: v for k, v in head["optimizer"].items() if k != "buffers"} == {
+            k: v for k, v in full["optimizer"].items() if k != "buffers"}
+        assert head["optimizer"]["buffers"] == {name: (a.dtype, a.shape) for name, a in full["optimizer"]["buffers"].items()}
+
+
+def test_messages_about_a_crafted_header_stay_short(tmp_path):
+    path = tmp_path / "long"
+    path.write_bytes(crafted_file({"x" * 100_000: {**F32x1, "dtype": ["F32"] * 100_000}}, b"\0" * 4))
+    with pytest.raises(CheckpointError, match="unsupported dtype") as info:
+        load_file(path, require_checksum=False)
+    assert len(str(info.value)) < 400 + len(str(path))
+
+
 def test_missing_file_is_an_oserror_not_a_checkpoint_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_file(tmp_path / "nope")
+
+
+# ================================================================ bounded memory
+PEAK_CHILD = r"""
+import sys
+import pyrnn
+import pyrnn.checkpoint as ckpt
+from pyrnn.checkpoint import CheckpointError
+
+def vm_hwm_mb():  # this process's peak RSS; unlike ru_maxrss, not inherited from the parent across exec
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+loader = {"load_file": lambda p: ckpt.load_file(p, require_checksum=False), "load_checkpoint": lambda p: ckpt.load_checkpoint(p),
+          "read_header": lambda p: ckpt.read_header(p, require_checksum=False), "pyrnn.load": pyrnn.load}[sys.argv[2]]
+before = vm_hwm_mb()
+try:
+    loader(sys.argv[1])
+    outcome = "loaded"
+except CheckpointError:
+    outcome = "CheckpointError"
+except Exception as exc:
+    outcome = f"{type(exc).__name__}: {exc}"[:300]
+print(f"{before:.1f} {vm_hwm_mb():.1f} {outcome}")
+"""
+
+
+def peak_rss(path, loader="load_file"):
+    """(peak RSS in MB of a fresh child after its imports, peak RSS after loading ``path``, outcome)."""
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("peak RSS is read from /proc/self/status (Linux)")
+    src = os.path.dirname(os.path.dirname(os.path.abspath(ckpt.__file__)))
+    env = {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.run([sys.executable, "-c", PEAK_CHILD, str(path), loader], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    before, after, outcome = proc.stdout.split(" ", 2)
+    return float(before), float(after), outcome.strip()
+
+
+def sparse_file(path, prefix, size):
+    """A file of ``size`` bytes that starts with ``prefix`` and is a hole after it (no disk used)."""
+    with open(path, "wb") as f:
+        f.write(prefix)
+        f.truncate(size)
+    return path
+
+
+def test_header_over_the_cap_is_refused_before_it_is_read(tmp_path):
+    # A sparse file claiming a 1 GiB header: once read into 2.1 GB of RSS, now refused from its length.
+    path = sparse_file(tmp_path / "huge-header", struct.pack("<Q", 2**30), 8 + 2**30)
+    with pytest.raises(CheckpointError, match=r"header length 1073741824 is over the limit of 8388608 bytes"):
+        load_file(path)
+    before, after, outcome = peak_rss(path)
+    assert outcome == "CheckpointError" and after - before < 10, (before, after)
+
+
+def test_header_at_the_cap_loads_and_one_byte_over_is_refused(tmp_path):
+    assert ckpt.MAX_HEADER_BYTES == 8 * 2**20  # 8 MiB, below safetensors' 100 MB
+    base = len(crafted_file({"__metadata__": {"k": ""}}, pad=False)) - 8
+    for extra, ok in ((0, True), (1, False)):
+        raw = crafted_file({"__metadata__": {"k": "x" * (ckpt.MAX_HEADER_BYTES - base + extra)}}, pad=False)
+        path = tmp_path / f"h{extra}"
+        path.write_bytes(raw)
+        if ok:
+            assert len(load_file(path, require_checksum=False)[1]["k"]) == ckpt.MAX_HEADER_BYTES - base
+        else:
+            with pytest.raises(CheckpointError, match="over the limit"):
+                load_file(path, require_checksum=False)
+
+
+def test_header_with_too_many_json_items_is_refused_before_parsing(tmp_path):
+    n = ckpt.MAX_HEADER_ITEMS
+    path = tmp_path / "items"
+    path.write_bytes(crafted_file(b'{"__metadata__":{"k":"' + b"," * n + b'"}}'))
+    with pytest.raises(CheckpointError, match=rf"holds {n + 4} JSON items .* over the limit of {n}"):
+        load_file(path, require_checksum=False)
+
+
+def test_save_file_refuses_a_header_that_load_file_would_refuse(tmp_path):
+    with pytest.raises(ValueError, match="over the limits that load_file reads"):
+        save_file(tmp_path / "x", {}, {"k": "x" * ckpt.MAX_HEADER_BYTES})
+    with pytest.raises(ValueError, match="over the limits that load_file reads"):
+        save_file(tmp_path / "x", {}, {"k": "[" * ckpt.MAX_HEADER_ITEMS})
+    assert os.listdir(tmp_path) == []
