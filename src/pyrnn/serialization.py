@@ -82,7 +82,7 @@ def _rebuild(ckpt):
         losses = [loss_from_config(c) for c in compile_cfg["loss"]]
         model.loss = losses if compile_cfg["loss_is_list"] else losses[0]
         model.metrics = [get_metric(m) for m in compile_cfg["metrics"]]
-        model.clip_norm, model.clip_value = compile_cfg["clip_norm"], compile_cfg["clip_value"]
+        model.set_clipping(compile_cfg["clip_norm"], compile_cfg["clip_value"])
     if ckpt["optimizer"] is not None:
         model.optimizer = optimizer_from_state(ckpt["optimizer"], model.param_grad_pairs())
     extra = ckpt["extra"] or {}

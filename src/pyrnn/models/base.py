@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import metrics as metric_module
-from .._checks import check_finite
+from .._checks import check_finite, check_float
 from ..checkpoint import save_checkpoint
 from ..grad_mode import inference
 from ..layers.base import load_strict
@@ -95,10 +95,16 @@ class BaseModel:
         else:
             self.optimizer = optimizer
         self.metrics = [metric_module.get_metric(m) for m in metrics]
+        self.set_clipping(clip_norm, clip_value)
+        return self
+
+    def set_clipping(self, clip_norm=None, clip_value=None):
+        """Clip gradients by global L2 norm / by value before each step (None: no clipping)."""
         for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
-            if value is not None and not (np.isscalar(value) and value > 0):
+            if value is not None and check_float(name, value, 0.0) == 0:
                 raise ValueError(f"{name}: expected a positive number or None, got {value!r}")
-        self.clip_norm, self.clip_value = clip_norm, clip_value
+        self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.clip_value = None if clip_value is None else float(clip_value)
         return self
 
     # ------------------------------------------------------- fit / evaluate
