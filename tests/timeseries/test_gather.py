@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pyrnn.timeseries import gather as gather_module
-from pyrnn.timeseries import gather_impl, gather_windows
+from pyrnn.timeseries import gather_windows
+from pyrnn.timeseries.gather import gather_impl
 
 COMPILED = gather_impl() == "cython"
 IMPLS = ["numpy", pytest.param("cython", marks=pytest.mark.skipif(not COMPILED, reason="_gather not built"))]

@@ -1,6 +1,6 @@
 """Encoder–decoder (seq2seq): the encoder's final state is the decoder's initial state;
-trained with teacher forcing or free-running, decoded greedily; and a small translation-like
-task, reversing digit strings.
+trained with teacher forcing or free-running, decoded greedily (``examples/seq2seq.py`` trains
+it to reverse digit strings).
 
 Legend: B = batch, S = source steps, T = target steps, V_in / V_out = source / target
 vocabulary sizes, E = embedding size, H = hidden units.
@@ -26,8 +26,6 @@ the same seeds and budget they differ only in what the decoder reads.
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 import numpy as np
 
 from .._checks import check_int, check_lengths
@@ -37,63 +35,6 @@ from ..models import Input, Model
 from ..models.training import run_epochs, train_step  # fit's epoch loop and batch step
 from .classification import child_seed, recurrent_layer
 from .generation import check_token_id, check_tokens, decode_loop, length_mask, sample_tokens, shift_right
-
-# ---------------------------------------------------------------------- digit-string data
-#: token ids of the digit-string task: padding, start, end, then the digits 0..9 at 3..12
-PAD, START, END, DIGIT0 = 0, 1, 2, 3
-DIGIT_VOCAB_SIZE = DIGIT0 + 10
-
-DigitPairs = namedtuple("DigitPairs", ["src", "src_lengths", "tgt", "tgt_lengths"])
-DigitPairs.__doc__ = """Padded source/target token arrays of a digit-string task.
-
-src : int64 (N, max_len), digits as ``DIGIT0 + d``, ``PAD`` after each string
-src_lengths : int64 (N,), digits per source string
-tgt : int64 (N, max_len + 1), the target digits then ``END``, then ``PAD``
-tgt_lengths : int64 (N,), target digits + 1 (the end token counts)
-"""
-
-
-def reverse_digits_dataset(n, min_len=3, max_len=6, seed=None):
-    """Random digit strings and their reversals (``"3141" -> "1413"``), padded.
-
-    Parameters
-    ----------
-    n : int, number of pairs
-    min_len, max_len : int, 1 <= min_len <= max_len, lengths drawn uniformly in [min_len, max_len]
-    seed : int or None
-
-    Returns
-    -------
-    DigitPairs (src, src_lengths, tgt, tgt_lengths), vocabulary ``DIGIT_VOCAB_SIZE`` on both sides
-    """
-    n, min_len, max_len = check_int("n", n, 1), check_int("min_len", min_len, 1), check_int("max_len", max_len, 1)
-    if min_len > max_len:
-        raise ValueError(f"max_len: expected a value >= min_len={min_len}, got {max_len}")
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(min_len, max_len + 1, n)
-    digits = rng.integers(0, 10, (n, max_len))
-    valid = np.arange(max_len)[None, :] < lengths[:, None]
-    src = np.where(valid, DIGIT0 + digits, PAD)
-    # reversal within each string's own length: target step t reads source step len - 1 - t
-    back = np.clip(lengths[:, None] - 1 - np.arange(max_len)[None, :], 0, None)
-    tgt = np.full((n, max_len + 1), PAD)
-    tgt[:, :max_len] = np.where(valid, np.take_along_axis(src, back, axis=1), PAD)
-    tgt[np.arange(n), lengths] = END
-    return DigitPairs(src.astype(np.int64), lengths.astype(np.int64), tgt.astype(np.int64), (lengths + 1).astype(np.int64))
-
-
-def digits_to_str(tokens):
-    """Token rows -> digit strings, read up to the first ``END``/``PAD`` (a list of str)."""
-    out = []
-    for row in np.atleast_2d(tokens):
-        text = []
-        for tok in row:
-            if tok < DIGIT0:
-                break
-            text.append(str(int(tok) - DIGIT0))
-        out.append("".join(text))
-    return out
-
 
 # ---------------------------------------------------------------------- the model
 class Seq2Seq(Model):
@@ -111,7 +52,7 @@ class Seq2Seq(Model):
     num_layers : int
     start_token, end_token : int
         Target-side ids of the first decoder input and of the end of a sequence
-        (default: the digit task's ``START`` and ``END``).
+        (default 1 and 2, with 0 for padding).
     seed : int or None
         Seeds the initialisation (layer k gets ``seed + k``).
     dtype : float32 or float64
@@ -122,8 +63,8 @@ class Seq2Seq(Model):
     ``save``/``pyrnn.load`` give back the plain functional ``Model``.
     """
 
-    def __init__(self, vocab_in, vocab_out, emb=16, hidden=64, cell="lstm", num_layers=1, start_token=START,
-                 end_token=END, seed=None, dtype=np.float32):
+    def __init__(self, vocab_in, vocab_out, emb=16, hidden=64, cell="lstm", num_layers=1, start_token=1,
+                 end_token=2, seed=None, dtype=np.float32):
         self.vocab_in = check_int("vocab_in", vocab_in, 1)
         self.vocab_out = check_int("vocab_out", vocab_out, 1)
         self.start_token = check_token_id("start_token", start_token, self.vocab_out)

@@ -14,14 +14,14 @@ metrics and rolling-origin backtests.
 from .backtest import BacktestResult, rolling_origin
 from .baselines import naive_forecast, seasonal_naive_forecast
 from .forecast import forecast_direct, forecast_recursive
-from .gather import gather_impl, gather_windows
+from .gather import gather_windows
 from .metrics import mae, mase, rmse, skill_vs_naive, smape
 from .scaling import MinMaxScaler, StandardScaler
 from .splits import TemporalSplit, split_windows, temporal_split
 from .windows import WindowDataset
 
 __all__ = [
-    "WindowDataset", "gather_windows", "gather_impl",
+    "WindowDataset", "gather_windows",
     "StandardScaler", "MinMaxScaler", "TemporalSplit", "temporal_split", "split_windows",
     "forecast_recursive", "forecast_direct", "naive_forecast", "seasonal_naive_forecast",
     "mae", "rmse", "smape", "mase", "skill_vs_naive", "rolling_origin", "BacktestResult",
