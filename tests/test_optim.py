@@ -175,7 +175,7 @@ def _bad_states():
         (edit(lambda s: s["buffers"].pop("max_exp_avg_sq.0")), ValueError, r"state\['buffers'\]: expected keys \['exp_avg.0'"),
         (edit(lambda s: s["config"].update(amsgrad=False)), ValueError, r"state\['buffers'\]: expected keys"),  # no max_exp_avg_sq then
         (edit(lambda s: s["config"].pop("eps")), ValueError, r"state\['config'\]: expected keys \['amsgrad', 'betas', 'eps'"),
-        (edit(lambda s: s["config"].update(lr=-1.0)), ValueError, r"lr: expected a finite number >= 0.0, got -1.0"),
+        (edit(lambda s: s["config"].update(lr=-1.0)), ValueError, r"lr: expected a finite number in \[0, inf\), got -1.0"),
         (edit(lambda s: s.update(step=-1)), ValueError, r"state\['step'\]: expected an integer >= 0, got -1"),
         (edit(lambda s: s.pop("num_params")), ValueError, r"missing \['num_params'\]"),
         (edit(lambda s: s["buffers"].update({"exp_avg.0": np.zeros((3, 4), int)})), TypeError, "expected a floating-point array, got dtype int"),
@@ -218,14 +218,14 @@ def _bad_constructors():
     ro.flags.writeable = False
     ok = [(p, np.zeros_like(p))]
     return [
-        (lambda: SGD(ok, lr=-0.1), ValueError, "lr: expected a finite number >= 0.0, got -0.1"),
-        (lambda: SGD(ok, lr=float("nan")), ValueError, "lr: expected a finite number >= 0.0, got nan"),
+        (lambda: SGD(ok, lr=-0.1), ValueError, r"lr: expected a finite number in \[0, inf\), got -0.1"),
+        (lambda: SGD(ok, lr=float("nan")), ValueError, r"lr: expected a finite number in \[0, inf\), got nan"),
         (lambda: SGD(ok, nesterov=True), ValueError, "nesterov: expected momentum > 0 and dampening = 0, got momentum=0.0"),
         (lambda: SGD(ok, momentum=0.9, dampening=0.1, nesterov=True), ValueError, "dampening = 0, got momentum=0.9, dampening=0.1"),
-        (lambda: SGD(ok, nesterov=1), TypeError, "nesterov: expected a bool, got int"),
-        (lambda: Adam(ok, betas=(1.0, 0.9)), ValueError, r"betas\[0\]: expected a finite number >= 0.0 and < 1.0, got 1.0"),
+        (lambda: SGD(ok, nesterov=1), TypeError, "nesterov: expected True or False, got int"),
+        (lambda: Adam(ok, betas=(1.0, 0.9)), ValueError, r"betas\[0\]: expected a finite number in \[0, 1\), got 1.0"),
         (lambda: Adam(ok, betas=0.9), ValueError, r"betas: expected a pair \(beta1, beta2\), got 0.9"),
-        (lambda: RMSprop(ok, eps=-1e-8), ValueError, "eps: expected a finite number >= 0.0"),
+        (lambda: RMSprop(ok, eps=-1e-8), ValueError, r"eps: expected a finite number in \[0, inf\)"),
         (lambda: Adam([]), ValueError, r"params: expected at least one \(param, grad\) pair, got an empty list"),
         (lambda: Adam(p), TypeError, r"params: expected a list of \(param, grad\) pairs of arrays, got ndarray"),
         (lambda: Adam([p]), TypeError, r"params\[0\]: expected a \(param, grad\) pair, got ndarray"),
@@ -248,7 +248,7 @@ def test_lr_setter_validates():
     opt = SGD([(np.zeros(2), np.zeros(2))])
     opt.lr = 0.5
     assert opt.lr == 0.5 and opt.get_config()["lr"] == 0.5
-    with pytest.raises(ValueError, match="lr: expected a finite number >= 0.0, got -1"):
+    with pytest.raises(ValueError, match=r"lr: expected a finite number in \[0, inf\), got -1.0"):
         opt.lr = -1
 
 
@@ -353,9 +353,9 @@ def test_schedule_bad_inputs():
     opt = SGD([(np.zeros(2), np.zeros(2))], lr=0.1)
     cases = [
         (lambda: StepLR(opt, step_size=0), ValueError, "step_size: expected an integer >= 1, got 0"),
-        (lambda: CosineAnnealingLR(opt, T_max=2.5), ValueError, "T_max: expected an integer >= 1, got 2.5"),
-        (lambda: ExponentialLR(opt, gamma=-0.5), ValueError, "gamma: expected a finite number >= 0.0, got -0.5"),
-        (lambda: ReduceLROnPlateau(opt, factor=1.0), ValueError, "factor: expected a finite number >= 0.0 and < 1.0, got 1.0"),
+        (lambda: CosineAnnealingLR(opt, T_max=2.5), TypeError, "T_max: expected an integer, got float 2.5"),
+        (lambda: ExponentialLR(opt, gamma=-0.5), ValueError, r"gamma: expected a finite number in \[0, inf\), got -0.5"),
+        (lambda: ReduceLROnPlateau(opt, factor=1.0), ValueError, r"factor: expected a finite number in \[0, 1\), got 1.0"),
         (lambda: ReduceLROnPlateau(opt, mode="avg"), ValueError, "mode: expected 'min' or 'max', got 'avg'"),
         (lambda: ReduceLROnPlateau(opt, threshold_mode="pct"), ValueError, "threshold_mode: expected 'rel' or 'abs', got 'pct'"),
         (lambda: ReduceLROnPlateau(opt).step("0.5"), TypeError, "metric: expected a real number, got str"),
@@ -436,8 +436,8 @@ def test_clipping_bad_inputs_and_single_array():
     assert clip_grad_norm_(g, 1.0) == 6.0
     np.testing.assert_allclose(g, np.full(4, 3.0 / (6.0 + 1e-6)), rtol=1e-15)
     cases = [
-        (lambda: clip_grad_norm_([g], -1.0), ValueError, "max_norm: expected a finite number >= 0.0, got -1.0"),
-        (lambda: clip_grad_value_([g], float("inf")), ValueError, "clip_value: expected a finite number >= 0.0, got inf"),
+        (lambda: clip_grad_norm_([g], -1.0), ValueError, r"max_norm: expected a finite number in \[0, inf\), got -1.0"),
+        (lambda: clip_grad_value_([g], float("inf")), ValueError, r"clip_value: expected a finite number in \[0, inf\), got inf"),
         (lambda: clip_grad_norm_({"w": g}, 1.0), TypeError, "grads: expected a list of gradient arrays, got dict"),
         (lambda: clip_grad_value_([g, np.ones(2, int)], 1.0), TypeError, r"grads\[1\]: expected a floating-point ndarray, got dtype int"),
     ]

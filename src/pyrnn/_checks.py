@@ -103,17 +103,18 @@ def check_bool(name, value):
     return bool(value)
 
 
-def check_float(name, value, minimum=None, maximum=None, *, below=None):
-    """``value`` as a finite float in [minimum, maximum] (and < ``below`` if given)."""
+def check_float(name, value, minimum=None, maximum=None, *, above=None, below=None):
+    """``value`` as a finite float in [minimum, maximum] (and > ``above``, < ``below`` if given)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
     value = float(value)
     bad = not math.isfinite(value) or (minimum is not None and value < minimum) \
-        or (maximum is not None and value > maximum) or (below is not None and value >= below)
+        or (maximum is not None and value > maximum) or (above is not None and value <= above) \
+        or (below is not None and value >= below)
     if bad:
-        if minimum is None and maximum is None and below is None:
+        if minimum is None and maximum is None and above is None and below is None:
             raise ValueError(f"{name}: expected a finite number, got {value!r}")
-        lo = "(-inf" if minimum is None else f"[{minimum:g}"
+        lo = f"[{minimum:g}" if minimum is not None else (f"({above:g}" if above is not None else "(-inf")
         hi = f"{below:g})" if below is not None else ("inf)" if maximum is None else f"{maximum:g}]")
         raise ValueError(f"{name}: expected a finite number in {lo}, {hi}, got {value!r}")
     return value

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from ._checks import check_bool, check_float, check_int
+
 
 class Callback:
     model = None
@@ -35,7 +37,9 @@ class EarlyStopping(Callback):
     with ``restore_best_weights`` the best epoch's weights are put back at the end."""
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False):
-        self.monitor, self.patience, self.min_delta = monitor, int(patience), abs(float(min_delta))
+        self.monitor, self.patience = monitor, check_int("patience", patience, 0, None)
+        self.min_delta = abs(check_float("min_delta", min_delta))
+        restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
         self.better = _better(mode, monitor)
         self.restore_best_weights = restore_best_weights
 

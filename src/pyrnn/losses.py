@@ -20,10 +20,10 @@ may hold anything, even NaN. Names follow PyTorch; :func:`get_loss` also takes K
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
+from ._checks import check_float
 from .grad_mode import is_grad_enabled
 
 # ----------------------------------------------------------------- input checks
@@ -204,9 +204,7 @@ class HuberLoss(_ElementwiseLoss):
 
     def __init__(self, delta=1.0):
         super().__init__()
-        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not (0 < float(delta) < np.inf):
-            raise ValueError(f"delta: expected a finite number > 0, got {delta!r}")
-        self.delta = float(delta)
+        self.delta = check_float("delta", delta, above=0.0)
 
     def get_config(self):
         return {"delta": self.delta}

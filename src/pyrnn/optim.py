@@ -23,31 +23,9 @@ import numbers
 
 import numpy as np
 
+from ._checks import check_bool, check_float, check_int
+
 # ----------------------------------------------------------------- checks
-
-
-def _number(name, value, low=0.0, high=math.inf, high_open=False):
-    """``value`` as a float in [low, high] (or [low, high)), else ValueError."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        value = float(value)
-        ok = low <= value and (value < high if high_open else value <= high)
-    if not ok:
-        bound = f"< {high}" if high_open else (f"<= {high}" if high != math.inf else "")
-        raise ValueError(f"{name}: expected a finite number >= {low}{' and ' + bound if bound else ''}, got {value!r}")
-    return value
-
-
-def _count(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
-    return bool(value)
 
 
 def _check_pairs(params):
@@ -111,7 +89,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self._lr = _number("lr", value)
+        self._lr = check_float("lr", value, 0.0)
 
     def _set_config(self, cfg):
         for k, v in cfg.items():
@@ -160,7 +138,7 @@ class Optimizer:
         if sorted(cfg) != sorted(self._config_keys):
             raise ValueError(f"state['config']: expected keys {sorted(self._config_keys)}, got {sorted(cfg)}")
         cfg = self._validate_config(cfg)
-        step = _count("state['step']", state["step"], 0)
+        step = check_int("state['step']", state["step"], 0, None)
         expected = [f"{b}.{i}" for b in self._buffer_names(cfg) for i in range(n)]
         got = state["buffers"]
         if sorted(got) != sorted(expected):
@@ -203,9 +181,9 @@ class SGD(Optimizer):
 
     @staticmethod
     def _validate_config(cfg):
-        out = dict(lr=_number("lr", cfg["lr"]), momentum=_number("momentum", cfg["momentum"]),
-                   dampening=_number("dampening", cfg["dampening"], low=-math.inf),
-                   weight_decay=_number("weight_decay", cfg["weight_decay"]), nesterov=_flag("nesterov", cfg["nesterov"]))
+        out = dict(lr=check_float("lr", cfg["lr"], 0.0), momentum=check_float("momentum", cfg["momentum"], 0.0),
+                   dampening=check_float("dampening", cfg["dampening"]),
+                   weight_decay=check_float("weight_decay", cfg["weight_decay"], 0.0), nesterov=check_bool("nesterov", cfg["nesterov"]))
         if out["nesterov"] and (out["momentum"] <= 0 or out["dampening"] != 0):
             raise ValueError(
                 f"nesterov: expected momentum > 0 and dampening = 0, got momentum={out['momentum']}, dampening={out['dampening']}"
@@ -253,9 +231,9 @@ class RMSprop(Optimizer):
 
     @staticmethod
     def _validate_config(cfg):
-        return dict(lr=_number("lr", cfg["lr"]), alpha=_number("alpha", cfg["alpha"]), eps=_number("eps", cfg["eps"]),
-                    weight_decay=_number("weight_decay", cfg["weight_decay"]),
-                    momentum=_number("momentum", cfg["momentum"]), centered=_flag("centered", cfg["centered"]))
+        return dict(lr=check_float("lr", cfg["lr"], 0.0), alpha=check_float("alpha", cfg["alpha"], 0.0), eps=check_float("eps", cfg["eps"], 0.0),
+                    weight_decay=check_float("weight_decay", cfg["weight_decay"], 0.0),
+                    momentum=check_float("momentum", cfg["momentum"], 0.0), centered=check_bool("centered", cfg["centered"]))
 
     @staticmethod
     def _buffer_names(cfg):
@@ -310,9 +288,9 @@ class Adam(Optimizer):
         betas = cfg["betas"]
         if not isinstance(betas, (list, tuple)) or len(betas) != 2:
             raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
-        betas = tuple(_number(f"betas[{k}]", b, high=1.0, high_open=True) for k, b in enumerate(betas))
-        return dict(lr=_number("lr", cfg["lr"]), betas=betas, eps=_number("eps", cfg["eps"]),
-                    weight_decay=_number("weight_decay", cfg["weight_decay"]), amsgrad=_flag("amsgrad", cfg["amsgrad"]))
+        betas = tuple(check_float(f"betas[{k}]", b, 0.0, below=1.0) for k, b in enumerate(betas))
+        return dict(lr=check_float("lr", cfg["lr"], 0.0), betas=betas, eps=check_float("eps", cfg["eps"], 0.0),
+                    weight_decay=check_float("weight_decay", cfg["weight_decay"], 0.0), amsgrad=check_bool("amsgrad", cfg["amsgrad"]))
 
     @staticmethod
     def _buffer_names(cfg):
@@ -445,7 +423,7 @@ class LRScheduler:
         for k in self._state_keys:
             v = state[k]
             if k in self._int_state:
-                new[k] = _count(f"state[{k!r}]", v, 0)
+                new[k] = check_int(f"state[{k!r}]", v, 0, None)
             elif isinstance(v, numbers.Real) and not isinstance(v, bool):
                 new[k] = float(v)
             else:
@@ -467,7 +445,7 @@ class StepLR(LRScheduler):
 
     @staticmethod
     def _validate_config(cfg):
-        return dict(step_size=_count("step_size", cfg["step_size"], 1), gamma=_number("gamma", cfg["gamma"]))
+        return dict(step_size=check_int("step_size", cfg["step_size"], 1, None), gamma=check_float("gamma", cfg["gamma"], 0.0))
 
     # lr_e = gamma lr_{e-1} if e % step_size == 0 else lr_{e-1}
     def _next_lr(self):
@@ -485,7 +463,7 @@ class ExponentialLR(LRScheduler):
 
     @staticmethod
     def _validate_config(cfg):
-        return dict(gamma=_number("gamma", cfg["gamma"]))
+        return dict(gamma=check_float("gamma", cfg["gamma"], 0.0))
 
     # lr_e = gamma lr_{e-1}
     def _next_lr(self):
@@ -503,7 +481,7 @@ class CosineAnnealingLR(LRScheduler):
 
     @staticmethod
     def _validate_config(cfg):
-        return dict(T_max=_count("T_max", cfg["T_max"], 1), eta_min=_number("eta_min", cfg["eta_min"]))
+        return dict(T_max=check_int("T_max", cfg["T_max"], 1, None), eta_min=check_float("eta_min", cfg["eta_min"], 0.0))
 
     # lr_e = eta_min + (base_lr - eta_min) (1 + cos(pi e / T_max)) / 2
     def _next_lr(self):
@@ -544,10 +522,10 @@ class ReduceLROnPlateau(LRScheduler):
             raise ValueError(f"mode: expected 'min' or 'max', got {cfg['mode']!r}")
         if cfg["threshold_mode"] not in ("rel", "abs"):
             raise ValueError(f"threshold_mode: expected 'rel' or 'abs', got {cfg['threshold_mode']!r}")
-        return dict(mode=cfg["mode"], factor=_number("factor", cfg["factor"], high=1.0, high_open=True),
-                    patience=_count("patience", cfg["patience"], 0), threshold=_number("threshold", cfg["threshold"]),
-                    threshold_mode=cfg["threshold_mode"], cooldown=_count("cooldown", cfg["cooldown"], 0),
-                    min_lr=_number("min_lr", cfg["min_lr"]), eps=_number("eps", cfg["eps"]))
+        return dict(mode=cfg["mode"], factor=check_float("factor", cfg["factor"], 0.0, below=1.0),
+                    patience=check_int("patience", cfg["patience"], 0, None), threshold=check_float("threshold", cfg["threshold"], 0.0),
+                    threshold_mode=cfg["threshold_mode"], cooldown=check_int("cooldown", cfg["cooldown"], 0, None),
+                    min_lr=check_float("min_lr", cfg["min_lr"], 0.0), eps=check_float("eps", cfg["eps"], 0.0))
 
     def _is_better(self, a):
         if self.mode == "min":
@@ -620,7 +598,7 @@ def clip_grad_norm_(grads, max_norm):
     returned as is and nothing is scaled, so the caller can detect it and skip the step.
     """
     grads = _grad_list(grads)
-    max_norm = _number("max_norm", max_norm)
+    max_norm = check_float("max_norm", max_norm, 0.0)
     total = math.sqrt(sum(_sum_sq(g) for g in grads))
     if not math.isfinite(total):
         return total
@@ -642,6 +620,6 @@ def clip_grad_value_(grads, clip_value):
     clip_value : float >= 0
     """
     grads = _grad_list(grads)
-    clip_value = _number("clip_value", clip_value)
+    clip_value = check_float("clip_value", clip_value, 0.0)
     for g in grads:
         np.clip(g, -clip_value, clip_value, out=g)

@@ -9,7 +9,6 @@ Accuracies measured when these tests were written (cpp backend): row-wise digits
 import numpy as np
 import pytest
 
-import pyrnn
 from gradcheck import check_model_grads
 from pyrnn import datasets
 from pyrnn.tasks import sequence_classifier

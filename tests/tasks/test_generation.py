@@ -10,7 +10,6 @@ entropy 2.90 (the best a model without context can do)."""
 import numpy as np
 import pytest
 
-import pyrnn
 from gradcheck import check_model_grads
 from pyrnn import datasets
 from pyrnn.tasks import CharLanguageModel, SequenceDecoder, sample_tokens, shift_right

@@ -45,8 +45,8 @@ def test_empty_part_gives_none():
 
 @pytest.mark.parametrize("args, pattern", [
     ((0,), r"n: expected an integer >= 1, got 0"),
-    ((10, 1.0, 0.0), r"val_frac: expected a fraction in \[0, 1\), got 1.0"),
-    ((10, 0.1, -0.1), r"test_frac: expected a fraction in \[0, 1\), got -0.1"),
+    ((10, 1.0, 0.0), r"val_frac: expected a finite number in \[0, 1\), got 1.0"),
+    ((10, 0.1, -0.1), r"test_frac: expected a finite number in \[0, 1\), got -0.1"),
     ((10, 0.5, 0.5), r"expected a non-empty training part, got 5 validation \+ 5 test steps out of n=10"),
 ])
 def test_bad_fractions(args, pattern):

@@ -17,7 +17,6 @@ other parameterless layers share: :func:`float_input` and :func:`config_repr`.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 from scipy.special import erf, expit

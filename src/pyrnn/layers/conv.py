@@ -18,7 +18,6 @@ with ``U = (T + pl + pr - d*(K-1) - 1) // s + 1``.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 

@@ -11,7 +11,6 @@ and cast floating inputs to it; ``Dropout`` has none and follows the input's dty
 from __future__ import annotations
 
 import copy
-import numbers
 
 import numpy as np
 

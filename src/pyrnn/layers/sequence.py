@@ -13,7 +13,6 @@ inner layer of ``TimeDistributed`` accepts).
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 

@@ -100,11 +100,8 @@ class BaseModel:
 
     def set_clipping(self, clip_norm=None, clip_value=None):
         """Clip gradients by global L2 norm / by value before each step (None: no clipping)."""
-        for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
-            if value is not None and check_float(name, value, 0.0) == 0:
-                raise ValueError(f"{name}: expected a positive number or None, got {value!r}")
-        self.clip_norm = None if clip_norm is None else float(clip_norm)
-        self.clip_value = None if clip_value is None else float(clip_value)
+        self.clip_norm = None if clip_norm is None else check_float("clip_norm", clip_norm, above=0.0)
+        self.clip_value = None if clip_value is None else check_float("clip_value", clip_value, above=0.0)
         return self
 
     # ------------------------------------------------------- fit / evaluate

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import check_int
 from ..layers import GRU, LSTM, RNN, Concatenate, Dense, FirstStep, LastStep
 from ..models import Input, Model, Sequential
 from ..layers.plumbing import FeatureSlice
@@ -73,8 +74,7 @@ def sequence_classifier(input_size, hidden, n_classes, cell="gru", bidirectional
     >>> model = sequence_classifier(8, 32, 10, seed=0)          # 8x8 images, rows as time
     >>> model.compile("adam", "cross_entropy", metrics=["accuracy"], lr=1e-2)
     """
-    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
-        raise ValueError(f"n_classes: expected an integer >= 2, got {n_classes!r}")
+    check_int("n_classes", n_classes, 2)
     D = 2 if bidirectional else 1
     rnn = recurrent_layer(cell, input_size, hidden, num_layers=num_layers, bidirectional=bool(bidirectional),
                           dtype=dtype, seed=child_seed(seed, 0), dropout=dropout)

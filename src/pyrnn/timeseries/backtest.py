@@ -24,7 +24,8 @@ import numpy as np
 
 from .baselines import naive_forecast
 from .forecast import forecast_direct, forecast_recursive
-from .gather import check_int, gather_windows
+from .._checks import check_int
+from .gather import gather_windows
 from .metrics import mae, mase, rmse, skill_vs_naive, smape
 
 METRICS = ("mae", "rmse", "smape", "mase", "naive_mae", "skill")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .forecast import as_history, match_rank
-from .gather import check_int, target_columns
+from .._checks import check_int
+from .gather import target_columns
 
 
 def naive_forecast(history, horizon, target_cols=None):

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gather import check_int, target_columns
+from .._checks import check_int
+from .gather import target_columns
 
 
 def as_history(history, input_len=None):

@@ -19,6 +19,8 @@ import warnings
 
 import numpy as np
 
+from .._checks import check_int
+
 _UNSET = object()
 _compiled = _UNSET  # the compiled gather_into, None when it failed to load, _UNSET before the first call
 
@@ -56,14 +58,6 @@ def as_series(series, name="series"):
     if arr.shape[1] == 0:
         raise ValueError(f"{name}: expected at least one column, got shape {arr.shape}")
     return arr
-
-
-def check_int(name, value, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
-    return int(value)
 
 
 def target_columns(target_cols, n_cols):

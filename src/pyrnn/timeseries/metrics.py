@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gather import check_int
+from .._checks import check_int
 
 
 def _values(name, a):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .gather import check_int
+from .._checks import check_float, check_int
 
 
 class TemporalSplit(NamedTuple):
@@ -28,8 +28,7 @@ class TemporalSplit(NamedTuple):
 
 
 def _part(name, frac, n):
-    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac < 1:
-        raise ValueError(f"{name}: expected a fraction in [0, 1), got {frac!r}")
+    check_float(name, frac, 0.0, below=1.0)
     return 0 if frac == 0 else max(1, int(round(n * frac)))
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gather import as_series, check_int, gather_windows, target_columns
+from .._checks import check_int
+from .gather import as_series, gather_windows, target_columns
 
 
 class WindowDataset:
