@@ -24,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import threading
 
-__all__ = ["is_grad_enabled", "no_grad", "in_inference", "inference", "forward_scope", "generation"]
+__all__ = ["is_grad_enabled", "no_grad", "in_inference", "inference", "forward_scope", "enter_forward", "leave_forward",
+           "generation"]
 
 _local = threading.local()
 
@@ -70,14 +71,28 @@ def generation():
     return getattr(_local, "generation", 0)
 
 
-@contextlib.contextmanager
-def forward_scope():
-    """Mark a forward; the outermost one in this thread starts a new generation."""
+def enter_forward():
+    """Enter a forward (the outermost one in this thread starts a new generation); returns the
+    depth to hand back to :func:`leave_forward`. The cheap form of :func:`forward_scope` that
+    every ``Layer.forward`` runs in."""
     depth = getattr(_local, "depth", 0)
     if depth == 0:
-        _local.generation = generation() + 1
+        _local.generation = getattr(_local, "generation", 0) + 1
     _local.depth = depth + 1
+    return depth
+
+
+def leave_forward(depth):
+    """Leave the forward entered by the :func:`enter_forward` that returned ``depth``."""
+    _local.depth = depth
+
+
+@contextlib.contextmanager
+def forward_scope():
+    """Mark a forward, e.g. a hand-written graph call that uses one layer several times: every
+    forward inside belongs to it, so each saves for its own backward."""
+    depth = enter_forward()
     try:
         yield
     finally:
-        _local.depth = depth
+        leave_forward(depth)

@@ -29,7 +29,7 @@ import warnings
 import numpy as np
 
 from .._checks import check_dtype
-from ..grad_mode import forward_scope, generation, in_inference, is_grad_enabled, no_grad  # noqa: F401 (re-exported)
+from ..grad_mode import enter_forward, generation, in_inference, is_grad_enabled, leave_forward
 from .registry import layer_config, layer_from_config, register
 from .symbolic import is_symbolic, symbolic_call
 
@@ -86,8 +86,11 @@ def _scoped(forward):
 
     @functools.wraps(forward)
     def scoped_forward(self, *args, **kwargs):
-        with forward_scope():
+        depth = enter_forward()
+        try:
             return forward(self, *args, **kwargs)
+        finally:
+            leave_forward(depth)
 
     scoped_forward._scoped = True
     return scoped_forward
