@@ -20,10 +20,10 @@ backward on the chosen backend and classifies every call:
 
 A crash (segfault, abort) kills this process: the parent sees a negative exit code and reads
 the last line of ``--trace`` (written and flushed before every call) to name the case. Draws
-are made before anything runs, so ``--only K`` (with the same ``--seed``/``--examples``/
-``--backend``) replays case K alone, a reproducer for any finding.
+are made before anything runs, so ``--only FAMILY#K`` (with the same ``--seed``/``--examples``/
+``--backend``) replays that case alone, a reproducer for any finding.
 
-    python tests/fuzz_api.py --backend cpp --seed 0 --examples 100 [--only K] [--verbose]
+    python tests/fuzz_api.py --backend cpp --seed 0 --examples 100 [--only LSTM#12] [--verbose]
 
 The last line of stdout is ``FUZZ_RESULT {json}`` with the counts and the findings.
 """
@@ -118,8 +118,10 @@ PAD_BIG = [2**31 - 1, (2**31 - 1, 0), (0, 2**30)]
 
 
 # ------------------------------------------------------------------------ drawing arguments
-def draw_arg(data, kind, mutate, minimum=1, small=(1, 4), choices=None):  # noqa: C901
-    """One argument value and its verdict; ``mutate`` draws it from the bad/big pools."""
+def draw_arg(data, kind, mutate, minimum=1, small=(1, 4), choices=None, big_only=False):  # noqa: C901
+    """One argument value and its verdict; ``mutate`` draws it from the bad/big pools (``big_only``: big)."""
+    if mutate and big_only and kind in ("int", "padding", "real"):
+        return data.draw(st.sampled_from({"int": INT_BIG, "padding": PAD_BIG + INT_BIG, "real": REAL_BIG}[kind])), BIG
     if kind == "int":
         if mutate:
             return data.draw(st.sampled_from(int_bad(minimum) + [(v, BIG) for v in INT_BIG]))
@@ -197,11 +199,14 @@ TD_INNER = ["Dense", "Embedding", "ReLU", "Dropout", "Softmax", "LSTM", "GRU"]
 WRAPPER_BAD_LAYER = [(None, TYPE), ("lstm", TYPE), (3, TYPE), (Dense, TYPE), ([None], TYPE)]
 
 
-def draw_layer(data, name, mutate_ctor, depth=0):
-    """A layer spec: {"name", "args": [(name, value, verdict, positional)], "inner": spec or None}."""
+def draw_layer(data, name, mutate_ctor, depth=0, big=False):
+    """A layer spec: {"name", "args": [(name, value, verdict, positional)], "inner": spec or None}.
+
+    ``mutate_ctor``: one argument comes from the bad pools; with ``big`` it is an in-range but
+    huge size instead (2**31 - 1, 2**30, 2**20, or such a padding)."""
     if name in ("TimeDistributed", "Dilated"):
         spec = {"name": name, "args": [], "inner": None}
-        which = data.draw(st.integers(0, 2)) if mutate_ctor else -1
+        which = data.draw(st.integers(1 if big else 0, 2)) if mutate_ctor else -1
         if which == 0:  # the wrapped layer itself is wrong
             value, verdict = data.draw(st.sampled_from(WRAPPER_BAD_LAYER + ([("Dense", TYPE)] if name == "Dilated" else [])))
             if value == "Dense":  # a Layer that Dilated does not wrap
@@ -211,13 +216,14 @@ def draw_layer(data, name, mutate_ctor, depth=0):
                 spec["args"].append(("layer", value, verdict, True))
         else:
             inner = data.draw(st.sampled_from(TD_INNER if name == "TimeDistributed" else ["RNN", "LSTM", "GRU"]))
-            spec["inner"] = draw_layer(data, inner, which == 1, depth + 1)
+            spec["inner"] = draw_layer(data, inner, which == 1, depth + 1, big=big)
         if name == "Dilated":
-            value, verdict = draw_arg(data, "int", which == 2, small=(1, 3))
+            value, verdict = draw_arg(data, "int", which == 2, small=(1, 3), big_only=big)
             spec["args"].append(("dilation", value, verdict, True))
         return spec
     arg_defs = LAYER_ARGS[name]
-    mutated = data.draw(st.integers(0, len(arg_defs) - 1)) if (mutate_ctor and arg_defs) else -1
+    candidates = [k for k, (_, kind, _) in enumerate(arg_defs) if not big or kind in ("int", "padding", "real")]
+    mutated = data.draw(st.sampled_from(candidates)) if (mutate_ctor and candidates) else -1
     args, positional_ok = [], True
     for k, (arg, kind, extra) in enumerate(arg_defs):
         required = arg in ("input_size", "hidden_size", "in_channels", "out_channels", "kernel_size", "in_features",
@@ -225,7 +231,7 @@ def draw_layer(data, name, mutate_ctor, depth=0):
         if k != mutated and not required and data.draw(st.integers(0, 2)) == 0:
             positional_ok = False  # left at its default: what follows goes by keyword
             continue
-        value, verdict = draw_arg(data, kind, k == mutated, **extra)
+        value, verdict = draw_arg(data, kind, k == mutated, big_only=big, **extra)
         positional = positional_ok and arg not in KEYWORD_ONLY and (required or data.draw(st.booleans()))
         positional_ok = positional
         args.append((arg, value, verdict, positional))
@@ -297,6 +303,11 @@ def array_spec(draw, dtypes_ok, dtypes_bad, mutate_dtype=False, allow_form=True)
     return spec
 
 
+def shrinks(shape):
+    """Whether :func:`materialize` empties the first axis of ``shape`` (too many elements to build)."""
+    return math.prod(int(n) for n in shape) > 2**20
+
+
 def materialize(spec, shape, int_range=None):
     """An array (or list, or junk) of ``shape`` per ``spec`` (dtype, layout, values, form)."""
     form = spec["form"]
@@ -309,7 +320,7 @@ def materialize(spec, shape, int_range=None):
     if form == "ragged":
         return [[1.0, 2.0], [3.0]]
     shape = tuple(int(n) for n in shape)
-    if math.prod(shape) > 2**20:  # in-range but huge sizes: keep it empty
+    if shrinks(shape):  # in-range but huge sizes: keep it empty
         shape = (0,) + shape[1:]
     rng = np.random.default_rng(spec["seed"])
     dt = np.dtype(spec["dtype"]) if spec["dtype"] != "longdouble" else np.dtype(np.longdouble)
@@ -724,6 +735,8 @@ def make_dy(cs, y_shape, x_kind_ok=True):
     elif mut == "rank_plus":
         shape = shape + [1]
         verdict = VALUE
+    if shrinks(shape):
+        verdict = combine([verdict, ANY])
     return materialize(cs["dy"], shape), verdict
 
 
@@ -840,7 +853,7 @@ def check_state(what, state, shape, dtype, lstm):
 
 
 # ------------------------------------------------------------------------ one case
-def run_case(rec, backend, layer_spec, cs):
+def run_case(rec, backend, layer_spec, cs, big=False):
     pyrnn.set_backend(backend)
     call = describe_layer(layer_spec)
     ok, layer = run_call(rec, call, lambda: build(layer_spec), ctor_verdict(layer_spec),
@@ -850,13 +863,15 @@ def run_case(rec, backend, layer_spec, cs):
     if not ok or not isinstance(layer, pyrnn.layers.Layer):
         return
     try:
-        _forward_backward(rec, layer, call, cs)
+        _forward_backward(rec, layer, call, cs, big)
     finally:
         layer.clear_saved()
 
 
-def _forward_backward(rec, layer, lcall, cs):
+def _forward_backward(rec, layer, lcall, cs, big=False):
     x, x_verdict = make_x(layer, cs)
+    if big:
+        x_verdict = combine([x_verdict, ANY])  # a huge in-range size may be refused clearly or run
     xs = np.shape(x) if cs["x"]["form"] in ("array", "list") else None
     kwargs, verdicts = {}, [x_verdict]
     lstm = getattr(layer, "has_cell_state", False)
@@ -958,12 +973,44 @@ def _short(v):
 
 
 # ------------------------------------------------------------------------ main
+def _fuzz_family(rec, family, n, seed, backends, only_k, case_timeout):
+    """``n`` hypothesis examples of one layer family (its own loop, so every family is covered
+    and a case id FAMILY#K replays alone)."""
+    counter = [0]
+
+    @settings(max_examples=n, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck), derandomize=False, print_blob=False)
+    @hseed(seed)
+    @given(st.data())
+    def fuzz(data):
+        backend = data.draw(st.sampled_from(backends))
+        mode = data.draw(st.sampled_from(["valid", "ctor", "call", "call", "big"]))
+        layer_spec = draw_layer(data, family, mode in ("ctor", "big"), big=mode == "big")
+        cs = data.draw(call_spec(mode == "call", family))
+        k = counter[0]
+        counter[0] += 1
+        if only_k is not None and k != only_k:
+            return
+        rec.case = f"{family}#{k}"
+        rec.counts["cases"] += 1
+        faulthandler.dump_traceback_later(case_timeout, exit=True)
+        try:
+            run_case(rec, backend, layer_spec, cs, big=mode == "big")
+        except Exception:  # noqa: BLE001 - a bug of this driver, not of pyrnn: count it, show it, go on
+            rec.counts["harness_error"] += 1
+            rec.finding("harness_error", f"case {rec.case}", "driver", traceback.format_exc()[-480:])
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+    fuzz()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backend", action="append", help="cpp, numba or numpy (repeatable; default all available)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--examples", type=int, default=100)
-    ap.add_argument("--only", type=int, help="run case K alone (a reproducer)")
+    ap.add_argument("--only", help="run case FAMILY#K alone (a reproducer), e.g. LSTM#12")
     ap.add_argument("--trace", help="append every call to this file before running it")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--case-timeout", type=float, default=60.0, help="dump stacks and exit 3 if one case takes longer")
@@ -971,35 +1018,14 @@ def main(argv=None):
     faulthandler.enable()
     backends = args.backend or pyrnn.available_backends()
     rec = Recorder(args.trace, args.verbose)
-    counter = [0]
     t0 = time.perf_counter()
-
-    @settings(max_examples=args.examples, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), derandomize=False, print_blob=False)
-    @hseed(args.seed)
-    @given(st.data())
-    def fuzz(data):
-        backend = data.draw(st.sampled_from(backends))
-        name = data.draw(st.sampled_from(LAYER_NAMES))
-        mode = data.draw(st.sampled_from(["valid", "ctor", "call", "call"]))
-        layer_spec = draw_layer(data, name, mode == "ctor")
-        cs = data.draw(call_spec(mode == "call", name))
-        k = counter[0]
-        counter[0] += 1
-        if args.only is not None and k != args.only:
-            return
-        rec.case = k
-        rec.counts["cases"] += 1
-        faulthandler.dump_traceback_later(args.case_timeout, exit=True)
-        try:
-            run_case(rec, backend, layer_spec, cs)
-        except Exception:  # noqa: BLE001 - a bug of this driver, not of pyrnn: count it, show it, go on
-            rec.counts["harness_error"] += 1
-            rec.finding("harness_error", f"case {k}", "driver", traceback.format_exc()[-480:])
-        finally:
-            faulthandler.cancel_dump_traceback_later()
-
-    fuzz()
+    weights = {name: LAYER_NAMES.count(name) for name in dict.fromkeys(LAYER_NAMES)}
+    only_family, only_k = (args.only.split("#") + [None])[:2] if args.only else (None, None)
+    for family, weight in weights.items():
+        if only_family is not None and family != only_family:
+            continue
+        n = max(1, round(args.examples * weight / len(LAYER_NAMES)))
+        _fuzz_family(rec, family, n, args.seed, backends, None if only_k is None else int(only_k), args.case_timeout)
     result = {"seed": args.seed, "examples": args.examples, "backends": backends, "seconds": round(time.perf_counter() - t0, 2),
               "counts": rec.counts, "coverage": rec.coverage,
               "findings": sorted(rec.findings.values(), key=lambda f: (f["category"], f["call"]))}

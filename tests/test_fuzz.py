@@ -30,7 +30,7 @@ import pyrnn  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVER = os.path.join(HERE, "fuzz_api.py")
 LONG = os.environ.get("PYRNN_FUZZ_LONG", "") == "1"
-EXAMPLES = 250 * (20 if LONG else 1)
+EXAMPLES = 300 * (20 if LONG else 1)
 SEEDS = {"cpp": 101, "numba": 202, "numpy": 303}
 #: categories that must stay at zero (see fuzz_api.py): a bad input gets a clear error, a good one
 #: the contract's output, and the driver itself works
