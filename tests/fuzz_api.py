@@ -973,7 +973,7 @@ def _short(v):
 
 
 # ------------------------------------------------------------------------ main
-def _fuzz_family(rec, family, n, seed, backends, only_k, case_timeout):
+def _fuzz_family(rec, family, n, seed, backends, only_k, case_timeout, crash_at=None):
     """``n`` hypothesis examples of one layer family (its own loop, so every family is covered
     and a case id FAMILY#K replays alone)."""
     counter = [0]
@@ -994,6 +994,11 @@ def _fuzz_family(rec, family, n, seed, backends, only_k, case_timeout):
         rec.case = f"{family}#{k}"
         rec.counts["cases"] += 1
         faulthandler.dump_traceback_later(case_timeout, exit=True)
+        if rec.case == crash_at:
+            rec.log_call("<--crash-at: a deliberate segfault>")
+            faulthandler.disable()  # keep the self-test's stderr short
+            import ctypes
+            ctypes.string_at(0)
         try:
             run_case(rec, backend, layer_spec, cs, big=mode == "big")
         except Exception:  # noqa: BLE001 - a bug of this driver, not of pyrnn: count it, show it, go on
@@ -1013,6 +1018,7 @@ def main(argv=None):
     ap.add_argument("--only", help="run case FAMILY#K alone (a reproducer), e.g. LSTM#12")
     ap.add_argument("--trace", help="append every call to this file before running it")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--crash-at", help="self-test of the parent: segfault on purpose at case FAMILY#K")
     ap.add_argument("--case-timeout", type=float, default=60.0, help="dump stacks and exit 3 if one case takes longer")
     args = ap.parse_args(argv)
     faulthandler.enable()
@@ -1025,7 +1031,8 @@ def main(argv=None):
         if only_family is not None and family != only_family:
             continue
         n = max(1, round(args.examples * weight / len(LAYER_NAMES)))
-        _fuzz_family(rec, family, n, args.seed, backends, None if only_k is None else int(only_k), args.case_timeout)
+        _fuzz_family(rec, family, n, args.seed, backends, None if only_k is None else int(only_k), args.case_timeout,
+                     args.crash_at)
     result = {"seed": args.seed, "examples": args.examples, "backends": backends, "seconds": round(time.perf_counter() - t0, 2),
               "counts": rec.counts, "coverage": rec.coverage,
               "findings": sorted(rec.findings.values(), key=lambda f: (f["category"], f["call"]))}

@@ -38,21 +38,32 @@ MUST_BE_ZERO = ("unclear", "bad_output", "accepted_invalid", "refused_valid", "w
                 "harness_error")
 
 
+def _crash_report(backend, proc, trace, replay):
+    """The call a dead child was in (the last line of its trace) and how to replay it."""
+    text = trace.read_text() if trace.exists() else ""
+    last = text.splitlines()[-1] if text else "(no call traced)"
+    case = last.split("\t", 1)[0]
+    how = (f"killed by signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+           else f"exit code {proc.returncode}")
+    return (f"fuzz child on backend {backend!r} died ({how}) in this call:\n  {last}\n"
+            f"replay: {replay} --only {case}\nstderr (tail):\n{proc.stderr[-3000:]}")
+
+
+def _child(backend, seed, examples, trace, extra=()):
+    cmd = [sys.executable, DRIVER, "--backend", backend, "--seed", str(seed), "--examples", str(examples),
+           *extra, "--trace", str(trace)]
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600 if LONG else 600, env=env, cwd=HERE)
+    replay = " ".join(["python", "tests/fuzz_api.py"] + cmd[2:-2 - len(extra)])
+    return proc, replay
+
+
 def _run(backend, tmp_path):
     seed = SEEDS[backend] + (1000 if LONG else 0)
     trace = tmp_path / f"trace-{backend}.txt"
-    cmd = [sys.executable, DRIVER, "--backend", backend, "--seed", str(seed), "--examples", str(EXAMPLES),
-           "--trace", str(trace)]
-    env = dict(os.environ, PYTHONFAULTHANDLER="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600 if LONG else 600, env=env, cwd=HERE)
-    replay = " ".join(["python", "tests/fuzz_api.py"] + cmd[2:-2])
+    proc, replay = _child(backend, seed, EXAMPLES, trace)
     if proc.returncode != 0:
-        last = trace.read_text().splitlines()[-1] if trace.exists() and trace.read_text() else "(no call traced)"
-        case = last.split("\t", 1)[0]
-        how = (f"killed by signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
-               else f"exit code {proc.returncode}")
-        pytest.fail(f"fuzz child on backend {backend!r} died ({how}) in this call:\n  {last}\n"
-                    f"replay: {replay} --only {case}\nstderr (tail):\n{proc.stderr[-3000:]}")
+        pytest.fail(_crash_report(backend, proc, trace, replay))
     lines = [line for line in proc.stdout.splitlines() if line.startswith("FUZZ_RESULT ")]
     assert lines, f"no FUZZ_RESULT line from the fuzz child; stdout tail:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-2000:]}"
     return json.loads(lines[-1][len("FUZZ_RESULT "):]), replay
@@ -80,3 +91,12 @@ def test_fuzz_public_api(backend, tmp_path):
         pytest.fail(f"backend {backend!r}: {counts}\n{report}")
     for category in MUST_BE_ZERO:
         assert counts[category] == 0, counts
+
+
+def test_a_crash_in_the_child_is_caught_and_named(tmp_path):
+    """The harness itself: a segfault in the child is a failed test that names the case, not a dead runner."""
+    trace = tmp_path / "trace.txt"
+    proc, replay = _child("numpy", 0, 30, trace, extra=("--crash-at", "LSTM#1"))
+    assert proc.returncode == -signal.SIGSEGV, (proc.returncode, proc.stderr[-2000:])
+    report = _crash_report("numpy", proc, trace, replay)
+    assert "killed by signal SIGSEGV" in report and "--only LSTM#1" in report, report
