@@ -100,3 +100,30 @@ def test_a_crash_in_the_child_is_caught_and_named(tmp_path):
     assert proc.returncode == -signal.SIGSEGV, (proc.returncode, proc.stderr[-2000:])
     report = _crash_report("numpy", proc, trace, replay)
     assert "killed by signal SIGSEGV" in report and "--only LSTM#1" in report, report
+
+
+def test_conv1d_bad_alloc_in_the_kernel_team_is_a_memory_error(tmp_path):
+    """Found by the long fuzz (PYRNN_FUZZ_LONG=1, cpp, Conv1D#249 of seed 1101): under an address-space
+    limit, the caller's im2col buffer (std::vector) in the C++ conv1d_forward region throws
+    std::bad_alloc; pybind turns it into MemoryError and returns while the second team member
+    still runs the region on the returned frame's references -> SIGSEGV (or SIGABRT when its own
+    allocation throws in the worker thread). It must be a MemoryError and nothing else."""
+    if "cpp" not in pyrnn.available_backends():
+        pytest.skip("the cpp backend does not load here")
+    code = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (6 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))\n"
+        "import numpy as np, pyrnn\n"
+        "from pyrnn.layers import Conv1D\n"
+        "pyrnn.set_backend('cpp')\n"
+        "layer = Conv1D(4, 2, 1, stride=3, padding=(0, 2**30))\n"
+        "try:\n"
+        "    y = layer.forward(np.zeros((2, 0, 4), np.float32))\n"
+        "    print('shape', y.shape)\n"
+        "except (MemoryError, ValueError) as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (f"child died with {proc.returncode} "
+                                  f"({signal.Signals(-proc.returncode).name if proc.returncode < 0 else 'exit'}):\n"
+                                  f"{proc.stdout[-1000:]}\n{proc.stderr[-2000:]}")
