@@ -16,7 +16,9 @@ backward on the chosen backend and classifies every call:
 - ``refused_valid``: a clear error where every argument was valid;
 - ``wrong_exc_type``: a clear error of the other type (a wrong type must raise TypeError,
   a wrong value ValueError);
-- ``warning``: a warning other than NumPy's floating-point RuntimeWarnings.
+- ``warning``: a warning other than NumPy's floating-point RuntimeWarnings;
+- ``memory``: a MemoryError that says how much it could not allocate (a size within the
+  arguments' bounds that this machine's memory cannot hold: allowed, counted).
 
 A crash (segfault, abort) kills this process: the parent sees a negative exit code and reads
 the last line of ``--trace`` (written and flushed before every call) to name the case. Draws
@@ -762,7 +764,7 @@ def is_clear(exc):
 class Recorder:
     def __init__(self, trace_path, verbose):
         self.counts = {k: 0 for k in ("cases", "calls", "ok", "clear", "unclear", "bad_output", "accepted_invalid",
-                                      "refused_valid", "wrong_exc_type", "warning", "harness_error")}
+                                      "refused_valid", "wrong_exc_type", "warning", "memory", "harness_error")}
         self.findings = {}
         self.coverage = {}
         self.trace = open(trace_path, "a", buffering=1) if trace_path else None
@@ -819,6 +821,9 @@ def run_call(rec, call, fn, verdict, check=None):
         rec.counts["ok"] += 1
         return True, result
     name, msg = type(exc).__name__, str(exc)
+    if isinstance(exc, MemoryError) and "allocate" in msg.lower():
+        rec.counts["memory"] += 1
+        return False, None
     if not is_clear(exc):
         rec.counts["unclear"] += 1
         rec.finding("unclear", call, name, msg)

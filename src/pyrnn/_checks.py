@@ -8,6 +8,18 @@ import numbers
 import numpy as np
 
 
+def as_array(name, value, what="an array"):
+    """``value`` as a NumPy array; None, strings, mappings and ragged nested lists raise TypeError."""
+    if isinstance(value, np.ndarray):
+        return value
+    if value is None or isinstance(value, (str, bytes, dict)):
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested lists and the like
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__} that NumPy cannot make an array of ({exc})") from None
+
+
 def float_input(name, value, dtype=None):
     """``value`` as a C-contiguous float32 or float64 array of any rank (0-D included).
 
@@ -17,13 +29,7 @@ def float_input(name, value, dtype=None):
     float32). Integer, boolean, complex and object arrays raise TypeError: silently
     rounding them would hide a bug in the caller's data pipeline.
     """
-    if isinstance(value, np.ndarray):
-        arr = value
-    else:
-        try:
-            arr = np.asarray(value)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{name}: expected an array of floats, got {type(value).__name__} ({exc})") from exc
+    arr = as_array(name, value, "an array of floats")
     if arr.dtype.kind == "f" and not arr.dtype.isnative:  # big-endian data keeps its precision
         arr = arr.astype(arr.dtype.newbyteorder("="))
     if dtype is not None:
@@ -44,7 +50,9 @@ def as_float_array(name, value, dtype):
 
 def check_lengths(lengths, batch, time, minimum=0):
     """Valid steps per sample: integers (batch,) in [minimum, time], as int64."""
-    arr = np.asarray(lengths)
+    arr = as_array("lengths", lengths, "integers (batch,)")
+    if arr.size == 0 and not isinstance(lengths, np.ndarray):
+        arr = arr.astype(np.int64)  # a list [] for an empty batch (NumPy reads it as float64)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
     check_shape("lengths", arr, (batch,), "(batch,)")

@@ -98,9 +98,9 @@ def test_wrappers_take_layers_and_rebuild_their_inner_layer_from_config():
 
 def test_shapes_only_allocates_nothing():
     with shapes_only():
-        big = pyrnn.LSTM(20000, 20000, num_layers=3, bidirectional=True, forget_bias=1.0)
-        head = Dense(40000, 7)
-    assert big.params["weight_ih_l1"].shape == (80000, 40000) and head.params["weight"].shape == (7, 40000)
+        big = pyrnn.LSTM(10000, 10000, num_layers=3, bidirectional=True, forget_bias=1.0)  # 9.6 GB if real
+        head = Dense(20000, 7)
+    assert big.params["weight_ih_l1"].shape == (40000, 20000) and head.params["weight"].shape == (7, 20000)
     assert all(p.strides == (0,) * p.ndim for p in list(big.params.values()) + list(head.params.values()))
     small = pyrnn.LSTM(3, 4, seed=0, forget_bias=1.0)  # outside: real, seeded, writable
     np.testing.assert_array_equal(small.params["bias_ih_l0"], pyrnn.LSTM(3, 4, seed=0, forget_bias=1.0).params["bias_ih_l0"])
@@ -117,3 +117,18 @@ def test_load_strict_changes_nothing_unless_every_entry_fits():
         load_strict(own, {"a": np.ones(3), "c": 1})
     with pytest.raises(TypeError, match=r"state_dict: expected a mapping of names to arrays, got list"):
         load_strict(own, [1, 2])
+
+
+def test_parameter_sizes_are_bounded_and_memory_errors_name_the_parameter():
+    with pytest.raises(ValueError, match=r"GRU: expected at most 2147483647 elements in a parameter, got weight_ih_l0 of shape \(3145728, 3\)"):
+        pyrnn.GRU(3, 2**20)
+    with pytest.raises(ValueError, match=r"Dense: expected at most 2147483647 elements in a parameter, got weight of shape \(2, 2147483647\)"):
+        Dense(2**31 - 1, 2)
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))\n"
+            "import pyrnn\n"
+            "try:\n    pyrnn.Dense(2**30, 1)\nexcept MemoryError as exc:\n    print(exc)\n")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "Dense: unable to allocate parameter weight of shape (1, 1073741824) and its gradient (8.0 GiB of float32)" in out.stdout, out

@@ -21,7 +21,7 @@ import math
 import numpy as np
 from scipy.special import erf, expit
 
-from .._checks import check_float, check_int, check_shape, float_input
+from .._checks import check_choice, check_float, check_int, check_shape, float_input
 from .base import Layer
 
 
@@ -173,9 +173,7 @@ class GELU(Elementwise):
 
     def __init__(self, approximate="none"):
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
-        self.approximate = approximate
+        self.approximate = check_choice("approximate", approximate, ("none", "tanh"))
 
     # exact: y = x * P, P = (1 + erf(x / sqrt 2)) / 2
     # tanh:  y = x * (1 + t) / 2, t = tanh(sqrt(2/pi) (c + a c^3)), a = 0.044715, c = clip(x, -10, 10)

@@ -22,13 +22,14 @@ leaves them, step by step). Two threads must not train the *same* layer at once.
 from __future__ import annotations
 
 import functools
+import math
 import inspect
 import threading
 import warnings
 
 import numpy as np
 
-from .._checks import check_dtype
+from .._checks import MAX_SIZE, check_dtype
 from ..grad_mode import enter_forward, generation, in_inference, is_grad_enabled, leave_forward
 from .registry import layer_config, layer_from_config, register
 from .symbolic import is_symbolic, symbolic_call
@@ -133,12 +134,21 @@ class Layer:
         and its zero gradient. ``init`` runs at once, so seeded inits draw in declaration order;
         inside :class:`shapes_only` it does not run and nothing is allocated."""
         shape = tuple(int(n) for n in shape)
+        size = math.prod(shape)
+        if size > MAX_SIZE:
+            raise ValueError(f"{type(self).__name__}: expected at most {MAX_SIZE} elements in a parameter, got "
+                             f"{name} of shape {shape} ({size} elements); the sizes given to the constructor are too large")
         if _building_shapes_only():
             self.params[name] = np.broadcast_to(np.zeros((), self.dtype), shape)
             self.grads[name] = self.params[name]
             return self.params[name]
-        self.params[name] = np.ascontiguousarray(init(shape), dtype=self.dtype)
-        self.grads[name] = np.zeros_like(self.params[name])
+        try:
+            self.params[name] = np.ascontiguousarray(init(shape), dtype=self.dtype)
+            self.grads[name] = np.zeros_like(self.params[name])
+        except MemoryError:
+            gib = 2 * size * self.dtype.itemsize / 2**30
+            raise MemoryError(f"{type(self).__name__}: unable to allocate parameter {name} of shape {shape} and its "
+                              f"gradient ({gib:.1f} GiB of {self.dtype.name})") from None
         return self.params[name]
 
     def parameters(self):

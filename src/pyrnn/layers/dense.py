@@ -14,7 +14,7 @@ import copy
 
 import numpy as np
 
-from .._checks import as_float_array, check_bool, check_float, check_int, check_seed, check_shape
+from .._checks import as_array, as_float_array, check_bool, check_float, check_int, check_seed, check_shape
 from .activations import Elementwise, config_repr
 from .base import Layer
 
@@ -66,7 +66,8 @@ class Dense(Layer):
         -------
         y : ndarray (..., O)
         """
-        if np.ndim(x) == 0:  # checked first: as_float_array makes 0-D arrays 1-D
+        x = as_array("x", x, "an array of floats")
+        if x.ndim == 0:
             raise ValueError(f"x: expected in_features={self.in_features} features in the last axis, got shape ()")
         x = as_float_array("x", x, self.dtype)
         if x.shape[-1] != self.in_features:
@@ -137,7 +138,7 @@ class Embedding(Layer):
         self.add_param("weight", (self.num_embeddings, self.embedding_dim), rng.standard_normal)
 
     def _indices(self, indices):
-        idx = np.asarray(indices)
+        idx = as_array("indices", indices, "an integer array")
         if idx.dtype.kind not in "iu":
             raise TypeError(f"indices: expected an integer array, got dtype {idx.dtype}")
         if idx.size:

@@ -115,9 +115,14 @@ class Dilated(Wrapper, Recurrent):
     def bidirectional(self):
         return self.layer.bidirectional
 
+    def _phases(self, T):
+        """Phases to fold T steps into: d, or T when d > T (each step is then its own phase,
+        and the d - T phases past the sequence would hold nothing but padding)."""
+        return min(self.dilation, max(T, 1))
+
     def _phase_lengths(self, lengths, B, T):
         """Valid steps of every phase row (B*d,), or None when every phase is full."""
-        d = self.dilation
+        d = self._phases(T)
         if lengths is None:
             if T % d == 0:
                 return None
@@ -127,7 +132,7 @@ class Dilated(Wrapper, Recurrent):
 
     def _final_rows(self, lengths, B, T):
         """(L*D, B) fold row whose final state is sample b's, per layer-direction."""
-        d = self.dilation
+        d = self._phases(T)
         last = np.full(B, T, np.int64) if lengths is None else lengths
         p_last = np.where(last > 0, (last - 1) % d, 0)
         rows = np.empty((self.num_layers * self.num_directions, B), np.intp)
@@ -161,6 +166,7 @@ class Dilated(Wrapper, Recurrent):
         B, T = x.shape[:2]
         h0, c0 = self._state_arrays("state", state, B)
         lengths = None if lengths is None else check_lengths(lengths, B, T)
+        d = self._phases(T)
         state_f = None if state is None else self._pack_state(*(np.repeat(s, d, axis=1) for s in (h0, c0) if s is not None))
         yf, sf = inner.forward(_fold(x, d), state_f, lengths=self._phase_lengths(lengths, B, T))
         rows = self._final_rows(lengths, B, T)
@@ -187,8 +193,9 @@ class Dilated(Wrapper, Recurrent):
 
         Weight gradients are added into :attr:`grads`.
         """
-        inner, d = self.layer, self.dilation
+        inner = self.layer
         B, T, rows = self._peek_saved()
+        d = self._phases(T)
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, (B, T, inner.num_directions * inner.hidden_size),
                     "(batch, time, num_directions*hidden_size) of the last forward")

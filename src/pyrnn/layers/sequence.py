@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_int, check_lengths, check_ndim, check_shape, float_input
+from .._checks import as_array, check_int, check_lengths, check_ndim, check_shape, float_input
 from .activations import config_repr
 from .base import Layer, Wrapper
 
@@ -50,7 +50,7 @@ class TimeDistributed(Wrapper):
         -------
         y : ndarray (B, T, ...')
         """
-        x = np.asarray(x)
+        x = as_array("x", x, "an array (batch, time, ...)")
         if x.ndim < 2:
             raise ValueError(f"x: expected an array (batch, time, ...) of at least 2 dimensions, got {x.ndim}-D with shape {x.shape}")
         B, T = x.shape[:2]
