@@ -14,12 +14,11 @@ import os
 import platform
 import sys
 
+import memory  # benchmarks/memory.py: this script's folder is sys.path[0]
 import numpy as np
 
 import pyrnn
 from pyrnn import bench
-
-import memory  # benchmarks/memory.py: this script's folder is sys.path[0]
 
 
 def _torch_version():

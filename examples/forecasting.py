@@ -52,8 +52,9 @@ def main(quick=False):
     }
     print(f"El Nino SST, {len(truth)} test origins, {H} months ahead (y_train = the training months)")
     for name, f in forecasts.items():
+        skill = ts.skill_vs_naive(truth, f, forecasts["naive"])
         print(f"{name:20s} MAE {ts.mae(truth, f):.3f}  RMSE {ts.rmse(truth, f):.3f}  sMAPE {ts.smape(truth, f):.2f}  "
-              f"MASE {ts.mase(truth, f, y[split.train], period=12):.3f}  skill vs naive {ts.skill_vs_naive(truth, f, forecasts['naive']):+.3f}")
+              f"MASE {ts.mase(truth, f, y[split.train], period=12):.3f}  skill vs naive {skill:+.3f}")
     return forecasts, truth
 
 

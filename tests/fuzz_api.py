@@ -61,8 +61,25 @@ from hypothesis import strategies as st  # noqa: E402
 
 import pyrnn  # noqa: E402
 from pyrnn.layers import (  # noqa: E402
-    GELU, AvgPool1D, Conv1D, Dense, Dilated, Dropout, Embedding, FeatureSlice, FirstStep, LastStep, LeakyReLU,
-    MaxPool1D, ReLU, RepeatVector, Sigmoid, Softmax, Tanh, TimeDistributed, VectorToState,
+    GELU,
+    AvgPool1D,
+    Conv1D,
+    Dense,
+    Dilated,
+    Dropout,
+    Embedding,
+    FeatureSlice,
+    FirstStep,
+    LastStep,
+    LeakyReLU,
+    MaxPool1D,
+    ReLU,
+    RepeatVector,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    TimeDistributed,
+    VectorToState,
 )
 
 NAN, INF = float("nan"), float("inf")

@@ -22,7 +22,13 @@ import pytest
 
 import pyrnn.checkpoint as ckpt
 from pyrnn.checkpoint import (
-    CheckpointError, load_checkpoint, load_file, read_checkpoint_header, read_header, save_checkpoint, save_file,
+    CheckpointError,
+    load_checkpoint,
+    load_file,
+    read_checkpoint_header,
+    read_header,
+    save_checkpoint,
+    save_file,
 )
 
 # Written from the safetensors specification, independently of the module under test.

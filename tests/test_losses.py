@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import pyrnn
+from pyrnn.losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, get_loss, loss_from_config, loss_to_config
+
 from gradcheck import assert_grad_close
-from pyrnn.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, get_loss,
-                          loss_from_config, loss_to_config)
 
 REGRESSION = [MSELoss(), L1Loss(), HuberLoss(), HuberLoss(delta=0.4), BCEWithLogitsLoss()]
 # (pred shape, mask shape or None)

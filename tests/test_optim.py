@@ -9,8 +9,20 @@ import math
 import numpy as np
 import pytest
 
-from pyrnn.optim import (SGD, Adam, AdamW, CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, RMSprop, StepLR,
-                         clip_grad_norm_, clip_grad_value_, get_optimizer, optimizer_from_state)
+from pyrnn.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    ExponentialLR,
+    ReduceLROnPlateau,
+    RMSprop,
+    StepLR,
+    clip_grad_norm_,
+    clip_grad_value_,
+    get_optimizer,
+    optimizer_from_state,
+)
 
 SHAPES = [(3, 4), (5,), (2, 3, 2)]
 GRAD_SCALES = [1.0, 1e-2, 10.0]  # per parameter: eps and clipping see different magnitudes

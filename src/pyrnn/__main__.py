@@ -72,7 +72,7 @@ def cmd_check(args):
     dy = rng.standard_normal((B, T, H)).astype(np.float32)
     for b in backends:
         _train_step(layer, x, dy, b)  # warm-up (JIT compile, caches)
-        best = min(_timed(lambda: _train_step(layer, x, dy, b)) for _ in range(args.repeat))
+        best = min(_timed(lambda b=b: _train_step(layer, x, dy, b)) for _ in range(args.repeat))
         print(f"  {b:6s} {best * 1e3:9.2f} ms")
     ok = worst < 1e-9
     print("check: OK" if ok else f"check: FAILED (max error {worst:.2e} >= 1e-9)")

@@ -204,7 +204,7 @@ def step_functions(case, impls):
                 continue
             mod = case.torch_module(layer)
             xt, dyt = (torch.from_numpy(_swap_layout(a, case.channels_first)) for a in (x, dy))
-            fns = {train: (lambda train=train: torch_step(mod, xt, dyt, train)) for train in (True, False)}
+            fns = {train: (lambda train=train, mod=mod, xt=xt, dyt=dyt: torch_step(mod, xt, dyt, train)) for train in (True, False)}
         else:
             fns = {train: (lambda train=train, impl=impl: pyrnn_step(layer, x, dy, impl, train)) for train in (True, False)}
         layout = case.channels_first and impl == "torch"
@@ -400,7 +400,7 @@ def gemm_peak(sizes=(1024, 2048), min_seconds=0.3):
     for n in sizes:
         a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
         out = np.empty_like(a)
-        best = max(best, 2 * n**3 / 1e9 / median_time(lambda: np.matmul(a, b, out=out), min_seconds=min_seconds))
+        best = max(best, 2 * n**3 / 1e9 / median_time(lambda a=a, b=b, out=out: np.matmul(a, b, out=out), min_seconds=min_seconds))
     return best
 
 

@@ -381,7 +381,7 @@ def _checkpoint(path, tensors, metadata, dtype_of):
         raise error(f"metadata JSON holds {items} items, over the limit of {MAX_HEADER_ITEMS} (MAX_HEADER_ITEMS)")
     weights, buffers = {}, {}
     for name, value in tensors.items():
-        for prefix, group in ((_MODEL_PREFIX, weights), (_OPTIMIZER_PREFIX, buffers)):
+        for prefix, group in ((_MODEL_PREFIX, weights), (_OPTIMIZER_PREFIX, buffers)):  # noqa: B007 - group is used after the break
             if name.startswith(prefix):
                 break
         else:

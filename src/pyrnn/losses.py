@@ -20,7 +20,6 @@ may hold anything, even NaN. Names follow PyTorch; :func:`get_loss` also takes K
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ._checks import check_float

@@ -231,7 +231,8 @@ class RMSprop(Optimizer):
 
     @staticmethod
     def _validate_config(cfg):
-        return dict(lr=check_float("lr", cfg["lr"], 0.0), alpha=check_float("alpha", cfg["alpha"], 0.0), eps=check_float("eps", cfg["eps"], 0.0),
+        return dict(lr=check_float("lr", cfg["lr"], 0.0), alpha=check_float("alpha", cfg["alpha"], 0.0),
+                    eps=check_float("eps", cfg["eps"], 0.0),
                     weight_decay=check_float("weight_decay", cfg["weight_decay"], 0.0),
                     momentum=check_float("momentum", cfg["momentum"], 0.0), centered=check_bool("centered", cfg["centered"]))
 

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from gradcheck import check_layer_grads
-from pyrnn.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from pyrnn.grad_mode import no_grad
+from pyrnn.layers.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 
+from gradcheck import check_layer_grads
 
 # (id, factory, the same function in torch: f(torch, F, t))
 ACTIVATIONS = [

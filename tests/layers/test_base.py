@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pyrnn
-from pyrnn.layers import Dense, Layer, LastStep
+from pyrnn.layers import Dense, LastStep, Layer
 from pyrnn.layers.base import load_strict, shapes_only
 from pyrnn.layers.registry import layer_class, layer_from_config
 

@@ -13,8 +13,9 @@ import pytest
 
 import pyrnn
 from pyrnn.layers.base import UnconsumedForwardWarning
-from gradcheck import assert_grad_close
 from pyrnn.layers.conv import AvgPool1D, Conv1D, MaxPool1D
+
+from gradcheck import assert_grad_close
 
 BACKENDS = pyrnn.available_backends()
 TOL = {np.float64: 1e-10, np.float32: 2e-5}

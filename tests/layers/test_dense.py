@@ -8,6 +8,7 @@ import pytest
 
 from pyrnn.grad_mode import forward_scope, no_grad
 from pyrnn.layers.dense import Dense, Dropout, Embedding
+
 from gradcheck import check_layer_grads
 
 

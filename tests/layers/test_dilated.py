@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 import pyrnn
-from gradcheck import assert_grad_close
-from helpers import make_layer, random_problem, state_parts
 from pyrnn.layers import Dense, TimeDistributed
 from pyrnn.layers.dilated import Dilated
+
+from gradcheck import assert_grad_close
+from helpers import make_layer, random_problem, state_parts
 
 
 def _pack(layer, parts):

@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from gradcheck import check_layer_grads
 from pyrnn.layers import FeatureSlice, VectorToState
+
+from gradcheck import check_layer_grads
 
 
 def _normal(shape, seed=0, dtype=np.float64):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import pyrnn
+
 from helpers import CELLS, make_layer, random_problem, run
 
 BACKENDS = pyrnn.available_backends()

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import pyrnn
-from pyrnn.layers.activations import Softmax
 from pyrnn.grad_mode import no_grad
+from pyrnn.layers.activations import Softmax
 from pyrnn.layers.dense import Dense, Dropout, Embedding
 from pyrnn.layers.sequence import Add, Concatenate, FirstStep, LastStep, RepeatVector, TimeDistributed
+
 from gradcheck import check_layer_grads
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import pyrnn
+
 from helpers import make_layer, run
 
 torch = pytest.importorskip("torch")

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import pyrnn
-from gradcheck import check_model_grads
 from pyrnn.layers import Add, Concatenate, Dense, LastStep
+
+from gradcheck import check_model_grads
 
 
 def test_encoder_decoder_graph_gradients():

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import pyrnn
-from gradcheck import check_model_grads
 from pyrnn.layers import Conv1D, Dense, FirstStep, LastStep, MaxPool1D, TimeDistributed
+
+from gradcheck import check_model_grads
 
 
 @pytest.mark.parametrize("backend", pyrnn.available_backends())

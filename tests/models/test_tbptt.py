@@ -194,7 +194,7 @@ def test_stream_of_a_model_over_uneven_chunks_equals_the_full_forward():
     y, h, c = model.predict([x, np.zeros((1, 2, 6)), np.zeros((1, 2, 6))])
     sizes = [1, 0, 7, 100, 0, 0, 41, 149]  # 300 steps
     outs, state = [], None
-    for out, state in stream(model, _chunks(x, sizes)):
+    for out, state in stream(model, _chunks(x, sizes)):  # noqa: B007 - the last state is checked below
         outs.append(out if out.ndim == 3 else out[:, None])
     np.testing.assert_allclose(np.concatenate(outs, axis=1), y, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(state[0], h, rtol=1e-12, atol=1e-14)

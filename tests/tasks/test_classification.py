@@ -9,9 +9,10 @@ Accuracies measured when these tests were written (cpp backend): row-wise digits
 import numpy as np
 import pytest
 
-from gradcheck import check_model_grads
 from pyrnn import datasets
 from pyrnn.tasks import sequence_classifier
+
+from gradcheck import check_model_grads
 
 
 def _digits_split():

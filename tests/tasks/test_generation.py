@@ -10,9 +10,10 @@ entropy 2.90 (the best a model without context can do)."""
 import numpy as np
 import pytest
 
-from gradcheck import check_model_grads
 from pyrnn import datasets
 from pyrnn.tasks import CharLanguageModel, SequenceDecoder, sample_tokens, shift_right
+
+from gradcheck import check_model_grads
 
 START, END, V, F = 0, 1, 8, 6
 SEQUENCES = [[2, 3, 4, 5], [5, 4, 3], [7, 7, 2, 6, 3], [6, 2]]  # class k emits SEQUENCES[k], then END

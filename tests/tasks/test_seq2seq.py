@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 
 import pyrnn
-from gradcheck import assert_grad_close
 from pyrnn.tasks import Seq2Seq, shift_right
+
+from gradcheck import assert_grad_close
 
 # the digit-string task lives with the example that trains on it
 _spec = importlib.util.spec_from_file_location(

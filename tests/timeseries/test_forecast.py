@@ -6,8 +6,15 @@ import pytest
 import pyrnn
 from pyrnn.layers import Dense, LastStep
 from pyrnn.timeseries import (
-    StandardScaler, WindowDataset, forecast_direct, forecast_recursive, mae, naive_forecast, skill_vs_naive,
-    split_windows, temporal_split,
+    StandardScaler,
+    WindowDataset,
+    forecast_direct,
+    forecast_recursive,
+    mae,
+    naive_forecast,
+    skill_vs_naive,
+    split_windows,
+    temporal_split,
 )
 
 A1, A2 = 1.6, -0.9  # a stable, oscillating AR(2)

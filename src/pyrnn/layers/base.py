@@ -22,8 +22,8 @@ leaves them, step by step). Two threads must not train the *same* layer at once.
 from __future__ import annotations
 
 import functools
-import math
 import inspect
+import math
 import threading
 import warnings
 

@@ -10,7 +10,6 @@ Both follow their input's dtype (float32 or float64) and take no integer input.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .._checks import check_int, check_ndim, check_shape, float_input

@@ -18,8 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import (
-    MAX_LAYERS, as_float_array, check_bool, check_choice, check_float, check_int, check_lengths, check_ndim,
-    check_seed, check_shape,
+    MAX_LAYERS,
+    as_float_array,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_lengths,
+    check_ndim,
+    check_seed,
+    check_shape,
 )
 from ..backends import backend_module, get_backend
 from ..backends.contract import GATES, Weights

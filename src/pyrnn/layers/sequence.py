@@ -13,7 +13,6 @@ inner layer of ``TimeDistributed`` accepts).
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .._checks import as_array, check_int, check_lengths, check_ndim, check_shape, float_input

@@ -18,8 +18,8 @@ import numpy as np
 
 from .._checks import check_int
 from ..layers import GRU, LSTM, RNN, Concatenate, Dense, FirstStep, LastStep
-from ..models import Input, Model, Sequential
 from ..layers.plumbing import FeatureSlice
+from ..models import Input, Model, Sequential
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 

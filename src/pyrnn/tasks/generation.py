@@ -29,9 +29,9 @@ import numpy as np
 from .._checks import check_finite, check_int, check_lengths, check_ndim, float_input
 from ..grad_mode import inference, no_grad
 from ..layers import GRU, LSTM, Dense, Embedding, Tanh, TimeDistributed
+from ..layers.plumbing import VectorToState
 from ..losses import CrossEntropyLoss
 from ..models import Input, Model, Sequential
-from ..layers.plumbing import VectorToState
 from .classification import child_seed
 
 

@@ -36,6 +36,7 @@ from ..models.training import run_epochs, train_step  # fit's epoch loop and bat
 from .classification import child_seed, recurrent_layer
 from .generation import check_token_id, check_tokens, decode_loop, length_mask, sample_tokens, shift_right
 
+
 # ---------------------------------------------------------------------- the model
 class Seq2Seq(Model):
     """Encoder–decoder for token sequences; see the module docstring for the equations.

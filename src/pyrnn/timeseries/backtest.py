@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._checks import check_int
 from .baselines import naive_forecast
 from .forecast import forecast_direct, forecast_recursive
-from .._checks import check_int
 from .gather import gather_windows
 from .metrics import mae, mase, rmse, skill_vs_naive, smape
 

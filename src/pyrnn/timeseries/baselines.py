@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .forecast import as_history, match_rank
 from .._checks import check_int
+from .forecast import as_history, match_rank
 from .gather import target_columns
 
 
