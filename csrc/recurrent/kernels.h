@@ -60,9 +60,15 @@ struct KernelTable {
   IsaKernels<double> f64;
 };
 
-const KernelTable& kernels_generic();
-const KernelTable& kernels_avx2();    // defined on x86-64 builds only
-const KernelTable& kernels_avx512();  // defined on x86-64 builds only
+// One table per instruction set, each defined by its isa_*.cpp (the wider ones on x86-64 builds only).
+template <Isa isa>
+const KernelTable& kernel_table();
+template <>
+const KernelTable& kernel_table<Isa::Generic>();
+template <>
+const KernelTable& kernel_table<Isa::Avx2>();
+template <>
+const KernelTable& kernel_table<Isa::Avx512>();
 const KernelTable& kernels_for(Isa isa);
 
 template <typename F>

@@ -63,11 +63,11 @@ int64_t gates_per_unit(CellKind cell) {
 
 const KernelTable& kernels_for(Isa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (isa == Isa::Avx512) return kernels_avx512();
-  if (isa == Isa::Avx2) return kernels_avx2();
+  if (isa == Isa::Avx512) return kernel_table<Isa::Avx512>();
+  if (isa == Isa::Avx2) return kernel_table<Isa::Avx2>();
 #endif
   (void)isa;
-  return kernels_generic();
+  return kernel_table<Isa::Generic>();
 }
 
 template <typename F>
