@@ -23,7 +23,6 @@ void* capsule_pointer(const py::object& c, const char* what) {
   }
   return p;
 }
-}  // namespace
 
 Isa isa_from_name(const std::string& name) {
   for (Isa isa : {Isa::Generic, Isa::Avx2, Isa::Avx512})
@@ -33,9 +32,10 @@ Isa isa_from_name(const std::string& name) {
 
 // y = f(x) elementwise with the cells' float32 activation f, compiled for `isa` (None: the active one)
 py::array_t<float> apply_f32(py::handle xh, py::handle isa, bool tanh, const char* name) {
-  const int64_t n = py::isinstance<py::array>(xh) ? static_cast<int64_t>(py::reinterpret_borrow<py::array>(xh).size()) : -1;
-  if (n < 0 || py::reinterpret_borrow<py::array>(xh).ndim() != 1)
-    throw py::value_error(std::string(name) + ": expected a 1-D float32 array");
+  const py::array xa = as_array(xh, "x");
+  if (xa.ndim() != 1)
+    throw py::value_error(std::string(name) + ": expected a 1-D float32 array, got shape " + shape_str(shape_of(xa)));
+  const int64_t n = static_cast<int64_t>(xa.size());
   const float* x = in_ptr<float>(xh, "x", {n});
   const Isa which = isa.is_none() ? active_isa() : isa_from_name(py::cast<std::string>(isa));
   if (!isa_supported(which))
@@ -49,6 +49,7 @@ py::array_t<float> apply_f32(py::handle xh, py::handle isa, bool tanh, const cha
   }
   return y;
 }
+}  // namespace
 
 void bind_common(py::module_& m) {
   m.def(
@@ -81,7 +82,6 @@ void bind_common(py::module_& m) {
       py::arg("get"), py::arg("set"),
       "Private (pyrnn.backends.cpp registers it): addresses of the BLAS's get/set_num_threads; 0, 0 unsets.");
   m.def("blas_interface", &blas_interface, "What the kernels' GEMM calls: 'ilp64' (NumPy's OpenBLAS), 'lp64' (SciPy's) or 'loops'.");
-  m.def("have_blas", &have_blas, "Whether a BLAS is registered (else a portable loop GEMM is used).");
   m.def("tanh_f32", [](py::handle x, py::handle isa) { return apply_f32(x, isa, true, "tanh_f32"); }, py::arg("x"),
         py::arg("isa") = py::none(),
         "The kernels' float32 tanh in one instruction set's loop (None: the active one), elementwise over a 1-D array.");

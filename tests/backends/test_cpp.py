@@ -21,8 +21,8 @@ def _args(dtype=np.float32):
     x = z(T, B, I)
     state0 = (z(B, H), z(B, H))
     params = [z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H)]
-    out = [z(T, B, H), z(T, B, H), z(T, B, 4 * H), z(T, B, H)]
-    return x, state0, params, out
+    cache = [z(T, B, H), z(T, B, H), z(T, B, 4 * H), z(T, B, H), None]  # hs, cs, gates, tanh_cs, hn
+    return x, state0, params, cache
 
 
 def _forward(x, state0, params, out, cell=LSTM):
@@ -77,6 +77,8 @@ def test_backward_refuses_bad_arguments():
     dout = (z(T, B, H), z(B, H), z(B, H))
     dres = (z(T, B, I), z(B, H), z(B, H))
     _C.recurrent_backward(LSTM, False, x, None, s, tuple(o), tuple(p), dout, grads, dres)
+    with pytest.raises(ValueError, match=r"cache: expected a tuple of 5 arrays, got 4"):
+        _C.recurrent_backward(LSTM, False, x, None, s, tuple(o[:4]), tuple(p), dout, grads, dres)
     with pytest.raises(ValueError, match=r"dhs: expected shape \(3, 2, 5\), got \(3, 2, 4\)"):
         _C.recurrent_backward(LSTM, False, x, None, s, tuple(o), tuple(p), (z(T, B, H - 1),) + dout[1:], grads, dres)
     with pytest.raises(ValueError, match=r"dw_hh: expected shape \(20, 5\), got \(5, 20\)"):
@@ -133,14 +135,38 @@ def test_float32_activations_are_accurate():
 
 def test_forward_takes_no_gate_cache_for_inference_but_backward_needs_it():
     x, s, p, o = _args()
-    _forward(x, s, p, [o[0], o[1], None, None])  # inference: gates and aux None together
+    _forward(x, s, p, [o[0], o[1], None, None, None])  # inference: gates, tanh_cs and hn None together
     with pytest.raises(TypeError, match=r"gates: expected a numpy.ndarray, got NoneType"):
-        _forward(x, s, p, [o[0], o[1], None, o[3]])
+        _forward(x, s, p, [o[0], o[1], None, o[3], None])
     z = lambda *sh: np.zeros(sh, np.float32)  # noqa: E731
     grads = (z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H))
     with pytest.raises(TypeError, match=r"gates: expected a numpy.ndarray, got NoneType"):
-        _C.recurrent_backward(LSTM, False, x, None, s, (o[0], o[1], None, None), tuple(p), (z(T, B, H), z(B, H), z(B, H)),
-                              grads, (z(T, B, I), z(B, H), z(B, H)))
+        _C.recurrent_backward(LSTM, False, x, None, s, (o[0], o[1], None, None, None), tuple(p),
+                              (z(T, B, H), z(B, H), z(B, H)), grads, (z(T, B, I), z(B, H), z(B, H)))
+
+
+def test_fields_a_cell_does_not_have_must_be_none():
+    x, s, p, o = _args()
+    with pytest.raises(ValueError, match=r"hn: expected None for lstm, got ndarray"):
+        _forward(x, s, p, o[:4] + [o[3]])
+    z = lambda *sh: np.zeros(sh, np.float32)  # noqa: E731
+    gru_params = (z(3 * H, I), z(3 * H, H), z(3 * H), z(3 * H))
+    gru_cache = [z(T, B, H), None, z(T, B, 3 * H), None, z(T, B, H)]
+    _forward(x, (s[0], None), gru_params, gru_cache, cell=3)
+    with pytest.raises(ValueError, match=r"c0: expected None for gru, got ndarray"):
+        _forward(x, s, gru_params, gru_cache, cell=3)
+    with pytest.raises(ValueError, match=r"tanh_cs: expected None for gru, got ndarray"):
+        _forward(x, (s[0], None), gru_params, gru_cache[:3] + [z(T, B, H), gru_cache[4]], cell=3)
+
+
+def test_lengths_are_checked():
+    x, s, p, o = _args()
+    with pytest.raises(TypeError, match=r"lengths: expected dtype int64, got float64"):
+        _C.recurrent_forward(LSTM, False, x, np.zeros(B), s, tuple(p), tuple(o))
+    with pytest.raises(ValueError, match=r"lengths: expected shape \(2,\), got \(3,\)"):
+        _C.recurrent_forward(LSTM, False, x, np.zeros(B + 1, np.int64), s, tuple(p), tuple(o))
+    with pytest.raises(ValueError, match=r"lengths\[1\]: expected a value in \[0, 3\], got 4"):
+        _C.recurrent_forward(LSTM, False, x, np.array([1, 4]), s, tuple(p), tuple(o))
 
 
 # --- the fast paths: every instruction set, one thread and the team, denormals, BLAS threads ---

@@ -119,11 +119,11 @@ def kernel_views(cell, hs, cache):
     """The cache as the compiled kernels take it: ``(hs, cs, gates, aux)``, None where a cell has none."""
     if cell == "lstm":
         gates, cs, tanh_cs = cache
-        return hs, cs, gates, tanh_cs
+        return hs, cs, gates, tanh_cs, None
     if cell == "gru":
         gates, hn = cache
-        return hs, None, gates, hn
-    return hs, None, None, None
+        return hs, None, gates, None, hn
+    return hs, None, None, None, None
 
 
 def empty_forward(cell, x, h0, c0, reverse, lengths=None):

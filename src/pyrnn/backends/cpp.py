@@ -83,7 +83,7 @@ def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=
         out = kernel_views(cell, hs, cache)
     else:  # the cell state sequence is still the kernel's working state; the gates are not kept
         cache = ()
-        out = (hs, np.empty((T, B, H), x.dtype) if cell == "lstm" else None, None, None)
+        out = (hs, np.empty((T, B, H), x.dtype) if cell == "lstm" else None, None, None, None)
     _C.recurrent_forward(CELL_CODES[cell], bool(reverse), x, lengths, (h0, c0), tuple(weights), out)
     last = 0 if reverse else T - 1
     cT = out[1][last].copy() if cell == "lstm" else None
