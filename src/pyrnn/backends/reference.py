@@ -38,9 +38,10 @@ def rnn_forward_step(cell, xproj, hproj, h_prev, c_prev):
     return h, None, {}
 
 
-# tanh'(a) = 1 - h^2;  relu'(a) = [h > 0]
+# tanh'(a) = 1 - h^2;  relu'(a) = [h > 0], applied as a select (as PyTorch does): where h <= 0 the
+# gradient is 0 even if dh is inf or NaN (a product dh * [h > 0] would give NaN there)
 def rnn_backward_step(cell, dh, dc, h, h_prev, c_prev, step):
-    da = dh * (1 - h * h) if cell == "rnn_tanh" else dh * (h > 0)
+    da = dh * (1 - h * h) if cell == "rnn_tanh" else np.where(h > 0, dh, 0)
     return da, da, np.zeros_like(dh), None
 
 
