@@ -10,8 +10,9 @@
 // Backward: the time loop: per step one fused pointwise step (dA written over the saved gates
 //           it has just read, LSTM and GRU) and dh_prev = direct + dA_hh W_hh (packed GEMM);
 //           then dX = dA_ih W_ih (each thread its rows), dW_ih += dA_ih^T X, dW_hh += dA_hh^T
-//           H_prev, db += column sums of dA (each thread its gate rows): BLAS calls, skipped
-//           when the loop was cancelled (the weight gradients are never partly accumulated).
+//           H_prev, db += column sums of dA (each thread its gate rows): BLAS calls over chunks
+//           of time steps (a cancellation lands between two), summed in scratch and added into
+//           the weight gradients only once every chunk ran (never partly accumulated).
 // Scratch is allocated once per call, never per time step; while the team runs, the BLAS runs
 // single-threaded inside each member (no second thread pool competes for the cores), and every
 // member flushes denormals.
@@ -42,6 +43,10 @@ int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
   const int n = max_threads();
   return static_cast<int>(np < n ? np : n);
 }
+
+// Work of one chunk of the GEMMs after the backward loop (the team's, all members): ~5 ms at full
+// speed, so a cancellation lands soon, and enough rows (K) that the BLAS runs near its peak.
+constexpr int64_t kPostChunkFlops = int64_t(1) << 29;
 
 struct Slice {  // rows [r0, r1) of m, thread tid's share of n
   int64_t r0, r1;
@@ -122,26 +127,44 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   const int64_t np = (H + k.panel_width - 1) / k.panel_width;
   std::unique_ptr<F[]> packed = scratch<F>(GH * np * k.panel_width);
   k.pack_backward(p.w_hh, G, H, packed.get());
-  std::unique_ptr<F[]> state = scratch<F>(4 * B * H + 2 * GH + T * B);  // dh, dh_next, dc, dc_kept, db x2, ones
+  // The GEMMs after the loop run in chunks of Tc time steps, so that a cancellation lands between
+  // two of them; the weight gradients are summed into dw_ih_sum, dw_hh_sum, db_ih_sum, db_hh_sum and
+  // added into g once, after every chunk ran.
+  const int64_t Tc = std::max<int64_t>(1, std::min<int64_t>(T, kPostChunkFlops / (B * 2 * GH * (2 * I + H))));
+  std::unique_ptr<F[]> state = scratch<F>(4 * B * H + GH * (I + H + 2) + Tc * B);
   F *dh = state.get(), *dh_next = dh + B * H, *dc = dh_next + B * H, *dc_kept = dc + B * H;
-  F *db = dc_kept + B * H, *db_hn = db + GH, *ones = db_hn + GH;
+  F *dw_ih_sum = dc_kept + B * H, *dw_hh_sum = dw_ih_sum + GH * I, *db_ih_sum = dw_hh_sum + GH * H;
+  F *db_hh_sum = db_ih_sum + GH, *ones = db_hh_sum + GH;
   std::memcpy(dh, io.dhT, sizeof(F) * B * H);
   if (lstm) std::memcpy(dc, io.dcT, sizeof(F) * B * H);
-  for (int64_t r = 0; r < T * B; ++r) ones[r] = F(1);
+  for (int64_t r = 0; r < Tc * B; ++r) ones[r] = F(1);
   const BackwardPlan<F> plan{cell, d, packed.get(), saved, io, da_ih, da_hn, dh, dh_next, dc, dc_kept, &cancel};
-  const int64_t first = d.reverse ? T - 1 : 0;  // the step whose h_prev is h0
-  const int64_t rest = d.reverse ? 0 : 1;       // the other steps' h_prev: hs[t-1] (forward), hs[t+1] (reverse)
-  const F* h_rest = d.reverse ? saved.hs + B * H : saved.hs;
+  const int64_t first = d.reverse ? T - 1 : 0;  // the time index whose h_prev is h0
+  auto h_prev_rows = [&](int64_t t) {           // h_prev of time index t (!= first) and on: rows of hs
+    return saved.hs + (d.reverse ? t + 1 : t - 1) * B * H;
+  };
 
-  // dW_hh[c0:c1] += dA_hh[:, c0:c1]^T H_prev and db_hh[c0:c1] += its column sums, dA_hh read from
-  // da_ih (lda G*H) below lbr_col and from da_hn (lda H) from there on
-  auto hidden_side = [&](bool lbr_part, int64_t c0, int64_t c1) {
+  // Time indices [t0, t1): dW_hh_sum[c0:c1] (+)= dA_hh[:, c0:c1]^T H_prev and, for the linear-before-
+  // reset gate, db_hh_sum[c0:c1] (+)= its column sums (elsewhere dA_hh = dA_ih, whose sums db_ih_sum
+  // has); dA_hh is read from da_ih (lda G*H) below lbr_col and from da_hn (lda H) from there on.
+  // beta 0: the first chunk overwrites the sums.
+  auto hidden_side = [&](bool lbr_part, int64_t c0, int64_t c1, int64_t t0, int64_t t1, F beta) {
     const F* A = lbr_part ? da_hn + (c0 - lbr_col) : da_ih + c0;
     const int64_t m = c1 - c0, lda = lbr_part ? H : GH;
-    gemm<F>(true, false, m, H, B, F(1), A + first * B * lda, lda, saved.h0, H, F(1), g.w_hh + c0 * H, H);
-    if (T > 1) gemm<F>(true, false, m, H, (T - 1) * B, F(1), A + rest * B * lda, lda, h_rest, H, F(1), g.w_hh + c0 * H, H);
-    if (lbr_part) gemm<F>(false, false, 1, m, T * B, F(1), ones, T * B, A, lda, F(0), db_hn + c0, GH);
-    for (int64_t c = c0; c < c1; ++c) g.b_hh[c] += lbr_part ? db_hn[c] : db[c];
+    F* C = dw_hh_sum + c0 * H;
+    F b = beta;
+    int64_t a0 = t0, a1 = t1;  // the indices whose h_prev is a row of hs
+    if (first >= t0 && first < t1) {
+      gemm<F>(true, false, m, H, B, F(1), A + first * B * lda, lda, saved.h0, H, b, C, H);
+      b = F(1);
+      if (first == t0)
+        a0 = t0 + 1;  // forward: first = 0 opens the first chunk
+      else
+        a1 = t1 - 1;  // reverse: first = T-1 closes the last chunk
+    }
+    if (a1 > a0) gemm<F>(true, false, m, H, (a1 - a0) * B, F(1), A + a0 * B * lda, lda, h_prev_rows(a0), H, b, C, H);
+    if (lbr_part) gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta,
+                          db_hh_sum + c0, GH);
   };
   const int want = team_size(B, GH, H, k.panel_width);
   BlasOneThread blas_single(want > 1);
@@ -149,16 +172,30 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     DenormalsFlushed ftz;
     // ends after a barrier that follows the last dA write; cancelled, every member returns false
     if (!k.backward(plan, tid, n, barrier)) return;
-    const Slice rows(T * B, tid, n);    // dX = dA_ih W_ih, this thread's rows
-    gemm<F>(false, false, rows.size(), I, GH, F(1), da_ih + rows.r0 * GH, GH, p.w_ih, I, F(0), io.dx + rows.r0 * I, I);
-    const Slice gr(GH, tid, n);         // this thread's gate rows of dW_ih, dW_hh, db
+    const Slice gr(GH, tid, n);  // this thread's gate rows of dW_ih, dW_hh, db
     const int64_t m = gr.size();
-    gemm<F>(true, false, m, I, T * B, F(1), da_ih + gr.r0, GH, saved.x, I, F(1), g.w_ih + gr.r0 * I, I);
-    // db_ih += ones(T*B) dA_ih: column sums as a GEMM
-    gemm<F>(false, false, 1, m, T * B, F(1), ones, T * B, da_ih + gr.r0, GH, F(0), db + gr.r0, GH);
-    for (int64_t c = gr.r0; c < gr.r1; ++c) g.b_ih[c] += db[c];
-    if (gr.r0 < lbr_col) hidden_side(false, gr.r0, std::min(gr.r1, lbr_col));
-    if (gr.r1 > lbr_col) hidden_side(true, std::max(gr.r0, lbr_col), gr.r1);
+    for (int64_t t0 = 0, chunk = 0; t0 < T; t0 += Tc, ++chunk) {
+      if (tid == 0) cancel.poll(T + chunk);  // numbered on from the loop's steps
+      if (cancel.cancelled()) break;         // no team to agree with until the barrier below
+      const int64_t t1 = std::min(T, t0 + Tc), r0 = t0 * B, rows = (t1 - t0) * B;
+      const F beta = t0 == 0 ? F(0) : F(1);
+      const Slice own(rows, tid, n);  // dX = dA_ih W_ih, this thread's rows of the chunk
+      gemm<F>(false, false, own.size(), I, GH, F(1), da_ih + (r0 + own.r0) * GH, GH, p.w_ih, I, F(0),
+              io.dx + (r0 + own.r0) * I, I);
+      const F* A = da_ih + r0 * GH + gr.r0;
+      gemm<F>(true, false, m, I, rows, F(1), A, GH, saved.x + r0 * I, I, beta, dw_ih_sum + gr.r0 * I, I);
+      gemm<F>(false, false, 1, m, rows, F(1), ones, Tc * B, A, GH, beta, db_ih_sum + gr.r0, GH);  // column sums
+      if (gr.r0 < lbr_col) hidden_side(false, gr.r0, std::min(gr.r1, lbr_col), t0, t1, beta);
+      if (gr.r1 > lbr_col) hidden_side(true, std::max(gr.r0, lbr_col), gr.r1, t0, t1, beta);
+    }
+    barrier.wait();                  // every member done with its chunks, or stopped
+    if (cancel.cancelled()) return;  // the leader polls only before this barrier: all agree
+    for (int64_t c = gr.r0; c < gr.r1; ++c) {
+      for (int64_t i = 0; i < I; ++i) g.w_ih[c * I + i] += dw_ih_sum[c * I + i];
+      for (int64_t j = 0; j < H; ++j) g.w_hh[c * H + j] += dw_hh_sum[c * H + j];
+      g.b_ih[c] += db_ih_sum[c];
+      g.b_hh[c] += c < lbr_col ? db_ih_sum[c] : db_hh_sum[c];
+    }
   };
   parallel(want, region);
 }

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import pyrnn
-from helpers import CELLS, make_layer, random_problem, run
+from helpers import CELLS, make_layer, random_problem, run, state_parts
 
 if "cpp" not in pyrnn.available_backends():  # pragma: no cover - a plain `pip install .` always builds it
     pytest.skip("the cpp backend is not built", allow_module_level=True)
@@ -370,3 +370,22 @@ def test_conv_size_check_does_not_overflow():
     x, w = np.zeros((0, 0, big), np.float32), np.zeros((0, 0, big), np.float32)
     with pytest.raises(ValueError, match=r"sizes exceed the 32-bit BLAS interface"):
         _C.conv1d_forward(x, w, None, np.zeros((0, 0, 0), np.float32), 1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_relu"])
+def test_backward_gemms_in_chunks_match_the_reference(cell):
+    """Shapes whose post-loop GEMMs run in several chunks of time steps (a Ctrl-C lands between
+    two), forward and reverse, the chunk holding h0 first or last, with ragged lengths."""
+    layer = make_layer(cell, 512, 512, bidirectional=True, dtype=np.float64, seed=4)
+    rng = np.random.default_rng(3)
+    x, state, dy, dstate = random_problem(layer, 32, 7, rng)
+    lengths = rng.integers(0, 8, size=32)
+    out = {}
+    for backend in ("numpy", "cpp"):
+        layer.zero_grad()
+        with pyrnn.use_backend(backend):
+            y, _ = layer.forward(x, state, lengths=lengths)
+            dx, ds0 = layer.backward(dy, dstate)
+        out[backend] = [y, dx] + state_parts(ds0) + [g.copy() for g in layer.grads.values()]
+    for got, want in zip(out["cpp"], out["numpy"]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

@@ -1,0 +1,188 @@
+"""Ctrl-C during a long C++ kernel lands within a fraction of a second and leaves everything usable.
+
+Each case runs a child process that starts a long cpp kernel (sized to run ~3 s here) and prints
+``ready``; the parent waits ~1 s, writes the time it sends SIGINT (``time.monotonic()``, one clock
+for every process) to a file, and sends it. The child catches the KeyboardInterrupt, reports the
+latency from that time, and checks that the kernels still give the results they gave before: the
+thread team, the float mode (FTZ/DAZ) and the BLAS thread count came back, and an interrupted
+backward added nothing to the weight gradients. A kernel run by a thread other than the main one
+is not interrupted (Python handles signals on the main thread only) and completes.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import pyrnn
+
+if "cpp" not in pyrnn.available_backends():  # pragma: no cover - a plain `pip install .` always builds it
+    pytest.skip("the cpp backend is not built", allow_module_level=True)
+if not hasattr(signal, "SIGINT") or sys.platform == "win32":  # pragma: no cover
+    pytest.skip("needs POSIX signals", allow_module_level=True)
+
+LATENCY_BOUND = 1.0  # seconds; the kernels poll every 50 ms, the rest is a busy machine
+
+CHILD = textwrap.dedent(
+    r"""
+    import json, sys, threading, time
+    import numpy as np
+    import pyrnn
+    from pyrnn import _C
+    from pyrnn.backends import contract
+
+    case, sent_file = sys.argv[1], sys.argv[2]
+    T_SMALL, B, I, H = 20, 4, 256, 2048  # big steps, so that a few thousand of them run for seconds
+    rng = np.random.default_rng(0)
+    weights = contract.Weights(*(0.02 * rng.standard_normal(s, dtype=np.float32)
+                                 for s in [(4 * H, I), (4 * H, H), (4 * H,), (4 * H,)]))
+    h0 = np.zeros((B, H), np.float32)
+    out = {}
+
+    def inputs(T):
+        return np.ascontiguousarray(rng.standard_normal((T, B, I), dtype=np.float32))
+
+    def forward(x, cache=None):  # LSTM, one layer-direction, inference unless a cache is given
+        T = len(x)
+        cache = cache or contract.Cache(np.empty((T, B, H), np.float32), np.empty((T, B, H), np.float32))
+        _C.recurrent_forward(2, False, x, None, (h0, h0), tuple(weights), tuple(cache))
+        return cache
+
+    def backward_args(T):  # a saved cache of plausible values (0.5) and gradients to add into
+        half = lambda *s: np.full(s, 0.5, np.float32)  # noqa: E731
+        cache = contract.Cache(half(T, B, H), half(T, B, H), half(T, B, 4 * H), half(T, B, H), None)
+        grads = contract.Weights(*(np.zeros_like(w) for w in weights))
+        dres = (np.empty((T, B, I), np.float32), np.empty((B, H), np.float32), np.empty((B, H), np.float32))
+        dout = (np.ones((T, B, H), np.float32), np.zeros((B, H), np.float32), np.zeros((B, H), np.float32))
+        return (2, False, inputs(T), None, (h0, h0), tuple(cache), tuple(weights), dout, tuple(grads), dres), grads
+
+    def small_problem():  # forward + backward of a small 2-layer bidirectional LSTM on the team
+        layer = pyrnn.LSTM(8, 64, num_layers=2, bidirectional=True, dtype=np.float32, seed=1)
+        r = np.random.default_rng(1)
+        x, dy = r.standard_normal((16, 30, 8)).astype(np.float32), r.standard_normal((16, 30, 128)).astype(np.float32)
+        with pyrnn.use_backend("cpp"):
+            y, _ = layer.forward(x)
+            dx, _ = layer.backward(dy)
+        return [y, dx] + [g.copy() for g in layer.grads.values()]
+
+    def blas_threads():
+        from threadpoolctl import threadpool_info
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    def long_steps(run, per_step_bytes):  # steps for ~3 s of `run`, at most ~600 MB of arrays
+        t = time.perf_counter()
+        run(T_SMALL)
+        per_step = (time.perf_counter() - t) / T_SMALL
+        return int(min(max(3.0 / per_step, 200), 600e6 / per_step_bytes))
+
+    def latency():
+        caught = time.monotonic()
+        with open(sent_file) as f:
+            return caught - float(f.read())
+
+    def interrupted(run, *args):
+        print("ready", flush=True)
+        t = time.monotonic()
+        try:
+            run(*args)
+        except KeyboardInterrupt:
+            out["latency"] = latency()
+            out["ran"] = time.monotonic() - t
+            return True
+        out["ran"] = time.monotonic() - t
+        return False
+
+    before = small_problem()
+    mode, blas = _C._float_mode(), blas_threads()
+    if case == "forward":
+        T = long_steps(lambda n: forward(inputs(n)), B * (I + 2 * H) * 4)
+        out["T"] = T
+        out["interrupted"] = interrupted(forward, inputs(T))
+    elif case == "backward":
+        T = long_steps(lambda n: _C.recurrent_backward(*backward_args(n)[0]), B * (2 * I + 9 * H) * 4)
+        out["T"] = T
+        args, grads = backward_args(T)
+        out["interrupted"] = interrupted(_C.recurrent_backward, *args)
+        out["grads_untouched"] = all(not g.any() for g in grads)
+    else:  # "thread": the kernel runs on a worker thread; the main thread waits and takes the signal
+        T = long_steps(lambda n: forward(inputs(n)), B * (I + 2 * H) * 4)
+        x = inputs(T)
+        result, done = {}, threading.Event()
+
+        def work():
+            try:
+                result["hs"] = forward(x).hs
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=work)
+        print("ready", flush=True)
+        worker.start()
+        try:  # sleep, not join: before Python 3.13 a Ctrl-C inside Thread.join could mark a live thread dead
+            while not done.is_set():
+                time.sleep(0.01)
+            out["interrupted"] = False
+        except KeyboardInterrupt:
+            out["latency"] = latency()
+            out["interrupted"] = True
+        while not done.is_set():
+            time.sleep(0.01)
+        worker.join()
+        out["worker_alive"] = worker.is_alive()
+        out["worker_finished"] = "hs" in result
+        out["worker_result_ok"] = bool(np.array_equal(forward(x[:T_SMALL]).hs, result["hs"][:T_SMALL]))
+    after = small_problem()
+    out["same_results"] = all(np.array_equal(a, b) for a, b in zip(before, after))
+    out["float_mode_restored"] = _C._float_mode() == mode
+    out["blas_threads_restored"] = blas_threads() == blas
+    out["team"] = _C.get_num_threads()
+    print(json.dumps(out), flush=True)
+    """
+)
+
+
+def _run_child(case, tmp_path):
+    sent_file = tmp_path / "sent"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, case, str(sent_file)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline()
+        assert line.strip() == "ready", (line, child.stderr.read() if child.poll() is not None else "")
+        time.sleep(1.0)
+        sent_file.write_text(repr(time.monotonic()))
+        os.kill(child.pid, signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=300)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, stderr
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def _check_consistent(out):
+    assert out["same_results"], "the kernels give other results after the interrupt"
+    assert out["float_mode_restored"], "FTZ/DAZ leaked out of the kernel"
+    assert out["blas_threads_restored"], "the BLAS thread count was not restored"
+
+
+@pytest.mark.parametrize("case", ["forward", "backward"])
+def test_ctrl_c_stops_a_long_kernel_quickly_and_leaves_it_usable(case, tmp_path):
+    out = _run_child(case, tmp_path)
+    assert out["interrupted"], f"the kernel ran to its end before the signal: {out}"
+    assert out["latency"] < LATENCY_BOUND, out
+    _check_consistent(out)
+    if case == "backward":
+        assert out["grads_untouched"], "an interrupted backward added into the weight gradients"
+
+
+def test_a_kernel_on_another_thread_is_not_interrupted(tmp_path):
+    out = _run_child("thread", tmp_path)
+    assert out["interrupted"] and out["latency"] < LATENCY_BOUND, out  # the main thread got the signal
+    assert out["worker_finished"] and not out["worker_alive"] and out["worker_result_ok"], out
+    _check_consistent(out)
