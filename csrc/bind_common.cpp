@@ -1,7 +1,7 @@
-// Bindings of the shared pieces: the GEMM provider (the Python side registers
-// SciPy's Fortran sgemm/dgemm from the PyCapsules of scipy.linalg.cython_blas),
-// the instruction set and thread team the kernels use, and the kernels' own
-// activations in each instruction set, exposed so their accuracy is tested.
+// Bindings of the shared pieces: the GEMM provider (pyrnn/backends/cpp.py registers NumPy's
+// OpenBLAS by its ILP64 function addresses, else SciPy's Fortran sgemm/dgemm from the PyCapsules of
+// scipy.linalg.cython_blas), the instruction set and thread team the kernels use, and the kernels'
+// own float32 activations in each instruction set, exposed so that their accuracy is tested.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 

@@ -88,3 +88,19 @@ def test_inference_keeps_no_cache(name, cell):
     c0 = h0 if cell == "lstm" else None
     hs, hT, cT, saved = backend_module(name).recurrent_forward(cell, x, h0, c0, weights, save=False)
     assert saved is None and hs.shape == (3, 2, 4) and (cT is None) == (cell != "lstm")
+
+
+def test_numba_kernels_take_their_flags_from_one_place():
+    """Every @njit of the Numba backend is ``@numba.njit(**JIT)`` (backends/_numba_config.py); none runs
+    in parallel and none sets Numba's threads."""
+    import re
+
+    pytest.importorskip("numba")
+    from pyrnn.backends import _numba_config, conv_numba, numba_jit
+
+    for module in (numba_jit, conv_numba):
+        source = inspect.getsource(module)
+        jitted = re.findall(r"@numba\.(\w+)\(([^)]*)\)", source)
+        assert jitted and all(kind == "njit" and args == "**JIT" for kind, args in jitted), jitted
+        assert "prange" not in source and "set_num_threads" not in source
+    assert not _numba_config.JIT.get("parallel", False)

@@ -389,3 +389,20 @@ def test_backward_gemms_in_chunks_match_the_reference(cell):
         out[backend] = [y, dx] + state_parts(ds0) + [g.copy() for g in layer.grads.values()]
     for got, want in zip(out["cpp"], out["numpy"]):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_the_type_stub_matches_the_module():
+    """_C.pyi names every function of pyrnn._C, with the parameters the bindings declare."""
+    import ast
+    import pathlib
+    import re
+
+    stub = ast.parse(pathlib.Path(_C.__file__).with_name("_C.pyi").read_text())
+    declared = {f.name: [a.arg for a in f.args.args] for f in stub.body if isinstance(f, ast.FunctionDef)}
+    compiled = {}
+    for name in dir(_C):
+        fn = getattr(_C, name)
+        if callable(fn) and not name.startswith("__") and fn.__doc__:
+            params = re.match(rf"{name}\((.*?)\) ->", fn.__doc__).group(1)
+            compiled[name] = [p.split(":")[0].strip() for p in params.split(",") if p.strip()]
+    assert declared == compiled
