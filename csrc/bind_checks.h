@@ -89,7 +89,8 @@ decltype(auto) dispatch_float(py::handle h, const std::string& name, Fn&& fn) {
 // Whether the calling thread is Python's main thread, the only one that runs signal handlers.
 inline bool on_python_main_thread() {
   static PyObject* main_thread = nullptr;  // threading.main_thread; set once, under the GIL
-  if (main_thread == nullptr) main_thread = py::object(py::module_::import("threading").attr("main_thread")).release().ptr();
+  if (main_thread == nullptr)
+    main_thread = py::object(py::module_::import("threading").attr("main_thread")).release().ptr();
   const py::object ident = py::reinterpret_borrow<py::object>(main_thread)().attr("ident");
   return !ident.is_none() && ident.cast<unsigned long>() == PyThread_get_thread_ident();
 }

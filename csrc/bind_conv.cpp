@@ -37,7 +37,8 @@ int64_t int_arg(py::handle h, const char* name, int64_t minimum) {
 std::vector<int64_t> dims3(py::handle h, const char* name, const char* labels) {
   const py::array a = as_array(h, name);
   if (a.ndim() != 3)
-    throw py::value_error(std::string(name) + ": expected a 3-D array " + labels + ", got shape " + shape_str(shape_of(a)));
+    throw py::value_error(std::string(name) + ": expected a 3-D array " + labels + ", got shape " +
+                          shape_str(shape_of(a)));
   return shape_of(a);
 }
 
@@ -46,8 +47,8 @@ int64_t output_length(int64_t T, int64_t K, int64_t stride, int64_t pl, int64_t 
   const int64_t span = dilation * (K - 1) + 1;
   if (T + pl + pr < span)
     throw py::value_error("expected T + pad_left + pad_right >= dilation*(kernel-1) + 1 = " + std::to_string(span) +
-                          " (T=" + std::to_string(T) + ", kernel=" + std::to_string(K) + ", dilation=" +
-                          std::to_string(dilation) + "), got an output length of 0");
+                          " (T=" + std::to_string(T) + ", kernel=" + std::to_string(K) +
+                          ", dilation=" + std::to_string(dilation) + "), got an output length of 0");
   return (T + pl + pr - span) / stride + 1;
 }
 
@@ -57,11 +58,19 @@ Conv1dDims conv_dims(py::handle x, py::handle w, py::handle stride, py::handle p
   const auto xs = dims3(x, "x", "(B, T, C_in)");
   if (!py::isinstance<py::array>(w) || py::reinterpret_borrow<py::array>(w).ndim() != 3)
     throw py::value_error("w: expected a 3-D array (C_out, C_in, K), got " +
-                          (py::isinstance<py::array>(w) ? "shape " + shape_str(shape_of(py::reinterpret_borrow<py::array>(w)))
-                                                        : type_name(w)));
+                          (py::isinstance<py::array>(w)
+                               ? "shape " + shape_str(shape_of(py::reinterpret_borrow<py::array>(w)))
+                               : type_name(w)));
   const auto ws = shape_of(py::reinterpret_borrow<py::array>(w));
-  Conv1dDims d{xs[0], xs[1], xs[2], ws[0], ws[2], 0,
-               int_arg(stride, "stride", 1), int_arg(pad_left, "pad_left", 0), int_arg(pad_right, "pad_right", 0),
+  Conv1dDims d{xs[0],
+               xs[1],
+               xs[2],
+               ws[0],
+               ws[2],
+               0,
+               int_arg(stride, "stride", 1),
+               int_arg(pad_left, "pad_left", 0),
+               int_arg(pad_right, "pad_right", 0),
                int_arg(dilation, "dilation", 1)};
   if (d.K < 1) throw py::value_error("w: expected a kernel size K >= 1, got shape " + shape_str(ws));
   if (d.O > kMaxBlasDim || (d.C > 0 && d.K > kMaxBlasDim / d.C))  // C_in*K, without overflowing
@@ -103,8 +112,14 @@ bool pool_kind(const py::handle& kind) {
 
 Pool1dDims pool_dims(const std::vector<int64_t>& xs, py::handle kernel, py::handle stride, py::handle pad_left,
                      py::handle pad_right) {
-  Pool1dDims d{xs[0], xs[1], xs[2], int_arg(kernel, "kernel", 1), 0, int_arg(stride, "stride", 1),
-               int_arg(pad_left, "pad_left", 0), int_arg(pad_right, "pad_right", 0)};
+  Pool1dDims d{xs[0],
+               xs[1],
+               xs[2],
+               int_arg(kernel, "kernel", 1),
+               0,
+               int_arg(stride, "stride", 1),
+               int_arg(pad_left, "pad_left", 0),
+               int_arg(pad_right, "pad_right", 0)};
   d.U = output_length(d.T, d.K, d.stride, d.pad_left, d.pad_right, 1);
   return d;
 }

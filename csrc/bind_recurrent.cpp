@@ -34,7 +34,8 @@ struct Shapes {  // every shape, derived from x, h0 and the cell
 
 Shapes derive_shapes(int cell_code, bool reverse, py::handle xh, py::handle state0, py::handle lengths) {
   if (cell_code < 0 || cell_code > 3)
-    throw py::value_error("cell: expected a code 0..3 (rnn_tanh, rnn_relu, lstm, gru), got " + std::to_string(cell_code));
+    throw py::value_error("cell: expected a code 0..3 (rnn_tanh, rnn_relu, lstm, gru), got " +
+                          std::to_string(cell_code));
   const py::array x = as_array(xh, "x");
   if (x.ndim() != 3) throw py::value_error("x: expected a 3-D array (T, B, I), got " + shape_str(shape_of(x)));
   const py::array h = as_array(checked_tuple(state0, "state0", 2)[0], "h0");
@@ -76,7 +77,8 @@ Ptr cell_array(bool has, py::handle h, const std::string& name, const std::vecto
                Ptr (*get)(py::handle, const std::string&, const std::vector<int64_t>&)) {
   if (has) return get(h, name, shape);
   if (!h.is_none())
-    throw py::value_error(name + ": expected None for " + kCellNames[static_cast<int>(s.cell)] + ", got " + type_name(h));
+    throw py::value_error(name + ": expected None for " + kCellNames[static_cast<int>(s.cell)] + ", got " +
+                          type_name(h));
   return nullptr;
 }
 
@@ -145,9 +147,8 @@ void bind_recurrent(py::module_& m) {
       [](int cell, bool reverse, py::handle x, py::handle lengths, py::handle state0, py::handle cache,
          py::handle params, py::handle dout, py::handle grads, py::handle dres) {
         const Shapes s = derive_shapes(cell, reverse, x, state0, lengths);
-        dispatch_float(x, "x", [&](auto tag) {
-          backward_impl<decltype(tag)>(s, x, state0, cache, params, dout, grads, dres);
-        });
+        dispatch_float(x, "x",
+                       [&](auto tag) { backward_impl<decltype(tag)>(s, x, state0, cache, params, dout, grads, dres); });
       },
       py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("lengths"), py::arg("state0"), py::arg("cache"),
       py::arg("params"), py::arg("dout"), py::arg("grads"), py::arg("dres"),

@@ -121,8 +121,7 @@ void conv1d_forward(const Conv1dDims& d, const F* x, const F* w, const F* b, F* 
 // transposed back (each member accumulates its own dwk; they are summed after the region) and
 // db += column sums of dy
 template <typename F>
-void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db,
-                     Cancel& cancel) {
+void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db, Cancel& cancel) {
   const int64_t rows = d.B * d.U, KC = d.K * d.C;
   std::fill(dx, dx + d.B * d.T * d.C, F(0));
   auto add_db = [&] {

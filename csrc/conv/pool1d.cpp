@@ -93,10 +93,10 @@ void avg_pool1d_backward(const Pool1dDims& d, const F* dy, F* dx, Cancel& cancel
     }
 }
 
-#define PYRNN_POOL1D_INSTANTIATE(F)                                                 \
-  template void max_pool1d_forward<F>(const Pool1dDims&, const F*, F*, int64_t*, Cancel&);       \
+#define PYRNN_POOL1D_INSTANTIATE(F)                                                               \
+  template void max_pool1d_forward<F>(const Pool1dDims&, const F*, F*, int64_t*, Cancel&);        \
   template void max_pool1d_backward<F>(const Pool1dDims&, const F*, const int64_t*, F*, Cancel&); \
-  template void avg_pool1d_forward<F>(const Pool1dDims&, const F*, F*, Cancel&);                 \
+  template void avg_pool1d_forward<F>(const Pool1dDims&, const F*, F*, Cancel&);                  \
   template void avg_pool1d_backward<F>(const Pool1dDims&, const F*, F*, Cancel&);
 PYRNN_POOL1D_INSTANTIATE(float)
 PYRNN_POOL1D_INSTANTIATE(double)

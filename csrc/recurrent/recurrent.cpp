@@ -66,7 +66,6 @@ int64_t gates_per_unit(CellKind cell) {
   throw std::invalid_argument("unknown cell code");
 }
 
-
 const KernelTable& kernels_for(Isa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (isa == Isa::Avx512) return kernel_table<Isa::Avx512>();
@@ -84,7 +83,7 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   const IsaKernels<F>& k = isa_kernels<F>(kernels_for(active_isa()));
   const bool gru = cell == CellKind::Gru;
   const int64_t wide = ((H + k.panel_width - 1) / k.panel_width) * k.panel_width;  // H padded to panels
-  const bool hn_scratch = gru && io.gates == nullptr;  // GRU at inference: hn is not saved
+  const bool hn_scratch = gru && io.gates == nullptr;                              // GRU at inference: hn is not saved
   std::unique_ptr<F[]> buf = scratch<F>(G * wide * (I + H + 1) + wide + GH + B * GH + (hn_scratch ? B * H : 0));
   F* w_ih = buf.get();
   F* w_hh = w_ih + G * wide * I;
@@ -97,8 +96,8 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   for (int64_t c = 0; c < GH; ++c) sum[c] = p.b_ih[c] + (gru && c >= 2 * H ? F(0) : p.b_hh[c]);
   k.pack_bias(sum, G, H, bias);
   if (gru) k.pack_bias(p.b_hh + 2 * H, 1, H, b_hn);
-  const ForwardPlan<F> plan{cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact,
-                            hn_scratch ? preact + B * GH : nullptr, &cancel};
+  const ForwardPlan<F> plan{
+      cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact, hn_scratch ? preact + B * GH : nullptr, &cancel};
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
     k.forward(plan, tid, n, barrier);
@@ -163,8 +162,8 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
         a1 = t1 - 1;  // reverse: first = T-1 closes the last chunk
     }
     if (a1 > a0) gemm<F>(true, false, m, H, (a1 - a0) * B, F(1), A + a0 * B * lda, lda, h_prev_rows(a0), H, b, C, H);
-    if (lbr_part) gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta,
-                          db_hh_sum + c0, GH);
+    if (lbr_part)
+      gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta, db_hh_sum + c0, GH);
   };
   const int want = team_size(B, GH, H, k.panel_width);
   BlasOneThread blas_single(want > 1);
@@ -200,7 +199,7 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   parallel(want, region);
 }
 
-#define PYRNN_RECURRENT_INSTANTIATE(F)                                                                         \
+#define PYRNN_RECURRENT_INSTANTIATE(F)                                                                               \
   template void recurrent_forward<F>(CellKind, const SeqDims&, const CellParams<F>&, const SeqTensors<F>&, Cancel&); \
   template void recurrent_backward<F>(CellKind, const SeqDims&, const CellParams<F>&, const SeqTensors<F>&,          \
                                       const SeqGrads<F>&, const CellGrads<F>&, Cancel&);

@@ -64,37 +64,37 @@ struct SeqTensors {  // forward inputs and the cache it writes (null where a cel
 };
 
 template <typename F>
-struct SeqGrads {    // backward inputs and outputs
-  const F* dhs;      // (T, B, H)
-  const F* dhT;      // (B, H)
-  const F* dcT;      // (B, H) LSTM
-  F* dx;             // (T, B, I)
-  F* dh0;            // (B, H)
-  F* dc0;            // (B, H) LSTM
+struct SeqGrads {  // backward inputs and outputs
+  const F* dhs;    // (T, B, H)
+  const F* dhT;    // (B, H)
+  const F* dcT;    // (B, H) LSTM
+  F* dx;           // (T, B, I)
+  F* dh0;          // (B, H)
+  F* dc0;          // (B, H) LSTM
 };
 
 template <typename F>
-struct StepView {    // one time step, every pointer (B, .) row-major
-  const F* preact;   // (B, G*H) forward: preact (the linear-before-reset gate's columns: its
-                     // input side x_t W_in^T + b_in alone)
+struct StepView {   // one time step, every pointer (B, .) row-major
+  const F* preact;  // (B, G*H) forward: preact (the linear-before-reset gate's columns: its
+                    // input side x_t W_in^T + b_in alone)
   const F* h_prev;
   const F* c_prev;
   F* h;
   F* c;
   F* gates;
   F* tanh_c;
-  F* hn;             // forward: written by the GEMM before the step (GRU)
+  F* hn;  // forward: written by the GEMM before the step (GRU)
 };
 
 template <typename F>
 struct StepGrad {
-  const F* dh;       // (B, H) dL/dh_t carried from the later step
-  const F* dhs;      // (B, H) dL/dh_t from the layer above
-  F* dc;             // (B, H) dL/dc_t in, dL/dc_{t-1} out (LSTM)
-  F* da_ih;          // (B, G*H) dL/d(preact), input side
-  F* da_hn;          // (B, H) the hidden side of the linear-before-reset gate (GRU: da_n r);
-                     // elsewhere the hidden side equals the input side
-  F* dh_direct;      // (B, H) the part of dL/dh_{t-1} that bypasses W_hh
+  const F* dh;   // (B, H) dL/dh_t carried from the later step
+  const F* dhs;  // (B, H) dL/dh_t from the layer above
+  F* dc;         // (B, H) dL/dc_t in, dL/dc_{t-1} out (LSTM)
+  F* da_ih;      // (B, G*H) dL/d(preact), input side
+  F* da_hn;      // (B, H) the hidden side of the linear-before-reset gate (GRU: da_n r);
+                 // elsewhere the hidden side equals the input side
+  F* dh_direct;  // (B, H) the part of dL/dh_{t-1} that bypasses W_hh
 };
 
 // time index of processing step s (the reverse direction reads t = T-1 .. 0)
