@@ -1,6 +1,7 @@
-// Argument checks for the bindings: every array is verified (type, dtype, shape,
-// C order, writability) before a kernel sees its pointer, and every message
-// says what was expected and what came.
+// What every binding shares: argument checks (every array is verified, type, dtype, shape,
+// C order, writability, before a kernel sees its pointer; every message says what was expected
+// and what came), the one float32/float64 dispatch, and the call of a kernel without the GIL
+// under a cancellation hook that lets Ctrl-C stop it (see common/cancel.h).
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -9,10 +10,15 @@
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "common/cancel.h"
 
 namespace pyrnn {
 namespace py = pybind11;
+
+inline std::string type_name(py::handle h) { return std::string(py::str(py::type::of(h).attr("__name__"))); }
 
 inline std::string shape_str(const std::vector<int64_t>& s) {
   std::ostringstream o;
@@ -28,43 +34,85 @@ inline std::vector<int64_t> shape_of(const py::array& a) {
   return s;
 }
 
-template <typename F>
-const char* dtype_name() {
-  return sizeof(F) == 4 ? "float32" : "float64";
+// `h` as an ndarray, or a TypeError naming `name`.
+inline py::array as_array(py::handle h, const std::string& name) {
+  if (!py::isinstance<py::array>(h)) throw py::type_error(name + ": expected a numpy.ndarray, got " + type_name(h));
+  return py::reinterpret_borrow<py::array>(h);
 }
 
-// The array behind `h`, checked to be a C-contiguous ndarray of F with shape `shape`.
-template <typename F>
+// The array behind `h`, checked to be a C-contiguous ndarray of T (float, double, int64_t) with
+// shape `shape`, writable if asked.
+template <typename T>
 py::array checked_array(py::handle h, const std::string& name, const std::vector<int64_t>& shape, bool writable) {
-  if (!py::isinstance<py::array>(h))
-    throw py::type_error(name + ": expected a numpy.ndarray, got " + std::string(py::str(py::type::of(h).attr("__name__"))));
-  auto a = py::reinterpret_borrow<py::array>(h);
-  if (!py::isinstance<py::array_t<F>>(h))
-    throw py::type_error(name + ": expected dtype " + dtype_name<F>() + ", got " + std::string(py::str(a.dtype())));
+  py::array a = as_array(h, name);
+  if (!py::isinstance<py::array_t<T>>(h))
+    throw py::type_error(name + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) + ", got " +
+                         std::string(py::str(a.dtype())));
   if (shape_of(a) != shape)
     throw py::value_error(name + ": expected shape " + shape_str(shape) + ", got " + shape_str(shape_of(a)));
-  if (!(a.flags() & py::array::c_style)) throw py::value_error(name + ": expected a C-contiguous array, got strides that are not");
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(name + ": expected a C-contiguous array, got strides that are not");
   if (writable && !a.writeable()) throw py::value_error(name + ": expected a writable array, got a read-only one");
   return a;
 }
 
-template <typename F>
-const F* in_ptr(py::handle h, const std::string& name, const std::vector<int64_t>& shape) {
-  return static_cast<const F*>(checked_array<F>(h, name, shape, false).data());
+template <typename T>
+const T* in_ptr(py::handle h, const std::string& name, const std::vector<int64_t>& shape) {
+  return static_cast<const T*>(checked_array<T>(h, name, shape, false).data());
 }
 
-template <typename F>
-F* out_ptr(py::handle h, const std::string& name, const std::vector<int64_t>& shape) {
-  return static_cast<F*>(checked_array<F>(h, name, shape, true).mutable_data());
+template <typename T>
+T* out_ptr(py::handle h, const std::string& name, const std::vector<int64_t>& shape) {
+  return static_cast<T*>(checked_array<T>(h, name, shape, true).mutable_data());
 }
 
 // The n-tuple argument `name`, checked for its length.
 inline py::tuple checked_tuple(py::handle h, const std::string& name, size_t n) {
-  if (!py::isinstance<py::tuple>(h)) throw py::type_error(name + ": expected a tuple, got " + std::string(py::str(py::type::of(h).attr("__name__"))));
+  if (!py::isinstance<py::tuple>(h)) throw py::type_error(name + ": expected a tuple, got " + type_name(h));
   auto t = py::reinterpret_borrow<py::tuple>(h);
   if (t.size() != n)
-    throw py::value_error(name + ": expected a tuple of " + std::to_string(n) + " arrays, got " + std::to_string(t.size()));
+    throw py::value_error(name + ": expected a tuple of " + std::to_string(n) + " arrays, got " +
+                          std::to_string(t.size()));
   return t;
+}
+
+// fn(float{}) or fn(double{}), after the dtype of the array `h` (the argument that sets the
+// dtype of a call; every other array is then checked against it).
+template <typename Fn>
+decltype(auto) dispatch_float(py::handle h, const std::string& name, Fn&& fn) {
+  const py::array a = as_array(h, name);
+  if (py::isinstance<py::array_t<float>>(a)) return fn(float{});
+  if (py::isinstance<py::array_t<double>>(a)) return fn(double{});
+  throw py::type_error(name + ": expected dtype float32 or float64, got " + std::string(py::str(a.dtype())));
+}
+
+// Whether the calling thread is Python's main thread, the only one that runs signal handlers.
+inline bool on_python_main_thread() {
+  static PyObject* main_thread = nullptr;  // threading.main_thread; set once, under the GIL
+  if (main_thread == nullptr)
+    main_thread = py::object(py::module_::import("threading").attr("main_thread")).release().ptr();
+  const py::object ident = py::reinterpret_borrow<py::object>(main_thread)().attr("ident");
+  return !ident.is_none() && ident.cast<unsigned long>() == PyThread_get_thread_ident();
+}
+
+// The cancellation hook: take the GIL briefly and run Python's signal handlers; true when one
+// raised (Ctrl-C: KeyboardInterrupt), which is then this thread's pending Python exception.
+inline bool python_signal_raised(void*) {
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;
+}
+
+// kernel(cancel) without the GIL. On the main thread the kernel polls the signal handlers (see
+// common/cancel.h); if one raised, the kernel stops early and its exception is raised here, with
+// the GIL held again. Elsewhere nothing interrupts it (Python handles signals on the main thread).
+template <typename Kernel>
+void run_kernel(Kernel&& kernel) {
+  Cancel cancel(on_python_main_thread() ? &python_signal_raised : nullptr, nullptr);
+  {
+    py::gil_scoped_release nogil;
+    kernel(cancel);
+  }
+  if (cancel.cancelled()) throw py::error_already_set();
 }
 
 }  // namespace pyrnn

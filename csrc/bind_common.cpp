@@ -1,7 +1,7 @@
-// Bindings of the shared pieces: the GEMM provider (the Python side registers
-// SciPy's Fortran sgemm/dgemm from the PyCapsules of scipy.linalg.cython_blas),
-// the instruction set and thread team the kernels use, and the kernels' own
-// activations in each instruction set, exposed so their accuracy is tested.
+// Bindings of the shared pieces: the GEMM provider (pyrnn/backends/cpp.py registers NumPy's
+// OpenBLAS by its ILP64 function addresses, else SciPy's Fortran sgemm/dgemm from the PyCapsules of
+// scipy.linalg.cython_blas), the instruction set and thread team the kernels use, and the kernels'
+// own float32 activations in each instruction set, exposed so that their accuracy is tested.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -23,7 +23,6 @@ void* capsule_pointer(const py::object& c, const char* what) {
   }
   return p;
 }
-}  // namespace
 
 Isa isa_from_name(const std::string& name) {
   for (Isa isa : {Isa::Generic, Isa::Avx2, Isa::Avx512})
@@ -33,13 +32,15 @@ Isa isa_from_name(const std::string& name) {
 
 // y = f(x) elementwise with the cells' float32 activation f, compiled for `isa` (None: the active one)
 py::array_t<float> apply_f32(py::handle xh, py::handle isa, bool tanh, const char* name) {
-  const int64_t n = py::isinstance<py::array>(xh) ? static_cast<int64_t>(py::reinterpret_borrow<py::array>(xh).size()) : -1;
-  if (n < 0 || py::reinterpret_borrow<py::array>(xh).ndim() != 1)
-    throw py::value_error(std::string(name) + ": expected a 1-D float32 array");
+  const py::array xa = as_array(xh, "x");
+  if (xa.ndim() != 1)
+    throw py::value_error(std::string(name) + ": expected a 1-D float32 array, got shape " + shape_str(shape_of(xa)));
+  const int64_t n = static_cast<int64_t>(xa.size());
   const float* x = in_ptr<float>(xh, "x", {n});
   const Isa which = isa.is_none() ? active_isa() : isa_from_name(py::cast<std::string>(isa));
   if (!isa_supported(which))
-    throw py::value_error(std::string(name) + ": expected an instruction set this CPU supports, got '" + isa_name(which) + "'");
+    throw py::value_error(std::string(name) + ": expected an instruction set this CPU supports, got '" +
+                          isa_name(which) + "'");
   const IsaKernels<float>& k = kernels_for(which).f32;
   py::array_t<float> y(n);
   float* out = y.mutable_data();
@@ -49,6 +50,7 @@ py::array_t<float> apply_f32(py::handle xh, py::handle isa, bool tanh, const cha
   }
   return y;
 }
+}  // namespace
 
 void bind_common(py::module_& m) {
   m.def(
@@ -70,7 +72,8 @@ void bind_common(py::module_& m) {
         set_blas64(reinterpret_cast<sgemm64_fn>(sgemm), reinterpret_cast<dgemm64_fn>(dgemm));
       },
       py::arg("sgemm"), py::arg("dgemm"),
-      "Private (pyrnn.backends.cpp registers it): addresses of an ILP64 sgemm/dgemm, e.g. NumPy's OpenBLAS; 0, 0 unsets.");
+      "Private (pyrnn.backends.cpp registers it): addresses of an ILP64 sgemm/dgemm, e.g. NumPy's OpenBLAS; 0, 0 "
+      "unsets.");
   m.def(
       "_set_blas_threads",
       [](uintptr_t get, uintptr_t set) {
@@ -80,30 +83,39 @@ void bind_common(py::module_& m) {
       },
       py::arg("get"), py::arg("set"),
       "Private (pyrnn.backends.cpp registers it): addresses of the BLAS's get/set_num_threads; 0, 0 unsets.");
-  m.def("blas_interface", &blas_interface, "What the kernels' GEMM calls: 'ilp64' (NumPy's OpenBLAS), 'lp64' (SciPy's) or 'loops'.");
-  m.def("have_blas", &have_blas, "Whether a BLAS is registered (else a portable loop GEMM is used).");
-  m.def("tanh_f32", [](py::handle x, py::handle isa) { return apply_f32(x, isa, true, "tanh_f32"); }, py::arg("x"),
-        py::arg("isa") = py::none(),
-        "The kernels' float32 tanh in one instruction set's loop (None: the active one), elementwise over a 1-D array.");
-  m.def("sigmoid_f32", [](py::handle x, py::handle isa) { return apply_f32(x, isa, false, "sigmoid_f32"); },
-        py::arg("x"), py::arg("isa") = py::none(),
-        "The kernels' float32 sigmoid in one instruction set's loop (None: the active one), elementwise over a 1-D array.");
-  m.def("isa", [] { return std::string(isa_name(active_isa())); },
-        "The instruction set the kernels' time loops use now: 'avx512', 'avx2' or 'generic'.");
-  m.def("supported_isas", [] {
-          py::list out;
-          for (Isa isa : {Isa::Generic, Isa::Avx2, Isa::Avx512})
-            if (isa_supported(isa)) out.append(isa_name(isa));
-          return out;
-        },
-        "The instruction sets this CPU runs, narrowest first.");
-  m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, py::arg("name"),
-        "Use this instruction set's time loops (one of supported_isas()).");
-  m.def("set_num_threads", [](int n) {
-          if (n < 1) throw py::value_error("set_num_threads: expected n >= 1, got " + std::to_string(n));
-          set_max_threads(n);
-        },
-        py::arg("n"), "Cap the kernels' own thread team at n threads (the caller included).");
+  m.def("blas_interface", &blas_interface,
+        "What the kernels' GEMM calls: 'ilp64' (NumPy's OpenBLAS), 'lp64' (SciPy's) or 'loops'.");
+  m.def(
+      "tanh_f32", [](py::handle x, py::handle isa) { return apply_f32(x, isa, true, "tanh_f32"); }, py::arg("x"),
+      py::arg("isa") = py::none(),
+      "The kernels' float32 tanh in one instruction set's loop (None: the active one), elementwise over a 1-D array.");
+  m.def(
+      "sigmoid_f32", [](py::handle x, py::handle isa) { return apply_f32(x, isa, false, "sigmoid_f32"); }, py::arg("x"),
+      py::arg("isa") = py::none(),
+      "The kernels' float32 sigmoid in one instruction set's loop (None: the active one), elementwise over a 1-D "
+      "array.");
+  m.def(
+      "isa", [] { return std::string(isa_name(active_isa())); },
+      "The instruction set the kernels' time loops use now: 'avx512', 'avx2' or 'generic'.");
+  m.def(
+      "supported_isas",
+      [] {
+        py::list out;
+        for (Isa isa : {Isa::Generic, Isa::Avx2, Isa::Avx512})
+          if (isa_supported(isa)) out.append(isa_name(isa));
+        return out;
+      },
+      "The instruction sets this CPU runs, narrowest first.");
+  m.def(
+      "set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, py::arg("name"),
+      "Use this instruction set's time loops (one of supported_isas()).");
+  m.def(
+      "set_num_threads",
+      [](int n) {
+        if (n < 1) throw py::value_error("set_num_threads: expected n >= 1, got " + std::to_string(n));
+        set_max_threads(n);
+      },
+      py::arg("n"), "Cap the kernels' own thread team at n threads (the caller included).");
   m.def("get_num_threads", &max_threads, "The cap on the kernels' own thread team.");
   m.def("_set_parallel_min_flops", &set_parallel_min_flops, py::arg("flops"),
         "Private (tests, tuning): a recurrent step's GEMM (or a convolution, 4x) of fewer flops runs on one thread.");

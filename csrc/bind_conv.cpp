@@ -1,5 +1,5 @@
-// Bindings of the conv family. Thin: check every argument, take pointers, release the GIL,
-// call the kernel. Outputs are allocated by the caller (pyrnn/backends/conv_cpp.py).
+// Bindings of the conv family. Thin: check every argument, take pointers, call the kernel without
+// the GIL (bind_checks.h). Outputs are allocated by the caller (pyrnn/backends/conv_cpp.py).
 // Python signatures (cf. _C.pyi); every integer is a Python int, the arrays C-contiguous:
 //   conv1d_forward(x, w, b, y, stride, pad_left, pad_right, dilation)           b may be None
 //   conv1d_backward(x, w, dy, dx, dw, db, stride, pad_left, pad_right, dilation)  db may be None
@@ -20,8 +20,6 @@ namespace py = pybind11;
 
 namespace {
 
-std::string type_name(py::handle h) { return std::string(py::str(py::type::of(h).attr("__name__"))); }
-
 // A Python integer (anything with __index__ but bool) in [minimum, kMaxBlasDim].
 int64_t int_arg(py::handle h, const char* name, int64_t minimum) {
   const std::string what = std::string(name) + ": expected an integer >= " + std::to_string(minimum);
@@ -35,53 +33,44 @@ int64_t int_arg(py::handle h, const char* name, int64_t minimum) {
   return static_cast<int64_t>(v);
 }
 
-// The 3-D float32/float64 array every kernel starts from; returns whether it is float32.
-bool first_array(py::handle h, const char* name, const char* labels) {
-  if (!py::isinstance<py::array>(h)) throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " + type_name(h));
-  auto a = py::reinterpret_borrow<py::array>(h);
-  const bool f32 = py::isinstance<py::array_t<float>>(h);
-  if (!f32 && !py::isinstance<py::array_t<double>>(h))
-    throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + std::string(py::str(a.dtype())));
+// The 3-D array a kernel's shapes start from (its dtype already checked by dispatch_float).
+std::vector<int64_t> dims3(py::handle h, const char* name, const char* labels) {
+  const py::array a = as_array(h, name);
   if (a.ndim() != 3)
-    throw py::value_error(std::string(name) + ": expected a 3-D array " + labels + ", got shape " + shape_str(shape_of(a)));
-  return f32;
+    throw py::value_error(std::string(name) + ": expected a 3-D array " + labels + ", got shape " +
+                          shape_str(shape_of(a)));
+  return shape_of(a);
 }
-
-std::vector<int64_t> dims3(py::handle h) { return shape_of(py::reinterpret_borrow<py::array>(h)); }
 
 // U = (T + pl + pr - span) // s + 1, refused when < 1
 int64_t output_length(int64_t T, int64_t K, int64_t stride, int64_t pl, int64_t pr, int64_t dilation) {
   const int64_t span = dilation * (K - 1) + 1;
   if (T + pl + pr < span)
     throw py::value_error("expected T + pad_left + pad_right >= dilation*(kernel-1) + 1 = " + std::to_string(span) +
-                          " (T=" + std::to_string(T) + ", kernel=" + std::to_string(K) + ", dilation=" +
-                          std::to_string(dilation) + "), got an output length of 0");
+                          " (T=" + std::to_string(T) + ", kernel=" + std::to_string(K) +
+                          ", dilation=" + std::to_string(dilation) + "), got an output length of 0");
   return (T + pl + pr - span) / stride + 1;
-}
-
-// An int64 index array of exactly `shape`, C-contiguous (writable for outputs).
-template <bool Writable>
-int64_t* index_ptr(py::handle h, const std::string& name, const std::vector<int64_t>& shape) {
-  if (!py::isinstance<py::array>(h)) throw py::type_error(name + ": expected a numpy.ndarray, got " + type_name(h));
-  auto a = py::reinterpret_borrow<py::array>(h);
-  if (!py::isinstance<py::array_t<int64_t>>(h))
-    throw py::type_error(name + ": expected dtype int64, got " + std::string(py::str(a.dtype())));
-  if (shape_of(a) != shape) throw py::value_error(name + ": expected shape " + shape_str(shape) + ", got " + shape_str(shape_of(a)));
-  if (!(a.flags() & py::array::c_style)) throw py::value_error(name + ": expected a C-contiguous array, got strides that are not");
-  if (Writable && !a.writeable()) throw py::value_error(name + ": expected a writable array, got a read-only one");
-  return static_cast<int64_t*>(const_cast<void*>(a.data()));
 }
 
 // ------------------------------------------------------------------ conv1d
 Conv1dDims conv_dims(py::handle x, py::handle w, py::handle stride, py::handle pad_left, py::handle pad_right,
                      py::handle dilation) {
-  const auto xs = dims3(x);
+  const auto xs = dims3(x, "x", "(B, T, C_in)");
   if (!py::isinstance<py::array>(w) || py::reinterpret_borrow<py::array>(w).ndim() != 3)
     throw py::value_error("w: expected a 3-D array (C_out, C_in, K), got " +
-                          (py::isinstance<py::array>(w) ? "shape " + shape_str(dims3(w)) : type_name(w)));
-  const auto ws = dims3(w);
-  Conv1dDims d{xs[0], xs[1], xs[2], ws[0], ws[2], 0,
-               int_arg(stride, "stride", 1), int_arg(pad_left, "pad_left", 0), int_arg(pad_right, "pad_right", 0),
+                          (py::isinstance<py::array>(w)
+                               ? "shape " + shape_str(shape_of(py::reinterpret_borrow<py::array>(w)))
+                               : type_name(w)));
+  const auto ws = shape_of(py::reinterpret_borrow<py::array>(w));
+  Conv1dDims d{xs[0],
+               xs[1],
+               xs[2],
+               ws[0],
+               ws[2],
+               0,
+               int_arg(stride, "stride", 1),
+               int_arg(pad_left, "pad_left", 0),
+               int_arg(pad_right, "pad_right", 0),
                int_arg(dilation, "dilation", 1)};
   if (d.K < 1) throw py::value_error("w: expected a kernel size K >= 1, got shape " + shape_str(ws));
   if (d.O > kMaxBlasDim || (d.C > 0 && d.K > kMaxBlasDim / d.C))  // C_in*K, without overflowing
@@ -97,8 +86,7 @@ void conv_forward_impl(const Conv1dDims& d, py::handle x, py::handle w, py::hand
   const F* wp = in_ptr<F>(w, "w", {d.O, d.C, d.K});
   const F* bp = b.is_none() ? nullptr : in_ptr<F>(b, "b", {d.O});
   F* yp = out_ptr<F>(y, "y", {d.B, d.U, d.O});
-  py::gil_scoped_release nogil;
-  conv1d_forward<F>(d, xp, wp, bp, yp);
+  run_kernel([&](Cancel& cancel) { conv1d_forward<F>(d, xp, wp, bp, yp, cancel); });
 }
 
 template <typename F>
@@ -110,8 +98,7 @@ void conv_backward_impl(const Conv1dDims& d, py::handle x, py::handle w, py::han
   F* dxp = out_ptr<F>(dx, "dx", {d.B, d.T, d.C});
   F* dwp = out_ptr<F>(dw, "dw", {d.O, d.C, d.K});
   F* dbp = db.is_none() ? nullptr : out_ptr<F>(db, "db", {d.O});
-  py::gil_scoped_release nogil;
-  conv1d_backward<F>(d, xp, wp, dyp, dxp, dwp, dbp);
+  run_kernel([&](Cancel& cancel) { conv1d_backward<F>(d, xp, wp, dyp, dxp, dwp, dbp, cancel); });
 }
 
 // ------------------------------------------------------------------ pool1d
@@ -125,8 +112,14 @@ bool pool_kind(const py::handle& kind) {
 
 Pool1dDims pool_dims(const std::vector<int64_t>& xs, py::handle kernel, py::handle stride, py::handle pad_left,
                      py::handle pad_right) {
-  Pool1dDims d{xs[0], xs[1], xs[2], int_arg(kernel, "kernel", 1), 0, int_arg(stride, "stride", 1),
-               int_arg(pad_left, "pad_left", 0), int_arg(pad_right, "pad_right", 0)};
+  Pool1dDims d{xs[0],
+               xs[1],
+               xs[2],
+               int_arg(kernel, "kernel", 1),
+               0,
+               int_arg(stride, "stride", 1),
+               int_arg(pad_left, "pad_left", 0),
+               int_arg(pad_right, "pad_right", 0)};
   d.U = output_length(d.T, d.K, d.stride, d.pad_left, d.pad_right, 1);
   return d;
 }
@@ -135,24 +128,26 @@ template <typename F>
 void pool_forward_impl(bool is_max, const Pool1dDims& d, py::handle x, py::handle y, py::handle arg) {
   const F* xp = in_ptr<F>(x, "x", {d.B, d.T, d.C});
   F* yp = out_ptr<F>(y, "y", {d.B, d.U, d.C});
-  int64_t* ap = is_max ? index_ptr<true>(arg, "arg", {d.B, d.U, d.C}) : nullptr;
-  py::gil_scoped_release nogil;
-  if (is_max)
-    max_pool1d_forward<F>(d, xp, yp, ap);
-  else
-    avg_pool1d_forward<F>(d, xp, yp);
+  int64_t* ap = is_max ? out_ptr<int64_t>(arg, "arg", {d.B, d.U, d.C}) : nullptr;
+  run_kernel([&](Cancel& cancel) {
+    if (is_max)
+      max_pool1d_forward<F>(d, xp, yp, ap, cancel);
+    else
+      avg_pool1d_forward<F>(d, xp, yp, cancel);
+  });
 }
 
 template <typename F>
 void pool_backward_impl(bool is_max, const Pool1dDims& d, py::handle dy, py::handle arg, py::handle dx) {
   const F* dyp = in_ptr<F>(dy, "dy", {d.B, d.U, d.C});
-  const int64_t* ap = is_max ? index_ptr<false>(arg, "arg", {d.B, d.U, d.C}) : nullptr;
+  const int64_t* ap = is_max ? in_ptr<int64_t>(arg, "arg", {d.B, d.U, d.C}) : nullptr;
   F* dxp = out_ptr<F>(dx, "dx", {d.B, d.T, d.C});
-  py::gil_scoped_release nogil;
-  if (is_max)
-    max_pool1d_backward<F>(d, dyp, ap, dxp);
-  else
-    avg_pool1d_backward<F>(d, dyp, dxp);
+  run_kernel([&](Cancel& cancel) {
+    if (is_max)
+      max_pool1d_backward<F>(d, dyp, ap, dxp, cancel);
+    else
+      avg_pool1d_backward<F>(d, dyp, dxp, cancel);
+  });
 }
 
 }  // namespace
@@ -162,12 +157,10 @@ void bind_conv(py::module_& m) {
       "conv1d_forward",
       [](py::handle x, py::handle w, py::handle b, py::handle y, py::handle stride, py::handle pad_left,
          py::handle pad_right, py::handle dilation) {
-        const bool f32 = first_array(x, "x", "(B, T, C_in)");
-        const Conv1dDims d = conv_dims(x, w, stride, pad_left, pad_right, dilation);
-        if (f32)
-          conv_forward_impl<float>(d, x, w, b, y);
-        else
-          conv_forward_impl<double>(d, x, w, b, y);
+        dispatch_float(x, "x", [&](auto tag) {
+          const Conv1dDims d = conv_dims(x, w, stride, pad_left, pad_right, dilation);
+          conv_forward_impl<decltype(tag)>(d, x, w, b, y);
+        });
       },
       py::arg("x"), py::arg("w"), py::arg("b"), py::arg("y"), py::arg("stride"), py::arg("pad_left"),
       py::arg("pad_right"), py::arg("dilation"), "Conv1D forward on (B, T, C_in); writes y (B, T_out, C_out).");
@@ -175,12 +168,10 @@ void bind_conv(py::module_& m) {
       "conv1d_backward",
       [](py::handle x, py::handle w, py::handle dy, py::handle dx, py::handle dw, py::handle db, py::handle stride,
          py::handle pad_left, py::handle pad_right, py::handle dilation) {
-        const bool f32 = first_array(x, "x", "(B, T, C_in)");
-        const Conv1dDims d = conv_dims(x, w, stride, pad_left, pad_right, dilation);
-        if (f32)
-          conv_backward_impl<float>(d, x, w, dy, dx, dw, db);
-        else
-          conv_backward_impl<double>(d, x, w, dy, dx, dw, db);
+        dispatch_float(x, "x", [&](auto tag) {
+          const Conv1dDims d = conv_dims(x, w, stride, pad_left, pad_right, dilation);
+          conv_backward_impl<decltype(tag)>(d, x, w, dy, dx, dw, db);
+        });
       },
       py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("dx"), py::arg("dw"), py::arg("db"), py::arg("stride"),
       py::arg("pad_left"), py::arg("pad_right"), py::arg("dilation"),
@@ -190,12 +181,10 @@ void bind_conv(py::module_& m) {
       [](py::handle kind, py::handle x, py::handle y, py::handle arg, py::handle kernel, py::handle stride,
          py::handle pad_left, py::handle pad_right) {
         const bool is_max = pool_kind(kind);
-        const bool f32 = first_array(x, "x", "(B, T, C)");
-        const Pool1dDims d = pool_dims(dims3(x), kernel, stride, pad_left, pad_right);
-        if (f32)
-          pool_forward_impl<float>(is_max, d, x, y, arg);
-        else
-          pool_forward_impl<double>(is_max, d, x, y, arg);
+        dispatch_float(x, "x", [&](auto tag) {
+          const Pool1dDims d = pool_dims(dims3(x, "x", "(B, T, C)"), kernel, stride, pad_left, pad_right);
+          pool_forward_impl<decltype(tag)>(is_max, d, x, y, arg);
+        });
       },
       py::arg("kind"), py::arg("x"), py::arg("y"), py::arg("arg"), py::arg("kernel"), py::arg("stride"),
       py::arg("pad_left"), py::arg("pad_right"),
@@ -205,13 +194,11 @@ void bind_conv(py::module_& m) {
       [](py::handle kind, py::handle dy, py::handle arg, py::handle dx, py::handle kernel, py::handle stride,
          py::handle pad_left, py::handle pad_right) {
         const bool is_max = pool_kind(kind);
-        const bool f32 = first_array(dy, "dy", "(B, T_out, C)");
-        first_array(dx, "dx", "(B, T, C)");
-        const Pool1dDims d = pool_dims(dims3(dx), kernel, stride, pad_left, pad_right);
-        if (f32)
-          pool_backward_impl<float>(is_max, d, dy, arg, dx);
-        else
-          pool_backward_impl<double>(is_max, d, dy, arg, dx);
+        dispatch_float(dy, "dy", [&](auto tag) {
+          dims3(dy, "dy", "(B, T_out, C)");
+          const Pool1dDims d = pool_dims(dims3(dx, "dx", "(B, T, C)"), kernel, stride, pad_left, pad_right);
+          pool_backward_impl<decltype(tag)>(is_max, d, dy, arg, dx);
+        });
       },
       py::arg("kind"), py::arg("dy"), py::arg("arg"), py::arg("dx"), py::arg("kernel"), py::arg("stride"),
       py::arg("pad_left"), py::arg("pad_right"), "Pooling backward: writes dx (B, T, C).");

@@ -86,11 +86,9 @@ const char* blas_interface() {
   return g_sgemm != nullptr && g_dgemm != nullptr ? "lp64" : "loops";
 }
 
-bool have_blas() { return (g_sgemm != nullptr && g_dgemm != nullptr) || (g_sgemm64 != nullptr && g_dgemm64 != nullptr); }
-
 template <typename F>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B,
-          int64_t ldb, F beta, F* C, int64_t ldc) {
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B, int64_t ldb,
+          F beta, F* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   const F* tag = nullptr;
   if (const auto fn64 = registered64(tag); fn64 != nullptr && K > 0)

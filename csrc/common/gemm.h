@@ -27,8 +27,7 @@ using dgemm64_fn = void (*)(const char*, const char*, const int64_t*, const int6
 
 void set_blas(sgemm_fn s, dgemm_fn d);        // LP64 (SciPy's); nullptrs clear every registration
 void set_blas64(sgemm64_fn s, dgemm64_fn d);  // ILP64 (NumPy's); preferred when registered
-bool have_blas();
-const char* blas_interface();  // "ilp64", "lp64" or "loops": what gemm() calls
+const char* blas_interface();                 // "ilp64", "lp64" or "loops": what gemm() calls
 
 // The BLAS's own thread count (OpenBLAS' openblas_get/set_num_threads), registered beside
 // its GEMM. While a kernel's thread team runs, every member calls the BLAS on its own slice,

@@ -41,8 +41,7 @@ int parallel_run(int want, RegionFn fn, void* ctx);
 
 template <typename Fn>  // fn(tid, n, barrier)
 int parallel(int want, Fn& fn) {
-  return parallel_run(
-      want, [](void* c, int tid, int n, SpinBarrier& b) { (*static_cast<Fn*>(c))(tid, n, b); }, &fn);
+  return parallel_run(want, [](void* c, int tid, int n, SpinBarrier& b) { (*static_cast<Fn*>(c))(tid, n, b); }, &fn);
 }
 
 }  // namespace pyrnn

@@ -2,7 +2,9 @@
 // contiguous channel row of x; the weight is transposed once per call to wk (O, K*C) to match.
 // Samples are split over the kernels' thread team (each member its own samples, its own im2col
 // scratch and a single-threaded BLAS), and processed in chunks so that each member's scratch
-// stays near kChunkElements.
+// stays near kChunkElements. The caller (tid 0) polls the cancellation hook between its chunks
+// and every member stops at its next chunk once it is cancelled (no barrier: nothing to agree
+// on); the weight and bias gradients are added only after a region that ran to the end.
 #include "conv1d.h"
 
 #include <algorithm>
@@ -28,6 +30,12 @@ int team_size(const Conv1dDims& d) {
   const int64_t flops = 2 * d.B * d.U * d.O * d.K * d.C;
   if (flops < 4 * parallel_min_flops() || d.B < 2) return 1;
   return static_cast<int>(std::min<int64_t>(d.B, max_threads()));
+}
+
+// before a chunk: the leader polls; every member stops once the work is cancelled
+inline bool stopped(Cancel& cancel, int tid, int64_t chunk) {
+  if (tid == 0) cancel.poll(chunk);
+  return cancel.cancelled();
 }
 
 // samples [b0, b1) of thread tid of n
@@ -86,7 +94,7 @@ std::vector<F> weight_kc(const Conv1dDims& d, const F* w) {
 
 // y = bias; then per chunk of samples y[rows] += cols wk^T (one GEMM)
 template <typename F>
-void conv1d_forward(const Conv1dDims& d, const F* x, const F* w, const F* b, F* y) {
+void conv1d_forward(const Conv1dDims& d, const F* x, const F* w, const F* b, F* y, Cancel& cancel) {
   const int64_t rows = d.B * d.U, KC = d.K * d.C;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t o = 0; o < d.O; ++o) y[r * d.O + o] = b ? b[o] : F(0);
@@ -100,7 +108,7 @@ void conv1d_forward(const Conv1dDims& d, const F* x, const F* w, const F* b, F* 
     int64_t s0, s1;
     samples_of(d, tid, n, s0, s1);
     std::vector<F> cols(static_cast<size_t>(std::min(nb, s1 - s0) * d.U * KC));
-    for (int64_t b0 = s0; b0 < s1; b0 += nb) {
+    for (int64_t b0 = s0; b0 < s1 && !stopped(cancel, tid, b0); b0 += nb) {
       const int64_t m = std::min(nb, s1 - b0);
       im2col(d, x, b0, m, cols.data());
       gemm<F>(false, true, m * d.U, d.O, KC, F(1), cols.data(), KC, wk.data(), KC, F(1), y + b0 * d.U * d.O, d.O);
@@ -110,15 +118,18 @@ void conv1d_forward(const Conv1dDims& d, const F* x, const F* w, const F* b, F* 
 }
 
 // per chunk: dwk += dy^T cols, dcols = dy wk (two GEMMs), dx += col2im(dcols); then dw += dwk
-// transposed back (each member accumulates its own dwk; they are summed after the region)
+// transposed back (each member accumulates its own dwk; they are summed after the region) and
+// db += column sums of dy
 template <typename F>
-void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db) {
+void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db, Cancel& cancel) {
   const int64_t rows = d.B * d.U, KC = d.K * d.C;
   std::fill(dx, dx + d.B * d.T * d.C, F(0));
-  if (db)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t o = 0; o < d.O; ++o) db[o] += dy[r * d.O + o];
-  if (rows == 0 || d.O == 0 || KC == 0) return;
+  auto add_db = [&] {
+    if (db)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t o = 0; o < d.O; ++o) db[o] += dy[r * d.O + o];
+  };
+  if (rows == 0 || d.O == 0 || KC == 0) return add_db();
   const std::vector<F> wk = weight_kc(d, w);
   const int64_t nb = chunk_samples(d);
   const int want = team_size(d);
@@ -130,7 +141,7 @@ void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F
     samples_of(d, tid, n, s0, s1);
     std::vector<F> cols(static_cast<size_t>(std::min(nb, s1 - s0) * d.U * KC)), dcols(cols.size());
     F* my_dwk = dwk.data() + wk.size() * static_cast<size_t>(tid);
-    for (int64_t b0 = s0; b0 < s1; b0 += nb) {
+    for (int64_t b0 = s0; b0 < s1 && !stopped(cancel, tid, b0); b0 += nb) {
       const int64_t m = std::min(nb, s1 - b0);
       const F* g = dy + b0 * d.U * d.O;
       im2col(d, x, b0, m, cols.data());
@@ -140,6 +151,8 @@ void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F
     }
   };
   const int used = parallel(want, region);
+  if (cancel.cancelled()) return;  // dw and db untouched
+  add_db();
   for (int t = 1; t < used; ++t)
     for (size_t i = 0; i < wk.size(); ++i) dwk[i] += dwk[wk.size() * static_cast<size_t>(t) + i];
   for (int64_t o = 0; o < d.O; ++o)
@@ -147,10 +160,11 @@ void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F
       for (int64_t k = 0; k < d.K; ++k) dw[(o * d.C + c) * d.K + k] += dwk[(o * d.K + k) * d.C + c];
 }
 
-template void conv1d_forward<float>(const Conv1dDims&, const float*, const float*, const float*, float*);
-template void conv1d_forward<double>(const Conv1dDims&, const double*, const double*, const double*, double*);
-template void conv1d_backward<float>(const Conv1dDims&, const float*, const float*, const float*, float*, float*, float*);
-template void conv1d_backward<double>(const Conv1dDims&, const double*, const double*, const double*, double*, double*,
-                                      double*);
+#define PYRNN_CONV1D_INSTANTIATE(F)                                                              \
+  template void conv1d_forward<F>(const Conv1dDims&, const F*, const F*, const F*, F*, Cancel&); \
+  template void conv1d_backward<F>(const Conv1dDims&, const F*, const F*, const F*, F*, F*, F*, Cancel&);
+PYRNN_CONV1D_INSTANTIATE(float)
+PYRNN_CONV1D_INSTANTIATE(double)
+#undef PYRNN_CONV1D_INSTANTIATE
 
 }  // namespace pyrnn

@@ -13,6 +13,8 @@
 
 #include <cstdint>
 
+#include "../common/cancel.h"
+
 namespace pyrnn {
 
 struct Conv1dDims {
@@ -20,12 +22,14 @@ struct Conv1dDims {
   int64_t stride, pad_left, pad_right, dilation;
 };
 
-// y is written; b may be null (no bias).
+// y is written; b may be null (no bias). Stopped by `cancel` (polled between chunks of samples),
+// it returns early with y unspecified.
 template <typename F>
-void conv1d_forward(const Conv1dDims& d, const F* x, const F* w, const F* b, F* y);
+void conv1d_forward(const Conv1dDims& d, const F* x, const F* w, const F* b, F* y, Cancel& cancel);
 
-// dx is written; dw and db are added into; db may be null.
+// dx is written; dw and db are added into; db may be null. Stopped by `cancel`, it returns early
+// with dx unspecified and dw, db untouched.
 template <typename F>
-void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db);
+void conv1d_backward(const Conv1dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db, Cancel& cancel);
 
 }  // namespace pyrnn

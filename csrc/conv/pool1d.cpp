@@ -13,12 +13,18 @@ inline void window(const Pool1dDims& d, int64_t u, int64_t& start, int64_t& lo, 
   lo = std::max<int64_t>(start, 0);
   hi = std::min<int64_t>(start + d.K, d.T);
 }
+
+// before sample b: poll (one thread: no team to agree with) and say whether to stop
+inline bool stopped(Cancel& cancel, int64_t b) {
+  cancel.poll(b);
+  return cancel.cancelled();
+}
 }  // namespace
 
 // y = max over the taps (padding -inf), arg = the first maximum; NaN beats everything but an earlier NaN
 template <typename F>
-void max_pool1d_forward(const Pool1dDims& d, const F* x, F* y, int64_t* arg) {
-  for (int64_t b = 0; b < d.B; ++b)
+void max_pool1d_forward(const Pool1dDims& d, const F* x, F* y, int64_t* arg, Cancel& cancel) {
+  for (int64_t b = 0; b < d.B && !stopped(cancel, b); ++b)
     for (int64_t u = 0; u < d.U; ++u) {
       int64_t start, lo, hi;
       window(d, u, start, lo, hi);
@@ -41,9 +47,9 @@ void max_pool1d_forward(const Pool1dDims& d, const F* x, F* y, int64_t* arg) {
 
 // dx[b, arg, c] += dy[b, u, c] where the winner lies inside x
 template <typename F>
-void max_pool1d_backward(const Pool1dDims& d, const F* dy, const int64_t* arg, F* dx) {
+void max_pool1d_backward(const Pool1dDims& d, const F* dy, const int64_t* arg, F* dx, Cancel& cancel) {
   std::fill(dx, dx + d.B * d.T * d.C, F(0));
-  for (int64_t b = 0; b < d.B; ++b)
+  for (int64_t b = 0; b < d.B && !stopped(cancel, b); ++b)
     for (int64_t u = 0; u < d.U; ++u) {
       const F* g = dy + (b * d.U + u) * d.C;
       const int64_t* ar = arg + (b * d.U + u) * d.C;
@@ -54,9 +60,9 @@ void max_pool1d_backward(const Pool1dDims& d, const F* dy, const int64_t* arg, F
 
 // y = (sum of the taps inside x) / K
 template <typename F>
-void avg_pool1d_forward(const Pool1dDims& d, const F* x, F* y) {
+void avg_pool1d_forward(const Pool1dDims& d, const F* x, F* y, Cancel& cancel) {
   const F kernel = static_cast<F>(d.K);
-  for (int64_t b = 0; b < d.B; ++b)
+  for (int64_t b = 0; b < d.B && !stopped(cancel, b); ++b)
     for (int64_t u = 0; u < d.U; ++u) {
       int64_t start, lo, hi;
       window(d, u, start, lo, hi);
@@ -72,10 +78,10 @@ void avg_pool1d_forward(const Pool1dDims& d, const F* x, F* y) {
 
 // dx[b, i, c] += dy[b, u, c] / K for every tap i of window u inside x
 template <typename F>
-void avg_pool1d_backward(const Pool1dDims& d, const F* dy, F* dx) {
+void avg_pool1d_backward(const Pool1dDims& d, const F* dy, F* dx, Cancel& cancel) {
   const F kernel = static_cast<F>(d.K);
   std::fill(dx, dx + d.B * d.T * d.C, F(0));
-  for (int64_t b = 0; b < d.B; ++b)
+  for (int64_t b = 0; b < d.B && !stopped(cancel, b); ++b)
     for (int64_t u = 0; u < d.U; ++u) {
       int64_t start, lo, hi;
       window(d, u, start, lo, hi);
@@ -87,11 +93,11 @@ void avg_pool1d_backward(const Pool1dDims& d, const F* dy, F* dx) {
     }
 }
 
-#define PYRNN_POOL1D_INSTANTIATE(F)                                                 \
-  template void max_pool1d_forward<F>(const Pool1dDims&, const F*, F*, int64_t*);    \
-  template void max_pool1d_backward<F>(const Pool1dDims&, const F*, const int64_t*, F*); \
-  template void avg_pool1d_forward<F>(const Pool1dDims&, const F*, F*);              \
-  template void avg_pool1d_backward<F>(const Pool1dDims&, const F*, F*);
+#define PYRNN_POOL1D_INSTANTIATE(F)                                                               \
+  template void max_pool1d_forward<F>(const Pool1dDims&, const F*, F*, int64_t*, Cancel&);        \
+  template void max_pool1d_backward<F>(const Pool1dDims&, const F*, const int64_t*, F*, Cancel&); \
+  template void avg_pool1d_forward<F>(const Pool1dDims&, const F*, F*, Cancel&);                  \
+  template void avg_pool1d_backward<F>(const Pool1dDims&, const F*, F*, Cancel&);
 PYRNN_POOL1D_INSTANTIATE(float)
 PYRNN_POOL1D_INSTANTIATE(double)
 #undef PYRNN_POOL1D_INSTANTIATE

@@ -9,9 +9,13 @@
 // avg: y[b, u, c] = (sum over the taps inside x of x[b, i, c]) / K (zero padding, counted);
 //      backward: dx[b, i, c] += dy[b, u, c] / K for every tap i inside x.
 // The contract (and its NumPy specification) is src/pyrnn/backends/conv_reference.py.
+// Every function polls `cancel` once per sample and, stopped, returns early with its output
+// unspecified.
 #pragma once
 
 #include <cstdint>
+
+#include "../common/cancel.h"
 
 namespace pyrnn {
 
@@ -21,15 +25,15 @@ struct Pool1dDims {
 };
 
 template <typename F>
-void max_pool1d_forward(const Pool1dDims& d, const F* x, F* y, int64_t* arg);
+void max_pool1d_forward(const Pool1dDims& d, const F* x, F* y, int64_t* arg, Cancel& cancel);
 
 template <typename F>
-void max_pool1d_backward(const Pool1dDims& d, const F* dy, const int64_t* arg, F* dx);
+void max_pool1d_backward(const Pool1dDims& d, const F* dy, const int64_t* arg, F* dx, Cancel& cancel);
 
 template <typename F>
-void avg_pool1d_forward(const Pool1dDims& d, const F* x, F* y);
+void avg_pool1d_forward(const Pool1dDims& d, const F* x, F* y, Cancel& cancel);
 
 template <typename F>
-void avg_pool1d_backward(const Pool1dDims& d, const F* dy, F* dx);
+void avg_pool1d_backward(const Pool1dDims& d, const F* dy, F* dx, Cancel& cancel);
 
 }  // namespace pyrnn

@@ -1,10 +1,10 @@
 // The per-instruction-set half of the recurrent family: the time loops and what they need,
-// compiled once per ISA by isa_generic.cpp, isa_avx2.cpp and isa_avx512.cpp from loop.inc.
-// Legend: T = time, B = batch, I = input, H = hidden, G = gates per unit.
+// compiled once per ISA from loop.inc (see isa.inc). Legend and names: see sequence.h.
 #pragma once
 
 #include <cstdint>
 
+#include "../common/cancel.h"
 #include "../common/cpu.h"
 #include "../common/threads.h"
 #include "recurrent.h"
@@ -12,32 +12,33 @@
 namespace pyrnn {
 
 template <typename F>
-struct ForwardPlan {        // one forward time loop, set up by recurrent.cpp
+struct ForwardPlan {  // one forward time loop, set up by recurrent.cpp
   CellKind cell;
   SeqDims d;
-  const F* w_ih_packed;     // W_ih^T and W_hh^T as pack_forward packed them
+  const F* w_ih_packed;  // W_ih^T and W_hh^T as pack_forward packed them
   const F* w_hh_packed;
-  const F* bias;            // (G*H) b_ih + b_hh (b_ih alone for the cell's apart gate)
-  const F* b_hh;            // (G*H) for the apart gate (GRU's b_hn)
-  SeqTensors<F> io;         // x, h0, c0 in; hs, cs, gates, aux out (gates = aux = null at inference)
-  F* gh;                    // (B, G*H) scratch: x_t W_ih^T + h_prev W_hh^T
-  F* xg;                    // (B, G*H) scratch: x_t W_ih^T of the apart gate (GRU), else null
+  const F* bias_packed;  // b_ih + b_hh (the linear-before-reset gate: b_ih alone), as pack_bias packed it
+  const F* b_hn_packed;  // GRU: b_hn, as pack_bias packed it; else null
+  SeqTensors<F> io;      // x, h0, c0 in; hs, cs, gates, tanh_c, hn out (null gates: inference)
+  F* preact;             // (B, G*H) scratch
+  F* hn;                 // (B, H) scratch for GRU's hn at inference, else null
+  Cancel* cancel;        // polled by tid 0 once per step (see cancel.h)
 };
 
 template <typename F>
-struct BackwardPlan {       // one BPTT time loop, set up by recurrent.cpp
+struct BackwardPlan {  // one BPTT time loop, set up by recurrent.cpp
   CellKind cell;
   SeqDims d;
-  const F* w_packed;        // W_hh as pack_backward packed it
-  const F* b_hh;
-  SeqTensors<F> saved;      // the forward's cache
-  SeqGrads<F> io;           // dhs in; dh0, dc0 written (dx is the driver's)
-  F* da_ih;                 // (T, B, G*H) written; may be saved.gates itself (read, then overwritten)
-  F* da_hn;                 // (T, B, H) the apart gate's hidden side (GRU), else null
-  F* dh;                    // (B, H) scratch holding dhT on entry
-  F* dh_next;               // (B, H) scratch
-  F* dc;                    // (B, H) scratch holding dcT on entry (LSTM)
-  F* dc_kept;               // (B, H) scratch when d.lengths is set
+  const F* w_packed;    // W_hh as pack_backward packed it
+  SeqTensors<F> saved;  // the forward's cache
+  SeqGrads<F> io;       // dhs in; dh0, dc0 written (dx is the driver's)
+  F* da_ih;             // (T, B, G*H) written; may be saved.gates itself (read, then overwritten)
+  F* da_hn;             // (T, B, H) the linear-before-reset gate's hidden side (GRU), else null
+  F* dh;                // (B, H) scratch holding dhT on entry
+  F* dh_next;           // (B, H) scratch
+  F* dc;                // (B, H) scratch holding dcT on entry (LSTM)
+  F* dc_kept;           // (B, H) scratch when d.lengths is set
+  Cancel* cancel;       // polled by tid 0 once per step (see cancel.h)
 };
 
 template <typename F>
@@ -47,9 +48,12 @@ struct IsaKernels {
   void (*pack_forward)(const F* w, int64_t G, int64_t H, int64_t K, F* out);
   // W_hh (G*H, H) as backward operand: G*H*ceil(H/w)*w values
   void (*pack_backward)(const F* w_hh, int64_t G, int64_t H, F* out);
-  // thread tid of n runs the loop for its block of hidden units, meeting the others once per step
+  // a (G*H) bias as the rows the forward's tiles start from: G*ceil(H/w)*w values
+  void (*pack_bias)(const F* b, int64_t G, int64_t H, F* out);
+  // thread tid of n runs the loop for its block of hidden units, meeting the others once per step;
+  // backward returns false when plan.cancel stopped it (the same answer for every member)
   void (*forward)(const ForwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
-  void (*backward)(const BackwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
+  bool (*backward)(const BackwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
   void (*tanh)(int64_t n, const F* x, F* y);  // the cells' activations, elementwise (for tests)
   void (*sigmoid)(int64_t n, const F* x, F* y);
 };
@@ -60,16 +64,26 @@ struct KernelTable {
   IsaKernels<double> f64;
 };
 
-const KernelTable& kernels_generic();
-const KernelTable& kernels_avx2();    // defined on x86-64 builds only
-const KernelTable& kernels_avx512();  // defined on x86-64 builds only
+// One table per instruction set, each defined by its isa_*.cpp (the wider ones on x86-64 builds only).
+template <Isa isa>
+const KernelTable& kernel_table();
+template <>
+const KernelTable& kernel_table<Isa::Generic>();
+template <>
+const KernelTable& kernel_table<Isa::Avx2>();
+template <>
+const KernelTable& kernel_table<Isa::Avx512>();
 const KernelTable& kernels_for(Isa isa);
 
 template <typename F>
 const IsaKernels<F>& isa_kernels(const KernelTable& t);
 template <>
-inline const IsaKernels<float>& isa_kernels<float>(const KernelTable& t) { return t.f32; }
+inline const IsaKernels<float>& isa_kernels<float>(const KernelTable& t) {
+  return t.f32;
+}
 template <>
-inline const IsaKernels<double>& isa_kernels<double>(const KernelTable& t) { return t.f64; }
+inline const IsaKernels<double>& isa_kernels<double>(const KernelTable& t) {
+  return t.f64;
+}
 
 }  // namespace pyrnn

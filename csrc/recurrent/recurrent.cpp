@@ -1,18 +1,21 @@
-// The driver of one layer-direction: it packs the weights, then runs the time loop (loop.inc, in
-// the widest instruction set the CPU has, via isa_*.cpp) and, after the backward one, the BLAS
-// GEMMs, in one parallel region of the kernels' thread team. Legend and layouts: see sequence.h.
+// The driver of one layer-direction: it packs the weights and biases, then runs the time loop
+// (loop.inc, in the widest instruction set the CPU has, via isa.inc) and, after the backward one,
+// the BLAS GEMMs, in one parallel region of the kernels' thread team. Legend and names: see
+// sequence.h.
 //
-// Forward:  W_ih^T and W_hh^T packed once; the time loop: per step, per unit panel, x_t W_ih^T +
-//           h_prev W_hh^T in one register tile (packed micro-kernel; no input-projection buffer:
-//           the gates cache is written once, by the pointwise step) and the fused pointwise
-//           step, split over the team by hidden units, one barrier per step.
+// Forward:  W_ih^T, W_hh^T and the biases packed once; the time loop: per step, per unit panel,
+//           preact = x_t W_ih^T + h_{t-1} W_hh^T + bias in one register tile (packed micro-kernel;
+//           no input-projection buffer: the gates cache is written once, by the pointwise step)
+//           and the fused pointwise step, split over the team by hidden units, one barrier per step.
 // Backward: the time loop: per step one fused pointwise step (dA written over the saved gates
 //           it has just read, LSTM and GRU) and dh_prev = direct + dA_hh W_hh (packed GEMM);
 //           then dX = dA_ih W_ih (each thread its rows), dW_ih += dA_ih^T X, dW_hh += dA_hh^T
-//           H_prev, db += column sums of dA (each thread its gate rows): BLAS calls.
-// The weights are packed once per call. Scratch is allocated once per call, never per time
-// step; while the team runs, the BLAS runs single-threaded inside each member (no second thread
-// pool competes for the cores), and every member flushes denormals.
+//           H_prev, db += column sums of dA (each thread its gate rows): BLAS calls over chunks
+//           of time steps (a cancellation lands between two), summed in scratch and added into
+//           the weight gradients only once every chunk ran (never partly accumulated).
+// Scratch is allocated once per call, never per time step; while the team runs, the BLAS runs
+// single-threaded inside each member (no second thread pool competes for the cores), and every
+// member flushes denormals.
 #include "recurrent.h"
 
 #include <algorithm>
@@ -41,7 +44,10 @@ int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
   return static_cast<int>(np < n ? np : n);
 }
 
-// Run the plan's time loop on the team (each member flushes denormals itself).
+// Work of one chunk of the GEMMs after the backward loop (the team's, all members): ~5 ms at full
+// speed, so a cancellation lands soon, and enough rows (K) that the BLAS runs near its peak.
+constexpr int64_t kPostChunkFlops = int64_t(1) << 29;
+
 struct Slice {  // rows [r0, r1) of m, thread tid's share of n
   int64_t r0, r1;
   Slice(int64_t m, int tid, int n) : r0(m * tid / n), r1(m * (tid + 1) / n) {}
@@ -60,33 +66,38 @@ int64_t gates_per_unit(CellKind cell) {
   throw std::invalid_argument("unknown cell code");
 }
 
-
 const KernelTable& kernels_for(Isa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (isa == Isa::Avx512) return kernels_avx512();
-  if (isa == Isa::Avx2) return kernels_avx2();
+  if (isa == Isa::Avx512) return kernel_table<Isa::Avx512>();
+  if (isa == Isa::Avx2) return kernel_table<Isa::Avx2>();
 #endif
   (void)isa;
-  return kernels_generic();
+  return kernel_table<Isa::Generic>();
 }
 
 template <typename F>
-void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io) {
+void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io,
+                       Cancel& cancel) {
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, G = gates_per_unit(cell), GH = G * H;
   if (T == 0 || B == 0) return;
   const IsaKernels<F>& k = isa_kernels<F>(kernels_for(active_isa()));
   const bool gru = cell == CellKind::Gru;
   const int64_t wide = ((H + k.panel_width - 1) / k.panel_width) * k.panel_width;  // H padded to panels
-  std::unique_ptr<F[]> buf = scratch<F>(G * wide * (I + H) + GH + B * GH * (gru ? 2 : 1));
+  const bool hn_scratch = gru && io.gates == nullptr;                              // GRU at inference: hn is not saved
+  std::unique_ptr<F[]> buf = scratch<F>(G * wide * (I + H + 1) + wide + GH + B * GH + (hn_scratch ? B * H : 0));
   F* w_ih = buf.get();
   F* w_hh = w_ih + G * wide * I;
-  F* bias = w_hh + G * wide * H;  // b_ih + b_hh, but b_ih alone for GRU's n
-  F* gh = bias + GH;
-  F* xg = gru ? gh + B * GH : nullptr;
+  F* bias = w_hh + G * wide * H;  // packed b_ih + b_hh, but b_ih alone for the linear-before-reset gate
+  F* b_hn = bias + G * wide;      // packed b_hn (GRU)
+  F* sum = b_hn + wide;           // (G*H) the bias before packing
+  F* preact = sum + GH;
   k.pack_forward(p.w_ih, G, H, I, w_ih);
   k.pack_forward(p.w_hh, G, H, H, w_hh);
-  for (int64_t c = 0; c < GH; ++c) bias[c] = p.b_ih[c] + (gru && c >= 2 * H ? F(0) : p.b_hh[c]);
-  const ForwardPlan<F> plan{cell, d, w_ih, w_hh, bias, p.b_hh, io, gh, xg};
+  for (int64_t c = 0; c < GH; ++c) sum[c] = p.b_ih[c] + (gru && c >= 2 * H ? F(0) : p.b_hh[c]);
+  k.pack_bias(sum, G, H, bias);
+  if (gru) k.pack_bias(p.b_hh + 2 * H, 1, H, b_hn);
+  const ForwardPlan<F> plan{
+      cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact, hn_scratch ? preact + B * GH : nullptr, &cancel};
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
     k.forward(plan, tid, n, barrier);
@@ -96,7 +107,7 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
 
 template <typename F>
 void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& saved,
-                        const SeqGrads<F>& io, const CellGrads<F>& g) {
+                        const SeqGrads<F>& io, const CellGrads<F>& g, Cancel& cancel) {
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, G = gates_per_unit(cell), GH = G * H;
   const bool lstm = cell == CellKind::Lstm, gru = cell == CellKind::Gru;
   if (B == 0) return;
@@ -111,55 +122,89 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   std::unique_ptr<F[]> da_hn_own = gru ? scratch<F>(T * B * H) : nullptr;
   F* da_ih = saved.gates ? saved.gates : da_ih_own.get();
   F* da_hn = da_hn_own.get();
-  const int64_t apart = gru ? 2 * H : GH;  // hidden-side dA: da_ih's columns below, da_hn's from here
+  const int64_t lbr_col = gru ? 2 * H : GH;  // hidden-side dA: da_ih's columns below, da_hn's from here
   const int64_t np = (H + k.panel_width - 1) / k.panel_width;
   std::unique_ptr<F[]> packed = scratch<F>(GH * np * k.panel_width);
   k.pack_backward(p.w_hh, G, H, packed.get());
-  std::unique_ptr<F[]> state = scratch<F>(4 * B * H + 2 * GH + T * B);  // dh, dh_next, dc, dc_kept, db x2, ones
+  // The GEMMs after the loop run in chunks of Tc time steps, so that a cancellation lands between
+  // two of them; the weight gradients are summed into dw_ih_sum, dw_hh_sum, db_ih_sum, db_hh_sum and
+  // added into g once, after every chunk ran.
+  const int64_t Tc = std::max<int64_t>(1, std::min<int64_t>(T, kPostChunkFlops / (B * 2 * GH * (2 * I + H))));
+  std::unique_ptr<F[]> state = scratch<F>(4 * B * H + GH * (I + H + 2) + Tc * B);
   F *dh = state.get(), *dh_next = dh + B * H, *dc = dh_next + B * H, *dc_kept = dc + B * H;
-  F *db = dc_kept + B * H, *db_hn = db + GH, *ones = db_hn + GH;
+  F *dw_ih_sum = dc_kept + B * H, *dw_hh_sum = dw_ih_sum + GH * I, *db_ih_sum = dw_hh_sum + GH * H;
+  F *db_hh_sum = db_ih_sum + GH, *ones = db_hh_sum + GH;
   std::memcpy(dh, io.dhT, sizeof(F) * B * H);
   if (lstm) std::memcpy(dc, io.dcT, sizeof(F) * B * H);
-  for (int64_t r = 0; r < T * B; ++r) ones[r] = F(1);
-  const BackwardPlan<F> plan{cell, d, packed.get(), p.b_hh, saved, io, da_ih, da_hn, dh, dh_next, dc, dc_kept};
-  const int64_t first = d.reverse ? T - 1 : 0;  // the step whose h_prev is h0
-  const int64_t rest = d.reverse ? 0 : 1;       // the other steps' h_prev: hs[t-1] (forward), hs[t+1] (reverse)
-  const F* h_rest = d.reverse ? saved.hs + B * H : saved.hs;
+  for (int64_t r = 0; r < Tc * B; ++r) ones[r] = F(1);
+  const BackwardPlan<F> plan{cell, d, packed.get(), saved, io, da_ih, da_hn, dh, dh_next, dc, dc_kept, &cancel};
+  const int64_t first = d.reverse ? T - 1 : 0;  // the time index whose h_prev is h0
+  auto h_prev_rows = [&](int64_t t) {           // h_prev of time index t (!= first) and on: rows of hs
+    return saved.hs + (d.reverse ? t + 1 : t - 1) * B * H;
+  };
 
-  // dW_hh[c0:c1] += dA_hh[:, c0:c1]^T H_prev and db_hh[c0:c1] += its column sums, dA_hh read from
-  // da_ih (lda G*H) below `apart` and from da_hn (lda H) above
-  auto hidden_side = [&](bool apart_part, int64_t c0, int64_t c1) {
-    const F* A = apart_part ? da_hn + (c0 - apart) : da_ih + c0;
-    const int64_t m = c1 - c0, lda = apart_part ? H : GH;
-    gemm<F>(true, false, m, H, B, F(1), A + first * B * lda, lda, saved.h0, H, F(1), g.w_hh + c0 * H, H);
-    if (T > 1) gemm<F>(true, false, m, H, (T - 1) * B, F(1), A + rest * B * lda, lda, h_rest, H, F(1), g.w_hh + c0 * H, H);
-    if (apart_part) gemm<F>(false, false, 1, m, T * B, F(1), ones, T * B, A, lda, F(0), db_hn + c0, GH);
-    for (int64_t c = c0; c < c1; ++c) g.b_hh[c] += apart_part ? db_hn[c] : db[c];
+  // Time indices [t0, t1): dW_hh_sum[c0:c1] (+)= dA_hh[:, c0:c1]^T H_prev and, for the linear-before-
+  // reset gate, db_hh_sum[c0:c1] (+)= its column sums (elsewhere dA_hh = dA_ih, whose sums db_ih_sum
+  // has); dA_hh is read from da_ih (lda G*H) below lbr_col and from da_hn (lda H) from there on.
+  // beta 0: the first chunk overwrites the sums.
+  auto hidden_side = [&](bool lbr_part, int64_t c0, int64_t c1, int64_t t0, int64_t t1, F beta) {
+    const F* A = lbr_part ? da_hn + (c0 - lbr_col) : da_ih + c0;
+    const int64_t m = c1 - c0, lda = lbr_part ? H : GH;
+    F* C = dw_hh_sum + c0 * H;
+    F b = beta;
+    int64_t a0 = t0, a1 = t1;  // the indices whose h_prev is a row of hs
+    if (first >= t0 && first < t1) {
+      gemm<F>(true, false, m, H, B, F(1), A + first * B * lda, lda, saved.h0, H, b, C, H);
+      b = F(1);
+      if (first == t0)
+        a0 = t0 + 1;  // forward: first = 0 opens the first chunk
+      else
+        a1 = t1 - 1;  // reverse: first = T-1 closes the last chunk
+    }
+    if (a1 > a0) gemm<F>(true, false, m, H, (a1 - a0) * B, F(1), A + a0 * B * lda, lda, h_prev_rows(a0), H, b, C, H);
+    if (lbr_part)
+      gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta, db_hh_sum + c0, GH);
   };
   const int want = team_size(B, GH, H, k.panel_width);
   BlasOneThread blas_single(want > 1);
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
-    k.backward(plan, tid, n, barrier);  // ends after a barrier that follows the last dA write
-    const Slice rows(T * B, tid, n);    // dX = dA_ih W_ih, this thread's rows
-    gemm<F>(false, false, rows.size(), I, GH, F(1), da_ih + rows.r0 * GH, GH, p.w_ih, I, F(0), io.dx + rows.r0 * I, I);
-    const Slice gr(GH, tid, n);         // this thread's gate rows of dW_ih, dW_hh, db
+    // ends after a barrier that follows the last dA write; cancelled, every member returns false
+    if (!k.backward(plan, tid, n, barrier)) return;
+    const Slice gr(GH, tid, n);  // this thread's gate rows of dW_ih, dW_hh, db
     const int64_t m = gr.size();
-    gemm<F>(true, false, m, I, T * B, F(1), da_ih + gr.r0, GH, saved.x, I, F(1), g.w_ih + gr.r0 * I, I);
-    // db_ih += ones(T*B) dA_ih: column sums as a GEMM
-    gemm<F>(false, false, 1, m, T * B, F(1), ones, T * B, da_ih + gr.r0, GH, F(0), db + gr.r0, GH);
-    for (int64_t c = gr.r0; c < gr.r1; ++c) g.b_ih[c] += db[c];
-    if (gr.r0 < apart) hidden_side(false, gr.r0, std::min(gr.r1, apart));
-    if (gr.r1 > apart) hidden_side(true, std::max(gr.r0, apart), gr.r1);
+    for (int64_t t0 = 0, chunk = 0; t0 < T; t0 += Tc, ++chunk) {
+      if (tid == 0) cancel.poll(T + chunk);  // numbered on from the loop's steps
+      if (cancel.cancelled()) break;         // no team to agree with until the barrier below
+      const int64_t t1 = std::min(T, t0 + Tc), r0 = t0 * B, rows = (t1 - t0) * B;
+      const F beta = t0 == 0 ? F(0) : F(1);
+      const Slice own(rows, tid, n);  // dX = dA_ih W_ih, this thread's rows of the chunk
+      gemm<F>(false, false, own.size(), I, GH, F(1), da_ih + (r0 + own.r0) * GH, GH, p.w_ih, I, F(0),
+              io.dx + (r0 + own.r0) * I, I);
+      const F* A = da_ih + r0 * GH + gr.r0;
+      gemm<F>(true, false, m, I, rows, F(1), A, GH, saved.x + r0 * I, I, beta, dw_ih_sum + gr.r0 * I, I);
+      gemm<F>(false, false, 1, m, rows, F(1), ones, Tc * B, A, GH, beta, db_ih_sum + gr.r0, GH);  // column sums
+      if (gr.r0 < lbr_col) hidden_side(false, gr.r0, std::min(gr.r1, lbr_col), t0, t1, beta);
+      if (gr.r1 > lbr_col) hidden_side(true, std::max(gr.r0, lbr_col), gr.r1, t0, t1, beta);
+    }
+    barrier.wait();                  // every member done with its chunks, or stopped
+    if (cancel.cancelled()) return;  // the leader polls only before this barrier: all agree
+    for (int64_t c = gr.r0; c < gr.r1; ++c) {
+      for (int64_t i = 0; i < I; ++i) g.w_ih[c * I + i] += dw_ih_sum[c * I + i];
+      for (int64_t j = 0; j < H; ++j) g.w_hh[c * H + j] += dw_hh_sum[c * H + j];
+      g.b_ih[c] += db_ih_sum[c];
+      g.b_hh[c] += c < lbr_col ? db_ih_sum[c] : db_hh_sum[c];
+    }
   };
   parallel(want, region);
 }
 
-template void recurrent_forward<float>(CellKind, const SeqDims&, const CellParams<float>&, const SeqTensors<float>&);
-template void recurrent_forward<double>(CellKind, const SeqDims&, const CellParams<double>&, const SeqTensors<double>&);
-template void recurrent_backward<float>(CellKind, const SeqDims&, const CellParams<float>&, const SeqTensors<float>&,
-                                        const SeqGrads<float>&, const CellGrads<float>&);
-template void recurrent_backward<double>(CellKind, const SeqDims&, const CellParams<double>&,
-                                         const SeqTensors<double>&, const SeqGrads<double>&, const CellGrads<double>&);
+#define PYRNN_RECURRENT_INSTANTIATE(F)                                                                               \
+  template void recurrent_forward<F>(CellKind, const SeqDims&, const CellParams<F>&, const SeqTensors<F>&, Cancel&); \
+  template void recurrent_backward<F>(CellKind, const SeqDims&, const CellParams<F>&, const SeqTensors<F>&,          \
+                                      const SeqGrads<F>&, const CellGrads<F>&, Cancel&);
+PYRNN_RECURRENT_INSTANTIATE(float)
+PYRNN_RECURRENT_INSTANTIATE(double)
+#undef PYRNN_RECURRENT_INSTANTIATE
 
 }  // namespace pyrnn

@@ -1,7 +1,8 @@
-// Entry points of the recurrent kernel family: one layer, one direction, the
-// whole sequence. Legend and layouts: see sequence.h.
+// Entry points of the recurrent kernel family: one layer, one direction, the whole sequence.
+// Legend, names and layouts: see sequence.h.
 #pragma once
 
+#include "../common/cancel.h"
 #include "sequence.h"
 
 namespace pyrnn {
@@ -11,14 +12,17 @@ enum class CellKind : int { RnnTanh = 0, RnnRelu = 1, Lstm = 2, Gru = 3 };
 
 int64_t gates_per_unit(CellKind cell);
 
+// Fills io's hs and cs and, for training (io.gates not null), the cache: gates, tanh_c (LSTM), hn (GRU).
+// Stopped by `cancel`, it returns early with the outputs unspecified.
 template <typename F>
-void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io);
+void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io,
+                       Cancel& cancel);
 
-// Backward overwrites saved.gates with dA (the forward's cache is spent, as in PyTorch).
+// Writes io's dx, dh0, dc0 and adds into g. Overwrites saved.gates with dA (the forward's cache is
+// spent, as in PyTorch). Stopped by `cancel`, it returns early with io's outputs unspecified and
+// g untouched.
 template <typename F>
 void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& saved,
-                        const SeqGrads<F>& io, const CellGrads<F>& g);
-
-
+                        const SeqGrads<F>& io, const CellGrads<F>& g, Cancel& cancel);
 
 }  // namespace pyrnn

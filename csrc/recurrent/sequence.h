@@ -1,19 +1,26 @@
 // The data of the recurrent kernel family: shapes, weights, sequences, one step's views.
 //
-// Legend: T = time, B = batch, I = input, H = hidden, G = gates per unit.
-// Every array is row-major and time-major: x (T,B,I), hs (T,B,H), gates (T,B,G*H).
-// Gate packing is PyTorch's: LSTM i|f|g|o, GRU r|z|n.
+// Legend: B = batch, T = time, I = input, H = hidden, G = gates per unit (1 RNN, 4 LSTM, 3 GRU).
+// Gate packing is PyTorch's: LSTM i|f|g|o, GRU r|z|n. Every array is row-major and time-major:
+// x (T,B,I), hs (T,B,H), gates (T,B,G*H).
+//
+// Names (the same in csrc/ and pyrnn/backends/):
+//   preact   x_t W_ih^T + h_{t-1} W_hh^T + b_ih + b_hh: the gates' pre-activations
+//   hproj    h_{t-1} W_hh^T + b_hh: the hidden projection
+//   tanh_c   LSTM's saved tanh(c_t)
+//   hn       GRU's saved W_hn h_{t-1} + b_hn: the n slice of hproj, which r multiplies before
+//            the input side is added (GRU's n is a *linear-before-reset* gate, as oneDNN and
+//            cuDNN call it: its preact is x_t W_in^T + b_in + r * hn)
 //
 // A Cell supplies the pointwise maths of one step (see rnn.inc, lstm.inc, gru.inc):
-//   static constexpr int64_t G;                 gates per unit
-//   static constexpr int64_t kApartGate;        the gate whose x and h products stay apart (GRU's
-//                                               n: r multiplies the h part alone), or -1; only
-//                                               there do dA's input and hidden sides differ
-//   static constexpr bool kCellState;           carries c (LSTM)
+//   static constexpr int64_t G;                   gates per unit
+//   static constexpr int64_t kLinearBeforeReset;  the linear-before-reset gate (GRU's n), or -1;
+//                                                 only there do dA's input and hidden sides differ
+//   static constexpr bool kCellState;             carries c (LSTM)
 //   forward_step(B, H, j0, j1, StepView)  and  backward_step(B, H, j0, j1, StepView, StepGrad)
 //
-// How a layer-direction is computed: recurrent.cpp (the driver, BLAS GEMMs before and after
-// the time loop) and loop.inc (the time loop itself, compiled once per instruction set).
+// How a layer-direction is computed: recurrent.cpp (the driver: packing, the thread team, the
+// BLAS GEMMs after the backward loop) and loop.inc (the time loops, compiled once per ISA).
 // Nothing here knows of Python; the bindings check every shape before a kernel runs.
 #pragma once
 
@@ -44,50 +51,50 @@ struct CellGrads {  // same shapes as CellParams; added into
 };
 
 template <typename F>
-struct SeqTensors {  // forward inputs, outputs and the saved cache (null where a cell has none;
-                     // forward also takes null gates/aux for inference: nothing is kept for backward)
+struct SeqTensors {  // forward inputs and the cache it writes (null where a cell has none;
+                     // forward also takes null gates, tanh_c, hn: inference keeps no cache)
   const F* x;        // (T, B, I)
   const F* h0;       // (B, H)
-  const F* c0;       // (B, H)   LSTM
+  const F* c0;       // (B, H)     LSTM
   F* hs;             // (T, B, H)
-  F* cs;             // (T, B, H) LSTM
+  F* cs;             // (T, B, H)  LSTM
   F* gates;          // (T, B, G*H) activated gates, LSTM and GRU
-  F* aux;            // (T, B, H) LSTM: tanh(c_t); GRU: W_hn h_prev + b_hn
+  F* tanh_c;         // (T, B, H)  LSTM
+  F* hn;             // (T, B, H)  GRU
 };
 
 template <typename F>
-struct SeqGrads {    // backward inputs and outputs
-  const F* dhs;      // (T, B, H)
-  const F* dhT;      // (B, H)
-  const F* dcT;      // (B, H) LSTM
-  F* dx;             // (T, B, I)
-  F* dh0;            // (B, H)
-  F* dc0;            // (B, H) LSTM
+struct SeqGrads {  // backward inputs and outputs
+  const F* dhs;    // (T, B, H)
+  const F* dhT;    // (B, H)
+  const F* dcT;    // (B, H) LSTM
+  F* dx;           // (T, B, I)
+  F* dh0;          // (B, H)
+  F* dc0;          // (B, H) LSTM
 };
 
 template <typename F>
-struct StepView {    // one time step, every pointer (B, .) row-major
-  const F* xg;       // (B, G*H) x_t W_ih^T of the gate a cell keeps apart (GRU's n; unused otherwise)
-  F* gh;             // (B, G*H) forward: x_t W_ih^T + h_prev W_hh^T (GRU's n: h_prev W_hn^T alone)
-  const F* bias;     // (G*H) b_ih + b_hh, but b_ih alone for the gate a cell keeps apart
-  const F* b_hh;     // (G*H) b_hh, for the gate a cell keeps apart (GRU)
+struct StepView {   // one time step, every pointer (B, .) row-major
+  const F* preact;  // (B, G*H) forward: preact (the linear-before-reset gate's columns: its
+                    // input side x_t W_in^T + b_in alone)
   const F* h_prev;
   const F* c_prev;
   F* h;
   F* c;
   F* gates;
-  F* aux;
+  F* tanh_c;
+  F* hn;  // forward: written by the GEMM before the step (GRU)
 };
 
 template <typename F>
 struct StepGrad {
-  const F* dh;       // (B, H) dL/dh_t carried from the later step
-  const F* dhs;      // (B, H) dL/dh_t from the layer above
-  F* dc;             // (B, H) dL/dc_t in, dL/dc_{t-1} out (LSTM)
-  F* da_ih;          // (B, G*H) dL/d(pre-activation), input side
-  F* da_hn;          // (B, H) the hidden side of the apart gate (GRU: da_n r); elsewhere the
-                     // hidden side equals the input side
-  F* dh_direct;      // (B, H) the part of dL/dh_{t-1} that bypasses W_hh
+  const F* dh;   // (B, H) dL/dh_t carried from the later step
+  const F* dhs;  // (B, H) dL/dh_t from the layer above
+  F* dc;         // (B, H) dL/dc_t in, dL/dc_{t-1} out (LSTM)
+  F* da_ih;      // (B, G*H) dL/d(preact), input side
+  F* da_hn;      // (B, H) the hidden side of the linear-before-reset gate (GRU: da_n r);
+                 // elsewhere the hidden side equals the input side
+  F* dh_direct;  // (B, H) the part of dL/dh_{t-1} that bypasses W_hh
 };
 
 // time index of processing step s (the reverse direction reads t = T-1 .. 0)

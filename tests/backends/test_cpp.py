@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import pyrnn
-from helpers import CELLS, make_layer, random_problem, run
+from helpers import CELLS, make_layer, random_problem, run, state_parts
 
 if "cpp" not in pyrnn.available_backends():  # pragma: no cover - a plain `pip install .` always builds it
     pytest.skip("the cpp backend is not built", allow_module_level=True)
@@ -21,8 +21,8 @@ def _args(dtype=np.float32):
     x = z(T, B, I)
     state0 = (z(B, H), z(B, H))
     params = [z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H)]
-    out = [z(T, B, H), z(T, B, H), z(T, B, 4 * H), z(T, B, H)]
-    return x, state0, params, out
+    cache = [z(T, B, H), z(T, B, H), z(T, B, 4 * H), z(T, B, H), None]  # hs, cs, gates, tanh_cs, hn
+    return x, state0, params, cache
 
 
 def _forward(x, state0, params, out, cell=LSTM):
@@ -77,6 +77,8 @@ def test_backward_refuses_bad_arguments():
     dout = (z(T, B, H), z(B, H), z(B, H))
     dres = (z(T, B, I), z(B, H), z(B, H))
     _C.recurrent_backward(LSTM, False, x, None, s, tuple(o), tuple(p), dout, grads, dres)
+    with pytest.raises(ValueError, match=r"cache: expected a tuple of 5 arrays, got 4"):
+        _C.recurrent_backward(LSTM, False, x, None, s, tuple(o[:4]), tuple(p), dout, grads, dres)
     with pytest.raises(ValueError, match=r"dhs: expected shape \(3, 2, 5\), got \(3, 2, 4\)"):
         _C.recurrent_backward(LSTM, False, x, None, s, tuple(o), tuple(p), (z(T, B, H - 1),) + dout[1:], grads, dres)
     with pytest.raises(ValueError, match=r"dw_hh: expected shape \(20, 5\), got \(5, 20\)"):
@@ -133,14 +135,38 @@ def test_float32_activations_are_accurate():
 
 def test_forward_takes_no_gate_cache_for_inference_but_backward_needs_it():
     x, s, p, o = _args()
-    _forward(x, s, p, [o[0], o[1], None, None])  # inference: gates and aux None together
+    _forward(x, s, p, [o[0], o[1], None, None, None])  # inference: gates, tanh_cs and hn None together
     with pytest.raises(TypeError, match=r"gates: expected a numpy.ndarray, got NoneType"):
-        _forward(x, s, p, [o[0], o[1], None, o[3]])
+        _forward(x, s, p, [o[0], o[1], None, o[3], None])
     z = lambda *sh: np.zeros(sh, np.float32)  # noqa: E731
     grads = (z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H))
     with pytest.raises(TypeError, match=r"gates: expected a numpy.ndarray, got NoneType"):
-        _C.recurrent_backward(LSTM, False, x, None, s, (o[0], o[1], None, None), tuple(p), (z(T, B, H), z(B, H), z(B, H)),
-                              grads, (z(T, B, I), z(B, H), z(B, H)))
+        _C.recurrent_backward(LSTM, False, x, None, s, (o[0], o[1], None, None, None), tuple(p),
+                              (z(T, B, H), z(B, H), z(B, H)), grads, (z(T, B, I), z(B, H), z(B, H)))
+
+
+def test_fields_a_cell_does_not_have_must_be_none():
+    x, s, p, o = _args()
+    with pytest.raises(ValueError, match=r"hn: expected None for lstm, got ndarray"):
+        _forward(x, s, p, o[:4] + [o[3]])
+    z = lambda *sh: np.zeros(sh, np.float32)  # noqa: E731
+    gru_params = (z(3 * H, I), z(3 * H, H), z(3 * H), z(3 * H))
+    gru_cache = [z(T, B, H), None, z(T, B, 3 * H), None, z(T, B, H)]
+    _forward(x, (s[0], None), gru_params, gru_cache, cell=3)
+    with pytest.raises(ValueError, match=r"c0: expected None for gru, got ndarray"):
+        _forward(x, s, gru_params, gru_cache, cell=3)
+    with pytest.raises(ValueError, match=r"tanh_cs: expected None for gru, got ndarray"):
+        _forward(x, (s[0], None), gru_params, gru_cache[:3] + [z(T, B, H), gru_cache[4]], cell=3)
+
+
+def test_lengths_are_checked():
+    x, s, p, o = _args()
+    with pytest.raises(TypeError, match=r"lengths: expected dtype int64, got float64"):
+        _C.recurrent_forward(LSTM, False, x, np.zeros(B), s, tuple(p), tuple(o))
+    with pytest.raises(ValueError, match=r"lengths: expected shape \(2,\), got \(3,\)"):
+        _C.recurrent_forward(LSTM, False, x, np.zeros(B + 1, np.int64), s, tuple(p), tuple(o))
+    with pytest.raises(ValueError, match=r"lengths\[1\]: expected a value in \[0, 3\], got 4"):
+        _C.recurrent_forward(LSTM, False, x, np.array([1, 4]), s, tuple(p), tuple(o))
 
 
 # --- the fast paths: every instruction set, one thread and the team, denormals, BLAS threads ---
@@ -344,3 +370,39 @@ def test_conv_size_check_does_not_overflow():
     x, w = np.zeros((0, 0, big), np.float32), np.zeros((0, 0, big), np.float32)
     with pytest.raises(ValueError, match=r"sizes exceed the 32-bit BLAS interface"):
         _C.conv1d_forward(x, w, None, np.zeros((0, 0, 0), np.float32), 1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_relu"])
+def test_backward_gemms_in_chunks_match_the_reference(cell):
+    """Shapes whose post-loop GEMMs run in several chunks of time steps (a Ctrl-C lands between
+    two), forward and reverse, the chunk holding h0 first or last, with ragged lengths."""
+    layer = make_layer(cell, 512, 512, bidirectional=True, dtype=np.float64, seed=4)
+    rng = np.random.default_rng(3)
+    x, state, dy, dstate = random_problem(layer, 32, 7, rng)
+    lengths = rng.integers(0, 8, size=32)
+    out = {}
+    for backend in ("numpy", "cpp"):
+        layer.zero_grad()
+        with pyrnn.use_backend(backend):
+            y, _ = layer.forward(x, state, lengths=lengths)
+            dx, ds0 = layer.backward(dy, dstate)
+        out[backend] = [y, dx] + state_parts(ds0) + [g.copy() for g in layer.grads.values()]
+    for got, want in zip(out["cpp"], out["numpy"]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_the_type_stub_matches_the_module():
+    """_C.pyi names every function of pyrnn._C, with the parameters the bindings declare."""
+    import ast
+    import pathlib
+    import re
+
+    stub = ast.parse(pathlib.Path(_C.__file__).with_name("_C.pyi").read_text())
+    declared = {f.name: [a.arg for a in f.args.args] for f in stub.body if isinstance(f, ast.FunctionDef)}
+    compiled = {}
+    for name in dir(_C):
+        fn = getattr(_C, name)
+        if callable(fn) and not name.startswith("__") and fn.__doc__:
+            params = re.match(rf"{name}\((.*?)\) ->", fn.__doc__).group(1)
+            compiled[name] = [p.split(":")[0].strip() for p in params.split(",") if p.strip()]
+    assert declared == compiled

@@ -1,10 +1,24 @@
-"""The kernel contract every backend implements, written once.
+"""The kernel contract every backend implements, written once, in words and as ``typing.Protocol``.
 
-Legend: T = time, B = batch, I = input, H = hidden, G = gates per unit.
+Legend: B = batch, T = time, I = input, H = hidden, G = gates (1 RNN, 4 LSTM, 3 GRU).
+Gate packing is PyTorch's, so weights compare with ``torch.nn.LSTM`` directly: LSTM ``i|f|g|o``,
+GRU ``r|z|n``.
 
-A backend is a module; its recurrent family is two functions over ONE layer and ONE direction:
+Names (the same here, in every backend and in ``csrc/``):
 
-``recurrent_forward(cell, x, h0, c0, weights, reverse, lengths=None, save=True) -> (hs, hT, cT, saved)``
+- ``xproj`` = x_t W_ih^T + b_ih, the input projection;
+- ``hproj`` = h_{t-1} W_hh^T + b_hh, the hidden projection;
+- ``preact`` = xproj + hproj, the gates' pre-activations;
+- ``tanh_c``: LSTM's saved tanh(c_t);
+- ``hn``: GRU's saved W_hn h_{t-1} + b_hn, the n slice of hproj. GRU's n is a
+  *linear-before-reset* gate (oneDNN's and cuDNN's word): ``n = tanh(xproj_n + r * hn)``.
+
+A backend is a module with two families of functions: the recurrent family
+(:class:`RecurrentBackend`, below) and the convolution/pool family (:class:`ConvBackend`,
+specified in :mod:`pyrnn.backends.conv_reference`). The recurrent family works on ONE layer and
+ONE direction:
+
+``recurrent_forward(cell, x, h0, c0, weights, reverse=False, lengths=None, save=True) -> (hs, hT, cT, saved)``
     x (T, B, I), h0 (B, H), c0 (B, H) for LSTM else None, all C-contiguous and
     of one float dtype. ``hs`` (T, B, H) holds the hidden state at every time
     index (for ``reverse=True`` the loop runs from t = T-1 down to 0, and
@@ -16,9 +30,9 @@ A backend is a module; its recurrent family is two functions over ONE layer and 
     ``lengths`` (B,) int64 in [0, T], or None for all T: variable-length
     batches without sorting. Time index t is *active* for sample b iff
     t < lengths[b]. At an inactive index the state is carried unchanged
-    (h_t = h_prev, c_t = c_prev; saved gates are 0), so in the forward
-    direction the final state is the state at the last valid step, in the
-    reverse direction the loop starts at t = lengths[b] - 1 from h0, and
+    (h_t = h_prev, c_t = c_prev; saved gates, tanh_c and hn are 0), so in the
+    forward direction the final state is the state at the last valid step, in
+    the reverse direction the loop starts at t = lengths[b] - 1 from h0, and
     length 0 keeps the initial state. ``hs`` holds the carried state at
     inactive indices; zeroing outputs there is the layer's business.
 
@@ -27,37 +41,53 @@ A backend is a module; its recurrent family is two functions over ONE layer and 
     states (dcT None unless LSTM). Weight gradients are ADDED into ``grads``
     (a :class:`Weights` of arrays); zeroing them is the caller's business.
     ``saved`` is good for ONE backward: a backend may overwrite its cache (the
-    C++ one writes dA over the saved gates, which saves a (T, B, G*H) buffer),
+    fast ones write dA over the saved gates, which saves a (T, B, G*H) buffer),
     as the layers, like PyTorch, free what forward saved after one backward.
 
-Gate packing is PyTorch's, so weights compare with ``torch.nn.LSTM`` directly:
+The cells:
 
-- ``rnn_tanh`` / ``rnn_relu`` (G = 1): ``h = f(W_ih x + b_ih + W_hh h_prev + b_hh)``
-- ``lstm`` (G = 4, rows ``i|f|g|o``)
-- ``gru``  (G = 3, rows ``r|z|n``; ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``)
+- ``rnn_tanh`` / ``rnn_relu``: ``h = f(preact)``; backward reads f' from hs
+  (relu: ``da = dh`` where h > 0, else 0: a select, as in PyTorch, so a
+  non-finite dh where h <= 0 gives 0, not NaN);
+- ``lstm``: ``i, f, o = s(preact_i), s(preact_f), s(preact_o)``, ``g = tanh(preact_g)``,
+  ``c = f c_prev + i g``, ``h = o tanh(c)``;
+- ``gru``: ``r, z = s(preact_r), s(preact_z)``, ``n = tanh(xproj_n + r hn)``,
+  ``h = (1 - z) n + z h_prev``.
 
-What ``saved.cache`` holds, per cell (all time-major, indexed by t):
+What forward saves is one :class:`Cache` for every cell and backend, in the layout the
+compiled kernels take: ``hs``, ``cs`` (LSTM), ``gates`` (the activated gates, LSTM and GRU),
+``tanh_cs`` (LSTM), ``hn`` (GRU), each time-major, None where a cell has none.
 
-- rnn: ``()``: the activation's derivative is read from ``hs`` itself;
-- lstm: ``(gates, cs, tanh_cs)``: activated gates (T, B, 4H), c_t and tanh(c_t);
-- gru: ``(gates, hn)``: activated gates (T, B, 3H) and ``W_hn h_prev + b_hn`` (T, B, H).
+How each backend computes a layer-direction (timings: ``benchmarks/README.md``):
 
-Every backend computes the input projection ``x @ W_ih^T`` for all steps as one
-GEMM before the time loop, and ``dx``, ``dW_ih``, ``dW_hh`` and the biases as
-one GEMM (or reduction) each after it; inside the loop there is one recurrent
-GEMM and one fused elementwise step per time step.
+- ``numpy`` (:mod:`pyrnn.backends.reference`, the specification): xproj for all steps as one
+  GEMM before the loop; per step hproj (one GEMM) and the pointwise step; after the loop dx,
+  dW_ih, dW_hh as one GEMM each and the bias gradients as sums.
+- ``numba``: the same order, in ``@njit`` loops: xproj as one GEMM before the loop, written into
+  the gates cache (training; at inference a few steps at a time into a small buffer), per step
+  one GEMM for hproj and one fused pointwise step; after the loop one GEMM each for dx, dW_ih,
+  dW_hh and the bias sums.
+- ``cpp``: no input-projection GEMM before the loop. Per step and per panel of hidden units, one
+  register tile of its own packed micro-kernel computes preact = x_t W_ih^T + h_{t-1} W_hh^T +
+  biases (GRU's n: its input side, and hn beside it), and the fused pointwise step follows while
+  that tile is in cache; the hidden units are split over the kernels' own thread team, one
+  barrier per step. Backward: per step the pointwise step and dh_{t-1} by the micro-kernel; after
+  the loop BLAS GEMMs for dx, dW_ih, dW_hh and the bias sums. Ctrl-C stops it within ~50 ms.
+
+The fast backends share their Python side (:mod:`pyrnn.backends.driver`: allocation, the empty
+T or B, hT/cT); each supplies two kernel entry points with ``pyrnn._C``'s signatures.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Protocol, Tuple, runtime_checkable
 
 import numpy as np
 
 #: cell name -> gates per hidden unit
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
-#: stable integer code of each cell, shared by the compiled backends
+#: stable integer code of each cell, shared by the compiled backends (csrc/recurrent/recurrent.h)
 CELL_CODES = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
 
 
@@ -70,6 +100,16 @@ class Weights(NamedTuple):
     b_hh: np.ndarray  # (G*H,)
 
 
+class Cache(NamedTuple):
+    """What forward writes for backward, every array time-major; None where a cell has none."""
+
+    hs: np.ndarray  # (T, B, H) every cell
+    cs: Optional[np.ndarray] = None  # (T, B, H) LSTM: c_t
+    gates: Optional[np.ndarray] = None  # (T, B, G*H) LSTM [i|f|g|o], GRU [r|z|n], activated
+    tanh_cs: Optional[np.ndarray] = None  # (T, B, H) LSTM: tanh(c_t)
+    hn: Optional[np.ndarray] = None  # (T, B, H) GRU: W_hn h_{t-1} + b_hn
+
+
 class Saved(NamedTuple):
     """What forward hands to backward, explicitly."""
 
@@ -78,13 +118,75 @@ class Saved(NamedTuple):
     x: np.ndarray  # (T, B, I)
     h0: np.ndarray  # (B, H)
     c0: Optional[np.ndarray]  # (B, H), LSTM only
-    hs: np.ndarray  # (T, B, H)
-    cache: Tuple[np.ndarray, ...]  # per cell, see the module docstring
+    cache: Cache
     lengths: Optional[np.ndarray] = None  # (B,) int64, None = every step active
+
+    @property
+    def hs(self) -> np.ndarray:
+        return self.cache.hs
+
+
+def new_cache(cell, T, B, H, dtype, save=True) -> Cache:
+    """An uninitialised :class:`Cache` for ``cell``. With ``save=False`` (inference) only the
+    working state: hs, and cs for LSTM."""
+    lstm, gru = cell == "lstm", cell == "gru"
+    seq = lambda: np.empty((T, B, H), dtype)  # noqa: E731
+    return Cache(
+        hs=seq(),
+        cs=seq() if lstm else None,
+        gates=np.empty((T, B, GATES[cell] * H), dtype) if save and (lstm or gru) else None,
+        tanh_cs=seq() if save and lstm else None,
+        hn=seq() if save and gru else None,
+    )
+
+
+@runtime_checkable
+class RecurrentBackend(Protocol):
+    """The recurrent family (see the module docstring); a backend module provides these functions."""
+
+    def recurrent_forward(
+        self, cell: str, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray], weights: Weights,
+        reverse: bool = False, lengths: Optional[np.ndarray] = None, save: bool = True,
+    ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[Saved]]: ...
+
+    def recurrent_backward(
+        self, saved: Saved, weights: Weights, dhs: np.ndarray, dhT: np.ndarray, dcT: Optional[np.ndarray],
+        grads: Weights,
+    ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]: ...
+
+
+@runtime_checkable
+class ConvBackend(Protocol):
+    """The convolution/pool family, specified (and implemented in NumPy) by
+    :mod:`pyrnn.backends.conv_reference`; a backend module provides these functions."""
+
+    def conv1d_forward(
+        self, x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride: int, pad_left: int, pad_right: int,
+        dilation: int,
+    ) -> np.ndarray: ...
+
+    def conv1d_backward(
+        self, x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int, pad_left: int, pad_right: int,
+        dilation: int, dw: np.ndarray, db: Optional[np.ndarray],
+    ) -> np.ndarray: ...
+
+    def pool1d_forward(
+        self, kind: str, x: np.ndarray, kernel: int, stride: int, pad_left: int, pad_right: int,
+    ) -> Tuple[np.ndarray, Optional[np.ndarray]]: ...
+
+    def pool1d_backward(
+        self, kind: str, x_shape: Tuple[int, int, int], dy: np.ndarray, saved: Optional[np.ndarray], kernel: int,
+        stride: int, pad_left: int, pad_right: int,
+    ) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Backend(RecurrentBackend, ConvBackend, Protocol):
+    """A whole backend module (``pyrnn.backends.backend_module(name)``): both families."""
 
 
 def active_rows(lengths, t):
-    """(B, 1) bool: which samples are active at time index t (all if lengths is None)."""
+    """(B, 1) bool: which samples are active at time index t (None: all)."""
     return None if lengths is None else (t < lengths)[:, None]
 
 
@@ -94,7 +196,7 @@ def time_steps(T: int, reverse: bool) -> range:
 
 
 def previous_states(saved: Saved) -> np.ndarray:
-    """h_{prev}(t) for every time index t, (T, B, H): the operand of dW_hh.
+    """h_{t-1} for every time index t, (T, B, H): the operand of dW_hh.
 
     Forward direction: [h0, hs[0], ..., hs[T-2]]; reverse: [hs[1], ..., hs[T-1], h0].
     """
@@ -104,38 +206,3 @@ def previous_states(saved: Saved) -> np.ndarray:
     if saved.reverse:
         return np.concatenate([hs[1:], h0[None]], axis=0)
     return np.concatenate([h0[None], hs[:-1]], axis=0)
-
-
-def cache_shapes(cell, T, B, H):
-    """Shapes of ``saved.cache`` for ``cell`` (see the module docstring)."""
-    if cell == "lstm":
-        return ((T, B, 4 * H), (T, B, H), (T, B, H))
-    if cell == "gru":
-        return ((T, B, 3 * H), (T, B, H))
-    return ()
-
-
-def kernel_views(cell, hs, cache):
-    """The cache as the compiled kernels take it: ``(hs, cs, gates, aux)``, None where a cell has none."""
-    if cell == "lstm":
-        gates, cs, tanh_cs = cache
-        return hs, cs, gates, tanh_cs
-    if cell == "gru":
-        gates, hn = cache
-        return hs, None, gates, hn
-    return hs, None, None, None
-
-
-def empty_forward(cell, x, h0, c0, reverse, lengths=None):
-    """Forward when T = 0 or B = 0: empty outputs; the final state is the initial one."""
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    hs = np.zeros((T, B, H), x.dtype)
-    cache = tuple(np.zeros(s, x.dtype) for s in cache_shapes(cell, T, B, H))
-    cT = None if c0 is None else c0.copy()
-    return hs, h0.copy(), cT, Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths)
-
-
-def empty_backward(saved, dhT, dcT):
-    """Backward when T = 0 or B = 0: the gradient passes straight to the initial state."""
-    return np.zeros_like(saved.x), dhT.copy(), (None if dcT is None else dcT.copy())

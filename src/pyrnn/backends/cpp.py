@@ -1,9 +1,10 @@
 """The C++ backend: the Python side of ``pyrnn._C`` (the kernels live in ``csrc/``).
 
-Legend: T = time, B = batch, I = input, H = hidden, G = gates per unit.
-This module allocates the outputs and the cache, hands everything to the
-compiled kernels (which check every shape again and release the GIL), and
-registers SciPy's BLAS ``sgemm``/``dgemm`` as the kernels' GEMM.
+Legend: T = time, B = batch, I = input, H = hidden, G = gates. Contract:
+:mod:`pyrnn.backends.contract`. The kernel entry points are ``_C.recurrent_forward`` and
+``_C.recurrent_backward`` themselves (they check every argument, release the GIL and stop on
+Ctrl-C); :mod:`pyrnn.backends.driver` allocates around them. This module also registers the
+kernels' BLAS at import.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import os
 import warnings
 
-import numpy as np
-
 from .. import _C
-from .contract import CELL_CODES, Saved, Weights, cache_shapes, empty_backward, empty_forward, kernel_views
+from . import driver
+from .contract import Saved, Weights
 
 NAME = "cpp"
 
@@ -68,42 +68,18 @@ def _numpy_openblas_gemm():
                 return (ctypes.cast(s, ctypes.c_void_p).value, ctypes.cast(d, ctypes.c_void_p).value) + threads
     return None
 
+
 register_blas()
 
 
 def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True):
     """See :mod:`pyrnn.backends.contract`; ``save=False`` keeps no cache (inference)."""
-    if x.size == 0:
-        return empty_forward(cell, x, h0, c0, reverse, lengths)
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    hs = np.empty((T, B, H), x.dtype)
-    if save:
-        cache = tuple(np.empty(s, x.dtype) for s in cache_shapes(cell, T, B, H))
-        out = kernel_views(cell, hs, cache)
-    else:  # the cell state sequence is still the kernel's working state; the gates are not kept
-        cache = ()
-        out = (hs, np.empty((T, B, H), x.dtype) if cell == "lstm" else None, None, None)
-    _C.recurrent_forward(CELL_CODES[cell], bool(reverse), x, lengths, (h0, c0), tuple(weights), out)
-    last = 0 if reverse else T - 1
-    cT = out[1][last].copy() if cell == "lstm" else None
-    saved = Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths) if save else None
-    return hs, hs[last].copy(), cT, saved
+    return driver.recurrent_forward(_C.recurrent_forward, cell, x, h0, c0, weights, reverse, lengths, save)
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
-    """See :mod:`pyrnn.backends.contract`."""
-    if saved.x.size == 0:
-        return empty_backward(saved, dhT, dcT)
-    cell, x = saved.cell, saved.x
-    cache = kernel_views(cell, saved.hs, saved.cache)
-    dx = np.empty_like(x)
-    dh0 = np.empty_like(dhT)
-    dc0 = np.empty_like(dhT) if cell == "lstm" else None
-    _C.recurrent_backward(
-        CELL_CODES[cell], saved.reverse, x, saved.lengths, (saved.h0, saved.c0), cache, tuple(weights),
-        (dhs, dhT, dcT), tuple(grads), (dx, dh0, dc0),
-    )
-    return dx, dh0, dc0
+    """See :mod:`pyrnn.backends.contract`. Overwrites ``saved``'s gates with dA (one backward per forward)."""
+    return driver.recurrent_backward(_C.recurrent_backward, saved, weights, dhs, dhT, dcT, grads)
+
 
 from .conv_cpp import conv1d_backward, conv1d_forward, pool1d_backward, pool1d_forward  # noqa: E402,F401

@@ -1,28 +1,28 @@
 """The Numba backend: the reference's structure as ``@njit`` loops.
 
-Legend: T = time, B = batch, I = input, H = hidden, G = gates per unit.
-Gate packing (PyTorch's): LSTM ``i|f|g|o``, GRU ``r|z|n``.
+Legend: T = time, B = batch, I = input, H = hidden, G = gates. Names (``xproj``, ``hproj``,
+``preact``, ``tanh_c``, ``hn``): see :mod:`pyrnn.backends.contract`. Gate packing (PyTorch's):
+LSTM ``i|f|g|o``, GRU ``r|z|n``.
 
-Three layers, as in stumpy: the public ``forward``/``backward`` check and
-allocate; ``_forward_kernel``/``_backward_kernel`` run the whole time loop
-(recurrent GEMM via ``np.dot`` + one pointwise step); the ``_<cell>_*_step``
-helpers are that pointwise step, forward and backward side by side. GEMMs go
-through ``np.dot``, i.e. SciPy's BLAS. JIT flags come from ``_numba_config``.
+Three layers, as in stumpy: the public ``recurrent_forward``/``recurrent_backward`` check and
+allocate (through :mod:`pyrnn.backends.driver`, shared with the C++ backend, whose kernel entry
+points ``_forward_entry``/``_backward_entry`` here mirror ``pyrnn._C``'s); ``_forward_kernel``/
+``_backward_kernel`` run the whole time loop (the GEMMs via ``np.dot``, i.e. SciPy's BLAS, and one
+pointwise step per time step); the ``_<cell>_*_step`` helpers are that pointwise step, forward and
+backward side by side. Nothing runs in parallel: Numba's own threads (``prange``) on top of the
+BLAS's pool oversubscribe the cores (measured far slower). JIT flags come from
+``_numba_config`` only.
 
-Speed notes. The pointwise steps are written so that LLVM vectorises them: one
-row view per array and sample, and one view per gate for every stream written
-(stores at offsets H, 2H, ... of one row keep the loop scalar: 10x slower),
-inner loops over ``range(H)`` from 0 (``range(H, 2 * H)`` measured 10x slower),
-constants in the arrays' own dtype (a bare ``1.0`` turns float32 arithmetic into
-float64: 2x slower) and, for float32, the rational tanh in float32. The biases
-are added in the step. The input projection is written where the step reads it
-and leaves its output, the saved gates (training) or hs (RNN), so no (T, B, G*H)
-buffer is allocated beside them; at inference (``save=False``) it is computed a
-few steps at a time into a small buffer, and nothing is cached (LSTM's cell
-state lives in two rows used in turn). Backward writes dA over the saved gates
-it has just read (LSTM, GRU), as the C++ backend does: a ``Saved`` serves one
-backward (see the contract). Numba's own threads (``prange``) are not used: on
-top of the BLAS's pool they oversubscribe the cores (measured far slower).
+Speed notes. The pointwise steps are written so that LLVM vectorises them: one row view per
+array and sample, and one view per gate for every stream written (stores at offsets H, 2H, ...
+of one row keep the loop scalar: 10x slower), inner loops over ``range(H)`` from 0
+(``range(H, 2 * H)`` measured 10x slower), constants in the arrays' own dtype (a bare ``1.0``
+turns float32 arithmetic into float64: 2x slower) and, for float32, the rational tanh in
+float32. xproj is written where the step reads it and leaves its output, the saved gates
+(training) or hs (RNN), so no (T, B, G*H) buffer is allocated beside them; at inference
+(``save=False``) it is computed a few steps at a time into a small buffer, and tanh_c or hn
+live in one row of scratch. Backward writes dA over the saved gates it has just read (LSTM,
+GRU), as the C++ backend does: a ``Saved`` serves one backward (see the contract).
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ import numba
 import numpy as np
 from numba.extending import overload
 
+from . import driver
 from ._numba_config import JIT
-from .contract import CELL_CODES, Saved, Weights, cache_shapes, empty_backward, empty_forward, kernel_views
+from .contract import CELL_CODES, GATES, Saved, Weights
 
 NAME = "numba"
 RNN_TANH, RNN_RELU, LSTM, GRU = (CELL_CODES[c] for c in ("rnn_tanh", "rnn_relu", "lstm", "gru"))
+_CELL_NAMES = {code: name for name, code in CELL_CODES.items()}
 _CHUNK_ROWS = 512  # rows (steps x batch) of one input-projection GEMM at inference
 
 
@@ -86,24 +88,34 @@ def _sigmoid_typed(z):
     return lambda z: 0.5 * (np.tanh(0.5 * z) + 1.0)
 
 
-# ---------------------------------------------------------------- vanilla RNN
-# h = f(xp + gh + bias), f = tanh or relu (bias = b_ih + b_hh); h holds xp on entry
+# a[r, :] += b for every row r: the bias of a projection
 @numba.njit(**JIT)
-def _rnn_forward_step(relu, gh, bias, h):
+def _add_bias(a, b):
+    for r in range(a.shape[0]):
+        ar = a[r]
+        for j in range(a.shape[1]):
+            ar[j] += b[j]
+
+
+# ---------------------------------------------------------------- vanilla RNN
+# h = f(preact), preact = xproj + hproj, f = tanh or relu; h holds xproj on entry
+@numba.njit(**JIT)
+def _rnn_forward_step(relu, hproj, h):
     B, H = h.shape
     zero = h.dtype.type(0)
     for b in range(B):
-        ab, hb = gh[b], h[b]
+        pb, hb = hproj[b], h[b]
         if relu:
             for j in range(H):
-                a = hb[j] + ab[j] + bias[j]
+                a = hb[j] + pb[j]
                 hb[j] = zero if a < zero else a  # relu(NaN) = NaN, as in PyTorch
         else:
             for j in range(H):
-                hb[j] = _tanh(hb[j] + ab[j] + bias[j])
+                hb[j] = _tanh(hb[j] + pb[j])
 
 
-# tanh'(a) = 1 - h^2;  relu'(a) = [h > 0];  da = (dh + dhs) f'(a)
+# tanh'(a) = 1 - h^2;  da = (dh + dhs) f'(a);  relu: da = dh + dhs where h > 0, else 0 (a select, as in
+# PyTorch: a non-finite gradient where h <= 0 gives 0, not NaN)
 @numba.njit(**JIT)
 def _rnn_backward_step(relu, dh, dhs, h, da):
     B, H = h.shape
@@ -120,20 +132,20 @@ def _rnn_backward_step(relu, dh, dhs, h, da):
 
 
 # ----------------------------------------------------------------------- LSTM
-# i, f, o = s(a_i), s(a_f), s(a_o);  g = tanh(a_g);  c = f c_prev + i g;  h = o tanh(c)
-# a = xp + gh + bias (bias = b_ih + b_hh); ga holds xp on entry and the gates [i|f|g|o] on return
+# i, f, o = s(preact_i), s(preact_f), s(preact_o);  g = tanh(preact_g);  c = f c_prev + i g;  h = o tanh(c)
+# preact = xproj + hproj; ga holds xproj on entry and the gates [i|f|g|o] on return
 @numba.njit(**JIT)
-def _lstm_forward_step(gh, bias, c_prev, h, c, ga, tanh_c):
+def _lstm_forward_step(hproj, c_prev, h, c, ga, tanh_c):
     B, H = h.shape
     for b in range(B):
-        ab, gb = gh[b], ga[b]
+        pb, gb = hproj[b], ga[b]
         gi, gf, gg, go = gb[:H], gb[H : 2 * H], gb[2 * H : 3 * H], gb[3 * H :]  # one view per stream written
         cpb, cb, tb, hb = c_prev[b], c[b], tanh_c[b], h[b]
         for j in range(H):
-            i = _sigmoid(gi[j] + ab[j] + bias[j])
-            f = _sigmoid(gf[j] + ab[H + j] + bias[H + j])
-            g = _tanh(gg[j] + ab[2 * H + j] + bias[2 * H + j])
-            o = _sigmoid(go[j] + ab[3 * H + j] + bias[3 * H + j])
+            i = _sigmoid(gi[j] + pb[j])
+            f = _sigmoid(gf[j] + pb[H + j])
+            g = _tanh(gg[j] + pb[2 * H + j])
+            o = _sigmoid(go[j] + pb[3 * H + j])
             cv = f * cpb[j] + i * g
             tc = _tanh(cv)
             gi[j], gf[j], gg[j], go[j] = i, f, g, o
@@ -163,21 +175,20 @@ def _lstm_backward_step(dh, dhs, dc, c_prev, tanh_c, ga):
 
 
 # ------------------------------------------------------------------------ GRU
-# r = s(xp_r + gh_r + b_r), z = s(xp_z + gh_z + b_z) (b = b_ih + b_hh), hn = gh_n + b_hn
-# n = tanh(xp_n + b_in + r hn);  h = (1 - z) n + z h_prev
-# ga holds xp on entry and the gates [r|z|n] on return; saved: gates, hn
+# r = s(xproj_r + hproj_r), z = s(xproj_z + hproj_z);  hn = hproj_n;  n = tanh(xproj_n + r hn)
+# h = (1 - z) n + z h_prev;  ga holds xproj on entry and the gates [r|z|n] on return; saved: gates, hn
 @numba.njit(**JIT)
-def _gru_forward_step(gh, bias, b_hh, h_prev, h, ga, hn):
+def _gru_forward_step(hproj, h_prev, h, ga, hn):
     B, H = h.shape
     one = h.dtype.type(1)
     for b in range(B):
-        ab, gb, nb, hpb, hb = gh[b], ga[b], hn[b], h_prev[b], h[b]
+        pb, gb, nb, hpb, hb = hproj[b], ga[b], hn[b], h_prev[b], h[b]
         gr, gz, gn = gb[:H], gb[H : 2 * H], gb[2 * H :]
         for j in range(H):
-            r = _sigmoid(gr[j] + ab[j] + bias[j])
-            z = _sigmoid(gz[j] + ab[H + j] + bias[H + j])
-            hnv = ab[2 * H + j] + b_hh[2 * H + j]
-            n = _tanh(gn[j] + bias[2 * H + j] + r * hnv)
+            r = _sigmoid(gr[j] + pb[j])
+            z = _sigmoid(gz[j] + pb[H + j])
+            hnv = pb[2 * H + j]
+            n = _tanh(gn[j] + r * hnv)
             gr[j], gz[j], gn[j] = r, z, n
             nb[j] = hnv
             hb[j] = (one - z) * n + z * hpb[j]
@@ -207,32 +218,28 @@ def _gru_backward_step(dh, dhs, h_prev, hn, ga, da_hh, dh_direct):
 
 # ------------------------------------------------------------ the time loops
 @numba.njit(**JIT)
-def _forward_kernel(cell, reverse, keep, x, lengths, state0, params, out):
+def _forward_kernel(cell, reverse, keep, x, lengths, state0, params, cache):
     """x (T,B,I); lengths (B,) int64; state0 = (h0, c0); params = (w_ih^T (I,GH), w_hh^T (H,GH),
-    b_ih, b_hh); out = (hs, cs, gates, aux), filled in place. With ``keep`` (training) cs, gates
-    and aux have T rows; without, gates is unused, aux one row of scratch and cs two rows used
-    in turn."""
+    b_ih, b_hh); cache = (hs, cs, gates, tanh_cs, hn), filled in place (a cell's missing arrays
+    empty). With ``keep`` (training) every array has T rows; without, gates is unused and tanh_cs
+    (LSTM) or hn (GRU) is one row of scratch."""
     h0, c0 = state0
     w_ih_t, w_hh_t, b_ih, b_hh = params
-    hs, cs, gates, aux = out
+    hs, cs, gates, tanh_cs, hn = cache
     T, B, I = x.shape
-    H = h0.shape[1]
     GH = w_hh_t.shape[1]
-    bias = b_ih + b_hh  # GRU keeps b_hn inside r * (W_hn h + b_hn): its n part is b_in alone
-    if cell == GRU:
-        bias[2 * H :] = b_ih[2 * H :]
-    # the input projection, one GEMM per chunk of steps: all T at once into the gates (training) or
-    # hs (RNN), where the step reads it and leaves its output; at inference (LSTM, GRU) a few
-    # steps at a time into a buffer of the kernel's own that stays in cache
+    # xproj, one GEMM per chunk of steps: all T at once into the gates (training) or hs (RNN),
+    # where the step reads it and leaves its output; at inference (LSTM, GRU) a few steps at a
+    # time into a buffer of the kernel's own that stays in cache
     rnn = cell != LSTM and cell != GRU
     chunk = T if keep or rnn else max(1, min(T, _CHUNK_ROWS // B))
     if rnn:
-        xp = hs
+        xproj = hs
     elif keep:
-        xp = gates
+        xproj = gates
     else:
-        xp = np.empty((chunk, B, GH), x.dtype)
-    gh = np.empty((B, GH), x.dtype)
+        xproj = np.empty((chunk, B, GH), x.dtype)
+    hproj = np.empty((B, GH), x.dtype)
     h_prev, c_prev = h0, c0
     lo = 0
     for s in range(T):
@@ -240,40 +247,45 @@ def _forward_kernel(cell, reverse, keep, x, lengths, state0, params, out):
         if s % chunk == 0:  # time indices [lo, lo + n) are next
             n = min(chunk, T - s)
             lo = T - s - n if reverse else s
-            np.dot(x[lo : lo + n].reshape(n * B, I), w_ih_t, xp[: n].reshape(n * B, GH))
-        xt = xp[t - lo]
-        k = t if keep else 0  # the aux row of this step
-        kc = t if keep else s % 2  # and its cell state's
-        np.dot(h_prev, w_hh_t, gh)  # the recurrent GEMM
+            rows = xproj[:n].reshape(n * B, GH)
+            np.dot(x[lo : lo + n].reshape(n * B, I), w_ih_t, rows)
+            _add_bias(rows, b_ih)
+        xt = xproj[t - lo]
+        k = t if keep else 0  # the row of tanh_cs or hn for this step
+        np.dot(h_prev, w_hh_t, hproj)  # the recurrent GEMM
+        _add_bias(hproj, b_hh)
         if cell == LSTM:
-            _lstm_forward_step(gh, bias, c_prev, hs[t], cs[kc], xt, aux[k])
+            _lstm_forward_step(hproj, c_prev, hs[t], cs[t], xt, tanh_cs[k])
         elif cell == GRU:
-            _gru_forward_step(gh, bias, b_hh, h_prev, hs[t], xt, aux[k])
+            _gru_forward_step(hproj, h_prev, hs[t], xt, hn[k])
         else:
-            _rnn_forward_step(cell == RNN_RELU, gh, bias, hs[t])
+            _rnn_forward_step(cell == RNN_RELU, hproj, hs[t])
         for b in range(B):  # past a sample's length: carry its state, zero its cache
             if t >= lengths[b]:
                 hs[t, b, :] = h_prev[b, :]
                 if cell == LSTM:
-                    cs[kc, b, :] = c_prev[b, :]
+                    cs[t, b, :] = c_prev[b, :]
+                    tanh_cs[k, b, :] = 0.0
+                if cell == GRU:
+                    hn[k, b, :] = 0.0
                 if cell == LSTM or cell == GRU:
                     xt[b, :] = 0.0
-                    aux[k, b, :] = 0.0
         h_prev = hs[t]
         if cell == LSTM:
-            c_prev = cs[kc]
+            c_prev = cs[t]
 
 
 @numba.njit(**JIT)
-def _backward_kernel(cell, reverse, x, lengths, state0, saved, params, dout, grads, dx):
-    """lengths (B,) int64; saved = (hs, cs, gates, aux), gates overwritten with dA_ih; params =
-    (w_ih, w_hh) in PyTorch layout; dout = (dhs, dhT, dcT); grads = (dw_ih, dw_hh, db_ih, db_hh),
-    added into. Returns (dh0, dc0); dx (T,B,I) is written."""
+def _backward_kernel(cell, reverse, x, lengths, state0, cache, params, dout, grads, dres):
+    """lengths (B,) int64; cache = (hs, cs, gates, tanh_cs, hn), gates overwritten with dA_ih;
+    params = (w_ih, w_hh) in PyTorch layout; dout = (dhs, dhT, dcT); grads = (dw_ih, dw_hh, db_ih,
+    db_hh), added into; dres = (dx, dh0, dc0), written (a cell's missing arrays empty)."""
     h0, c0 = state0
-    hs, cs, gates, aux = saved
+    hs, cs, gates, tanh_cs, hn = cache
     w_ih, w_hh = params
     dhs, dhT, dcT = dout
     dw_ih, dw_hh, db_ih, db_hh = grads
+    dx, dh0, dc0 = dres
     T, B, I = x.shape
     H = h0.shape[1]
     GH = w_hh.shape[0]
@@ -294,9 +306,9 @@ def _backward_kernel(cell, reverse, x, lengths, state0, saved, params, dout, gra
         h_prev = h0 if k == 0 else hs[tp]
         if cell == LSTM:
             c_prev = c0 if k == 0 else cs[tp]
-            _lstm_backward_step(dh, dhs[t], dc, c_prev, aux[t], da_ih[t])
+            _lstm_backward_step(dh, dhs[t], dc, c_prev, tanh_cs[t], da_ih[t])
         elif cell == GRU:
-            _gru_backward_step(dh, dhs[t], h_prev, aux[t], da_ih[t], da_hh[t], dh_direct)
+            _gru_backward_step(dh, dhs[t], h_prev, hn[t], da_ih[t], da_hh[t], dh_direct)
         else:
             _rnn_backward_step(cell == RNN_RELU, dh, dhs[t], hs[t], da_ih[t])
         if ragged:
@@ -328,63 +340,100 @@ def _backward_kernel(cell, reverse, x, lengths, state0, saved, params, dout, gra
     ones = np.ones(T * B, x.dtype)  # column sums as GEMVs
     db_ih += np.dot(ones, fi)
     db_hh += np.dot(ones, fh)
-    return dh, dc
+    dh0[:, :] = dh
+    if cell == LSTM:
+        dc0[:, :] = dc
 
 
-# ------------------------------------------------------- public wrappers
-def _or_empty(arrays, dtype):
-    """None -> an empty 3-D array: the kernels take one array type for every cell."""
-    return tuple(np.zeros((0, 0, 0), dtype) if a is None else a for a in arrays)
+# ------------------------------------------------ the kernel entry points
+# pyrnn._C's signatures (see driver.py): check what the compiled loops would not, fill in the
+# arrays a cell does not have (one array type per argument: one compiled signature per dtype)
+def _check(x, arrays, lengths):
+    """Every array against its expected shape (None: a cell without it) and x's dtype, as _C checks
+    them: the compiled loops check no bounds."""
+    for name, (a, shape) in arrays.items():
+        if shape is None:
+            continue
+        if type(a) is not np.ndarray or a.dtype != x.dtype or a.shape != shape or not a.flags.c_contiguous:
+            what = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+            raise ValueError(f"{name}: expected a C-contiguous {x.dtype} array of shape {shape}, got {what}")
+    T, B = x.shape[:2]
+    if lengths is not None and (lengths.shape != (B,) or lengths.dtype != np.int64 or np.any((lengths < 0) | (lengths > T))):
+        raise ValueError(f"lengths: expected {B} int64 values in [0, {T}], got {lengths!r}")
+
+
+def _shapes(cell_code, x, h0, keep):
+    """name -> expected shape (None where the cell has no such array) for one call."""
+    if type(x) is not np.ndarray or x.ndim != 3 or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
+        what = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise ValueError(f"x: expected a C-contiguous float32 or float64 array (T, B, I), got {what}")
+    T, B, I = x.shape
+    H = h0.shape[-1] if h0.ndim == 2 else -1
+    GH = GATES[_CELL_NAMES[cell_code]] * H
+    lstm, gru = cell_code == LSTM, cell_code == GRU
+    seq, bh = (T, B, H), (B, H)
+    return dict(
+        h0=bh, c0=bh if lstm else None, w_ih=(GH, I), w_hh=(GH, H), b_ih=(GH,), b_hh=(GH,),
+        hs=seq, cs=seq if lstm else None, gates=(T, B, GH) if keep and (lstm or gru) else None,
+        tanh_cs=seq if keep and lstm else None, hn=seq if keep and gru else None,
+        dhs=seq, dhT=bh, dcT=bh if lstm else None, dw_ih=(GH, I), dw_hh=(GH, H), db_ih=(GH,), db_hh=(GH,),
+        dx=(T, B, I), dh0=bh, dc0=bh if lstm else None,
+    )
+
+
+def _filled(arrays, dtype, shape=(0, 0, 0)):
+    """None -> an empty array: the loops take one array type for every cell."""
+    return tuple(np.zeros(shape, dtype) if a is None else a for a in arrays)
 
 
 def _lengths_arg(lengths, T, B):
     return np.full(B, T, np.int64) if lengths is None else lengths
 
 
+_CACHE = ("hs", "cs", "gates", "tanh_cs", "hn")
+
+
+def _forward_entry(cell_code, reverse, x, lengths, state0, weights, cache):
+    hs, cs, gates, tanh_cs, hn = cache
+    keep = gates is not None
+    shapes = _shapes(cell_code, x, state0[0], keep)
+    named = zip(("h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh") + _CACHE, tuple(state0) + tuple(weights) + tuple(cache))
+    _check(x, {name: (a, shapes[name]) for name, a in named}, lengths)
+    T, B, _ = x.shape
+    dt = x.dtype
+    if not keep:  # inference: tanh_c or hn lives in one row of scratch
+        scratch = np.empty((1,) + hs.shape[1:], dt)
+        tanh_cs = scratch if cell_code == LSTM else None
+        hn = scratch if cell_code == GRU else None
+    w_ih, w_hh, b_ih, b_hh = weights
+    params = (np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), b_ih, b_hh)
+    _forward_kernel(cell_code, bool(reverse), keep, x, _lengths_arg(lengths, T, B), _filled(state0, dt, hs.shape[1:]),
+                    params, _filled((hs, cs, gates, tanh_cs, hn), dt))
+
+
+def _backward_entry(cell_code, reverse, x, lengths, state0, cache, weights, dout, grads, dres):
+    shapes = _shapes(cell_code, x, state0[0], True)
+    names = ("h0", "c0") + _CACHE + ("w_ih", "w_hh", "b_ih", "b_hh", "dhs", "dhT", "dcT") + \
+        ("dw_ih", "dw_hh", "db_ih", "db_hh", "dx", "dh0", "dc0")
+    arrays = tuple(state0) + tuple(cache) + tuple(weights) + tuple(dout) + tuple(grads) + tuple(dres)
+    _check(x, {name: (a, shapes[name]) for name, a in zip(names, arrays)}, lengths)
+    T, B, _ = x.shape
+    dt = x.dtype
+    bh = state0[0].shape
+    _backward_kernel(cell_code, bool(reverse), x, _lengths_arg(lengths, T, B), _filled(state0, dt, bh),
+                     _filled(cache, dt), (weights[0], weights[1]), _filled(dout, dt, bh), tuple(grads),
+                     _filled(dres, dt, bh))
+
+
+# ------------------------------------------------------- public functions
 def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True):
     """See :mod:`pyrnn.backends.contract`; ``save=False`` keeps no cache (inference)."""
-    if x.size == 0:
-        return empty_forward(cell, x, h0, c0, reverse, lengths)
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dt = x.dtype
-    lstm = cell == "lstm"
-    hs = np.empty((T, B, H), dt)
-    if save:
-        cache = tuple(np.empty(s, dt) for s in cache_shapes(cell, T, B, H))
-        _, cs, gates, aux = _or_empty(kernel_views(cell, hs, cache), dt)
-    else:  # no gates; one step's scratch for aux, LSTM's cell state in two rows used in turn
-        cache = ()
-        aux = np.empty((1, B, H), dt)
-        cs = np.empty((2, B, H), dt) if lstm else aux
-        gates = np.zeros((0, 0, 0), dt)
-    c0_arg = c0 if lstm else np.zeros((B, H), dt)
-    params = (np.ascontiguousarray(weights.w_ih.T), np.ascontiguousarray(weights.w_hh.T), weights.b_ih, weights.b_hh)
-    _forward_kernel(CELL_CODES[cell], bool(reverse), bool(save), x, _lengths_arg(lengths, T, B), (h0, c0_arg), params,
-                    (hs, cs, gates, aux))
-    last = 0 if reverse else T - 1
-    cT = (cs[last] if save else cs[(T - 1) % 2]).copy() if lstm else None
-    saved = Saved(cell, bool(reverse), x, h0, c0, hs, cache, lengths) if save else None
-    return hs, hs[last].copy(), cT, saved
+    return driver.recurrent_forward(_forward_entry, cell, x, h0, c0, weights, reverse, lengths, save)
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
     """See :mod:`pyrnn.backends.contract`. Overwrites ``saved``'s gates with dA (one backward per forward)."""
-    if saved.x.size == 0:
-        return empty_backward(saved, dhT, dcT)
-    cell, x, hs = saved.cell, saved.x, saved.hs
-    dt = x.dtype
-    T, B, _ = x.shape
-    H = hs.shape[2]
-    lstm = cell == "lstm"
-    _, cs, gates, aux = _or_empty(kernel_views(cell, hs, saved.cache), dt)
-    zeros = np.zeros((B, H), dt)
-    c0 = saved.c0 if lstm else zeros
-    dx = np.empty(x.shape, dt)
-    dh0, dc0 = _backward_kernel(
-        CELL_CODES[cell], saved.reverse, x, _lengths_arg(saved.lengths, T, B), (saved.h0, c0), (hs, cs, gates, aux),
-        (weights.w_ih, weights.w_hh), (dhs, dhT, dcT if lstm else zeros), tuple(grads), dx,
-    )
-    return dx, dh0, (dc0 if lstm else None)
+    return driver.recurrent_backward(_backward_entry, saved, weights, dhs, dhT, dcT, grads)
+
 
 from .conv_numba import conv1d_backward, conv1d_forward, pool1d_backward, pool1d_forward  # noqa: E402,F401

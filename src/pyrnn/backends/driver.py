@@ -1,0 +1,49 @@
+"""The Python side the fast backends share: allocate, call a backend's kernel, unpack.
+
+Legend: T = time, B = batch, I = input, H = hidden, G = gates. Contract: :mod:`pyrnn.backends.contract`.
+
+A fast backend (``cpp``, ``numba``) supplies two kernel entry points with the signatures of
+``pyrnn._C.recurrent_forward``/``recurrent_backward`` (see ``_C.pyi``); its public
+``recurrent_forward``/``recurrent_backward`` hand them to the two functions below, which own
+everything else: the :class:`~pyrnn.backends.contract.Cache` and the outputs (allocated here,
+filled by the kernel), the empty sequence or batch (no kernel call), the final states.
+
+forward kernel:  ``kernel(cell_code, reverse, x, lengths, (h0, c0), weights, cache) -> None``
+    fills ``cache`` (a :class:`Cache`; at inference gates, tanh_cs and hn are None);
+backward kernel: ``kernel(cell_code, reverse, x, lengths, (h0, c0), cache, weights, (dhs, dhT, dcT),
+grads, (dx, dh0, dc0)) -> None``
+    writes dx, dh0, dc0, adds into ``grads``, may overwrite ``cache.gates``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .contract import CELL_CODES, Saved, Weights, new_cache
+
+
+def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, lengths, save):
+    """The contract's ``recurrent_forward``, computed by ``kernel``."""
+    T, B, _ = x.shape
+    cache = new_cache(cell, T, B, h0.shape[1], x.dtype, save)
+    if T == 0 or B == 0:  # the empty recurrence: the final state is the initial one
+        hT, cT = h0.copy(), (None if c0 is None else c0.copy())
+    else:
+        kernel(CELL_CODES[cell], bool(reverse), x, lengths, (h0, c0), tuple(weights), tuple(cache))
+        last = 0 if reverse else T - 1  # the last step processed
+        hT, cT = cache.hs[last].copy(), (None if cache.cs is None else cache.cs[last].copy())
+    saved = Saved(cell, bool(reverse), x, h0, c0, cache, lengths) if save else None
+    return cache.hs, hT, cT, saved
+
+
+def recurrent_backward(kernel, saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
+    """The contract's ``recurrent_backward``, computed by ``kernel``."""
+    x = saved.x
+    T, B, _ = x.shape
+    if T == 0 or B == 0:  # the gradient passes straight to the initial state
+        return np.zeros_like(x), dhT.copy(), (None if dcT is None else dcT.copy())
+    dx, dh0 = np.empty_like(x), np.empty_like(dhT)
+    dc0 = np.empty_like(dhT) if saved.cell == "lstm" else None
+    kernel(CELL_CODES[saved.cell], saved.reverse, x, saved.lengths, (saved.h0, saved.c0), tuple(saved.cache),
+           tuple(weights), (dhs, dhT, dcT), tuple(grads), (dx, dh0, dc0))
+    return dx, dh0, dc0
