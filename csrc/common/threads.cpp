@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -43,6 +44,7 @@ struct Team {
   RegionFn fn = nullptr;
   void* ctx = nullptr;
   SpinBarrier* barrier = nullptr;
+  std::exception_ptr error;          // the first exception a worker threw in the current region (guarded by m)
   std::vector<std::thread> workers;  // worker w has tid w + 1
 
   void work(int tid) {
@@ -60,7 +62,16 @@ struct Team {
       seen = e;
       const int n = static_cast<int>(e & ((1ULL << kTicketBits) - 1));
       if (tid < n) {  // a member of this region: the caller waits for us, its fields stay valid
-        fn(ctx, tid, n, *barrier);
+        try {
+          fn(ctx, tid, n, *barrier);
+        } catch (const RegionAborted&) {  // another member failed first
+        } catch (...) {
+          {
+            std::lock_guard<std::mutex> lk(m);
+            if (!error) error = std::current_exception();
+          }
+          barrier->abort();
+        }
         remaining.fetch_sub(1, std::memory_order_acq_rel);
       }
     }
@@ -108,8 +119,11 @@ Team& team() {
 
 }  // namespace
 
+void SpinBarrier::abort() { aborted_.store(true, std::memory_order_release); }
+
 void SpinBarrier::wait() {
   if (n_ <= 1) return;
+  if (aborted_.load(std::memory_order_acquire)) throw RegionAborted{};
   // the generation cannot move on before this thread arrives, so reading it first is safe
   const unsigned gen = generation_.load(std::memory_order_acquire);
   if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
@@ -118,6 +132,7 @@ void SpinBarrier::wait() {
     return;
   }
   for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
+    if (aborted_.load(std::memory_order_acquire)) throw RegionAborted{};
     if (spins < kSpins)
       PYRNN_PAUSE();
     else
@@ -165,13 +180,27 @@ int parallel_run(int want, RegionFn fn, void* ctx) {
     tm.ticket.store((seq << kTicketBits) | static_cast<unsigned long long>(n), std::memory_order_release);
   }
   tm.cv.notify_all();
-  fn(ctx, 0, n, barrier);
+  std::exception_ptr error;
+  try {
+    fn(ctx, 0, n, barrier);
+  } catch (const RegionAborted&) {  // a worker failed first: its exception is in tm.error
+  } catch (...) {
+    error = std::current_exception();
+    barrier.abort();
+  }
+  // always wait for every member: they use this stack frame's barrier and the region's data
   for (int spins = 0; tm.remaining.load(std::memory_order_acquire) != 0; ++spins) {
     if (spins < kSpins)
       PYRNN_PAUSE();
     else
       std::this_thread::yield();
   }
+  {
+    std::lock_guard<std::mutex> lk(tm.m);
+    if (!error) error = tm.error;
+    tm.error = nullptr;
+  }
+  if (error) std::rethrow_exception(error);
   return n;
 }
 

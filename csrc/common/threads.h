@@ -12,14 +12,20 @@
 
 namespace pyrnn {
 
+// Thrown out of SpinBarrier::wait in the other members when one member of a region has thrown:
+// the region unwinds everywhere instead of waiting for a member that will never arrive.
+struct RegionAborted {};
+
 class SpinBarrier {
  public:
   explicit SpinBarrier(int n) : n_(n) {}
-  void wait();  // returns once all n threads of the region have called it (n = 1: at once)
+  void wait();   // returns once all n threads of the region have called it (n = 1: at once)
+  void abort();  // a member failed: every wait, now and later, throws RegionAborted
 
  private:
   alignas(64) std::atomic<int> count_{0};
   alignas(64) std::atomic<unsigned> generation_{0};
+  std::atomic<bool> aborted_{false};
   int n_;
 };
 
@@ -36,7 +42,9 @@ long long parallel_min_flops();
 using RegionFn = void (*)(void* ctx, int tid, int n, SpinBarrier& barrier);
 
 // Run fn(ctx, tid, n, barrier) for tid = 0 .. n-1, the caller as tid 0; returns the n used,
-// which is at most `want` (1 when the team is busy or want <= 1).
+// which is at most `want` (1 when the team is busy or want <= 1). If a member throws (say
+// std::bad_alloc for its scratch), the barrier is aborted so the others unwind too, the caller
+// waits until every member has left fn, and the first exception is rethrown on the caller.
 int parallel_run(int want, RegionFn fn, void* ctx);
 
 template <typename Fn>  // fn(tid, n, barrier)

@@ -7,13 +7,12 @@ handlers about every 50 ms and, if one raises (Ctrl-C: KeyboardInterrupt), stops
 raises it; its outputs are then unspecified and nothing was added into the gradients it
 accumulates."""
 
-from typing import Optional, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 _A = NDArray[np.floating]
-_OptA = Optional[NDArray[np.floating]]
+_OptA = NDArray[np.floating] | None
 
 def set_blas(sgemm: object, dgemm: object) -> None:
     """Register Fortran-BLAS sgemm/dgemm PyCapsules; (None, None) selects the loop GEMM."""
@@ -51,10 +50,10 @@ def recurrent_forward(
     cell: int,
     reverse: bool,
     x: _A,                                          # (T, B, I)
-    lengths: Optional[NDArray[np.int64]],           # (B,) in [0, T]; None = every step active
-    state0: Tuple[_A, _OptA],                       # h0 (B, H), c0 (B, H) for LSTM
-    params: Tuple[_A, _A, _A, _A],                  # w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (G*H,)
-    cache: Tuple[_A, _OptA, _OptA, _OptA, _OptA],   # written: hs, cs (T, B, H); gates (T, B, G*H); tanh_cs, hn (T, B, H)
+    lengths: NDArray[np.int64] | None,           # (B,) in [0, T]; None = every step active
+    state0: tuple[_A, _OptA],                       # h0 (B, H), c0 (B, H) for LSTM
+    params: tuple[_A, _A, _A, _A],                  # w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (G*H,)
+    cache: tuple[_A, _OptA, _OptA, _OptA, _OptA],   # written: hs, cs (T, B, H); gates (T, B, G*H); tanh_cs, hn (T, B, H)
 ) -> None:
     """One layer-direction over the whole sequence. cache is pyrnn.backends.contract.Cache: None where the
     cell has none (cs, tanh_cs: LSTM only; hn: GRU only; gates: LSTM and GRU), and gates, tanh_cs, hn all
@@ -64,20 +63,20 @@ def recurrent_backward(
     cell: int,
     reverse: bool,
     x: _A,
-    lengths: Optional[NDArray[np.int64]],
-    state0: Tuple[_A, _OptA],
-    cache: Tuple[_A, _OptA, _OptA, _OptA, _OptA],   # the forward's cache (gates overwritten with dA)
-    params: Tuple[_A, _A, _A, _A],
-    dout: Tuple[_A, _A, _OptA],                     # dhs (T, B, H), dhT, dcT (B, H; None but for LSTM)
-    grads: Tuple[_A, _A, _A, _A],                   # added into: dw_ih, dw_hh, db_ih, db_hh
-    dres: Tuple[_A, _A, _OptA],                     # written: dx (T, B, I), dh0, dc0 (B, H; None but for LSTM)
+    lengths: NDArray[np.int64] | None,
+    state0: tuple[_A, _OptA],
+    cache: tuple[_A, _OptA, _OptA, _OptA, _OptA],   # the forward's cache (gates overwritten with dA)
+    params: tuple[_A, _A, _A, _A],
+    dout: tuple[_A, _A, _OptA],                     # dhs (T, B, H), dhT, dcT (B, H; None but for LSTM)
+    grads: tuple[_A, _A, _A, _A],                   # added into: dw_ih, dw_hh, db_ih, db_hh
+    dres: tuple[_A, _A, _OptA],                     # written: dx (T, B, I), dh0, dc0 (B, H; None but for LSTM)
 ) -> None:
     """BPTT of one layer-direction; overwrites the cache's gates with dA (the cache is spent)."""
 
-def tanh_f32(x: NDArray[np.float32], isa: Optional[str] = None) -> NDArray[np.float32]:
+def tanh_f32(x: NDArray[np.float32], isa: str | None = None) -> NDArray[np.float32]:
     """The kernels' float32 tanh (a rational approximation), elementwise, in one ISA's loop."""
 
-def sigmoid_f32(x: NDArray[np.float32], isa: Optional[str] = None) -> NDArray[np.float32]:
+def sigmoid_f32(x: NDArray[np.float32], isa: str | None = None) -> NDArray[np.float32]:
     """The kernels' float32 sigmoid, (tanh(x/2) + 1) / 2, elementwise, in one ISA's loop."""
 
 # Conv family (csrc/conv, contract: pyrnn/backends/conv_reference.py). Channels-last; U = output
@@ -105,14 +104,14 @@ def pool1d_forward(
     kind: str,                                      # "max" or "avg"
     x: _A,                                          # (B, T, C)
     y: _A,                                          # written: (B, U, C)
-    arg: Optional[NDArray[np.int64]],               # written for "max": (B, U, C) argmax time index; None for "avg"
+    arg: NDArray[np.int64] | None,               # written for "max": (B, U, C) argmax time index; None for "avg"
     kernel: int, stride: int, pad_left: int, pad_right: int,
 ) -> None: ...
 
 def pool1d_backward(
     kind: str,
     dy: _A,                                         # (B, U, C)
-    arg: Optional[NDArray[np.int64]],               # the forward's arg for "max"; None for "avg"
+    arg: NDArray[np.int64] | None,               # the forward's arg for "max"; None for "avg"
     dx: _A,                                         # written: (B, T, C)
     kernel: int, stride: int, pad_left: int, pad_right: int,
 ) -> None: ...

@@ -1,6 +1,6 @@
-"""One thread knob for everything pyrnn runs on: the C++ kernels' own thread team, the BLAS
-behind the C++ and Numba GEMMs (NumPy's and SciPy's OpenBLAS, via threadpoolctl) and Numba's
-thread pool.
+"""One thread knob for everything pyrnn runs on: the C++ kernels' own thread team and the BLAS
+behind the C++ and Numba GEMMs (NumPy's and SciPy's OpenBLAS, via threadpoolctl). The Numba
+kernels run no parallel loops of their own (their speed is the BLAS's), so Numba's pool is left alone.
 
 ``pyrnn.set_num_threads(n)`` caps them all at n, so that nothing oversubscribes the
 cores when several pools are busy at once; ``pyrnn.get_num_threads()`` reads it back.
@@ -19,7 +19,7 @@ _state = {"n": None, "limiter": None}
 
 
 def set_num_threads(n):
-    """Cap the BLAS libraries loaded so far and Numba at ``n`` threads (None: undo the cap).
+    """Cap the BLAS libraries loaded so far and the C++ kernels' team at ``n`` threads (None: undo the cap).
 
     ``n`` above the CPUs this process may run on is lowered to that count, with a
     RuntimeWarning: more compute threads than cores only makes them wait for each other."""
@@ -42,12 +42,6 @@ def set_num_threads(n):
 
         _C.set_num_threads(n or _cpu_count())
     except ImportError:  # the cpp backend is optional at run time
-        pass
-    try:
-        import numba
-
-        numba.set_num_threads(min(n or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:  # the numba backend is optional at run time
         pass
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import pyrnn
+
 from helpers import CELLS, make_layer, random_problem, run
 
 FAST = [b for b in ("cpp", "numba") if b in pyrnn.available_backends()]

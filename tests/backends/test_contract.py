@@ -8,6 +8,7 @@ import pytest
 
 import pyrnn
 from pyrnn.backends import backend_module, contract
+
 from helpers import CELLS
 
 BACKENDS = pyrnn.available_backends()

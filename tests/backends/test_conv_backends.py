@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import pyrnn
-from gradcheck import assert_grad_close
 from pyrnn.backends import backend_module
 from pyrnn.backends import conv_reference as ref
+
+from gradcheck import assert_grad_close
 
 FAST = [b for b in ("cpp", "numba") if b in pyrnn.available_backends()]
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-6)}

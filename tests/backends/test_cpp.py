@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import pyrnn
+
 from helpers import CELLS, make_layer, random_problem, run, state_parts
 
 if "cpp" not in pyrnn.available_backends():  # pragma: no cover - a plain `pip install .` always builds it

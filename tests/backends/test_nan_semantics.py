@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import pyrnn
+
 from helpers import make_layer, run
 
 BACKENDS = pyrnn.available_backends()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import pyrnn
+
 from gradcheck import numeric_grad
 from helpers import CELLS, make_layer, random_problem, state_parts
 

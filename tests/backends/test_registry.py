@@ -76,3 +76,30 @@ def test_set_backend_on_a_failed_backend_is_a_clear_error(monkeypatch):
     with pytest.warns(RuntimeWarning, match="backend 'numba' is unavailable"):
         with pytest.raises(RuntimeError, match=r"backend 'numba' failed to load"):
             pyrnn.set_backend("numba")
+
+
+def test_use_backend_is_per_thread():
+    """A use_backend block in one thread (e.g. a predict helper) does not switch another thread's kernels."""
+    import threading
+
+    default = pyrnn.get_backend()
+    inside, leave, seen = threading.Event(), threading.Event(), {}
+
+    def other():
+        with pyrnn.use_backend("numpy"):
+            seen["other"] = pyrnn.get_backend()
+            inside.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    inside.wait(10)
+    seen["main"] = pyrnn.get_backend()
+    leave.set()
+    t.join()
+    assert seen == {"other": "numpy", "main": default}
+    with pyrnn.use_backend("numpy"):
+        with pyrnn.use_backend("numba"):
+            assert pyrnn.get_backend() == "numba"
+        assert pyrnn.get_backend() == "numpy"
+    assert pyrnn.get_backend() == default

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import threading
 import warnings
 
 #: fastest first
@@ -23,7 +24,8 @@ _MODULES = {"cpp": "pyrnn.backends.cpp", "numba": "pyrnn.backends.numba_jit", "n
 
 _loaded: dict = {}
 _failed: dict = {}
-_current = None
+_current = None  # the process-wide choice (set_backend, PYRNN_BACKEND, or the fastest)
+_local = threading.local()  # use_backend's choice for one thread
 
 
 def _load(name):
@@ -51,19 +53,26 @@ def _check_name(name):
         raise ValueError(f"unknown backend {name!r}: expected one of {list(BACKENDS)}")
 
 
-def set_backend(name):
-    """Use backend ``name`` ('cpp', 'numba' or 'numpy') from now on."""
-    global _current
+def _require(name):
     _check_name(name)
-    module = _load(name)
-    if module is None:
+    if _load(name) is None:
         raise RuntimeError(f"backend {name!r} failed to load: {_failed[name]!r}; available: {available_backends()}")
+
+
+def set_backend(name):
+    """Use backend ``name`` ('cpp', 'numba' or 'numpy') from now on, in every thread (a
+    :func:`use_backend` block still decides inside it)."""
+    global _current
+    _require(name)
     _current = name
 
 
 def get_backend():
-    """Name of the backend in use."""
+    """Name of the backend in use in this thread."""
     global _current
+    override = getattr(_local, "backend", None)
+    if override is not None:
+        return override
     if _current is None:
         wanted = os.environ.get("PYRNN_BACKEND", "").strip()
         if wanted:
@@ -88,11 +97,12 @@ def backend_module(name=None):
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Context manager: run a block on backend ``name``, then restore the previous one."""
-    global _current
-    previous = get_backend()
-    set_backend(name)
+    """Context manager: run a block on backend ``name`` in this thread only (other threads keep
+    theirs, as with ``pyrnn.no_grad``), then restore the previous choice."""
+    _require(name)
+    previous = getattr(_local, "backend", None)
+    _local.backend = name
     try:
         yield
     finally:
-        _current = previous
+        _local.backend = previous

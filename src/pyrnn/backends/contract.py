@@ -80,7 +80,7 @@ T or B, hT/cT); each supplies two kernel entry points with ``pyrnn._C``'s signat
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Protocol, Tuple, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -104,10 +104,10 @@ class Cache(NamedTuple):
     """What forward writes for backward, every array time-major; None where a cell has none."""
 
     hs: np.ndarray  # (T, B, H) every cell
-    cs: Optional[np.ndarray] = None  # (T, B, H) LSTM: c_t
-    gates: Optional[np.ndarray] = None  # (T, B, G*H) LSTM [i|f|g|o], GRU [r|z|n], activated
-    tanh_cs: Optional[np.ndarray] = None  # (T, B, H) LSTM: tanh(c_t)
-    hn: Optional[np.ndarray] = None  # (T, B, H) GRU: W_hn h_{t-1} + b_hn
+    cs: np.ndarray | None = None  # (T, B, H) LSTM: c_t
+    gates: np.ndarray | None = None  # (T, B, G*H) LSTM [i|f|g|o], GRU [r|z|n], activated
+    tanh_cs: np.ndarray | None = None  # (T, B, H) LSTM: tanh(c_t)
+    hn: np.ndarray | None = None  # (T, B, H) GRU: W_hn h_{t-1} + b_hn
 
 
 class Saved(NamedTuple):
@@ -117,9 +117,9 @@ class Saved(NamedTuple):
     reverse: bool
     x: np.ndarray  # (T, B, I)
     h0: np.ndarray  # (B, H)
-    c0: Optional[np.ndarray]  # (B, H), LSTM only
+    c0: np.ndarray | None  # (B, H), LSTM only
     cache: Cache
-    lengths: Optional[np.ndarray] = None  # (B,) int64, None = every step active
+    lengths: np.ndarray | None = None  # (B,) int64, None = every step active
 
     @property
     def hs(self) -> np.ndarray:
@@ -145,14 +145,14 @@ class RecurrentBackend(Protocol):
     """The recurrent family (see the module docstring); a backend module provides these functions."""
 
     def recurrent_forward(
-        self, cell: str, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray], weights: Weights,
-        reverse: bool = False, lengths: Optional[np.ndarray] = None, save: bool = True,
-    ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[Saved]]: ...
+        self, cell: str, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None, weights: Weights,
+        reverse: bool = False, lengths: np.ndarray | None = None, save: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Saved | None]: ...
 
     def recurrent_backward(
-        self, saved: Saved, weights: Weights, dhs: np.ndarray, dhT: np.ndarray, dcT: Optional[np.ndarray],
+        self, saved: Saved, weights: Weights, dhs: np.ndarray, dhT: np.ndarray, dcT: np.ndarray | None,
         grads: Weights,
-    ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]: ...
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]: ...
 
 
 @runtime_checkable
@@ -161,21 +161,21 @@ class ConvBackend(Protocol):
     :mod:`pyrnn.backends.conv_reference`; a backend module provides these functions."""
 
     def conv1d_forward(
-        self, x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride: int, pad_left: int, pad_right: int,
+        self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, pad_left: int, pad_right: int,
         dilation: int,
     ) -> np.ndarray: ...
 
     def conv1d_backward(
         self, x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int, pad_left: int, pad_right: int,
-        dilation: int, dw: np.ndarray, db: Optional[np.ndarray],
+        dilation: int, dw: np.ndarray, db: np.ndarray | None,
     ) -> np.ndarray: ...
 
     def pool1d_forward(
         self, kind: str, x: np.ndarray, kernel: int, stride: int, pad_left: int, pad_right: int,
-    ) -> Tuple[np.ndarray, Optional[np.ndarray]]: ...
+    ) -> tuple[np.ndarray, np.ndarray | None]: ...
 
     def pool1d_backward(
-        self, kind: str, x_shape: Tuple[int, int, int], dy: np.ndarray, saved: Optional[np.ndarray], kernel: int,
+        self, kind: str, x_shape: tuple[int, int, int], dy: np.ndarray, saved: np.ndarray | None, kernel: int,
         stride: int, pad_left: int, pad_right: int,
     ) -> np.ndarray: ...
 
