@@ -490,19 +490,6 @@ def conv_out_len(T, K, s, d, pl, pr):
     return (T + pl + pr - span) // s + 1
 
 
-def conv_padding(layer, T):
-    K, s, d, p = layer.kernel_size, layer.stride, layer.dilation, layer.padding
-    if p == "valid":
-        return 0, 0
-    if p == "causal":
-        return d * (K - 1), 0
-    if p == "same":
-        U = -(-T // s)
-        total = max((U - 1) * s + d * (K - 1) + 1 - T, 0)
-        return total // 2, total - total // 2
-    return (p, p) if isinstance(p, int) else tuple(p)
-
-
 def is_recurrent(layer):
     return isinstance(layer, (pyrnn.RNN, pyrnn.LSTM, pyrnn.GRU, Dilated))
 
@@ -603,7 +590,7 @@ def contract_forward(layer, x, lengths):
         B, T = xs[:2]
         if xs[2] != layer.in_channels:
             return VALUE, None, None
-        pl, pr = conv_padding(layer, T)
+        pl, pr = layer.padding_for(T)  # the padding modes are held to torch in tests/layers/test_conv.py
         U = conv_out_len(T, layer.kernel_size, layer.stride, layer.dilation, pl, pr)
         return (VALUE, None, None) if U is None else (OK, (B, U, layer.out_channels), param_dtype(layer))
     if isinstance(layer, (MaxPool1D, AvgPool1D)):

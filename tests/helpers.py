@@ -50,3 +50,25 @@ def run(layer, x, state, dy, dstate, backend):
     for name, g in layer.grads.items():
         out[f"grad {name}"] = g.copy()
     return out
+
+
+class LastFinite:
+    """A callback keeping the weights after every batch whose loss and gradient norm were finite,
+    and every batch's logs."""
+
+    model = None
+
+    def __init__(self):
+        self.weights, self.logs = None, []
+
+    def on_batch_end(self, batch, logs):
+        self.logs.append(dict(logs))
+        if all(np.isfinite(v) for v in logs.values()):
+            self.weights = self.model.state_dict()
+
+
+def assert_weights_are(model, weights):
+    """Every weight of ``model`` finite and equal to ``weights``."""
+    for name, value in model.state_dict().items():
+        assert np.isfinite(value).all(), name
+        np.testing.assert_array_equal(value, weights[name], err_msg=name)

@@ -12,6 +12,8 @@ from pyrnn.layers import Dense, TimeDistributed
 from pyrnn.layers.dilated import Dilated
 from pyrnn.models.tbptt import fit_tbptt, peak_memory_of, recurrent_model, stream
 
+from helpers import LastFinite, assert_weights_are
+
 
 def _cls(cell):
     return {"lstm": pyrnn.LSTM, "gru": pyrnn.GRU, "rnn": pyrnn.RNN}[cell]
@@ -353,40 +355,24 @@ def _relu_model_with_a_poisoned_window():
     return model, x, y
 
 
-class _LastFinite:
-    def __init__(self):
-        self.weights, self.logs = None, []
-
-    def on_batch_end(self, batch, logs):
-        self.logs.append(dict(logs))
-        if all(np.isfinite(v) for v in logs.values()):
-            self.weights = self.model.state_dict()
-
-
-def _assert_weights_are(model, weights):
-    for name, value in model.state_dict().items():
-        assert np.isfinite(value).all(), name
-        np.testing.assert_array_equal(value, weights[name], err_msg=name)
-
-
 def test_a_diverging_window_is_skipped_and_terminate_on_nan_ends_fit_tbptt_cleanly():
     model, x, y = _relu_model_with_a_poisoned_window()
-    spy, stop = _LastFinite(), pyrnn.callbacks.TerminateOnNaN()
+    spy, stop = LastFinite(), pyrnn.callbacks.TerminateOnNaN()
     with np.errstate(all="ignore"):
         history = fit_tbptt(model, x, y, k1=4, epochs=2, callbacks=[spy, stop])
     assert len(spy.logs) == 2 and np.isnan(spy.logs[1]["loss"]) and stop.stopped_at == 1
     assert model.epochs_done == 1 and np.isnan(history.history["loss"][0])
-    _assert_weights_are(model, spy.weights)
+    assert_weights_are(model, spy.weights)
 
 
 def test_a_diverging_fit_tbptt_raises_floating_point_error():
     model, x, y = _relu_model_with_a_poisoned_window()
-    spy = _LastFinite()
+    spy = LastFinite()
     with np.errstate(all="ignore"), pytest.raises(
             FloatingPointError, match=r"fit_tbptt: non-finite loss nan at epoch 1/2, window 2/3; .*"
             r"the weights are those after the last finite step\. callbacks\.TerminateOnNaN\(\) stops"):
         fit_tbptt(model, x, y, k1=4, epochs=2, callbacks=[spy])
-    _assert_weights_are(model, spy.weights)
+    assert_weights_are(model, spy.weights)
 
 
 def test_an_infinite_gradient_norm_skips_the_window_too():
@@ -401,8 +387,8 @@ def test_an_infinite_gradient_norm_skips_the_window_too():
             if batch == 0:
                 model.layers[-1].layer.params["weight"][...] = 1e30
 
-    spy = _LastFinite()
+    spy = LastFinite()
     with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match=r"non-finite gradient norm (nan|inf) \(loss "):
         fit_tbptt(model, x, y, k1=4, callbacks=[Blow(), spy])
     assert np.isfinite(spy.logs[1]["loss"]) and not np.isfinite(spy.logs[1]["grad_norm"])
-    _assert_weights_are(model, spy.weights)
+    assert_weights_are(model, spy.weights)

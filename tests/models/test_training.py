@@ -7,6 +7,8 @@ import pyrnn
 from pyrnn.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, TerminateOnNaN
 from pyrnn.layers import Dense, Dropout, LastStep
 
+from helpers import LastFinite, assert_weights_are
+
 
 def _sum_task(n=384, T=8, seed=0):
     rng = np.random.default_rng(seed)
@@ -269,55 +271,37 @@ def _dense_with_a_poisoned_batch():
     return model, x, y
 
 
-class _LastFinite:
-    """Keeps the weights after every batch whose loss and gradient norm were finite, and every batch's logs."""
-
-    def __init__(self):
-        self.weights, self.logs = None, []
-
-    def on_batch_end(self, batch, logs):
-        self.logs.append(dict(logs))
-        if all(np.isfinite(v) for v in logs.values()):
-            self.weights = self.model.state_dict()
-
-
-def _assert_weights_are(model, weights):
-    for name, value in model.state_dict().items():
-        assert np.isfinite(value).all(), name
-        np.testing.assert_array_equal(value, weights[name], err_msg=name)
-
-
 def test_a_diverging_batch_is_skipped_and_terminate_on_nan_ends_fit_cleanly():
     model, x, y = _dense_with_a_poisoned_batch()
-    spy, stop = _LastFinite(), TerminateOnNaN()
+    spy, stop = LastFinite(), TerminateOnNaN()
     with np.errstate(all="ignore"):
         history = model.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0, callbacks=[spy, stop])
     assert [np.isfinite(logs["loss"]) for logs in spy.logs] == [True, True, False]  # on_batch_end saw the NaN
     assert stop.stopped_at == 2 and model.epochs_done == 1 and history.epoch == [0]
     assert np.isnan(history.history["loss"][0])
-    _assert_weights_are(model, spy.weights)  # batch 2's step was not applied
+    assert_weights_are(model, spy.weights)  # batch 2's step was not applied
 
 
 def test_a_diverging_fit_without_terminate_on_nan_raises_floating_point_error():
     model, x, y = _dense_with_a_poisoned_batch()
-    spy = _LastFinite()
+    spy = LastFinite()
     with np.errstate(all="ignore"), pytest.raises(
             FloatingPointError, match=r"fit: non-finite loss nan at epoch 1/3, batch 3/4; its update was skipped .*"
             r"the weights are those after the last finite step\. callbacks\.TerminateOnNaN\(\) stops training "
             r"without this error"):
         model.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0, callbacks=[spy])
-    _assert_weights_are(model, spy.weights)
+    assert_weights_are(model, spy.weights)
     assert model.epochs_done == 0
 
 
 def test_a_huge_learning_rate_stops_at_the_last_finite_weights():
     x, y = _sum_task(64)
     model = _regressor().compile("sgd", "mse", lr=1e6)
-    spy, stop = _LastFinite(), TerminateOnNaN()
+    spy, stop = LastFinite(), TerminateOnNaN()
     with np.errstate(all="ignore"):
         model.fit(x, y, epochs=20, batch_size=16, verbose=0, callbacks=[spy, stop])
     assert stop.stopped_at is not None and model.epochs_done < 20
-    _assert_weights_are(model, spy.weights)
+    assert_weights_are(model, spy.weights)
 
 
 def test_evaluate_reports_nan_for_non_finite_predictions():
@@ -376,7 +360,7 @@ def test_two_threads_fit_two_models_as_one_after_the_other(one_kernel_thread):
     _run_threads(*[lambda m=m: fit(m) for m in together])
     for a, b in zip(alone, together):
         assert a.history.history == b.history.history
-        _assert_weights_are(b, a.state_dict())
+        assert_weights_are(b, a.state_dict())
         assert all(layer.training for layer in b.layers)
 
 
@@ -391,5 +375,5 @@ def test_evaluate_in_one_thread_while_another_fits(one_kernel_thread):
                  lambda: got.extend(evaluated.evaluate(x, y, batch_size=16) for _ in range(30)))
     assert got == [want] * 30
     assert fitted.history.history == fitted_alone.history.history
-    _assert_weights_are(fitted, fitted_alone.state_dict())
+    assert_weights_are(fitted, fitted_alone.state_dict())
     assert all(layer.training for layer in evaluated.layers)
