@@ -258,8 +258,8 @@ def crafted_cases(raw):
     h = copy.deepcopy(header)
     del h["__metadata__"]["pyrnn.optimizer"]
     add("buffers without optimizer", assemble(h, data))
-    for name, new in {"int32 weights": "I32", "uint32 weights": "U32"}.items():
-        entry_edit(name, "dtype", new)  # same item size: structurally valid, not a float
+    # (an integer model tensor is structurally valid: counters such as BatchNorm's num_batches_tracked;
+    # pyrnn.load refuses one where the architecture has a float parameter: see TestLoadRebuild)
     h = copy.deepcopy(header)
     h["model/"] = h.pop(first)
     add("empty weight name", assemble(h, data))

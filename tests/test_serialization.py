@@ -91,3 +91,13 @@ def test_functional_model_round_trip(tmp_path):
     model.save(tmp_path / "f.safetensors", include_optimizer=False)
     xs = [np.ones((1, 3, 2), np.float32), np.ones((1, 2, 2), np.float32)]
     np.testing.assert_array_equal(pyrnn.load(tmp_path / "f.safetensors").predict(xs), model.predict(xs))
+
+
+def test_an_integer_tensor_where_the_architecture_has_a_float_parameter_is_refused(tmp_path):
+    from pyrnn.checkpoint import CheckpointError, save_checkpoint
+
+    model = pyrnn.Sequential([pyrnn.Dense(2, 3, seed=0)])
+    weights = {k: v.astype(np.int32) if k == "0.weight" else v for k, v in model.state_dict().items()}
+    save_checkpoint(tmp_path / "m.safetensors", weights=weights, config={"model": model.get_config(), "compile": None})
+    with pytest.raises(CheckpointError, match=r"state_dict\['0.weight'\]: expected a floating-point array, got dtype int32"):
+        pyrnn.load(tmp_path / "m.safetensors")

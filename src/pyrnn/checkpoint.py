@@ -308,7 +308,7 @@ def save_checkpoint(path, *, weights, config, optimizer=None, extra=None):
         Non-array or non-float weights or buffers, a value JSON cannot hold exactly (naming where it is),
         a circular reference, optimizer entries of the wrong type; nothing is written.
     """
-    tensors = {_MODEL_PREFIX + name: a for name, a in _check_float_tensors(weights, "weights").items()}
+    tensors = {_MODEL_PREFIX + name: a for name, a in _check_model_tensors(weights).items()}
     metadata = {_CONFIG_KEY: _dumps(_require_dict(config, "config"), "config")}
     if optimizer is not None:
         optimizer = _require_dict(optimizer, "optimizer")
@@ -389,8 +389,9 @@ def _checkpoint(path, tensors, metadata, dtype_of):
         if name == prefix:
             raise error(f"tensor {_short(name)}: an empty name after {prefix!r}")
         dtype = dtype_of(value)
-        if dtype.kind != "f":
-            raise error(f"tensor {_short(name)}: dtype {dtype} is not a float type (weights and optimizer buffers are float16/32/64)")
+        if dtype.kind != "f" and not (group is weights and dtype.kind in "iu"):
+            raise error(f"tensor {_short(name)}: dtype {dtype} is not a float type (weights and optimizer buffers are float16/32/64; "
+                        "integer model tensors are counters such as BatchNorm's num_batches_tracked)")
         group[name[len(prefix):]] = value
     config = _loads(path, metadata, _CONFIG_KEY)
     if not isinstance(config, dict):
@@ -459,6 +460,15 @@ def _check_tensors(tensors, what):
         if (value.dtype.kind, value.dtype.itemsize) not in _NAMES:
             raise TypeError(f"{what}[{name!r}]: expected a bool, int8-64, uint8-64 or float16/32/64 array, got dtype {value.dtype}")
         out[name] = value.astype(value.dtype.newbyteorder("<"), order="C", copy=False)
+    return out
+
+
+def _check_model_tensors(weights):
+    """Parameters and running statistics are floats; counters (num_batches_tracked) integers."""
+    out = _check_tensors(weights, "weights")
+    for name, value in out.items():
+        if value.dtype.kind not in "fiu":
+            raise TypeError(f"weights[{name!r}]: expected a float or integer array, got dtype {value.dtype}")
     return out
 
 

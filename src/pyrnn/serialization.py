@@ -42,7 +42,7 @@ def model_from_config(config):
 def _check_architecture(config, weights):
     """Refuse a config whose parameters differ from the file's weights, before building it."""
     with shapes_only():
-        shapes = {name: p.shape for name, p in model_from_config(config).named_parameters()}
+        shapes = {name: a.shape for name, a in model_from_config(config).named_state().items()}
     found = {name: tuple(np.shape(w)) for name, w in weights.items()}
     if shapes != found:
         missing, extra = sorted(set(shapes) - set(found)), sorted(set(found) - set(shapes))

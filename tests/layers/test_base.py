@@ -132,3 +132,47 @@ def test_parameter_sizes_are_bounded_and_memory_errors_name_the_parameter():
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "Dense: unable to allocate parameter weight of shape (1, 1073741824) and its gradient (8.0 GiB of float32)" in out.stdout, out
+
+
+class RunningMean(Layer):
+    """A layer with buffers: a float running mean and an integer counter (as BatchNorm has)."""
+
+    def __init__(self, features, dtype=np.float32):
+        super().__init__(dtype)
+        self.features = features
+        self.add_param("w", (features,), np.ones)
+        self.add_buffer("running_mean", np.zeros(features, self.dtype))
+        self.add_buffer("num_batches_tracked", np.array(0, np.int64))
+
+    def forward(self, x):
+        if self.is_training:
+            self.buffers["running_mean"] += 0.1 * (x.mean(axis=0) - self.buffers["running_mean"])
+            self.buffers["num_batches_tracked"] += 1
+        self._save(None)
+        return x * self.params["w"]
+
+    def backward(self, dy):
+        self._pop_saved()
+        return dy * self.params["w"]
+
+    def get_config(self):
+        return {"features": self.features, "dtype": self.dtype.name}
+
+
+def test_buffers_are_state_but_not_parameters_and_round_trip_bit_for_bit(tmp_path):
+    model = pyrnn.Sequential([RunningMean(3), Dense(3, 1, seed=0)]).compile("adam", "mse")
+    x = np.random.default_rng(0).standard_normal((16, 3)).astype(np.float32)
+    model.fit(x, x[:, :1], epochs=2, batch_size=4, verbose=0)
+    layer = model.layers[0]
+    assert int(layer.buffers["num_batches_tracked"]) == 8 and layer.buffers["running_mean"].any()
+    assert "0.running_mean" in model.state_dict() and "0.num_batches_tracked" in model.state_dict()
+    assert len(model.param_grad_pairs()) == 3  # w, weight, bias: buffers are not trained
+    model.save(tmp_path / "m.safetensors")
+    again = pyrnn.load(tmp_path / "m.safetensors")
+    for name, value in model.state_dict().items():
+        got = again.state_dict()[name]
+        assert got.dtype == value.dtype and np.array_equal(got, value), name
+    with pytest.raises(TypeError, match=r"state_dict\['0.num_batches_tracked'\]: expected an integer array, got dtype float64"):
+        again.load_state_dict(dict(again.state_dict(), **{"0.num_batches_tracked": np.array(1.0)}))
+    with pytest.raises(ValueError, match=r"missing \['0.running_mean'\]"):
+        again.load_state_dict({k: v for k, v in again.state_dict().items() if k != "0.running_mean"})

@@ -64,7 +64,8 @@ def _building_shapes_only():
 
 def load_strict(own, state):
     """Copy ``state`` into the arrays of ``own`` (both ``{name: array}``), strictly: the same
-    keys, the same shapes, floating-point values; nothing changes unless every entry fits."""
+    keys, the same shapes, floating-point values for float arrays (parameters, running statistics)
+    and integers for integer ones (counters); nothing changes unless every entry fits."""
     if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
         raise TypeError(f"state_dict: expected a mapping of names to arrays, got {type(state).__name__}")
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
@@ -75,8 +76,10 @@ def load_strict(own, state):
         arr = np.asarray(state[k])
         if arr.shape != own[k].shape:
             raise ValueError(f"state_dict[{k!r}]: expected shape {own[k].shape}, got {arr.shape}")
-        if arr.dtype.kind != "f":
+        if own[k].dtype.kind == "f" and arr.dtype.kind != "f":
             raise TypeError(f"state_dict[{k!r}]: expected a floating-point array, got dtype {arr.dtype}")
+        if own[k].dtype.kind in "iu" and arr.dtype.kind not in "iu":
+            raise TypeError(f"state_dict[{k!r}]: expected an integer array, got dtype {arr.dtype}")
         new[k] = arr
     for k, arr in new.items():  # only after every key passed
         own[k][...] = arr
@@ -119,6 +122,7 @@ class Layer:
         self.dtype = check_dtype("dtype", dtype)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}  # state that is saved but not trained (running statistics)
         self.training = True
         self._saved_stack: list = []  # [(generation, saved)]
         self._warned_unconsumed = False
@@ -151,21 +155,35 @@ class Layer:
                               f"gradient ({gib:.1f} GiB of {self.dtype.name})") from None
         return self.params[name]
 
+    def add_buffer(self, name, value):
+        """Register ``value`` as state that is saved and loaded with the parameters but not trained
+        (running statistics, counters: PyTorch's buffers). Layers update it in place."""
+        value = np.asarray(value)
+        if _building_shapes_only():
+            self.buffers[name] = np.broadcast_to(np.zeros((), value.dtype), value.shape)
+        else:
+            self.buffers[name] = np.array(value, order="C")
+        return self.buffers[name]
+
     def parameters(self):
         """The parameter arrays (updated in place by optimizers)."""
         return list(self.params.values())
+
+    def state(self):
+        """``{name: array}`` of the parameters then the buffers: what a state dict holds (no copies)."""
+        return {**self.params, **self.buffers}
 
     def zero_grad(self):
         for g in self.grads.values():
             g.fill(0)
 
     def state_dict(self):
-        """``{name: ndarray}`` copies of the parameters."""
-        return {k: v.copy() for k, v in self.params.items()}
+        """``{name: ndarray}`` copies of the parameters and buffers (PyTorch's names)."""
+        return {k: v.copy() for k, v in self.state().items()}
 
     def load_state_dict(self, state):
         """Strict load: every key present, no extra key, every shape exact (see :func:`load_strict`)."""
-        load_strict(self.params, state)
+        load_strict(self.state(), state)
 
     # ------------------------------------------------------- mode and config
     def train(self, mode=True):
@@ -276,6 +294,7 @@ class Wrapper(Layer):
         self.layer = layer
         self.params = layer.params
         self.grads = layer.grads
+        self.buffers = layer.buffers
         self.training = layer.training
 
     @classmethod

@@ -52,12 +52,16 @@ class BaseModel:
         for layer in self.layers:
             layer.zero_grad()
 
+    def named_state(self):
+        """``"<layer index>.<name>"`` -> array for every parameter and buffer (what a state dict holds)."""
+        return {f"{i}.{name}": a for i, layer in enumerate(self.layers) for name, a in layer.state().items()}
+
     def state_dict(self):
-        return {name: p.copy() for name, p in self.named_parameters()}
+        return {name: a.copy() for name, a in self.named_state().items()}
 
     def load_state_dict(self, state):
         """Strict: the same keys and shapes; nothing changes unless every entry fits."""
-        load_strict(dict(self.named_parameters()), state)
+        load_strict(self.named_state(), state)
 
     def train(self, mode=True):
         for layer in self.layers:
