@@ -36,6 +36,7 @@ __all__ = [
     "load_nile",
     "load_sunspots",
     "load_text",
+    "make_digit_segmentation",
 ]
 
 _PERIODS = {"yearly": 1, "monthly": 12, "weekly": 52}
@@ -293,3 +294,13 @@ def load_text(name="gettysburg"):
     if not isinstance(name, str) or name not in _TEXTS:
         raise ValueError(f"name: expected one of {sorted(_TEXTS)}, got {name!r}")
     return _read_bytes(_TEXTS[name]).decode("ascii")
+
+
+
+def __getattr__(name):
+    """``make_digit_segmentation`` is built on the loaders above, in its own module (PEP 562)."""
+    if name == "make_digit_segmentation":
+        from .segmentation import make_digit_segmentation
+
+        return make_digit_segmentation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
