@@ -239,7 +239,7 @@ BAD = [
     (CrossEntropyLoss(), np.ones((2, 3)), np.array([-1, 0]), None, ValueError, r"target: expected class indices in \[0, 3\), got -1"),
     (CrossEntropyLoss(), np.ones((2, 3)), np.array([0.0, 1.0]), None, TypeError, "target: expected integer class indices, got dtype float64"),
     (CrossEntropyLoss(), np.ones((2, 3)), np.array([0, 1, 1]), None, ValueError, r"target: expected shape \(2,\) .*got \(3,\)"),
-    (CrossEntropyLoss(), np.ones(3), np.array(0), None, ValueError, r"pred: expected logits \(N, C\) or \(B, T, C\) with C >= 1, got shape \(3,\)"),
+    (CrossEntropyLoss(), np.ones(3), np.array(0), None, ValueError, r"pred: expected logits \(\.\.\., C\) with a batch axis and C >= 1, got shape \(3,\)"),
     (CrossEntropyLoss(), np.ones((2, 4, 3)), np.zeros((2, 4), int), np.ones(2, bool), ValueError, r"mask: expected shape \(2, 4\) \(the shape of target\), got \(2,\)"),
     (CrossEntropyLoss(), np.array([[np.nan, 0.0]]), np.array([0]), None, ValueError, "pred: expected finite values, got an array that contains NaN"),
 ]
@@ -264,3 +264,11 @@ def test_huber_delta_must_be_positive():
     for bad, exc in ((0, ValueError), (-1.0, ValueError), (float("nan"), ValueError), ("1", TypeError)):
         with pytest.raises(exc, match=r"delta: expected a (finite number in \(0, inf\)|real number), got"):
             HuberLoss(delta=bad)
+
+
+def test_cross_entropy_per_pixel_equals_the_flattened_loss():
+    rng = np.random.default_rng(0)
+    logits, target = rng.standard_normal((2, 4, 5, 3)), rng.integers(0, 3, (2, 4, 5))
+    a, b = CrossEntropyLoss(), CrossEntropyLoss()
+    assert a.forward(logits, target) == pytest.approx(b.forward(logits.reshape(-1, 3), target.reshape(-1)), rel=1e-15)
+    np.testing.assert_allclose(a.backward(), b.backward().reshape(2, 4, 5, 3), rtol=1e-15)

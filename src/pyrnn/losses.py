@@ -243,11 +243,12 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
 
 class CrossEntropyLoss(Loss):
     """Softmax cross-entropy over integer class indices (Keras ``sparse_categorical_crossentropy``
-    with ``from_logits=True``), per sample or per time step.
+    with ``from_logits=True``), per sample, per time step or per pixel.
 
-    ``forward(logits, target, mask=None)``: logits (N, C) with target (N,), or logits
-    (B, T, C) with target (B, T); mask of target's shape selects the positions averaged
-    (e.g. the steps before each sequence's end). Masked-out targets are not checked.
+    ``forward(logits, target, mask=None)``: logits (N, C) with target (N,), logits (B, T, C)
+    with target (B, T), or any (..., C) with target (...), e.g. a segmentation's (B, H, W, C)
+    with (B, H, W); mask of target's shape selects the positions averaged (e.g. the steps before
+    each sequence's end). Masked-out targets are not checked.
     """
 
     # l = lse(x) - x[y],  lse(x) = max(x) + log(sum(exp(x - max(x))))
@@ -256,8 +257,8 @@ class CrossEntropyLoss(Loss):
 
         Parameters
         ----------
-        pred : array (N, C) or (B, T, C) float32 or float64, logits
-        target : integer array (N,) or (B, T), class indices in [0, C)
+        pred : array (..., C) float32 or float64, logits: (N, C), (B, T, C), (B, H, W, C), ...
+        target : integer array (...), pred's shape without the class axis, class indices in [0, C)
         mask : None or bool/0-1 array of target's shape
 
         Returns
@@ -265,8 +266,8 @@ class CrossEntropyLoss(Loss):
         float, ``sum(m * l) / sum(m)``
         """
         logits = _pred_array(pred)
-        if logits.ndim not in (2, 3) or logits.shape[-1] == 0:
-            raise ValueError(f"pred: expected logits (N, C) or (B, T, C) with C >= 1, got shape {logits.shape}")
+        if logits.ndim < 2 or logits.shape[-1] == 0:
+            raise ValueError(f"pred: expected logits (..., C) with a batch axis and C >= 1, got shape {logits.shape}")
         lead, C = logits.shape[:-1], logits.shape[-1]
         target = np.asarray(target)
         if target.dtype.kind not in "iu":
