@@ -20,6 +20,7 @@ from gradcheck import assert_grad_close
 
 BACKENDS = pyrnn.available_backends()
 FAST = [b for b in ("cpp", "numba") if b in BACKENDS]
+requires_cpp = pytest.mark.skipif("cpp" not in BACKENDS, reason="the cpp backend is not built")
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-6)}
 
 # (N, C, affine, track, training, momentum)
@@ -78,8 +79,10 @@ def _parameters(fn, drop_self=False):
     return [(p.name, p.kind, p.default) for p in list(inspect.signature(fn).parameters.values())[int(drop_self):]]
 
 
-@pytest.mark.parametrize("module", [f"backend:{b}" for b in BACKENDS] + ["norm_reference", "norm_numba"])
+@pytest.mark.parametrize("module", [f"backend:{b}" for b in BACKENDS] + ["norm_reference", "norm_numba", "norm_cpp"])
 def test_modules_conform_to_the_norm_protocol(module):
+    if module == "norm_cpp" and "cpp" not in BACKENDS:  # pragma: no cover - a plain install builds it
+        pytest.skip("the cpp backend is not built")
     if module.startswith("backend:"):
         mod = backend_module(module.split(":")[1])
     else:
@@ -90,13 +93,13 @@ def test_modules_conform_to_the_norm_protocol(module):
         assert _parameters(getattr(mod, member)) == _parameters(getattr(contract.NormBackend, member), True), member
 
 
-def test_cpp_runs_the_numba_kernels_until_it_has_its_own():
+def test_cpp_runs_its_own_kernels():
     if "cpp" not in BACKENDS:  # pragma: no cover - a plain install builds it
         pytest.skip("the cpp backend is not built")
-    from pyrnn.backends import norm_numba
+    from pyrnn.backends import norm_cpp
 
-    assert backend_module("cpp").batchnorm_forward is norm_numba.batchnorm_forward
-    assert backend_module("cpp").batchnorm_backward is norm_numba.batchnorm_backward
+    assert backend_module("cpp").batchnorm_forward is norm_cpp.batchnorm_forward
+    assert backend_module("cpp").batchnorm_backward is norm_cpp.batchnorm_backward
 
 
 def test_numba_kernels_take_their_flags_from_one_place():
@@ -234,3 +237,66 @@ def test_backward_checks_are_the_contracts(backend):
         kernels.batchnorm_backward(saved, y, np.zeros(3), None)
     with pytest.raises(ValueError, match=r"dbias: expected a writable array"):
         kernels.batchnorm_backward(saved, y, None, _readonly(np.zeros(3, np.float32)))
+
+
+# ------------------------------------------------------------------ the C++ bindings' own checks
+def _c_args(**change):
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    C = 3
+    args = dict(x=x, weight=np.ones(C, np.float32), bias=np.zeros(C, np.float32), running_mean=np.zeros(C, np.float32),
+                running_var=np.ones(C, np.float32), training=True, momentum=0.1, eps=1e-5, y=np.empty_like(x),
+                mean=np.empty(C), inv_std=np.empty(C))
+    return args | change
+
+
+@requires_cpp
+@pytest.mark.parametrize(
+    "change, exc, pattern",
+    [
+        (dict(x=np.ones((5, 3), np.int64)), TypeError, r"x: expected dtype float32 or float64, got int64"),
+        (dict(x=np.ones((5, 3, 1), np.float32)), ValueError, r"x: expected a 2-D array \(N, C\), got shape \(5, 3, 1\)"),
+        (dict(weight=np.ones(3)), TypeError, r"weight: expected dtype float32, got float64"),
+        (dict(bias=np.ones(2, np.float32)), ValueError, r"bias: expected shape \(3,\), got \(2,\)"),
+        (dict(running_mean=None), ValueError, r"running_mean, running_var: expected both arrays or both None"),
+        (dict(running_var=_readonly(np.ones(3, np.float32))), ValueError, r"running_var: expected a writable array"),
+        (dict(training=1), TypeError, r"training: expected True or False, got int"),
+        (dict(momentum=2.0), ValueError, r"momentum: expected a finite number in \[0.*, 1.*\], got 2.0"),
+        (dict(eps=float("nan")), ValueError, r"eps: expected a finite number"),
+        (dict(mean=np.empty(3, np.float32)), TypeError, r"mean: expected dtype float64, got float32"),
+        (dict(y=np.empty((3, 5), np.float32)), ValueError, r"y: expected shape \(5, 3\), got \(3, 5\)"),
+        (dict(x=np.ones((1, 3), np.float32), y=np.empty((1, 3), np.float32)), ValueError,
+         r"x: expected more than 1 value per channel to compute batch statistics, got N=1"),
+        (dict(training=False, running_mean=None, running_var=None), ValueError,
+         r"running_mean: expected running statistics when training=False"),
+    ],
+    ids=["int", "3d", "weight-dtype", "bias-shape", "one-running", "readonly", "training-int", "momentum", "eps-nan",
+         "mean-dtype", "y-shape", "one-row", "eval-no-running"],
+)
+def test_cpp_forward_binding_checks_every_argument(change, exc, pattern):
+    from pyrnn import _C
+
+    args = _c_args(**change)
+    rm0 = None if args["running_mean"] is None else args["running_mean"].copy()
+    with pytest.raises(exc, match=pattern):
+        _C.batchnorm_forward(**args)
+    if rm0 is not None:
+        assert np.array_equal(args["running_mean"], rm0)
+
+
+@requires_cpp
+def test_cpp_backward_binding_checks_every_argument():
+    from pyrnn import _C
+
+    x = np.ones((4, 2), np.float32)
+    ok = dict(x=x, dy=x.copy(), mean=np.zeros(2), inv_std=np.ones(2), weight=None, batch_stats=True,
+              dx=np.empty_like(x), dweight=np.zeros(2, np.float32), dbias=None)
+    _C.batchnorm_backward(**ok)
+    for change, exc, pattern in [
+        (dict(dy=np.ones((4, 2))), TypeError, r"dy: expected dtype float32, got float64"),
+        (dict(inv_std=np.ones(3)), ValueError, r"inv_std: expected shape \(2,\), got \(3,\)"),
+        (dict(batch_stats=None), TypeError, r"batch_stats: expected True or False, got NoneType"),
+        (dict(dx=_readonly(np.empty_like(x))), ValueError, r"dx: expected a writable array"),
+        (dict(dbias=np.zeros(2, np.float64)), TypeError, r"dbias: expected dtype float32, got float64"),
+    ]:
+        with pytest.raises(exc, match=pattern):
+            _C.batchnorm_backward(**(ok | change))
