@@ -115,3 +115,23 @@ def pool1d_backward(
     dx: _A,                                         # written: (B, T, C)
     kernel: int, stride: int, pad_left: int, pad_right: int,
 ) -> None: ...
+
+# The normalisation family (csrc/norm; contract: pyrnn.backends.norm_reference). N = rows, C = channels.
+def batchnorm_forward(
+    x: _A,                                          # (N, C)
+    weight: _OptA, bias: _OptA,                     # (C,) or None
+    running_mean: _OptA, running_var: _OptA,        # (C,) updated in place when training, or both None
+    training: bool, momentum: float, eps: float,
+    y: _A,                                          # written: (N, C)
+    mean: NDArray[np.float64],                      # written: (C,) the statistics used
+    inv_std: NDArray[np.float64],                   # written: (C,) 1 / sqrt(var + eps)
+) -> None: ...
+
+def batchnorm_backward(
+    x: _A, dy: _A,                                  # (N, C)
+    mean: NDArray[np.float64], inv_std: NDArray[np.float64],  # the forward's
+    weight: _OptA,
+    batch_stats: bool,                              # whether the forward used batch statistics
+    dx: _A,                                         # written: (N, C)
+    dweight: _OptA, dbias: _OptA,                   # added into: (C,) or None
+) -> None: ...

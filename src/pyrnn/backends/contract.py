@@ -206,3 +206,28 @@ def previous_states(saved: Saved) -> np.ndarray:
     if saved.reverse:
         return np.concatenate([hs[1:], h0[None]], axis=0)
     return np.concatenate([h0[None], hs[:-1]], axis=0)
+
+
+class BatchNormSaved(NamedTuple):
+    """What ``batchnorm_forward`` hands to ``batchnorm_backward`` (contract: :mod:`pyrnn.backends.norm_reference`)."""
+
+    x: np.ndarray  # (N, C) the input itself, not a copy
+    mean: np.ndarray  # (C,) float64: the statistics x was normalised with
+    inv_std: np.ndarray  # (C,) float64: 1 / sqrt(var + eps)
+    weight: np.ndarray | None  # (C,) or None (no affine transform)
+    batch_stats: bool  # True: batch statistics (they depend on x); False: running ones (constants)
+
+
+@runtime_checkable
+class NormBackend(Protocol):
+    """The normalisation family, specified (and implemented in NumPy) by
+    :mod:`pyrnn.backends.norm_reference`; a backend module provides these functions."""
+
+    def batchnorm_forward(
+        self, x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, running_mean: np.ndarray | None,
+        running_var: np.ndarray | None, training: bool, momentum: float, eps: float,
+    ) -> tuple[np.ndarray, BatchNormSaved]: ...
+
+    def batchnorm_backward(
+        self, saved: BatchNormSaved, dy: np.ndarray, dweight: np.ndarray | None, dbias: np.ndarray | None,
+    ) -> np.ndarray: ...

@@ -5,6 +5,7 @@ from .base import Layer, UnconsumedForwardWarning
 from .conv import AvgPool1D, Conv1D, MaxPool1D
 from .dense import Dense, Dropout, Embedding
 from .dilated import Dilated
+from .norm import BatchNorm1D, BatchNorm2D
 from .plumbing import FeatureSlice, VectorToState
 from .recurrent import GRU, LSTM, RNN, Recurrent, RNNBase
 from .sequence import Add, Concatenate, FirstStep, LastStep, RepeatVector, TimeDistributed
@@ -14,4 +15,5 @@ __all__ = [
     "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
     "Add", "Concatenate", "FirstStep", "LastStep", "RepeatVector", "TimeDistributed",
     "Conv1D", "MaxPool1D", "AvgPool1D", "Dilated", "FeatureSlice", "VectorToState",
+    "BatchNorm1D", "BatchNorm2D",
 ]

@@ -1,0 +1,40 @@
+// BatchNorm1D / BatchNorm2D kernels on channels-last data viewed as (N, C): every channel is a
+// column, every loop runs over rows with the channel loop innermost (contiguous).
+//
+// Legend: N = rows (B, B*T or B*H*W), C = channels. Statistics in double for float and double.
+//
+// forward: with batch statistics (training), one pass over x for the shifted sums
+//   s1 = sum (x - x[0]), s2 = sum (x - x[0])^2, so mean = x[0] + s1/N, var = (s2 - s1^2/N)/N (biased);
+//   if the running buffers are given (non-null) they are updated in place with the unbiased variance:
+//   running = (1 - momentum) running + momentum batch. Otherwise mean/var are the running buffers.
+//   inv_std = 1/sqrt(var + eps); one pass writes y = (x - mean) * inv_std * weight + bias.
+// backward: one reduction pass (sum dy, sum dy x_hat), one pass writing dx:
+//   batch statistics: dx = inv_std (w dy - w sum(dy)/N - x_hat w sum(dy x_hat)/N); running: dx = w dy inv_std;
+//   dweight += sum dy x_hat, dbias += sum dy (each may be null).
+// The contract (and its NumPy specification) is src/pyrnn/backends/norm_reference.py.
+// Every function polls `cancel` every kRowsPerPoll rows and, stopped, returns early with its outputs
+// unspecified (the running buffers untouched if the statistics pass was stopped).
+#pragma once
+
+#include <cstdint>
+
+#include "../common/cancel.h"
+
+namespace pyrnn {
+
+struct BatchNormDims {
+  int64_t N, C;
+};
+
+// weight, bias, running_mean, running_var may be null; mean and inv_std (C) are written.
+template <typename F>
+void batchnorm_forward(const BatchNormDims& d, const F* x, const F* weight, const F* bias, F* running_mean,
+                       F* running_var, bool training, double momentum, double eps, F* y, double* mean, double* inv_std,
+                       Cancel& cancel);
+
+// weight, dweight, dbias may be null; dx (N, C) is written, dweight and dbias added into.
+template <typename F>
+void batchnorm_backward(const BatchNormDims& d, const F* x, const F* dy, const double* mean, const double* inv_std,
+                        const F* weight, bool batch_stats, F* dx, F* dweight, F* dbias, Cancel& cancel);
+
+}  // namespace pyrnn
