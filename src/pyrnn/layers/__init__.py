@@ -15,3 +15,7 @@ __all__ = [
     "Add", "Concatenate", "FirstStep", "LastStep", "RepeatVector", "TimeDistributed",
     "Conv1D", "MaxPool1D", "AvgPool1D", "Dilated", "FeatureSlice", "VectorToState",
 ]
+
+from .pool2d import AvgPool2D, Flatten, GlobalAvgPool2D, MaxPool2D, Upsample2D  # noqa: E402
+
+__all__ += ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Upsample2D", "Flatten"]
