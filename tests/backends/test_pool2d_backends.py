@@ -244,13 +244,51 @@ def test_modules_conform_to_the_pool2d_protocol(module):
         assert _parameters(getattr(mod, member)) == _parameters(getattr(contract.Pool2DBackend, member), True), member
 
 
-def test_cpp_offers_the_numba_kernels_until_it_has_its_own():
+def test_cpp_backend_uses_its_own_kernels():
     if "cpp" not in BACKENDS:  # pragma: no cover - a plain install builds it
         pytest.skip("the cpp backend is not built")
-    from pyrnn.backends import pool2d_numba
+    from pyrnn.backends import pool2d_cpp
 
+    assert isinstance(pool2d_cpp, contract.Pool2DBackend)
     for member in POOL_MEMBERS:
-        assert getattr(backend_module("cpp"), member) is getattr(pool2d_numba, member)
+        assert getattr(backend_module("cpp"), member) is getattr(pool2d_cpp, member)
+        assert _parameters(getattr(pool2d_cpp, member)) == _parameters(getattr(contract.Pool2DBackend, member), True)
+
+
+def test_cpp_bindings_check_their_arrays():
+    """The compiled functions refuse what would read or write out of bounds, whatever the Python side passed."""
+    if "cpp" not in BACKENDS:  # pragma: no cover - a plain install builds it
+        pytest.skip("the cpp backend is not built")
+    from pyrnn import _C
+
+    x = np.zeros((1, 4, 4, 2))
+    y, arg = np.zeros((1, 2, 2, 2)), np.zeros((1, 2, 2, 2), np.int64)
+    geom = ((2, 2), (2, 2), (0, 0), (1, 1))
+    _C.pool2d_forward("max", x, y, arg, None, None, *geom)
+    with pytest.raises(ValueError, match=r"arg: expected shape \(1, 2, 2, 2\), got \(1, 2, 2, 1\)"):
+        _C.pool2d_forward("max", x, y, np.zeros((1, 2, 2, 1), np.int64), None, None, *geom)
+    with pytest.raises(TypeError, match=r"y: expected dtype float64, got float32"):
+        _C.pool2d_forward("max", x, y.astype(np.float32), arg, None, None, *geom)
+    with pytest.raises(ValueError, match=r"div_h: expected shape \(2,\), got \(3,\)"):
+        _C.pool2d_forward("avg", x, y, None, np.ones(3, np.int64), np.ones(2, np.int64), *geom)
+    with pytest.raises(ValueError, match=r"kind: expected 'max' or 'avg', got 'sum'"):
+        _C.pool2d_forward("sum", x, y, arg, None, None, *geom)
+    with pytest.raises(TypeError, match=r"stride: expected a tuple \(h, w\), got list"):
+        _C.pool2d_forward("max", x, y, arg, None, None, (2, 2), [2, 2], (0, 0), (1, 1))
+    with pytest.raises(ValueError, match=r"dx: expected a C-contiguous array"):
+        _C.pool2d_backward("max", y, arg, None, None, np.zeros((1, 4, 8, 2))[:, :, ::2], *geom)
+    axes = tuple(a for axis in (pool2d_ref_axis(4), pool2d_ref_axis(4)) for a in axis)
+    _C.upsample2d_forward("bilinear", x, np.zeros((1, 8, 8, 2)), axes)
+    bad = (np.full(8, 4, np.int64),) + axes[1:]
+    with pytest.raises(ValueError, match=r"axes \(h\) indices: expected values in \[0, 4\), got 4, 1 at 0"):
+        _C.upsample2d_forward("bilinear", x, np.zeros((1, 8, 8, 2)), bad)
+    with pytest.raises(ValueError, match=r"axes: expected a tuple of 8 arrays, got 7"):
+        _C.upsample2d_backward("nearest", np.zeros((1, 8, 8, 2)), x, axes[:7])
+
+
+def pool2d_ref_axis(L, scale=2):
+    i0, i1, l0, l1 = ref.upsample_axis(L, scale, "bilinear")
+    return i0.astype(np.int64), i1.astype(np.int64), l0, l1
 
 
 def test_numba_kernels_take_their_flags_from_one_place():
