@@ -134,4 +134,37 @@ def batchnorm_backward(
     batch_stats: bool,                              # whether the forward used batch statistics
     dx: _A,                                         # written: (N, C)
     dweight: _OptA, dbias: _OptA,                   # added into: (C,) or None
+# 2-D pooling and upsampling on (B, H, W, C) images (csrc/pool2d); pairs are (h, w) tuples of ints
+def pool2d_forward(
+    kind: str,                                      # "max" or "avg"
+    x: _A,                                          # (B, H, W, C)
+    y: _A,                                          # written: (B, OH, OW, C)
+    arg: NDArray[np.int64] | None,                  # written for "max": (B, OH, OW, C) ih*W + iw of the winner, -1 none
+    div_h: NDArray[np.int64] | None,                # "avg": (OH,) torch's divisor factors; None for "max"
+    div_w: NDArray[np.int64] | None,                # "avg": (OW,)
+    kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
+) -> None: ...
+
+def pool2d_backward(
+    kind: str,
+    dy: _A,                                         # (B, OH, OW, C)
+    arg: NDArray[np.int64] | None,                  # the forward's arg for "max"; None for "avg"
+    div_h: NDArray[np.int64] | None,
+    div_w: NDArray[np.int64] | None,
+    dx: _A,                                         # written: (B, H, W, C)
+    kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
+) -> None: ...
+
+def upsample2d_forward(
+    mode: str,                                      # "nearest" or "bilinear"
+    x: _A,                                          # (B, H, W, C)
+    y: _A,                                          # written: (B, OH, OW, C)
+    axes: tuple[NDArray[np.int64], NDArray[np.int64], _A, _A, NDArray[np.int64], NDArray[np.int64], _A, _A],
+) -> None: ...                                      # axes = (ih0, ih1, lh0, lh1, iw0, iw1, lw0, lw1), indices in range
+
+def upsample2d_backward(
+    mode: str,
+    dy: _A,                                         # (B, OH, OW, C)
+    dx: _A,                                         # written: (B, H, W, C)
+    axes: tuple[NDArray[np.int64], NDArray[np.int64], _A, _A, NDArray[np.int64], NDArray[np.int64], _A, _A],
 ) -> None: ...

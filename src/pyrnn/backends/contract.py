@@ -231,3 +231,44 @@ class NormBackend(Protocol):
     def batchnorm_backward(
         self, saved: BatchNormSaved, dy: np.ndarray, dweight: np.ndarray | None, dbias: np.ndarray | None,
     ) -> np.ndarray: ...
+# ------------------------------------------------- 2-D pooling and upsampling (channels-last images)
+# Specified, and implemented in NumPy, by :mod:`pyrnn.backends.pool2d_reference`. Images are (B, H, W, C);
+# what forward saves is one of these two types in every backend, so any backend's backward takes it.
+class Pool2DSaved(NamedTuple):
+    """What ``pool2d_forward`` hands to ``pool2d_backward``."""
+
+    kind: str  # "max" or "avg"
+    x_shape: tuple  # (B, H, W, C)
+    dtype: np.dtype
+    kernel: tuple  # (kh, kw)
+    stride: tuple  # (sh, sw)
+    padding: tuple  # (ph, pw)
+    dilation: tuple  # (dh, dw), (1, 1) for avg
+    ceil_mode: bool
+    count_include_pad: bool
+    argmax: np.ndarray | None  # max: (B, OH, OW, C) int64, ih*W + iw of the winner (-1: none); avg: None
+
+
+class Upsample2DSaved(NamedTuple):
+    """What ``upsample2d_forward`` hands to ``upsample2d_backward``."""
+
+    x_shape: tuple  # (B, H, W, C)
+    dtype: np.dtype
+    scale: tuple  # (sh, sw) integers
+    mode: str  # "nearest" or "bilinear"
+
+
+@runtime_checkable
+class Pool2DBackend(Protocol):
+    """The 2-D pooling/upsampling family (:mod:`pyrnn.backends.pool2d_reference`); a backend module provides these."""
+
+    def pool2d_forward(
+        self, kind: str, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+        dilation: tuple[int, int], ceil_mode: bool, count_include_pad: bool,
+    ) -> tuple[np.ndarray, Pool2DSaved]: ...
+
+    def pool2d_backward(self, saved: Pool2DSaved, dy: np.ndarray) -> np.ndarray: ...
+
+    def upsample2d_forward(self, x: np.ndarray, scale: tuple[int, int], mode: str) -> tuple[np.ndarray, Upsample2DSaved]: ...
+
+    def upsample2d_backward(self, saved: Upsample2DSaved, dy: np.ndarray) -> np.ndarray: ...

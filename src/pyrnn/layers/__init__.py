@@ -17,3 +17,7 @@ __all__ = [
     "Conv1D", "MaxPool1D", "AvgPool1D", "Dilated", "FeatureSlice", "VectorToState",
     "BatchNorm1D", "BatchNorm2D",
 ]
+
+from .pool2d import AvgPool2D, Flatten, GlobalAvgPool2D, MaxPool2D, Upsample2D  # noqa: E402
+
+__all__ += ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Upsample2D", "Flatten"]

@@ -1,0 +1,301 @@
+"""The 2-D pooling/upsampling kernels: the reference by finite differences (float64), every fast backend
+against the reference (float64 ~1e-10, float32 ~1e-5), saved state that any backend's backward takes,
+edge cases (empty sizes, windows wholly in the padding, NaN and -inf), the contract's checks, the Protocol.
+
+Legend: B = batch, H/W = height/width, C = channels, k = kernel, s = stride, p = padding, d = dilation.
+"""
+
+import inspect
+import re
+import zlib
+
+import numpy as np
+import pytest
+
+import pyrnn
+from pyrnn.backends import backend_module, contract
+from pyrnn.backends import pool2d_reference as ref
+
+from gradcheck import assert_grad_close
+
+BACKENDS = pyrnn.available_backends()
+FAST = [b for b in BACKENDS if b != "numpy"]
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-6)}
+POOL_MEMBERS = ["pool2d_backward", "pool2d_forward", "upsample2d_backward", "upsample2d_forward"]
+
+
+def _close(got, want, dtype, name):
+    assert got.dtype == want.dtype and got.shape == want.shape, (name, got.dtype, got.shape, want.shape)
+    finite = want[np.isfinite(want)]
+    scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale, err_msg=name)
+
+
+def _random_pool_cases(kind, n, seed):
+    """(shape, kernel, stride, padding, dilation, ceil_mode, count_include_pad) with an output."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        k = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        s = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        p = (int(rng.integers(0, k[0] // 2 + 1)), int(rng.integers(0, k[1] // 2 + 1)))
+        d = (int(rng.integers(1, 4)), int(rng.integers(1, 4))) if kind == "max" else (1, 1)
+        ceil_mode, cip = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 10)), int(rng.integers(1, 10)), int(rng.integers(1, 4)))
+        if min(ref.pool_output_size(shape[1 + i], k[i], s[i], p[i], d[i], ceil_mode) for i in range(2)) >= 1:
+            out.append((shape, k, s, p, d, ceil_mode, cip))
+    return out
+
+
+def _pool_run(kernels, kind, x, dy_rng, geom):
+    y, saved = kernels.pool2d_forward(kind, x, *geom)
+    dy = dy_rng.standard_normal(y.shape).astype(x.dtype)
+    return y, saved, dy, kernels.pool2d_backward(saved, dy)
+
+
+# --------------------------------------------------- reference vs finite differences
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("case", _random_pool_cases("max", 6, 1)[:3] + _random_pool_cases("avg", 6, 2)[:3], ids=str)
+def test_reference_pool2d_gradients_match_finite_differences(kind, case):
+    shape, k, s, p, d, ceil_mode, cip = case
+    geom = (k, s, p, d if kind == "max" else (1, 1), ceil_mode, cip)
+    rng = np.random.default_rng(zlib.crc32(f"{kind}{case}".encode()))
+    x = rng.permutation(int(np.prod(shape))).reshape(shape) / np.prod(shape)  # distinct values in [0, 1): no tie within eps
+    y, saved, dy, dx = _pool_run(ref, kind, x, rng, geom)
+    assert_grad_close(dx, lambda: float(np.sum(ref.pool2d_forward(kind, x, *geom)[0] * dy)), x, f"{kind} dx")
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("shape,scale", [((2, 3, 4, 2), (2, 2)), ((1, 5, 2, 3), (3, 1)), ((2, 1, 3, 1), (4, 3))])
+def test_reference_upsample2d_gradients_match_finite_differences(mode, shape, scale):
+    rng = np.random.default_rng(zlib.crc32(f"{mode}{shape}{scale}".encode()))
+    x = rng.standard_normal(shape)
+    y, saved = ref.upsample2d_forward(x, scale, mode)
+    dy = rng.standard_normal(y.shape)
+    dx = ref.upsample2d_backward(saved, dy)
+    assert_grad_close(dx, lambda: float(np.sum(ref.upsample2d_forward(x, scale, mode)[0] * dy)), x, f"{mode} dx")
+
+
+def test_reference_semantics_on_a_worked_example():
+    """Hand-computed on one 3x3 channel: x = [[1, 5, 2], [0, -1, 3], [4, 2, 2]]."""
+    x = np.array([[1.0, 5, 2], [0, -1, 3], [4, 2, 2]]).reshape(1, 3, 3, 1)
+    y, saved = ref.pool2d_forward("max", x, (2, 2), (2, 2), (1, 1), (1, 1), False, True)  # windows start at -1, 1
+    assert y.ravel().tolist() == [1.0, 5.0, 4.0, 3.0] and saved.argmax.ravel().tolist() == [0, 1, 6, 5]
+    y, _ = ref.pool2d_forward("avg", x, (2, 2), (2, 2), (1, 1), (1, 1), False, True)
+    assert y.ravel().tolist() == [0.25, 1.75, 1.0, 1.5]  # the padding counts in the divisor
+    y, _ = ref.pool2d_forward("avg", x, (2, 2), (2, 2), (1, 1), (1, 1), False, False)
+    assert y.ravel().tolist() == [1.0, 3.5, 2.0, 1.5]  # it does not
+    y, _ = ref.pool2d_forward("avg", x, (2, 2), (2, 2), (0, 0), (1, 1), True, True)  # ceil: windows past the input
+    assert y.ravel().tolist() == [5 / 4, 5 / 2, 6 / 2, 2.0]  # divided by what the window covers inside L + p
+    y, _ = ref.upsample2d_forward(np.array([[1.0, 3.0]]).reshape(1, 1, 2, 1), (1, 2), "bilinear")
+    assert y.ravel().tolist() == [1.0, 1.5, 2.5, 3.0]
+
+
+# --------------------------------------------------- fast backends vs the reference
+POOL_CASES = [("max", c) for c in _random_pool_cases("max", 16, 3)] + [("avg", c) for c in _random_pool_cases("avg", 16, 4)]
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind,case", POOL_CASES, ids=[f"{k}-{c}" for k, c in POOL_CASES])
+def test_fast_pool2d_matches_the_reference(backend, dtype, kind, case):
+    shape, k, s, p, d, ceil_mode, cip = case
+    geom = (k, s, p, d, ceil_mode, cip)
+    seed = zlib.crc32(f"{kind}{case}".encode())
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    y, saved, _, dx = _pool_run(backend_module(backend), kind, x, np.random.default_rng(seed), geom)
+    want_y, want_saved, _, want_dx = _pool_run(ref, kind, x, np.random.default_rng(seed), geom)
+    _close(y, want_y, dtype, "y")
+    _close(dx, want_dx, dtype, "dx")
+    assert type(saved) is contract.Pool2DSaved and saved._replace(argmax=None) == want_saved._replace(argmax=None)
+    if kind == "max":
+        np.testing.assert_array_equal(saved.argmax, want_saved.argmax)
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("shape,scale", [((2, 5, 7, 3), (2, 3)), ((1, 1, 1, 2), (3, 3)), ((3, 4, 3, 1), (1, 4)), ((2, 9, 6, 5), (2, 2))])
+def test_fast_upsample2d_matches_the_reference(backend, dtype, mode, shape, scale):
+    kernels = backend_module(backend)
+    rng = np.random.default_rng(zlib.crc32(f"{shape}{scale}{mode}".encode()))
+    x = rng.standard_normal(shape).astype(dtype)
+    y, saved = kernels.upsample2d_forward(x, scale, mode)
+    want_y, want_saved = ref.upsample2d_forward(x, scale, mode)
+    assert type(saved) is contract.Upsample2DSaved and saved == want_saved
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    _close(y, want_y, dtype, "y")
+    _close(kernels.upsample2d_backward(saved, dy), ref.upsample2d_backward(want_saved, dy), dtype, "dx")
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_saved_state_is_the_same_type_for_every_backend(backend):
+    """Any backend's backward takes what any other's forward saved."""
+    x = np.random.default_rng(0).standard_normal((2, 7, 6, 3))
+    dy = np.random.default_rng(1).standard_normal((2, 4, 4, 3))
+    for kind in ("max", "avg"):
+        geom = ((3, 2), (2, 2), (1, 1), (1, 1), True, False)
+        _, fast_saved = backend_module(backend).pool2d_forward(kind, x, *geom)
+        _, ref_saved = ref.pool2d_forward(kind, x, *geom)
+        _close(ref.pool2d_backward(fast_saved, dy), backend_module(backend).pool2d_backward(ref_saved, dy), np.float64, kind)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_windows_in_the_padding_nan_and_minus_inf(backend):
+    kernels = backend_module(backend)
+    # H = 1, kernel 2, dilation 2, padding 1: the taps are rows -1 and 1, both outside x
+    x = np.ones((1, 1, 3, 1))
+    y, saved = kernels.pool2d_forward("max", x, (2, 1), (1, 1), (1, 0), (2, 1), False, True)
+    assert y.shape == (1, 1, 3, 1) and np.all(y == -np.inf) and np.all(saved.argmax == -1)
+    assert np.all(kernels.pool2d_backward(saved, np.ones(y.shape)) == 0)
+    # NaN wins (the first one in window order) and propagates
+    x = np.arange(16.0).reshape(1, 4, 4, 1)
+    x[0, 1, 0, 0] = x[0, 1, 1, 0] = np.nan
+    y, saved = kernels.pool2d_forward("max", x, (2, 2), (2, 2), (0, 0), (1, 1), False, True)
+    assert np.isnan(y[0, 0, 0, 0]) and saved.argmax[0, 0, 0, 0] == 4 and y[0, 1, 1, 0] == 15.0
+    # an all -inf window: the first tap inside x
+    x = np.full((1, 3, 3, 1), -np.inf)
+    y, saved = kernels.pool2d_forward("max", x, (2, 2), (2, 2), (1, 1), (1, 1), False, True)
+    assert np.all(y == -np.inf) and saved.argmax.ravel().tolist() == [0, 1, 3, 4]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_sizes(backend):
+    kernels = backend_module(backend)
+    for shape in ((0, 5, 5, 2), (2, 5, 5, 0)):
+        x = np.zeros(shape, np.float32)
+        for kind in ("max", "avg"):
+            y, saved = kernels.pool2d_forward(kind, x, (2, 2), (2, 2), (1, 1), (1, 1), True, True)
+            assert y.shape == shape[:1] + (3, 3) + shape[3:] and y.dtype == np.float32
+            assert kernels.pool2d_backward(saved, y).shape == shape
+        y, saved = kernels.upsample2d_forward(x, (2, 1), "bilinear")
+        assert y.shape == shape[:1] + (10, 5) + shape[3:]
+        assert kernels.upsample2d_backward(saved, y).shape == shape
+
+
+# --------------------------------------------------- the contract's checks
+GOOD = dict(kind="max", x=np.zeros((1, 4, 4, 1)), kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
+            ceil_mode=False, count_include_pad=True)
+BAD_POOL_ARGS = [
+    (dict(kind="min"), ValueError, r"kind: expected 'max' or 'avg', got 'min'"),
+    (dict(x=[[1.0]]), TypeError, r"x: expected a numpy.ndarray, got list"),
+    (dict(x=np.zeros((1, 4, 4, 1), np.int32)), TypeError, r"x: expected dtype float32 or float64, got int32"),
+    (dict(x=np.zeros((4, 4, 1))), ValueError, r"x: expected a 4-D array \(B, H, W, C\), got shape \(4, 4, 1\)"),
+    (dict(x=np.zeros((1, 4, 8, 1))[:, :, ::2]), ValueError, r"x: expected a C-contiguous array"),
+    (dict(kernel=(2, 0)), ValueError, r"kernel: expected a pair \(h, w\) of integers >= 1, got \(2, 0\)"),
+    (dict(stride=2), ValueError, r"stride: expected a pair \(h, w\) of integers >= 1, got 2"),
+    (dict(padding=(2, 0)), ValueError, r"padding: expected at most kernel // 2 = \(1, 1\), got \(2, 0\)"),
+    (dict(kind="avg", dilation=(2, 1)), ValueError, r"dilation: expected \(1, 1\) for average pooling, got \(2, 1\)"),
+    (dict(ceil_mode=None), TypeError, r"ceil_mode: expected True or False, got NoneType None"),
+    (dict(kernel=(5, 2)), ValueError, r"x: expected H >= 5 for kernel_size=\(5, 2\), stride=\(2, 2\), padding=\(0, 0\), "
+                                      r"dilation=\(1, 1\), ceil_mode=False, got H=4, W=4"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("change,error,match", BAD_POOL_ARGS, ids=[m[:40] for *_, m in BAD_POOL_ARGS])
+def test_pool2d_forward_checks_its_arguments(backend, change, error, match):
+    with pytest.raises(error, match=match):
+        backend_module(backend).pool2d_forward(**dict(GOOD, **change))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backward_and_upsample_check_their_arguments(backend):
+    kernels = backend_module(backend)
+    x = np.zeros((1, 4, 4, 2))
+    y, saved = kernels.pool2d_forward("max", x, (2, 2), (2, 2), (0, 0), (1, 1), False, True)
+    with pytest.raises(TypeError, match=r"saved: expected a Pool2DSaved from pool2d_forward, got tuple"):
+        kernels.pool2d_backward(tuple(saved), y)
+    with pytest.raises(ValueError, match=r"dy: expected shape \(1, 2, 2, 2\) \(B, OH, OW, C\), got \(1, 2, 2, 1\)"):
+        kernels.pool2d_backward(saved, np.zeros((1, 2, 2, 1)))
+    with pytest.raises(TypeError, match=r"dy: expected dtype float64 \(the forward's\), got float32"):
+        kernels.pool2d_backward(saved, y.astype(np.float32))
+    with pytest.raises(ValueError, match=r"saved.argmax: expected a C-contiguous int64 array \(1, 2, 2, 2\)"):
+        kernels.pool2d_backward(saved._replace(argmax=saved.argmax.astype(np.int32)), y)
+    with pytest.raises(ValueError, match=r"scale: expected a pair \(h, w\) of integers >= 1, got \(0, 2\)"):
+        kernels.upsample2d_forward(x, (0, 2), "nearest")
+    with pytest.raises(ValueError, match=r"mode: expected one of \['nearest', 'bilinear'\], got 'area'"):
+        kernels.upsample2d_forward(x, (2, 2), "area")
+    with pytest.raises(ValueError, match=r"x: expected H >= 1 and W >= 1, got H=0, W=4"):
+        kernels.upsample2d_forward(np.zeros((1, 0, 4, 2)), (2, 2), "nearest")
+    y, saved = kernels.upsample2d_forward(x, (2, 1), "nearest")
+    with pytest.raises(ValueError, match=r"dy: expected shape \(1, 8, 4, 2\) \(B, OH, OW, C\), got \(1, 4, 4, 2\)"):
+        kernels.upsample2d_backward(saved, x)
+    with pytest.raises(TypeError, match=r"saved: expected an Upsample2DSaved from upsample2d_forward, got Pool2DSaved"):
+        kernels.upsample2d_backward(kernels.pool2d_forward("avg", x, (2, 2), (2, 2), (0, 0), (1, 1), False, True)[1], y)
+
+
+# --------------------------------------------------- the Protocol and the Numba flags
+def _parameters(fn, drop_self=False):
+    return [(p.name, p.kind, p.default) for p in list(inspect.signature(fn).parameters.values())[int(drop_self):]]
+
+
+def test_the_protocol_names_the_family():
+    names = sorted(n for n, v in vars(contract.Pool2DBackend).items() if callable(v) and not n.startswith("_"))
+    assert names == POOL_MEMBERS
+
+
+@pytest.mark.parametrize("module", ["pyrnn.backends.pool2d_reference", "pyrnn.backends.pool2d_numba"]
+                         + [f"backend:{b}" for b in BACKENDS])
+def test_modules_conform_to_the_pool2d_protocol(module):
+    mod = backend_module(module.split(":")[1]) if module.startswith("backend:") else __import__(module, fromlist=["_"])
+    assert isinstance(mod, contract.Pool2DBackend)
+    for member in POOL_MEMBERS:
+        assert _parameters(getattr(mod, member)) == _parameters(getattr(contract.Pool2DBackend, member), True), member
+
+
+def test_cpp_backend_uses_its_own_kernels():
+    if "cpp" not in BACKENDS:  # pragma: no cover - a plain install builds it
+        pytest.skip("the cpp backend is not built")
+    from pyrnn.backends import pool2d_cpp
+
+    assert isinstance(pool2d_cpp, contract.Pool2DBackend)
+    for member in POOL_MEMBERS:
+        assert getattr(backend_module("cpp"), member) is getattr(pool2d_cpp, member)
+        assert _parameters(getattr(pool2d_cpp, member)) == _parameters(getattr(contract.Pool2DBackend, member), True)
+
+
+def test_cpp_bindings_check_their_arrays():
+    """The compiled functions refuse what would read or write out of bounds, whatever the Python side passed."""
+    if "cpp" not in BACKENDS:  # pragma: no cover - a plain install builds it
+        pytest.skip("the cpp backend is not built")
+    from pyrnn import _C
+
+    x = np.zeros((1, 4, 4, 2))
+    y, arg = np.zeros((1, 2, 2, 2)), np.zeros((1, 2, 2, 2), np.int64)
+    geom = ((2, 2), (2, 2), (0, 0), (1, 1))
+    _C.pool2d_forward("max", x, y, arg, None, None, *geom)
+    with pytest.raises(ValueError, match=r"arg: expected shape \(1, 2, 2, 2\), got \(1, 2, 2, 1\)"):
+        _C.pool2d_forward("max", x, y, np.zeros((1, 2, 2, 1), np.int64), None, None, *geom)
+    with pytest.raises(TypeError, match=r"y: expected dtype float64, got float32"):
+        _C.pool2d_forward("max", x, y.astype(np.float32), arg, None, None, *geom)
+    with pytest.raises(ValueError, match=r"div_h: expected shape \(2,\), got \(3,\)"):
+        _C.pool2d_forward("avg", x, y, None, np.ones(3, np.int64), np.ones(2, np.int64), *geom)
+    with pytest.raises(ValueError, match=r"kind: expected 'max' or 'avg', got 'sum'"):
+        _C.pool2d_forward("sum", x, y, arg, None, None, *geom)
+    with pytest.raises(TypeError, match=r"stride: expected a tuple \(h, w\), got list"):
+        _C.pool2d_forward("max", x, y, arg, None, None, (2, 2), [2, 2], (0, 0), (1, 1))
+    with pytest.raises(ValueError, match=r"dx: expected a C-contiguous array"):
+        _C.pool2d_backward("max", y, arg, None, None, np.zeros((1, 4, 8, 2))[:, :, ::2], *geom)
+    axes = tuple(a for axis in (pool2d_ref_axis(4), pool2d_ref_axis(4)) for a in axis)
+    _C.upsample2d_forward("bilinear", x, np.zeros((1, 8, 8, 2)), axes)
+    bad = (np.full(8, 4, np.int64),) + axes[1:]
+    with pytest.raises(ValueError, match=r"axes \(h\) indices: expected values in \[0, 4\), got 4, 1 at 0"):
+        _C.upsample2d_forward("bilinear", x, np.zeros((1, 8, 8, 2)), bad)
+    with pytest.raises(ValueError, match=r"axes: expected a tuple of 8 arrays, got 7"):
+        _C.upsample2d_backward("nearest", np.zeros((1, 8, 8, 2)), x, axes[:7])
+
+
+def pool2d_ref_axis(L, scale=2):
+    i0, i1, l0, l1 = ref.upsample_axis(L, scale, "bilinear")
+    return i0.astype(np.int64), i1.astype(np.int64), l0, l1
+
+
+def test_numba_kernels_take_their_flags_from_one_place():
+    pytest.importorskip("numba")
+    from pyrnn.backends import pool2d_numba
+
+    source = inspect.getsource(pool2d_numba)
+    jitted = re.findall(r"@numba\.(\w+)\(([^)]*)\)", source)
+    assert len(jitted) >= 8 and all(kind == "njit" and args == "**JIT" for kind, args in jitted), jitted
+    assert "numba.prange" not in source and "set_num_threads(" not in source
