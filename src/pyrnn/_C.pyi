@@ -134,6 +134,8 @@ def batchnorm_backward(
     batch_stats: bool,                              # whether the forward used batch statistics
     dx: _A,                                         # written: (N, C)
     dweight: _OptA, dbias: _OptA,                   # added into: (C,) or None
+) -> None: ...
+
 # 2-D pooling and upsampling on (B, H, W, C) images (csrc/pool2d); pairs are (h, w) tuples of ints
 def pool2d_forward(
     kind: str,                                      # "max" or "avg"
