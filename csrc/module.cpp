@@ -5,6 +5,7 @@ namespace pyrnn {
 void bind_common(pybind11::module_& m);
 void bind_recurrent(pybind11::module_& m);
 void bind_conv(pybind11::module_& m);
+void bind_conv2d(pybind11::module_& m);
 }  // namespace pyrnn
 
 PYBIND11_MODULE(_C, m) {
@@ -12,4 +13,5 @@ PYBIND11_MODULE(_C, m) {
   pyrnn::bind_common(m);
   pyrnn::bind_recurrent(m);
   pyrnn::bind_conv(m);
+  pyrnn::bind_conv2d(m);
 }

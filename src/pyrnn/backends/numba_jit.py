@@ -436,4 +436,5 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
     return driver.recurrent_backward(_backward_entry, saved, weights, dhs, dhT, dcT, grads)
 
 
+from .conv2d_numba import conv2d_backward, conv2d_forward  # noqa: E402,F401
 from .conv_numba import conv1d_backward, conv1d_forward, pool1d_backward, pool1d_forward  # noqa: E402,F401

@@ -1,8 +1,9 @@
-"""Layers: the ``Layer`` base, recurrent, dense, activation, sequence-plumbing and convolution layers."""
+"""Layers: the ``Layer`` base, recurrent, dense, activation, sequence-plumbing and convolution (1-D and 2-D) layers."""
 
 from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer, UnconsumedForwardWarning
 from .conv import AvgPool1D, Conv1D, MaxPool1D
+from .conv2d import Conv2D, ConvTranspose2D
 from .dense import Dense, Dropout, Embedding
 from .dilated import Dilated
 from .plumbing import FeatureSlice, VectorToState
@@ -14,4 +15,5 @@ __all__ = [
     "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
     "Add", "Concatenate", "FirstStep", "LastStep", "RepeatVector", "TimeDistributed",
     "Conv1D", "MaxPool1D", "AvgPool1D", "Dilated", "FeatureSlice", "VectorToState",
+    "Conv2D", "ConvTranspose2D",
 ]
