@@ -171,7 +171,7 @@ def conv2d_backward(saved, dy, dw, db, need_dx=True):
     w = saved.w
     dx = np.zeros(saved.x_shape, w.dtype) if need_dx else None
     if db is not None:
-        db += dy.reshape(-1, O).sum(axis=0)
+        db += dy.sum(axis=(0, 1, 2))
     if dy.size == 0 or saved.x_shape[3] == 0 or (dw is None and dx is None):
         return dx
     geometry, nl, pointwise = _plan(saved.x_shape, w, stride, padding, dilation, groups, (HO, WO))
@@ -179,7 +179,7 @@ def conv2d_backward(saved, dy, dw, db, need_dx=True):
     dwk = np.zeros_like(wk)
     x = saved.x if dw is not None else np.zeros((1, 1, 1, 1), w.dtype)  # a placeholder: not read without dw
     sink = dx if dx is not None else np.zeros((0, 1, 1, 1), w.dtype)  # size 0: dx not wanted
-    _conv2d_backward_kernel(x, wk, dy.reshape(-1, O), geometry, nl, pointwise, dw is not None, dwk, sink)
+    _conv2d_backward_kernel(x, wk, dy.reshape(B * HO * WO, O), geometry, nl, pointwise, dw is not None, dwk, sink)
     if dw is not None:
         Og, (Cg, KH, KW) = O // groups, w.shape[1:]
         dw += dwk.reshape(groups, KH, KW, Cg, Og).transpose(0, 4, 3, 1, 2).reshape(w.shape)
