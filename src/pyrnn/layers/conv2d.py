@@ -306,17 +306,16 @@ class ConvTranspose2D(Layer):
                              f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                              f"output_padding={self.output_padding}, dilation={self.dilation}")
         backend = get_backend()
-        weight, adjoint = self.params["weight"], self._adjoint(H, W)
-        y = np.zeros((B, HO, WO, self.out_channels), self.dtype)
-        if adjoint is not None:
+        adjoint = self._adjoint(H, W)
+        if adjoint is None:
+            y = np.zeros((B, HO, WO, self.out_channels), self.dtype)
+        else:
             (nh, nw), pad = adjoint
-            shape = (B, nh, nw, self.out_channels)
-            saved = Conv2dSaved(None, shape, weight, self.stride, pad, self.dilation, self.groups)
-            yc = backend_module(backend).conv2d_backward(saved, x, None, None)
-            if (nh, nw) == (HO, WO):
-                y = yc
-            else:
-                y[:, :nh, :nw] = yc
+            saved = Conv2dSaved(None, (B, nh, nw, self.out_channels), self.params["weight"], self.stride, pad,
+                                self.dilation, self.groups)
+            y = backend_module(backend).conv2d_backward(saved, x, None, None)
+            if (nh, nw) != (HO, WO):  # the rows and columns past (nh, nw) receive no tap
+                y = np.pad(y, ((0, 0), (0, HO - nh), (0, WO - nw), (0, 0)))
         if self.bias:
             y += self.params["bias"]
         self._save((backend, x, adjoint, y.shape))
