@@ -3,7 +3,9 @@
 // in (g, kh, kw, c) order, cols[r, g*KH*KW*Cg + (kh*KW + kw)*Cg + c], so that one tap copies one
 // contiguous channel run of x (for G = 1 and dw = 1 a whole row of taps at once) and group g's
 // block is contiguous (one GEMM per group, lda = KH*KW*C). The weight is packed once per call to
-// wk (G, KH*KW*Cg, Og). A 1x1 stride-1 unpadded convolution is a plain GEMM on x: no im2col.
+// wk (G, KH*KW*Cg, Og). A 1x1 stride-1 unpadded convolution is a plain GEMM on x: no im2col. A depthwise
+// one (one input channel per group) is a direct loop over the taps, vectorised over the channels: as G
+// GEMMs of inner size KH*KW it would spend its time in BLAS calls.
 //
 // Threads: the output lines are split over the kernels' thread team, each member with its own
 // im2col scratch (one chunk of lines, near kChunkElements) and a single-threaded BLAS. The data
@@ -30,7 +32,8 @@ constexpr int64_t kChunkElements = int64_t(1) << 18;
 struct Plan {
   int64_t Cg, Og, KK, KKCg, KKC;  // KKC = KH*KW*C: the length of a column row
   int64_t lines;                  // B*HO output lines (b, i), each WO rows of the GEMM
-  bool pointwise;                 // 1x1, stride 1, no padding: the columns are x itself
+  bool depthwise;                 // Cg = 1 < G: a direct loop over the taps (G GEMMs of K = KH*KW would crawl)
+  bool pointwise;                 // 1x1, stride 1, no padding (and not depthwise): the columns are x itself
 };
 
 Plan plan_of(const Conv2dDims& d) {
@@ -41,7 +44,9 @@ Plan plan_of(const Conv2dDims& d) {
   p.KKCg = p.KK * p.Cg;
   p.KKC = p.KK * d.C;
   p.lines = d.B * d.HO;
-  p.pointwise = d.KH == 1 && d.KW == 1 && d.sh == 1 && d.sw == 1 && d.pt == 0 && d.pb == 0 && d.pl == 0 && d.pr == 0;
+  p.depthwise = p.Cg == 1 && d.G > 1;
+  p.pointwise = !p.depthwise && d.KH == 1 && d.KW == 1 && d.sh == 1 && d.sw == 1 && d.pt == 0 && d.pb == 0 &&
+                d.pl == 0 && d.pr == 0;
   return p;
 }
 
@@ -183,9 +188,96 @@ void unpack_add(const Conv2dDims& d, const Plan& p, const F* wk, F* dw) {
           dw[((g * p.Og + o) * p.Cg + c) * p.KK + k] += wk[(g * p.KKCg + k * p.Cg + c) * p.Og + o];
 }
 
+// Depthwise: wt[(kh*KW + kw)*O + o] = w[o, 0, kh, kw], (KH*KW, O); output channel o reads input channel o / m
+// (m = Og), so for m = 1 a tap is one product of contiguous channel rows.
+template <typename F>
+std::vector<F> pack_taps(const Conv2dDims& d, const Plan& p, const F* w) {
+  std::vector<F> wt(static_cast<size_t>(p.KK * d.O));
+  for (int64_t o = 0; o < d.O; ++o)
+    for (int64_t k = 0; k < p.KK; ++k) wt[k * d.O + o] = w[o * p.KK + k];
+  return wt;
+}
+
+// dw[o, 0, kh, kw] += wt[(kh*KW + kw)*O + o]: the inverse of pack_taps, adding
+template <typename F>
+void unpack_taps_add(const Conv2dDims& d, const Plan& p, const F* wt, F* dw) {
+  for (int64_t o = 0; o < d.O; ++o)
+    for (int64_t k = 0; k < p.KK; ++k) dw[o * p.KK + k] += wt[k * d.O + o];
+}
+
+// Calls tap(pixel of x, offset of the tap in wt) for every tap of output pixel (b, i, j) inside x.
+template <typename Tap>
+inline void for_each_tap(const Conv2dDims& d, int64_t b, int64_t i, int64_t j, Tap&& tap) {
+  for (int64_t kh = 0; kh < d.KH; ++kh) {
+    const int64_t ih = i * d.sh + kh * d.dh - d.pt;
+    if (ih < 0 || ih >= d.H) continue;
+    for (int64_t kw = 0; kw < d.KW; ++kw) {
+      const int64_t iw = j * d.sw + kw * d.dw - d.pl;
+      if (iw >= 0 && iw < d.W) tap((b * d.H + ih) * d.W + iw, (kh * d.KW + kw) * d.O);
+    }
+  }
+}
+
+// y[b, i, j, o] = bias[o] + sum over the taps inside x of wt[tap, o] x[b, ih, iw, o / m], lines [l0, l0 + n)
+template <typename F>
+void depthwise_forward(const Conv2dDims& d, const Plan& p, const F* x, const F* wt, const F* b, int64_t l0, int64_t n,
+                       F* y) {
+  const int64_t m = p.Og;
+  for (int64_t l = l0; l < l0 + n; ++l)
+    for (int64_t j = 0; j < d.WO; ++j) {
+      F* acc = y + (l * d.WO + j) * d.O;
+      for (int64_t o = 0; o < d.O; ++o) acc[o] = b ? b[o] : F(0);
+      for_each_tap(d, l / d.HO, l % d.HO, j, [&](int64_t pixel, int64_t k) {
+        const F* xp = x + pixel * d.C;
+        const F* wp = wt + k;
+        if (m == 1) {
+          for (int64_t c = 0; c < d.C; ++c) acc[c] += wp[c] * xp[c];
+        } else {
+          for (int64_t c = 0; c < d.C; ++c)
+            for (int64_t t = 0; t < m; ++t) acc[c * m + t] += wp[c * m + t] * xp[c];
+        }
+      });
+    }
+}
+
+// For lines [l0, l0 + n): dx[b, ih, iw, c] += sum_t dy[b, i, j, c*m + t] wt[tap, c*m + t] (dx may be null) and
+// dwt[tap, o] += dy[b, i, j, o] x[b, ih, iw, o / m] (dwt may be null), over the taps inside x
+template <typename F>
+void depthwise_backward(const Conv2dDims& d, const Plan& p, const F* x, const F* wt, const F* dy, int64_t l0, int64_t n,
+                        F* dx, F* dwt) {
+  const int64_t m = p.Og;
+  for (int64_t l = l0; l < l0 + n; ++l)
+    for (int64_t j = 0; j < d.WO; ++j) {
+      const F* g = dy + (l * d.WO + j) * d.O;
+      for_each_tap(d, l / d.HO, l % d.HO, j, [&](int64_t pixel, int64_t k) {
+        if (dx) {
+          F* dxp = dx + pixel * d.C;
+          const F* wp = wt + k;
+          if (m == 1) {
+            for (int64_t c = 0; c < d.C; ++c) dxp[c] += g[c] * wp[c];
+          } else {
+            for (int64_t c = 0; c < d.C; ++c)
+              for (int64_t t = 0; t < m; ++t) dxp[c] += g[c * m + t] * wp[c * m + t];
+          }
+        }
+        if (dwt) {
+          const F* xp = x + pixel * d.C;
+          F* dwp = dwt + k;
+          if (m == 1) {
+            for (int64_t c = 0; c < d.C; ++c) dwp[c] += g[c] * xp[c];
+          } else {
+            for (int64_t c = 0; c < d.C; ++c)
+              for (int64_t t = 0; t < m; ++t) dwp[c * m + t] += g[c * m + t] * xp[c];
+          }
+        }
+      });
+    }
+}
+
 }  // namespace
 
-// per chunk of output lines: y[rows] = bias; y[rows, group g] += cols_g wk_g (one GEMM per group)
+// per chunk of output lines: y[rows] = bias; y[rows, group g] += cols_g wk_g (one GEMM per group); depthwise:
+// the direct loop
 template <typename F>
 void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* y, Cancel& cancel) {
   const Plan p = plan_of(d);
@@ -196,7 +288,7 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
       for (int64_t o = 0; o < d.O; ++o) y[r * d.O + o] = b ? b[o] : F(0);
     return;
   }
-  const std::vector<F> wk = pack_weight(d, p, w);
+  const std::vector<F> wk = p.depthwise ? pack_taps(d, p, w) : pack_weight(d, p, w);
   const int64_t nl = chunk_lines(d, p);
   const int want = team_size(d, p, p.lines);
   BlasOneThread blas_single(want > 1);
@@ -204,9 +296,13 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
     DenormalsFlushed ftz;
     int64_t l0, l1;
     lines_of(p.lines, 1, tid, n, l0, l1);
-    const auto cols = scratch<F>(p.pointwise ? 0 : std::min(nl, l1 - l0) * d.WO * p.KKC);
+    const auto cols = scratch<F>(p.pointwise || p.depthwise ? 0 : std::min(nl, l1 - l0) * d.WO * p.KKC);
     for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl) {
       const int64_t m = std::min(nl, l1 - a), r0 = a * d.WO, mr = m * d.WO;
+      if (p.depthwise) {
+        depthwise_forward(d, p, x, wk.data(), b, a, m, y);
+        continue;
+      }
       F* yc = y + r0 * d.O;
       if (b)
         for (int64_t r = 0; r < mr; ++r) std::copy(b, b + d.O, yc + r * d.O);
@@ -224,7 +320,8 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
 }
 
 // per chunk of output lines: db += column sums of dy; dwk_g += cols_g^T dy_g; dcols_g = dy_g wk_g^T and
-// dx += col2im(dcols) (pointwise: dx_g = dy_g wk_g^T directly); then dw += dwk (the members' sum) unpacked
+// dx += col2im(dcols) (pointwise: dx_g = dy_g wk_g^T directly; depthwise: the direct loop); then dw += dwk
+// (the members' sum) unpacked
 template <typename F>
 void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db, Cancel& cancel) {
   const Plan p = plan_of(d);
@@ -236,8 +333,8 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
         for (int64_t o = 0; o < d.O; ++o) db[o] += dy[r * d.O + o];
     return;
   }
-  const std::vector<F> wk = pack_weight(d, p, w);
-  const bool scatter = dx && !p.pointwise;  // col2im adds into dx: members own whole samples
+  const std::vector<F> wk = p.depthwise ? pack_taps(d, p, w) : pack_weight(d, p, w);
+  const bool scatter = dx && !p.pointwise;  // col2im (or the depthwise loop) adds into dx: members own whole samples
   const int64_t unit = scatter ? d.HO : 1;
   const int64_t nl = chunk_lines(d, p);
   const int want = team_size(d, p, p.lines / unit);
@@ -251,8 +348,8 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     lines_of(p.lines, unit, tid, n, l0, l1);
     if (scatter) std::fill(dx + l0 / d.HO * d.H * d.W * d.C, dx + l1 / d.HO * d.H * d.W * d.C, F(0));
     const int64_t chunk_rows = std::min(nl, l1 - l0) * d.WO;
-    const auto cols = scratch<F>(dw && !p.pointwise ? chunk_rows * p.KKC : 0);
-    const auto dcols = scratch<F>(scatter ? chunk_rows * p.KKC : 0);
+    const auto cols = scratch<F>(dw && !p.pointwise && !p.depthwise ? chunk_rows * p.KKC : 0);
+    const auto dcols = scratch<F>(scatter && !p.depthwise ? chunk_rows * p.KKC : 0);
     F* my_dwk = dw ? dwk.data() + wsize * static_cast<size_t>(tid) : nullptr;
     F* my_db = db ? dbs.data() + static_cast<size_t>(d.O) * static_cast<size_t>(tid) : nullptr;
     for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl) {
@@ -261,6 +358,10 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
       if (my_db)
         for (int64_t r = 0; r < mr; ++r)
           for (int64_t o = 0; o < d.O; ++o) my_db[o] += g_dy[r * d.O + o];
+      if (p.depthwise) {
+        depthwise_backward(d, p, x, wk.data(), dy, a, m, dx, my_dwk);
+        continue;
+      }
       if (my_dwk) {
         const F* A = x + r0 * d.C;
         if (!p.pointwise) {
@@ -288,7 +389,10 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   if (dw) {
     for (int t = 1; t < used; ++t)
       for (size_t i = 0; i < wsize; ++i) dwk[i] += dwk[wsize * static_cast<size_t>(t) + i];
-    unpack_add(d, p, dwk.data(), dw);
+    if (p.depthwise)
+      unpack_taps_add(d, p, dwk.data(), dw);
+    else
+      unpack_add(d, p, dwk.data(), dw);
   }
 }
 
