@@ -7,6 +7,7 @@ void bind_recurrent(pybind11::module_& m);
 void bind_conv(pybind11::module_& m);
 void bind_norm(pybind11::module_& m);
 void bind_pool2d(pybind11::module_& m);
+void bind_conv2d(pybind11::module_& m);
 }  // namespace pyrnn
 
 PYBIND11_MODULE(_C, m) {
@@ -16,4 +17,5 @@ PYBIND11_MODULE(_C, m) {
   pyrnn::bind_conv(m);
   pyrnn::bind_norm(m);
   pyrnn::bind_pool2d(m);
+  pyrnn::bind_conv2d(m);
 }

@@ -170,3 +170,28 @@ def upsample2d_backward(
     dx: _A,                                         # written: (B, H, W, C)
     axes: tuple[NDArray[np.int64], NDArray[np.int64], _A, _A, NDArray[np.int64], NDArray[np.int64], _A, _A],
 ) -> None: ...
+
+# 2-D convolution (csrc/conv/conv2d.cpp, contract: pyrnn/backends/conv2d_reference.py). Channels-last;
+# H_out = (H + top + bottom - dh*(kH-1) - 1) // sh + 1 (W_out alike); integers are Python ints.
+# ConvTranspose2D runs on these two (its forward is the data gradient alone: x None, dw None).
+
+def conv2d_forward(
+    x: _A,                                          # (B, H, W, C_in)
+    w: _A,                                          # (C_out, C_in/groups, kH, kW), PyTorch layout
+    b: _OptA,                                       # (C_out,) or None
+    y: _A,                                          # written: (B, H_out, W_out, C_out)
+    stride: tuple[int, int],                        # (sh, sw)
+    padding: tuple[int, int, int, int],             # (top, bottom, left, right)
+    dilation: tuple[int, int],                      # (dh, dw)
+    groups: int,
+) -> None: ...
+
+def conv2d_backward(
+    x: _OptA,                                       # (B, H, W, C_in); None when dw is None (then dx gives the shape)
+    w: _A,
+    dy: _A,                                         # (B, H_out, W_out, C_out)
+    dx: _OptA,                                      # written: (B, H, W, C_in), or None (not wanted)
+    dw: _OptA,                                      # added into: (C_out, C_in/groups, kH, kW), or None
+    db: _OptA,                                      # added into: (C_out,), or None
+    stride: tuple[int, int], padding: tuple[int, int, int, int], dilation: tuple[int, int], groups: int,
+) -> None: ...

@@ -1,7 +1,7 @@
 """Ctrl-C during a long C++ kernel lands within a fraction of a second and leaves everything usable.
 
 Each case runs a child process that calls a long cpp kernel (an LSTM forward or backward, a Conv1D
-backward; 2-4 s a call here) again and again and prints ``ready``; the parent waits ~1 s, writes
+or Conv2D backward; 2-4 s a call here) again and again and prints ``ready``; the parent waits ~1 s, writes
 the time it sends SIGINT (``time.monotonic()``, one clock for every process) to a file, and sends
 it. The child catches the KeyboardInterrupt, reports the latency from that time and whether it
 came out of a kernel, and checks that the kernels still give the results they gave before (the
@@ -132,6 +132,18 @@ CHILD = textwrap.dedent(
         T = long_steps(lambda n: _C.conv1d_backward(*conv_args(n)()), L * 3 * C * 4, least=20)
         args = until_interrupted(conv_args(T), _C.conv1d_backward)
         out["grads_untouched"] = not (args[4].any() or args[5].any())
+    elif case == "conv2d":  # Conv2D backward (3x3, padding 1), the output lines split over the team
+        C, S = 64, 32  # channels in and out, image side
+        w2 = 0.02 * rng.standard_normal((C, C, 3, 3), dtype=np.float32)
+
+        def conv2d_args(n):
+            x, dy = rng.standard_normal((n, S, S, C), dtype=np.float32), np.ones((n, S, S, C), np.float32)
+            return lambda: (x, w2, dy, np.empty_like(x), np.zeros_like(w2), np.zeros(C, np.float32), (1, 1), (1, 1, 1, 1),
+                            (1, 1), 1)
+
+        T = long_steps(lambda n: _C.conv2d_backward(*conv2d_args(n)()), S * S * C * 3 * 4, least=20)
+        args = until_interrupted(conv2d_args(T), _C.conv2d_backward)
+        out["grads_untouched"] = not (args[4].any() or args[5].any())
     else:  # "thread": the kernel runs on a worker thread; the main thread waits and takes the signal
         T = long_steps(lambda n: forward(inputs(n)), B * (I + 2 * H) * 4, least=100)
         x = inputs(T)
@@ -195,7 +207,7 @@ def _check_consistent(out):
     assert out["blas_threads_restored"], "the BLAS thread count was not restored"
 
 
-@pytest.mark.parametrize("case", ["forward", "backward", "conv"])
+@pytest.mark.parametrize("case", ["forward", "backward", "conv", "conv2d"])
 def test_ctrl_c_stops_a_long_kernel_quickly_and_leaves_it_usable(case, tmp_path):
     out = _run_child(case, tmp_path)
     assert out["in_kernel"], f"the signal landed between two kernel calls: {out}"

@@ -272,3 +272,34 @@ class Pool2DBackend(Protocol):
     def upsample2d_forward(self, x: np.ndarray, scale: tuple[int, int], mode: str) -> tuple[np.ndarray, Upsample2DSaved]: ...
 
     def upsample2d_backward(self, saved: Upsample2DSaved, dy: np.ndarray) -> np.ndarray: ...
+# ------------------------------------------------------------------ conv2d
+# The 2-D convolution family, specified (and implemented in NumPy) by
+# :mod:`pyrnn.backends.conv2d_reference`: channels-last images x (B, H, W, C_in), y (B, H_out,
+# W_out, C_out), PyTorch's weight layout (C_out, C_in/groups, kH, kW). ConvTranspose2D is its
+# adjoint and has no kernel of its own: its forward is conv2d's data gradient (a Conv2dSaved
+# with x None, weight roles swapped), its backward conv2d's forward plus a weight gradient.
+class Conv2dSaved(NamedTuple):
+    """What ``conv2d_forward`` hands to ``conv2d_backward``: the input and the geometry."""
+
+    x: np.ndarray | None  # (B, H, W, C_in); None when only the data gradient will be asked for (dw None)
+    x_shape: tuple  # (B, H, W, C_in): the shape of dx
+    w: np.ndarray  # (C_out, C_in/groups, kH, kW)
+    stride: tuple  # (sh, sw)
+    padding: tuple  # (top, bottom, left, right) zero padding
+    dilation: tuple  # (dh, dw)
+    groups: int
+
+
+@runtime_checkable
+class Conv2dBackend(Protocol):
+    """The 2-D convolution family (see :mod:`pyrnn.backends.conv2d_reference`); a backend module
+    provides these functions. Gradients are ADDED into dw and db (either may be None)."""
+
+    def conv2d_forward(
+        self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple, padding: tuple, dilation: tuple,
+        groups: int,
+    ) -> tuple[np.ndarray, Conv2dSaved]: ...
+
+    def conv2d_backward(
+        self, saved: Conv2dSaved, dy: np.ndarray, dw: np.ndarray | None, db: np.ndarray | None, need_dx: bool = True,
+    ) -> np.ndarray | None: ...

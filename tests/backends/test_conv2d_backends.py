@@ -1,0 +1,348 @@
+"""The conv2d kernels: the reference by finite differences (float64), every fast backend against the
+reference (data gradient alone, weight gradient alone, empty sizes, chunks and the thread team),
+the contract's argument checks on every backend, the Protocol, and the C++ binding's own checks.
+
+Legend: B = batch, H/W = height/width, C = input channels, O = output channels, G = groups,
+k = (KH, KW) kernel, s = stride, p = (top, bottom, left, right) padding, d = dilation.
+"""
+
+import zlib
+
+import numpy as np
+import pytest
+
+import pyrnn
+from pyrnn.backends import backend_module, contract
+from pyrnn.backends import conv2d_reference as ref
+from pyrnn.backends.contract import Conv2dSaved
+
+from gradcheck import assert_grad_close
+
+FAST = [b for b in ("cpp", "numba") if b in pyrnn.available_backends()]
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-6)}
+
+
+@pytest.fixture(autouse=True)
+def _team_on_small_shapes():
+    """The C++ kernels split even these small convolutions over their thread team."""
+    if "cpp" not in FAST:
+        yield
+        return
+    from pyrnn import _C
+
+    before = _C._parallel_min_flops()
+    _C._set_parallel_min_flops(0)
+    yield
+    _C._set_parallel_min_flops(before)
+
+
+# (B, H, W, C, O, k, s, p, d, G, bias)
+CASES = [
+    (2, 5, 6, 3, 4, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    (2, 7, 5, 2, 3, (3, 2), (2, 1), (1, 2, 0, 1), (2, 1), 1, True),
+    (1, 4, 4, 4, 6, (2, 2), (1, 2), (1, 0, 1, 1), (1, 1), 2, False),
+    (2, 5, 4, 3, 3, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 3, True),  # depthwise
+    (2, 4, 3, 4, 2, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, True),  # pointwise, grouped
+    (3, 3, 5, 3, 2, (1, 1), (1, 1), (0, 0, 0, 0), (2, 2), 1, False),  # pointwise (dilation changes nothing)
+    (1, 3, 2, 2, 2, (2, 3), (3, 2), (2, 2, 3, 1), (2, 2), 1, True),  # windows mostly in the padding
+]
+
+
+def _ids(c):
+    return "B{}H{}W{}C{}O{}-k{}-s{}-p{}-d{}-G{}".format(*c[:10]).replace(" ", "") + ("" if c[10] else "-nobias")
+
+
+def _problem(case, dtype, rng):
+    B, H, W, C, O, k, s, p, d, G, bias = case
+    x = rng.standard_normal((B, H, W, C)).astype(dtype)
+    w = rng.standard_normal((O, C // G) + tuple(k)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype) if bias else None
+    HO, WO = ref.conv2d_output_size(H, W, k, s, p, d)
+    dy = rng.standard_normal((B, HO, WO, O)).astype(dtype)
+    return x, w, b, dy, (s, p, d, G)
+
+
+def _run(kernels, x, w, b, dy, geom):
+    y, saved = kernels.conv2d_forward(x, w, b, *geom)
+    assert isinstance(saved, Conv2dSaved) and saved.x is x and saved.x_shape == x.shape
+    dw = np.full(w.shape, 0.5, w.dtype)  # not zero: the kernels must ADD into dw and db
+    db = None if b is None else np.full(b.shape, 0.25, b.dtype)
+    dx = kernels.conv2d_backward(saved, dy, dw, db)
+    return {"y": y, "dx": dx, "dw": dw} | ({} if db is None else {"db": db})
+
+
+def _close(got, want, dtype, name):
+    assert got.dtype == want.dtype and got.shape == want.shape, (name, got.dtype, got.shape, want.shape)
+    scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale, err_msg=name)
+
+
+# --------------------------------------------------- reference vs finite differences
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_reference_gradients_match_finite_differences(case):
+    x, w, b, dy, geom = _problem(case, np.float64, np.random.default_rng(zlib.crc32(str(case).encode())))
+    out = _run(ref, x, w, b, dy, geom)
+    loss = lambda: float(np.sum(ref.conv2d_forward(x, w, b, *geom)[0] * dy))  # noqa: E731
+    assert_grad_close(out["dx"], loss, x, "dx")
+    assert_grad_close(out["dw"] - 0.5, loss, w, "dw")  # added into 0.5
+    if b is not None:
+        assert_grad_close(out["db"] - 0.25, loss, b, "db")
+
+
+def test_reference_on_a_worked_example():
+    """Hand-computed: a 3x3 image, a 2x2 kernel of ones, padding 1 on the top and the left only."""
+    x = np.arange(1.0, 10.0).reshape(1, 3, 3, 1)
+    y, saved = ref.conv2d_forward(x, np.ones((1, 1, 2, 2)), np.array([10.0]), (1, 1), (1, 0, 1, 0), (1, 1), 1)
+    assert y[0, :, :, 0].tolist() == [[11, 13, 15], [15, 22, 26], [21, 34, 38]]
+    dx = ref.conv2d_backward(saved, np.ones((1, 3, 3, 1)), None, None)
+    assert dx[0, :, :, 0].tolist() == [[4, 4, 2], [4, 4, 2], [2, 2, 1]]  # how many windows read each pixel
+
+
+# --------------------------------------------------- fast backends vs the reference
+EDGE = [
+    (1, 1, 1, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    (1, 5, 5, 1, 1, (5, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1, False),  # kernel = image
+    (2, 0, 3, 2, 3, (2, 2), (1, 1), (1, 1, 0, 0), (1, 1), 1, True),  # H = 0: the padding alone is read
+    (3, 6, 7, 6, 6, (3, 3), (1, 1), (2, 0, 0, 2), (1, 1), 6, True),  # depthwise, asymmetric padding
+    (2, 9, 9, 4, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4, True),  # depthwise, multiplier 2, strided
+]
+CHUNKED = [  # more lines than one chunk of im2col (2**18 elements), and per member
+    (5, 40, 37, 16, 12, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (3, 30, 33, 8, 10, (5, 3), (1, 2), (2, 2, 1, 1), (1, 2), 2, True),
+    (4, 50, 48, 40, 24, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # pointwise
+]
+
+
+def _random_cases(n=10):
+    rng = np.random.default_rng(7)
+    for i in range(n):
+        G = int(rng.integers(1, 4))
+        k = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+        d = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        p = tuple(int(v) for v in rng.integers(0, 3, 4))
+        H = max(1, d[0] * (k[0] - 1) + 1 - p[0] - p[1]) + int(rng.integers(0, 6))
+        W = max(1, d[1] * (k[1] - 1) + 1 - p[2] - p[3]) + int(rng.integers(0, 6))
+        yield (int(rng.integers(1, 4)), H, W, G * int(rng.integers(1, 4)), G * int(rng.integers(1, 4)), k,
+               (int(rng.integers(1, 4)), int(rng.integers(1, 4))), p, d, G, bool(i % 3))
+
+
+ALL_CASES = [(dt, c) for dt in (np.float64, np.float32) for c in CASES + list(_random_cases()) + EDGE] + \
+    [(np.float32, c) for c in CHUNKED] + [(np.float64, CHUNKED[1])]
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("dtype,case", ALL_CASES, ids=lambda p: np.dtype(p).name if isinstance(p, type) else _ids(p))
+def test_backend_matches_reference(backend, dtype, case):
+    x, w, b, dy, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"{backend}{case}".encode())))
+    want = _run(ref, x, w, b, dy, geom)
+    got = _run(backend_module(backend), x, w, b, dy, geom)
+    assert got.keys() == want.keys()
+    for name in want:
+        _close(got[name], want[name], dtype, f"{backend} {name}")
+
+
+@pytest.mark.parametrize("backend", FAST + ["numpy"])
+@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[4], CHUNKED[1]], ids=_ids)
+def test_data_gradient_alone_and_weight_gradient_alone(backend, case):
+    """What ConvTranspose2D asks for: dx from a Conv2dSaved without x (dw None), and dw alone (need_dx=False)."""
+    dtype = np.float64
+    x, w, b, dy, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"alone{case}".encode())))
+    want = _run(ref, x, w, b, dy, geom)
+    kernels = backend_module(backend)
+    dx = kernels.conv2d_backward(Conv2dSaved(None, x.shape, w, *geom), dy, None, None)
+    _close(dx, want["dx"], dtype, "dx alone")
+    _, saved = kernels.conv2d_forward(x, w, b, *geom)
+    dw, db = np.full(w.shape, 0.5), np.full(w.shape[0], 0.25)
+    assert kernels.conv2d_backward(saved, dy, dw, db, need_dx=False) is None
+    _close(dw, want["dw"], dtype, "dw alone")
+    _close(db, 0.25 + dy.sum(axis=(0, 1, 2)), dtype, "db alone")
+    db2 = np.zeros(w.shape[0])
+    assert kernels.conv2d_backward(saved, dy, None, db2, need_dx=False) is None  # only db
+    _close(db2, dy.sum(axis=(0, 1, 2)), dtype, "db only")
+
+
+@pytest.mark.parametrize("backend", FAST + ["numpy"])
+@pytest.mark.parametrize("B,C,O", [(0, 3, 2), (2, 0, 2), (2, 3, 0)])
+def test_empty_sizes(backend, B, C, O):
+    kernels = backend_module(backend)
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((B, 6, 5, C)), rng.standard_normal((O, C, 3, 2)), rng.standard_normal(O)
+    dy = rng.standard_normal((B, 4, 4, O))
+    out = _run(kernels, x, w, b, dy, ((1, 1), (0, 0, 0, 0), (1, 1), 1))
+    assert out["y"].shape == (B, 4, 4, O) and out["dx"].shape == (B, 6, 5, C) and out["dw"].shape == w.shape
+    np.testing.assert_allclose(out["y"], np.broadcast_to(b, (B, 4, 4, O)))  # C = 0: only the bias remains
+    np.testing.assert_allclose(out["db"], 0.25 + dy.sum(axis=(0, 1, 2)))
+    np.testing.assert_array_equal(out["dw"], 0.5)  # no sample or no channel: nothing added
+    if O == 0:
+        assert not out["dx"].any()
+
+
+@pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
+def test_cpp_one_thread_and_the_team_agree():
+    from pyrnn import _C
+
+    case = CHUNKED[0]
+    x, w, b, dy, geom = _problem(case, np.float64, np.random.default_rng(11))
+    cpp = backend_module("cpp")
+    team = _run(cpp, x, w, b, dy, geom)
+    threads = _C.get_num_threads()
+    _C.set_num_threads(1)
+    try:
+        alone = _run(cpp, x, w, b, dy, geom)
+    finally:
+        _C.set_num_threads(threads)
+    for name in team:
+        _close(team[name], alone[name], np.float64, name)
+
+
+@pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
+def test_cpp_loop_gemm_fallback_matches_reference():
+    from pyrnn import _C
+    from pyrnn.backends import cpp
+
+    for case in (CASES[1], CASES[2], CASES[4]):
+        x, w, b, dy, geom = _problem(case, np.float64, np.random.default_rng(3))
+        want = _run(ref, x, w, b, dy, geom)
+        _C.set_blas(None, None)
+        try:
+            got = _run(cpp, x, w, b, dy, geom)
+        finally:
+            cpp.register_blas()
+        for name in want:
+            _close(got[name], want[name], np.float64, name)
+
+
+# --------------------------------------------------- the contract, every backend
+def test_the_protocol_names_the_two_functions():
+    members = sorted(n for n, v in vars(contract.Conv2dBackend).items() if callable(v) and not n.startswith("_"))
+    assert members == ["conv2d_backward", "conv2d_forward"]
+
+
+@pytest.mark.parametrize("module", ["pyrnn.backends.reference", "pyrnn.backends.numba_jit", "pyrnn.backends.cpp",
+                                    "pyrnn.backends.conv2d_reference", "pyrnn.backends.conv2d_numba", "pyrnn.backends.conv2d_cpp"])
+def test_modules_conform_to_the_protocol(module):
+    import importlib
+    import inspect
+
+    if "cpp" in module and "cpp" not in FAST:  # pragma: no cover - a plain install builds it
+        pytest.skip("the cpp backend is not built")
+    mod = importlib.import_module(module)
+    assert isinstance(mod, contract.Conv2dBackend)
+    for name in ("conv2d_forward", "conv2d_backward"):
+        want = [(p.name, p.kind, p.default) for p in list(inspect.signature(getattr(contract.Conv2dBackend, name)).parameters.values())[1:]]
+        assert [(p.name, p.kind, p.default) for p in inspect.signature(getattr(mod, name)).parameters.values()] == want, name
+
+
+@pytest.mark.parametrize("backend", FAST + ["numpy"])
+def test_contract_checks_run_before_any_kernel(backend):
+    k = backend_module(backend)
+    x, w = np.zeros((2, 5, 6, 4)), np.zeros((6, 2, 3, 2))
+    geom = ((1, 1), (0, 0, 0, 0), (1, 1), 2)
+    _, saved = k.conv2d_forward(x, w, None, *geom)
+    dy = np.zeros((2, 3, 5, 6))
+    for call, exc, pattern in [
+        (lambda: k.conv2d_forward(x[0], w, None, *geom), ValueError, r"x: expected a 4-D array \(B, H, W, C_in\), got shape \(5, 6, 4\)"),
+        (lambda: k.conv2d_forward(x.astype(np.int64), w, None, *geom), TypeError, r"x: expected dtype float32 or float64, got int64"),
+        (lambda: k.conv2d_forward(x.transpose(0, 2, 1, 3), w, None, *geom), ValueError, r"x: expected a C-contiguous array"),
+        (lambda: k.conv2d_forward(x, w.astype(np.float32), None, *geom), TypeError, r"w: expected dtype float64, got float32"),
+        (lambda: k.conv2d_forward(x, w[0], None, *geom), ValueError, r"w: expected a 4-D array \(C_out, C_in/groups, kH, kW\), got shape \(2, 3, 2\)"),
+        (lambda: k.conv2d_forward(x, np.zeros((6, 4, 3, 2)), None, *geom), ValueError,
+         r"w: expected shape \(6, 2, 3, 2\) \(C_out, C_in/groups, kH, kW\), got \(6, 4, 3, 2\)"),
+        (lambda: k.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 3), ValueError, r"groups: expected a divisor of C_in=4 and C_out=6, got 3"),
+        (lambda: k.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 0), ValueError, r"groups: expected an integer >= 1, got 0"),
+        (lambda: k.conv2d_forward(x, w, np.zeros(5), *geom), ValueError, r"b: expected shape \(6,\) \(C_out,\), got \(5,\)"),
+        (lambda: k.conv2d_forward(x, w, None, (1, 0), (0, 0, 0, 0), (1, 1), 2), ValueError, r"stride: expected a tuple of 2 integers >= 1, got \(1, 0\)"),
+        (lambda: k.conv2d_forward(x, w, None, 1, (0, 0, 0, 0), (1, 1), 2), ValueError, r"stride: expected a tuple of 2 integers >= 1, got 1"),
+        (lambda: k.conv2d_forward(x, w, None, (1, 1), (0, 0), (1, 1), 2), ValueError, r"padding: expected a tuple of 4 integers >= 0, got \(0, 0\)"),
+        (lambda: k.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (True, 1), 2), ValueError, r"dilation: expected a tuple of 2 integers >= 1"),
+        (lambda: k.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (3, 1), 2), ValueError,
+         r"expected H \+ padding >= dilation\*\(kernel-1\) \+ 1 = 7 \(H=5, kernel=3, dilation=3, padding=\(0, 0\)\), got an output size of 0"),
+        (lambda: k.conv2d_backward(saved, np.zeros((2, 3, 4, 6)), None, None), ValueError,
+         r"dy: expected shape \(2, 3, 5, 6\) \(B, H_out, W_out, C_out\), got \(2, 3, 4, 6\)"),
+        (lambda: k.conv2d_backward(saved, dy, np.zeros((6, 2, 3, 3)), None), ValueError, r"dw: expected shape \(6, 2, 3, 2\)"),
+        (lambda: k.conv2d_backward(saved, dy, None, np.zeros(3)), ValueError, r"db: expected shape \(6,\) \(C_out,\), got \(3,\)"),
+        (lambda: k.conv2d_backward(saved, dy, np.zeros(w.shape, np.float32), None), TypeError, r"dw: expected dtype float64, got float32"),
+        (lambda: k.conv2d_backward(saved._replace(x=None), dy, np.zeros(w.shape), None), ValueError,
+         r"saved.x: expected the forward's input for a weight gradient \(dw given\), got None"),
+        (lambda: k.conv2d_backward(saved._replace(x_shape=(2, 5, 6)), dy, None, None), ValueError, r"saved.x_shape: expected \(B, H, W, C_in\)"),
+        (lambda: k.conv2d_backward(tuple(saved), dy, None, None), TypeError, r"saved: expected a Conv2dSaved, got tuple"),
+        (lambda: k.conv2d_backward(saved, dy, None, None, need_dx=1), TypeError, r"need_dx: expected True or False, got int"),
+    ]:
+        with pytest.raises(exc, match=pattern):
+            call()
+
+
+# --------------------------------------------------- the C++ binding checks everything itself
+def _cpp_args(dtype=np.float32):
+    z = lambda *s: np.zeros(s, dtype)  # noqa: E731
+    # x (B=2, H=6, W=5, C=4), w (O=6, C/G=2, 3, 2), b, y (2, 4, 4, 6); stride, padding, dilation, groups
+    return [z(2, 6, 5, 4), z(6, 2, 3, 2), z(6), z(2, 4, 4, 6), (1, 1), (0, 0, 0, 0), (1, 1), 2]
+
+
+def _ro(a):
+    a.setflags(write=False)
+    return a
+
+
+CPP_BAD = [
+    ("x-int", 0, lambda a: a.astype(np.int32), TypeError, r"x: expected dtype float32 or float64, got int32"),
+    ("x-none", 0, lambda a: None, TypeError, r"x: expected a numpy.ndarray, got NoneType"),
+    ("x-3d", 0, lambda a: a[0], ValueError, r"x: expected a 4-D array \(B, H, W, C_in\), got shape \(6, 5, 4\)"),
+    ("x-strided", 0, lambda a: np.zeros((2, 5, 6, 4), np.float32).transpose(0, 2, 1, 3), ValueError, r"x: expected a C-contiguous array"),
+    ("w-shape", 1, lambda a: np.zeros((6, 4, 3, 2), np.float32), ValueError, r"w: expected shape \(6, 2, 3, 2\), got \(6, 4, 3, 2\)"),
+    ("w-dtype", 1, lambda a: a.astype(np.float64), TypeError, r"w: expected dtype float32, got float64"),
+    ("w-none", 1, lambda a: None, ValueError, r"w: expected a 4-D array \(C_out, C_in/groups, kH, kW\), got NoneType"),
+    ("w-k0", 1, lambda a: np.zeros((6, 2, 0, 2), np.float32), ValueError, r"w: expected a kernel of at least 1x1, got shape \(6, 2, 0, 2\)"),
+    ("b-shape", 2, lambda a: np.zeros(5, np.float32), ValueError, r"b: expected shape \(6,\), got \(5,\)"),
+    ("y-shape", 3, lambda a: np.zeros((2, 4, 5, 6), np.float32), ValueError, r"y: expected shape \(2, 4, 4, 6\), got \(2, 4, 5, 6\)"),
+    ("y-readonly", 3, _ro, ValueError, r"y: expected a writable array, got a read-only one"),
+    ("stride-list", 4, lambda a: [1, 1], TypeError, r"stride: expected a tuple of 2 integers, got list"),
+    ("stride-len", 4, lambda a: (1, 1, 1), ValueError, r"stride: expected a tuple of 2 integers, got 3"),
+    ("stride-0", 4, lambda a: (1, 0), ValueError, r"stride\[1\]: expected an integer >= 1 and <= 2147483647, got 0"),
+    ("stride-float", 4, lambda a: (1.0, 1), TypeError, r"stride\[0\]: expected an integer >= 1, got float"),
+    ("pad-negative", 5, lambda a: (0, 0, -1, 0), ValueError, r"padding\[2\]: expected an integer >= 0 and <= 2147483647, got -1"),
+    ("pad-huge", 5, lambda a: (1 << 70, 0, 0, 0), ValueError, r"padding\[0\]: expected an integer >= 0 .*got 1180591620717411303424"),
+    ("dilation-bool", 6, lambda a: (True, 1), TypeError, r"dilation\[0\]: expected an integer >= 1, got bool"),
+    ("groups-3", 7, lambda a: 3, ValueError, r"groups: expected a divisor of C_in=4 and C_out=6, got 3"),
+    ("groups-none", 7, lambda a: None, TypeError, r"groups: expected an integer >= 1, got NoneType"),
+    ("too-small", 6, lambda a: (3, 1), ValueError, r"expected H \+ padding >= dilation\*\(kernel-1\) \+ 1 = 7 \(H=6, kernel=3, dilation=3\), got an output size of 0"),
+]
+
+
+@pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
+@pytest.mark.parametrize("name,pos,edit,exc,pattern", CPP_BAD, ids=[c[0] for c in CPP_BAD])
+def test_cpp_conv2d_forward_refuses_bad_arguments(name, pos, edit, exc, pattern):
+    from pyrnn import _C
+
+    args = _cpp_args()
+    _C.conv2d_forward(*args)  # the unedited call is valid
+    args[pos] = edit(args[pos])
+    with pytest.raises(exc, match=pattern):
+        _C.conv2d_forward(*args)
+
+
+@pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
+def test_cpp_conv2d_backward_refuses_bad_arguments():
+    from pyrnn import _C
+
+    z = lambda *s: np.zeros(s)  # noqa: E731
+    x, w = z(2, 6, 5, 4), z(6, 2, 3, 2)
+    geom = ((1, 1), (0, 0, 0, 0), (1, 1), 2)
+    good = dict(dy=z(2, 4, 4, 6), dx=z(2, 6, 5, 4), dw=z(6, 2, 3, 2), db=z(6))
+    _C.conv2d_backward(x, w, *good.values(), *geom)
+    _C.conv2d_backward(None, w, good["dy"], good["dx"], None, None, *geom)  # the data gradient alone: x not needed
+    _C.conv2d_backward(x, w, good["dy"], None, good["dw"], None, *geom)  # the weight gradient alone
+    for key, bad, exc, pattern in [
+        ("dy", z(2, 4, 4, 5), ValueError, r"dy: expected shape \(2, 4, 4, 6\), got \(2, 4, 4, 5\)"),
+        ("dx", _ro(z(2, 6, 5, 4)), ValueError, r"dx: expected a writable array, got a read-only one"),
+        ("dw", z(6, 2, 3, 2).astype(np.float32), TypeError, r"dw: expected dtype float64, got float32"),
+        ("db", z(12)[::2], ValueError, r"db: expected a C-contiguous array"),
+    ]:
+        with pytest.raises(exc, match=pattern):
+            _C.conv2d_backward(x, w, *(good | {key: bad}).values(), *geom)
+    with pytest.raises(TypeError, match=r"x: expected a numpy.ndarray for the weight gradient \(dw given\), got NoneType"):
+        _C.conv2d_backward(None, w, good["dy"], good["dx"], good["dw"], None, *geom)
+    with pytest.raises(TypeError, match=r"x: expected a numpy.ndarray \(or dx, whose shape is the input's\), got NoneType"):
+        _C.conv2d_backward(None, w, good["dy"], None, None, good["db"], *geom)
+    with pytest.raises(ValueError, match=r"dx: expected a 4-D array \(B, H, W, C_in\), got shape \(2, 6, 5\)"):
+        _C.conv2d_backward(None, w, good["dy"], z(2, 6, 5), None, None, *geom)
