@@ -1,4 +1,4 @@
-"""Layers: the ``Layer`` base, recurrent, dense, activation, sequence-plumbing and convolution (1-D and 2-D) layers."""
+"""Layers: the ``Layer`` base, recurrent, dense, activation, sequence-plumbing and convolution layers."""
 
 from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer, UnconsumedForwardWarning
