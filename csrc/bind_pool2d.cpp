@@ -44,7 +44,8 @@ void pair(py::handle h, const std::string& name, int64_t minimum, int64_t& a, in
 std::vector<int64_t> dims4(py::handle h, const char* name) {
   const py::array a = as_array(h, name);
   if (a.ndim() != 4)
-    throw py::value_error(std::string(name) + ": expected a 4-D array (B, H, W, C), got shape " + shape_str(shape_of(a)));
+    throw py::value_error(std::string(name) + ": expected a 4-D array (B, H, W, C), got shape " +
+                          shape_str(shape_of(a)));
   return shape_of(a);
 }
 
@@ -77,8 +78,8 @@ Pool2dDims pool_dims(const std::vector<int64_t>& xs, const std::vector<int64_t>&
 }
 
 template <typename F>
-void pool_forward_impl(bool is_max, const Pool2dDims& d, py::handle x, py::handle y, py::handle arg,
-                       py::handle div_h, py::handle div_w) {
+void pool_forward_impl(bool is_max, const Pool2dDims& d, py::handle x, py::handle y, py::handle arg, py::handle div_h,
+                       py::handle div_w) {
   const F* xp = in_ptr<F>(x, "x", {d.B, d.H, d.W, d.C});
   F* yp = out_ptr<F>(y, "y", {d.B, d.OH, d.OW, d.C});
   int64_t* ap = is_max ? out_ptr<int64_t>(arg, "arg", {d.B, d.OH, d.OW, d.C}) : nullptr;

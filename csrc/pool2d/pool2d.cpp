@@ -143,14 +143,14 @@ void upsample2d_backward(const Pool2dDims& d, bool nearest, const UpsampleAxis<F
       }
 }
 
-#define PYRNN_POOL2D_INSTANTIATE(F)                                                                                  \
-  template void max_pool2d_forward<F>(const Pool2dDims&, const F*, F*, int64_t*, Cancel&);                           \
-  template void max_pool2d_backward<F>(const Pool2dDims&, const F*, const int64_t*, F*, Cancel&);                    \
-  template void avg_pool2d_forward<F>(const Pool2dDims&, const F*, const int64_t*, const int64_t*, F*, Cancel&);     \
-  template void avg_pool2d_backward<F>(const Pool2dDims&, const F*, const int64_t*, const int64_t*, F*, Cancel&);    \
-  template void upsample2d_forward<F>(const Pool2dDims&, bool, const UpsampleAxis<F>&, const UpsampleAxis<F>&,       \
-                                      const F*, F*, Cancel&);                                                        \
-  template void upsample2d_backward<F>(const Pool2dDims&, bool, const UpsampleAxis<F>&, const UpsampleAxis<F>&,      \
+#define PYRNN_POOL2D_INSTANTIATE(F)                                                                               \
+  template void max_pool2d_forward<F>(const Pool2dDims&, const F*, F*, int64_t*, Cancel&);                        \
+  template void max_pool2d_backward<F>(const Pool2dDims&, const F*, const int64_t*, F*, Cancel&);                 \
+  template void avg_pool2d_forward<F>(const Pool2dDims&, const F*, const int64_t*, const int64_t*, F*, Cancel&);  \
+  template void avg_pool2d_backward<F>(const Pool2dDims&, const F*, const int64_t*, const int64_t*, F*, Cancel&); \
+  template void upsample2d_forward<F>(const Pool2dDims&, bool, const UpsampleAxis<F>&, const UpsampleAxis<F>&,    \
+                                      const F*, F*, Cancel&);                                                     \
+  template void upsample2d_backward<F>(const Pool2dDims&, bool, const UpsampleAxis<F>&, const UpsampleAxis<F>&,   \
                                        const F*, F*, Cancel&);
 PYRNN_POOL2D_INSTANTIATE(float)
 PYRNN_POOL2D_INSTANTIATE(double)

@@ -4,7 +4,7 @@ NumPy arrays in and out; kernels in C++ (pybind11), Numba and a NumPy reference,
 all behind one contract (:mod:`pyrnn.backends.contract`).
 """
 
-from . import callbacks, datasets, interop, layers, losses, metrics, optim, tasks, timeseries
+from . import callbacks, datasets, interop, layers, losses, metrics, optim, tasks, timeseries, vision
 from .backends import available_backends, get_backend, set_backend, use_backend
 from .grad_mode import forward_scope, inference, is_grad_enabled, no_grad
 from .layers import *  # noqa: F403 - every layer, as listed in pyrnn.layers.__all__
@@ -19,5 +19,6 @@ __all__ = [
     "Input", "Model", "Sequential", "load", "fit_tbptt", "recurrent_model", "stream",
     "no_grad", "inference", "forward_scope", "is_grad_enabled",
     "available_backends", "get_backend", "set_backend", "use_backend", "set_num_threads", "get_num_threads",
-    "callbacks", "datasets", "interop", "layers", "losses", "metrics", "optim", "tasks", "timeseries", "__version__",
+    "callbacks", "datasets", "interop", "layers", "losses", "metrics", "optim", "tasks", "timeseries", "vision",
+    "__version__",
 ]
