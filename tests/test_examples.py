@@ -11,7 +11,7 @@ EXAMPLES = sorted((pathlib.Path(__file__).resolve().parents[1] / "examples").glo
 
 def test_there_is_one_example_per_scenario():
     names = {p.stem for p in EXAMPLES}
-    assert {"forecasting", "classification", "generation", "seq2seq", "long_sequences", "time_scales"} <= names, names
+    assert {"forecasting", "classification", "generation", "seq2seq", "long_sequences", "time_scales", "unet_segmentation"} <= names, names
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.stem)
