@@ -14,11 +14,25 @@
 #include <vector>
 
 #include "common/cancel.h"
+#include "common/gemm.h"  // kMaxBlasDim
 
 namespace pyrnn {
 namespace py = pybind11;
 
 inline std::string type_name(py::handle h) { return std::string(py::str(py::type::of(h).attr("__name__"))); }
+
+// A Python integer (anything with __index__ but bool) in [minimum, kMaxBlasDim].
+inline int64_t int_arg(py::handle h, const std::string& name, int64_t minimum) {
+  const std::string what = name + ": expected an integer >= " + std::to_string(minimum);
+  if (PyBool_Check(h.ptr()) || !PyIndex_Check(h.ptr())) throw py::type_error(what + ", got " + type_name(h));
+  const auto i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow != 0 || v < minimum || v > kMaxBlasDim)
+    throw py::value_error(what + " and <= " + std::to_string(kMaxBlasDim) + ", got " + std::string(py::str(h)));
+  return static_cast<int64_t>(v);
+}
 
 inline std::string shape_str(const std::vector<int64_t>& s) {
   std::ostringstream o;

@@ -20,19 +20,6 @@ namespace py = pybind11;
 
 namespace {
 
-// A Python integer (anything with __index__ but bool) in [minimum, kMaxBlasDim].
-int64_t int_arg(py::handle h, const char* name, int64_t minimum) {
-  const std::string what = std::string(name) + ": expected an integer >= " + std::to_string(minimum);
-  if (PyBool_Check(h.ptr()) || !PyIndex_Check(h.ptr())) throw py::type_error(what + ", got " + type_name(h));
-  const auto i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
-  if (!i) throw py::error_already_set();
-  int overflow = 0;
-  const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
-  if (overflow != 0 || v < minimum || v > kMaxBlasDim)
-    throw py::value_error(what + " and <= " + std::to_string(kMaxBlasDim) + ", got " + std::string(py::str(h)));
-  return static_cast<int64_t>(v);
-}
-
 // The 3-D array a kernel's shapes start from (its dtype already checked by dispatch_float).
 std::vector<int64_t> dims3(py::handle h, const char* name, const char* labels) {
   const py::array a = as_array(h, name);

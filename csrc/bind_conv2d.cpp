@@ -19,19 +19,6 @@ namespace py = pybind11;
 
 namespace {
 
-// A Python integer (anything with __index__ but bool) in [minimum, kMaxBlasDim].
-int64_t index_arg(py::handle h, const std::string& name, int64_t minimum) {
-  const std::string what = name + ": expected an integer >= " + std::to_string(minimum);
-  if (PyBool_Check(h.ptr()) || !PyIndex_Check(h.ptr())) throw py::type_error(what + ", got " + type_name(h));
-  const auto i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
-  if (!i) throw py::error_already_set();
-  int overflow = 0;
-  const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
-  if (overflow != 0 || v < minimum || v > kMaxBlasDim)
-    throw py::value_error(what + " and <= " + std::to_string(kMaxBlasDim) + ", got " + std::string(py::str(h)));
-  return static_cast<int64_t>(v);
-}
-
 // A tuple of n such integers.
 std::vector<int64_t> index_tuple(py::handle h, const char* name, size_t n, int64_t minimum) {
   if (!py::isinstance<py::tuple>(h))
@@ -42,8 +29,7 @@ std::vector<int64_t> index_tuple(py::handle h, const char* name, size_t n, int64
     throw py::value_error(std::string(name) + ": expected a tuple of " + std::to_string(n) + " integers, got " +
                           std::to_string(t.size()));
   std::vector<int64_t> v;
-  for (size_t k = 0; k < n; ++k)
-    v.push_back(index_arg(t[k], std::string(name) + "[" + std::to_string(k) + "]", minimum));
+  for (size_t k = 0; k < n; ++k) v.push_back(int_arg(t[k], std::string(name) + "[" + std::to_string(k) + "]", minimum));
   return v;
 }
 
@@ -79,7 +65,7 @@ Conv2dDims conv2d_dims(const std::vector<int64_t>& xs, py::handle w, py::handle 
   const auto s = index_tuple(stride, "stride", 2, 1);
   const auto p = index_tuple(padding, "padding", 4, 0);
   const auto dl = index_tuple(dilation, "dilation", 2, 1);
-  Conv2dDims d{xs[0], xs[1], xs[2], xs[3], ws[0], index_arg(groups, "groups", 1), ws[2], ws[3], 0, 0, s[0], s[1], p[0],
+  Conv2dDims d{xs[0], xs[1], xs[2], xs[3], ws[0], int_arg(groups, "groups", 1), ws[2], ws[3], 0, 0, s[0], s[1], p[0],
                p[1],  p[2],  p[3],  dl[0], dl[1]};
   if (d.C % d.G != 0 || d.O % d.G != 0)
     throw py::value_error("groups: expected a divisor of C_in=" + std::to_string(d.C) +

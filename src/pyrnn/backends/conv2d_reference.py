@@ -38,6 +38,7 @@ import numbers
 
 import numpy as np
 
+from .._checks import check_kernel_array
 from .contract import Conv2dSaved
 
 
@@ -50,17 +51,6 @@ def _check_ints(name, value, n, minimum):
     return tuple(int(v) for v in value)
 
 
-def _check_array(name, a, dtype, shape, labels, writable=False):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {np.dtype(dtype).name}, got {a.dtype}")
-    if a.shape != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)} {labels}, got {a.shape}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous array, got strides {a.strides}")
-    if writable and not a.flags.writeable:
-        raise ValueError(f"{name}: expected a writable array, got a read-only one")
 
 
 def conv2d_output_size(H, W, kernel, stride, padding, dilation):
@@ -96,7 +86,7 @@ def _check_weight(w, dtype, C, groups):
     O, _, KH, KW = w.shape
     if C % groups or O % groups:
         raise ValueError(f"groups: expected a divisor of C_in={C} and C_out={O}, got {groups}")
-    _check_array("w", w, dtype, (O, C // groups, KH, KW), "(C_out, C_in/groups, kH, kW)")
+    check_kernel_array("w", w, dtype, (O, C // groups, KH, KW), "(C_out, C_in/groups, kH, kW)")
     if KH < 1 or KW < 1:
         raise ValueError(f"w: expected a kernel size of at least 1x1, got shape {w.shape}")
     return O, KH, KW
@@ -111,12 +101,12 @@ def check_conv2d_forward(x, w, b, stride, padding, dilation, groups):
         raise TypeError(f"x: expected dtype float32 or float64, got {x.dtype}")
     if x.ndim != 4:
         raise ValueError(f"x: expected a 4-D array (B, H, W, C_in), got shape {x.shape}")
-    _check_array("x", x, x.dtype, x.shape, "(B, H, W, C_in)")
+    check_kernel_array("x", x, x.dtype, x.shape, "(B, H, W, C_in)")
     stride, padding, dilation, groups = check_conv2d_geometry(stride, padding, dilation, groups)
     B, H, W, C = x.shape
     O, KH, KW = _check_weight(w, x.dtype, C, groups)
     if b is not None:
-        _check_array("b", b, x.dtype, (O,), "(C_out,)")
+        check_kernel_array("b", b, x.dtype, (O,), "(C_out,)")
     HO, WO = conv2d_output_size(H, W, (KH, KW), stride, padding, dilation)
     return (stride, padding, dilation, groups), (B, HO, WO, O)
 
@@ -136,18 +126,18 @@ def check_conv2d_backward(saved, dy, dw, db, need_dx=True):
         raise TypeError(f"w: expected a float32 or float64 numpy.ndarray, got {getattr(w, 'dtype', type(w).__name__)}")
     dt = w.dtype
     if saved.x is not None:
-        _check_array("x", saved.x, dt, x_shape, "(B, H, W, C_in)")
+        check_kernel_array("x", saved.x, dt, x_shape, "(B, H, W, C_in)")
     elif dw is not None:
         raise ValueError("saved.x: expected the forward's input for a weight gradient (dw given), got None")
     geometry = check_conv2d_geometry(saved.stride, saved.padding, saved.dilation, saved.groups)
     B, H, W, C = x_shape
     O, KH, KW = _check_weight(w, dt, C, geometry[3])
     HO, WO = conv2d_output_size(H, W, (KH, KW), *geometry[:3])
-    _check_array("dy", dy, dt, (B, HO, WO, O), "(B, H_out, W_out, C_out)")
+    check_kernel_array("dy", dy, dt, (B, HO, WO, O), "(B, H_out, W_out, C_out)")
     if dw is not None:
-        _check_array("dw", dw, dt, w.shape, "(C_out, C_in/groups, kH, kW)", writable=True)
+        check_kernel_array("dw", dw, dt, w.shape, "(C_out, C_in/groups, kH, kW)", writable=True)
     if db is not None:
-        _check_array("db", db, dt, (O,), "(C_out,)", writable=True)
+        check_kernel_array("db", db, dt, (O,), "(C_out,)", writable=True)
     return geometry, (B, HO, WO, O)
 
 

@@ -37,6 +37,8 @@ import numbers
 
 import numpy as np
 
+from .._checks import check_kernel_array
+
 POOL_KINDS = ("max", "avg")
 
 
@@ -47,17 +49,6 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
-def _check_array(name, a, dtype, shape, labels, writable=False):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {np.dtype(dtype).name}, got {a.dtype}")
-    if a.shape != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)} {labels}, got {a.shape}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous array, got strides {a.strides}")
-    if writable and not a.flags.writeable:
-        raise ValueError(f"{name}: expected a writable array, got a read-only one")
 
 
 def _check_input(name, x, labels):
@@ -68,7 +59,7 @@ def _check_input(name, x, labels):
         raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
     if x.ndim != 3:
         raise ValueError(f"{name}: expected a 3-D array {labels}, got shape {x.shape}")
-    _check_array(name, x, x.dtype, x.shape, labels)
+    check_kernel_array(name, x, x.dtype, x.shape, labels)
     return x.dtype
 
 
@@ -91,11 +82,11 @@ def check_conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation):
         raise ValueError(f"w: expected a 3-D array (C_out, C_in, K), got {what}")
     B, T, C = x.shape
     O, K = w.shape[0], w.shape[2]
-    _check_array("w", w, dt, (O, C, K), "(C_out, C_in, K)")
+    check_kernel_array("w", w, dt, (O, C, K), "(C_out, C_in, K)")
     if K < 1:
         raise ValueError(f"w: expected a kernel size K >= 1, got shape {w.shape}")
     if b is not None:
-        _check_array("b", b, dt, (O,), "(C_out,)")
+        check_kernel_array("b", b, dt, (O,), "(C_out,)")
     stride = _check_int("stride", stride, 1)
     dilation = _check_int("dilation", dilation, 1)
     pad_left, pad_right = _check_int("pad_left", pad_left, 0), _check_int("pad_right", pad_right, 0)
@@ -105,10 +96,10 @@ def check_conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation):
 def check_conv1d_backward(x, w, dy, stride, pad_left, pad_right, dilation, dw, db):
     """Check the backward arguments; returns (B, T, C, O, K, U)."""
     B, T, C, O, K, U = check_conv1d_forward(x, w, None, stride, pad_left, pad_right, dilation)
-    _check_array("dy", dy, x.dtype, (B, U, O), "(B, T_out, C_out)")
-    _check_array("dw", dw, x.dtype, (O, C, K), "(C_out, C_in, K)", writable=True)
+    check_kernel_array("dy", dy, x.dtype, (B, U, O), "(B, T_out, C_out)")
+    check_kernel_array("dw", dw, x.dtype, (O, C, K), "(C_out, C_in, K)", writable=True)
     if db is not None:
-        _check_array("db", db, x.dtype, (O,), "(C_out,)", writable=True)
+        check_kernel_array("db", db, x.dtype, (O,), "(C_out,)", writable=True)
     return B, T, C, O, K, U
 
 
@@ -139,9 +130,9 @@ def check_pool1d_backward(kind, x_shape, dy, saved, kernel, stride, pad_left, pa
     B, T, C = shape
     U = output_length(T, kernel, stride, pad_left, pad_right)
     _check_input("dy", dy, "(B, T_out, C)")
-    _check_array("dy", dy, dy.dtype, (B, U, C), "(B, T_out, C)")
+    check_kernel_array("dy", dy, dy.dtype, (B, U, C), "(B, T_out, C)")
     if kind == "max":
-        _check_array("saved", saved, np.int64, (B, U, C), "(B, T_out, C) argmax indices")
+        check_kernel_array("saved", saved, np.int64, (B, U, C), "(B, T_out, C) argmax indices")
     return B, T, C, U
 
 

@@ -40,21 +40,10 @@ import numbers
 
 import numpy as np
 
+from .._checks import check_kernel_array
 from .contract import BatchNormSaved
 
-
 # --------------------------------------------------------------------- checks
-def _check_array(name, a, dtype, shape, labels, writable=False):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {np.dtype(dtype).name}, got {a.dtype}")
-    if a.shape != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)} {labels}, got {a.shape}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous array, got strides {a.strides}")
-    if writable and not a.flags.writeable:
-        raise ValueError(f"{name}: expected a writable array, got a read-only one")
 
 
 def _check_real(name, value, minimum, maximum=None):
@@ -75,16 +64,16 @@ def check_batchnorm_forward(x, weight, bias, running_mean, running_var, training
         raise TypeError(f"x: expected dtype float32 or float64, got {x.dtype}")
     if x.ndim != 2:
         raise ValueError(f"x: expected a 2-D array (N, C), got shape {x.shape}")
-    _check_array("x", x, x.dtype, x.shape, "(N, C)")
+    check_kernel_array("x", x, x.dtype, x.shape, "(N, C)")
     N, C = x.shape
     for name, a in (("weight", weight), ("bias", bias)):
         if a is not None:
-            _check_array(name, a, x.dtype, (C,), "(C,)")
+            check_kernel_array(name, a, x.dtype, (C,), "(C,)")
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean, running_var: expected both arrays or both None, got one of each")
     for name, a in (("running_mean", running_mean), ("running_var", running_var)):
         if a is not None:
-            _check_array(name, a, x.dtype, (C,), "(C,)", writable=True)
+            check_kernel_array(name, a, x.dtype, (C,), "(C,)", writable=True)
     if not isinstance(training, (bool, np.bool_)):
         raise TypeError(f"training: expected True or False, got {type(training).__name__} {training!r}")
     if not training and running_mean is None:
@@ -99,10 +88,10 @@ def check_batchnorm_backward(saved, dy, dweight, dbias):
     if not isinstance(saved, BatchNormSaved):
         raise TypeError(f"saved: expected a BatchNormSaved from batchnorm_forward, got {type(saved).__name__}")
     N, C = saved.x.shape
-    _check_array("dy", dy, saved.x.dtype, (N, C), "(N, C)")
+    check_kernel_array("dy", dy, saved.x.dtype, (N, C), "(N, C)")
     for name, a in (("dweight", dweight), ("dbias", dbias)):
         if a is not None:
-            _check_array(name, a, saved.x.dtype, (C,), "(C,)", writable=True)
+            check_kernel_array(name, a, saved.x.dtype, (C,), "(C,)", writable=True)
     return N, C
 
 
