@@ -24,10 +24,12 @@ def _parameters(fn, drop_self=False):
     return [(p.name, p.kind, p.default) for p in params]
 
 
-def test_the_protocols_name_both_families():
+def test_the_protocols_name_every_family():
     assert _members(contract.RecurrentBackend) == ["recurrent_backward", "recurrent_forward"]
     assert _members(contract.ConvBackend) == ["conv1d_backward", "conv1d_forward", "pool1d_backward", "pool1d_forward"]
-    assert _members(contract.Backend) == sorted(_members(contract.RecurrentBackend) + _members(contract.ConvBackend))
+    families = (contract.RecurrentBackend, contract.ConvBackend, contract.NormBackend, contract.Pool2DBackend,
+                contract.Conv2dBackend)
+    assert _members(contract.Backend) == sorted(m for family in families for m in _members(family))
 
 
 @pytest.mark.parametrize("name", BACKENDS)

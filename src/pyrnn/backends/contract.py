@@ -180,11 +180,6 @@ class ConvBackend(Protocol):
     ) -> np.ndarray: ...
 
 
-@runtime_checkable
-class Backend(RecurrentBackend, ConvBackend, Protocol):
-    """A whole backend module (``pyrnn.backends.backend_module(name)``): both families."""
-
-
 def active_rows(lengths, t):
     """(B, 1) bool: which samples are active at time index t (None: all)."""
     return None if lengths is None else (t < lengths)[:, None]
@@ -303,3 +298,8 @@ class Conv2dBackend(Protocol):
     def conv2d_backward(
         self, saved: Conv2dSaved, dy: np.ndarray, dw: np.ndarray | None, db: np.ndarray | None, need_dx: bool = True,
     ) -> np.ndarray | None: ...
+
+
+@runtime_checkable
+class Backend(RecurrentBackend, ConvBackend, NormBackend, Pool2DBackend, Conv2dBackend, Protocol):
+    """A whole backend module (``pyrnn.backends.backend_module(name)``): every kernel family."""
