@@ -174,3 +174,16 @@ def check_kernel_array(name, a, dtype, shape, labels, writable=False):
         raise ValueError(f"{name}: expected a C-contiguous array, got strides {a.strides}")
     if writable and not a.flags.writeable:
         raise ValueError(f"{name}: expected a writable array, got a read-only one")
+
+
+def check_kernel_input(name, x, ndim, labels):
+    """The array a kernel starts from: an ndarray of float32 or float64 with ``ndim`` axes, named
+    by ``labels`` (e.g. "(B, H, W, C)"), C-contiguous; returns its dtype."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array {labels}, got shape {x.shape}")
+    check_kernel_array(name, x, x.dtype, x.shape, labels)
+    return x.dtype

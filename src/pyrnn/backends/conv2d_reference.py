@@ -38,7 +38,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import check_kernel_array
+from .._checks import check_kernel_array, check_kernel_input
 from .contract import Conv2dSaved
 
 
@@ -95,13 +95,7 @@ def _check_weight(w, dtype, C, groups):
 def check_conv2d_forward(x, w, b, stride, padding, dilation, groups):
     """Check the forward arguments against the contract; returns (stride, padding, dilation,
     groups) normalised and the output shape (B, HO, WO, O)."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"x: expected a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"x: expected dtype float32 or float64, got {x.dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"x: expected a 4-D array (B, H, W, C_in), got shape {x.shape}")
-    check_kernel_array("x", x, x.dtype, x.shape, "(B, H, W, C_in)")
+    check_kernel_input("x", x, 4, "(B, H, W, C_in)")
     stride, padding, dilation, groups = check_conv2d_geometry(stride, padding, dilation, groups)
     B, H, W, C = x.shape
     O, KH, KW = _check_weight(w, x.dtype, C, groups)

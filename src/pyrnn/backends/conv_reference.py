@@ -37,7 +37,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import check_kernel_array
+from .._checks import check_kernel_array, check_kernel_input
 
 POOL_KINDS = ("max", "avg")
 
@@ -49,18 +49,6 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
-
-
-def _check_input(name, x, labels):
-    """x as the 3-D float32/float64 array every kernel starts from; returns its dtype."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
-    if x.ndim != 3:
-        raise ValueError(f"{name}: expected a 3-D array {labels}, got shape {x.shape}")
-    check_kernel_array(name, x, x.dtype, x.shape, labels)
-    return x.dtype
 
 
 def output_length(T, kernel, stride, pad_left, pad_right, dilation=1):
@@ -76,7 +64,7 @@ def output_length(T, kernel, stride, pad_left, pad_right, dilation=1):
 
 def check_conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation):
     """Check the forward arguments against the contract; returns (B, T, C, O, K, U)."""
-    dt = _check_input("x", x, "(B, T, C_in)")
+    dt = check_kernel_input("x", x, 3, "(B, T, C_in)")
     if not isinstance(w, np.ndarray) or w.ndim != 3:
         what = f"shape {w.shape}" if isinstance(w, np.ndarray) else type(w).__name__
         raise ValueError(f"w: expected a 3-D array (C_out, C_in, K), got {what}")
@@ -112,7 +100,7 @@ def _check_pool_params(kind, kernel, stride, pad_left, pad_right):
 
 def check_pool1d_forward(kind, x, kernel, stride, pad_left, pad_right):
     """Check the pooling arguments; returns (B, T, C, U)."""
-    _check_input("x", x, "(B, T, C)")
+    check_kernel_input("x", x, 3, "(B, T, C)")
     kernel, stride, pad_left, pad_right = _check_pool_params(kind, kernel, stride, pad_left, pad_right)
     B, T, C = x.shape
     return B, T, C, output_length(T, kernel, stride, pad_left, pad_right)
@@ -129,7 +117,7 @@ def check_pool1d_backward(kind, x_shape, dy, saved, kernel, stride, pad_left, pa
         raise ValueError(f"x_shape: expected a shape (B, T, C) of 3 non-negative integers, got {x_shape!r}")
     B, T, C = shape
     U = output_length(T, kernel, stride, pad_left, pad_right)
-    _check_input("dy", dy, "(B, T_out, C)")
+    check_kernel_input("dy", dy, 3, "(B, T_out, C)")
     check_kernel_array("dy", dy, dy.dtype, (B, U, C), "(B, T_out, C)")
     if kind == "max":
         check_kernel_array("saved", saved, np.int64, (B, U, C), "(B, T_out, C) argmax indices")

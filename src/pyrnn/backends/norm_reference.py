@@ -40,7 +40,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import check_kernel_array
+from .._checks import check_kernel_array, check_kernel_input
 from .contract import BatchNormSaved
 
 # --------------------------------------------------------------------- checks
@@ -58,13 +58,7 @@ def _check_real(name, value, minimum, maximum=None):
 
 def check_batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
     """Check the forward arguments against the contract; returns (N, C, momentum, eps) as Python numbers."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"x: expected a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"x: expected dtype float32 or float64, got {x.dtype}")
-    if x.ndim != 2:
-        raise ValueError(f"x: expected a 2-D array (N, C), got shape {x.shape}")
-    check_kernel_array("x", x, x.dtype, x.shape, "(N, C)")
+    check_kernel_input("x", x, 2, "(N, C)")
     N, C = x.shape
     for name, a in (("weight", weight), ("bias", bias)):
         if a is not None:

@@ -52,6 +52,7 @@ import numbers
 
 import numpy as np
 
+from .._checks import check_kernel_input
 from .contract import Pool2DSaved, Upsample2DSaved
 
 POOL2D_KINDS = ("max", "avg")
@@ -116,19 +117,8 @@ def _pair(name, value, minimum):
     return int(pair[0]), int(pair[1])
 
 
-def _check_image(name, x):
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"{name}: expected a 4-D array (B, H, W, C), got shape {x.shape}")
-    if not x.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous array, got strides {x.strides}")
-
-
 def _check_dy(dy, shape, dtype):
-    _check_image("dy", dy)
+    check_kernel_input("dy", dy, 4, "(B, H, W, C)")
     if dy.dtype != dtype:
         raise TypeError(f"dy: expected dtype {np.dtype(dtype).name} (the forward's), got {dy.dtype}")
     if dy.shape != tuple(shape):
@@ -139,7 +129,7 @@ def check_pool2d_forward(kind, x, kernel, stride, padding, dilation, ceil_mode, 
     """Check the forward arguments; returns (B, H, W, C, OH, OW, kernel, stride, padding, dilation) as ints."""
     if kind not in POOL2D_KINDS:
         raise ValueError(f"kind: expected 'max' or 'avg', got {kind!r}")
-    _check_image("x", x)
+    check_kernel_input("x", x, 4, "(B, H, W, C)")
     kernel, stride = _pair("kernel", kernel, 1), _pair("stride", stride, 1)
     padding, dilation = _pair("padding", padding, 0), _pair("dilation", dilation, 1)
     for flag, value in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
@@ -170,7 +160,7 @@ def check_pool2d_backward(saved, dy):
 
 def check_upsample2d_forward(x, scale, mode):
     """Check the forward arguments; returns (B, H, W, C, (sh, sw))."""
-    _check_image("x", x)
+    check_kernel_input("x", x, 4, "(B, H, W, C)")
     scale = _pair("scale", scale, 1)
     if mode not in UPSAMPLE_MODES:
         raise ValueError(f"mode: expected one of {list(UPSAMPLE_MODES)}, got {mode!r}")
