@@ -1,16 +1,22 @@
-// See conv2d.h. Implicit GEMM: the output is a (B*HO*WO, O) matrix whose rows, taken a chunk of
-// output lines (b, i) at a time, are cols (rows, KH*KW*C) times the packed weight. A column row is
-// in (g, kh, kw, c) order, cols[r, g*KH*KW*Cg + (kh*KW + kw)*Cg + c], so that one tap copies one
-// contiguous channel run of x (for G = 1 and dw = 1 a whole row of taps at once) and group g's
-// block is contiguous (one GEMM per group, lda = KH*KW*C). The weight is packed once per call to
-// wk (G, KH*KW*Cg, Og). A 1x1 stride-1 unpadded convolution is a plain GEMM on x: no im2col. A depthwise
-// one (one input channel per group) is a direct loop over the taps, vectorised over the channels: as G
-// GEMMs of inner size KH*KW it would spend its time in BLAS calls.
+// See conv2d.h. Forward: an indirect GEMM (igemm.h, XNNPACK's igemm; oneDNN's channels-last direct
+// convolution is the same loop nest): the output is a (B*HO*WO, O) matrix, row r = output pixel, and
+// each row's column values are found through an indirection table of one pointer per (pixel, tap) into
+// x itself (a zero row for padding taps), so no im2col buffer is built; the weight is packed once per
+// call into the micro-kernel's panels, one set per group. The data gradient of a stride-1 convolution
+// is itself a forward convolution (of dy, with the kernel flipped and the channels swapped, padding
+// (K-1)*d - p), so it runs through the same kernel, gathering instead of scattering. The weight
+// gradient, and the data gradient of strided convolutions, are im2col of a chunk of output lines + the
+// project's GEMM: a column row is in (g, kh, kw, c) order, cols[r, g*KH*KW*Cg + (kh*KW + kw)*Cg + c],
+// so that one tap copies one contiguous channel run of x (for G = 1 and dw = 1 a whole row of taps at
+// once) and group g's block is contiguous (one GEMM per group, lda = KH*KW*C), against the weight packed
+// to wk (G, KH*KW*Cg, Og); a 1x1 stride-1 unpadded convolution is a plain GEMM on x. A depthwise one
+// (one input channel per group) is a direct loop over the taps, vectorised over the channels: as G
+// GEMMs of inner size KH*KW it would spend its time in calls.
 //
-// Threads: the output lines are split over the kernels' thread team, each member with its own
-// im2col scratch (one chunk of lines, near kChunkElements) and a single-threaded BLAS. The data
-// gradient scatters (col2im adds into dx), so there members own whole samples; the weight and
-// bias gradients are accumulated per member and summed after the region. The caller (tid 0) polls
+// Threads: the output lines are split over the kernels' thread team, each member with its own scratch
+// (an indirection table or im2col columns for one chunk of lines) and a single-threaded BLAS. The
+// data gradient through col2im scatters (adds into dx), so there members own whole samples; the weight
+// and bias gradients are accumulated per member and summed after the region. The caller (tid 0) polls
 // the cancellation hook between its chunks, every member stops at its next chunk once it is
 // cancelled, and dw, db are added only after a region that ran to the end.
 #include "conv2d.h"
@@ -22,6 +28,7 @@
 #include "../common/cpu.h"
 #include "../common/gemm.h"
 #include "../common/threads.h"
+#include "igemm.h"
 
 namespace pyrnn {
 
@@ -274,10 +281,90 @@ void depthwise_backward(const Conv2dDims& d, const Plan& p, const F* x, const F*
     }
 }
 
+
+// Output rows per chunk of the indirect GEMM: its table (rows x KH*KW pointers) and the input lines
+// it reads stay in cache.
+constexpr int64_t kIgemmRows = 512;
+
+// ind[(r - r0)*KK + kh*KW + kw] = &x[b, i*sh + kh*dh - pt, j*sw + kw*dw - pl, 0] for the output rows
+// r = (b*HO + i)*WO + j in [r0, r1), or zero (a row of C zeros) where the tap is padding
+template <typename F>
+void indirection(const Conv2dDims& d, const F* x, const F* zero, int64_t r0, int64_t r1, const F** ind) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t l = r / d.WO, j = r % d.WO, b = l / d.HO, i = l % d.HO;
+    for (int64_t kh = 0; kh < d.KH; ++kh) {
+      const int64_t ih = i * d.sh + kh * d.dh - d.pt;
+      for (int64_t kw = 0; kw < d.KW; ++kw, ++ind) {
+        const int64_t iw = j * d.sw + kw * d.dw - d.pl;
+        *ind = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W ? x + ((b * d.H + ih) * d.W + iw) * d.C : zero;
+      }
+    }
+  }
+}
+
+// The weights of an indirect convolution, packed: per group g, rows (tap t, input channel c), columns
+// output channels o, value w_at(g, t, c, o); and the bias (or none) likewise per group.
+template <typename F>
+struct IgemmWeights {
+  int64_t per_group;  // packed values per group
+  std::vector<F> w, b;
+};
+
+template <typename F, typename WAt>
+IgemmWeights<F> igemm_weights(const Conv2dDims& d, const Plan& p, int64_t nr, WAt&& w_at, const F* bias) {
+  IgemmWeights<F> k;
+  k.per_group = igemm_packed_size(nr, p.KKCg, p.Og);
+  k.w.resize(static_cast<size_t>(d.G * k.per_group));
+  for (int64_t g = 0; g < d.G; ++g)
+    igemm_pack<F>(
+        nr, p.KKCg, p.Og, [&](int64_t row, int64_t o) { return w_at(g, row / p.Cg, row % p.Cg, o); },
+        k.w.data() + g * k.per_group);
+  if (bias) {
+    const int64_t per = igemm_packed_size(nr, 1, p.Og);
+    k.b.resize(static_cast<size_t>(d.G * per));
+    for (int64_t g = 0; g < d.G; ++g) igemm_pack_bias<F>(nr, p.Og, bias + g * p.Og, k.b.data() + g * per);
+  }
+  return k;
+}
+
+// y = the convolution of x (d's sizes; padding may be negative) with packed weights k: the output rows
+// split evenly over the team (a long single line too), each member building the indirection table of
+// one chunk of rows at a time
+template <typename F>
+void igemm_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& kern, const IgemmWeights<F>& k,
+                    const F* x, F* y, Cancel& cancel) {
+  const std::vector<F> zero(static_cast<size_t>(d.C), F(0));
+  const int64_t rows = p.lines * d.WO;
+  const int want = team_size(d, p, (rows + kIgemmRows - 1) / kIgemmRows);
+  const int64_t bias_per = k.b.empty() ? 0 : igemm_packed_size(kern.nr, 1, p.Og);
+  auto region = [&](int tid, int n, SpinBarrier&) {
+    DenormalsFlushed ftz;
+    const int64_t r0 = rows * tid / n, r1 = rows * (tid + 1) / n;
+    std::vector<const F*> ind(static_cast<size_t>(std::min(kIgemmRows, r1 - r0) * p.KK));
+    for (int64_t a = r0; a < r1 && !stopped(cancel, tid, a); a += kIgemmRows) {
+      const int64_t m = std::min(kIgemmRows, r1 - a);
+      indirection(d, x, zero.data(), a, a + m, ind.data());
+      for (int64_t g = 0; g < d.G; ++g)
+        kern.run(IgemmCall<F>{m, p.Og, p.KK, p.Cg, ind.data(), g * p.Cg, k.w.data() + g * k.per_group,
+                              bias_per ? k.b.data() + g * bias_per : nullptr, false, y + a * d.O + g * p.Og, d.O});
+    }
+  };
+  parallel(want, region);
+}
+
+// The data gradient of a stride-1 convolution as a forward one: dx = conv(dy, w') with w'[c, o, kh, kw] =
+// w[o, c, KH-1-kh, KW-1-kw] per group, the input dy (B, HO, WO, O), the output dx (B, H, W, C) and the
+// padding (K-1)*d - p on each side
+inline Conv2dDims adjoint_dims(const Conv2dDims& d) {
+  Conv2dDims a = d;
+  a.H = d.HO, a.W = d.WO, a.C = d.O, a.O = d.C, a.HO = d.H, a.WO = d.W;
+  a.pt = (d.KH - 1) * d.dh - d.pt, a.pb = (d.KH - 1) * d.dh - d.pb;
+  a.pl = (d.KW - 1) * d.dw - d.pl, a.pr = (d.KW - 1) * d.dw - d.pr;
+  return a;
+}
 }  // namespace
 
-// per chunk of output lines: y[rows] = bias; y[rows, group g] += cols_g wk_g (one GEMM per group); depthwise:
-// the direct loop
+// y = bias + the indirect GEMM of x with the packed weight (igemm_convolve); depthwise: the direct loop
 template <typename F>
 void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* y, Cancel& cancel) {
   const Plan p = plan_of(d);
@@ -288,40 +375,29 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
       for (int64_t o = 0; o < d.O; ++o) y[r * d.O + o] = b ? b[o] : F(0);
     return;
   }
-  const std::vector<F> wk = p.depthwise ? pack_taps(d, p, w) : pack_weight(d, p, w);
+  if (!p.depthwise) {
+    const IgemmKernels<F>& kern = igemm_kernels<F>();
+    const auto k = igemm_weights<F>(
+        d, p, kern.nr,
+        [&](int64_t g, int64_t t, int64_t c, int64_t o) { return w[((g * p.Og + o) * p.Cg + c) * p.KK + t]; }, b);
+    igemm_convolve(d, p, kern, k, x, y, cancel);
+    return;
+  }
+  const std::vector<F> wt = pack_taps(d, p, w);
   const int64_t nl = chunk_lines(d, p);
-  const int want = team_size(d, p, p.lines);
-  BlasOneThread blas_single(want > 1);
   auto region = [&](int tid, int n, SpinBarrier&) {
     DenormalsFlushed ftz;
     int64_t l0, l1;
     lines_of(p.lines, 1, tid, n, l0, l1);
-    const auto cols = scratch<F>(p.pointwise || p.depthwise ? 0 : std::min(nl, l1 - l0) * d.WO * p.KKC);
-    for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl) {
-      const int64_t m = std::min(nl, l1 - a), r0 = a * d.WO, mr = m * d.WO;
-      if (p.depthwise) {
-        depthwise_forward(d, p, x, wk.data(), b, a, m, y);
-        continue;
-      }
-      F* yc = y + r0 * d.O;
-      if (b)
-        for (int64_t r = 0; r < mr; ++r) std::copy(b, b + d.O, yc + r * d.O);
-      const F* A = x + r0 * d.C;  // pointwise: x's pixels are the output's rows
-      if (!p.pointwise) {
-        im2col(d, p, x, a, m, cols.get());
-        A = cols.get();
-      }
-      for (int64_t g = 0; g < d.G; ++g)
-        gemm<F>(false, false, mr, p.Og, p.KKCg, F(1), A + g * p.KKCg, p.KKC, wk.data() + g * p.KKCg * p.Og, p.Og,
-                b ? F(1) : F(0), yc + g * p.Og, d.O);
-    }
+    for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl)
+      depthwise_forward(d, p, x, wt.data(), b, a, std::min(nl, l1 - a), y);
   };
-  parallel(want, region);
+  parallel(team_size(d, p, p.lines), region);
 }
 
-// per chunk of output lines: db += column sums of dy; dwk_g += cols_g^T dy_g; dcols_g = dy_g wk_g^T and
-// dx += col2im(dcols) (pointwise: dx_g = dy_g wk_g^T directly; depthwise: the direct loop); then dw += dwk
-// (the members' sum) unpacked
+// A stride-1 dx first, as the adjoint forward convolution of dy (igemm_convolve); then per chunk of
+// output lines: db += column sums of dy; dwk_g += cols_g^T dy_g; for a strided dx, dcols_g = dy_g wk_g^T
+// and dx += col2im(dcols) (depthwise: the direct loop for both); then dw += dwk (the members' sum) unpacked
 template <typename F>
 void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db, Cancel& cancel) {
   const Plan p = plan_of(d);
@@ -333,8 +409,22 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
         for (int64_t o = 0; o < d.O; ++o) db[o] += dy[r * d.O + o];
     return;
   }
+  if (dx && !p.depthwise && d.sh == 1 && d.sw == 1) {  // dx: the adjoint, a forward convolution of dy
+    const Conv2dDims a = adjoint_dims(d);
+    const IgemmKernels<F>& kern = igemm_kernels<F>();
+    const auto k = igemm_weights<F>(
+        a, plan_of(a), kern.nr,
+        [&](int64_t g, int64_t t, int64_t o, int64_t c) {
+          return w[((g * p.Og + o) * p.Cg + c) * p.KK + (p.KK - 1 - t)];
+        },
+        static_cast<const F*>(nullptr));
+    igemm_convolve(a, plan_of(a), kern, k, dy, dx, cancel);
+    if (cancel.cancelled()) return;  // dw and db untouched
+    dx = nullptr;                    // done
+    if (!dw && !db) return;
+  }
   const std::vector<F> wk = p.depthwise ? pack_taps(d, p, w) : pack_weight(d, p, w);
-  const bool scatter = dx && !p.pointwise;  // col2im (or the depthwise loop) adds into dx: members own whole samples
+  const bool scatter = dx != nullptr;  // col2im (or the depthwise loop) adds into dx: members own whole samples
   const int64_t unit = scatter ? d.HO : 1;
   const int64_t nl = chunk_lines(d, p);
   const int want = team_size(d, p, p.lines / unit);
@@ -373,11 +463,10 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
                   my_dwk + g * p.KKCg * p.Og, p.Og);
       }
       if (dx) {
-        F* D = p.pointwise ? dx + r0 * d.C : dcols.get();
         for (int64_t g = 0; g < d.G; ++g)
           gemm<F>(false, true, mr, p.KKCg, p.Og, F(1), g_dy + g * p.Og, d.O, wk.data() + g * p.KKCg * p.Og, p.Og, F(0),
-                  D + g * p.KKCg, p.KKC);
-        if (scatter) col2im(d, p, dcols.get(), a, m, dx);
+                  dcols.get() + g * p.KKCg, p.KKC);
+        col2im(d, p, dcols.get(), a, m, dx);
       }
     }
   };

@@ -79,26 +79,8 @@ def tanh_f32(x: NDArray[np.float32], isa: str | None = None) -> NDArray[np.float
 def sigmoid_f32(x: NDArray[np.float32], isa: str | None = None) -> NDArray[np.float32]:
     """The kernels' float32 sigmoid, (tanh(x/2) + 1) / 2, elementwise, in one ISA's loop."""
 
-# Conv family (csrc/conv, contract: pyrnn/backends/conv_reference.py). Channels-last; U = output
-# length = (T + pad_left + pad_right - dilation*(K-1) - 1) // stride + 1; integers are Python ints.
-
-def conv1d_forward(
-    x: _A,                                          # (B, T, C_in)
-    w: _A,                                          # (C_out, C_in, K), PyTorch layout
-    b: _OptA,                                       # (C_out,) or None
-    y: _A,                                          # written: (B, U, C_out)
-    stride: int, pad_left: int, pad_right: int, dilation: int,
-) -> None: ...
-
-def conv1d_backward(
-    x: _A,
-    w: _A,
-    dy: _A,                                         # (B, U, C_out)
-    dx: _A,                                         # written: (B, T, C_in)
-    dw: _A,                                         # added into: (C_out, C_in, K)
-    db: _OptA,                                      # added into: (C_out,) or None
-    stride: int, pad_left: int, pad_right: int, dilation: int,
-) -> None: ...
+# 1-D pooling (csrc/conv, contract: pyrnn/backends/conv_reference.py; Conv1D runs on conv2d_*).
+# Channels-last; U = output length = (T + pad_left + pad_right - K) // stride + 1; integers are Python ints.
 
 def pool1d_forward(
     kind: str,                                      # "max" or "avg"

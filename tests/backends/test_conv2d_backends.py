@@ -195,6 +195,34 @@ def test_cpp_one_thread_and_the_team_agree():
         _close(team[name], alone[name], np.float64, name)
 
 
+ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a panel (8/16/32 floats), groups
+    (2, 6, 7, 5, 37, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (1, 5, 9, 6, 70, (2, 3), (1, 1), (0, 1, 2, 0), (2, 1), 2, False),
+    (3, 4, 4, 3, 9, (2, 2), (1, 1), (3, 2, 2, 3), (1, 1), 1, True),  # padding > (k-1)d: the adjoint's is negative
+    (2, 8, 6, 4, 12, (3, 1), (2, 1), (1, 1, 0, 0), (1, 1), 2, True),  # strided: dx through col2im
+    (2, 3, 11, 33, 17, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # pointwise
+]
+
+
+@pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ISA_CASES, ids=_ids)
+def test_cpp_every_isa_matches_reference(dtype, case):
+    from pyrnn import _C
+
+    x, w, b, dy, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"isa{case}".encode())))
+    want = _run(ref, x, w, b, dy, geom)
+    before = _C.isa()
+    try:
+        for isa in _C.supported_isas():
+            _C.set_isa(isa)
+            got = _run(backend_module("cpp"), x, w, b, dy, geom)
+            for name in want:
+                _close(got[name], want[name], dtype, f"{isa} {name}")
+    finally:
+        _C.set_isa(before)
+
+
 @pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
 def test_cpp_loop_gemm_fallback_matches_reference():
     from pyrnn import _C

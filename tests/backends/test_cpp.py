@@ -324,7 +324,7 @@ def _child_forward(layer, x, q):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("stride,dilation,padding", [(1, 1, 0), (2, 1, "causal"), (1, 2, (3, 1))])
 def test_conv1d_team_matches_the_reference(threads, dtype, stride, dilation, padding):
-    """Samples split over the team (each member its own dW part, summed after) equal the reference."""
+    """Output rows split over the team (each member its own dW part, summed after) equal the reference."""
     from pyrnn.layers import Conv1D
 
     rng = np.random.default_rng(7)
@@ -366,11 +366,11 @@ def test_regions_of_different_team_sizes_alternate_safely():
 
 
 def test_conv_size_check_does_not_overflow():
-    """C_in * K beyond 2**31 is refused by a check that itself cannot overflow (empty arrays: legal)."""
-    big = 2**40
-    x, w = np.zeros((0, 0, big), np.float32), np.zeros((0, 0, big), np.float32)
+    """kH * kW * C_in beyond 2**31 is refused by a check that itself cannot overflow (empty arrays: legal)."""
+    big = 2**16  # kH*kW*C_in = 2**48
+    x, w = np.zeros((0, 1, 0, big), np.float32), np.zeros((0, big, big, big), np.float32)
     with pytest.raises(ValueError, match=r"sizes exceed the 32-bit BLAS interface"):
-        _C.conv1d_forward(x, w, None, np.zeros((0, 0, 0), np.float32), 1, 0, 0, 1)
+        _C.conv2d_forward(x, w, None, np.zeros((0, 1, 0, 0), np.float32), (1, 1), (0, 0, 0, 0), (1, 1), 1)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_relu"])

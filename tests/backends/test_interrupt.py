@@ -121,16 +121,17 @@ CHILD = textwrap.dedent(
         T = long_steps(lambda n: _C.recurrent_backward(*backward_args(n)()), B * (2 * I + 9 * H) * 4, least=50)
         args = until_interrupted(backward_args(T), _C.recurrent_backward)
         out["grads_untouched"] = not any(g.any() for g in args[8])
-    elif case == "conv":  # Conv1D backward, samples split over the team
+    elif case == "conv":  # Conv1D backward: the 2-D kernel on images of height 1, dx's region then dw's
         C, K, L = 512, 16, 250  # channels in and out, kernel size, sequence length
-        w = 0.02 * rng.standard_normal((C, C, K), dtype=np.float32)
+        w = 0.02 * rng.standard_normal((C, C, 1, K), dtype=np.float32)
 
         def conv_args(n):
-            x, dy = rng.standard_normal((n, L, C), dtype=np.float32), np.ones((n, L - K + 1, C), np.float32)
-            return lambda: (x, w, dy, np.empty_like(x), np.zeros_like(w), np.zeros(C, np.float32), 1, 0, 0, 1)
+            x, dy = rng.standard_normal((n, 1, L, C), dtype=np.float32), np.ones((n, 1, L - K + 1, C), np.float32)
+            return lambda: (x, w, dy, np.empty_like(x), np.zeros_like(w), np.zeros(C, np.float32), (1, 1), (0, 0, 0, 0),
+                            (1, 1), 1)
 
-        T = long_steps(lambda n: _C.conv1d_backward(*conv_args(n)()), L * 3 * C * 4, least=20)
-        args = until_interrupted(conv_args(T), _C.conv1d_backward)
+        T = long_steps(lambda n: _C.conv2d_backward(*conv_args(n)()), L * 3 * C * 4, least=20)
+        args = until_interrupted(conv_args(T), _C.conv2d_backward)
         out["grads_untouched"] = not (args[4].any() or args[5].any())
     elif case == "conv2d":  # Conv2D backward (3x3, padding 1), the output lines split over the team
         C, S = 64, 32  # channels in and out, image side

@@ -12,23 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
-from .conv_reference import check_conv1d_backward, check_conv1d_forward, check_pool1d_backward, check_pool1d_forward
+from . import conv2d_cpp
+from .conv_reference import check_pool1d_backward, check_pool1d_forward, conv1d_via
 
-
-def conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation):
-    """See :mod:`pyrnn.backends.conv_reference`."""
-    B, T, C, O, K, U = check_conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation)
-    y = np.empty((B, U, O), x.dtype)
-    _C.conv1d_forward(x, w, b, y, int(stride), int(pad_left), int(pad_right), int(dilation))
-    return y
-
-
-def conv1d_backward(x, w, dy, stride, pad_left, pad_right, dilation, dw, db):
-    """See :mod:`pyrnn.backends.conv_reference`."""
-    check_conv1d_backward(x, w, dy, stride, pad_left, pad_right, dilation, dw, db)
-    dx = np.empty_like(x)
-    _C.conv1d_backward(x, w, dy, dx, dw, db, int(stride), int(pad_left), int(pad_right), int(dilation))
-    return dx
+# The 2-D engine's case H = 1 (see conv_reference.conv1d_via): one convolution kernel in csrc, not two
+conv1d_forward, conv1d_backward = conv1d_via(conv2d_cpp.conv2d_forward, conv2d_cpp.conv2d_backward)
 
 
 def pool1d_forward(kind, x, kernel, stride, pad_left, pad_right):

@@ -38,6 +38,8 @@ import numbers
 import numpy as np
 
 from .._checks import check_kernel_array, check_kernel_input
+from . import conv2d_reference
+from .contract import Conv2dSaved
 
 POOL_KINDS = ("max", "avg")
 
@@ -135,36 +137,38 @@ def _taps(U, K, stride, dilation):
     return np.arange(U)[:, None] * stride + np.arange(K)[None, :] * dilation
 
 
-def _im2col(xp, U, K, stride, dilation):
-    """cols[b, u, c, k] = xp[b, u*s + k*d, c], (B, U, C, K): the (C, K) order of a w row."""
-    return xp[:, _taps(U, K, stride, dilation), :].transpose(0, 1, 3, 2)
+# A sequence (B, T, C) is an image of height 1, (B, 1, T, C), and a kernel (O, C, K) one of (O, C, 1, K):
+# Conv1D is the 2-D convolution's case H = 1, run by each backend's conv2d kernels (one engine, not two).
+def conv1d_via(conv2d_forward, conv2d_backward):
+    """The conv1d pair of a backend, over its conv2d pair (views: dw and db receive the gradients in place).
+
+    y[b, u, o] = b[o] + sum_{c,k} w[o, c, k] xp[b, u*s + k*d, c] is conv2d's equation with
+    one row, kernel height 1, stride (1, s), padding (0, 0, pl, pr) and dilation (1, d).
+    """
+
+    def conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation):
+        """See :mod:`pyrnn.backends.conv_reference`."""
+        B, T, C, O, K, U = check_conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation)
+        y, _ = conv2d_forward(x.reshape(B, 1, T, C), w.reshape(O, C, 1, K), b, *_geometry_2d(stride, pad_left, pad_right, dilation))
+        return y.reshape(B, U, O)
+
+    def conv1d_backward(x, w, dy, stride, pad_left, pad_right, dilation, dw, db):
+        """See :mod:`pyrnn.backends.conv_reference`."""
+        B, T, C, O, K, U = check_conv1d_backward(x, w, dy, stride, pad_left, pad_right, dilation, dw, db)
+        saved = Conv2dSaved(x.reshape(B, 1, T, C), (B, 1, T, C), w.reshape(O, C, 1, K),
+                            *_geometry_2d(stride, pad_left, pad_right, dilation))
+        dx = conv2d_backward(saved, dy.reshape(B, 1, U, O), dw.reshape(O, C, 1, K), db)  # dw: C-contiguous, a view
+        return dx.reshape(B, T, C)
+
+    return conv1d_forward, conv1d_backward
 
 
-# y[b, u, o] = b[o] + sum_{c,k} w[o, c, k] xp[b, u*s + k*d, c]   (one GEMM over the B*U rows)
-def conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation):
-    """See the module docstring."""
-    B, T, C, O, K, U = check_conv1d_forward(x, w, b, stride, pad_left, pad_right, dilation)
-    cols = _im2col(_padded(x, pad_left, pad_right), U, K, stride, dilation).reshape(B * U, C * K)
-    y = cols @ w.reshape(O, C * K).T
-    if b is not None:
-        y += b
-    return np.ascontiguousarray(y.reshape(B, U, O), dtype=x.dtype)
+def _geometry_2d(stride, pad_left, pad_right, dilation):
+    """conv2d's (stride, padding, dilation, groups) for a sequence seen as an image of height 1."""
+    return (1, int(stride)), (0, 0, int(pad_left), int(pad_right)), (1, int(dilation)), 1
 
 
-# dw[o, c, k] += sum_{b,u} dy[b, u, o] xp[b, u*s + k*d, c];   db[o] += sum_{b,u} dy[b, u, o]
-# dx[b, u*s + k*d - pl, c] += sum_o dy[b, u, o] w[o, c, k]   (taps that fall in the padding are dropped)
-def conv1d_backward(x, w, dy, stride, pad_left, pad_right, dilation, dw, db):
-    """See the module docstring."""
-    B, T, C, O, K, U = check_conv1d_backward(x, w, dy, stride, pad_left, pad_right, dilation, dw, db)
-    dy2 = dy.reshape(B * U, O)
-    cols = _im2col(_padded(x, pad_left, pad_right), U, K, stride, dilation).reshape(B * U, C * K)
-    dw += (dy2.T @ cols).reshape(O, C, K)
-    if db is not None:
-        db += dy2.sum(axis=0)
-    dcols = (dy2 @ w.reshape(O, C * K)).reshape(B, U, C, K).transpose(0, 1, 3, 2)  # (B, U, K, C)
-    dxp = np.zeros((B, pad_left + T + pad_right, C), x.dtype)
-    np.add.at(dxp, (slice(None), _taps(U, K, stride, dilation)), dcols)
-    return np.ascontiguousarray(dxp[:, pad_left : pad_left + T])
+conv1d_forward, conv1d_backward = conv1d_via(conv2d_reference.conv2d_forward, conv2d_reference.conv2d_backward)
 
 
 # max: y[b, u, c] = max_k xp[b, u*s + k, c] (padding -inf), saved = time index in x of the first maximum

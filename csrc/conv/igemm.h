@@ -1,0 +1,71 @@
+// Indirect GEMM (XNNPACK's igemm): the convolutions' product without an im2col buffer, compiled once
+// per instruction set (igemm_*.cpp, body igemm.inc) and chosen at run time like the recurrent loops.
+//
+// Legend: M = rows of C (output pixels), N = columns of C (output channels), T = taps (kH*kW), K =
+// values per tap (input channels), nr = columns per packed panel (two SIMD registers).
+//
+//   C[r, n] = start[n] + sum_{t < T, k < K} ind[r*T + t][a_off + k] * P[t*K + k, n]
+//
+// Row r of the virtual A matrix is T runs of K contiguous values, each found through the indirection
+// table ind (a pointer into the image per pixel and tap, or to a row of zeros for a padding tap), so a
+// convolution reads its input in place. P is the weight, packed once per call by igemm_pack into
+// ceil(N/nr) panels of T*K rows of nr values (zero past N); start is a packed bias (igemm_pack_bias),
+// C itself (acc) or zero.
+#pragma once
+
+#include <cstdint>
+
+#include "../common/cpu.h"
+
+namespace pyrnn {
+
+template <typename F>
+struct IgemmCall {
+  int64_t M, N, T, K;
+  const F* const* ind;  // (M, T) pointers
+  int64_t a_off;        // added to every pointer of ind (a group's first channel)
+  const F* packed;      // the weight, as igemm_pack packed it
+  const F* bias;        // a packed bias row per panel (igemm_pack_bias), or null
+  bool acc;             // add into C (bias is then null)
+  F* C;                 // (M, N) with row stride ldc
+  int64_t ldc;
+};
+
+template <typename F>
+struct IgemmKernels {
+  int64_t nr;                             // columns per packed panel
+  void (*run)(const IgemmCall<F>& call);  // C = start + the product, rows [0, M)
+};
+
+// The kernels of one instruction set (defined by igemm_<isa>.cpp; the wider ones on x86-64 only).
+template <Isa isa>
+const IgemmKernels<float>& igemm_kernels_f32();
+template <Isa isa>
+const IgemmKernels<double>& igemm_kernels_f64();
+
+// The kernels for the active instruction set (cpu.h active_isa()).
+template <typename F>
+const IgemmKernels<F>& igemm_kernels();
+
+// Values igemm_pack writes for rows x N: ceil(N/nr)*nr*rows.
+inline int64_t igemm_packed_size(int64_t nr, int64_t rows, int64_t N) { return (N + nr - 1) / nr * nr * rows; }
+
+// out[p][row][c] = w(row, p*nr + c) (0 past N), for a weight given by its value at (row, n).
+template <typename F, typename W>
+void igemm_pack(int64_t nr, int64_t rows, int64_t N, W&& w, F* out) {
+  const int64_t np = (N + nr - 1) / nr;
+  for (int64_t p = 0; p < np; ++p)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < nr; ++c) {
+        const int64_t n = p * nr + c;
+        out[(p * rows + r) * nr + c] = n < N ? w(r, n) : F(0);
+      }
+}
+
+// out[p][c] = b[p*nr + c] (0 past N): ceil(N/nr)*nr values.
+template <typename F>
+void igemm_pack_bias(int64_t nr, int64_t N, const F* b, F* out) {
+  igemm_pack<F>(nr, 1, N, [b](int64_t, int64_t n) { return b[n]; }, out);
+}
+
+}  // namespace pyrnn
