@@ -34,6 +34,12 @@ inline int64_t int_arg(py::handle h, const std::string& name, int64_t minimum) {
   return static_cast<int64_t>(v);
 }
 
+// A Python bool.
+inline bool bool_arg(py::handle h, const std::string& name) {
+  if (!PyBool_Check(h.ptr())) throw py::type_error(name + ": expected a bool, got " + type_name(h));
+  return h.ptr() == Py_True;
+}
+
 inline std::string shape_str(const std::vector<int64_t>& s) {
   std::ostringstream o;
   o << "(";

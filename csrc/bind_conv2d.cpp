@@ -136,6 +136,10 @@ void bind_conv2d(py::module_& m) {
       py::arg("padding"), py::arg("dilation"), py::arg("groups"),
       "Conv2D backward: writes dx (B, H, W, C_in), adds into dw (C_out, C_in/groups, kH, kW) and db (C_out,); "
       "each may be None (not wanted).");
+  m.def(
+      "_set_winograd", [](py::handle on) { set_winograd(bool_arg(on, "on")); }, py::arg("on"),
+      "Private (tests, benchmarks): Winograd F(2x2, 3x3) for the 3x3 stride-1 layers where it pays (default True).");
+  m.def("_winograd", &winograd_enabled);
 }
 
 }  // namespace pyrnn

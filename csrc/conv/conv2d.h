@@ -37,4 +37,9 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
 template <typename F>
 void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db, Cancel& cancel);
 
+// Winograd F(2x2, 3x3) for the 3x3 stride-1 layers where it pays (on by default); off, every layer
+// runs on the indirect GEMM (the tests hold both to the reference). Process-wide.
+void set_winograd(bool on);
+bool winograd_enabled();
+
 }  // namespace pyrnn

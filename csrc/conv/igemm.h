@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "../common/cpu.h"
+#include "conv2d.h"
 
 namespace pyrnn {
 
@@ -31,10 +32,14 @@ struct IgemmCall {
   int64_t ldc;
 };
 
+// The instruction set's convolution kernels: the indirect GEMM, and the Winograd F(2x2, 3x3)
+// transforms whose 16 products it computes (winograd.inc: V, M are (16, nt, C) and (16, nt, O)).
 template <typename F>
 struct IgemmKernels {
   int64_t nr;                             // columns per packed panel
   void (*run)(const IgemmCall<F>& call);  // C = start + the product, rows [0, M)
+  void (*winograd_input)(const Conv2dDims& d, const F* x, const F* zero, int64_t t0, int64_t nt, F* V);
+  void (*winograd_output)(const Conv2dDims& d, const F* M, const F* bias, int64_t t0, int64_t nt, F* y);
 };
 
 // The kernels of one instruction set (defined by igemm_<isa>.cpp; the wider ones on x86-64 only).

@@ -177,3 +177,8 @@ def conv2d_backward(
     db: _OptA,                                      # added into: (C_out,), or None
     stride: tuple[int, int], padding: tuple[int, int, int, int], dilation: tuple[int, int], groups: int,
 ) -> None: ...
+
+def _set_winograd(on: bool) -> None:
+    """Private (tests, benchmarks): Winograd F(2x2, 3x3) for the 3x3 stride-1 layers where it pays (default True)."""
+
+def _winograd() -> bool: ...

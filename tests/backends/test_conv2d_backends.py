@@ -201,6 +201,11 @@ ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a pan
     (3, 4, 4, 3, 9, (2, 2), (1, 1), (3, 2, 2, 3), (1, 1), 1, True),  # padding > (k-1)d: the adjoint's is negative
     (2, 8, 6, 4, 12, (3, 1), (2, 1), (1, 1, 0, 0), (1, 1), 2, True),  # strided: dx through col2im
     (2, 3, 11, 33, 17, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # pointwise
+    # Winograd F(2x2, 3x3) (3x3, stride 1, one group, > 8 channels in and out), forward and dx:
+    (2, 7, 9, 9, 37, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),  # odd output sizes: partial tiles
+    (1, 6, 5, 12, 10, (3, 3), (1, 1), (0, 2, 1, 0), (1, 1), 1, False),  # asymmetric padding
+    (3, 3, 3, 10, 9, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # one output pixel
+    (2, 30, 21, 16, 24, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),  # several chunks of tiles per member
 ]
 
 
@@ -208,19 +213,32 @@ ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a pan
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", ISA_CASES, ids=_ids)
 def test_cpp_every_isa_matches_reference(dtype, case):
+    """Every instruction set's kernels, with Winograd on (where the layer fits it) and off."""
     from pyrnn import _C
 
     x, w, b, dy, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"isa{case}".encode())))
     want = _run(ref, x, w, b, dy, geom)
-    before = _C.isa()
+    before = _C.isa(), _C._winograd()
     try:
         for isa in _C.supported_isas():
-            _C.set_isa(isa)
-            got = _run(backend_module("cpp"), x, w, b, dy, geom)
-            for name in want:
-                _close(got[name], want[name], dtype, f"{isa} {name}")
+            for winograd in (True, False):
+                _C.set_isa(isa)
+                _C._set_winograd(winograd)
+                got = _run(backend_module("cpp"), x, w, b, dy, geom)
+                for name in want:
+                    _close(got[name], want[name], dtype, f"{isa} winograd={winograd} {name}")
     finally:
-        _C.set_isa(before)
+        _C.set_isa(before[0])
+        _C._set_winograd(before[1])
+
+
+@pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
+def test_cpp_winograd_switch_is_checked():
+    from pyrnn import _C
+
+    with pytest.raises(TypeError, match=r"on: expected a bool, got int"):
+        _C._set_winograd(1)
+    assert _C._winograd() is True  # the default
 
 
 @pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
