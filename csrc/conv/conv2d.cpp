@@ -203,6 +203,14 @@ void unpack_add(const Conv2dDims& d, const Plan& p, const F* wk, F* dw) {
           dw[((g * p.Og + o) * p.Cg + c) * p.KK + k] += wk[(g * p.KKCg + k * p.Cg + c) * p.Og + o];
 }
 
+// dw[g*Og + o, c, kh, kw] += D[g][o][(kh*KW + kw)*Cg + c]: the direct weight gradient's layout, adding
+template <typename F>
+void unpack_taps_outside_add(const Conv2dDims& d, const Plan& p, const F* D, F* dw) {
+  for (int64_t go = 0; go < d.O; ++go)
+    for (int64_t c = 0; c < p.Cg; ++c)
+      for (int64_t k = 0; k < p.KK; ++k) dw[(go * p.Cg + c) * p.KK + k] += D[go * p.KKCg + k * p.Cg + c];
+}
+
 // Depthwise: wt[(kh*KW + kw)*O + o] = w[o, 0, kh, kw], (KH*KW, O); output channel o reads input channel o / m
 // (m = Og), so for m = 1 a tap is one product of contiguous channel rows.
 template <typename F>
@@ -481,8 +489,9 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
 }
 
 // A stride-1 dx first, as the adjoint forward convolution of dy (convolve); then per chunk of
-// output lines: db += column sums of dy; dwk_g += cols_g^T dy_g; for a strided dx, dcols_g = dy_g wk_g^T
-// and dx += col2im(dcols) (depthwise: the direct loop for both); then dw += dwk (the members' sum) unpacked
+// output lines: db += column sums of dy; dwk_g += cols_g^T dy_g (direct: the indirect wgrad product); for a strided dx,
+// dcols_g = dy_g wk_g^T and dx += col2im(dcols) (depthwise: the direct loop for both); then dw += dwk (the members'
+// sum) unpacked
 template <typename F>
 void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db, Cancel& cancel) {
   const Plan p = plan_of(d);
@@ -506,6 +515,11 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     if (!dw && !db) return;
   }
   const std::vector<F> wk = p.depthwise ? pack_taps(d, p, w) : pack_weight(d, p, w);
+  const IgemmKernels<F>& kern = igemm_kernels<F>();
+  // dw on the indirection table (no im2col) when a tap's channels fill a register; the first layers'
+  // few channels (1, 3) go through im2col + GEMM. Gradient layout then (G, Og, KK*Cg): taps outside.
+  const bool direct_dw = dw && !p.depthwise && 2 * p.Cg >= kern.nr;
+  const std::vector<F> zero(direct_dw ? static_cast<size_t>(d.C) : 0, F(0));
   const bool scatter = dx != nullptr;  // col2im (or the depthwise loop) adds into dx: members own whole samples
   const int64_t unit = scatter ? d.HO : 1;
   const int64_t nl = chunk_lines(d, p);
@@ -520,7 +534,8 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     lines_of(p.lines, unit, tid, n, l0, l1);
     if (scatter) std::fill(dx + l0 / d.HO * d.H * d.W * d.C, dx + l1 / d.HO * d.H * d.W * d.C, F(0));
     const int64_t chunk_rows = std::min(nl, l1 - l0) * d.WO;
-    const auto cols = scratch<F>(dw && !p.pointwise && !p.depthwise ? chunk_rows * p.KKC : 0);
+    const auto cols = scratch<F>(dw && !direct_dw && !p.pointwise && !p.depthwise ? chunk_rows * p.KKC : 0);
+    std::vector<const F*> ind(direct_dw ? static_cast<size_t>(std::max<int64_t>(chunk_rows, 0) * p.KK) : 0);
     const auto dcols = scratch<F>(scatter && !p.depthwise ? chunk_rows * p.KKC : 0);
     F* my_dwk = dw ? dwk.data() + wsize * static_cast<size_t>(tid) : nullptr;
     F* my_db = db ? dbs.data() + static_cast<size_t>(d.O) * static_cast<size_t>(tid) : nullptr;
@@ -534,7 +549,12 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
         depthwise_backward(d, p, x, wk.data(), dy, a, m, dx, my_dwk);
         continue;
       }
-      if (my_dwk) {
+      if (my_dwk && direct_dw) {
+        indirection(d, x, zero.data(), r0, r0 + mr, ind.data());
+        for (int64_t g = 0; g < d.G; ++g)
+          kern.wgrad(WgradCall<F>{mr, p.Og, p.KK, p.Cg, ind.data(), g * p.Cg, g_dy + g * p.Og, d.O,
+                                  my_dwk + g * p.Og * p.KKCg});
+      } else if (my_dwk) {
         const F* A = x + r0 * d.C;
         if (!p.pointwise) {
           im2col(d, p, x, a, m, cols.get());
@@ -562,6 +582,8 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
       for (size_t i = 0; i < wsize; ++i) dwk[i] += dwk[wsize * static_cast<size_t>(t) + i];
     if (p.depthwise)
       unpack_taps_add(d, p, dwk.data(), dw);
+    else if (direct_dw)
+      unpack_taps_outside_add(d, p, dwk.data(), dw);
     else
       unpack_add(d, p, dwk.data(), dw);
   }

@@ -32,12 +32,28 @@ struct IgemmCall {
   int64_t ldc;
 };
 
+// The weight gradient's product over the same indirection table (per tap t, the transposed product):
+//
+//   D[n, t*K + k] += sum_{r < M} dy[r*ldy + n] * ind[r*T + t][a_off + k]
+//
+// D (N, T*K) row-major is the gradient with the taps outside the channels (conv2d.cpp reorders it).
+template <typename F>
+struct WgradCall {
+  int64_t M, N, T, K;
+  const F* const* ind;  // (M, T) pointers
+  int64_t a_off;        // added to every pointer of ind
+  const F* dy;          // (M, N) with row stride ldy
+  int64_t ldy;
+  F* D;  // (N, T*K), added into
+};
+
 // The instruction set's convolution kernels: the indirect GEMM, and the Winograd F(2x2, 3x3)
 // transforms whose 16 products it computes (winograd.inc: V, M are (16, nt, C) and (16, nt, O)).
 template <typename F>
 struct IgemmKernels {
-  int64_t nr;                             // columns per packed panel
-  void (*run)(const IgemmCall<F>& call);  // C = start + the product, rows [0, M)
+  int64_t nr;                               // columns per packed panel
+  void (*run)(const IgemmCall<F>& call);    // C = start + the product, rows [0, M)
+  void (*wgrad)(const WgradCall<F>& call);  // D += the weight gradient's product
   void (*winograd_input)(const Conv2dDims& d, const F* x, const F* zero, int64_t t0, int64_t nt, F* V);
   void (*winograd_output)(const Conv2dDims& d, const F* M, const F* bias, int64_t t0, int64_t nt, F* y);
 };
