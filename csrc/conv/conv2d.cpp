@@ -434,15 +434,101 @@ void winograd_convolve(const Conv2dDims& d, const IgemmKernels<F>& kern, const I
   parallel(want, region);
 }
 
+// Layers with few output channels (the first layers: 6 or 16 of them against a panel of 32 columns)
+// turn the product around so the output pixels fill the vector lanes: Y^T (O, rows) = Wr (O, KK*C) P,
+// where P is the chunk's im2col packed as the GEMM's panels, P[q][k][j] = column k of row q*nr + j with
+// k = c*KK + t (the weight's own order), and Wr's rows are the A operand (one pointer per output
+// channel, T = 1). Y^T is then transposed into y with the bias.
+inline bool pixel_lanes(const Conv2dDims& d, int64_t nr) { return d.G == 1 && 2 * d.O <= nr; }
+
+// ceil(a / s) for s > 0
+inline int64_t ceil_div(int64_t a, int64_t s) { return a >= 0 ? (a + s - 1) / s : -((-a) / s); }
+
+// P[q][k][j] for rows [r0, r0 + n) (0 past them and in the padding). A panel's rows are taken a run
+// of one output line at a time: for each tap, the run reads one input row at a fixed step (sw*C), the
+// columns inside x in one strided copy and the padding as two fills.
+template <typename F>
+void pack_pixels(const Conv2dDims& d, const F* x, int64_t r0, int64_t n, int64_t nr, F* P) {
+  const int64_t KK = d.KH * d.KW, K = KK * d.C, step = d.sw * d.C;
+  for (int64_t q = 0; q * nr < n; ++q) {
+    F* panel = P + q * K * nr;
+    for (int64_t j = 0; j < nr;) {
+      const int64_t r = r0 + q * nr + j;
+      if (r >= r0 + n) {  // past the rows: zero columns
+        for (int64_t k = 0; k < K; ++k) std::fill(panel + k * nr + j, panel + (k + 1) * nr, F(0));
+        break;
+      }
+      const int64_t l = r / d.WO, jj = r % d.WO, b = l / d.HO, i = l % d.HO;
+      const int64_t seg = std::min({nr - j, d.WO - jj, r0 + n - r});  // rows of this output line
+      for (int64_t kh = 0; kh < d.KH; ++kh) {
+        const int64_t ih = i * d.sh + kh * d.dh - d.pt;
+        for (int64_t kw = 0; kw < d.KW; ++kw) {
+          const int64_t w0 = jj * d.sw + kw * d.dw - d.pl;  // the input column of the run's first row
+          int64_t lo = 0, hi = 0;                           // the run's rows [lo, hi) read inside x
+          if (ih >= 0 && ih < d.H) {
+            lo = std::clamp<int64_t>(ceil_div(-w0, d.sw), 0, seg);
+            hi = std::clamp<int64_t>(ceil_div(d.W - w0, d.sw), lo, seg);
+          }
+          const int64_t at = ((b * d.H + ih) * d.W + w0) * d.C;  // x's index of row 0 (read from row lo on)
+          for (int64_t c = 0; c < d.C; ++c) {
+            F* dst = panel + (c * KK + kh * d.KW + kw) * nr + j;
+            std::fill(dst, dst + lo, F(0));
+            for (int64_t e = lo; e < hi; ++e) dst[e] = x[at + e * step + c];
+            std::fill(dst + hi, dst + seg, F(0));
+          }
+        }
+      }
+      j += seg;
+    }
+  }
+}
+
+// Bytes of packed columns per chunk of rows (pixel lanes).
+constexpr int64_t kPixelPanelBytes = int64_t(1) << 17;
+
+// y = bias + the convolution of x, the pixels as the lanes (see pixel_lanes), rows split over the team
+template <typename F, typename WAt>
+void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& kern, WAt&& w_at, const F* bias,
+                         const F* x, F* y, Cancel& cancel) {
+  const int64_t K = p.KK * d.C, nr = kern.nr, rows = p.lines * d.WO;
+  std::vector<F> wr(static_cast<size_t>(d.O * K));  // Wr[o][c*KK + t]
+  for (int64_t o = 0; o < d.O; ++o)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t t = 0; t < p.KK; ++t) wr[o * K + c * p.KK + t] = w_at(0, t, c, o);
+  std::vector<const F*> rows_of_w(static_cast<size_t>(d.O));
+  for (int64_t o = 0; o < d.O; ++o) rows_of_w[o] = wr.data() + o * K;
+  const int64_t chunk =
+      std::max<int64_t>(1, kPixelPanelBytes / (K * nr * static_cast<int64_t>(sizeof(F)))) * nr;  // whole panels
+  const int want = team_size(d, p, (rows + chunk - 1) / chunk);
+  auto region = [&](int tid, int n, SpinBarrier&) {
+    DenormalsFlushed ftz;
+    const int64_t r0 = rows * tid / n, r1 = rows * (tid + 1) / n, most = std::min(chunk, r1 - r0);
+    if (most <= 0) return;
+    std::vector<F> P(static_cast<size_t>((most + nr - 1) / nr * nr * K)), yt(static_cast<size_t>(d.O * most));
+    for (int64_t a = r0; a < r1 && !stopped(cancel, tid, a); a += chunk) {
+      const int64_t m = std::min(chunk, r1 - a);
+      pack_pixels(d, x, a, m, nr, P.data());
+      kern.run(IgemmCall<F>{d.O, m, 1, K, rows_of_w.data(), 0, P.data(), nullptr, false, yt.data(), m});
+      for (int64_t r = 0; r < m; ++r) {
+        F* out = y + (a + r) * d.O;
+        for (int64_t o = 0; o < d.O; ++o) out[o] = (bias ? bias[o] : F(0)) + yt[o * m + r];
+      }
+    }
+  };
+  parallel(want, region);
+}
+
 // y = bias + the convolution of x (d's sizes; padding may be negative) with the weight w_at(g, t, c, o)
-// (tap t = kh*KW + kw, input channel c and output channel o of group g): Winograd where it fits, else
-// the indirect GEMM
+// (tap t = kh*KW + kw, input channel c and output channel o of group g): Winograd where it fits, the
+// pixels as the lanes for few output channels, else the indirect GEMM
 template <typename F, typename WAt>
 void convolve(const Conv2dDims& d, WAt&& w_at, const F* b, const F* x, F* y, Cancel& cancel) {
   const Plan p = plan_of(d);
   const IgemmKernels<F>& kern = igemm_kernels<F>();
   if (winograd_fits(d) && winograd_enabled())
     winograd_convolve(d, kern, winograd_weights<F>(d, kern.nr, w_at), b, x, y, cancel);
+  else if (pixel_lanes(d, kern.nr))
+    pixel_lane_convolve(d, p, kern, w_at, b, x, y, cancel);
   else
     igemm_convolve(d, p, kern, igemm_weights<F>(d, p, kern.nr, w_at, b), x, y, cancel);
 }
