@@ -2,7 +2,8 @@
 and the indirect GEMM (C++), im2col + OpenBLAS sgemm (the Numba backend, single-threaded BLAS), and
 PyTorch channels_last (oneDNN) on one thread. Forward, and one training step (forward, dx, dw, db).
 Each result is checked against the float64 reference first; times are the best of alternating
-blocks (the machine is shared: the best is the least disturbed), GFLOP/s counts the direct
+blocks, in CPU time of the calling thread (everything runs on it: one thread each; on a shared
+machine wall time also counts the other processes' turns, CPU time does not), GFLOP/s counts the direct
 convolution's multiply-adds (2*B*HO*WO*O*C/G*KH*KW per pass). Not a test:
 
     python benchmarks/conv2d_algorithms.py [blocks]
@@ -42,10 +43,10 @@ def best_of(fns, blocks, reps=3):
     best = {name: float("inf") for name in fns}
     for _ in range(blocks):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             for _ in range(reps):
                 fn()
-            best[name] = min(best[name], (time.perf_counter() - t0) / reps)
+            best[name] = min(best[name], (time.thread_time() - t0) / reps)
     return best
 
 

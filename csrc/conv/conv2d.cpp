@@ -351,7 +351,8 @@ void igemm_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& k
   const std::vector<F> zero(static_cast<size_t>(d.C), F(0));
   const int64_t rows = p.lines * d.WO;
   const int want = team_size(d, p, (rows + kIgemmRows - 1) / kIgemmRows);
-  const int64_t bias_per = k.b.empty() ? 0 : igemm_packed_size(kern.nr, 1, p.Og);
+  const IgemmPanels<F>& pan = kern.panels(p.Og);
+  const int64_t bias_per = k.b.empty() ? 0 : igemm_packed_size(pan.nr, 1, p.Og);
   auto region = [&](int tid, int n, SpinBarrier&) {
     DenormalsFlushed ftz;
     const int64_t r0 = rows * tid / n, r1 = rows * (tid + 1) / n;
@@ -360,8 +361,8 @@ void igemm_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& k
       const int64_t m = std::min(kIgemmRows, r1 - a);
       indirection(d, x, zero.data(), a, a + m, ind.data());
       for (int64_t g = 0; g < d.G; ++g)
-        kern.run(IgemmCall<F>{m, p.Og, p.KK, p.Cg, ind.data(), g * p.Cg, k.w.data() + g * k.per_group,
-                              bias_per ? k.b.data() + g * bias_per : nullptr, false, y + a * d.O + g * p.Og, d.O});
+        pan.run(IgemmCall<F>{m, p.Og, p.KK, p.Cg, ind.data(), g * p.Cg, k.w.data() + g * k.per_group,
+                             bias_per ? k.b.data() + g * bias_per : nullptr, false, y + a * d.O + g * p.Og, d.O});
     }
   };
   parallel(want, region);
@@ -426,20 +427,20 @@ void winograd_convolve(const Conv2dDims& d, const IgemmKernels<F>& kern, const I
       kern.winograd_input(d, x, zero.data(), a, m, V.data());
       for (int64_t r = 0; r < 16 * m; ++r) ind[r] = V.data() + r * d.C;
       for (int64_t xi = 0; xi < 16; ++xi)
-        kern.run(IgemmCall<F>{m, d.O, 1, d.C, ind.data() + xi * m, 0, k.w.data() + xi * k.per_group, nullptr, false,
-                              M.data() + xi * m * d.O, d.O});
+        kern.panels(d.O).run(IgemmCall<F>{m, d.O, 1, d.C, ind.data() + xi * m, 0, k.w.data() + xi * k.per_group,
+                                          nullptr, false, M.data() + xi * m * d.O, d.O});
       kern.winograd_output(d, M.data(), bias, a, m, y);
     }
   };
   parallel(want, region);
 }
 
-// Layers with few output channels (the first layers: 6 or 16 of them against a panel of 32 columns)
+// Layers with few output channels (the first layers: 6 of them against a panel of 16 or 32 columns)
 // turn the product around so the output pixels fill the vector lanes: Y^T (O, rows) = Wr (O, KK*C) P,
 // where P is the chunk's im2col packed as the GEMM's panels, P[q][k][j] = column k of row q*nr + j with
 // k = c*KK + t (the weight's own order), and Wr's rows are the A operand (one pointer per output
 // channel, T = 1). Y^T is then transposed into y with the bias.
-inline bool pixel_lanes(const Conv2dDims& d, int64_t nr) { return d.G == 1 && 2 * d.O <= nr; }
+inline bool pixel_lanes(const Conv2dDims& d, int64_t narrow_nr) { return d.G == 1 && 2 * d.O <= narrow_nr; }
 
 // ceil(a / s) for s > 0
 inline int64_t ceil_div(int64_t a, int64_t s) { return a >= 0 ? (a + s - 1) / s : -((-a) / s); }
@@ -490,7 +491,7 @@ constexpr int64_t kPixelPanelBytes = int64_t(1) << 17;
 template <typename F, typename WAt>
 void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& kern, WAt&& w_at, const F* bias,
                          const F* x, F* y, Cancel& cancel) {
-  const int64_t K = p.KK * d.C, nr = kern.nr, rows = p.lines * d.WO;
+  const int64_t K = p.KK * d.C, nr = kern.wide.nr, rows = p.lines * d.WO;
   std::vector<F> wr(static_cast<size_t>(d.O * K));  // Wr[o][c*KK + t]
   for (int64_t o = 0; o < d.O; ++o)
     for (int64_t c = 0; c < d.C; ++c)
@@ -508,7 +509,7 @@ void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<
     for (int64_t a = r0; a < r1 && !stopped(cancel, tid, a); a += chunk) {
       const int64_t m = std::min(chunk, r1 - a);
       pack_pixels(d, x, a, m, nr, P.data());
-      kern.run(IgemmCall<F>{d.O, m, 1, K, rows_of_w.data(), 0, P.data(), nullptr, false, yt.data(), m});
+      kern.wide.run(IgemmCall<F>{d.O, m, 1, K, rows_of_w.data(), 0, P.data(), nullptr, false, yt.data(), m});
       for (int64_t r = 0; r < m; ++r) {
         F* out = y + (a + r) * d.O;
         for (int64_t o = 0; o < d.O; ++o) out[o] = (bias ? bias[o] : F(0)) + yt[o * m + r];
@@ -526,11 +527,11 @@ void convolve(const Conv2dDims& d, WAt&& w_at, const F* b, const F* x, F* y, Can
   const Plan p = plan_of(d);
   const IgemmKernels<F>& kern = igemm_kernels<F>();
   if (winograd_fits(d) && winograd_enabled())
-    winograd_convolve(d, kern, winograd_weights<F>(d, kern.nr, w_at), b, x, y, cancel);
-  else if (pixel_lanes(d, kern.nr))
+    winograd_convolve(d, kern, winograd_weights<F>(d, kern.panels(d.O).nr, w_at), b, x, y, cancel);
+  else if (pixel_lanes(d, kern.narrow.nr))
     pixel_lane_convolve(d, p, kern, w_at, b, x, y, cancel);
   else
-    igemm_convolve(d, p, kern, igemm_weights<F>(d, p, kern.nr, w_at, b), x, y, cancel);
+    igemm_convolve(d, p, kern, igemm_weights<F>(d, p, kern.panels(p.Og).nr, w_at, b), x, y, cancel);
 }
 
 // The data gradient of a stride-1 convolution as a forward one: dx = conv(dy, w') with w'[c, o, kh, kw] =
@@ -604,7 +605,7 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   const IgemmKernels<F>& kern = igemm_kernels<F>();
   // dw on the indirection table (no im2col) when a tap's channels fill a register; the first layers'
   // few channels (1, 3) go through im2col + GEMM. Gradient layout then (G, Og, KK*Cg): taps outside.
-  const bool direct_dw = dw && !p.depthwise && 2 * p.Cg >= kern.nr;
+  const bool direct_dw = dw && !p.depthwise && p.Cg >= kern.narrow.nr;
   const std::vector<F> zero(direct_dw ? static_cast<size_t>(d.C) : 0, F(0));
   const bool scatter = dx != nullptr;  // col2im (or the depthwise loop) adds into dx: members own whole samples
   const int64_t unit = scatter ? d.HO : 1;

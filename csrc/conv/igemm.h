@@ -47,15 +47,23 @@ struct WgradCall {
   F* D;  // (N, T*K), added into
 };
 
+template <typename F>
+struct IgemmPanels {
+  int64_t nr;                             // columns per packed panel (igemm_pack with this nr)
+  void (*run)(const IgemmCall<F>& call);  // C = start + the product, rows [0, M)
+};
+
 // The instruction set's convolution kernels: the indirect GEMM, and the Winograd F(2x2, 3x3)
 // transforms whose 16 products it computes (winograd.inc: V, M are (16, nt, C) and (16, nt, O)).
 template <typename F>
 struct IgemmKernels {
-  int64_t nr;                               // columns per packed panel
-  void (*run)(const IgemmCall<F>& call);    // C = start + the product, rows [0, M)
+  IgemmPanels<F> wide;                      // two registers per panel
+  IgemmPanels<F> narrow;                    // one register per panel, twice the rows per tile: for N <= one register
   void (*wgrad)(const WgradCall<F>& call);  // D += the weight gradient's product
   void (*winograd_input)(const Conv2dDims& d, const F* x, const F* zero, int64_t t0, int64_t nt, F* V);
   void (*winograd_output)(const Conv2dDims& d, const F* M, const F* bias, int64_t t0, int64_t nt, F* y);
+  // the panels for a product of N columns
+  const IgemmPanels<F>& panels(int64_t N) const { return N <= narrow.nr ? narrow : wide; }
 };
 
 // The kernels of one instruction set (defined by igemm_<isa>.cpp; the wider ones on x86-64 only).
