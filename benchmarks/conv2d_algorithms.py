@@ -50,61 +50,66 @@ def best_of(fns, blocks, reps=3):
     return best
 
 
+def row(name, shape, blocks, rng):
+    """One table row: validate every variant against the float64 reference, then time them."""
+    B, H, W, C, O, k, s, p = shape
+    cpp, numba = backend_module("cpp"), backend_module("numba")
+    kh, kw = (k, k) if isinstance(k, int) else k
+    geom = ((s, s), (0, 0, p, p) if H == 1 else (p, p, p, p), (1, 1), 1)
+    x = rng.standard_normal((B, H, W, C)).astype(np.float32)
+    w = (rng.standard_normal((O, C, kh, kw)) / np.sqrt(C * kh * kw)).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32)
+    want, _ = ref.conv2d_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), *geom)
+    dy = rng.standard_normal(want.shape).astype(np.float32)
+    flops = 2 * want.size * C * kh * kw
+
+    def ours(kernels, winograd):
+        def infer():
+            _C._set_winograd(winograd)
+            return kernels.conv2d_forward(x, w, b, *geom)[0]
+
+        def train():
+            _C._set_winograd(winograd)
+            _, saved = kernels.conv2d_forward(x, w, b, *geom)
+            return kernels.conv2d_backward(saved, dy, np.zeros_like(w), np.zeros_like(b))
+        return infer, train
+
+    conv = torch.nn.Conv2d(C, O, (kh, kw), stride=s, padding=(0, p) if H == 1 else p)
+    conv.load_state_dict({"weight": torch.tensor(w), "bias": torch.tensor(b)})
+    conv = conv.to(memory_format=torch.channels_last)
+    tx, tdy = torch.tensor(x).permute(0, 3, 1, 2), torch.tensor(dy).permute(0, 3, 1, 2)
+
+    def torch_infer():
+        with torch.no_grad():
+            return conv(tx).permute(0, 2, 3, 1).numpy()
+
+    def torch_train():
+        t = tx.detach().requires_grad_(True)
+        conv.zero_grad()
+        conv(t).backward(tdy)
+        return t.grad
+
+    variants = {"winograd": ours(cpp, True), "igemm": ours(cpp, False), "im2col": ours(numba, True),
+                "torch": (torch_infer, torch_train)}
+    for vname, (infer, _) in variants.items():  # validate before timing
+        np.testing.assert_allclose(infer(), want, rtol=1e-3, atol=1e-3, err_msg=f"{name} {vname}")
+    with threadpoolctl.threadpool_limits(1):
+        fwd = best_of({v: f[0] for v, f in variants.items()}, blocks)
+        trn = best_of({v: f[1] for v, f in variants.items()}, blocks)
+    _C._set_winograd(True)
+    cells = [f"{fwd[v] * 1e3:.2f} / {trn[v] * 1e3:.2f} ({flops / fwd[v] / 1e9:.0f})" for v in variants]
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
 def main(blocks=5):
     torch.set_num_threads(1)
     pyrnn.set_num_threads(1)
-    cpp, numba = backend_module("cpp"), backend_module("numba")
     print(f"CPU: {platform.processor() or 'unknown'} ({_C.isa()}), one thread, float32, best of {blocks} blocks")
     print("| shape | Winograd | indirect GEMM | im2col + sgemm | torch channels_last | (fwd ms / train ms, GFLOP/s fwd) |")
     print("|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
-    for name, (B, H, W, C, O, k, s, p) in SHAPES:
-        kh, kw = (k, k) if isinstance(k, int) else k
-        geom = ((s, s), (0, 0, p, p) if H == 1 else (p, p, p, p), (1, 1), 1)
-        x = rng.standard_normal((B, H, W, C)).astype(np.float32)
-        w = (rng.standard_normal((O, C, kh, kw)) / np.sqrt(C * kh * kw)).astype(np.float32)
-        b = rng.standard_normal(O).astype(np.float32)
-        want, _ = ref.conv2d_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), *geom)
-        dy = rng.standard_normal(want.shape).astype(np.float32)
-        flops = 2 * want.size * C * kh * kw
-
-        def ours(kernels, winograd):
-            def infer():
-                _C._set_winograd(winograd)
-                return kernels.conv2d_forward(x, w, b, *geom)[0]
-
-            def train():
-                _C._set_winograd(winograd)
-                y, saved = kernels.conv2d_forward(x, w, b, *geom)
-                return kernels.conv2d_backward(saved, dy, np.zeros_like(w), np.zeros_like(b))
-            return infer, train
-
-        conv = torch.nn.Conv2d(C, O, (kh, kw), stride=s, padding=(0, p) if H == 1 else p)
-        conv.load_state_dict({"weight": torch.tensor(w), "bias": torch.tensor(b)})
-        conv = conv.to(memory_format=torch.channels_last)
-        tx = torch.tensor(x).permute(0, 3, 1, 2)
-        tdy = torch.tensor(dy).permute(0, 3, 1, 2)
-
-        def torch_infer():
-            with torch.no_grad():
-                return conv(tx).permute(0, 2, 3, 1).numpy()
-
-        def torch_train():
-            t = tx.detach().requires_grad_(True)
-            conv.zero_grad()
-            conv(t).backward(tdy)
-            return t.grad
-
-        variants = {"winograd": ours(cpp, True), "igemm": ours(cpp, False), "im2col": ours(numba, True),
-                    "torch": (torch_infer, torch_train)}
-        for vname, (infer, _) in variants.items():  # validate before timing
-            np.testing.assert_allclose(infer(), want, rtol=1e-3, atol=1e-3, err_msg=f"{name} {vname}")
-        with threadpoolctl.threadpool_limits(1):
-            fwd = best_of({v: f[0] for v, f in variants.items()}, blocks)
-            trn = best_of({v: f[1] for v, f in variants.items()}, blocks)
-        _C._set_winograd(True)
-        cells = [f"{fwd[v] * 1e3:.2f} / {trn[v] * 1e3:.2f} ({flops / fwd[v] / 1e9:.0f})" for v in variants]
-        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    for name, shape in SHAPES:
+        print(row(name, shape, blocks, rng), flush=True)
 
 
 if __name__ == "__main__":

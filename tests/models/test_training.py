@@ -377,3 +377,53 @@ def test_evaluate_in_one_thread_while_another_fits(one_kernel_thread):
     assert fitted.history.history == fitted_alone.history.history
     assert_weights_are(fitted, fitted_alone.state_dict())
     assert all(layer.training for layer in evaluated.layers)
+
+
+# ------------------------------------------------ training skips the data's gradient (first layers)
+def _param_grads(model):
+    return {k: g.copy() for k, (_, g) in enumerate(model.param_grad_pairs())}
+
+
+@pytest.mark.parametrize("backend", pyrnn.available_backends())
+def test_input_grad_false_skips_only_the_first_layers_input_gradient(backend):
+    """Sequential and functional models: backward(..., input_grad=False) gives every weight gradient of
+    backward(...) (the first layers' backward_params: Conv2D, ConvTranspose2D, Dense) and returns None."""
+    from pyrnn.layers import Conv2D, ConvTranspose2D, Dense, Flatten, ReLU
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 6, 6, 2))
+    seq = lambda first: pyrnn.Sequential([first, ReLU(), Flatten(), Dense(4 * 8 * 8 if isinstance(first, ConvTranspose2D) else 4 * 6 * 6, 5, dtype=np.float64, seed=2)])  # noqa: E731
+    inp = pyrnn.Input()
+    a, b = Conv2D(2, 3, 3, padding="same", dtype=np.float64, seed=3)(inp), Dense(2, 3, dtype=np.float64, seed=4)(inp)
+    graph = pyrnn.Model(inp, pyrnn.layers.Add()(a, b))
+    models = [seq(Conv2D(2, 4, 3, padding="same", dtype=np.float64, seed=1)),
+              seq(ConvTranspose2D(2, 4, 3, dtype=np.float64, seed=1)), graph]
+    for model in models:
+        grads = {}
+        for input_grad in (True, False):
+            model.zero_grad()
+            with pyrnn.use_backend(backend):
+                y = model(x)
+                dx = model.backward(np.cos(y), input_grad=input_grad)
+            assert (dx is None) == (not input_grad), type(model).__name__
+            grads[input_grad] = _param_grads(model)
+        assert grads[True].keys() == grads[False].keys()
+        for k in grads[True]:
+            np.testing.assert_allclose(grads[False][k], grads[True][k], rtol=1e-12, atol=1e-12)
+
+
+def test_backward_params_is_backward_without_the_input_gradient():
+    from pyrnn.layers import Conv2D, Dense, ReLU
+
+    rng = np.random.default_rng(1)
+    for layer, x in [(Conv2D(3, 2, 2, dtype=np.float64, seed=0), rng.standard_normal((2, 4, 5, 3))),
+                     (Dense(3, 2, dtype=np.float64, seed=0), rng.standard_normal((4, 3))),
+                     (ReLU(), rng.standard_normal((4, 3)))]:  # the default: backward, its result dropped
+        y = layer.forward(x)
+        want_dx = layer.backward(np.sin(y))
+        want = {k: g.copy() for k, g in layer.grads.items()}
+        layer.zero_grad()
+        layer.forward(x)
+        assert layer.backward_params(np.sin(y)) is None and want_dx is not None
+        for k in want:
+            np.testing.assert_array_equal(layer.grads[k], want[k])

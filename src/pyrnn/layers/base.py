@@ -264,8 +264,19 @@ class Layer:
         out = self.forward(*inputs)
         return out if isinstance(out, tuple) else (out,)
 
-    def graph_backward(self, *grads):
-        """Backward from one gradient per output -> one gradient per input slot (None where none)."""
+    def backward_params(self, *grads):
+        """The parameters' part of :meth:`backward` alone, for a layer whose input needs no gradient
+        (a model's first layer, fed the data: PyTorch's ``needs_input_grad`` False). The gradients
+        add into :attr:`grads` exactly as ``backward``'s; returns None. Layers whose input gradient is
+        a pass of its own (convolutions, Dense) skip that pass; the default runs ``backward``."""
+        self.backward(*grads)
+
+    def graph_backward(self, *grads, need_input_grad=True):
+        """Backward from one gradient per output -> one gradient per input slot (None where none);
+        ``need_input_grad=False``: :meth:`backward_params`, no input gradient (all None)."""
+        if not need_input_grad:
+            self.backward_params(*grads)
+            return (None,)
         dx = self.backward(*grads)
         return dx if isinstance(dx, tuple) else (dx,)
 

@@ -190,11 +190,19 @@ class Conv2D(Layer):
 
         ``weight`` and ``bias`` gradients are added into :attr:`grads`.
         """
+        return self._backward(dy, need_dx=True)
+
+    def backward_params(self, dy):
+        """:meth:`backward` for the weight and bias gradients alone (no data gradient pass); returns None."""
+        self._backward(dy, need_dx=False)
+
+    def _backward(self, dy, need_dx):
         backend, saved, y_shape = self._peek_saved()
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, y_shape, "(batch, height_out, width_out, out_channels) of the last forward")
         self._pop_saved()
-        return backend_module(backend).conv2d_backward(saved, dy, self.grads["weight"], self.grads.get("bias"))
+        return backend_module(backend).conv2d_backward(saved, dy, self.grads["weight"], self.grads.get("bias"),
+                                                       need_dx=need_dx)
 
     def get_config(self):
         return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=list(self.kernel_size),
@@ -336,6 +344,13 @@ class ConvTranspose2D(Layer):
 
         ``weight`` and ``bias`` gradients are added into :attr:`grads`.
         """
+        return self._backward(dy, need_dx=True)
+
+    def backward_params(self, dy):
+        """:meth:`backward` for the weight and bias gradients alone (no data gradient pass); returns None."""
+        self._backward(dy, need_dx=False)
+
+    def _backward(self, dy, need_dx):
         backend, x, adjoint, y_shape = self._peek_saved()
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, y_shape, "(batch, height_out, width_out, out_channels) of the last forward")
@@ -343,11 +358,15 @@ class ConvTranspose2D(Layer):
         if self.bias:
             self.grads["bias"] += dy.sum(axis=(0, 1, 2))
         if adjoint is None:  # no tap inside the output: nothing flows back
-            return np.zeros_like(x)
+            return np.zeros_like(x) if need_dx else None
         (nh, nw), pad = adjoint
         dyc = dy if (nh, nw) == y_shape[1:3] else np.ascontiguousarray(dy[:, :nh, :nw])
         kernels = backend_module(backend)
-        dx, saved = kernels.conv2d_forward(dyc, self.params["weight"], None, self.stride, pad, self.dilation, self.groups)
+        geometry = (self.stride, pad, self.dilation, self.groups)
+        if need_dx:
+            dx, saved = kernels.conv2d_forward(dyc, self.params["weight"], None, *geometry)
+        else:  # only the weight gradient: the adjoint's geometry without running it
+            dx, saved = None, Conv2dSaved(dyc, dyc.shape, self.params["weight"], *geometry)
         kernels.conv2d_backward(saved, x, self.grads["weight"], None, need_dx=False)
         return dx
 

@@ -94,6 +94,13 @@ class Dense(Layer):
 
         ``weight`` (and ``bias``) gradients are added into :attr:`grads`.
         """
+        return self._backward(dy, need_dx=True)
+
+    def backward_params(self, dy):
+        """:meth:`backward` for the weight and bias gradients alone (no ``dy @ W``); returns None."""
+        self._backward(dy, need_dx=False)
+
+    def _backward(self, dy, need_dx):
         x2, lead = self._peek_saved()
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, lead + (self.out_features,), "(..., out_features) of the last forward")
@@ -102,7 +109,7 @@ class Dense(Layer):
         self.grads["weight"] += dy2.T @ x2
         if self.bias:
             self.grads["bias"] += dy2.sum(axis=0)
-        return (dy2 @ self.params["weight"]).reshape(lead + (self.in_features,))
+        return (dy2 @ self.params["weight"]).reshape(lead + (self.in_features,)) if need_dx else None
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,

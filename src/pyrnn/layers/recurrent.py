@@ -102,7 +102,7 @@ class Recurrent(Layer):
         y, sT = self.forward(x, st, lengths=lengths)
         return (y,) + self._state_parts(sT)
 
-    def graph_backward(self, dy, *dstate):
+    def graph_backward(self, dy, *dstate, need_input_grad=True):  # dx is the loop's by-product: always made
         dx, ds0 = self.backward(dy, tuple(dstate) if self.has_cell_state else dstate[0])
         return (dx,) + self._state_parts(ds0) + (None,)
 

@@ -91,8 +91,10 @@ class Model(BaseModel):
         return outs[0] if self._single_output else tuple(outs)
 
     # ------------------------------------------------------------ backward
-    def backward(self, *grads):
-        """One gradient per output -> one gradient per input (None for integer inputs)."""
+    def backward(self, *grads, input_grad=True):
+        """One gradient per output -> one gradient per input (None for integer inputs).
+        ``input_grad=False`` (training: the data needs no gradient): layers fed by the model's inputs
+        alone skip their input gradients, and None comes back for each input."""
         if len(grads) == 1 and isinstance(grads[0], (list, tuple)) and len(self.outputs) > 1:
             grads = tuple(grads[0])
         if len(grads) != len(self.outputs):
@@ -107,7 +109,8 @@ class Model(BaseModel):
                 continue
             douts = [acc.get(id(t)) for t in node.outputs]
             douts = [np.zeros(*meta[id(t)]) if g is None else g for t, g in zip(node.outputs, douts)]
-            dins = node.layer.graph_backward(*douts)
+            fed_by_inputs = all(t is None or t.node.layer is None for t in node.inputs)
+            dins = node.layer.graph_backward(*douts, need_input_grad=input_grad or not fed_by_inputs)
             for t, g in zip(node.inputs, dins):
                 if t is None or g is None:
                     continue

@@ -46,10 +46,13 @@ class Sequential(BaseModel):
             self._extra_outputs = extra_outputs
         return out
 
-    def backward(self, dy):
-        """dL/d(output) -> dL/dx; weight gradients add into each layer's grads."""
+    def backward(self, dy, input_grad=True):
+        """dL/d(output) -> dL/dx; weight gradients add into each layer's grads. ``input_grad=False``
+        (training: the data needs no gradient): the first layer skips its input gradient, returns None."""
+        first = self.layers[0] if self.layers else None
         for layer, extra in zip(reversed(self.layers), reversed(self._extra_outputs)):
-            dins = layer.graph_backward(dy, *(np.zeros(shape, dtype) for shape, dtype in extra))
+            dins = layer.graph_backward(dy, *(np.zeros(shape, dtype) for shape, dtype in extra),
+                                        need_input_grad=input_grad or layer is not first)
             dy = dins[0]
         return dy
 

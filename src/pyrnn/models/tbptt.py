@@ -86,10 +86,10 @@ class _Window:
         return y[:, -self.n_loss:]
 
     # dy_window = [0 | dy];  dL/d final = 0 (the truncation);  dL/d state is dropped
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
         full = np.zeros(*self._y_meta)
         full[:, -self.n_loss:] = dy
-        self.model.backward(full, *[None] * len(self.final))
+        self.model.backward(full, *[None] * len(self.final), input_grad=input_grad)
 
 
 def _window_ends(T, k1):

@@ -171,7 +171,7 @@ def train_step(model, xs, ys, mask, lengths, idx):
             clear()  # the forward's saved state: no backward will take it
         return value, math.nan, metric_values(model, preds, ys, m, idx)
     dpreds = [loss.backward() for loss in losses[: len(preds)]]
-    model.backward(*dpreds)
+    model.backward(*dpreds, input_grad=False)  # the data needs no gradient: first layers skip theirs
     grads = [g for _, g in model.param_grad_pairs()]
     norm = float(_gradient_norm(model, grads))
     if math.isfinite(norm):
