@@ -474,7 +474,10 @@ void pack_pixels(const Conv2dDims& d, const F* x, int64_t r0, int64_t n, int64_t
           for (int64_t c = 0; c < d.C; ++c) {
             F* dst = panel + (c * KK + kh * d.KW + kw) * nr + j;
             std::fill(dst, dst + lo, F(0));
-            for (int64_t e = lo; e < hi; ++e) dst[e] = x[at + e * step + c];
+            if (step == 1)  // one channel, stride 1: the run is contiguous in x
+              std::copy(x + at + lo, x + at + hi, dst + lo);
+            else
+              for (int64_t e = lo; e < hi; ++e) dst[e] = x[at + e * step + c];
             std::fill(dst + hi, dst + seg, F(0));
           }
         }
