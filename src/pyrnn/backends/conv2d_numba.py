@@ -5,9 +5,10 @@ Cg = C/G, Og = O/G, KH/KW = kernel size, HO/WO = output size, s = stride, d = di
 pt/pl = top/left zero padding. Channels-last (B, H, W, C).
 
 Three layers, as :mod:`pyrnn.backends.conv_numba`: the public functions check (with the
-contract's ``check_*``) and allocate; the ``_*_kernel`` functions run the loops; ``_im2col`` and
-``_col2im`` do one piece. Convolution is im2col + one GEMM per group (``np.dot``, SciPy's BLAS)
-per chunk of output lines (b, i): the columns of group g are ``cols[g]`` (rows, KH*KW*Cg) in
+contract's ``check_*``) and allocate; the ``_*_chunks`` functions run the chunks; the compiled
+``_im2col`` and ``_col2im`` do one piece each. Convolution is im2col + one GEMM per group
+(``np.dot``: NumPy's OpenBLAS, called from Python between the compiled pieces, see
+``_conv2d_forward_chunks``) per chunk of output lines (b, i): the columns of group g are ``cols[g]`` (rows, KH*KW*Cg) in
 (kh, kw, c) order, so a tap copies one contiguous channel run, and the weight is handed over
 packed as ``wk`` (G, KH*KW*Cg, Og). A 1x1 stride-1 unpadded convolution with G = 1 is one GEMM
 on x. JIT flags come from ``_numba_config``.
@@ -73,10 +74,11 @@ def _col2im(dcols, l0, n, HO, WO, KH, KW, sh, sw, pt, pl, dh, dw, dx):
                             dx[b, ih, iw, g * Cg + c] += dcols[g, r, k0 + c]
 
 
-# y[rows, group g] = cols[g] @ wk[g] (+ bias), one chunk of nl output lines at a time
-@numba.njit(**JIT)
-def _conv2d_forward_kernel(x, wk, bias, has_bias, geometry, nl, pointwise, y2):
-    """x (B, H, W, C); wk (G, KH*KW*Cg, Og); y2 (B*HO*WO, O) written."""
+# y[rows, group g] = cols[g] @ wk[g] (+ bias), one chunk of nl output lines at a time. The GEMMs are
+# NumPy's (its OpenBLAS), called between the compiled im2col of each chunk: np.dot inside nopython code
+# goes to SciPy's OpenBLAS, a second thread pool that ran this loop 4x slower here (benchmarks/README.md).
+def _conv2d_forward_chunks(x, wk, bias, geometry, nl, pointwise, y2):
+    """x (B, H, W, C); wk (G, KH*KW*Cg, Og); y2 (B*HO*WO, O) written; bias (O,) or None."""
     HO, WO, KH, KW, sh, sw, pt, pl, dh, dw = geometry
     G, KKCg, Og = wk.shape
     lines = y2.shape[0] // WO
@@ -84,52 +86,47 @@ def _conv2d_forward_kernel(x, wk, bias, has_bias, geometry, nl, pointwise, y2):
         np.dot(x.reshape(y2.shape[0], x.shape[3]), wk[0], y2)
     else:
         cols = np.empty((G, nl * WO, KKCg), x.dtype)
-        part = np.empty((nl * WO, Og), x.dtype)
         for l0 in range(0, lines, nl):
             n = min(nl, lines - l0)
             rows = n * WO
             _im2col(x, l0, n, HO, WO, KH, KW, sh, sw, pt, pl, dh, dw, cols)
-            for g in range(G):
-                if G == 1:
-                    np.dot(cols[0][:rows], wk[0], y2[l0 * WO : l0 * WO + rows])
-                else:
-                    np.dot(cols[g][:rows], wk[g], part[:rows])
-                    y2[l0 * WO : l0 * WO + rows, g * Og : (g + 1) * Og] = part[:rows]
-    if has_bias:
-        for r in range(y2.shape[0]):
-            y2[r] += bias
+            out = y2[l0 * WO : l0 * WO + rows]
+            if G == 1:
+                np.dot(cols[0, :rows], wk[0], out)
+            else:
+                for g in range(G):
+                    out[:, g * Og : (g + 1) * Og] = cols[g, :rows] @ wk[g]
+    if bias is not None:
+        y2 += bias
 
 
 # per chunk: dwk[g] += cols[g]^T dy_g;  dcols[g] = dy_g wk[g]^T, scattered back by _col2im
-@numba.njit(**JIT)
-def _conv2d_backward_kernel(x, wk, dy2, geometry, nl, pointwise, want_dw, dwk, dx):
-    """wk (G, KH*KW*Cg, Og); dy2 (B*HO*WO, O); dwk added into when want_dw; dx (B, H, W, C) zeros in,
-    added into when it has any element (a size-0 dx: not wanted)."""
+def _conv2d_backward_chunks(x, wk, dy2, geometry, nl, pointwise, dwk, dx):
+    """wk (G, KH*KW*Cg, Og); dy2 (B*HO*WO, O); dwk added into unless None; dx (B, H, W, C) zeros in,
+    added into, or None (not wanted)."""
     HO, WO, KH, KW, sh, sw, pt, pl, dh, dw = geometry
     G, KKCg, Og = wk.shape
     lines = dy2.shape[0] // WO
-    want_dx = dx.size > 0
     if pointwise:  # G = 1
-        if want_dw:
-            dwk[0] += np.dot(x.reshape(dy2.shape[0], x.shape[3]).T, dy2)
-        if want_dx:
+        if dwk is not None:
+            dwk[0] += x.reshape(dy2.shape[0], x.shape[3]).T @ dy2
+        if dx is not None:
             np.dot(dy2, wk[0].T, dx.reshape(dy2.shape[0], dx.shape[3]))
         return
-    cols = np.empty((G, nl * WO, KKCg), wk.dtype)
-    dcols = np.empty((G, nl * WO, KKCg), wk.dtype)
-    g_dy = np.empty((nl * WO, Og), wk.dtype)
+    cols = np.empty((G, nl * WO, KKCg), wk.dtype) if dwk is not None else None
+    dcols = np.empty((G, nl * WO, KKCg), wk.dtype) if dx is not None else None
     for l0 in range(0, lines, nl):
         n = min(nl, lines - l0)
         rows = n * WO
-        if want_dw:
+        if dwk is not None:
             _im2col(x, l0, n, HO, WO, KH, KW, sh, sw, pt, pl, dh, dw, cols)
         for g in range(G):
-            g_dy[:rows] = dy2[l0 * WO : l0 * WO + rows, g * Og : (g + 1) * Og]
-            if want_dw:
-                dwk[g] += np.dot(cols[g][:rows].T, g_dy[:rows])
-            if want_dx:
-                np.dot(g_dy[:rows], wk[g].T, dcols[g][:rows])
-        if want_dx:
+            g_dy = dy2[l0 * WO : l0 * WO + rows, g * Og : (g + 1) * Og]
+            if dwk is not None:
+                dwk[g] += cols[g, :rows].T @ g_dy
+            if dx is not None:
+                np.dot(g_dy, wk[g].T, dcols[g, :rows])
+        if dx is not None:
             _col2im(dcols, l0, n, HO, WO, KH, KW, sh, sw, pt, pl, dh, dw, dx)
 
 
@@ -160,8 +157,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups):
             y += b
         return y, saved
     geometry, nl, pointwise = _plan(x.shape, w, stride, padding, dilation, groups, y_shape[1:3])
-    bias = y[0, 0, 0] if b is None else b  # unused when has_bias is False: one compiled signature either way
-    _conv2d_forward_kernel(x, _packed(w, groups), bias, b is not None, geometry, nl, pointwise, y.reshape(-1, y_shape[3]))
+    _conv2d_forward_chunks(x, _packed(w, groups), b, geometry, nl, pointwise, y.reshape(-1, y_shape[3]))
     return y, saved
 
 
@@ -176,10 +172,8 @@ def conv2d_backward(saved, dy, dw, db, need_dx=True):
         return dx
     geometry, nl, pointwise = _plan(saved.x_shape, w, stride, padding, dilation, groups, (HO, WO))
     wk = _packed(w, groups)
-    dwk = np.zeros_like(wk)
-    x = saved.x if dw is not None else np.zeros((1, 1, 1, 1), w.dtype)  # a placeholder: not read without dw
-    sink = dx if dx is not None else np.zeros((0, 1, 1, 1), w.dtype)  # size 0: dx not wanted
-    _conv2d_backward_kernel(x, wk, dy.reshape(B * HO * WO, O), geometry, nl, pointwise, dw is not None, dwk, sink)
+    dwk = np.zeros_like(wk) if dw is not None else None
+    _conv2d_backward_chunks(saved.x, wk, dy.reshape(B * HO * WO, O), geometry, nl, pointwise, dwk, dx)
     if dw is not None:
         Og, (Cg, KH, KW) = O // groups, w.shape[1:]
         dw += dwk.reshape(groups, KH, KW, Cg, Og).transpose(0, 4, 3, 1, 2).reshape(w.shape)
