@@ -57,15 +57,18 @@ def profile(case, backend, calls, layout):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("rows", nargs="*", choices=[*ROWS, []], default=list(ROWS))
+    ap.add_argument("rows", nargs="*", help=f"any of {', '.join(ROWS)} (default: all)")
     ap.add_argument("--backend", default=pyrnn.get_backend())
     ap.add_argument("--calls", type=int, default=5)
     ap.add_argument("--layout", default="channels_last", choices=("NCHW", "channels_last"))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    unknown = [r for r in args.rows if r not in ROWS]
+    if unknown:
+        ap.error(f"rows: expected any of {', '.join(ROWS)}, got {', '.join(unknown)}")
     torch.set_num_threads(args.threads)
     pyrnn.set_num_threads(args.threads)
-    for row in args.rows:
+    for row in args.rows or ROWS:
         profile(ROWS[row], args.backend, args.calls, f"torch {args.layout}")
 
 
