@@ -1,6 +1,8 @@
-"""Peak memory of one training step (forward + backward) of an LSTM layer, T=1000 B=32 I=32 H=128,
+"""Peak memory of one training step (forward + backward): of an LSTM layer, T=1000 B=32 I=32 H=128,
 pyrnn (each backend) against PyTorch and against the lower bound: the activations any BPTT must
-keep, T*B*6H floats (the four gates, c_t and h_t at every step).
+keep, T*B*6H floats (the four gates, c_t and h_t at every step); and of the U-Net of
+``pyrnn.bench_cnn`` (B=8 1x64x64, widths 16-32-64), pyrnn's default backend against PyTorch on
+both memory formats, beside the size of every tensor of its forward (each layer's output).
 
 Each measurement runs in a fresh process and reports the growth of its peak resident set
 (VmHWM of /proc/self/status) over the step, so allocators of every kind (NumPy, OpenBLAS,
@@ -8,7 +10,7 @@ PyTorch's) count. Not ru_maxrss: a child started by a process larger than itself
 process's peak (Linux keeps it across fork and exec), which hid the step when this ran under
 benchmarks/write_results.py.
 
-    python benchmarks/memory.py
+    python benchmarks/memory.py            # both tables
 """
 
 import subprocess
@@ -50,11 +52,28 @@ step()
 print(peak() - before)
 """
 
+# The U-Net step of pyrnn.bench_cnn: built and warmed up (one image) by bench_cnn.memory_step.
+UNET_CHILD = r"""
+import sys
+def peak():  # bytes: this process's own peak resident set
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
+if sys.argv[1].startswith("torch"):
+    import torch
+    torch.set_num_threads(2)
+from pyrnn import bench_cnn
+step = bench_cnn.memory_step(sys.argv[1])
+before = peak()
+step()
+print(peak() - before)
+"""
 
-def peak_growth(impl):
-    """Bytes the peak RSS of a fresh process grows by over one training step on ``impl``;
-    None when the child fails (e.g. torch not installed), its error on stderr."""
-    r = subprocess.run([sys.executable, "-c", CHILD, impl, str(T), str(B), str(I), str(H)], capture_output=True, text=True)
+
+def peak_growth(impl, child=CHILD, args=(T, B, I, H)):
+    """Bytes the peak RSS of a fresh process grows by over one training step on ``impl`` (the
+    ``child`` script, given ``impl`` and ``args``); None when the child fails (e.g. torch not
+    installed), its error on stderr."""
+    r = subprocess.run([sys.executable, "-c", child, impl, *map(str, args)], capture_output=True, text=True)
     if r.returncode != 0:
         print(f"memory.py: {impl} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}", file=sys.stderr)
         return None
@@ -74,9 +93,38 @@ def table(impls=None):
     return "\n".join(lines)
 
 
+def unet_title():
+    from pyrnn import bench_cnn
+
+    mb = bench_cnn.forward_bytes(bench_cnn.UNET) / 1e6
+    return (f"{bench_cnn.UNET.label}, one training step (forward, backward of dy, every parameter gradient); its forward's "
+            f"tensors (the input and every layer's output, float32) take {mb:.1f} MB")
+
+
+def unet_table(impls=None):
+    """A Markdown table of the U-Net step's peak growth for pyrnn's default backend and PyTorch's two
+    memory formats (default), its ratio to the smaller PyTorch one, and to the forward's tensors."""
+    import pyrnn
+    from pyrnn import bench_cnn
+
+    impls = impls or [pyrnn.get_backend(), *bench_cnn.TORCH_LAYOUTS]
+    grown = {impl: peak_growth(impl, UNET_CHILD, ()) for impl in impls}
+    grown = {k: v for k, v in grown.items() if v is not None}
+    theirs = [v for k, v in grown.items() if k in bench_cnn.TORCH_LAYOUTS]
+    acts = bench_cnn.forward_bytes(bench_cnn.UNET)
+    lines = ["| implementation | peak growth (MB) | x forward tensors | x smaller torch |", "|---|---|---|---|"]
+    for impl, v in grown.items():
+        ratio = f"{v / min(theirs):.2f}" if theirs else "-"
+        lines.append(f"| {impl} | {v / 1e6:.1f} | {v / acts:.2f} | {ratio} |")
+    return "\n".join(lines)
+
+
 def main():
     print(TITLE)
     print(table())
+    print()
+    print(unet_title())
+    print(unet_table())
 
 
 if __name__ == "__main__":

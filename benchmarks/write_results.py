@@ -1,9 +1,14 @@
 """Write benchmarks/RESULTS.md from one run: pyrnn.bench's layer table (every recurrent config and
-Conv1D, every backend, PyTorch), one epoch of the small Conv1D + GRU model, and the peak memory of
-an LSTM training step (benchmarks/memory.py, a fresh process per measurement).
+Conv1D, every backend, PyTorch), one epoch of the small Conv1D + GRU model, pyrnn.bench_cnn's image
+CNN rows (Conv2D, LeNet-5, a ResNet block, VGG, U-Net, an epoch of LeNet on the digits, against
+PyTorch on NCHW and channels_last) with the Conv2D layer's GFLOP/s beside the sgemm peak and the
+FMA-unit limit, and the peak memory of an LSTM and a U-Net training step (benchmarks/memory.py, a
+fresh process per measurement).
 
-    python benchmarks/write_results.py     # --quick: the three small recurrent configs (and Conv1D);
-                                           # --skip-memory: no memory table (it takes ~half a minute)
+    python benchmarks/write_results.py     # --quick: the three small recurrent configs (and Conv1D),
+                                           #          fewer blocks for the CNN rows;
+                                           # --skip-memory: no memory tables (they take ~a minute);
+                                           # --skip-cnn: no image CNN section (~2 min on an idle machine)
 
 Times are medians in one process; speed-ups are ratios from that same run.
 """
@@ -18,18 +23,40 @@ import memory  # benchmarks/memory.py: this script's folder is sys.path[0]
 import numpy as np
 
 import pyrnn
-from pyrnn import bench
+from pyrnn import bench, bench_cnn
+
+try:
+    import torch
+except ImportError:
+    torch = None
 
 
 def _torch_version():
-    try:
-        import torch
-    except ImportError:
-        return "not installed"
-    return torch.__version__
+    return "not installed" if torch is None else f"{torch.__version__} ({torch.get_num_threads()} threads)"
 
 
-def sections(quick=False, skip_memory=False):
+def cnn_section(quick=False, threads=2):
+    """The image CNN section: the rows and the digits epoch against both PyTorch layouts, then the
+    Conv2D layer's GFLOP/s beside the sgemm peak (measured after the rows) and the FMA-unit limit."""
+    rows = bench_cnn.run(blocks=5 if quick else 9)
+    epoch = bench_cnn.run_epochs(blocks=3 if quick else 5)
+    peak = bench.gemm_peak()
+    return (
+        "## Image CNNs\n\n"
+        "Median wall time in ms of each implementation over alternating blocks of calls (the order rotated every "
+        "round), the interquartile range of the blocks in parentheses; `x vs torch` = the faster PyTorch layout's "
+        "median / pyrnn's median, and which layout that was (NCHW or CL = channels_last). Every implementation "
+        "was first checked against the PyTorch model in float64 (outputs, gradients, running statistics). "
+        "Inference: eval mode, no gradient. Training step: forward and backward of a fixed dy, every parameter "
+        "gradient (and dx for the Conv2D layer and the ResNet block), no optimizer step. The epoch: pyrnn's `fit` "
+        "against the same network, weights, batches and Adam in PyTorch.\n\n"
+        + bench_cnn.format_table(rows + epoch)
+        + "\n\nConv2D layer throughput (FLOPs: forward 2*B*HO*WO*O*C*KH*KW, training step 3x):\n\n"
+        + bench_cnn.format_gflops(rows, peak, bench_cnn.fma_limit(threads))
+    )
+
+
+def sections(quick=False, skip_memory=False, skip_cnn=False, threads=2):
     """The Markdown sections after the header, each measured now."""
     rows = bench.run(quick=quick)
     peak = bench.gemm_peak()  # after the layers, in the same run
@@ -44,27 +71,37 @@ def sections(quick=False, skip_memory=False):
         "PyTorch. Median wall time of an epoch in ms; `x vs torch` = PyTorch median / pyrnn median.\n\n"
         + bench.format_table(bench.run_epochs()),
     ]
+    if not skip_cnn:
+        out.append(cnn_section(quick, threads))
     if not skip_memory:
-        out.append(f"## Peak memory\n\n{memory.TITLE}. Growth of the peak resident set over the step, a fresh process "
-                   "per measurement.\n\n" + memory.table())
+        out.append(f"## Peak memory\n\nGrowth of the peak resident set over one training step, a fresh process per "
+                   f"measurement.\n\n{memory.TITLE}.\n\n" + memory.table()
+                   + ("" if skip_cnn else f"\n\n{memory.unet_title()}.\n\n" + memory.unet_table()))
     return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="only the three small recurrent configurations (and Conv1D)")
-    ap.add_argument("--skip-memory", action="store_true", help="leave out the peak-memory table")
+    ap.add_argument("--skip-memory", action="store_true", help="leave out the peak-memory tables")
+    ap.add_argument("--skip-cnn", action="store_true", help="leave out the image CNN section (and the U-Net memory)")
+    ap.add_argument("--threads", type=int, default=2, help="threads of pyrnn (its team and BLAS) and of PyTorch (default 2)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
     args = ap.parse_args()
-    flags = "".join(f" --{k.replace('_', '-')}" for k in ("quick", "skip_memory") if getattr(args, k))
+    pyrnn.set_num_threads(args.threads)
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+    flags = "".join(f" --{k.replace('_', '-')}" for k in ("quick", "skip_memory", "skip_cnn") if getattr(args, k))
+    flags += f" --threads {args.threads}" if args.threads != 2 else ""
     env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS")}
     text = (
         "# pyrnn benchmark results\n\n"
         f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by `python benchmarks/write_results.py"
         f"{flags}`, one run.\n\n"
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}, NumPy {np.__version__}, "
+        f"Machine: {bench_cnn.cpu_description()}, {os.cpu_count()} cores, {args.threads} threads used; "
+        f"Python {platform.python_version()}, NumPy {np.__version__}, "
         f"pyrnn {pyrnn.__version__}, PyTorch {_torch_version()}; environment {env}.\n\n"
-        + "\n\n".join(sections(args.quick, args.skip_memory)) + "\n"
+        + "\n\n".join(sections(args.quick, args.skip_memory, args.skip_cnn, args.threads)) + "\n"
     )
     with open(args.out, "w") as f:
         f.write(text)

@@ -4,7 +4,8 @@
 - ``info``: version, backends that load, the GEMM provider;
 - ``check``: every backend against the NumPy reference on every cell (forward,
   BPTT, weight gradients), then one LSTM training step timed on each backend;
-- ``bench``: the table of :mod:`pyrnn.bench` (recurrent layers and Conv1D, every backend and PyTorch).
+- ``bench``: the tables of :mod:`pyrnn.bench` (recurrent layers and Conv1D, every backend and PyTorch)
+  and :mod:`pyrnn.bench_cnn` (image CNNs against PyTorch's NCHW and channels_last).
 """
 
 from __future__ import annotations
@@ -89,11 +90,32 @@ def cmd_demo(args):
 def cmd_bench(args):
     from . import bench
 
-    rows = bench.run(quick=args.quick, min_seconds=0.1 if args.quick else 0.3)
-    peak = bench.gemm_peak(min_seconds=0.1 if args.quick else 0.3)
-    print(f"GEMM peak (NumPy sgemm, every thread): {peak:.0f} GFLOP/s")
-    print(bench.format_table(rows, peak=peak))
+    min_seconds = 0.1 if args.quick else 0.3
+    if args.only != "cnn":
+        rows = bench.run(quick=args.quick, min_seconds=min_seconds)
+        peak = bench.gemm_peak(min_seconds=min_seconds)
+        print(f"GEMM peak (NumPy sgemm, every thread): {peak:.0f} GFLOP/s")
+        print(bench.format_table(rows, peak=peak))
+    if args.only != "recurrent":
+        _bench_cnn(args.quick, min_seconds)
     return 0
+
+
+def _bench_cnn(quick, min_seconds):
+    from . import bench, bench_cnn
+
+    try:
+        import torch
+    except ImportError:
+        print("image CNNs: skipped (they are validated and timed against PyTorch, which is not installed)")
+        return
+    print(f"image CNNs against PyTorch {torch.__version__} ({torch.get_num_threads()} threads), CPU {bench_cnn.cpu_description()}: "
+          "median ms over alternating blocks (interquartile range)")
+    rows = bench_cnn.run(blocks=5 if quick else 9)
+    table = bench_cnn.format_table(rows + bench_cnn.run_epochs(blocks=3 if quick else 5))
+    peak = bench.gemm_peak(min_seconds=min_seconds)
+    print(table)
+    print(bench_cnn.format_gflops(rows, peak, bench_cnn.fma_limit(torch.get_num_threads())))
 
 
 def _timed(fn):
@@ -121,7 +143,9 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=3)
     p.set_defaults(fn=cmd_check)
     b = sub.add_parser("bench", help="time every backend and PyTorch on the benchmark configs (validated first)")
-    b.add_argument("--quick", action="store_true", help="only the three small recurrent configurations (and Conv1D)")
+    b.add_argument("--quick", action="store_true", help="only the three small recurrent configurations (and Conv1D); "
+                   "fewer blocks for the image CNNs")
+    b.add_argument("--only", choices=("recurrent", "cnn"), help="only the recurrent/Conv1D table or only the image CNN one")
     b.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)

@@ -6,11 +6,19 @@ kernels run no parallel loops of their own (their speed is the BLAS's), so Numba
 cores when several pools are busy at once; ``pyrnn.get_num_threads()`` reads it back.
 While the C++ team runs a layer, each member calls the BLAS single-threaded on its own
 slice, so the team and the BLAS pool never compete (csrc/common/gemm.h).
+
+:func:`blas_one_thread` does the same for NumPy's own products in a block (``Dense`` uses it for
+products of fewer than :data:`SMALL_GEMM_FLOPS`): waking OpenBLAS' pool for a small product costs
+more than the second thread gains, and its workers then spin beside the C++ team's (a LeNet-5
+training step B=64 on 2 shared, loaded cores: 175 ms with the pool, 51 ms without).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import threading
 import warnings
 
 from ._checks import check_int
@@ -56,3 +64,69 @@ def _cpu_count():
 def get_num_threads():
     """The cap set by :func:`set_num_threads`, or the CPUs this process may use when none is set."""
     return _state["n"] or _cpu_count()
+
+
+#: products (2*M*N*K flops) below this run NumPy's BLAS on one thread (see :func:`blas_one_thread`);
+#: below ONE_THREAD_GEMM_FLOPS OpenBLAS does so itself (M*N*K < 65536 * GEMM_MULTITHREAD_THRESHOLD = 4)
+SMALL_GEMM_FLOPS, ONE_THREAD_GEMM_FLOPS = 1 << 23, 1 << 19
+
+_one = {"lib": None, "found": False, "users": 0, "saved": 0, "lock": threading.Lock()}
+
+
+def _numpy_openblas_threads():
+    """(get_num_threads, set_num_threads) of the OpenBLAS NumPy loaded, as ctypes functions (the
+    pair the C++ kernels' single-thread sections use, see :mod:`pyrnn.backends.cpp`), or None."""
+    if not _one["found"]:
+        _one["found"] = True
+        try:
+            from threadpoolctl import threadpool_info
+
+            paths = [lib["filepath"] for lib in threadpool_info() if lib.get("internal_api") == "openblas"
+                     and "numpy" in os.path.basename(os.path.dirname(lib.get("filepath", "")))]
+            dll = ctypes.CDLL(paths[0]) if paths else None
+        except (ImportError, OSError):
+            dll = None
+        for prefix in ("scipy_openblas_", "openblas_"):
+            get, put = (getattr(dll, f"{prefix}{what}_num_threads64_", None) for what in ("get", "set"))
+            if get is not None and put is not None:
+                get.argtypes, get.restype, put.argtypes, put.restype = [], ctypes.c_int, [ctypes.c_int], None
+                _one["lib"] = (get, put)
+                break
+    return _one["lib"]
+
+
+@contextlib.contextmanager
+def blas_one_thread():
+    """Run NumPy's BLAS calls in this block on one thread (NumPy's OpenBLAS; nothing happens with
+    another BLAS).
+
+    The thread count is OpenBLAS' own, one for the process, so the rule is the C++ kernels'
+    (``BlasOneThread`` in csrc/common/gemm.h): blocks in several threads share one count and the
+    last one out restores the library's count, and only if it was above one on entering (one may
+    be a C++ kernel's section then, which restores it itself). A ``set_num_threads`` made in
+    another thread while a block is open is undone when the block closes."""
+    lib = _numpy_openblas_threads()
+    if lib is None:
+        yield
+        return
+    get, put = lib
+    with _one["lock"]:
+        _one["users"] += 1
+        if _one["users"] == 1:
+            _one["saved"] = get()
+            if _one["saved"] > 1:
+                put(1)
+    try:
+        yield
+    finally:
+        with _one["lock"]:
+            _one["users"] -= 1
+            if _one["users"] == 0 and _one["saved"] > 1:
+                put(_one["saved"])
+
+
+def gemm_threads(flops):
+    """The context for a NumPy product of ``flops``: :func:`blas_one_thread` from
+    :data:`ONE_THREAD_GEMM_FLOPS` up to :data:`SMALL_GEMM_FLOPS`, else one that changes nothing
+    (the block costs ~5 us: below, OpenBLAS runs one thread anyway)."""
+    return blas_one_thread() if ONE_THREAD_GEMM_FLOPS <= flops < SMALL_GEMM_FLOPS else contextlib.nullcontext()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pyrnn.grad_mode import forward_scope, no_grad
-from pyrnn.layers.dense import Dense, Dropout, Embedding
+from pyrnn.layers.dense import Dense, Dropout, Embedding, column_sums
 
 from gradcheck import check_layer_grads
 
@@ -101,6 +101,15 @@ def test_dense_empty_batch():
 
 
 # ------------------------------------------------------------------ Embedding
+@pytest.mark.parametrize("shape", [(5000, 3), (7, 1), (0, 4), (1, 9)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_sums_are_the_sums_over_rows(shape, dtype):
+    a = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    got = column_sums(a)
+    assert got.shape == (shape[1],) and got.dtype == dtype
+    np.testing.assert_allclose(got, a.astype(np.float64).sum(axis=0), rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4)
+
+
 def test_embedding_gradient_matches_finite_differences_with_repeated_indices():
     layer = Embedding(6, 3, dtype=np.float64, seed=0)
     idx = np.array([[1, 4, 1], [0, 1, 5]])

@@ -1,6 +1,8 @@
 """Functional graphs: several inputs and outputs, merges, fan-out, an encoder's state as a
 decoder's initial state; every gradient checked by finite differences (float64)."""
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,45 @@ def test_graph_errors_are_named():
         model.forward(np.zeros((1, 2)))
     with pytest.raises(TypeError, match="every input must be a symbolic tensor"):
         Add()(x, np.zeros((1, 2)))
+
+
+class _Probe(pyrnn.layers.Layer):
+    """y = 2 x, keeping nothing for backward; records weak references to what passes through it
+    and, when it runs, which earlier arrays are still alive."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def forward(self, x):
+        self.log.append(("forward", self, weakref.ref(x), [ref() is not None for _, _, ref, _ in self.log]))
+        self._save(None)
+        return 2 * x
+
+    def backward(self, dy):
+        self._pop_saved()
+        self.log.append(("backward", self, weakref.ref(dy), [ref() is not None for _, _, ref, _ in self.log]))
+        return 2 * dy
+
+
+def test_the_model_lets_go_of_arrays_it_no_longer_needs():
+    """A chain x -> p0 -> p1 -> p2 -> h, and h feeds p3 and p4 (two outputs): in forward each output
+    is freed once its last reader has run (the probes keep nothing); in backward each gradient once
+    the layer that produced its tensor has taken it (h's, the sum of p3's and p4's, after p2)."""
+    log = []
+    x = pyrnn.Input(name="x")
+    probes = [_Probe(log) for _ in range(5)]
+    h = probes[2](probes[1](probes[0](x)))
+    model = pyrnn.Model(x, [probes[3](h), probes[4](h)])
+    data = np.ones((2, 3), np.float32)
+    y3, y4 = model.forward(data)
+    assert np.array_equal(y3, 16 * data) and np.array_equal(y4, 16 * data)
+    # alive when p2, p3, p4 run: x (the caller's), p0's output (freed after p1), p1's (after p2), h
+    assert [entry[3] for entry in log[2:]] == [[True, False], [True, False, False], [True, False, False, True]]
+    n = len(log)
+    model.backward(np.ones_like(y3), np.ones_like(y4))
+    back = log[n:]
+    assert [entry[1] for entry in back] == [probes[4], probes[3], probes[2], probes[1], probes[0]]
+    # when p1 runs, h's summed gradient (p2's dy) is gone; when p0 runs, p1's dy is gone
+    assert back[3][3][n + 2] is False and back[4][3][n + 3] is False
+    assert back[4][3][n:n + 2] == [True, True]  # the output gradients: the caller's arguments

@@ -26,6 +26,7 @@ from .._checks import as_float_array, check_bool, check_int, check_ndim, check_s
 from ..backends import backend_module, get_backend
 from ..backends.contract import Conv2dSaved
 from .base import Layer
+from .dense import column_sums
 
 
 def _pair(name, value, minimum):
@@ -356,7 +357,7 @@ class ConvTranspose2D(Layer):
         check_shape("dy", dy, y_shape, "(batch, height_out, width_out, out_channels) of the last forward")
         self._pop_saved()
         if self.bias:
-            self.grads["bias"] += dy.sum(axis=(0, 1, 2))
+            self.grads["bias"] += column_sums(dy.reshape(-1, self.out_channels))
         if adjoint is None:  # no tap inside the output: nothing flows back
             return np.zeros_like(x) if need_dx else None
         (nh, nw), pad = adjoint

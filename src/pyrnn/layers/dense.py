@@ -15,8 +15,18 @@ import copy
 import numpy as np
 
 from .._checks import as_array, as_float_array, check_bool, check_float, check_int, check_seed, check_shape
+from ..threads import gemm_threads
 from .activations import Elementwise, config_repr
 from .base import Layer
+
+
+def column_sums(a2):
+    """``a2.sum(axis=0)`` of a 2-D array (N, O), as one matrix-vector product ``ones(N) @ a2``:
+    NumPy reduces axis 0 one row at a time, ~20x slower on tall arrays with few columns (a bias
+    gradient over B*H*W pixels: 0.66 ms against 0.03 ms for (32768, 16) float32); the BLAS sums
+    the rows in SIMD lanes (on one thread for small arrays, see :func:`pyrnn.threads.gemm_threads`)."""
+    with gemm_threads(2 * a2.size):
+        return np.ones(a2.shape[0], a2.dtype) @ a2
 
 
 class Dense(Layer):
@@ -74,7 +84,8 @@ class Dense(Layer):
             raise ValueError(f"x: expected in_features={self.in_features} features in the last axis, got shape {x.shape}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)  # (N, I), a view (x is C-contiguous)
-        y = x2 @ self.params["weight"].T
+        with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # small: one BLAS thread
+            y = x2 @ self.params["weight"].T
         if self.bias:
             y += self.params["bias"]
         self._save((x2, lead))
@@ -106,10 +117,12 @@ class Dense(Layer):
         check_shape("dy", dy, lead + (self.out_features,), "(..., out_features) of the last forward")
         self._pop_saved()
         dy2 = dy.reshape(-1, self.out_features)
-        self.grads["weight"] += dy2.T @ x2
-        if self.bias:
-            self.grads["bias"] += dy2.sum(axis=0)
-        return (dy2 @ self.params["weight"]).reshape(lead + (self.in_features,)) if need_dx else None
+        with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # each product; small: one thread
+            self.grads["weight"] += dy2.T @ x2
+            if self.bias:
+                self.grads["bias"] += column_sums(dy2)
+            dx = dy2 @ self.params["weight"] if need_dx else None
+        return None if dx is None else dx.reshape(lead + (self.in_features,))
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,

@@ -270,8 +270,9 @@ class Add(_Merge):
         for k in range(1, len(xs)):
             if xs[k].shape != xs[0].shape:
                 self._raise_mismatch(xs, k, "inputs of one shape")
-        y = xs[0].astype(np.result_type(*xs), copy=True)
-        for x in xs[1:]:
+        dtype = np.result_type(*xs)
+        y = xs[0].astype(dtype, copy=True) if len(xs) == 1 else np.add(xs[0], xs[1], dtype=dtype)  # one pass for two
+        for x in xs[2:]:
             y += x
         self._save((y.shape, y.dtype, [x.dtype for x in xs]))
         return y

@@ -5,6 +5,10 @@ computed. ``Model`` sorts the nodes topologically once; its forward runs each
 layer's ``graph_forward`` in that order, its backward each ``graph_backward`` in
 reverse order, summing gradients where a tensor fans out — a layer-level
 backward, no per-element autograd tape.
+
+Memory: the forward lets go of each intermediate array after its last consumer has run, and
+the backward of each gradient once the layer that produced its tensor has taken it, so the
+model itself holds only the arrays still to be used (the layers keep what their backward needs).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Model(BaseModel):
         self.outputs = _flatten(outputs, "outputs")
         self._single_output = isinstance(outputs, SymbolicTensor)
         self.nodes = self._toposort()
+        self._last_uses = self._last_uses_of_tensors()
         layers = []
         for node in self.nodes:
             if node.layer is not None and all(node.layer is not l for l in layers):
@@ -70,6 +75,21 @@ class Model(BaseModel):
                 raise ValueError(f"Model: the outputs depend on an Input that is not among the model's inputs ({node.outputs[0]!r})")
         return order
 
+    def _last_uses_of_tensors(self):
+        """For each node (by position), the ids of the tensors no later node reads and that are
+        not model outputs: the forward lets go of them once that node has run."""
+        last = {}
+        for i, node in enumerate(self.nodes):
+            for t in node.inputs:
+                if t is not None:
+                    last[id(t)] = i
+        for t in self.outputs:
+            last.pop(id(t), None)
+        out = [[] for _ in self.nodes]
+        for key, i in last.items():
+            out[i].append(key)
+        return out
+
     # ------------------------------------------------------------- forward
     def forward(self, *arrays):
         """Inputs in the order of ``inputs`` -> the output (or a tuple of outputs)."""
@@ -78,15 +98,20 @@ class Model(BaseModel):
         if len(arrays) != len(self.inputs):
             raise ValueError(f"Model.forward: expected {len(self.inputs)} input arrays, got {len(arrays)}")
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
+        meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}
         with forward_scope():  # one graph call: a shared layer stacks its calls
-            for node in self.nodes:
+            for node, done in zip(self.nodes, self._last_uses):
                 if node.layer is None:
                     continue
                 outs = node.layer.graph_forward(*(None if t is None else values[id(t)] for t in node.inputs))
                 for t, v in zip(node.outputs, outs):
                     values[id(t)] = v
+                    if isinstance(v, np.ndarray):
+                        meta[id(t)] = (v.shape, v.dtype)
+                for key in done:  # read by no later node
+                    del values[key]
         if is_grad_enabled():  # for backward's zero gradients; inference (other threads too) leaves it alone
-            self._out_meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}
+            self._out_meta = meta
         outs = [values[id(t)] for t in self.outputs]
         return outs[0] if self._single_output else tuple(outs)
 
@@ -107,7 +132,7 @@ class Model(BaseModel):
         for node in reversed(self.nodes):
             if node.layer is None:
                 continue
-            douts = [acc.get(id(t)) for t in node.outputs]
+            douts = [acc.pop(id(t), None) for t in node.outputs]  # complete: every consumer came before
             douts = [np.zeros(*meta[id(t)]) if g is None else g for t, g in zip(node.outputs, douts)]
             fed_by_inputs = all(t is None or t.node.layer is None for t in node.inputs)
             dins = node.layer.graph_backward(*douts, need_input_grad=input_grad or not fed_by_inputs)
