@@ -291,7 +291,8 @@ def pyrnn_steps(case, model, x, dy, backend):
         with pyrnn.use_backend(backend):
             model.zero_grad()
             y = model.forward(x)
-            last["dx"] = model.backward(dy)
+            # as torch's input without requires_grad: the first layers skip the data's gradient
+            last["dx"] = model.backward(dy) if case.input_grad else model.backward(dy, input_grad=False)
         return y
 
     def infer():
