@@ -714,10 +714,10 @@ def format_gflops(rows, peak, limit):
 def _timed(fn, spent, key):
     """``fn`` adding its wall time to ``spent[key]``."""
 
-    def run(*args):
+    def run(*args, **kwargs):
         t0 = time.perf_counter()
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         finally:
             spent[key] += time.perf_counter() - t0
 
