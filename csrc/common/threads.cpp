@@ -157,6 +157,11 @@ void set_max_threads(int n) {
 void set_parallel_min_flops(long long flops) { g_parallel_min_flops.store(flops < 0 ? 0 : flops); }
 long long parallel_min_flops() { return g_parallel_min_flops.load(std::memory_order_relaxed); }
 
+int team_for(long long flops, long long units) {
+  if (flops < 4 * parallel_min_flops() || units < 2) return 1;
+  return static_cast<int>(std::min<long long>(units, max_threads()));
+}
+
 int parallel_run(int want, RegionFn fn, void* ctx) {
   int n = want < max_threads() ? want : max_threads();
   if (n <= 1) {

@@ -39,6 +39,16 @@ void set_max_threads(int n);  // n >= 1
 void set_parallel_min_flops(long long flops);
 long long parallel_min_flops();
 
+// A streaming kernel (pooling, upsampling, batch norm: a few operations per element it reads or
+// writes, bound by memory) counts this many flops per element: about the time of that many flops
+// of a GEMM on one core (~0.3 ns against ~100 GFLOP/s).
+constexpr long long kStreamFlopsPerElement = 32;
+
+// The team for a kernel of `flops` split into `units` independent pieces: 1 thread below
+// 4 x parallel_min_flops() (a region, its wake-up and its meetings, must pay for themselves, as for
+// a convolution) or with fewer than 2 units, else min(units, max_threads()).
+int team_for(long long flops, long long units);
+
 using RegionFn = void (*)(void* ctx, int tid, int n, SpinBarrier& barrier);
 
 // Run fn(ctx, tid, n, barrier) for tid = 0 .. n-1, the caller as tid 0; returns the n used,
