@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 
 namespace pyrnn {
 
@@ -43,6 +44,21 @@ long long parallel_min_flops();
 // writes, bound by memory) counts this many flops per element: about the time of that many flops
 // of a GEMM on one core (~0.3 ns against ~100 GFLOP/s).
 constexpr long long kStreamFlopsPerElement = 32;
+
+// Hands the units 0 .. count-1 of a region's work to its members, each once, in increasing order: a
+// member that is slow (descheduled on a busy machine) takes fewer, the others more.
+class WorkQueue {
+ public:
+  explicit WorkQueue(int64_t count) : count_(count) {}
+  bool take(int64_t& unit) {  // the next unit, false when none is left
+    unit = next_.fetch_add(1, std::memory_order_relaxed);
+    return unit < count_;
+  }
+
+ private:
+  alignas(64) std::atomic<int64_t> next_{0};
+  int64_t count_;
+};
 
 // The team for a kernel of `flops` split into `units` independent pieces: 1 thread below
 // 4 x parallel_min_flops() (a region, its wake-up and its meetings, must pay for themselves, as for

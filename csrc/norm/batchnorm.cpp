@@ -1,6 +1,6 @@
 // See batchnorm.h. Each function is at most two passes over the rows in one region of the thread team:
-// the sums (the members' own, combined by the caller between two barriers), then the rows written,
-// with the loops of the active instruction set (kernels.h, rows.inc).
+// the sums (one pair per slice of rows, added by the caller between two barriers), then the rows
+// written, with the loops of the active instruction set (kernels.h, rows.inc).
 #include "batchnorm.h"
 
 #include <algorithm>
@@ -16,6 +16,9 @@ namespace pyrnn {
 namespace {
 
 constexpr int64_t kChunkElements = int64_t(1) << 16;  // work between two polls of the cancellation hook
+// The rows are summed in this many slices (fewer when there are fewer rows), whatever the team: the sums,
+// added slice by slice in slice order, are the same bits on any number of threads.
+constexpr int64_t kSlices = 16;
 
 const NormTable& table_for(Isa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -37,39 +40,48 @@ const NormRows<double>& active_rows<double>() {
   return table_for(active_isa()).f64;
 }
 
-// before a chunk of pass `pass` (0: the sums, 1: the rows written): the leader polls; every member
-// stops once the work is cancelled
-inline bool stopped(Cancel& cancel, int tid, int64_t pass) {
-  if (tid == 0) cancel.poll(pass);
+// before a pass and a chunk of pass `step` (0: the sums, 1: the rows written): the leader polls; every
+// member stops once the work is cancelled
+inline bool stopped(Cancel& cancel, int tid, int64_t step) {
+  if (tid == 0) cancel.poll(step);
   return cancel.cancelled();
 }
 
-// The N rows (C values each) over a team when `flops` of work pay for one: if `sums_first`, every
-// member runs sums(r, n, s_a, s_b) on chunks of its rows into its own two (C,) sums (zeros at first);
-// at a barrier the work stops if cancelled then (every member gets the same answer, cancel.h), else
-// the caller runs combine(partial, slab, members), member t's sums at partial + t*slab and + t*slab + C;
-// after a second barrier every member runs write(r, n) on chunks of its rows.
+// The N rows (C values each) in kSlices slices (fewer when N is smaller), which the members of a team (when
+// `flops` of work pay for one) take from a queue, each slice in chunks of about kChunkElements. If
+// `sums_first`, sums(r, n, s_a, s_b) runs on every chunk into its slice's two (C,) sums (zeros at first);
+// at a barrier the work stops if cancelled then (every member gets the same answer, cancel.h), else the
+// caller runs combine(partial, slab, slices), slice s's sums at partial + s*slab and + s*slab + C; after
+// a second barrier write(r, n) runs on every chunk. The leader polls before each pass and each chunk.
 template <typename Sums, typename Combine, typename Write>
 void two_passes(int64_t N, int64_t C, long long flops, bool sums_first, Cancel& cancel, Sums&& sums, Combine&& combine,
                 Write&& write) {
-  const int want = team_for(flops, N);
-  const int64_t slab = (2 * C + 7) / 8 * 8;  // a member's two sums, whole cache lines apart from the next member's
-  std::vector<double> partial(sums_first ? static_cast<size_t>(slab * want) : 0, 0.0);
-  const int64_t chunk = std::max<int64_t>(1, kChunkElements / C);
-  auto region = [&](int tid, int n, SpinBarrier& barrier) {
+  const int64_t slices = std::min(kSlices, N), chunk = std::max<int64_t>(1, kChunkElements / C);
+  const int64_t slab = (2 * C + 7) / 8 * 8;  // a slice's two sums, whole cache lines apart from the next slice's
+  std::vector<double> partial(sums_first ? static_cast<size_t>(slab * slices) : 0, 0.0);
+  WorkQueue sum_queue(slices), row_queue(slices);
+  // calls fn(r, n) on the chunks of the slices it takes from `queue` until none is left or the work is cancelled
+  auto pass = [&](WorkQueue& queue, int tid, int64_t step, auto&& fn) {
+    if (stopped(cancel, tid, step)) return;
+    for (int64_t s; queue.take(s);)
+      for (int64_t r = N * s / slices, end = N * (s + 1) / slices; r < end && !stopped(cancel, tid, step); r += chunk)
+        fn(s, r, std::min(chunk, end - r));
+  };
+  auto region = [&](int tid, int, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
-    const int64_t r0 = N * tid / n, r1 = N * (tid + 1) / n;
     if (sums_first) {
-      double* s = partial.data() + slab * tid;
-      for (int64_t r = r0; r < r1 && !stopped(cancel, tid, 0); r += chunk) sums(r, std::min(chunk, r1 - r), s, s + C);
+      pass(sum_queue, tid, 0, [&](int64_t s, int64_t r, int64_t n) {
+        double* p = partial.data() + slab * s;
+        sums(r, n, p, p + C);
+      });
       barrier.wait();
       if (cancel.stops_at(0)) return;
-      if (tid == 0) combine(static_cast<const double*>(partial.data()), slab, n);
+      if (tid == 0) combine(static_cast<const double*>(partial.data()), slab, slices);
       barrier.wait();
     }
-    for (int64_t r = r0; r < r1 && !stopped(cancel, tid, 1); r += chunk) write(r, std::min(chunk, r1 - r));
+    pass(row_queue, tid, 1, [&](int64_t, int64_t r, int64_t n) { write(r, n); });
   };
-  parallel(want, region);
+  parallel(team_for(flops, slices), region);
 }
 
 }  // namespace
@@ -104,10 +116,10 @@ void batchnorm_forward(const BatchNormDims& d, const F* x, const F* weight, cons
   two_passes(
       N, C, N * C * (training ? 3 : 2) * kStreamFlopsPerElement, training, cancel,
       [&](int64_t r, int64_t n, double* s1, double* s2) { k.stats(C, x + r * C, n, shift, s1, s2); },
-      [&](const double* partial, int64_t slab, int members) {
+      [&](const double* partial, int64_t slab, int64_t slices) {
         for (int64_t c = 0; c < C; ++c) {
           double s1 = 0.0, s2 = 0.0;
-          for (int t = 0; t < members; ++t) s1 += partial[t * slab + c], s2 += partial[t * slab + C + c];
+          for (int64_t s = 0; s < slices; ++s) s1 += partial[s * slab + c], s2 += partial[s * slab + C + c];
           mean[c] = shift[c] + s1 / Nd;
           var[c] = std::max(s2 - s1 * s1 / Nd, 0.0) / Nd;
         }
@@ -139,10 +151,10 @@ void batchnorm_backward(const BatchNormDims& d, const F* x, const F* dy, const d
       [&](int64_t r, int64_t n, double* s_dy, double* s_dy_xc) {
         k.reduce(C, x + r * C, dy + r * C, n, mean, s_dy, s_dy_xc);
       },
-      [&](const double* partial, int64_t slab, int members) {
+      [&](const double* partial, int64_t slab, int64_t slices) {
         for (int64_t c = 0; c < C; ++c) {
           double s_dy = 0.0, s_dy_xc = 0.0;
-          for (int t = 0; t < members; ++t) s_dy += partial[t * slab + c], s_dy_xc += partial[t * slab + C + c];
+          for (int64_t s = 0; s < slices; ++s) s_dy += partial[s * slab + c], s_dy_xc += partial[s * slab + C + c];
           sum_dy[c] = s_dy;
           sum_dy_xhat[c] = s_dy_xc * inv_std[c];
           if (batch_stats) {  // dx = a dy - a sum(dy)/N - (x - mean) inv_std a sum(dy x_hat)/N

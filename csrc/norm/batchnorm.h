@@ -14,12 +14,13 @@
 //   dweight += sum dy x_hat, dbias += sum dy (each may be null).
 // The contract (and its NumPy specification) is src/pyrnn/backends/norm_reference.py.
 //
-// Threads: the rows are split over the thread team when the work pays. Each member sums its own rows
-// into sums of its own; after a barrier the caller (tid 0) adds the members' sums in member order (so
-// a result depends on the number of threads only, never on timing) and derives the coefficients; after
-// a second barrier every member writes its rows of y or dx. Each member works in chunks of rows and
-// stops at its next chunk once `cancel` (polled by the caller) is set: a stopped function returns early
-// with y, mean, inv_std or dx unspecified and the running buffers, dweight and dbias untouched.
+// Threads: the rows are cut into a fixed number of slices, which the members of the thread team take
+// from a queue when the work pays for a team. Each slice is summed into sums of its own; after a barrier
+// the caller (tid 0) adds the slices' sums in slice order (so a result is the same bits on any number of
+// threads) and derives the coefficients; after a second barrier the members write the rows of y or dx,
+// slice by slice. A member works in chunks of rows and stops at its next chunk once `cancel` (polled by
+// the caller) is set: a stopped function returns early with y, mean, inv_std or dx unspecified and the
+// running buffers, dweight and dbias untouched.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,8 @@
-// See pool2d.h. Each kernel is a set of lines (output lines forward, input lines of dx backward) split
-// over the thread team when the work pays (common/threads.h team_for); each member runs its share in
-// chunks of about kChunkElements with the loops of the active instruction set (kernels.h, lines.inc),
-// its geometry tables and rows in scratch of its own, and the caller (tid 0) polls the cancellation
-// hook before each of its chunks.
+// See pool2d.h. Each kernel is a set of lines (output lines forward, input lines of dx backward) in
+// chunks of about kChunkElements, which the members of the thread team take from a queue when the work
+// pays for a team (common/threads.h team_for, WorkQueue); each runs its chunks with the loops of the
+// active instruction set (kernels.h, lines.inc), its geometry tables and rows in scratch of its own,
+// and the caller (tid 0) polls the cancellation hook before it starts and before each of its chunks.
 #include "pool2d.h"
 
 #include <algorithm>
@@ -17,6 +17,7 @@ namespace pyrnn {
 namespace {
 
 constexpr int64_t kChunkElements = int64_t(1) << 16;  // work between two polls of the cancellation hook
+constexpr int64_t kMinChunks = 16;                    // chunks of a kernel at least (when it has as many lines)
 
 const Pool2dTable& table_for(Isa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -50,19 +51,22 @@ inline bool stopped(Cancel& cancel, int tid, int64_t chunk) {
 }
 
 // `lines` lines of about `per_line` elements of work each, over a team when the work pays: every member
-// calls make() once for its worker (which owns the member's scratch), then worker(l0, l1) on chunks of
-// its contiguous share of the lines, until the share is done or the work cancelled.
+// calls make() once for its worker (which owns the member's scratch), then takes chunks of lines from a
+// queue and runs worker(l0, l1) on each, until none is left or the work is cancelled. The leader polls
+// before it starts and before each of its chunks.
 template <typename Make>
 void for_lines(int64_t lines, int64_t per_line, Cancel& cancel, Make&& make) {
   if (lines <= 0 || per_line <= 0) return;
-  const int want = team_for(lines * per_line * kStreamFlopsPerElement, lines);
-  const int64_t chunk = std::max<int64_t>(1, kChunkElements / per_line);
-  auto region = [&](int tid, int n, SpinBarrier&) {
+  // about kChunkElements each, and at least min(lines, kMinChunks) chunks: something to share
+  const int64_t chunk = std::max<int64_t>(1, std::min(kChunkElements / per_line, lines / kMinChunks));
+  const int64_t chunks = (lines + chunk - 1) / chunk;
+  const int want = team_for(lines * per_line * kStreamFlopsPerElement, chunks);
+  WorkQueue queue(chunks);
+  auto region = [&](int tid, int, SpinBarrier&) {
     DenormalsFlushed ftz;
-    const int64_t l0 = lines * tid / n, l1 = lines * (tid + 1) / n;
-    if (l0 >= l1) return;
+    if (stopped(cancel, tid, 0)) return;
     auto worker = make();
-    for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += chunk) worker(a, std::min(a + chunk, l1));
+    for (int64_t k; queue.take(k) && !stopped(cancel, tid, k + 1);) worker(k * chunk, std::min(lines, (k + 1) * chunk));
   };
   parallel(want, region);
 }

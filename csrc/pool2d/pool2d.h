@@ -17,11 +17,11 @@
 //           indices are nondecreasing, as pool2d_reference.upsample_axis makes them).
 // The contract (and its NumPy specification) is src/pyrnn/backends/pool2d_reference.py.
 //
-// Every output element is written once, by one thread: the forward kernels split the output lines
-// (b, oh) over the thread team, the backward ones the input lines (b, ih) of dx, which gather from
-// the windows holding each pixel (no scatter, no zero fill). Each member works in chunks of lines and
-// stops at its next chunk once `cancel` (polled by the caller, tid 0) is set: a stopped kernel returns
-// early with its output unspecified.
+// Every output element is written once, by one thread, with the same loop whatever the team: the
+// members of the thread team take chunks of lines from a queue, output lines (b, oh) forward and input
+// lines (b, ih) of dx backward, which gather from the windows holding each pixel (no scatter, no zero
+// fill). A member stops at its next chunk once `cancel` (polled by the caller, tid 0) is set: a stopped
+// kernel returns early with its output unspecified.
 #pragma once
 
 #include <cstdint>

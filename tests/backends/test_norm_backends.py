@@ -329,37 +329,40 @@ def test_cpp_every_isa_and_the_team_match_the_reference(case, dtype, isa, thread
 @requires_cpp
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_cpp_team_above_the_default_threshold_matches_the_reference_and_repeats_bit_for_bit(dtype, training):
+def test_cpp_team_above_the_default_threshold_matches_the_reference_and_one_thread_bit_for_bit(dtype, training):
     """BatchNorm2D B=8 16x16 32 channels as (N, C) (the team at the default threshold), 2 threads: the
-    reference's numbers, and the same bits on every call (the members' sums are added in member order)."""
+    reference's numbers, and the same bits as one thread (the rows are summed in fixed slices, added in order)."""
     case = (8 * 16 * 16, 32, True, True, training, 0.1)
     x, w, b, rm, rv, dy = _problem(case, dtype, seed=4, offset=3.0)
     want = _run(ref, case, x, w, b, rm, rv, dy)
     with cpp_team(2, min_flops=None):
-        first = _run(backend_module("cpp"), case, x, w, b, rm, rv, dy)
-        again = _run(backend_module("cpp"), case, x, w, b, rm, rv, dy)
-    _assert_close(first, want, dtype, "team")
-    for name in first:
-        np.testing.assert_array_equal(again[name], first[name], err_msg=name)
+        team = _run(backend_module("cpp"), case, x, w, b, rm, rv, dy)
+    with cpp_team(1, min_flops=None):
+        alone = _run(backend_module("cpp"), case, x, w, b, rm, rv, dy)
+    _assert_close(team, want, dtype, "team")
+    for name in team:
+        np.testing.assert_array_equal(team[name], alone[name], err_msg=name)
 
 
 @requires_cpp
 @pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "team"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_cpp_interrupted_batchnorm_leaves_buffers_and_gradients_untouched(training, threads):
-    """Ctrl-C landing in the sums' pass (the first poll) or in the pass writing the rows (the poll after the
-    leader's chunks of the sums; an eval forward has no sums: its second poll) raises KeyboardInterrupt and changes
-    neither the running buffers nor dweight, dbias; the kernels give their results afterwards."""
+    """Ctrl-C landing at the first poll (before the sums) or at a later one raises KeyboardInterrupt and changes
+    neither the running buffers nor dweight, dbias; the kernels give their results afterwards. One thread polls
+    before each pass and each of the 16 slices of 256 rows (one chunk each): its 18th poll starts the pass
+    writing the rows (the 2nd in an eval forward, which has no sums); a team's leader takes some of the slices,
+    so its 2nd poll is in either pass."""
     from pyrnn import _C
 
-    case = (4096, 64, True, True, training, 0.1)  # 4 chunks of 1024 rows a pass
+    case = (4096, 64, True, True, training, 0.1)
     x, w, b, rm, rv, dy = _problem(case, np.float32, seed=5)
     cpp = backend_module("cpp")
+    later = (18 if training else 2, 18) if threads == 1 else (2, 2)
     with cpp_team(threads, min_flops=None):
         want = _run(cpp, case, x, w, b, rm, rv, dy)
         _, saved = cpp.batchnorm_forward(x, w, b, rm.copy(), rv.copy(), training, 0.1, 1e-5)
-        chunks = 4 // threads  # the leader's in a pass
-        for forward_polls, backward_polls in ((1, 1), (chunks + 1 if training else 2, chunks + 1)):
+        for forward_polls, backward_polls in ((1, 1), later):
             rm1, rv1, dw, db = rm.copy(), rv.copy(), np.full(64, 0.5, np.float32), np.full(64, 0.25, np.float32)
             _C._interrupt_next_kernel(forward_polls)
             with pytest.raises(KeyboardInterrupt):
@@ -370,6 +373,7 @@ def test_cpp_interrupted_batchnorm_leaves_buffers_and_gradients_untouched(traini
             np.testing.assert_array_equal(rm1, rm)
             np.testing.assert_array_equal(rv1, rv)
             assert np.all(dw == 0.5) and np.all(db == 0.25)
+        _C._interrupt_next_kernel(10**9)  # more polls than the kernel has: nothing interrupted
         after = _run(cpp, case, x, w, b, rm, rv, dy)
     for name in want:
         np.testing.assert_array_equal(after[name], want[name], err_msg=name)
