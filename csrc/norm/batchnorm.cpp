@@ -19,6 +19,7 @@ constexpr int64_t kChunkElements = int64_t(1) << 16;  // work between two polls 
 // The rows are summed in this many slices (fewer when there are fewer rows), whatever the team: the sums,
 // added slice by slice in slice order, are the same bits on any number of threads.
 constexpr int64_t kSlices = 16;
+constexpr int64_t kTileElements = 1024;  // the normalisation's coefficients: a few rows' worth, in L1
 
 const NormTable& table_for(Isa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -86,7 +87,7 @@ void two_passes(int64_t N, int64_t C, long long flops, bool sums_first, Cancel& 
 
 }  // namespace
 
-// sums: s1, s2 of x - x[0]; combine: mean, var, inv_std, and y's scale and offset; write: y
+// sums: s1, s2 of x - x[0]; combine: mean, var, inv_std, and y's coefficients; write: y
 template <typename F>
 void batchnorm_forward(const BatchNormDims& d, const F* x, const F* weight, const F* bias, F* running_mean,
                        F* running_var, bool training, double momentum, double eps, F* y, double* mean, double* inv_std,
@@ -94,14 +95,26 @@ void batchnorm_forward(const BatchNormDims& d, const F* x, const F* weight, cons
   const int64_t N = d.N, C = d.C;
   if (C == 0) return;
   const NormRows<F>& k = active_rows<F>();
-  std::vector<double> coef(static_cast<size_t>(4 * C));
-  double *shift = coef.data(), *var = shift + C, *scale = var + C, *offset = scale + C;
-  auto coefficients = [&] {  // inv_std, scale, offset from var
+  std::vector<double> coef(static_cast<size_t>(2 * C));
+  double *shift = coef.data(), *var = shift + C;
+  // y = (x - mean_hi) scale + offset in F, offset = bias - (mean - mean_hi) scale: x - mean_hi is exact near
+  // the mean and the rest of the double mean (0 in eval: the running mean is an F) is in the offset, so the
+  // normalisation runs at F's width, not double's, and loses F's precision only in its last operation. The
+  // coefficients are tiles of tile_rows rows: one loop over that many rows, not one short loop per row
+  const int64_t tile_rows = std::max<int64_t>(1, kTileElements / C), tile = tile_rows * C;
+  std::vector<F> tiles(static_cast<size_t>(3 * tile));
+  F *mean_hi = tiles.data(), *scale = mean_hi + tile, *offset = scale + tile;
+  auto coefficients = [&] {  // inv_std from var, and the tiles
     for (int64_t c = 0; c < C; ++c) {
       inv_std[c] = 1.0 / std::sqrt(var[c] + eps);
-      scale[c] = inv_std[c] * (weight != nullptr ? static_cast<double>(weight[c]) : 1.0);
-      offset[c] = bias != nullptr ? static_cast<double>(bias[c]) : 0.0;
+      const double s = inv_std[c] * (weight != nullptr ? static_cast<double>(weight[c]) : 1.0);
+      mean_hi[c] = static_cast<F>(mean[c]);
+      scale[c] = static_cast<F>(s);
+      offset[c] = static_cast<F>((bias != nullptr ? static_cast<double>(bias[c]) : 0.0) -
+                                 (mean[c] - static_cast<double>(mean_hi[c])) * s);
     }
+    for (F* t : {mean_hi, scale, offset})
+      for (int64_t r = 1; r < tile_rows; ++r) std::copy(t, t + C, t + r * C);
   };
   if (training) {  // N >= 2, checked by the caller
     for (int64_t c = 0; c < C; ++c) shift[c] = static_cast<double>(x[c]);
@@ -125,7 +138,7 @@ void batchnorm_forward(const BatchNormDims& d, const F* x, const F* weight, cons
         }
         coefficients();
       },
-      [&](int64_t r, int64_t n) { k.normalize(C, x + r * C, n, mean, scale, offset, y + r * C); });
+      [&](int64_t r, int64_t n) { k.normalize(C, tile_rows, x + r * C, n, mean_hi, scale, offset, y + r * C); });
   if (cancel.cancelled() || !training || running_mean == nullptr) return;
   for (int64_t c = 0; c < C; ++c) {
     running_mean[c] = static_cast<F>((1.0 - momentum) * running_mean[c] + momentum * mean[c]);
