@@ -71,11 +71,21 @@ using RegionFn = void (*)(void* ctx, int tid, int n, SpinBarrier& barrier);
 // which is at most `want` (1 when the team is busy or want <= 1). If a member throws (say
 // std::bad_alloc for its scratch), the barrier is aborted so the others unwind too, the caller
 // waits until every member has left fn, and the first exception is rethrown on the caller.
-int parallel_run(int want, RegionFn fn, void* ctx);
+// With optional_members, a member other than the caller that has not started by the time the
+// caller's fn returns skips the region (the caller does not wait for it): for regions whose
+// members take their work from a WorkQueue (those that come do it all) and never meet at the
+// barrier (n counts members that may never come). A worker descheduled on a busy machine then
+// costs nothing, where a region with a fixed share per member waits for it.
+int parallel_run(int want, RegionFn fn, void* ctx, bool optional_members = false);
 
 template <typename Fn>  // fn(tid, n, barrier)
 int parallel(int want, Fn& fn) {
   return parallel_run(want, [](void* c, int tid, int n, SpinBarrier& b) { (*static_cast<Fn*>(c))(tid, n, b); }, &fn);
+}
+
+template <typename Fn>  // fn(tid): its work from a WorkQueue, no barrier (see parallel_run)
+void parallel_optional(int want, Fn& fn) {
+  parallel_run(want, [](void* c, int tid, int, SpinBarrier&) { (*static_cast<Fn*>(c))(tid); }, &fn, true);
 }
 
 }  // namespace pyrnn

@@ -1,6 +1,6 @@
-// See batchnorm.h. Each function is at most two passes over the rows in one region of the thread team:
-// the sums (one pair per slice of rows, added by the caller between two barriers), then the rows
-// written, with the loops of the active instruction set (kernels.h, rows.inc).
+// See batchnorm.h. Each function is at most two passes over the rows, a region of the thread team each:
+// the sums (one pair per slice of rows, added by the caller after the region), then the rows written,
+// with the loops of the active instruction set (kernels.h, rows.inc).
 #include "batchnorm.h"
 
 #include <algorithm>
@@ -49,40 +49,39 @@ inline bool stopped(Cancel& cancel, int tid, int64_t step) {
 }
 
 // The N rows (C values each) in kSlices slices (fewer when N is smaller), which the members of a team (when
-// `flops` of work pay for one) take from a queue, each slice in chunks of about kChunkElements. If
-// `sums_first`, sums(r, n, s_a, s_b) runs on every chunk into its slice's two (C,) sums (zeros at first);
-// at a barrier the work stops if cancelled then (every member gets the same answer, cancel.h), else the
-// caller runs combine(partial, slab, slices), slice s's sums at partial + s*slab and + s*slab + C; after
-// a second barrier write(r, n) runs on every chunk. The leader polls before each pass and each chunk.
+// `flops` of work pay for one) take from a queue, each slice in chunks of about kChunkElements: one region
+// of the team per pass, its members optional (threads.h parallel_optional). If `sums_first`, sums(r, n,
+// s_a, s_b) runs on every chunk into its slice's two (C,) sums (zeros at first), then, unless the work was
+// cancelled, the caller runs combine(partial, slab, slices), slice s's sums at partial + s*slab and
+// + s*slab + C; then write(r, n) runs on every chunk. The leader polls before each pass and each chunk.
 template <typename Sums, typename Combine, typename Write>
 void two_passes(int64_t N, int64_t C, long long flops, bool sums_first, Cancel& cancel, Sums&& sums, Combine&& combine,
                 Write&& write) {
   const int64_t slices = std::min(kSlices, N), chunk = std::max<int64_t>(1, kChunkElements / C);
-  const int64_t slab = (2 * C + 7) / 8 * 8;  // a slice's two sums, whole cache lines apart from the next slice's
-  std::vector<double> partial(sums_first ? static_cast<size_t>(slab * slices) : 0, 0.0);
-  WorkQueue sum_queue(slices), row_queue(slices);
-  // calls fn(r, n) on the chunks of the slices it takes from `queue` until none is left or the work is cancelled
-  auto pass = [&](WorkQueue& queue, int tid, int64_t step, auto&& fn) {
-    if (stopped(cancel, tid, step)) return;
-    for (int64_t s; queue.take(s);)
-      for (int64_t r = N * s / slices, end = N * (s + 1) / slices; r < end && !stopped(cancel, tid, step); r += chunk)
-        fn(s, r, std::min(chunk, end - r));
+  const int want = team_for(flops, slices);
+  // one pass: fn(s, r, n) on the chunks of every slice s, over the team, until done or cancelled
+  auto pass = [&](int64_t step, auto&& fn) {
+    WorkQueue queue(slices);
+    auto region = [&](int tid) {
+      DenormalsFlushed ftz;
+      if (stopped(cancel, tid, step)) return;
+      for (int64_t s; queue.take(s);)
+        for (int64_t r = N * s / slices, end = N * (s + 1) / slices; r < end && !stopped(cancel, tid, step); r += chunk)
+          fn(s, r, std::min(chunk, end - r));
+    };
+    parallel_optional(want, region);
   };
-  auto region = [&](int tid, int, SpinBarrier& barrier) {
-    DenormalsFlushed ftz;
-    if (sums_first) {
-      pass(sum_queue, tid, 0, [&](int64_t s, int64_t r, int64_t n) {
-        double* p = partial.data() + slab * s;
-        sums(r, n, p, p + C);
-      });
-      barrier.wait();
-      if (cancel.stops_at(0)) return;
-      if (tid == 0) combine(static_cast<const double*>(partial.data()), slab, slices);
-      barrier.wait();
-    }
-    pass(row_queue, tid, 1, [&](int64_t, int64_t r, int64_t n) { write(r, n); });
-  };
-  parallel(team_for(flops, slices), region);
+  if (sums_first) {
+    const int64_t slab = (2 * C + 7) / 8 * 8;  // a slice's two sums, whole cache lines apart from the next slice's
+    std::vector<double> partial(static_cast<size_t>(slab * slices), 0.0);
+    pass(0, [&](int64_t s, int64_t r, int64_t n) {
+      double* p = partial.data() + slab * s;
+      sums(r, n, p, p + C);
+    });
+    if (cancel.cancelled()) return;
+    combine(static_cast<const double*>(partial.data()), slab, slices);
+  }
+  pass(1, [&](int64_t, int64_t r, int64_t n) { write(r, n); });
 }
 
 }  // namespace

@@ -15,9 +15,9 @@
 // The contract (and its NumPy specification) is src/pyrnn/backends/norm_reference.py.
 //
 // Threads: the rows are cut into a fixed number of slices, which the members of the thread team take
-// from a queue when the work pays for a team. Each slice is summed into sums of its own; after a barrier
-// the caller (tid 0) adds the slices' sums in slice order (so a result is the same bits on any number of
-// threads) and derives the coefficients; after a second barrier the members write the rows of y or dx,
+// from a queue when the work pays for a team. Each slice is summed into sums of its own; after that
+// region the caller adds the slices' sums in slice order (so a result is the same bits on any number of
+// threads) and derives the coefficients; in a second region the members write the rows of y or dx,
 // slice by slice. A member works in chunks of rows and stops at its next chunk once `cancel` (polled by
 // the caller) is set: a stopped function returns early with y, mean, inv_std or dx unspecified and the
 // running buffers, dweight and dbias untouched.

@@ -1,8 +1,9 @@
 // See pool2d.h. Each kernel is a set of lines (output lines forward, input lines of dx backward) in
 // chunks of about kChunkElements, which the members of the thread team take from a queue when the work
-// pays for a team (common/threads.h team_for, WorkQueue); each runs its chunks with the loops of the
-// active instruction set (kernels.h, lines.inc), its geometry tables and rows in scratch of its own,
-// and the caller (tid 0) polls the cancellation hook before it starts and before each of its chunks.
+// pays for a team (common/threads.h team_for, WorkQueue; a member that has not started when the caller
+// is done is let off, parallel_optional); each runs its chunks with the loops of the active instruction
+// set (kernels.h, lines.inc), its geometry tables and rows in scratch of its own, and the caller (tid 0)
+// polls the cancellation hook before it starts and before each of its chunks.
 #include "pool2d.h"
 
 #include <algorithm>
@@ -62,13 +63,13 @@ void for_lines(int64_t lines, int64_t per_line, Cancel& cancel, Make&& make) {
   const int64_t chunks = (lines + chunk - 1) / chunk;
   const int want = team_for(lines * per_line * kStreamFlopsPerElement, chunks);
   WorkQueue queue(chunks);
-  auto region = [&](int tid, int, SpinBarrier&) {
+  auto region = [&](int tid) {
     DenormalsFlushed ftz;
     if (stopped(cancel, tid, 0)) return;
     auto worker = make();
     for (int64_t k; queue.take(k) && !stopped(cancel, tid, k + 1);) worker(k * chunk, std::min(lines, (k + 1) * chunk));
   };
-  parallel(want, region);
+  parallel_optional(want, region);
 }
 
 // The windows table of one axis (see kernels.h) into t (L*(k + 1) entries).
