@@ -7,6 +7,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -122,12 +124,30 @@ inline bool python_signal_raised(void*) {
   return PyErr_CheckSignals() != 0;
 }
 
+// Private (tests): the next kernel run on Python's main thread asks its hook at every poll and stops
+// at the n-th as a Ctrl-C landing there would (KeyboardInterrupt); 0: none pending. See
+// _C._interrupt_next_kernel.
+inline std::atomic<long long> g_interrupt_next_kernel{0};
+
+// The test countdown's hook: true (KeyboardInterrupt set) when *ctx polls are spent.
+inline bool countdown_spent(void* ctx) {
+  if (--*static_cast<long long*>(ctx) > 0) return false;
+  py::gil_scoped_acquire gil;
+  PyErr_SetString(PyExc_KeyboardInterrupt, "interrupted by pyrnn._C._interrupt_next_kernel");
+  return true;
+}
+
 // kernel(cancel) without the GIL. On the main thread the kernel polls the signal handlers (see
 // common/cancel.h); if one raised, the kernel stops early and its exception is raised here, with
 // the GIL held again. Elsewhere nothing interrupts it (Python handles signals on the main thread).
 template <typename Kernel>
 void run_kernel(Kernel&& kernel) {
-  Cancel cancel(on_python_main_thread() ? &python_signal_raised : nullptr, nullptr);
+  const bool main = on_python_main_thread();
+  long long countdown = main ? g_interrupt_next_kernel.exchange(0) : 0;  // the test countdown, if one is pending
+  Cancel::Hook hook = main ? &python_signal_raised : nullptr;
+  std::chrono::nanoseconds interval = Cancel::kPollInterval;
+  if (countdown > 0) hook = &countdown_spent, interval = std::chrono::nanoseconds(0);
+  Cancel cancel(hook, &countdown, interval);
   {
     py::gil_scoped_release nogil;
     kernel(cancel);

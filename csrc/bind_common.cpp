@@ -96,7 +96,8 @@ void bind_common(py::module_& m) {
       "array.");
   m.def(
       "isa", [] { return std::string(isa_name(active_isa())); },
-      "The instruction set the kernels' time loops use now: 'avx512', 'avx2' or 'generic'.");
+      "The instruction set of the kernels' own loops (recurrent time loops, pooling, upsampling, batch norm) "
+      "now: 'avx512', 'avx2' or 'generic'.");
   m.def(
       "supported_isas",
       [] {
@@ -108,7 +109,7 @@ void bind_common(py::module_& m) {
       "The instruction sets this CPU runs, narrowest first.");
   m.def(
       "set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, py::arg("name"),
-      "Use this instruction set's time loops (one of supported_isas()).");
+      "Use this instruction set's loops (one of supported_isas()).");
   m.def(
       "set_num_threads",
       [](int n) {
@@ -121,6 +122,15 @@ void bind_common(py::module_& m) {
         "Private (tests, tuning): a recurrent step's GEMM (or a convolution, 4x) of fewer flops runs on one thread.");
   m.def("_parallel_min_flops", &parallel_min_flops, "Private: see _set_parallel_min_flops.");
   m.def("_float_mode", &float_mode, "Private (tests): this thread's MXCSR, to check that kernels restore it.");
+  m.def(
+      "_interrupt_next_kernel",
+      [](long long polls) {
+        if (polls < 0) throw py::value_error("polls: expected an integer >= 0, got " + std::to_string(polls));
+        g_interrupt_next_kernel.store(polls);
+      },
+      py::arg("polls"),
+      "Private (tests): the next kernel called from the main thread raises KeyboardInterrupt at its polls-th poll "
+      "of the cancellation hook, as Ctrl-C landing there would (it polls at every chunk or step); 0 cancels.");
 }
 
 }  // namespace pyrnn

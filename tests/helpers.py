@@ -1,6 +1,9 @@
-"""Shared test helpers: layer construction, random inputs, loss-weighted backward."""
+"""Shared test helpers: layer construction, random inputs, loss-weighted backward, the C++ kernels'
+instruction set and thread team."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -72,3 +75,34 @@ def assert_weights_are(model, weights):
     for name, value in model.state_dict().items():
         assert np.isfinite(value).all(), name
         np.testing.assert_array_equal(value, weights[name], err_msg=name)
+
+
+def cpp_isas():
+    """The instruction sets the C++ kernels have on this CPU ([] without the cpp backend)."""
+    try:
+        from pyrnn import _C
+    except ImportError:  # pragma: no cover - a plain install builds it
+        return []
+    return _C.supported_isas()
+
+
+@contextlib.contextmanager
+def cpp_team(threads, isa=None, min_flops=0):
+    """The C++ kernels on at most `threads` threads, in `isa` (None: as they are); `min_flops` is the work
+    below which a kernel runs on one thread (0: the team even on tiny shapes; None: the default).
+    Everything is restored afterwards, a pending test interrupt included."""
+    from pyrnn import _C
+
+    before = _C.get_num_threads(), _C._parallel_min_flops(), _C.isa()
+    _C.set_num_threads(threads)
+    if min_flops is not None:
+        _C._set_parallel_min_flops(min_flops)
+    if isa is not None:
+        _C.set_isa(isa)
+    try:
+        yield
+    finally:
+        _C._interrupt_next_kernel(0)
+        _C.set_num_threads(before[0])
+        _C._set_parallel_min_flops(before[1])
+        _C.set_isa(before[2])

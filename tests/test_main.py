@@ -19,7 +19,7 @@ def test_info_lists_backends():
     assert "cpp GEMM: NumPy's OpenBLAS (ILP64)" in r.stdout
     from pyrnn import _C
 
-    assert f"cpp time loops: {_C.supported_isas()[-1]} (this CPU runs " in r.stdout
+    assert f"cpp loops: {_C.supported_isas()[-1]} (this CPU runs " in r.stdout
 
 
 def test_check_compares_every_backend_and_times_a_step():

@@ -3,8 +3,8 @@
 // A binding hands its kernel a Cancel built on a hook, bool hook(void* ctx), that says whether to
 // stop (pyrnn's: on the main thread, take the GIL and run Python's signal handlers; see
 // bind_cancel.h). Only the calling thread, the team's tid 0, polls, between steps or chunks of
-// work, and it asks the hook at most once per kPollInterval of wall time: reading a steady clock
-// costs ~20 ns, a step far more.
+// work, and it asks the hook at most once per kPollInterval of wall time (reading a steady clock
+// costs ~20 ns, a step far more), or at every poll when built so (the bindings' test countdown).
 //
 // A team stops together (no member may be left waiting at a barrier): the leader records the
 // step at which the work stops before the barrier that ends that step, and every member asks
@@ -28,7 +28,9 @@ class Cancel {
   static constexpr std::chrono::milliseconds kPollInterval{50};
 
   Cancel() = default;  // never stops
-  Cancel(Hook hook, void* ctx) : hook_(hook), ctx_(ctx), next_(Clock::now() + kPollInterval) {}
+  // asks hook(ctx) at most once per `interval` (0: at every poll; tests)
+  Cancel(Hook hook, void* ctx, std::chrono::nanoseconds interval = kPollInterval)
+      : hook_(hook), ctx_(ctx), interval_(interval), next_(Clock::now() + interval) {}
   Cancel(const Cancel&) = delete;
   Cancel& operator=(const Cancel&) = delete;
 
@@ -38,7 +40,7 @@ class Cancel {
     if (hook_ == nullptr || cancelled()) return;
     if (Clock::now() < next_) return;
     if (hook_(ctx_)) stop_.store(step, std::memory_order_release);
-    next_ = Clock::now() + kPollInterval;
+    next_ = Clock::now() + interval_;
   }
 
   // Every member, after the barrier that ends step `step`: whether the work stops here.
@@ -52,6 +54,7 @@ class Cancel {
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
   Hook hook_ = nullptr;
   void* ctx_ = nullptr;
+  std::chrono::nanoseconds interval_{kPollInterval};
   Clock::time_point next_{};  // the leader's next poll of the hook
   std::atomic<int64_t> stop_{kNever};
 };

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <system_error>
@@ -28,12 +29,26 @@ namespace {
 // about 20-50 us of spinning before a waiting thread yields (barrier) or sleeps (idle worker)
 constexpr int kSpins = 2000;
 
-// A region is published as one atomic ticket, (sequence number << 16) | team size, so a worker
-// decides from one snapshot whether it takes part; only members read fn/ctx/barrier, and the
-// caller waits for every member, so those stay valid while a member reads them. (A worker that
-// sat a region out must never read a later region's fields under the old ticket: it would run
-// that region twice, the second time after its barrier and plan were gone.)
+// A region is published as one atomic ticket, (sequence number << 17) | optional bit << 16 | team
+// size, so a worker decides from one snapshot whether it takes part; only members read
+// fn/ctx/barrier, and the caller waits for every member, so those stay valid while a member reads
+// them. (A worker that sat a region out must never read a later region's fields under the old
+// ticket: it would run that region twice, the second time after its barrier and plan were gone.)
+// In a region with optional members a worker first takes its claim for the region's sequence
+// number; the caller, done with its own part, takes the claims left and does not wait for those
+// members: whoever takes a claim first wins it, so a worker that comes late skips the region
+// without reading its fields.
 constexpr int kTicketBits = 16;  // team sizes below 65536
+constexpr unsigned long long kOptional = 1ULL << kTicketBits;
+constexpr int kSequenceShift = kTicketBits + 1;
+
+// Takes `claim` for region `seq` (claims only grow): true for the first taker, worker or caller.
+bool take(std::atomic<unsigned long long>& claim, unsigned long long seq) {
+  unsigned long long seen = claim.load(std::memory_order_acquire);
+  while (seen < seq)
+    if (claim.compare_exchange_weak(seen, seq, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
+  return false;
+}
 
 struct Team {
   std::mutex region;  // one parallel region at a time
@@ -46,8 +61,11 @@ struct Team {
   SpinBarrier* barrier = nullptr;
   std::exception_ptr error;          // the first exception a worker threw in the current region (guarded by m)
   std::vector<std::thread> workers;  // worker w has tid w + 1
+  // worker w's claim: the last region with optional members it joined or was let off (stable addresses:
+  // a worker keeps a pointer to its own; the caller reads them under the region lock, as grow adds them)
+  std::deque<std::atomic<unsigned long long>> claims;
 
-  void work(int tid) {
+  void work(int tid, std::atomic<unsigned long long>* claim) {
     unsigned long long seen = 0;
     for (;;) {
       unsigned long long e;
@@ -61,7 +79,9 @@ struct Team {
       }
       seen = e;
       const int n = static_cast<int>(e & ((1ULL << kTicketBits) - 1));
-      if (tid < n) {  // a member of this region: the caller waits for us, its fields stay valid
+      // a member of this region (of an optional one, if the caller has not let us off): the caller waits
+      // for us, its fields stay valid
+      if (tid < n && (!(e & kOptional) || take(*claim, e >> kSequenceShift))) {
         try {
           fn(ctx, tid, n, *barrier);
         } catch (const RegionAborted&) {  // another member failed first
@@ -80,10 +100,12 @@ struct Team {
   int grow(int want_workers) {  // start workers up to want_workers; returns how many exist
     while (static_cast<int>(workers.size()) < want_workers) {
       const int tid = static_cast<int>(workers.size()) + 1;
+      std::atomic<unsigned long long>* claim = &claims.emplace_back(0);
       try {
-        workers.emplace_back([this, tid] { work(tid); });
+        workers.emplace_back([this, tid, claim] { work(tid, claim); });
         workers.back().detach();
       } catch (const std::system_error&) {
+        claims.pop_back();
         break;  // no more threads to be had: run with those there are
       }
     }
@@ -157,7 +179,12 @@ void set_max_threads(int n) {
 void set_parallel_min_flops(long long flops) { g_parallel_min_flops.store(flops < 0 ? 0 : flops); }
 long long parallel_min_flops() { return g_parallel_min_flops.load(std::memory_order_relaxed); }
 
-int parallel_run(int want, RegionFn fn, void* ctx) {
+int team_for(long long flops, long long units) {
+  if (flops < 4 * parallel_min_flops() || units < 2) return 1;
+  return static_cast<int>(std::min<long long>(units, max_threads()));
+}
+
+int parallel_run(int want, RegionFn fn, void* ctx, bool optional_members) {
   int n = want < max_threads() ? want : max_threads();
   if (n <= 1) {
     SpinBarrier single(1);
@@ -174,10 +201,12 @@ int parallel_run(int want, RegionFn fn, void* ctx) {
   SpinBarrier barrier(n);
   tm.fn = fn, tm.ctx = ctx, tm.barrier = &barrier;  // no member of an earlier region reads them now
   tm.remaining.store(n - 1, std::memory_order_relaxed);
+  unsigned long long seq;
   {
     std::lock_guard<std::mutex> lk(tm.m);
-    const unsigned long long seq = (tm.ticket.load(std::memory_order_relaxed) >> kTicketBits) + 1;
-    tm.ticket.store((seq << kTicketBits) | static_cast<unsigned long long>(n), std::memory_order_release);
+    seq = (tm.ticket.load(std::memory_order_relaxed) >> kSequenceShift) + 1;
+    tm.ticket.store((seq << kSequenceShift) | (optional_members ? kOptional : 0) | static_cast<unsigned long long>(n),
+                    std::memory_order_release);
   }
   tm.cv.notify_all();
   std::exception_ptr error;
@@ -188,7 +217,11 @@ int parallel_run(int want, RegionFn fn, void* ctx) {
     error = std::current_exception();
     barrier.abort();
   }
-  // always wait for every member: they use this stack frame's barrier and the region's data
+  // let off the optional members that have not started (they will skip the region), then wait for every
+  // member that did: they use this stack frame's barrier and the region's data
+  if (optional_members)
+    for (int t = 1; t < n; ++t)
+      if (take(tm.claims[static_cast<size_t>(t - 1)], seq)) tm.remaining.fetch_sub(1, std::memory_order_acq_rel);
   for (int spins = 0; tm.remaining.load(std::memory_order_acquire) != 0; ++spins) {
     if (spins < kSpins)
       PYRNN_PAUSE();

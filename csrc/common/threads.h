@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 
 namespace pyrnn {
 
@@ -39,17 +40,52 @@ void set_max_threads(int n);  // n >= 1
 void set_parallel_min_flops(long long flops);
 long long parallel_min_flops();
 
+// A streaming kernel (pooling, upsampling, batch norm: a few operations per element it reads or
+// writes, bound by memory) counts this many flops per element: about the time of that many flops
+// of a GEMM on one core (~0.3 ns against ~100 GFLOP/s).
+constexpr long long kStreamFlopsPerElement = 32;
+
+// Hands the units 0 .. count-1 of a region's work to its members, each once, in increasing order: a
+// member that is slow (descheduled on a busy machine) takes fewer, the others more.
+class WorkQueue {
+ public:
+  explicit WorkQueue(int64_t count) : count_(count) {}
+  bool take(int64_t& unit) {  // the next unit, false when none is left
+    unit = next_.fetch_add(1, std::memory_order_relaxed);
+    return unit < count_;
+  }
+
+ private:
+  alignas(64) std::atomic<int64_t> next_{0};
+  int64_t count_;
+};
+
+// The team for a kernel of `flops` split into `units` independent pieces: 1 thread below
+// 4 x parallel_min_flops() (a region, its wake-up and its meetings, must pay for themselves, as for
+// a convolution) or with fewer than 2 units, else min(units, max_threads()).
+int team_for(long long flops, long long units);
+
 using RegionFn = void (*)(void* ctx, int tid, int n, SpinBarrier& barrier);
 
 // Run fn(ctx, tid, n, barrier) for tid = 0 .. n-1, the caller as tid 0; returns the n used,
 // which is at most `want` (1 when the team is busy or want <= 1). If a member throws (say
 // std::bad_alloc for its scratch), the barrier is aborted so the others unwind too, the caller
 // waits until every member has left fn, and the first exception is rethrown on the caller.
-int parallel_run(int want, RegionFn fn, void* ctx);
+// With optional_members, a member other than the caller that has not started by the time the
+// caller's fn returns skips the region (the caller does not wait for it): for regions whose
+// members take their work from a WorkQueue (those that come do it all) and never meet at the
+// barrier (n counts members that may never come). A worker descheduled on a busy machine then
+// costs nothing, where a region with a fixed share per member waits for it.
+int parallel_run(int want, RegionFn fn, void* ctx, bool optional_members = false);
 
 template <typename Fn>  // fn(tid, n, barrier)
 int parallel(int want, Fn& fn) {
   return parallel_run(want, [](void* c, int tid, int n, SpinBarrier& b) { (*static_cast<Fn*>(c))(tid, n, b); }, &fn);
+}
+
+template <typename Fn>  // fn(tid): its work from a WorkQueue, no barrier (see parallel_run)
+void parallel_optional(int want, Fn& fn) {
+  parallel_run(want, [](void* c, int tid, int, SpinBarrier&) { (*static_cast<Fn*>(c))(tid); }, &fn, true);
 }
 
 }  // namespace pyrnn

@@ -1,5 +1,6 @@
 // BatchNorm1D / BatchNorm2D kernels on channels-last data viewed as (N, C): every channel is a
-// column, every loop runs over rows with the channel loop innermost (contiguous).
+// column, every loop runs over rows with the channel loop innermost (contiguous, vectorised: the
+// loops are compiled per instruction set, kernels.h and rows.inc).
 //
 // Legend: N = rows (B, B*T or B*H*W), C = channels. Statistics in double for float and double.
 //
@@ -8,12 +9,18 @@
 //   if the running buffers are given (non-null) they are updated in place with the unbiased variance:
 //   running = (1 - momentum) running + momentum batch. Otherwise mean/var are the running buffers.
 //   inv_std = 1/sqrt(var + eps); one pass writes y = (x - mean) * inv_std * weight + bias.
-// backward: one reduction pass (sum dy, sum dy x_hat), one pass writing dx:
+// backward: one pass for both sums (sum dy, sum dy x_hat), one pass writing dx:
 //   batch statistics: dx = inv_std (w dy - w sum(dy)/N - x_hat w sum(dy x_hat)/N); running: dx = w dy inv_std;
 //   dweight += sum dy x_hat, dbias += sum dy (each may be null).
 // The contract (and its NumPy specification) is src/pyrnn/backends/norm_reference.py.
-// Every function polls `cancel` every kRowsPerPoll rows and, stopped, returns early with its outputs
-// unspecified (the running buffers untouched if the statistics pass was stopped).
+//
+// Threads: the rows are cut into a fixed number of slices, which the members of the thread team take
+// from a queue when the work pays for a team. Each slice is summed into sums of its own; after that
+// region the caller adds the slices' sums in slice order (so a result is the same bits on any number of
+// threads) and derives the coefficients; in a second region the members write the rows of y or dx,
+// slice by slice. A member works in chunks of rows and stops at its next chunk once `cancel` (polled by
+// the caller) is set: a stopped function returns early with y, mean, inv_std or dx unspecified and the
+// running buffers, dweight and dbias untouched.
 #pragma once
 
 #include <cstdint>

@@ -1,146 +1,175 @@
-// See pool2d.h. One pass over the windows; the channel loop is innermost (contiguous).
+// See pool2d.h. Each kernel is a set of lines (output lines forward, input lines of dx backward) in
+// chunks of about kChunkElements, which the members of the thread team take from a queue when the work
+// pays for a team (common/threads.h team_for, WorkQueue; a member that has not started when the caller
+// is done is let off, parallel_optional); each runs its chunks with the loops of the active instruction
+// set (kernels.h, lines.inc), its geometry tables and rows in scratch of its own, and the caller (tid 0)
+// polls the cancellation hook before it starts and before each of its chunks.
 #include "pool2d.h"
 
 #include <algorithm>
-#include <limits>
+#include <memory>
+
+#include "../common/cpu.h"
+#include "../common/threads.h"
+#include "kernels.h"
 
 namespace pyrnn {
 
 namespace {
-// before sample b: poll (one thread: no team to agree with) and say whether to stop
-inline bool stopped(Cancel& cancel, int64_t b) {
-  cancel.poll(b);
+
+constexpr int64_t kChunkElements = int64_t(1) << 16;  // work between two polls of the cancellation hook
+constexpr int64_t kMinChunks = 16;                    // chunks of a kernel at least (when it has as many lines)
+
+const Pool2dTable& table_for(Isa isa) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (isa == Isa::Avx512) return pool2d_table<Isa::Avx512>();
+  if (isa == Isa::Avx2) return pool2d_table<Isa::Avx2>();
+#endif
+  (void)isa;
+  return pool2d_table<Isa::Generic>();
+}
+
+template <typename F>
+const Pool2dLines<F>& active_lines();
+template <>
+const Pool2dLines<float>& active_lines<float>() {
+  return table_for(active_isa()).f32;
+}
+template <>
+const Pool2dLines<double>& active_lines<double>() {
+  return table_for(active_isa()).f64;
+}
+
+template <typename T>
+std::unique_ptr<T[]> scratch(int64_t n) {  // uninitialised: every element is written before it is read
+  return std::unique_ptr<T[]>(n > 0 ? new T[static_cast<size_t>(n)] : nullptr);
+}
+
+// before a chunk: the leader polls; every member stops once the work is cancelled
+inline bool stopped(Cancel& cancel, int tid, int64_t chunk) {
+  if (tid == 0) cancel.poll(chunk);
   return cancel.cancelled();
 }
-}  // namespace
 
-// y = max over the taps inside x, arg = ih*W + iw of the first maximum; NaN beats everything but an earlier NaN
-template <typename F>
-void max_pool2d_forward(const Pool2dDims& d, const F* x, F* y, int64_t* arg, Cancel& cancel) {
-  for (int64_t b = 0; b < d.B && !stopped(cancel, b); ++b)
-    for (int64_t oh = 0; oh < d.OH; ++oh)
-      for (int64_t ow = 0; ow < d.OW; ++ow) {
-        F* yr = y + ((b * d.OH + oh) * d.OW + ow) * d.C;
-        int64_t* ar = arg + ((b * d.OH + oh) * d.OW + ow) * d.C;
-        std::fill(yr, yr + d.C, -std::numeric_limits<F>::infinity());
-        std::fill(ar, ar + d.C, int64_t(-1));
-        for (int64_t i = 0; i < d.kh; ++i) {
-          const int64_t ih = oh * d.sh - d.ph + i * d.dh;
-          if (ih < 0 || ih >= d.H) continue;
-          for (int64_t j = 0; j < d.kw; ++j) {
-            const int64_t iw = ow * d.sw - d.pw + j * d.dw;
-            if (iw < 0 || iw >= d.W) continue;
-            const F* xr = x + ((b * d.H + ih) * d.W + iw) * d.C;
-            for (int64_t c = 0; c < d.C; ++c) {
-              const F v = xr[c], best = yr[c];
-              if (ar[c] < 0 || v > best || (v != v && best == best)) {
-                yr[c] = v;
-                ar[c] = ih * d.W + iw;
-              }
-            }
-          }
-        }
-      }
+// `lines` lines of about `per_line` elements of work each, over a team when the work pays: every member
+// calls make() once for its worker (which owns the member's scratch), then takes chunks of lines from a
+// queue and runs worker(l0, l1) on each, until none is left or the work is cancelled. The leader polls
+// before it starts and before each of its chunks.
+template <typename Make>
+void for_lines(int64_t lines, int64_t per_line, Cancel& cancel, Make&& make) {
+  if (lines <= 0 || per_line <= 0) return;
+  // about kChunkElements each, and at least min(lines, kMinChunks) chunks: something to share
+  const int64_t chunk = std::max<int64_t>(1, std::min(kChunkElements / per_line, lines / kMinChunks));
+  const int64_t chunks = (lines + chunk - 1) / chunk;
+  const int want = team_for(lines * per_line * kStreamFlopsPerElement, chunks);
+  WorkQueue queue(chunks);
+  auto region = [&](int tid) {
+    DenormalsFlushed ftz;
+    if (stopped(cancel, tid, 0)) return;
+    auto worker = make();
+    for (int64_t k; queue.take(k) && !stopped(cancel, tid, k + 1);) worker(k * chunk, std::min(lines, (k + 1) * chunk));
+  };
+  parallel_optional(want, region);
 }
 
-// dx[b, arg, c] += dy[b, oh, ow, c] where the winner lies inside x
+// The windows table of one axis (see kernels.h) into t (L*(k + 1) entries).
+void windows_of(int64_t L, int64_t O, int64_t k, int64_t s, int64_t p, int64_t dil, int64_t* t) {
+  for (int64_t i = 0; i < L; ++i) {
+    int64_t* row = t + i * (k + 1);
+    row[0] = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t start = i + p - j * dil;  // o*s of the window whose tap j is i
+      if (start >= 0 && start % s == 0 && start / s < O) row[1 + row[0]++] = start / s;
+    }
+  }
+}
+
+// The windows tables of H and W, in one block: rows at t, columns at t + H*(kh + 1).
+std::unique_ptr<int64_t[]> window_tables(const Pool2dDims& d) {
+  auto t = scratch<int64_t>(d.H * (d.kh + 1) + d.W * (d.kw + 1));
+  windows_of(d.H, d.OH, d.kh, d.sh, d.ph, d.dh, t.get());
+  windows_of(d.W, d.OW, d.kw, d.sw, d.pw, d.dw, t.get() + d.H * (d.kh + 1));
+  return t;
+}
+
+// The span table of an upsampled axis (see kernels.h) into span (2L entries).
 template <typename F>
-void max_pool2d_backward(const Pool2dDims& d, const F* dy, const int64_t* arg, F* dx, Cancel& cancel) {
-  const int64_t HW = d.H * d.W;
-  std::fill(dx, dx + d.B * HW * d.C, F(0));
-  for (int64_t b = 0; b < d.B && !stopped(cancel, b); ++b)
-    for (int64_t o = 0; o < d.OH * d.OW; ++o) {
-      const F* g = dy + (b * d.OH * d.OW + o) * d.C;
-      const int64_t* ar = arg + (b * d.OH * d.OW + o) * d.C;
-      for (int64_t c = 0; c < d.C; ++c)
-        if (ar[c] >= 0 && ar[c] < HW) dx[(b * HW + ar[c]) * d.C + c] += g[c];
+void spans_of(int64_t L, int64_t O, const UpsampleAxis<F>& a, int64_t* span) {
+  for (int64_t i = 0; i < L; ++i) span[2 * i] = O, span[2 * i + 1] = 0;
+  for (int64_t o = 0; o < O; ++o)
+    for (const int64_t i : {a.i0[o], a.i1[o]}) {
+      span[2 * i] = std::min(span[2 * i], o);
+      span[2 * i + 1] = std::max(span[2 * i + 1], o + 1);
     }
 }
 
-// y = (sum of the taps inside x, in window order) / (div_h[oh] * div_w[ow])
+// windows holding a pixel, about (taps per window / stride) per axis
+inline int64_t overlap(const Pool2dDims& d) {
+  return ((d.kh * d.dh + d.sh - 1) / d.sh) * ((d.kw * d.dw + d.sw - 1) / d.sw);
+}
+
+}  // namespace
+
+template <typename F>
+void max_pool2d_forward(const Pool2dDims& d, const F* x, F* y, int64_t* arg, Cancel& cancel) {
+  const Pool2dLines<F>& k = active_lines<F>();
+  for_lines(d.B * d.OH, d.OW * d.C * (d.kh * d.kw + 3), cancel,
+            [&] { return [&](int64_t l0, int64_t l1) { k.max_forward(d, x, y, arg, l0, l1); }; });
+}
+
+template <typename F>
+void max_pool2d_backward(const Pool2dDims& d, const F* dy, const int64_t* arg, F* dx, Cancel& cancel) {
+  const Pool2dLines<F>& k = active_lines<F>();
+  for_lines(d.B * d.H, d.W * d.C * (1 + 3 * overlap(d)), cancel, [&] {
+    return [&, t = window_tables(d)](int64_t l0, int64_t l1) {
+      k.max_backward(d, dy, arg, t.get(), t.get() + d.H * (d.kh + 1), dx, l0, l1);
+    };
+  });
+}
+
 template <typename F>
 void avg_pool2d_forward(const Pool2dDims& d, const F* x, const int64_t* div_h, const int64_t* div_w, F* y,
                         Cancel& cancel) {
-  for (int64_t b = 0; b < d.B && !stopped(cancel, b); ++b)
-    for (int64_t oh = 0; oh < d.OH; ++oh)
-      for (int64_t ow = 0; ow < d.OW; ++ow) {
-        F* yr = y + ((b * d.OH + oh) * d.OW + ow) * d.C;
-        std::fill(yr, yr + d.C, F(0));
-        const int64_t h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
-        for (int64_t ih = std::max<int64_t>(h0, 0); ih < std::min(h0 + d.kh, d.H); ++ih)
-          for (int64_t iw = std::max<int64_t>(w0, 0); iw < std::min(w0 + d.kw, d.W); ++iw) {
-            const F* xr = x + ((b * d.H + ih) * d.W + iw) * d.C;
-            for (int64_t c = 0; c < d.C; ++c) yr[c] += xr[c];
-          }
-        const F D = static_cast<F>(div_h[oh] * div_w[ow]);
-        for (int64_t c = 0; c < d.C; ++c) yr[c] /= D;
-      }
+  const Pool2dLines<F>& k = active_lines<F>();
+  for_lines(d.B * d.OH, d.OW * d.C * (d.kh * d.kw + 1), cancel,
+            [&] { return [&](int64_t l0, int64_t l1) { k.avg_forward(d, x, div_h, div_w, y, l0, l1); }; });
 }
 
-// dx[b, ih, iw, c] += dy[b, oh, ow, c] / D for every tap inside x
 template <typename F>
 void avg_pool2d_backward(const Pool2dDims& d, const F* dy, const int64_t* div_h, const int64_t* div_w, F* dx,
                          Cancel& cancel) {
-  std::fill(dx, dx + d.B * d.H * d.W * d.C, F(0));
-  for (int64_t b = 0; b < d.B && !stopped(cancel, b); ++b)
-    for (int64_t oh = 0; oh < d.OH; ++oh)
-      for (int64_t ow = 0; ow < d.OW; ++ow) {
-        const F* g = dy + ((b * d.OH + oh) * d.OW + ow) * d.C;
-        const F D = static_cast<F>(div_h[oh] * div_w[ow]);
-        const int64_t h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
-        for (int64_t ih = std::max<int64_t>(h0, 0); ih < std::min(h0 + d.kh, d.H); ++ih)
-          for (int64_t iw = std::max<int64_t>(w0, 0); iw < std::min(w0 + d.kw, d.W); ++iw) {
-            F* dr = dx + ((b * d.H + ih) * d.W + iw) * d.C;
-            for (int64_t c = 0; c < d.C; ++c) dr[c] += g[c] / D;
-          }
-      }
+  const Pool2dLines<F>& k = active_lines<F>();
+  for_lines(d.B * d.H, d.W * d.C * (1 + 2 * overlap(d)), cancel, [&] {
+    return [&, t = window_tables(d)](int64_t l0, int64_t l1) {
+      k.avg_backward(d, dy, div_h, div_w, t.get(), t.get() + d.H * (d.kh + 1), dx, l0, l1);
+    };
+  });
 }
 
 template <typename F>
 void upsample2d_forward(const Pool2dDims& d, bool nearest, const UpsampleAxis<F>& ah, const UpsampleAxis<F>& aw,
                         const F* x, F* y, Cancel& cancel) {
-  for (int64_t b = 0; b < d.B && !stopped(cancel, b); ++b)
-    for (int64_t p = 0; p < d.OH; ++p)
-      for (int64_t q = 0; q < d.OW; ++q) {
-        F* yr = y + ((b * d.OH + p) * d.OW + q) * d.C;
-        const F* x00 = x + ((b * d.H + ah.i0[p]) * d.W + aw.i0[q]) * d.C;
-        if (nearest) {
-          std::copy(x00, x00 + d.C, yr);
-          continue;
-        }
-        const F* x01 = x + ((b * d.H + ah.i0[p]) * d.W + aw.i1[q]) * d.C;
-        const F* x10 = x + ((b * d.H + ah.i1[p]) * d.W + aw.i0[q]) * d.C;
-        const F* x11 = x + ((b * d.H + ah.i1[p]) * d.W + aw.i1[q]) * d.C;
-        const F lh0 = ah.l0[p], lh1 = ah.l1[p], lw0 = aw.l0[q], lw1 = aw.l1[q];
-        for (int64_t c = 0; c < d.C; ++c)
-          yr[c] = lh0 * (lw0 * x00[c] + lw1 * x01[c]) + lh1 * (lw0 * x10[c] + lw1 * x11[c]);
-      }
+  const Pool2dLines<F>& k = active_lines<F>();
+  for_lines(d.B * d.OH, d.OW * d.C * 3 + (nearest ? 0 : 3 * d.W * d.C), cancel, [&] {
+    return [&, row = scratch<F>(nearest ? 0 : d.W * d.C)](int64_t l0, int64_t l1) {
+      k.upsample_forward(d, nearest, ah, aw, x, y, row.get(), l0, l1);
+    };
+  });
 }
 
 template <typename F>
 void upsample2d_backward(const Pool2dDims& d, bool nearest, const UpsampleAxis<F>& ah, const UpsampleAxis<F>& aw,
                          const F* dy, F* dx, Cancel& cancel) {
-  std::fill(dx, dx + d.B * d.H * d.W * d.C, F(0));
-  for (int64_t b = 0; b < d.B && !stopped(cancel, b); ++b)
-    for (int64_t p = 0; p < d.OH; ++p)
-      for (int64_t q = 0; q < d.OW; ++q) {
-        const F* g = dy + ((b * d.OH + p) * d.OW + q) * d.C;
-        F* d00 = dx + ((b * d.H + ah.i0[p]) * d.W + aw.i0[q]) * d.C;
-        if (nearest) {
-          for (int64_t c = 0; c < d.C; ++c) d00[c] += g[c];
-          continue;
-        }
-        F* d01 = dx + ((b * d.H + ah.i0[p]) * d.W + aw.i1[q]) * d.C;
-        F* d10 = dx + ((b * d.H + ah.i1[p]) * d.W + aw.i0[q]) * d.C;
-        F* d11 = dx + ((b * d.H + ah.i1[p]) * d.W + aw.i1[q]) * d.C;
-        const F lh0 = ah.l0[p], lh1 = ah.l1[p], lw0 = aw.l0[q], lw1 = aw.l1[q];
-        for (int64_t c = 0; c < d.C; ++c) {
-          d00[c] += lh0 * lw0 * g[c];
-          d01[c] += lh0 * lw1 * g[c];
-          d10[c] += lh1 * lw0 * g[c];
-          d11[c] += lh1 * lw1 * g[c];
-        }
-      }
+  const Pool2dLines<F>& k = active_lines<F>();
+  const int64_t per_line = 3 * d.OW * d.C * ((d.OH + d.H - 1) / std::max<int64_t>(d.H, 1)) + 3 * d.W * d.C;
+  for_lines(d.B * d.H, per_line, cancel, [&] {
+    auto spans = scratch<int64_t>(2 * (d.H + d.W));
+    spans_of(d.H, d.OH, ah, spans.get());
+    spans_of(d.W, d.OW, aw, spans.get() + 2 * d.H);
+    return [&, spans = std::move(spans), row = scratch<F>(d.OW * d.C)](int64_t l0, int64_t l1) {
+      k.upsample_backward(d, nearest, ah, aw, spans.get(), spans.get() + 2 * d.H, dy, dx, row.get(), l0, l1);
+    };
+  });
 }
 
 #define PYRNN_POOL2D_INSTANTIATE(F)                                                                               \

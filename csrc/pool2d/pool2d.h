@@ -6,14 +6,22 @@
 // max: y[b, oh, ow, c] = max over the taps ih = oh*sh - ph + i*dh, iw = ow*sw - pw + j*dw inside x
 //      (padding -inf); arg = ih*W + iw of the first maximum in window order (the first tap inside x
 //      starts it; a NaN wins and propagates), -1 if no tap is inside x.
-//      Backward: dx[b, arg, c] += dy[b, oh, ow, c] when 0 <= arg < H*W.
+//      Backward: dx[b, ih, iw, c] = sum of dy[b, oh, ow, c] over the windows (oh, ow) holding (ih, iw)
+//      whose arg[b, oh, ow, c] is ih*W + iw (an arg naming no pixel of its window sends nothing).
 // avg: y = (sum over the taps inside x) / (div_h[oh] * div_w[ow]) (dilation 1; the divisors come from
 //      the Python side, torch's rule); backward: each tap inside x gets dy / (div_h[oh] * div_w[ow]).
 // upsample: y[b, p, q, c] = lh0[p] (lw0[q] x[ih0[p], iw0[q]] + lw1[q] x[ih0[p], iw1[q]])
 //                         + lh1[p] (lw0[q] x[ih1[p], iw0[q]] + lw1[q] x[ih1[p], iw1[q]]) (bilinear);
-//           nearest: y[b, p, q] = x[b, ih0[p], iw0[q]]. Backward: the transpose.
+//           nearest: y[b, p, q] = x[b, ih0[p], iw0[q]]. Backward: the transpose (each input index
+//           gathers from the outputs between the first and the last that read it: a few when the
+//           indices are nondecreasing, as pool2d_reference.upsample_axis makes them).
 // The contract (and its NumPy specification) is src/pyrnn/backends/pool2d_reference.py.
-// Every function polls `cancel` once per sample and, stopped, returns early with its output unspecified.
+//
+// Every output element is written once, by one thread, with the same loop whatever the team: the
+// members of the thread team take chunks of lines from a queue, output lines (b, oh) forward and input
+// lines (b, ih) of dx backward, which gather from the windows holding each pixel (no scatter, no zero
+// fill). A member stops at its next chunk once `cancel` (polled by the caller, tid 0) is set: a stopped
+// kernel returns early with its output unspecified.
 #pragma once
 
 #include <cstdint>

@@ -26,9 +26,10 @@ def _set_blas64(sgemm: int, dgemm: int) -> None:
 def _set_blas_threads(get: int, set: int) -> None:
     """Private: addresses of the BLAS's get/set_num_threads (single-threaded while the team runs); 0, 0 unsets."""
 
-# The instruction set of the recurrent time loops and the kernels' own thread team.
+# The instruction set of the kernels' own loops (recurrent time loops, pooling, upsampling, batch norm)
+# and the kernels' own thread team.
 def isa() -> str:
-    """'avx512', 'avx2' or 'generic': what the time loops use now (the widest supported by default)."""
+    """'avx512', 'avx2' or 'generic': what the kernels' loops use now (the widest supported by default)."""
 
 def supported_isas() -> list[str]:
     """The instruction sets this CPU runs, narrowest first."""
@@ -45,6 +46,9 @@ def _set_parallel_min_flops(flops: int) -> None:
     """Private (tests, tuning): a recurrent step's GEMM (a convolution: 4x) of fewer flops runs on one thread."""
 
 def _parallel_min_flops() -> int: ...
+def _interrupt_next_kernel(polls: int) -> None:
+    """Private (tests): the next kernel called from the main thread raises KeyboardInterrupt at its polls-th poll."""
+
 
 def recurrent_forward(
     cell: int,

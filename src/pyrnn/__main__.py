@@ -42,7 +42,7 @@ def cmd_info(_args):
 
         names = {"ilp64": "NumPy's OpenBLAS (ILP64)", "lp64": "SciPy's BLAS (LP64)", "loops": "portable loops (no BLAS found)"}
         print(f"cpp GEMM: {names[_C.blas_interface()]}")
-        print(f"cpp time loops: {_C.isa()} (this CPU runs {', '.join(_C.supported_isas())}); "
+        print(f"cpp loops: {_C.isa()} (this CPU runs {', '.join(_C.supported_isas())}); "
               f"thread team: up to {_C.get_num_threads()} threads")
     return 0
 

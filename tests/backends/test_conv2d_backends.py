@@ -106,6 +106,12 @@ EDGE = [
     (3, 6, 7, 6, 6, (3, 3), (1, 1), (2, 0, 0, 2), (1, 1), 6, True),  # depthwise, asymmetric padding
     (2, 9, 9, 4, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4, True),  # depthwise, multiplier 2, strided
 ]
+DEPTHWISE = [  # one input channel per group: the C++ and Numba backends' direct loop over the taps
+    (2, 7, 6, 5, 5, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 5, False),
+    (1, 9, 8, 3, 9, (3, 2), (2, 1), (0, 2, 1, 0), (2, 2), 3, True),  # multiplier 3, strided, dilated
+    (3, 5, 5, 4, 4, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 4, True),  # 1x1
+    (2, 6, 6, 2, 4, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 2, True),  # multiplier 2, "same"
+]
 CHUNKED = [  # more lines than one chunk of im2col (2**18 elements), and per member
     (5, 40, 37, 16, 12, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
     (3, 30, 33, 8, 10, (5, 3), (1, 2), (2, 2, 1, 1), (1, 2), 2, True),
@@ -126,7 +132,7 @@ def _random_cases(n=10):
                (int(rng.integers(1, 4)), int(rng.integers(1, 4))), p, d, G, bool(i % 3))
 
 
-ALL_CASES = [(dt, c) for dt in (np.float64, np.float32) for c in CASES + list(_random_cases()) + EDGE] + \
+ALL_CASES = [(dt, c) for dt in (np.float64, np.float32) for c in CASES + list(_random_cases()) + EDGE + DEPTHWISE] + \
     [(np.float32, c) for c in CHUNKED] + [(np.float64, CHUNKED[1])]
 
 
@@ -142,7 +148,7 @@ def test_backend_matches_reference(backend, dtype, case):
 
 
 @pytest.mark.parametrize("backend", FAST + ["numpy"])
-@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[4], CHUNKED[1]], ids=_ids)
+@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[4], DEPTHWISE[1], CHUNKED[1]], ids=_ids)
 def test_data_gradient_alone_and_weight_gradient_alone(backend, case):
     """What ConvTranspose2D asks for: dx from a Conv2dSaved without x (dw None), and dw alone (need_dx=False)."""
     dtype = np.float64
@@ -159,6 +165,25 @@ def test_data_gradient_alone_and_weight_gradient_alone(backend, case):
     db2 = np.zeros(w.shape[0])
     assert kernels.conv2d_backward(saved, dy, None, db2, need_dx=False) is None  # only db
     _close(db2, dy.sum(axis=(0, 1, 2)), dtype, "db only")
+
+
+@pytest.mark.skipif("numba" not in FAST, reason="numba is not installed")
+@pytest.mark.parametrize("case", DEPTHWISE[:2], ids=_ids)
+def test_numba_depthwise_is_a_direct_loop(monkeypatch, case):
+    """A depthwise convolution runs the loop over the taps, not the GEMM path (G GEMMs of inner size KH*KW)."""
+    from pyrnn.backends import conv2d_numba
+
+    calls = []
+    for name in ("_depthwise_forward_kernel", "_depthwise_backward_kernel"):
+        kernel = getattr(conv2d_numba, name)
+        monkeypatch.setattr(conv2d_numba, name, lambda *a, kernel=kernel, name=name: calls.append(name) or kernel(*a))
+    monkeypatch.setattr(conv2d_numba, "_conv2d_forward_kernel", None)  # the GEMM path would fail
+    monkeypatch.setattr(conv2d_numba, "_conv2d_backward_kernel", None)
+    x, w, b, dy, geom = _problem(case, np.float32, np.random.default_rng(3))
+    want, got = _run(ref, x, w, b, dy, geom), _run(conv2d_numba, x, w, b, dy, geom)
+    assert calls == ["_depthwise_forward_kernel", "_depthwise_backward_kernel"]
+    for name in want:
+        _close(got[name], want[name], np.float32, name)
 
 
 @pytest.mark.parametrize("backend", FAST + ["numpy"])

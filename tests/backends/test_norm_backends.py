@@ -17,6 +17,7 @@ from pyrnn.backends import backend_module, contract
 from pyrnn.backends import norm_reference as ref
 
 from gradcheck import assert_grad_close
+from helpers import cpp_isas, cpp_team
 
 BACKENDS = pyrnn.available_backends()
 FAST = [b for b in ("cpp", "numba") if b in BACKENDS]
@@ -300,3 +301,79 @@ def test_cpp_backward_binding_checks_every_argument():
     ]:
         with pytest.raises(exc, match=pattern):
             _C.batchnorm_backward(**(ok | change))
+
+
+# --------------------------------------------------- the C++ kernels: every ISA, the team, cancellation
+def _assert_close(got, want, dtype, label):
+    assert got.keys() == want.keys()
+    for name in want:
+        scale = max(1.0, float(np.max(np.abs(want[name])))) if want[name].size else 1.0
+        np.testing.assert_allclose(got[name], want[name], rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale,
+                                   err_msg=f"{label} {name}")
+
+
+@requires_cpp
+@pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "team"])
+@pytest.mark.parametrize("isa", cpp_isas())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_cpp_every_isa_and_the_team_match_the_reference(case, dtype, isa, threads):
+    """The team splits even these small problems (min_flops 0), in every instruction set of this CPU."""
+    x, w, b, rm, rv, dy = _problem(case, dtype, seed=3)
+    want = _run(ref, case, x, w, b, rm, rv, dy)
+    with cpp_team(threads, isa):
+        got = _run(backend_module("cpp"), case, x, w, b, rm, rv, dy)
+    _assert_close(got, want, dtype, f"{isa} {threads}")
+
+
+@requires_cpp
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_cpp_team_above_the_default_threshold_matches_the_reference_and_one_thread_bit_for_bit(dtype, training):
+    """BatchNorm2D B=8 16x16 32 channels as (N, C) (the team at the default threshold), 2 threads: the
+    reference's numbers, and the same bits as one thread (the rows are summed in fixed slices, added in order)."""
+    case = (8 * 16 * 16, 32, True, True, training, 0.1)
+    x, w, b, rm, rv, dy = _problem(case, dtype, seed=4, offset=3.0)
+    want = _run(ref, case, x, w, b, rm, rv, dy)
+    with cpp_team(2, min_flops=None):
+        team = _run(backend_module("cpp"), case, x, w, b, rm, rv, dy)
+    with cpp_team(1, min_flops=None):
+        alone = _run(backend_module("cpp"), case, x, w, b, rm, rv, dy)
+    _assert_close(team, want, dtype, "team")
+    for name in team:
+        np.testing.assert_array_equal(team[name], alone[name], err_msg=name)
+
+
+@requires_cpp
+@pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "team"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_cpp_interrupted_batchnorm_leaves_buffers_and_gradients_untouched(training, threads):
+    """Ctrl-C landing at the first poll (before the sums) or at a later one raises KeyboardInterrupt and changes
+    neither the running buffers nor dweight, dbias; the kernels give their results afterwards. One thread polls
+    before each pass and each of the 16 slices of 256 rows (one chunk each): its 18th poll starts the pass
+    writing the rows (the 2nd in an eval forward, which has no sums); a team's leader may take none of the
+    slices, so only the polls before each pass are sure: its 2nd is in either pass (an eval forward: the 1st)."""
+    from pyrnn import _C
+
+    case = (4096, 64, True, True, training, 0.1)
+    x, w, b, rm, rv, dy = _problem(case, np.float32, seed=5)
+    cpp = backend_module("cpp")
+    later = (18 if training else 2, 18) if threads == 1 else (2 if training else 1, 2)
+    with cpp_team(threads, min_flops=None):
+        want = _run(cpp, case, x, w, b, rm, rv, dy)
+        _, saved = cpp.batchnorm_forward(x, w, b, rm.copy(), rv.copy(), training, 0.1, 1e-5)
+        for forward_polls, backward_polls in ((1, 1), later):
+            rm1, rv1, dw, db = rm.copy(), rv.copy(), np.full(64, 0.5, np.float32), np.full(64, 0.25, np.float32)
+            _C._interrupt_next_kernel(forward_polls)
+            with pytest.raises(KeyboardInterrupt):
+                cpp.batchnorm_forward(x, w, b, rm1, rv1, training, 0.1, 1e-5)
+            _C._interrupt_next_kernel(backward_polls)
+            with pytest.raises(KeyboardInterrupt):
+                cpp.batchnorm_backward(saved, dy, dw, db)
+            np.testing.assert_array_equal(rm1, rm)
+            np.testing.assert_array_equal(rv1, rv)
+            assert np.all(dw == 0.5) and np.all(db == 0.25)
+        _C._interrupt_next_kernel(10**9)  # more polls than the kernel has: nothing interrupted
+        after = _run(cpp, case, x, w, b, rm, rv, dy)
+    for name in want:
+        np.testing.assert_array_equal(after[name], want[name], err_msg=name)

@@ -17,6 +17,7 @@ from pyrnn.backends import backend_module, contract
 from pyrnn.backends import pool2d_reference as ref
 
 from gradcheck import assert_grad_close
+from helpers import cpp_isas, cpp_team
 
 BACKENDS = pyrnn.available_backends()
 FAST = [b for b in BACKENDS if b != "numpy"]
@@ -299,3 +300,126 @@ def test_numba_kernels_take_their_flags_from_one_place():
     jitted = re.findall(r"@numba\.(\w+)\(([^)]*)\)", source)
     assert len(jitted) >= 8 and all(kind == "njit" and args == "**JIT" for kind, args in jitted), jitted
     assert "numba.prange" not in source and "set_num_threads(" not in source
+
+
+# --------------------------------------- the C++ kernels: every ISA, the team, cancellation
+requires_cpp = pytest.mark.skipif("cpp" not in BACKENDS, reason="the cpp backend is not built")
+TEAM_CASES = POOL_CASES[::2]  # 8 max, 8 avg: padding, dilation, ceil_mode, overlapping windows
+
+
+def _cpp_pool_and_upsample(x, dy_seed):
+    """Every cpp kernel of the family on x: {name: output}, for the pools and the upsamplings."""
+    cpp = backend_module("cpp")
+    out = {}
+    for kind, geom in (("max", ((3, 2), (2, 1), (1, 1), (1, 2), True, True)), ("avg", ((2, 3), (1, 2), (1, 0), (1, 1),
+                                                                                          False, False)),
+                       ("global", ((x.shape[1], x.shape[2]), (x.shape[1], x.shape[2]), (0, 0), (1, 1), False, True))):
+        y, saved, _, dx = _pool_run(cpp, "avg" if kind == "global" else kind, x, np.random.default_rng(dy_seed), geom)
+        out |= {f"{kind} y": y, f"{kind} dx": dx} | ({"max arg": saved.argmax} if kind == "max" else {})
+    for mode in ("nearest", "bilinear"):
+        y, saved = cpp.upsample2d_forward(x, (2, 3), mode)
+        out |= {f"{mode} y": y, f"{mode} dx": cpp.upsample2d_backward(saved, np.random.default_rng(dy_seed).standard_normal(
+            y.shape).astype(x.dtype))}
+    return out
+
+
+@requires_cpp
+@pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "team"])
+@pytest.mark.parametrize("isa", cpp_isas())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind,case", TEAM_CASES, ids=[f"{k}-{c}" for k, c in TEAM_CASES])
+def test_cpp_every_isa_and_the_team_match_the_reference(kind, case, dtype, isa, threads):
+    """The team splits even these small problems (min_flops 0), in every instruction set of this CPU."""
+    shape, k, s, p, d, ceil_mode, cip = case
+    geom = (k, s, p, d, ceil_mode, cip)
+    x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    with cpp_team(threads, isa):
+        y, saved, _, dx = _pool_run(backend_module("cpp"), kind, x, np.random.default_rng(6), geom)
+    want_y, want_saved, _, want_dx = _pool_run(ref, kind, x, np.random.default_rng(6), geom)
+    _close(y, want_y, dtype, "y")
+    _close(dx, want_dx, dtype, "dx")
+    if kind == "max":
+        np.testing.assert_array_equal(saved.argmax, want_saved.argmax)
+
+
+@requires_cpp
+@pytest.mark.parametrize("isa", cpp_isas())
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cpp_upsample_in_every_isa_and_the_team_matches_the_reference(dtype, mode, isa):
+    x = np.random.default_rng(7).standard_normal((3, 5, 4, 6)).astype(dtype)
+    dy = np.random.default_rng(8).standard_normal((3, 15, 8, 6)).astype(dtype)
+    want_y, want_saved = ref.upsample2d_forward(x, (3, 2), mode)
+    want_dx = ref.upsample2d_backward(want_saved, dy)
+    for threads in (1, 2):
+        with cpp_team(threads, isa):
+            y, saved = backend_module("cpp").upsample2d_forward(x, (3, 2), mode)
+            _close(y, want_y, dtype, f"y {threads}")
+            _close(backend_module("cpp").upsample2d_backward(saved, dy), want_dx, dtype, f"dx {threads}")
+
+
+@requires_cpp
+def test_cpp_results_do_not_depend_on_the_team():
+    """Every output element is computed by one thread with the same loop: the team changes no bit."""
+    x = np.random.default_rng(9).standard_normal((5, 9, 11, 7)).astype(np.float32)
+    with cpp_team(1):
+        alone = _cpp_pool_and_upsample(x, 10)
+    with cpp_team(2):
+        team = _cpp_pool_and_upsample(x, 10)
+    for name in alone:
+        np.testing.assert_array_equal(team[name], alone[name], err_msg=name)
+
+
+@requires_cpp
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cpp_team_above_the_default_threshold_matches_the_reference(dtype):
+    """Shapes of the vision models, large enough for the team at the default threshold, on 2 threads."""
+    rng = np.random.default_rng(11)
+    cpp = backend_module("cpp")
+    problems = [("max", rng.standard_normal((8, 28, 28, 32)), ((2, 2), (2, 2), (0, 0), (1, 1), False, True)),
+                ("avg", rng.standard_normal((16, 8, 8, 256)), ((8, 8), (8, 8), (0, 0), (1, 1), False, True)),  # global
+                ("avg", rng.standard_normal((4, 20, 20, 32)), ((3, 3), (2, 2), (1, 1), (1, 1), True, False))]
+    with cpp_team(2, min_flops=None):
+        for kind, x, geom in problems:
+            x = x.astype(dtype)
+            y, saved, _, dx = _pool_run(cpp, kind, x, np.random.default_rng(12), geom)
+            want_y, want_saved, _, want_dx = _pool_run(ref, kind, x, np.random.default_rng(12), geom)
+            _close(y, want_y, dtype, f"{kind} y")
+            _close(dx, want_dx, dtype, f"{kind} dx")
+        x = rng.standard_normal((4, 16, 16, 32)).astype(dtype)
+        y, saved = cpp.upsample2d_forward(x, (2, 2), "bilinear")
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        want_y, want_saved = ref.upsample2d_forward(x, (2, 2), "bilinear")
+        _close(y, want_y, dtype, "upsample y")
+        _close(cpp.upsample2d_backward(saved, dy), ref.upsample2d_backward(want_saved, dy), dtype, "upsample dx")
+
+
+@requires_cpp
+@pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "team"])
+def test_cpp_interrupted_kernels_raise_and_stay_usable(threads):
+    """Ctrl-C landing at the first poll of a kernel (simulated: _C._interrupt_next_kernel; the leader polls before
+    any chunk) or, on one thread, at the second (after a chunk) raises KeyboardInterrupt out of it; the kernels
+    give their results afterwards, and a countdown longer than the kernel's polls interrupts nothing (and is
+    gone after that call)."""
+    from pyrnn import _C
+
+    x = np.random.default_rng(13).standard_normal((4, 64, 64, 32)).astype(np.float32)  # several chunks a member
+    with cpp_team(threads, min_flops=None):
+        want = _cpp_pool_and_upsample(x, 14)
+        cpp = backend_module("cpp")
+        y, saved = cpp.pool2d_forward("max", x, (2, 2), (2, 2), (0, 0), (1, 1), False, True)
+        y_up, saved_up = cpp.upsample2d_forward(x, (2, 2), "bilinear")
+        calls = [lambda: cpp.pool2d_forward("max", x, (2, 2), (2, 2), (0, 0), (1, 1), False, True),
+                 lambda: cpp.pool2d_forward("avg", x, (3, 3), (1, 1), (1, 1), (1, 1), False, True),
+                 lambda: cpp.pool2d_backward(saved, y), lambda: cpp.upsample2d_forward(x, (2, 2), "bilinear"),
+                 lambda: cpp.upsample2d_backward(saved_up, y_up)]
+        for call in calls:
+            for polls in (1, 2) if threads == 1 else (1,):  # a team's leader may take no chunk
+                _C._interrupt_next_kernel(polls)
+                with pytest.raises(KeyboardInterrupt):
+                    call()
+        _C._interrupt_next_kernel(10**9)
+        calls[0]()
+        after = _cpp_pool_and_upsample(x, 14)
+    for name in want:
+        np.testing.assert_array_equal(after[name], want[name], err_msg=name)

@@ -304,6 +304,30 @@ def test_bad_inputs_are_named_before_any_kernel_runs(make, x, exc, pattern):
         assert np.array_equal(v, before[k]), k
 
 
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="the cpp backend is not built")
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_an_interrupted_training_forward_changes_no_state(momentum):
+    """Ctrl-C in the kernel (simulated at its first poll): the running buffers and the counter stay as they were,
+    and the next forward counts once (momentum=None: the cumulative average's 1/n)."""
+    from pyrnn import _C
+
+    layer = BatchNorm2D(3, momentum=momentum)
+    x = np.random.default_rng(0).standard_normal((2, 4, 4, 3)).astype(np.float32)
+    before = layer.state_dict()
+    with pyrnn.use_backend("cpp"):
+        _C._interrupt_next_kernel(1)
+        with pytest.raises(KeyboardInterrupt):
+            layer.forward(x)
+        for k, v in layer.state_dict().items():
+            assert np.array_equal(v, before[k]), k
+        y = layer.forward(x)
+        layer.backward(np.ones_like(y))
+    assert int(layer.state_dict()["num_batches_tracked"]) == 1
+    x64 = x.reshape(-1, 3).astype(np.float64)
+    m = 1.0 if momentum is None else momentum
+    np.testing.assert_allclose(layer.state_dict()["running_mean"], m * x64.mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
 def test_bad_dy_keeps_the_forward_for_a_correct_retry():
     layer = BatchNorm2D(2)
     y = layer.forward(np.random.default_rng(0).standard_normal((2, 3, 3, 2)).astype(np.float32))

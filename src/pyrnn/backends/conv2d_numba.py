@@ -11,7 +11,11 @@ contract's ``check_*``) and allocate; the ``_*_chunks`` functions run the chunks
 ``_conv2d_forward_chunks``) per chunk of output lines (b, i): the columns of group g are ``cols[g]`` (rows, KH*KW*Cg) in
 (kh, kw, c) order, so a tap copies one contiguous channel run, and the weight is handed over
 packed as ``wk`` (G, KH*KW*Cg, Og). A 1x1 stride-1 unpadded convolution with G = 1 is one GEMM
-on x. JIT flags come from ``_numba_config``.
+on x. A depthwise convolution (one input channel per group, G > 1; output channel o reads input
+channel o // m, m = Og) is a direct loop over the taps instead, vectorised over the channels
+(``_depthwise_*``, as the C++ backend's): as G GEMMs of inner size KH*KW it would spend its time in
+calls. Its weight is handed over as ``wt`` (KH*KW, O), ``wt[kh*KW + kw, o] = w[o, 0, kh, kw]``. JIT
+flags come from ``_numba_config``.
 """
 
 from __future__ import annotations
@@ -130,6 +134,83 @@ def _conv2d_backward_chunks(x, wk, dy2, geometry, nl, pointwise, dwk, dx):
             _col2im(dcols, l0, n, HO, WO, KH, KW, sh, sw, pt, pl, dh, dw, dx)
 
 
+# acc[o] += wt[kh*KW + kw, o] * x[b, ih, iw, o] for every tap (ih, iw) of output pixel (b, i, j) inside x
+@numba.njit(**JIT)
+def _depthwise_pixel_forward(x, b, i, j, wt, KW, sh, sw, pt, pl, dh, dw, acc):
+    H, W = x.shape[1], x.shape[2]
+    for k in range(wt.shape[0]):
+        ih, iw = i * sh + (k // KW) * dh - pt, j * sw + (k % KW) * dw - pl
+        if 0 <= ih < H and 0 <= iw < W:
+            xr, wr = x[b, ih, iw], wt[k]
+            for o in range(acc.shape[0]):
+                acc[o] += wr[o] * xr[o]
+
+
+# for every tap (ih, iw) of output pixel (b, i, j) inside the (H, W) image, g = dy[b, i, j]:
+# dx[b, ih, iw, o] += g[o] wt[tap, o] (want_dx);  dwt[tap, o] += g[o] x[b, ih, iw, o] (want_dw)
+@numba.njit(**JIT)
+def _depthwise_pixel_backward(x, b, i, j, g, wt, H, W, KW, sh, sw, pt, pl, dh, dw, want_dx, want_dw, dx, dwt):
+    for k in range(wt.shape[0]):
+        ih, iw = i * sh + (k // KW) * dh - pt, j * sw + (k % KW) * dw - pl
+        if not (0 <= ih < H and 0 <= iw < W):
+            continue
+        if want_dx:
+            dxr, wr = dx[b, ih, iw], wt[k]
+            for o in range(g.shape[0]):
+                dxr[o] += g[o] * wr[o]
+        if want_dw:
+            xr, dwr = x[b, ih, iw], dwt[k]
+            for o in range(g.shape[0]):
+                dwr[o] += g[o] * xr[o]
+
+
+# y[b, i, j] = bias + the taps of (b, i, j), one output pixel at a time
+@numba.njit(**JIT)
+def _depthwise_forward_kernel(x, wt, bias, has_bias, geometry, y):
+    """x (B, H, W, O): the input, its channels repeated m times; wt (KH*KW, O); y (B, HO, WO, O) zeros in."""
+    HO, WO, KH, KW, sh, sw, pt, pl, dh, dw = geometry
+    for b in range(x.shape[0]):
+        for i in range(HO):
+            for j in range(WO):
+                acc = y[b, i, j]
+                if has_bias:
+                    acc[:] = bias
+                _depthwise_pixel_forward(x, b, i, j, wt, KW, sh, sw, pt, pl, dh, dw, acc)
+
+
+# the taps of every output pixel (b, i, j): dx and dwt, one output pixel at a time
+@numba.njit(**JIT)
+def _depthwise_backward_kernel(x, wt, dy, geometry, want_dw, dwt, dx):
+    """wt (KH*KW, O); dy (B, HO, WO, O); x (B, H, W, O) the input with its channels repeated m times when
+    want_dw (dwt (KH*KW, O) is then added into), else a placeholder; dx (B, H, W, O) zeros in, added into when it
+    has any element (a size-0 dx: not wanted)."""
+    HO, WO, KH, KW, sh, sw, pt, pl, dh, dw = geometry
+    want_dx = dx.size > 0
+    image = dx if want_dx else x
+    H, W = image.shape[1], image.shape[2]
+    for b in range(dy.shape[0]):
+        for i in range(HO):
+            for j in range(WO):
+                _depthwise_pixel_backward(x, b, i, j, dy[b, i, j], wt, H, W, KW, sh, sw, pt, pl, dh, dw, want_dx,
+                                          want_dw, dx, dwt)
+
+
+def _taps(w):
+    """wt[kh*KW + kw, o] = w[o, 0, kh, kw]: (KH*KW, O)."""
+    return np.ascontiguousarray(w.reshape(w.shape[0], -1).T)
+
+
+def _depthwise(w, groups):
+    """Whether the convolution is depthwise: one input channel per group, more than one group."""
+    return w.shape[1] == 1 and groups > 1
+
+
+def _repeated(x, m):
+    """x with each channel repeated m times, (B, H, W, C*m): output channel o of a depthwise convolution with
+    multiplier m reads input channel o // m, so on this the convolution is one of multiplier 1."""
+    return x if m == 1 else np.repeat(x, m, axis=3)
+
+
 def _packed(w, groups):
     """wk[g, (kh*KW + kw)*Cg + c, o] = w[g*Og + o, c, kh, kw]: (G, KH*KW*Cg, Og)."""
     O, Cg, KH, KW = w.shape
@@ -157,7 +238,11 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups):
             y += b
         return y, saved
     geometry, nl, pointwise = _plan(x.shape, w, stride, padding, dilation, groups, y_shape[1:3])
-    _conv2d_forward_chunks(x, _packed(w, groups), b, geometry, nl, pointwise, y.reshape(-1, y_shape[3]))
+    if _depthwise(w, groups):
+        bias = y[0, 0, 0] if b is None else b  # unused when has_bias is False: one compiled signature either way
+        _depthwise_forward_kernel(_repeated(x, w.shape[0] // groups), _taps(w), bias, b is not None, geometry, y)
+    else:
+        _conv2d_forward_chunks(x, _packed(w, groups), b, geometry, nl, pointwise, y.reshape(-1, y_shape[3]))
     return y, saved
 
 
@@ -171,6 +256,19 @@ def conv2d_backward(saved, dy, dw, db, need_dx=True):
     if dy.size == 0 or saved.x_shape[3] == 0 or (dw is None and dx is None):
         return dx
     geometry, nl, pointwise = _plan(saved.x_shape, w, stride, padding, dilation, groups, (HO, WO))
+    if _depthwise(w, groups):  # with multiplier m: on x repeated (see _repeated), dx summed over the repeats
+        x = saved.x if dw is not None else np.zeros((1, 1, 1, 1), w.dtype)  # a placeholder: not read without dw
+        sink = dx if dx is not None else np.zeros((0, 1, 1, 1), w.dtype)  # size 0: dx not wanted
+        m = O // groups
+        wt = _taps(w)
+        dwt = np.zeros_like(wt)
+        dxe = np.zeros(dx.shape[:3] + (O,), w.dtype) if dx is not None and m > 1 else sink  # of x repeated
+        _depthwise_backward_kernel(_repeated(x, m) if dw is not None else x, wt, dy, geometry, dw is not None, dwt, dxe)
+        if dxe is not sink:
+            dx += dxe.reshape(dx.shape + (m,)).sum(axis=4)
+        if dw is not None:
+            dw += dwt.T.reshape(w.shape)
+        return dx
     wk = _packed(w, groups)
     dwk = np.zeros_like(wk) if dw is not None else None
     _conv2d_backward_chunks(saved.x, wk, dy.reshape(B * HO * WO, O), geometry, nl, pointwise, dwk, dx)

@@ -4,7 +4,8 @@ Legend: N = rows, C = channels; x is (N, C). Contract: :mod:`pyrnn.backends.norm
 This module checks the arguments with the contract's ``check_*`` (so every backend raises the
 same errors), allocates the outputs and hands everything to ``csrc/norm`` (whose bindings check
 every array again and release the GIL): one pass for the statistics and one writing y forward,
-one reduction pass and one writing dx backward, with float64 per-channel accumulators.
+one reduction pass and one writing dx backward, with float64 per-channel accumulators, the rows
+split over the kernels' thread team (each member's sums added in member order).
 """
 
 from __future__ import annotations

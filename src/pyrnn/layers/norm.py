@@ -104,9 +104,9 @@ class _BatchNorm(Layer):
         momentum = 0.0
         running_mean = self.buffers.get("running_mean")
         running_var = self.buffers.get("running_var")
-        if training and self.track_running_stats:
-            self.buffers["num_batches_tracked"] += 1
-            n = int(self.buffers["num_batches_tracked"])
+        tracking = training and self.track_running_stats
+        if tracking:
+            n = int(self.buffers["num_batches_tracked"]) + 1
             momentum = 1.0 / n if self.momentum is None else self.momentum
         elif batch_stats:  # batch statistics and nothing to update: track_running_stats=False
             running_mean = running_var = None
@@ -114,6 +114,8 @@ class _BatchNorm(Layer):
         y, saved = backend_module(backend).batchnorm_forward(
             x2, self.params.get("weight"), self.params.get("bias"), running_mean, running_var, batch_stats, momentum,
             self.eps)
+        if tracking:  # counted once the kernel has run: an interrupted forward (Ctrl-C) changes no state
+            self.buffers["num_batches_tracked"] += 1
         self._save((backend, saved, x.shape))
         return y.reshape(x.shape)
 

@@ -1,0 +1,3 @@
+// The pooling/upsampling loops for baseline x86-64 (SSE2) and every other CPU; see lines.inc.
+#define PYRNN_ISA Generic
+#include "lines.inc"
