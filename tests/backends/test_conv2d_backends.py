@@ -177,8 +177,8 @@ def test_numba_depthwise_is_a_direct_loop(monkeypatch, case):
     for name in ("_depthwise_forward_kernel", "_depthwise_backward_kernel"):
         kernel = getattr(conv2d_numba, name)
         monkeypatch.setattr(conv2d_numba, name, lambda *a, kernel=kernel, name=name: calls.append(name) or kernel(*a))
-    monkeypatch.setattr(conv2d_numba, "_conv2d_forward_kernel", None)  # the GEMM path would fail
-    monkeypatch.setattr(conv2d_numba, "_conv2d_backward_kernel", None)
+    monkeypatch.setattr(conv2d_numba, "_conv2d_forward_chunks", None)  # the GEMM path would fail
+    monkeypatch.setattr(conv2d_numba, "_conv2d_backward_chunks", None)
     x, w, b, dy, geom = _problem(case, np.float32, np.random.default_rng(3))
     want, got = _run(ref, x, w, b, dy, geom), _run(conv2d_numba, x, w, b, dy, geom)
     assert calls == ["_depthwise_forward_kernel", "_depthwise_backward_kernel"]
