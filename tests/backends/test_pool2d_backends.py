@@ -423,3 +423,23 @@ def test_cpp_interrupted_kernels_raise_and_stay_usable(threads):
         after = _cpp_pool_and_upsample(x, 14)
     for name in want:
         np.testing.assert_array_equal(after[name], want[name], err_msg=name)
+
+
+@requires_cpp
+def test_cpp_optional_and_fixed_team_regions_alternate_safely():
+    """Tiny pools on a team (their regions let off a worker that has not started by the time the caller is
+    done: on tiny shapes, often) between convolutions (whose regions wait for every member), many times:
+    every result stays the one-thread result and nothing hangs."""
+    cpp = backend_module("cpp")
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((2, 6, 5, 3))
+    w = rng.standard_normal((4, 3, 3, 3))
+    conv_geom = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    with cpp_team(1):
+        want_pool = cpp.pool2d_forward("max", x, (2, 2), (1, 1), (0, 0), (1, 1), False, True)[0]
+        want_conv = cpp.conv2d_forward(x, w, None, *conv_geom)[0]
+    with cpp_team(2):
+        for _ in range(300):
+            np.testing.assert_array_equal(cpp.pool2d_forward("max", x, (2, 2), (1, 1), (0, 0), (1, 1), False, True)[0],
+                                          want_pool)
+            np.testing.assert_array_equal(cpp.conv2d_forward(x, w, None, *conv_geom)[0], want_conv)
