@@ -121,6 +121,10 @@ def resnet(depths=(2, 2, 2, 2), widths=(64, 128, 256, 512), num_classes=10, in_c
                  first halves H and W (stride 2) and projects its skip with a 1x1 conv + BN
 
         basic block:  x -> conv3x3 -> BN -> ReLU -> conv3x3 -> BN -> (+ x) -> ReLU
+
+    A torch ResNet built the same way with torchvision's module names (``conv1``, ``bn1``,
+    ``layer1.0.conv1``, ..., ``fc``) loads with ``pyrnn.interop.load_torch(model, torch_model,
+    names=pyrnn.interop.resnet_names(model))`` (and ``interop.to_torch`` goes back).
     """
     depths, widths = _int_tuple("depths", depths), _int_tuple("widths", widths)
     if len(depths) != len(widths):
