@@ -65,3 +65,16 @@ def test_graph_errors_are_named():
         model.forward(np.zeros((1, 2)))
     with pytest.raises(TypeError, match="every input must be a symbolic tensor"):
         Add()(x, np.zeros((1, 2)))
+
+
+@pytest.mark.parametrize("forward", ["none", "no_grad", "inference"])
+def test_backward_without_a_forward_that_kept_anything_is_a_named_error(forward):
+    """Found by the API fuzz (vision family): Model.backward after a no_grad forward (or none) raised
+    AttributeError '_out_meta' instead of saying what it expected."""
+    x = pyrnn.Input()
+    model = pyrnn.Model(x, Dense(3, 2)(x))
+    if forward != "none":
+        with pyrnn.no_grad() if forward == "no_grad" else pyrnn.inference():
+            model.forward(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"Model.backward: expected a forward\(\) with gradients on first, got none"):
+        model.backward(np.zeros((4, 2)))

@@ -69,12 +69,20 @@ def pool_output_size(L, kernel, stride, padding, dilation, ceil_mode):
     return O
 
 
+def pool_least_size(kernel, stride, padding, dilation, ceil_mode):
+    """The smallest L >= 1 with ``pool_output_size(L, ...) >= 1``: ``L + 2p - span`` (plus ``s - 1``
+    with ceil_mode) must be >= 0, and a first window never starts past ``L + p`` when L >= 1. Closed
+    form: a search over L would take up to 2**31 steps for a huge kernel or dilation."""
+    span = dilation * (kernel - 1) + 1
+    return max(1, span - 2 * padding - (stride - 1 if ceil_mode else 0))
+
+
 def pool2d_output_shape(H, W, kernel, stride, padding, dilation, ceil_mode, name="x"):
     """(OH, OW), or a ValueError naming every size if an axis would have no output."""
     for axis, L, k, s, p, d in (("H", H, kernel[0], stride[0], padding[0], dilation[0]),
                                 ("W", W, kernel[1], stride[1], padding[1], dilation[1])):
         if L < 1 or pool_output_size(L, k, s, p, d, ceil_mode) < 1:
-            least = next(n for n in range(1, d * (k - 1) + 2) if pool_output_size(n, k, s, p, d, ceil_mode) >= 1)
+            least = pool_least_size(k, s, p, d, ceil_mode)
             raise ValueError(
                 f"{name}: expected {axis} >= {least} for kernel_size={tuple(kernel)}, stride={tuple(stride)}, "
                 f"padding={tuple(padding)}, dilation={tuple(dilation)}, ceil_mode={ceil_mode}, got H={H}, W={W} "

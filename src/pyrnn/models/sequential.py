@@ -48,7 +48,11 @@ class Sequential(BaseModel):
 
     def backward(self, dy):
         """dL/d(output) -> dL/dx; weight gradients add into each layer's grads."""
-        for layer, extra in zip(reversed(self.layers), reversed(self._extra_outputs)):
+        extra_outputs = getattr(self, "_extra_outputs", None)
+        if extra_outputs is None:
+            raise ValueError("Sequential.backward: expected a forward() with gradients on first, got none (forwards under "
+                             "no_grad() or inference() keep nothing for backward)")
+        for layer, extra in zip(reversed(self.layers), reversed(extra_outputs)):
             dins = layer.graph_backward(dy, *(np.zeros(shape, dtype) for shape, dtype in extra))
             dy = dins[0]
         return dy
