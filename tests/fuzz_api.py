@@ -28,6 +28,10 @@ are made before anything runs, so ``--only FAMILY#K`` (with the same ``--seed``/
     python tests/fuzz_api.py --backend cpp --seed 0 --examples 100 [--only LSTM#12] [--verbose]
 
 The last line of stdout is ``FUZZ_RESULT {json}`` with the counts and the findings.
+
+The image-CNN layers (their argument kinds, rules, inputs and output contract) and a ``vision``
+family (``pyrnn.vision`` models built from drawn arguments, then forward and backward) live in
+``tests/fuzz_cnn.py``; this module calls it at its hooks (``fuzz_cnn.*``).
 """
 
 from __future__ import annotations
@@ -274,6 +278,8 @@ def ctor_verdict(spec):
     if spec.get("inner_verdict"):
         verdicts.append(spec["inner_verdict"])
     v = combine(verdicts)
+    if spec["name"] in fuzz_cnn.ARGS:
+        return fuzz_cnn.ctor_verdict(v, spec["name"], {k: value for k, value, _, _ in spec["args"]})
     if v != OK:
         return v
     a = {k: v for k, v, _, _ in spec["args"]}
@@ -284,8 +290,6 @@ def ctor_verdict(spec):
         return VALUE
     if name == "FeatureSlice" and int(a["stop"]) <= int(a["start"]):
         return VALUE
-    if name in fuzz_cnn.ARGS:
-        return fuzz_cnn.ctor_rule(name, a)
     return OK
 
 

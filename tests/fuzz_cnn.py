@@ -130,8 +130,8 @@ def draw_arg(data, kind, mutate, minimum=1, small=(1, 3), big_only=False, **_):
         minimum, small = 0, (0, 2)
     if mutate:
         bad = _pair_pools(minimum) + [(v, core.BIG) for v in PAIR_BIG]
-        if kind == "pad2d":
-            bad += PAD2D_BAD
+        if kind == "pad2d":  # a string is a padding's type: an unknown one is a wrong value
+            bad = [(v, core.VALUE if isinstance(v, str) else t) for v, t in bad] + PAD2D_BAD
         if kind == "stride":
             bad = [(v, t) for v, t in bad if v is not None]  # None is a valid stride (the kernel size)
         return data.draw(st.sampled_from(bad))
@@ -146,6 +146,16 @@ def _pair_of(v):
     if isinstance(v, (tuple, list)):
         return int(v[0]), int(v[1])
     return int(v), int(v)
+
+
+def ctor_verdict(v, name, a):
+    """The constructor's verdict from the arguments' own (``v``) and the rules that tie them: a rule
+    broken beside an argument that is wrong by itself leaves either error to the layer (ERR)."""
+    try:
+        rule = ctor_rule(name, a)
+    except (TypeError, ValueError, ArithmeticError, LookupError):  # an argument the rule cannot read (groups=0, a str)
+        return v
+    return v if rule == core.OK else core.combine([v, rule])
 
 
 def ctor_rule(name, a):
@@ -216,6 +226,12 @@ def _pool_size(L, k, s, p, d, ceil_mode):
     return out
 
 
+def _unrepresentable(shape, dtype):
+    """Whether NumPy refuses to make an array of ``shape`` ("array is too big": the sizes other than
+    0, times the item size, overflow an index), which the layers then refuse first."""
+    return math.prod(int(n) for n in shape if n) * np.dtype(dtype).itemsize > np.iinfo(np.intp).max
+
+
 def contract(layer, x, training):
     """(verdict, output shape, output dtype) of a forward on a well-formed array ``x``."""
     xs = np.shape(x)
@@ -237,11 +253,19 @@ def contract(layer, x, training):
         pt, pb, pl, pr = _conv2d_padding(layer)
         (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.stride, layer.dilation
         HO, WO = _conv_size(H, kh, sh, dh, pt, pb), _conv_size(W, kw, sw, dw, pl, pr)
-        return (core.VALUE, None, None) if HO is None or WO is None else (core.OK, (B, HO, WO, layer.out_channels), param)
+        if HO is None or WO is None or _unrepresentable((B, pt + H + pb, pl + W + pr, C), param) \
+                or _unrepresentable((B, HO, WO, layer.out_channels), param):
+            return core.VALUE, None, None
+        return core.OK, (B, HO, WO, layer.out_channels), param
     if isinstance(layer, ConvTranspose2D):
-        HO, WO = ((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in
-                  zip((H, W), layer.stride, layer.padding, layer.dilation, layer.kernel_size, layer.output_padding))
-        return (core.VALUE, None, None) if min(HO, WO) < 1 else (core.OK, (B, HO, WO, layer.out_channels), param)
+        geometry = list(zip((H, W), layer.stride, layer.padding, layer.dilation, layer.kernel_size, layer.output_padding))
+        HO, WO = ((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in geometry)
+        if min(HO, WO) < 1 or _unrepresentable((B, HO, WO, layer.out_channels), param):
+            return core.VALUE, None, None
+        full = [(n - 1) * s + d * (k - 1) + 1 + op for n, s, p, d, k, op in geometry]  # the uncut output bounds the work arrays
+        if _unrepresentable((B, *full, layer.out_channels), param):
+            return core.ANY, None, None
+        return core.OK, (B, HO, WO, layer.out_channels), param
     if isinstance(layer, (MaxPool2D, AvgPool2D)):
         dil = getattr(layer, "dilation", (1, 1))
         HO, WO = (_pool_size(n, k, s, p, d, layer.ceil_mode) for n, k, s, p, d in
@@ -251,6 +275,8 @@ def contract(layer, x, training):
         return core.OK, (B, C), follow
     if isinstance(layer, Upsample2D):
         sh, sw = layer.scale_factor
+        if _unrepresentable((B, H * sh, W * sw, C), follow or np.float64):
+            return core.VALUE, None, None
         return core.OK, (B, H * sh, W * sw, C), follow
     raise AssertionError(type(layer).__name__)
 
@@ -327,10 +353,15 @@ def draw_vision_case(data, mode):
 
 
 def _vision_verdict(case):
+    """The builder's verdict: the arguments' own, and resnet's one width per stage (a broken rule beside a
+    wrong argument leaves either error to the builder)."""
     a = {name: value for name, value, _ in case["args"]}
     v = core.combine([verdict for _, _, verdict in case["args"]])
-    if v == core.OK and case["arch"] == "resnet" and len(a.get("depths", (2,) * 4)) != len(a.get("widths", (64, 128, 256, 512))):
-        return core.VALUE
+    if case["arch"] == "resnet":
+        depths, widths = a.get("depths", (2,) * 4), a.get("widths", (64, 128, 256, 512))
+        if isinstance(depths, (tuple, list)) and isinstance(widths, (tuple, list)) and depths and widths \
+                and len(depths) != len(widths):
+            return core.combine([v, core.VALUE])
     return v
 
 

@@ -12,6 +12,13 @@ inline bool stopped(Cancel& cancel, int64_t b) {
   cancel.poll(b);
   return cancel.cancelled();
 }
+
+// [lo, hi): the taps i of one axis with 0 <= start + i*step < L (the others read padding; a huge kernel is not
+// walked tap by tap). Both divisions are of non-negative numbers.
+inline void tap_range(int64_t start, int64_t step, int64_t k, int64_t L, int64_t& lo, int64_t& hi) {
+  lo = start >= 0 ? 0 : (step - 1 - start) / step;
+  hi = start > L - 1 ? 0 : std::min(k, (L - 1 - start) / step + 1);
+}
 }  // namespace
 
 // y = max over the taps inside x, arg = ih*W + iw of the first maximum; NaN beats everything but an earlier NaN
@@ -24,12 +31,13 @@ void max_pool2d_forward(const Pool2dDims& d, const F* x, F* y, int64_t* arg, Can
         int64_t* ar = arg + ((b * d.OH + oh) * d.OW + ow) * d.C;
         std::fill(yr, yr + d.C, -std::numeric_limits<F>::infinity());
         std::fill(ar, ar + d.C, int64_t(-1));
-        for (int64_t i = 0; i < d.kh; ++i) {
+        int64_t i_lo, i_hi, j_lo, j_hi;
+        tap_range(oh * d.sh - d.ph, d.dh, d.kh, d.H, i_lo, i_hi);
+        tap_range(ow * d.sw - d.pw, d.dw, d.kw, d.W, j_lo, j_hi);
+        for (int64_t i = i_lo; i < i_hi; ++i) {
           const int64_t ih = oh * d.sh - d.ph + i * d.dh;
-          if (ih < 0 || ih >= d.H) continue;
-          for (int64_t j = 0; j < d.kw; ++j) {
+          for (int64_t j = j_lo; j < j_hi; ++j) {
             const int64_t iw = ow * d.sw - d.pw + j * d.dw;
-            if (iw < 0 || iw >= d.W) continue;
             const F* xr = x + ((b * d.H + ih) * d.W + iw) * d.C;
             for (int64_t c = 0; c < d.C; ++c) {
               const F v = xr[c], best = yr[c];

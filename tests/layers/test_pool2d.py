@@ -455,3 +455,46 @@ def test_the_least_input_size_in_closed_form_is_the_first_size_with_an_output():
                         least = next(n for n in range(1, d * (k - 1) + 2) if pool_output_size(n, k, s, p, d, ceil_mode) >= 1)
                         assert pool_least_size(k, s, p, d, ceil_mode) == least, (k, s, p, d, ceil_mode)
                         assert all(pool_output_size(n, k, s, p, d, ceil_mode) >= 1 for n in range(least, least + 8))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_huge_kernel_reads_only_the_taps_inside_x(backend):
+    """Found by the API fuzz (numpy, AvgPool2D#663 of seed 1303: AvgPool2D(2**30, ceil_mode=True) on a
+    6 x 3 image timed out): every backend walked all kh*kw taps of a window (the reference also padded x
+    to hold them), the C++ and Numba max pools one row of taps at a time. A window covering the whole
+    image is a global max / mean; only the taps inside x are visited now."""
+    x = np.random.default_rng(0).standard_normal((2, 6, 3, 4))
+    with pyrnn.use_backend(backend):
+        for layer, want in ((MaxPool2D(2**30, ceil_mode=True), x.max(axis=(1, 2))),
+                            (AvgPool2D(2**30, ceil_mode=True), x.mean(axis=(1, 2))),
+                            (AvgPool2D(2**30 + 1, stride=2**30, padding=2**29, count_include_pad=False), x.mean(axis=(1, 2)))):
+            y = layer.forward(x)
+            np.testing.assert_allclose(y, want[:, None, None, :], rtol=1e-12, err_msg=repr(layer))
+            dx = layer.backward(np.ones_like(y))
+            if isinstance(layer, MaxPool2D):
+                np.testing.assert_array_equal(dx, (x == want[:, None, None, :]).astype(float))
+            else:
+                np.testing.assert_allclose(dx, np.full(x.shape, 1 / 18), rtol=1e-12)
+        # a huge kernel on one axis (one window over every row), a dilated ordinary one on the other
+        x = np.random.default_rng(2).standard_normal((2, 6, 5, 4))
+        layer = MaxPool2D((2**30, 3), stride=(2**30, 1), padding=(2**29, 1), dilation=(1, 2), ceil_mode=True)
+        y = layer.forward(x)
+        dx = layer.backward(np.ones_like(y))
+    cols = [[w for w in (ow - 1, ow + 1, ow + 3) if 0 <= w < 5] for ow in range(3)]  # W taps ow - 1 + 2j
+    np.testing.assert_array_equal(y[:, 0], np.stack([x[:, :, c].max(axis=(1, 2)) for c in cols], axis=1))
+    with pyrnn.use_backend("numpy"):  # the gradient: where the reference sends it
+        ref = _fresh(layer)
+        ref.forward(x)
+        np.testing.assert_array_equal(ref.backward(np.ones_like(y)), dx)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_windows_wholly_in_the_padding_are_minus_inf_without_gradient(backend):
+    """MaxPool2D(2, padding=1, dilation=2) on one row: the taps of every window fall in the padding (the
+    reference now skips such taps, and has no tap left at all here)."""
+    x = np.random.default_rng(1).standard_normal((2, 1, 3, 2))
+    with pyrnn.use_backend(backend):
+        layer = MaxPool2D(2, padding=1, dilation=2)
+        y = layer.forward(x)
+        assert y.shape == (2, 1, 2, 2) and np.all(y == -np.inf)
+        np.testing.assert_array_equal(layer.backward(np.ones_like(y)), np.zeros_like(x))
