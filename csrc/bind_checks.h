@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <new>  // std::bad_alloc
 #include <sstream>
 #include <string>
 #include <utility>
@@ -122,9 +123,19 @@ inline bool python_signal_raised(void*) {
 template <typename Kernel>
 void run_kernel(Kernel&& kernel) {
   Cancel cancel(on_python_main_thread() ? &python_signal_raised : nullptr, nullptr);
+  bool out_of_memory = false;
   {
     py::gil_scoped_release nogil;
-    kernel(cancel);
+    try {
+      kernel(cancel);
+    } catch (const std::bad_alloc&) {  // a scratch buffer (pybind's own translation says only "std::bad_alloc")
+      out_of_memory = true;
+    }
+  }
+  if (out_of_memory) {
+    PyErr_SetString(PyExc_MemoryError,
+                    "unable to allocate the kernel's scratch memory: these sizes need more than this machine has");
+    throw py::error_already_set();
   }
   if (cancel.cancelled()) throw py::error_already_set();
 }

@@ -61,9 +61,12 @@ Conv1dDims conv_dims(py::handle x, py::handle w, py::handle stride, py::handle p
                int_arg(dilation, "dilation", 1)};
   if (d.K < 1) throw py::value_error("w: expected a kernel size K >= 1, got shape " + shape_str(ws));
   if (d.O > kMaxBlasDim || (d.C > 0 && d.K > kMaxBlasDim / d.C))  // C_in*K, without overflowing
-    throw py::value_error("w: sizes exceed the 32-bit BLAS interface (C_out and C_in*K must be < 2**31)");
+    throw py::value_error("w: expected C_out and C_in*K < 2**31 (the 32-bit BLAS interface), got shape " +
+                          shape_str(ws));
   d.U = output_length(d.T, d.K, d.stride, d.pad_left, d.pad_right, d.dilation);
-  if (d.U > kMaxBlasDim) throw py::value_error("x: the output length exceeds the 32-bit BLAS interface (< 2**31)");
+  if (d.U > kMaxBlasDim)
+    throw py::value_error("x: expected an output length < 2**31 (the 32-bit BLAS interface), got " +
+                          std::to_string(d.U));
   return d;
 }
 

@@ -144,15 +144,19 @@ PAD_BIG = [2**31 - 1, (2**31 - 1, 0), (0, 2**30)]
 
 
 # ------------------------------------------------------------------------ drawing arguments
-def draw_arg(data, kind, mutate, minimum=1, small=(1, 4), choices=None, big_only=False):  # noqa: C901
-    """One argument value and its verdict; ``mutate`` draws it from the bad/big pools (``big_only``: big)."""
+def draw_arg(data, kind, mutate, minimum=1, small=(1, 4), choices=None, big_only=False, none_ok=False):  # noqa: C901
+    """One argument value and its verdict; ``mutate`` draws it from the bad/big pools (``big_only``: big);
+    ``none_ok``: None is a valid value of this int (a pool's stride: the kernel size)."""
     if kind in fuzz_cnn.KINDS:
         return fuzz_cnn.draw_arg(data, kind, mutate, minimum=minimum, small=small, big_only=big_only)
     if mutate and big_only and kind in ("int", "padding", "real"):
         return data.draw(st.sampled_from({"int": INT_BIG, "padding": PAD_BIG + INT_BIG, "real": REAL_BIG}[kind])), BIG
     if kind == "int":
         if mutate:
-            return data.draw(st.sampled_from(int_bad(minimum) + [(v, BIG) for v in INT_BIG]))
+            return data.draw(st.sampled_from([(v, t) for v, t in int_bad(minimum) if not (none_ok and v is None)]
+                                             + [(v, BIG) for v in INT_BIG]))
+        if none_ok and data.draw(st.integers(0, 4)) == 0:
+            return None, OK
         if data.draw(st.integers(0, 9)) == 0:
             return data.draw(st.sampled_from(int_exotic_ok(minimum))), OK
         lo = max(minimum, small[0])
@@ -195,8 +199,10 @@ LAYER_ARGS = {
     "Conv1D": [("in_channels", "int", {}), ("out_channels", "int", {}), ("kernel_size", "int", {}),
                ("stride", "int", {"small": (1, 3)}), ("padding", "padding", {}), ("dilation", "int", {"small": (1, 3)}),
                ("bias", "bool", {}), ("dtype", "dtype", {}), ("seed", "seed", {})],
-    "MaxPool1D": [("kernel_size", "int", {}), ("stride", "int", {"small": (1, 3)}), ("padding", "int", {"minimum": 0, "small": (0, 2)})],
-    "AvgPool1D": [("kernel_size", "int", {}), ("stride", "int", {"small": (1, 3)}), ("padding", "int", {"minimum": 0, "small": (0, 2)})],
+    "MaxPool1D": [("kernel_size", "int", {}), ("stride", "int", {"small": (1, 3), "none_ok": True}),
+                  ("padding", "int", {"minimum": 0, "small": (0, 2)})],
+    "AvgPool1D": [("kernel_size", "int", {}), ("stride", "int", {"small": (1, 3), "none_ok": True}),
+                  ("padding", "int", {"minimum": 0, "small": (0, 2)})],
     "Dense": [("in_features", "int", {}), ("out_features", "int", {}), ("bias", "bool", {}), ("dtype", "dtype", {}),
               ("seed", "seed", {})],
     "Embedding": [("num_embeddings", "int", {"small": (1, 6)}), ("embedding_dim", "int", {}), ("dtype", "dtype", {}),
