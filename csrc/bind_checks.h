@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <new>  // std::bad_alloc
 #include <sstream>
 #include <string>
 #include <utility>
@@ -148,9 +149,19 @@ void run_kernel(Kernel&& kernel) {
   std::chrono::nanoseconds interval = Cancel::kPollInterval;
   if (countdown > 0) hook = &countdown_spent, interval = std::chrono::nanoseconds(0);
   Cancel cancel(hook, &countdown, interval);
+  bool out_of_memory = false;
   {
     py::gil_scoped_release nogil;
-    kernel(cancel);
+    try {
+      kernel(cancel);
+    } catch (const std::bad_alloc&) {  // a scratch buffer (pybind's own translation says only "std::bad_alloc")
+      out_of_memory = true;
+    }
+  }
+  if (out_of_memory) {
+    PyErr_SetString(PyExc_MemoryError,
+                    "unable to allocate the kernel's scratch memory: these sizes need more than this machine has");
+    throw py::error_already_set();
   }
   if (cancel.cancelled()) throw py::error_already_set();
 }

@@ -73,10 +73,13 @@ Conv2dDims conv2d_dims(const std::vector<int64_t>& xs, py::handle w, py::handle 
   if (d.KH < 1 || d.KW < 1) throw py::value_error("w: expected a kernel of at least 1x1, got shape " + shape_str(ws));
   if (d.O > kMaxBlasDim || d.C > kMaxBlasDim || d.KH > kMaxBlasDim || d.KW > kMaxBlasDim ||
       (d.C > 0 && d.KH * d.KW > kMaxBlasDim / d.C))  // kH*kW*C_in, without overflowing
-    throw py::value_error("w: sizes exceed the 32-bit BLAS interface (C_out and kH*kW*C_in must be < 2**31)");
+    throw py::value_error("w: expected C_out and kH*kW*C_in < 2**31 (the 32-bit BLAS interface), got shape " +
+                          shape_str(ws));
   d.HO = output_size("H", d.H, d.KH, d.sh, d.pt, d.pb, d.dh);
   d.WO = output_size("W", d.W, d.KW, d.sw, d.pl, d.pr, d.dw);
-  if (d.WO > kMaxBlasDim) throw py::value_error("x: the output width exceeds the 32-bit BLAS interface (< 2**31)");
+  if (d.WO > kMaxBlasDim)
+    throw py::value_error("x: expected an output width < 2**31 (the 32-bit BLAS interface), got " +
+                          std::to_string(d.WO));
   return d;
 }
 

@@ -28,6 +28,10 @@ are made before anything runs, so ``--only FAMILY#K`` (with the same ``--seed``/
     python tests/fuzz_api.py --backend cpp --seed 0 --examples 100 [--only LSTM#12] [--verbose]
 
 The last line of stdout is ``FUZZ_RESULT {json}`` with the counts and the findings.
+
+The image-CNN layers (their argument kinds, rules, inputs and output contract) and a ``vision``
+family (``pyrnn.vision`` models built from drawn arguments, then forward and backward) live in
+``tests/fuzz_cnn.py``; this module calls it at its hooks (``fuzz_cnn.*``).
 """
 
 from __future__ import annotations
@@ -81,6 +85,9 @@ from pyrnn.layers import (  # noqa: E402
     TimeDistributed,
     VectorToState,
 )
+
+sys.modules.setdefault("fuzz_api", sys.modules[__name__])  # fuzz_cnn imports this module by name
+import fuzz_cnn  # noqa: E402 - the image-CNN layers and pyrnn.vision models
 
 NAN, INF = float("nan"), float("inf")
 OK, TYPE, VALUE, BIG, ANY, ERR = "ok", "type", "value", "big", "any", "error"
@@ -137,13 +144,19 @@ PAD_BIG = [2**31 - 1, (2**31 - 1, 0), (0, 2**30)]
 
 
 # ------------------------------------------------------------------------ drawing arguments
-def draw_arg(data, kind, mutate, minimum=1, small=(1, 4), choices=None, big_only=False):  # noqa: C901
-    """One argument value and its verdict; ``mutate`` draws it from the bad/big pools (``big_only``: big)."""
+def draw_arg(data, kind, mutate, minimum=1, small=(1, 4), choices=None, big_only=False, none_ok=False):  # noqa: C901
+    """One argument value and its verdict; ``mutate`` draws it from the bad/big pools (``big_only``: big);
+    ``none_ok``: None is a valid value of this int (a pool's stride: the kernel size)."""
+    if kind in fuzz_cnn.KINDS:
+        return fuzz_cnn.draw_arg(data, kind, mutate, minimum=minimum, small=small, big_only=big_only)
     if mutate and big_only and kind in ("int", "padding", "real"):
         return data.draw(st.sampled_from({"int": INT_BIG, "padding": PAD_BIG + INT_BIG, "real": REAL_BIG}[kind])), BIG
     if kind == "int":
         if mutate:
-            return data.draw(st.sampled_from(int_bad(minimum) + [(v, BIG) for v in INT_BIG]))
+            return data.draw(st.sampled_from([(v, t) for v, t in int_bad(minimum) if not (none_ok and v is None)]
+                                             + [(v, BIG) for v in INT_BIG]))
+        if none_ok and data.draw(st.integers(0, 4)) == 0:
+            return None, OK
         if data.draw(st.integers(0, 9)) == 0:
             return data.draw(st.sampled_from(int_exotic_ok(minimum))), OK
         lo = max(minimum, small[0])
@@ -186,8 +199,10 @@ LAYER_ARGS = {
     "Conv1D": [("in_channels", "int", {}), ("out_channels", "int", {}), ("kernel_size", "int", {}),
                ("stride", "int", {"small": (1, 3)}), ("padding", "padding", {}), ("dilation", "int", {"small": (1, 3)}),
                ("bias", "bool", {}), ("dtype", "dtype", {}), ("seed", "seed", {})],
-    "MaxPool1D": [("kernel_size", "int", {}), ("stride", "int", {"small": (1, 3)}), ("padding", "int", {"minimum": 0, "small": (0, 2)})],
-    "AvgPool1D": [("kernel_size", "int", {}), ("stride", "int", {"small": (1, 3)}), ("padding", "int", {"minimum": 0, "small": (0, 2)})],
+    "MaxPool1D": [("kernel_size", "int", {}), ("stride", "int", {"small": (1, 3), "none_ok": True}),
+                  ("padding", "int", {"minimum": 0, "small": (0, 2)})],
+    "AvgPool1D": [("kernel_size", "int", {}), ("stride", "int", {"small": (1, 3), "none_ok": True}),
+                  ("padding", "int", {"minimum": 0, "small": (0, 2)})],
     "Dense": [("in_features", "int", {}), ("out_features", "int", {}), ("bias", "bool", {}), ("dtype", "dtype", {}),
               ("seed", "seed", {})],
     "Embedding": [("num_embeddings", "int", {"small": (1, 6)}), ("embedding_dim", "int", {}), ("dtype", "dtype", {}),
@@ -201,19 +216,22 @@ LAYER_ARGS = {
     "RepeatVector": [("n", "int", {})],
     "FeatureSlice": [("start", "int", {"minimum": 0, "small": (0, 2)}), ("stop", "int", {"small": (1, 4)})],
     "VectorToState": [("num_states", "int", {"small": (1, 3)})],
+    **fuzz_cnn.ARGS,
 }
 LAYER_CLASSES = {
     "RNN": pyrnn.RNN, "LSTM": pyrnn.LSTM, "GRU": pyrnn.GRU, "Conv1D": Conv1D, "MaxPool1D": MaxPool1D,
     "AvgPool1D": AvgPool1D, "Dense": Dense, "Embedding": Embedding, "Dropout": Dropout, "ReLU": ReLU, "Tanh": Tanh,
     "Sigmoid": Sigmoid, "LeakyReLU": LeakyReLU, "GELU": GELU, "Softmax": Softmax, "LastStep": LastStep,
     "FirstStep": FirstStep, "RepeatVector": RepeatVector, "FeatureSlice": FeatureSlice, "VectorToState": VectorToState,
+    **fuzz_cnn.CLASSES,
 }
 KEYWORD_ONLY = {"dropout", "skip", "forget_bias"}
 # the brief's list, weighted up; the others once
 LAYER_NAMES = (["RNN", "LSTM", "GRU", "Conv1D", "MaxPool1D", "AvgPool1D", "Dense", "Embedding", "Dropout",
                 "LastStep", "TimeDistributed", "Dilated"] * 3
                + ["ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Softmax", "FirstStep", "RepeatVector",
-                  "FeatureSlice", "VectorToState"])
+                  "FeatureSlice", "VectorToState"]
+               + fuzz_cnn.NAMES)
 TD_INNER = ["Dense", "Embedding", "ReLU", "Dropout", "Softmax", "LSTM", "GRU"]
 WRAPPER_BAD_LAYER = [(None, TYPE), ("lstm", TYPE), (3, TYPE), (Dense, TYPE), ([None], TYPE)]
 
@@ -241,12 +259,13 @@ def draw_layer(data, name, mutate_ctor, depth=0, big=False):
             spec["args"].append(("dilation", value, verdict, True))
         return spec
     arg_defs = LAYER_ARGS[name]
-    candidates = [k for k, (_, kind, _) in enumerate(arg_defs) if not big or kind in ("int", "padding", "real")]
+    candidates = [k for k, (_, kind, _) in enumerate(arg_defs) if not big or kind in ("int", "padding", "real")
+                  or kind in fuzz_cnn.BIG_KINDS]
     mutated = data.draw(st.sampled_from(candidates)) if (mutate_ctor and candidates) else -1
     args, positional_ok = [], True
     for k, (arg, kind, extra) in enumerate(arg_defs):
         required = arg in ("input_size", "hidden_size", "in_channels", "out_channels", "kernel_size", "in_features",
-                           "out_features", "num_embeddings", "embedding_dim", "n", "start", "stop")
+                           "out_features", "num_embeddings", "embedding_dim", "n", "start", "stop") or arg in fuzz_cnn.REQUIRED
         if k != mutated and not required and data.draw(st.integers(0, 2)) == 0:
             positional_ok = False  # left at its default: what follows goes by keyword
             continue
@@ -265,6 +284,8 @@ def ctor_verdict(spec):
     if spec.get("inner_verdict"):
         verdicts.append(spec["inner_verdict"])
     v = combine(verdicts)
+    if spec["name"] in fuzz_cnn.ARGS:
+        return fuzz_cnn.ctor_verdict(v, spec["name"], {k: value for k, value, _, _ in spec["args"]})
     if v != OK:
         return v
     a = {k: v for k, v, _, _ in spec["args"]}
@@ -430,6 +451,8 @@ def call_spec(draw, mutate, layer_name):
     spec = {"target": target, "B": draw(st.integers(0, 3)), "T": draw(st.integers(0, 5)),
             "lead": draw(st.lists(st.integers(0, 3), max_size=2)), "feat": draw(st.integers(1, 4)),
             "sequence": draw(st.sampled_from(SEQUENCES))}
+    if layer_name in fuzz_cnn.CLASSES:
+        spec.update(draw(fuzz_cnn.image_spec()))
     spec["x_mut"] = draw(st.sampled_from(X_MUTATIONS)) if target == "x" else None
     if spec["x_mut"] == "form":
         spec["x"] = dict(draw(array_spec(FLOAT_DTYPES, BAD_DTYPES)), form=draw(st.sampled_from(FORMS_BAD))[0])
@@ -497,6 +520,8 @@ def is_recurrent(layer):
 def proper_x_shape(layer, cs):
     """The shape of a valid forward input of ``layer`` for the drawn sizes (None: integer indices)."""
     B, T, F, lead = cs["B"], cs["T"], cs["feat"], tuple(cs["lead"])
+    if fuzz_cnn.is_cnn(layer):
+        return fuzz_cnn.x_shape(layer, cs)
     if is_recurrent(layer):
         return (B, T, layer.input_size)
     if isinstance(layer, Conv1D):
@@ -532,7 +557,7 @@ def takes_indices(layer):
 def fixed_rank(layer):
     """Whether the forward input has one fixed number of dimensions."""
     return is_recurrent(layer) or isinstance(layer, (Conv1D, MaxPool1D, AvgPool1D, LastStep, FirstStep, RepeatVector,
-                                                     VectorToState))
+                                                     VectorToState)) or fuzz_cnn.fixed_rank(layer)
 
 
 def make_x(layer, cs):
@@ -552,7 +577,7 @@ def make_x(layer, cs):
         verdict = VALUE if fixed_rank(layer) else ANY
     elif mut in ("feat_plus", "feat_zero") and shape and not takes_indices(layer):
         shape[-1] = shape[-1] + 1 if mut == "feat_plus" else 0
-        has_feat = isinstance(layer, (Dense, Conv1D)) or is_recurrent(layer) \
+        has_feat = isinstance(layer, (Dense, Conv1D, *fuzz_cnn.WITH_CHANNELS)) or is_recurrent(layer) \
             or (isinstance(layer, TimeDistributed) and isinstance(layer.layer, (Dense, pyrnn.RNN, pyrnn.LSTM, pyrnn.GRU)))
         verdict = VALUE if has_feat else ANY
         if isinstance(layer, (FeatureSlice, VectorToState)):
@@ -570,13 +595,16 @@ def make_x(layer, cs):
         return materialize(cs["idx"], shape, int_range=rng), verdict
     x = materialize(cs["x"], shape)
     if cs["x"]["dtype"] == "longdouble" and not isinstance(
-            layer, (MaxPool1D, AvgPool1D, Dense, Conv1D, pyrnn.RNN, pyrnn.LSTM, pyrnn.GRU, Dilated)):
+            layer, (MaxPool1D, AvgPool1D, Dense, Conv1D, pyrnn.RNN, pyrnn.LSTM, pyrnn.GRU, Dilated, *fuzz_cnn.CASTING)):
         verdict = combine([verdict, ANY])  # float128 is refused by the float32/float64-only layers (documented)
     return x, verdict
 
 
-def contract_forward(layer, x, lengths):
-    """(verdict, expected output shape(s), expected dtype) for a well-formed array input x."""
+def contract_forward(layer, x, lengths, training=True):
+    """(verdict, expected output shape(s), expected dtype) for a well-formed array input x (``training``:
+    whether the forward runs in training mode)."""
+    if fuzz_cnn.is_cnn(layer):
+        return fuzz_cnn.contract(layer, x, training)
     xs = np.shape(x)
     xa = np.asarray(x)
     if is_recurrent(layer):
@@ -903,7 +931,7 @@ def _forward_backward(rec, layer, lcall, cs, big=False):
             kwargs["lengths"] = lengths
         verdicts.append(lv)
     if well_formed:
-        fv, out_shape, out_dtype = contract_forward(layer, x, kwargs.get("lengths"))
+        fv, out_shape, out_dtype = contract_forward(layer, x, kwargs.get("lengths"), training=cs["sequence"] != "eval_fwd_bwd")
         verdicts.append(fv)
     else:
         out_shape = out_dtype = None
@@ -994,8 +1022,13 @@ def _fuzz_family(rec, family, n, seed, backends, only_k, case_timeout, crash_at=
     def fuzz(data):
         backend = data.draw(st.sampled_from(backends))
         mode = data.draw(st.sampled_from(["valid", "ctor", "call", "call", "big"]))
-        layer_spec = draw_layer(data, family, mode in ("ctor", "big"), big=mode == "big")
-        cs = data.draw(call_spec(mode == "call", family))
+        if family == fuzz_cnn.VISION:
+            vision_case = fuzz_cnn.draw_vision_case(data, mode)
+            run = lambda: fuzz_cnn.run_vision_case(rec, backend, vision_case)  # noqa: E731
+        else:
+            layer_spec = draw_layer(data, family, mode in ("ctor", "big"), big=mode == "big")
+            cs = data.draw(call_spec(mode == "call", family))
+            run = lambda: run_case(rec, backend, layer_spec, cs, big=mode == "big")  # noqa: E731
         k = counter[0]
         counter[0] += 1
         if only_k is not None and k != only_k:
@@ -1009,7 +1042,7 @@ def _fuzz_family(rec, family, n, seed, backends, only_k, case_timeout, crash_at=
             import ctypes
             ctypes.string_at(0)
         try:
-            run_case(rec, backend, layer_spec, cs, big=mode == "big")
+            run()
         except Exception:  # noqa: BLE001 - a bug of this driver, not of pyrnn: count it, show it, go on
             rec.counts["harness_error"] += 1
             rec.finding("harness_error", f"case {rec.case}", "driver", traceback.format_exc()[-480:])

@@ -98,3 +98,27 @@ def test_sizes_are_bounded_with_a_clear_error_at_once(make, pattern):
     with pytest.raises(ValueError, match=pattern):
         make()
     assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("shape, dtype, refused", [
+    ((3, 2**31, 2**31, 1), np.float32, True), ((3, 2**29, 2**29, 1), np.float64, False), ((0, 2**31 + 2, 2**31 + 1, 1), np.float32, True),
+    ((2**60, 1), np.float32, False), ((2**60, 1), np.float64, True), ((0, 0), np.float64, False),
+])
+def test_check_array_size_refuses_what_numpy_calls_too_big(shape, dtype, refused):
+    """Found by the API fuzz (Conv2D with padding 2**31 - 1; with an empty batch, Conv2D#9 of seed 101):
+    NumPy's own "array is too big" was the error; check_array_size refuses the same shapes first."""
+    from pyrnn._checks import check_array_size
+
+    try:
+        np.empty(shape, dtype)
+        numpy_refuses = False
+    except ValueError:
+        numpy_refuses = True
+    except MemoryError:  # representable, just more than this machine has
+        numpy_refuses = False
+    assert numpy_refuses == refused
+    if refused:
+        with pytest.raises(ValueError, match=rf"x: expected sizes whose output fits in an array, got output shape \({shape[0]}, "):
+            check_array_size("x", shape, dtype, "output")
+    else:
+        check_array_size("x", shape, dtype, "output")

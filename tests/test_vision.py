@@ -62,6 +62,15 @@ def test_a_small_resnet_learns_to_tell_bright_from_dark_quadrants():
         (lambda: vision.resnet(stem="tiny"), ValueError, r"stem: expected one of \['cifar', 'imagenet'\]"),
         (lambda: vision.unet(widths=(8,)), ValueError, r"widths: expected at least two scales"),
         (lambda: vision.unet(upsample="nearest"), ValueError, r"upsample: expected one of \['transpose', 'bilinear'\]"),
+        # found by the API fuzz (vision family): NumPy's SeedSequence error, an empty tuple as a TypeError,
+        # and "'int' object is not iterable" / "'NoneType' object is not iterable" for blocks
+        (lambda: vision.lenet5(seed=float("nan")), TypeError, r"seed: expected an integer, got float nan"),
+        (lambda: vision.unet(seed=-1), ValueError, r"seed: expected an integer >= 0, got -1"),
+        (lambda: vision.resnet(()), ValueError, r"depths: expected a non-empty tuple of integers, got \(\)"),
+        (lambda: vision.vgg(()), ValueError, r"blocks: expected a non-empty tuple of \(convolutions, width\) pairs, got \(\)"),
+        (lambda: vision.vgg(5), TypeError, r"blocks: expected a non-empty tuple of \(convolutions, width\) pairs, got int 5"),
+        (lambda: vision.vgg(None), TypeError, r"blocks: expected a non-empty tuple .*got NoneType None"),
+        (lambda: vision.unet(widths="16"), TypeError, r"widths: expected a non-empty tuple of integers, got str '16'"),
     ],
 )
 def test_bad_arguments_are_named(call, exc, pattern):

@@ -69,6 +69,17 @@ def check_shape(name, arr, expected, labels=None):
         raise ValueError(f"{name}: expected shape {tuple(expected)}{what}, got {arr.shape}")
 
 
+def check_array_size(name, shape, dtype, what):
+    """Refuse, before anything is allocated, an array no machine can hold: more bytes than an index
+    can address (where NumPy would say "array is too big"; like NumPy, the sizes other than 0 count,
+    so an empty batch of such images is refused too). A ValueError names the shape that the sizes
+    lead to; an array that merely exceeds this machine's memory is left to MemoryError."""
+    n = math.prod(int(s) for s in shape)
+    if math.prod(int(s) for s in shape if s) * np.dtype(dtype).itemsize > np.iinfo(np.intp).max:
+        raise ValueError(f"{name}: expected sizes whose {what} fits in an array, got {what} shape {tuple(shape)} "
+                         f"({n} elements of {np.dtype(dtype).name})")
+
+
 def check_ndim(name, arr, ndim, labels):
     if arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array {labels}, got {arr.ndim}-D with shape {arr.shape}")

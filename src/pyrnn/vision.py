@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_bool, check_choice, check_int
+from ._checks import check_bool, check_choice, check_int, check_seed
 from .layers import (
     Add,
     AvgPool2D,
@@ -36,16 +36,24 @@ class _Seeds:
     """Seeds for the layers of one architecture, drawn from one seed (None: unseeded)."""
 
     def __init__(self, seed):
+        seed = check_seed("seed", seed)
         self.rng = None if seed is None else np.random.default_rng(seed)
 
     def __call__(self):
         return None if self.rng is None else int(self.rng.integers(2**31))
 
 
+def _sequence(name, value, what):
+    """``value`` as a tuple: not a tuple or list -> TypeError, empty -> ValueError."""
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name}: expected a non-empty tuple of {what}, got {type(value).__name__} {value!r}")
+    if not value:
+        raise ValueError(f"{name}: expected a non-empty tuple of {what}, got {value!r}")
+    return tuple(value)
+
+
 def _int_tuple(name, value, minimum=1):
-    if not isinstance(value, (tuple, list)) or not value:
-        raise TypeError(f"{name}: expected a non-empty tuple of integers, got {value!r}")
-    return tuple(check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value))
+    return tuple(check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(_sequence(name, value, "integers")))
 
 
 def lenet5(num_classes=10, in_channels=1, activation="tanh", seed=None):
@@ -85,7 +93,7 @@ def vgg(blocks=((2, 32), (2, 64), (2, 128)), num_classes=10, in_channels=3, batc
 
     The global-average-pool head works for any input size (32 x 32 by default halves to 4 x 4).
     """
-    blocks = tuple(_int_tuple(f"blocks[{i}]", b) for i, b in enumerate(blocks))
+    blocks = tuple(_int_tuple(f"blocks[{i}]", b) for i, b in enumerate(_sequence("blocks", blocks, "(convolutions, width) pairs")))
     if any(len(b) != 2 for b in blocks):
         raise ValueError(f"blocks: expected (convolutions, width) pairs, got {blocks!r}")
     num_classes, c = check_int("num_classes", num_classes, 1), check_int("in_channels", in_channels, 1)
@@ -121,6 +129,10 @@ def resnet(depths=(2, 2, 2, 2), widths=(64, 128, 256, 512), num_classes=10, in_c
                  first halves H and W (stride 2) and projects its skip with a 1x1 conv + BN
 
         basic block:  x -> conv3x3 -> BN -> ReLU -> conv3x3 -> BN -> (+ x) -> ReLU
+
+    A torch ResNet built the same way with torchvision's module names (``conv1``, ``bn1``,
+    ``layer1.0.conv1``, ..., ``fc``) loads with ``pyrnn.interop.load_torch(model, torch_model,
+    names=pyrnn.interop.resnet_names(model))`` (and ``interop.to_torch`` goes back).
     """
     depths, widths = _int_tuple("depths", depths), _int_tuple("widths", widths)
     if len(depths) != len(widths):

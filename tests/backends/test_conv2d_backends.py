@@ -116,6 +116,7 @@ CHUNKED = [  # more lines than one chunk of im2col (2**18 elements), and per mem
     (5, 40, 37, 16, 12, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
     (3, 30, 33, 8, 10, (5, 3), (1, 2), (2, 2, 1, 1), (1, 2), 2, True),
     (4, 50, 48, 40, 24, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # pointwise
+    (2, 12, 10, 2, 3000, (2, 2), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # chunks sized by the output channels
 ]
 
 
@@ -200,6 +201,20 @@ def test_empty_sizes(backend, B, C, O):
     np.testing.assert_array_equal(out["dw"], 0.5)  # no sample or no channel: nothing added
     if O == 0:
         assert not out["dx"].any()
+
+
+@pytest.mark.skipif("numba" not in FAST, reason="numba is not installed")
+def test_numba_scratch_is_bounded_by_the_output_channels_too():
+    """Found by the API fuzz (numba, Conv2D#256 of seed 1202): Conv2D(2, 2**20, 2, dilation=(2, 1)) on a
+    (3, 5, 3, 2) image asked Numba for a (rows, Og) block of 128 GiB ("Allocation failed"), the chunk of
+    output lines being sized by the im2col columns (KH*KW*C per row) alone."""
+    from pyrnn.backends import conv2d_numba as nb
+
+    for O, C, G in ((2**20, 2, 1), (3000, 2, 1), (8, 64, 1), (4096, 8, 4)):
+        w = np.zeros((O, C // G, 2, 2), np.float32)
+        (_, WO, *_), nl, _ = nb._plan((3, 5, 300, C), w, (1, 1), (0, 0, 0, 0), (2, 1), G, (3, 299))
+        per_row = max(2 * 2 * (C // G) * G, O // G)
+        assert nl * WO * per_row <= max(nb.CHUNK_ELEMENTS, WO * per_row), (O, C, G, nl)
 
 
 @pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")

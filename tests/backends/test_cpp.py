@@ -369,8 +369,18 @@ def test_conv_size_check_does_not_overflow():
     """kH * kW * C_in beyond 2**31 is refused by a check that itself cannot overflow (empty arrays: legal)."""
     big = 2**16  # kH*kW*C_in = 2**48
     x, w = np.zeros((0, 1, 0, big), np.float32), np.zeros((0, big, big, big), np.float32)
-    with pytest.raises(ValueError, match=r"sizes exceed the 32-bit BLAS interface"):
+    with pytest.raises(ValueError, match=r"w: expected C_out and kH\*kW\*C_in < 2\*\*31 \(the 32-bit BLAS interface\), "
+                                         r"got shape \(0, 65536, 65536, 65536\)"):
         _C.conv2d_forward(x, w, None, np.zeros((0, 1, 0, 0), np.float32), (1, 1), (0, 0, 0, 0), (1, 1), 1)
+
+
+def test_conv1d_output_length_beyond_the_blas_interface_is_named():
+    """Found by the long API fuzz (cpp, Conv1D#258 of seed 1101: padding=2**31 - 1 on an empty batch):
+    the message said what was wrong but not what was expected and what came. (Conv1D runs on conv2d_*.)"""
+    x, w = np.zeros((0, 1, 5, 2), np.float32), np.zeros((3, 2, 1, 2), np.float32)
+    with pytest.raises(ValueError, match=r"x: expected an output width < 2\*\*31 \(the 32-bit BLAS interface\), got 4294967298"):
+        _C.conv2d_forward(x, w, None, np.zeros((0, 1, 4294967298, 3), np.float32), (1, 1), (0, 0, 2**31 - 1, 2**31 - 1),
+                          (1, 1), 1)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_relu"])

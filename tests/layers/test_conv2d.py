@@ -297,8 +297,18 @@ def test_no_grad_saves_nothing():
         (lambda: ConvTranspose2D(3, 2, 3), np.ones((2, 3, 8, 8), np.float32), ValueError, r"it looks like NCHW"),
         (lambda: ConvTranspose2D(1, 1, 1, padding=1), np.ones((1, 1, 1, 1)), ValueError,
          r"x: expected an input giving an output of at least 1x1, got H=1, W=1 -> -1x-1 for kernel_size=\(1, 1\)"),
+        # found by the API fuzz (cpp, Conv2D#213 of seed 5): NumPy's "array is too big" from the output's np.empty
+        (lambda: Conv2D(1, 1, 3, padding=2**31 - 1, dtype=np.float64), np.ones((3, 5, 4, 1)), ValueError,
+         r"x: expected sizes whose zero-padded input fits in an array, got zero-padded input shape \(3, 4294967299, 4294967298, 1\)"),
+        (lambda: Conv2D(4, 1, 1, padding=(2**31 - 1, 2**30)), np.ones((1, 1, 1, 4)), ValueError,
+         r"x: expected sizes whose zero-padded input fits in an array, got zero-padded input shape \(1, 4294967295, 2147483649, 4\)"),
+        (lambda: Conv2D(4, 1, (1, 3), padding=2**30), np.ones((0, 4, 3, 4), np.float16), ValueError,  # Conv2D#9 of seed 101
+         r"x: expected sizes whose zero-padded input fits in an array, got zero-padded input shape \(0, 2147483652, 2147483651, 4\)"),
+        (lambda: ConvTranspose2D(1, 2, 3, stride=2**31 - 1), np.ones((3, 5, 4, 1)), ValueError,
+         r"x: expected sizes whose output fits in an array, got output shape \(3, 8589934591, 6442450944, 2\)"),
     ],
-    ids=["nchw", "channels", "3d", "int", "too-small-H", "too-small-W", "H0", "transpose-nchw", "transpose-output-empty"],
+    ids=["nchw", "channels", "3d", "int", "too-small-H", "too-small-W", "H0", "transpose-nchw", "transpose-output-empty",
+         "padded-input-too-big", "padded-input-too-big-pair", "padded-input-too-big-empty-batch", "transpose-output-too-big"],
 )
 def test_bad_inputs(make, x, exc, pattern):
     with pytest.raises(exc, match=pattern):
@@ -334,7 +344,7 @@ def test_bad_dy_keeps_the_forward_for_a_correct_retry(layer):
         (lambda: Conv2D(3, 2, 3, padding=-1), ValueError, r"padding: expected an integer >= 0, got -1"),
         (lambda: Conv2D(3, 2, 3, padding=1.5), TypeError, r"padding: expected an integer, got float 1.5"),
         (lambda: Conv2D(3, 2, 3, stride=2, padding="same"), ValueError,
-         r"padding: 'same' is not supported for strided convolutions \(as torch\), got stride=\(2, 2\)"),
+         r"padding: expected stride 1 for 'same' \(strided convolutions do not support it, as torch\), got stride=\(2, 2\)"),
         (lambda: Conv2D(3, 2, 3, dtype=np.int32), TypeError, r"dtype: expected float32 or float64, got int32"),
         (lambda: ConvTranspose2D(2, 2, 3, padding="same"), TypeError, r"padding: expected an integer or a pair \(h, w\) of integers, got str"),
         (lambda: ConvTranspose2D(2, 2, 3, stride=2, output_padding=2), ValueError,

@@ -331,6 +331,34 @@ def test_empty_batch_and_channels(backend, layer):
             assert layer.backward(np.zeros(y.shape)).shape == shape
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layer", [Upsample2D(2**20), Upsample2D((3, 2**20), mode="bilinear"), MaxPool2D(3), AvgPool2D(2),
+                                   GlobalAvgPool2D()], ids=repr)
+def test_an_empty_image_runs_no_kernel(backend, layer, monkeypatch):
+    """Found by the API fuzz (cpp, Upsample2D#2 of seed 101): Upsample2D(1048576) on a (2, 3, 4, 0) image
+    had the kernel walk all 2.6e13 pixels of its empty output, and the case timed out (the NumPy
+    reference took seconds already for 4096). An image without elements now gets zeros, forward
+    and backward, without any kernel."""
+    import importlib
+
+    def refuse(*args, **kwargs):  # pragma: no cover - reached only if a kernel runs
+        raise AssertionError("a kernel ran on an empty image")
+
+    for name in ("pool2d_reference", "pool2d_numba", "pool2d_cpp"):
+        module = importlib.import_module(f"pyrnn.backends.{name}")
+        for fn in ("pool2d_forward", "pool2d_backward", "upsample2d_forward", "upsample2d_backward"):
+            monkeypatch.setattr(module, fn, refuse)
+    layer = _fresh(layer)
+    with pyrnn.use_backend(backend):
+        for shape, dtype in (((2, 3, 4, 0), np.float32), ((0, 5, 6, 3), np.float64)):
+            y = layer.forward(np.ones(shape, dtype))
+            assert y.size == 0 and y.dtype == dtype and y.shape[0] == shape[0]
+            if isinstance(layer, Upsample2D):
+                assert y.shape[1:3] == (shape[1] * layer.scale_factor[0], shape[2] * layer.scale_factor[1])
+            dx = layer.backward(np.ones(y.shape, dtype))
+            assert dx.shape == shape and dx.dtype == dtype
+
+
 BAD_CONSTRUCTORS = [
     (lambda: MaxPool2D(0), ValueError, r"kernel_size: expected an integer >= 1, got 0"),
     (lambda: MaxPool2D(2.5), TypeError, r"kernel_size: expected an int or a pair \(h, w\) of ints, got float 2.5"),
@@ -363,6 +391,8 @@ BAD_INPUTS = [
     (GlobalAvgPool2D(), np.ones((2, 0, 6, 3)), ValueError, r"x: expected H >= 1 and W >= 1, got H=0, W=6"),
     (Upsample2D(2), np.ones((2, 3, 0, 3)), ValueError, r"x: expected H >= 1 and W >= 1, got H=3, W=0"),
     (Upsample2D(2), "image", TypeError, r"x: expected an array of floats, got str"),
+    (Upsample2D(2**31 - 1), np.ones((3, 5, 4, 1)), ValueError,  # not NumPy's "array is too big" from the kernel's np.empty
+     r"x: expected sizes whose output fits in an array, got output shape \(3, 10737418235, 8589934588, 1\)"),
     (Flatten(), np.ones(5), ValueError, r"x: expected an array of at least 2 dimensions \(batch, ...\), got 1-D with shape \(5,\)"),
     (Flatten(), np.ones((2, 3), bool), TypeError, r"x: expected a float32 or float64 array, got dtype bool"),
     (MaxPool2D(3), np.ones((1, 2, 5, 1)), ValueError,
@@ -371,6 +401,12 @@ BAD_INPUTS = [
     (MaxPool2D(2, dilation=(1, 3), padding=1), np.ones((1, 5, 1, 1)), ValueError,
      r"x: expected W >= 2 for kernel_size=\(2, 2\), stride=\(2, 2\), padding=\(1, 1\), dilation=\(1, 3\), ceil_mode=False, got H=5, W=1"),
     (AvgPool2D((2, 5), stride=1), np.ones((1, 4, 4, 1)), ValueError, r"x: expected W >= 5 .*ceil_mode=False, got H=4, W=4"),
+    # found by the API fuzz (MaxPool2D#3 of seed 5, every backend): the least size was searched for one size at a
+    # time, 2**31 of them for this kernel, and the case timed out; now a closed form (held to that search below)
+    (MaxPool2D(2**31 - 1), np.ones((0, 0, 0, 0), np.float32), ValueError,
+     r"x: expected H >= 2147483647 for kernel_size=\(2147483647, 2147483647\).*got H=0, W=0"),
+    (AvgPool2D(2**31 - 1, stride=5, padding=2**30 - 1, ceil_mode=True), np.ones((1, 0, 3, 1)), ValueError,
+     r"x: expected H >= 1 for kernel_size=\(2147483647, 2147483647\), stride=\(5, 5\), padding=\(1073741823, 1073741823\)"),
 ]
 
 
@@ -405,3 +441,60 @@ def test_bad_dy_is_named_and_keeps_the_forward(layer):
 def test_layers_are_exported():
     for name in ("MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Upsample2D", "Flatten"):
         assert name in pyrnn.layers.__all__ and getattr(pyrnn, name) is getattr(pyrnn.layers, name)
+
+
+def test_the_least_input_size_in_closed_form_is_the_first_size_with_an_output():
+    """pool_least_size (the size named when an input is too small) against the search over sizes it replaced."""
+    from pyrnn.backends.pool2d_reference import pool_least_size, pool_output_size
+
+    for k in range(1, 6):
+        for s in range(1, 5):
+            for d in range(1, 4):
+                for p in range(0, k // 2 + 1):
+                    for ceil_mode in (False, True):
+                        least = next(n for n in range(1, d * (k - 1) + 2) if pool_output_size(n, k, s, p, d, ceil_mode) >= 1)
+                        assert pool_least_size(k, s, p, d, ceil_mode) == least, (k, s, p, d, ceil_mode)
+                        assert all(pool_output_size(n, k, s, p, d, ceil_mode) >= 1 for n in range(least, least + 8))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_huge_kernel_reads_only_the_taps_inside_x(backend):
+    """Found by the API fuzz (numpy, AvgPool2D#663 of seed 1303: AvgPool2D(2**30, ceil_mode=True) on a
+    6 x 3 image timed out): every backend walked all kh*kw taps of a window (the reference also padded x
+    to hold them), the C++ and Numba max pools one row of taps at a time. A window covering the whole
+    image is a global max / mean; only the taps inside x are visited now."""
+    x = np.random.default_rng(0).standard_normal((2, 6, 3, 4))
+    with pyrnn.use_backend(backend):
+        for layer, want in ((MaxPool2D(2**30, ceil_mode=True), x.max(axis=(1, 2))),
+                            (AvgPool2D(2**30, ceil_mode=True), x.mean(axis=(1, 2))),
+                            (AvgPool2D(2**30 + 1, stride=2**30, padding=2**29, count_include_pad=False), x.mean(axis=(1, 2)))):
+            y = layer.forward(x)
+            np.testing.assert_allclose(y, want[:, None, None, :], rtol=1e-12, err_msg=repr(layer))
+            dx = layer.backward(np.ones_like(y))
+            if isinstance(layer, MaxPool2D):
+                np.testing.assert_array_equal(dx, (x == want[:, None, None, :]).astype(float))
+            else:
+                np.testing.assert_allclose(dx, np.full(x.shape, 1 / 18), rtol=1e-12)
+        # a huge kernel on one axis (one window over every row), a dilated ordinary one on the other
+        x = np.random.default_rng(2).standard_normal((2, 6, 5, 4))
+        layer = MaxPool2D((2**30, 3), stride=(2**30, 1), padding=(2**29, 1), dilation=(1, 2), ceil_mode=True)
+        y = layer.forward(x)
+        dx = layer.backward(np.ones_like(y))
+    cols = [[w for w in (ow - 1, ow + 1, ow + 3) if 0 <= w < 5] for ow in range(3)]  # W taps ow - 1 + 2j
+    np.testing.assert_array_equal(y[:, 0], np.stack([x[:, :, c].max(axis=(1, 2)) for c in cols], axis=1))
+    with pyrnn.use_backend("numpy"):  # the gradient: where the reference sends it
+        ref = _fresh(layer)
+        ref.forward(x)
+        np.testing.assert_array_equal(ref.backward(np.ones_like(y)), dx)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_windows_wholly_in_the_padding_are_minus_inf_without_gradient(backend):
+    """MaxPool2D(2, padding=1, dilation=2) on one row: the taps of every window fall in the padding (the
+    reference now skips such taps, and has no tap left at all here)."""
+    x = np.random.default_rng(1).standard_normal((2, 1, 3, 2))
+    with pyrnn.use_backend(backend):
+        layer = MaxPool2D(2, padding=1, dilation=2)
+        y = layer.forward(x)
+        assert y.shape == (2, 1, 2, 2) and np.all(y == -np.inf)
+        np.testing.assert_array_equal(layer.backward(np.ones_like(y)), np.zeros_like(x))

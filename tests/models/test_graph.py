@@ -109,3 +109,16 @@ def test_the_model_lets_go_of_arrays_it_no_longer_needs():
     # when p1 runs, h's summed gradient (p2's dy) is gone; when p0 runs, p1's dy is gone
     assert back[3][3][n + 2] is False and back[4][3][n + 3] is False
     assert back[4][3][n:n + 2] == [True, True]  # the output gradients: the caller's arguments
+
+
+@pytest.mark.parametrize("forward", ["none", "no_grad", "inference"])
+def test_backward_without_a_forward_that_kept_anything_is_a_named_error(forward):
+    """Found by the API fuzz (vision family): Model.backward after a no_grad forward (or none) raised
+    AttributeError '_out_meta' instead of saying what it expected."""
+    x = pyrnn.Input()
+    model = pyrnn.Model(x, Dense(3, 2)(x))
+    if forward != "none":
+        with pyrnn.no_grad() if forward == "no_grad" else pyrnn.inference():
+            model.forward(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"Model.backward: expected a forward\(\) with gradients on first, got none"):
+        model.backward(np.zeros((4, 2)))

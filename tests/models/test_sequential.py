@@ -47,3 +47,14 @@ def test_sequential_config_round_trip():
     again.load_state_dict(model.state_dict())
     x = np.random.default_rng(3).standard_normal((4, 7, 1)).astype(np.float32)
     np.testing.assert_array_equal(model.predict(x), again.predict(x))
+
+
+@pytest.mark.parametrize("forward", ["none", "no_grad"])
+def test_backward_without_a_forward_that_kept_anything_is_a_named_error(forward):
+    """Like Model's (found by the API fuzz): an AttributeError '_extra_outputs' before."""
+    model = pyrnn.Sequential([Dense(3, 2)])
+    if forward == "no_grad":
+        with pyrnn.no_grad():
+            model.forward(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"Sequential.backward: expected a forward\(\) with gradients on first, got none"):
+        model.backward(np.zeros((4, 2)))

@@ -27,7 +27,8 @@ from ._numba_config import JIT
 from .contract import Conv2dSaved
 from .conv2d_reference import check_conv2d_backward, check_conv2d_forward
 
-#: im2col scratch per chunk of output lines, in elements (at least one line's worth)
+#: scratch per chunk of output lines, in elements (at least one line's worth): the im2col columns
+#: (G, rows, KH*KW*Cg) and the per-group output/gradient block (rows, Og)
 CHUNK_ELEMENTS = 1 << 18
 
 
@@ -219,10 +220,12 @@ def _packed(w, groups):
 
 
 def _plan(x_shape, w, stride, padding, dilation, groups, out_hw):
-    """(geometry, nl, pointwise): the kernels' integer arguments."""
-    _, KH, KW = w.shape[1:]
+    """(geometry, nl, pointwise): the kernels' integer arguments; nl output lines per chunk keep the
+    larger scratch array, the columns (G * KH*KW*Cg per row) or a group's block (Og per row), within
+    CHUNK_ELEMENTS (a huge Og sized only by the columns once asked for 128 GiB)."""
+    O, Cg, KH, KW = w.shape
     pointwise = (KH, KW, stride, padding, groups) == (1, 1, (1, 1), (0, 0, 0, 0), 1)
-    per_line = max(1, out_hw[1] * KH * KW * w.shape[1] * groups)
+    per_line = max(1, out_hw[1] * max(KH * KW * Cg * groups, O // groups))
     nl = max(1, CHUNK_ELEMENTS // per_line)
     geometry = (out_hw[0], out_hw[1], KH, KW, stride[0], stride[1], padding[0], padding[2], dilation[0], dilation[1])
     return geometry, nl, pointwise

@@ -28,6 +28,13 @@ from .pool2d_reference import (
 
 
 # ---------------------------------------------------------------- pool2d
+# [lo, hi): the taps i of one axis with 0 <= start + i*step < L (the others read padding; a huge kernel
+# is not walked tap by tap)
+@numba.njit(**JIT)
+def _tap_range(start, step, k, L):
+    return max(0, (step - 1 - start) // step), min(k, (L - 1 - start) // step + 1)
+
+
 # y[c] = max over the taps inside x of x[ih, iw, c]; arg[c] = ih*W + iw of the first maximum in window order
 # (the first tap inside x starts it, so an all -inf window picks that tap; a NaN wins); -inf/-1 if no tap is inside
 @numba.njit(**JIT)
@@ -35,14 +42,12 @@ def _max_window(x, h0, w0, kh, kw, dh, dw, y, arg):
     H, W, C = x.shape
     y[:] = -np.inf
     arg[:] = -1
-    for i in range(kh):
+    i_lo, i_hi = _tap_range(h0, dh, kh, H)
+    j_lo, j_hi = _tap_range(w0, dw, kw, W)
+    for i in range(i_lo, i_hi):
         ih = h0 + i * dh
-        if ih < 0 or ih >= H:
-            continue
-        for j in range(kw):
+        for j in range(j_lo, j_hi):
             iw = w0 + j * dw
-            if iw < 0 or iw >= W:
-                continue
             for c in range(C):
                 v, best = x[ih, iw, c], y[c]
                 if arg[c] < 0 or v > best or (v != v and best == best):

@@ -69,12 +69,20 @@ def pool_output_size(L, kernel, stride, padding, dilation, ceil_mode):
     return O
 
 
+def pool_least_size(kernel, stride, padding, dilation, ceil_mode):
+    """The smallest L >= 1 with ``pool_output_size(L, ...) >= 1``: ``L + 2p - span`` (plus ``s - 1``
+    with ceil_mode) must be >= 0, and a first window never starts past ``L + p`` when L >= 1. Closed
+    form: a search over L would take up to 2**31 steps for a huge kernel or dilation."""
+    span = dilation * (kernel - 1) + 1
+    return max(1, span - 2 * padding - (stride - 1 if ceil_mode else 0))
+
+
 def pool2d_output_shape(H, W, kernel, stride, padding, dilation, ceil_mode, name="x"):
     """(OH, OW), or a ValueError naming every size if an axis would have no output."""
     for axis, L, k, s, p, d in (("H", H, kernel[0], stride[0], padding[0], dilation[0]),
                                 ("W", W, kernel[1], stride[1], padding[1], dilation[1])):
         if L < 1 or pool_output_size(L, k, s, p, d, ceil_mode) < 1:
-            least = next(n for n in range(1, d * (k - 1) + 2) if pool_output_size(n, k, s, p, d, ceil_mode) >= 1)
+            least = pool_least_size(k, s, p, d, ceil_mode)
             raise ValueError(
                 f"{name}: expected {axis} >= {least} for kernel_size={tuple(kernel)}, stride={tuple(stride)}, "
                 f"padding={tuple(padding)}, dilation={tuple(dilation)}, ceil_mode={ceil_mode}, got H={H}, W={W} "
@@ -180,19 +188,27 @@ def check_upsample2d_backward(saved, dy):
 
 
 # ----------------------------------------------------------------- reference
-def _taps(kernel, stride, dilation, OH, OW):
-    """(i, j, rows, cols): for every tap of the window, the slices of the padded image it reads for all outputs."""
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            r0, c0 = i * dilation[0], j * dilation[1]
-            yield i, j, slice(r0, r0 + (OH - 1) * stride[0] + 1, stride[0]), slice(c0, c0 + (OW - 1) * stride[1] + 1, stride[1])
+def _axis_taps(L, O, k, s, p, d):
+    """(taps, before, after) of one axis: the taps i that read inside x for some output, and the padding
+    that holds what they read. The other taps read only padding: nothing for a sum, never the winner of
+    a max over a tap inside x; skipping them keeps a huge kernel (2**30 taps) from being walked tap by tap."""
+    lo = max(0, -(((O - 1) * s - p) // d))  # the first i with i*d - p + (O-1)*s >= 0
+    hi = min(k, (L - 1 + p) // d + 1)  # past the last i with i*d - p <= L - 1
+    if hi <= lo:
+        return range(0), 0, 0
+    return range(lo, hi), max(0, p - lo * d), max(0, (hi - 1) * d - p + (O - 1) * s + 1 - L)
 
 
-def _pad_widths(H, W, OH, OW, kernel, stride, padding, dilation):
-    """((top, bottom), (left, right)): padding that holds every tap (ceil_mode may need more on the bottom/right)."""
-    bottom = max(padding[0], (OH - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1 - padding[0] - H)
-    right = max(padding[1], (OW - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1 - padding[1] - W)
-    return (padding[0], bottom), (padding[1], right)
+def _taps(H, W, OH, OW, kernel, stride, padding, dilation):
+    """((top, bottom), (left, right), [(rows, cols)]): the padding of x, and for every tap of the window
+    that reads inside x (in window order: i, then j) the slices of the padded image it reads for all outputs."""
+    ti, top, bottom = _axis_taps(H, OH, kernel[0], stride[0], padding[0], dilation[0])
+    tj, left, right = _axis_taps(W, OW, kernel[1], stride[1], padding[1], dilation[1])
+    r0 = [i * dilation[0] - padding[0] + top for i in ti]
+    c0 = [j * dilation[1] - padding[1] + left for j in tj]
+    slices = [(slice(r, r + (OH - 1) * stride[0] + 1, stride[0]), slice(c, c + (OW - 1) * stride[1] + 1, stride[1]))
+              for r in r0 for c in c0]
+    return (top, bottom), (left, right), slices
 
 
 # max: y = max over the taps (padding -inf), argmax = ih*W + iw of the first maximum in window order
@@ -203,20 +219,21 @@ def pool2d_forward(kind, x, kernel, stride, padding, dilation, ceil_mode, count_
         kind, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad)
     saved = Pool2DSaved(kind, (B, H, W, C), x.dtype, kernel, stride, padding, dilation, bool(ceil_mode),
                         bool(count_include_pad), None)
-    pad_h, pad_w = _pad_widths(H, W, OH, OW, kernel, stride, padding, dilation)
-    taps = list(_taps(kernel, stride, dilation, OH, OW))
+    pad_h, pad_w, taps = _taps(H, W, OH, OW, kernel, stride, padding, dilation)
     if kind == "avg":
         xp = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
         total = np.zeros((B, OH, OW, C), x.dtype)
-        for _, _, rows, cols in taps:
+        for rows, cols in taps:
             total += xp[:, rows, cols]
         D = np.outer(avg_divisors(H, OH, kernel[0], stride[0], padding[0], count_include_pad),
                      avg_divisors(W, OW, kernel[1], stride[1], padding[1], count_include_pad))
         return total / D[:, :, None].astype(x.dtype), saved
+    if not taps:  # every window lies wholly in the padding (possible with dilation)
+        return np.full((B, OH, OW, C), -np.inf, x.dtype), saved._replace(argmax=np.full((B, OH, OW, C), -1, np.int64))
     xp = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-np.inf)
     index = np.pad(np.arange(H * W).reshape(H, W), (pad_h, pad_w), constant_values=-1)  # ih*W + iw, -1 in the padding
-    windows = np.stack([xp[:, rows, cols] for _, _, rows, cols in taps])  # (K, B, OH, OW, C), K = kh*kw
-    where = np.stack([index[rows, cols] for _, _, rows, cols in taps])  # (K, OH, OW)
+    windows = np.stack([xp[:, rows, cols] for rows, cols in taps])  # (K, B, OH, OW, C), K taps reading inside x
+    where = np.stack([index[rows, cols] for rows, cols in taps])  # (K, OH, OW)
     first = np.argmax(windows, axis=0)  # the first maximum; a NaN counts as the maximum
     winner = np.take_along_axis(np.broadcast_to(where[:, None, :, :, None], windows.shape), first[None], 0)[0]
     # a -inf maximum met first in the padding: torch's winner is the first tap inside x
@@ -237,12 +254,12 @@ def pool2d_backward(saved, dy):
         hit = saved.argmax >= 0
         np.add.at(dx, (b[hit], saved.argmax[hit], c[hit]), dy[hit])
         return dx.reshape(B, H, W, C)
-    pad_h, pad_w = _pad_widths(H, W, OH, OW, saved.kernel, saved.stride, saved.padding, saved.dilation)
+    pad_h, pad_w, taps = _taps(H, W, OH, OW, saved.kernel, saved.stride, saved.padding, saved.dilation)
     D = np.outer(avg_divisors(H, OH, saved.kernel[0], saved.stride[0], saved.padding[0], saved.count_include_pad),
                  avg_divisors(W, OW, saved.kernel[1], saved.stride[1], saved.padding[1], saved.count_include_pad))
     share = dy / D[:, :, None].astype(dy.dtype)
     dxp = np.zeros((B, H + sum(pad_h), W + sum(pad_w), C), dy.dtype)
-    for _, _, rows, cols in _taps(saved.kernel, saved.stride, saved.dilation, OH, OW):
+    for rows, cols in taps:
         dxp[:, rows, cols] += share  # a tap's outputs read distinct pixels: no collisions within one slice
     return np.ascontiguousarray(dxp[:, pad_h[0]:pad_h[0] + H, pad_w[0]:pad_w[0] + W])
 

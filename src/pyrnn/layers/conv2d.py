@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .._checks import as_float_array, check_bool, check_int, check_ndim, check_seed, check_shape
+from .._checks import as_float_array, check_array_size, check_bool, check_int, check_ndim, check_seed, check_shape
 from ..backends import backend_module, get_backend
 from ..backends.contract import Conv2dSaved
 from .base import Layer
@@ -132,7 +132,8 @@ class Conv2D(Layer):
             if padding not in ("valid", "same"):
                 raise ValueError(f"padding: expected 'valid', 'same', an integer or a pair (h, w), got {padding!r}")
             if padding == "same" and self.stride != (1, 1):
-                raise ValueError(f"padding: 'same' is not supported for strided convolutions (as torch), got stride={self.stride}")
+                raise ValueError(f"padding: expected stride 1 for 'same' (strided convolutions do not support it, as torch), "
+                                 f"got stride={self.stride}")
             return padding
         return _pair("padding", padding, 0)
 
@@ -148,12 +149,17 @@ class Conv2D(Layer):
 
     def _check_size(self, x):
         pad = self.padding_for()
-        for axis, n, k, d, (a, z) in (("H", x.shape[1], self.kernel_size[0], self.dilation[0], pad[:2]),
-                                      ("W", x.shape[2], self.kernel_size[1], self.dilation[1], pad[2:])):
+        B, H, W, C = x.shape
+        out = []
+        for axis, n, k, s, d, (a, z) in (("H", H, self.kernel_size[0], self.stride[0], self.dilation[0], pad[:2]),
+                                         ("W", W, self.kernel_size[1], self.stride[1], self.dilation[1], pad[2:])):
             span = d * (k - 1) + 1
             if n + a + z < span:
                 raise ValueError(f"x: expected {axis} >= {span - a - z} for kernel_size={self.kernel_size}, dilation={self.dilation}, "
                                  f"padding={pad} (top, bottom, left, right), got {axis}={n} (the output would be empty)")
+            out.append((n + a + z - span) // s + 1)
+        check_array_size("x", (B, pad[0] + H + pad[1], pad[2] + W + pad[3], C), self.dtype, "zero-padded input")
+        check_array_size("x", (B, *out, self.out_channels), self.dtype, "output")
         return pad
 
     # y[b, i, j, o] = bias[o] + sum_{c, kh, kw} weight[o, c, kh, kw] xp[b, i*sh + kh*dh, j*sw + kw*dw, g*Cg + c]
@@ -314,8 +320,12 @@ class ConvTranspose2D(Layer):
             raise ValueError(f"x: expected an input giving an output of at least 1x1, got H={H}, W={W} -> {HO}x{WO} for "
                              f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                              f"output_padding={self.output_padding}, dilation={self.dilation}")
+        check_array_size("x", (B, HO, WO, self.out_channels), self.dtype, "output")
         backend = get_backend()
         adjoint = self._adjoint(H, W)
+        if adjoint is not None:  # the data gradient of the adjoint convolution spans its zero-padded input
+            (nh, nw), (pt, pb, pl, pr) = adjoint
+            check_array_size("x", (B, pt + nh + pb, pl + nw + pr, self.out_channels), self.dtype, "zero-padded output")
         if adjoint is None:
             y = np.zeros((B, HO, WO, self.out_channels), self.dtype)
         else:

@@ -23,10 +23,11 @@ ceil_mode and the last window would start at or after ``L + p`` (torch's rule).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_bool, check_choice, check_int, check_ndim, check_shape, float_input
+from .._checks import check_array_size, check_bool, check_choice, check_int, check_ndim, check_shape, float_input
 from ..backends import backend_module, get_backend
 from ..backends.pool2d_reference import pool2d_output_shape
 from .base import Layer
@@ -49,6 +50,30 @@ def _image(x):
     x = float_input("x", x)
     check_ndim("x", x, 4, "(batch, height, width, channels)")
     return x
+
+
+class _NoWork(NamedTuple):
+    """What a forward saves when x has no elements (B or C is 0): no kernel runs, forward or backward.
+    A kernel would still walk every window or output pixel of the empty image, which takes hours when
+    H and W (or the upsampling factors) are huge."""
+
+    x_shape: tuple
+    dtype: np.dtype
+
+
+def _run_forward(x, y_shape, kernel):
+    """``kernel(backend module) -> (y, saved)`` on the current backend; zeros and no kernel for an empty x.
+    Returns (y, backend, saved), backend None for the empty case."""
+    if x.size == 0:
+        return np.zeros(y_shape, x.dtype), None, _NoWork(x.shape, x.dtype)
+    backend = get_backend()
+    y, saved = kernel(backend_module(backend))
+    return y, backend, saved
+
+
+def _run_backward(backend, saved, kernel):
+    """``kernel(backend module) -> dx`` on the forward's backend; zeros after an empty forward."""
+    return np.zeros(saved.x_shape, saved.dtype) if backend is None else kernel(backend_module(backend))
 
 
 class _Pool2D(Layer):
@@ -80,9 +105,9 @@ class _Pool2D(Layer):
         """
         x = _image(x)
         g = self._geometry()
-        pool2d_output_shape(x.shape[1], x.shape[2], g["kernel"], g["stride"], g["padding"], g["dilation"], g["ceil_mode"])
-        backend = get_backend()
-        y, saved = backend_module(backend).pool2d_forward(self.kind, x, **g)
+        B, H, W, C = x.shape
+        OH, OW = pool2d_output_shape(H, W, g["kernel"], g["stride"], g["padding"], g["dilation"], g["ceil_mode"])
+        y, backend, saved = _run_forward(x, (B, OH, OW, C), lambda kernels: kernels.pool2d_forward(self.kind, x, **g))
         self._save((backend, saved, y.shape))
         return y
 
@@ -101,7 +126,7 @@ class _Pool2D(Layer):
         dy = float_input("dy", dy, saved.dtype)
         check_shape("dy", dy, y_shape, "(batch, out_height, out_width, channels) of the last forward")
         self._pop_saved()
-        return backend_module(backend).pool2d_backward(saved, dy)
+        return _run_backward(backend, saved, lambda kernels: kernels.pool2d_backward(saved, dy))
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -205,8 +230,8 @@ class GlobalAvgPool2D(Layer):
         B, H, W, C = x.shape
         if H < 1 or W < 1:
             raise ValueError(f"x: expected H >= 1 and W >= 1, got H={H}, W={W} (shape {x.shape})")
-        backend = get_backend()
-        y, saved = backend_module(backend).pool2d_forward("avg", x, (H, W), (H, W), (0, 0), (1, 1), False, True)
+        y, backend, saved = _run_forward(
+            x, (B, 1, 1, C), lambda kernels: kernels.pool2d_forward("avg", x, (H, W), (H, W), (0, 0), (1, 1), False, True))
         self._save((backend, saved))
         return y.reshape(B, C)
 
@@ -217,7 +242,7 @@ class GlobalAvgPool2D(Layer):
         dy = float_input("dy", dy, saved.dtype)
         check_shape("dy", dy, (B, C), "(batch, channels) of the last forward")
         self._pop_saved()
-        return backend_module(backend).pool2d_backward(saved, dy.reshape(B, 1, 1, C))
+        return _run_backward(backend, saved, lambda kernels: kernels.pool2d_backward(saved, dy.reshape(B, 1, 1, C)))
 
     def get_config(self):
         return {}
@@ -254,8 +279,10 @@ class Upsample2D(Layer):
         x = _image(x)
         if x.shape[1] < 1 or x.shape[2] < 1:
             raise ValueError(f"x: expected H >= 1 and W >= 1, got H={x.shape[1]}, W={x.shape[2]} (shape {x.shape})")
-        backend = get_backend()
-        y, saved = backend_module(backend).upsample2d_forward(x, self.scale_factor, self.mode)
+        B, H, W, C = x.shape
+        y_shape = (B, H * self.scale_factor[0], W * self.scale_factor[1], C)
+        check_array_size("x", y_shape, x.dtype, "output")
+        y, backend, saved = _run_forward(x, y_shape, lambda kernels: kernels.upsample2d_forward(x, self.scale_factor, self.mode))
         self._save((backend, saved, y.shape))
         return y
 
@@ -265,7 +292,7 @@ class Upsample2D(Layer):
         dy = float_input("dy", dy, saved.dtype)
         check_shape("dy", dy, y_shape, "(batch, height*sh, width*sw, channels) of the last forward")
         self._pop_saved()
-        return backend_module(backend).upsample2d_backward(saved, dy)
+        return _run_backward(backend, saved, lambda kernels: kernels.upsample2d_backward(saved, dy))
 
     def get_config(self):
         return dict(scale_factor=list(self.scale_factor), mode=self.mode)

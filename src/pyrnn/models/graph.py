@@ -124,7 +124,10 @@ class Model(BaseModel):
             grads = tuple(grads[0])
         if len(grads) != len(self.outputs):
             raise ValueError(f"Model.backward: expected {len(self.outputs)} output gradients, got {len(grads)}")
-        meta = self._out_meta
+        meta = getattr(self, "_out_meta", None)
+        if meta is None:
+            raise ValueError("Model.backward: expected a forward() with gradients on first, got none (forwards under "
+                             "no_grad() or inference() keep nothing for backward)")
         acc = {}
         for t, g in zip(self.outputs, grads):
             if g is not None:

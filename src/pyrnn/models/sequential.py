@@ -49,8 +49,12 @@ class Sequential(BaseModel):
     def backward(self, dy, input_grad=True):
         """dL/d(output) -> dL/dx; weight gradients add into each layer's grads. ``input_grad=False``
         (training: the data needs no gradient): the first layer skips its input gradient, returns None."""
+        extra_outputs = getattr(self, "_extra_outputs", None)
+        if extra_outputs is None:
+            raise ValueError("Sequential.backward: expected a forward() with gradients on first, got none (forwards under "
+                             "no_grad() or inference() keep nothing for backward)")
         first = self.layers[0] if self.layers else None
-        for layer, extra in zip(reversed(self.layers), reversed(self._extra_outputs)):
+        for layer, extra in zip(reversed(self.layers), reversed(extra_outputs)):
             dins = layer.graph_backward(dy, *(np.zeros(shape, dtype) for shape, dtype in extra),
                                         need_input_grad=input_grad or layer is not first)
             dy = dins[0]
