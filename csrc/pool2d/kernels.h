@@ -10,8 +10,10 @@
 
 namespace pyrnn {
 
-// A windows table of one axis (length L, O outputs, kernel k): row i (k + 1 entries) holds the count n,
-// then the n outputs o whose window holds input index i (o*s - p + j*dil == i for a tap j), in tap order.
+// A windows table of one axis (length L, O outputs, kernel k): row i (window_stride(k, O) entries) holds
+// the count n, then the n outputs o whose window holds input index i (o*s - p + j*dil == i for a tap j),
+// in tap order. An index lies in at most min(k, O) windows (one per tap, one per output).
+inline int64_t window_stride(int64_t k, int64_t O) { return (k < O ? k : O) + 1; }
 // A span table of an upsampled axis: span[2i], span[2i + 1] = the outputs [first, last) that read index i.
 template <typename F>
 struct Pool2dLines {

@@ -72,23 +72,33 @@ void for_lines(int64_t lines, int64_t per_line, Cancel& cancel, Make&& make) {
   parallel_optional(want, region);
 }
 
-// The windows table of one axis (see kernels.h) into t (L*(k + 1) entries).
+// The windows table of one axis (see kernels.h) into t (L*window_stride(k, O) entries), in tap order;
+// a kernel longer than the output is walked window by window, not tap by tap
 void windows_of(int64_t L, int64_t O, int64_t k, int64_t s, int64_t p, int64_t dil, int64_t* t) {
+  const int64_t stride = window_stride(k, O);
   for (int64_t i = 0; i < L; ++i) {
-    int64_t* row = t + i * (k + 1);
+    int64_t* row = t + i * stride;
     row[0] = 0;
-    for (int64_t j = 0; j < k; ++j) {
-      const int64_t start = i + p - j * dil;  // o*s of the window whose tap j is i
-      if (start >= 0 && start % s == 0 && start / s < O) row[1 + row[0]++] = start / s;
+    if (k <= O) {
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t start = i + p - j * dil;  // o*s of the window whose tap j is i
+        if (start >= 0 && start % s == 0 && start / s < O) row[1 + row[0]++] = start / s;
+      }
+    } else {
+      for (int64_t o = O - 1; o >= 0; --o) {  // tap j = (i + p - o*s) / dil grows as o falls
+        const int64_t off = i + p - o * s;
+        if (off >= 0 && off % dil == 0 && off / dil < k) row[1 + row[0]++] = o;
+      }
     }
   }
 }
 
-// The windows tables of H and W, in one block: rows at t, columns at t + H*(kh + 1).
+// The windows tables of H and W, in one block: rows at t, columns at t + H*window_stride(kh, OH).
 std::unique_ptr<int64_t[]> window_tables(const Pool2dDims& d) {
-  auto t = scratch<int64_t>(d.H * (d.kh + 1) + d.W * (d.kw + 1));
+  const int64_t rows = d.H * window_stride(d.kh, d.OH);
+  auto t = scratch<int64_t>(rows + d.W * window_stride(d.kw, d.OW));
   windows_of(d.H, d.OH, d.kh, d.sh, d.ph, d.dh, t.get());
-  windows_of(d.W, d.OW, d.kw, d.sw, d.pw, d.dw, t.get() + d.H * (d.kh + 1));
+  windows_of(d.W, d.OW, d.kw, d.sw, d.pw, d.dw, t.get() + rows);
   return t;
 }
 
@@ -122,7 +132,7 @@ void max_pool2d_backward(const Pool2dDims& d, const F* dy, const int64_t* arg, F
   const Pool2dLines<F>& k = active_lines<F>();
   for_lines(d.B * d.H, d.W * d.C * (1 + 3 * overlap(d)), cancel, [&] {
     return [&, t = window_tables(d)](int64_t l0, int64_t l1) {
-      k.max_backward(d, dy, arg, t.get(), t.get() + d.H * (d.kh + 1), dx, l0, l1);
+      k.max_backward(d, dy, arg, t.get(), t.get() + d.H * window_stride(d.kh, d.OH), dx, l0, l1);
     };
   });
 }
@@ -141,7 +151,7 @@ void avg_pool2d_backward(const Pool2dDims& d, const F* dy, const int64_t* div_h,
   const Pool2dLines<F>& k = active_lines<F>();
   for_lines(d.B * d.H, d.W * d.C * (1 + 2 * overlap(d)), cancel, [&] {
     return [&, t = window_tables(d)](int64_t l0, int64_t l1) {
-      k.avg_backward(d, dy, div_h, div_w, t.get(), t.get() + d.H * (d.kh + 1), dx, l0, l1);
+      k.avg_backward(d, dy, div_h, div_w, t.get(), t.get() + d.H * window_stride(d.kh, d.OH), dx, l0, l1);
     };
   });
 }
