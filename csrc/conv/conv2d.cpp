@@ -440,7 +440,8 @@ void winograd_convolve(const Conv2dDims& d, const IgemmKernels<F>& kern, const I
 // where P is the chunk's im2col packed as the GEMM's panels, P[q][k][j] = column k of row q*nr + j with
 // k = c*KK + t (the weight's own order), and Wr's rows are the A operand (one pointer per output
 // channel, T = 1). Y^T is then transposed into y with the bias.
-inline bool pixel_lanes(const Conv2dDims& d, int64_t narrow_nr) { return d.G == 1 && 2 * d.O <= narrow_nr; }
+// (and few input channels: the packing costs KH*KW*C per pixel, more than the product saves beyond ~4)
+inline bool pixel_lanes(const Conv2dDims& d, int64_t narrow_nr) { return d.G == 1 && 2 * d.O <= narrow_nr && d.C <= 4; }
 
 // ceil(a / s) for s > 0
 inline int64_t ceil_div(int64_t a, int64_t s) { return a >= 0 ? (a + s - 1) / s : -((-a) / s); }
@@ -609,6 +610,10 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   // dw on the indirection table (no im2col) when a tap's channels fill a register; the first layers'
   // few channels (1, 3) go through im2col + GEMM. Gradient layout then (G, Og, KK*Cg): taps outside.
   const bool direct_dw = dw && !p.depthwise && p.Cg >= kern.narrow.nr;
+  // the first layers' few channels (one group): dW (O, KK*C) = dy^T (O, rows) cols (rows, KK*C) on the micro-kernel,
+  // dy's chunk transposed to the A rows (one pointer per output channel) and im2col's columns as its panels
+  const bool panel_dw = dw && !direct_dw && !p.depthwise && d.G == 1;
+  const int64_t nr = kern.wide.nr, ncol = (p.KKC + nr - 1) / nr * nr;  // panel_dw: columns padded to whole panels
   const std::vector<F> zero(direct_dw ? static_cast<size_t>(d.C) : 0, F(0));
   const bool scatter = dx != nullptr;  // col2im (or the depthwise loop) adds into dx: members own whole samples
   const int64_t unit = scatter ? d.HO : 1;
@@ -626,6 +631,9 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     const int64_t chunk_rows = std::min(nl, l1 - l0) * d.WO;
     const auto cols = scratch<F>(dw && !direct_dw && !p.pointwise && !p.depthwise ? chunk_rows * p.KKC : 0);
     std::vector<const F*> ind(direct_dw ? static_cast<size_t>(std::max<int64_t>(chunk_rows, 0) * p.KK) : 0);
+    const auto panels = scratch<F>(panel_dw ? std::max<int64_t>(chunk_rows, 0) * ncol : 0);  // [q][r][nr]
+    const auto dyt = scratch<F>(panel_dw ? std::max<int64_t>(chunk_rows, 0) * d.O : 0);      // (O, rows)
+    std::vector<const F*> dyt_rows(panel_dw ? static_cast<size_t>(d.O) : 0);
     const auto dcols = scratch<F>(scatter && !p.depthwise ? chunk_rows * p.KKC : 0);
     F* my_dwk = dw ? dwk.data() + wsize * static_cast<size_t>(tid) : nullptr;
     F* my_db = db ? dbs.data() + static_cast<size_t>(d.O) * static_cast<size_t>(tid) : nullptr;
@@ -644,6 +652,23 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
         for (int64_t g = 0; g < d.G; ++g)
           kern.wgrad(WgradCall<F>{mr, p.Og, p.KK, p.Cg, ind.data(), g * p.Cg, g_dy + g * p.Og, d.O,
                                   my_dwk + g * p.Og * p.KKCg});
+      } else if (my_dwk && panel_dw) {
+        const F* A = x + r0 * d.C;
+        if (!p.pointwise) {
+          im2col(d, p, x, a, m, cols.get());
+          A = cols.get();
+        }
+        for (int64_t q = 0; q < ncol / nr; ++q)
+          for (int64_t r = 0; r < mr; ++r) {
+            F* dst = panels.get() + (q * mr + r) * nr;
+            const int64_t k0 = q * nr, n = std::min(nr, p.KKC - k0);
+            std::copy(A + r * p.KKC + k0, A + r * p.KKC + k0 + n, dst);
+            std::fill(dst + n, dst + nr, F(0));
+          }
+        for (int64_t r = 0; r < mr; ++r)
+          for (int64_t o = 0; o < d.O; ++o) dyt[o * mr + r] = g_dy[r * d.O + o];
+        for (int64_t o = 0; o < d.O; ++o) dyt_rows[o] = dyt.get() + o * mr;
+        kern.wide.run(IgemmCall<F>{d.O, p.KKC, 1, mr, dyt_rows.data(), 0, panels.get(), nullptr, true, my_dwk, p.KKC});
       } else if (my_dwk) {
         const F* A = x + r0 * d.C;
         if (!p.pointwise) {
@@ -672,7 +697,7 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
       for (size_t i = 0; i < wsize; ++i) dwk[i] += dwk[wsize * static_cast<size_t>(t) + i];
     if (p.depthwise)
       unpack_taps_add(d, p, dwk.data(), dw);
-    else if (direct_dw)
+    else if (direct_dw || panel_dw)
       unpack_taps_outside_add(d, p, dwk.data(), dw);
     else
       unpack_add(d, p, dwk.data(), dw);
