@@ -1,4 +1,5 @@
 // The pooling/upsampling loops for AVX2 + FMA (x86-64 only); see lines.inc.
 #define PYRNN_ISA Avx2
-#define PYRNN_ISA_TARGET "avx2,fma"
+#include "../common/isa_targets.h"
+#define PYRNN_ISA_TARGET PYRNN_TARGET_AVX2
 #include "lines.inc"

@@ -1,8 +1,5 @@
 // The pooling/upsampling loops for AVX-512 (F, VL, DQ, BW; x86-64 only); see lines.inc.
 #define PYRNN_ISA Avx512
-#if defined(__clang__)  // clang's target attribute knows no prefer-vector-width
-#define PYRNN_ISA_TARGET "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma"
-#else
-#define PYRNN_ISA_TARGET "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512"
-#endif
+#include "../common/isa_targets.h"
+#define PYRNN_ISA_TARGET PYRNN_TARGET_AVX512
 #include "lines.inc"
