@@ -605,7 +605,8 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     dx = nullptr;                    // done
     if (!dw && !db) return;
   }
-  const std::vector<F> wk = p.depthwise ? pack_taps(d, p, w) : pack_weight(d, p, w);
+  // the packed weight: read by the depthwise loop and a strided dx's GEMM only (dx is null here when done above)
+  const std::vector<F> wk = p.depthwise ? pack_taps(d, p, w) : dx ? pack_weight(d, p, w) : std::vector<F>();
   const IgemmKernels<F>& kern = igemm_kernels<F>();
   // dw on the indirection table (no im2col) when a tap's channels fill a register; the first layers'
   // few channels (1, 3) go through im2col + GEMM. Gradient layout then (G, Og, KK*Cg): taps outside.
@@ -619,8 +620,8 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   const int64_t unit = scatter ? d.HO : 1;
   const int64_t nl = chunk_lines(d, p);
   const int want = team_size(d, p, p.lines / unit);
-  const size_t wsize = wk.size();
-  std::vector<F> dwk(dw ? wsize * static_cast<size_t>(want) : 0, F(0));                     // one per member
+  const size_t wsize = static_cast<size_t>(d.O * p.KKCg);                // a member's weight gradient, in any layout
+  std::vector<F> dwk(dw ? wsize * static_cast<size_t>(want) : 0, F(0));  // one per member
   std::vector<F> dbs(db ? static_cast<size_t>(d.O) * static_cast<size_t>(want) : 0, F(0));  // one per member
   BlasOneThread blas_single(want > 1);
   auto region = [&](int tid, int n, SpinBarrier&) {
