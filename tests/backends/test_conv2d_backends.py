@@ -22,18 +22,7 @@ FAST = [b for b in ("cpp", "numba") if b in pyrnn.available_backends()]
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-6)}
 
 
-@pytest.fixture(autouse=True)
-def _team_on_small_shapes():
-    """The C++ kernels split even these small convolutions over their thread team."""
-    if "cpp" not in FAST:
-        yield
-        return
-    from pyrnn import _C
-
-    before = _C._parallel_min_flops()
-    _C._set_parallel_min_flops(0)
-    yield
-    _C._set_parallel_min_flops(before)
+pytestmark = pytest.mark.usefixtures("cpp_team_on_small_shapes")  # tests/conftest.py
 
 
 # (B, H, W, C, O, k, s, p, d, G, bias)

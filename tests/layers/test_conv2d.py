@@ -23,18 +23,7 @@ BACKENDS = pyrnn.available_backends()
 TOL = {np.float64: 1e-10, np.float32: 3e-5}
 
 
-@pytest.fixture(autouse=True)
-def _team_on_small_shapes():
-    """The C++ kernels split even these small convolutions over their thread team."""
-    if "cpp" not in BACKENDS:
-        yield
-        return
-    from pyrnn import _C
-
-    before = _C._parallel_min_flops()
-    _C._set_parallel_min_flops(0)
-    yield
-    _C._set_parallel_min_flops(before)
+pytestmark = pytest.mark.usefixtures("cpp_team_on_small_shapes")  # tests/conftest.py
 
 
 def _close(got, want, dtype, name):
