@@ -42,7 +42,8 @@ bool winograd_enabled() { return g_winograd; }
 
 namespace {
 
-constexpr int64_t kChunkElements = int64_t(1) << 18;
+constexpr int64_t kChunkElements = int64_t(1) << 16;  // values of im2col columns per chunk (L2-resident)
+constexpr int64_t kIndirectRows = 1024;               // output rows per chunk of the direct weight gradient
 
 struct Plan {
   int64_t Cg, Og, KK, KKCg, KKC;  // KKC = KH*KW*C: the length of a column row
@@ -532,7 +533,13 @@ void convolve(const Conv2dDims& d, WAt&& w_at, const F* b, const F* x, F* y, Can
   const IgemmKernels<F>& kern = igemm_kernels<F>();
   if (winograd_fits(d) && winograd_enabled())
     winograd_convolve(d, kern, winograd_weights<F>(d, kern.panels(d.O).nr, w_at), b, x, y, cancel);
-  else if (pixel_lanes(d, kern.narrow.nr))
+  else if (planar_forward_fits(d, kern.narrow.nr)) {
+    std::vector<F> wt(static_cast<size_t>(d.C * p.KK * d.O));  // planar.h's (C, T, O)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t t = 0; t < p.KK; ++t)
+        for (int64_t o = 0; o < d.O; ++o) wt[static_cast<size_t>((c * p.KK + t) * d.O + o)] = w_at(0, t, c, o);
+    planar_convolve(d, kern.planar, x, wt.data(), b, y, cancel);
+  } else if (pixel_lanes(d, kern.narrow.nr))
     pixel_lane_convolve(d, p, kern, w_at, b, x, y, cancel);
   else
     igemm_convolve(d, p, kern, igemm_weights<F>(d, p, kern.panels(p.Og).nr, w_at, b), x, y, cancel);
@@ -594,7 +601,10 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
         for (int64_t o = 0; o < d.O; ++o) db[o] += dy[r * d.O + o];
     return;
   }
-  if (dx && !p.depthwise && d.sh == 1 && d.sw == 1) {  // dx: the adjoint, a forward convolution of dy
+  const IgemmKernels<F>& kern = igemm_kernels<F>();
+  // dx: the adjoint, a forward convolution of dy, unless its output (C channels) would fill less than half a
+  // register: then dy times the weight into columns and col2im, below, wastes no lanes and no padding taps
+  if (dx && !p.depthwise && d.sh == 1 && d.sw == 1 && 2 * p.Cg > kern.narrow.nr) {
     convolve(
         adjoint_dims(d),  // input channel o, output channel c, the kernel flipped
         [&](int64_t g, int64_t t, int64_t o, int64_t c) {
@@ -605,9 +615,16 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     dx = nullptr;                    // done
     if (!dw && !db) return;
   }
+  if (dw && !p.depthwise && planar_wgrad_fits(d)) {  // the few-channel weight gradient: planar.h, after dx
+    if (dx) {
+      conv2d_backward(d, x, w, dy, dx, static_cast<F*>(nullptr), static_cast<F*>(nullptr), cancel);
+      if (cancel.cancelled()) return;  // dw and db untouched
+    }
+    planar_weight_grad(d, kern.planar, x, dy, dw, db, cancel);
+    return;
+  }
   // the packed weight: read by the depthwise loop and a strided dx's GEMM only (dx is null here when done above)
   const std::vector<F> wk = p.depthwise ? pack_taps(d, p, w) : dx ? pack_weight(d, p, w) : std::vector<F>();
-  const IgemmKernels<F>& kern = igemm_kernels<F>();
   // dw on the indirection table (no im2col) when a tap's channels fill a register; the first layers'
   // few channels (1, 3) go through im2col + GEMM. Gradient layout then (G, Og, KK*Cg): taps outside.
   const bool direct_dw = dw && !p.depthwise && p.Cg >= kern.narrow.nr;
@@ -618,7 +635,9 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   const std::vector<F> zero(direct_dw ? static_cast<size_t>(d.C) : 0, F(0));
   const bool scatter = dx != nullptr;  // col2im (or the depthwise loop) adds into dx: members own whole samples
   const int64_t unit = scatter ? d.HO : 1;
-  const int64_t nl = chunk_lines(d, p);
+  // lines per chunk: the direct weight gradient sums over a chunk's rows in registers, so it takes long
+  // chunks (its scratch is only the indirection table); the column paths keep their columns in cache
+  const int64_t nl = direct_dw && !scatter ? std::max<int64_t>(1, kIndirectRows / d.WO) : chunk_lines(d, p);
   const int want = team_size(d, p, p.lines / unit);
   const size_t wsize = static_cast<size_t>(d.O * p.KKCg);                // a member's weight gradient, in any layout
   std::vector<F> dwk(dw ? wsize * static_cast<size_t>(want) : 0, F(0));  // one per member

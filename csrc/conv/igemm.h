@@ -17,6 +17,7 @@
 
 #include "../common/cpu.h"
 #include "conv2d.h"
+#include "planar.h"
 
 namespace pyrnn {
 
@@ -62,6 +63,7 @@ struct IgemmKernels {
   void (*wgrad)(const WgradCall<F>& call);  // D += the weight gradient's product
   void (*winograd_input)(const Conv2dDims& d, const F* x, const F* zero, int64_t t0, int64_t nt, F* V);
   void (*winograd_output)(const Conv2dDims& d, const F* M, const F* bias, int64_t t0, int64_t nt, F* y);
+  PlanarKernels<F> planar;  // the few-channel stride-1 convolutions (planar.h)
   // the panels for a product of N columns
   const IgemmPanels<F>& panels(int64_t N) const { return N <= narrow.nr ? narrow : wide; }
 };

@@ -230,7 +230,13 @@ ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a pan
     (3, 4, 4, 3, 9, (2, 2), (1, 1), (3, 2, 2, 3), (1, 1), 1, True),  # padding > (k-1)d: the adjoint's is negative
     (2, 8, 6, 4, 12, (3, 1), (2, 1), (1, 1, 0, 0), (1, 1), 2, True),  # strided: dx through col2im
     (2, 3, 11, 33, 17, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # pointwise
-    (3, 9, 11, 1, 6, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1, True),  # LeNet's first layer: the pixels as lanes
+    # few input channels, stride 1: the planar kernels (planar.h), forward for few outputs, the weight gradient always
+    (3, 9, 11, 1, 6, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1, True),  # LeNet's first layer
+    (2, 8, 13, 3, 20, (3, 3), (1, 1), (1, 0, 2, 1), (2, 1), 1, True),  # many outputs (forward: the GEMM), dilated
+    (1, 17, 19, 4, 7, (2, 4), (1, 1), (0, 0, 0, 0), (1, 3), 1, False),  # output tiles' tails, taps' tails
+    (2, 30, 33, 1, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),  # many blocks of positions per plane
+    (2, 5, 40, 2, 3, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # pointwise
+    (3, 11, 9, 2, 5, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True),  # strided: the pixels as lanes (not planar)
     (2, 7, 6, 3, 5, (3, 3), (2, 1), (1, 0, 1, 1), (1, 2), 1, False),  # few channels, strided, dilated
     # Winograd F(2x2, 3x3) (3x3, stride 1, one group, > 8 channels in and out), forward and dx:
     (2, 7, 9, 9, 37, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),  # odd output sizes: partial tiles

@@ -1,0 +1,150 @@
+// See planar.h. The drivers: per sample, the channel-planar padded copy of x (and for the weight
+// gradient the planar copy of dy), the ISA's kernel over the whole plane, and the output transposed back
+// to channels-last. Samples are split over the team: the forward hands them out one at a time (a
+// descheduled member takes fewer); the weight gradient gives each member a fixed run of samples and
+// sums the members' gradients in member order, so its result does not depend on the timing.
+#include "planar.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "../common/cpu.h"
+#include "../common/threads.h"
+
+namespace pyrnn {
+
+bool planar_forward_fits(const Conv2dDims& d, int64_t narrow_lanes) {
+  return planar_wgrad_fits(d) && d.O <= 4 * narrow_lanes;
+}
+
+bool planar_wgrad_fits(const Conv2dDims& d) {
+  return d.G == 1 && d.sh == 1 && d.sw == 1 && d.C <= kPlanarChannels && d.pt >= 0 && d.pb >= 0 && d.pl >= 0 &&
+         d.pr >= 0;
+}
+
+namespace {
+
+struct Plane {
+  int64_t Hp, Wp, T, nq, ps;
+  std::vector<int64_t> off;  // (T,): tap t = kh*KW + kw reads q + kh*dh*Wp + kw*dw
+};
+
+template <typename F>
+Plane plane_of(const Conv2dDims& d, const PlanarKernels<F>& k) {
+  Plane g;
+  g.Hp = d.H + d.pt + d.pb, g.Wp = d.W + d.pl + d.pr, g.T = d.KH * d.KW;
+  g.nq = (d.HO * g.Wp + k.block - 1) / k.block * k.block;
+  g.off.resize(static_cast<size_t>(g.T));
+  for (int64_t kh = 0; kh < d.KH; ++kh)
+    for (int64_t kw = 0; kw < d.KW; ++kw) g.off[static_cast<size_t>(kh * d.KW + kw)] = kh * d.dh * g.Wp + kw * d.dw;
+  g.ps = (g.nq + g.off.back() + 15) / 16 * 16;  // every read q + off < nq + off[T-1]
+  return g;
+}
+
+// xp[c][(h + pt)*Wp + pl + w] = x[b, h, w, c]; the rest of xp (the padding) is left as it is: zero
+template <typename F>
+void planar_input(const Conv2dDims& d, const Plane& g, const F* x, int64_t b, F* xp) {
+  const F* xb = x + b * d.H * d.W * d.C;
+  for (int64_t h = 0; h < d.H; ++h) {
+    const F* row = xb + h * d.W * d.C;
+    F* dst = xp + (h + d.pt) * g.Wp + d.pl;
+    if (d.C == 1) {
+      std::copy(row, row + d.W, dst);
+      continue;
+    }
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t w = 0; w < d.W; ++w) dst[c * g.ps + w] = row[w * d.C + c];
+  }
+}
+
+// sum of p[0, n) in 8 interleaved partial sums (not one chain of dependent adds)
+template <typename F>
+F plane_sum(const F* p, int64_t n) {
+  F s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) s[k] += p[i + k];
+  for (; i < n; ++i) s[0] += p[i];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+int team(const Conv2dDims& d) { return team_for(2 * d.B * d.HO * d.WO * d.O * d.C * d.KH * d.KW, d.B); }
+
+}  // namespace
+
+template <typename F>
+void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x, const F* wt, const F* b, F* y,
+                     Cancel& cancel) {
+  const Plane g = plane_of(d, k);
+  WorkQueue samples(d.B);
+  auto member = [&](int tid) {
+    DenormalsFlushed ftz;
+    std::vector<F> xp(static_cast<size_t>(d.C * g.ps), F(0)), yt(static_cast<size_t>(d.O * g.nq));
+    const PlanarCall<F> call{d.C, d.O, g.T, g.nq, xp.data(), g.ps, g.off.data(), wt, yt.data()};
+    for (int64_t s; samples.take(s);) {
+      if (tid == 0) cancel.poll(s);
+      if (cancel.cancelled()) return;
+      planar_input(d, g, x, s, xp.data());
+      k.forward(call);
+      for (int64_t i = 0; i < d.HO; ++i) {  // y[s, i, j, o] = b[o] + yt[o][i*Wp + j]: one output line
+        F* out = y + (s * d.HO + i) * d.WO * d.O;
+        for (int64_t o = 0; o < d.O; ++o) {
+          const F* src = yt.data() + o * g.nq + i * g.Wp;
+          const F bias = b ? b[o] : F(0);
+          for (int64_t j = 0; j < d.WO; ++j) out[j * d.O + o] = bias + src[j];
+        }
+      }
+    }
+  };
+  parallel_optional(team(d), member);
+}
+
+template <typename F>
+void planar_weight_grad(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x, const F* dy, F* dw, F* db,
+                        Cancel& cancel) {
+  const Plane g = plane_of(d, k);
+  const int want = team(d);
+  const size_t dsize = static_cast<size_t>(d.O * d.C * g.T);
+  std::vector<F> D(dsize * static_cast<size_t>(want), F(0));                                // (O, C, T) per member
+  std::vector<F> dbs(db ? static_cast<size_t>(d.O) * static_cast<size_t>(want) : 0, F(0));  // (O,) per member
+  auto region = [&](int tid, int n, SpinBarrier&) {
+    DenormalsFlushed ftz;
+    std::vector<F> xp(static_cast<size_t>(d.C * g.ps), F(0));
+    std::vector<F> dyp(static_cast<size_t>(d.O * g.nq), F(0));  // the junk positions stay zero
+    F* my_db = db ? dbs.data() + static_cast<size_t>(d.O) * static_cast<size_t>(tid) : nullptr;
+    const PlanarWgradCall<F> call{
+        d.C, d.O, g.T, g.nq, xp.data(), g.ps, g.off.data(), dyp.data(), D.data() + dsize * static_cast<size_t>(tid)};
+    for (int64_t s = d.B * tid / n; s < d.B * (tid + 1) / n; ++s) {
+      if (tid == 0) cancel.poll(s);
+      if (cancel.cancelled()) return;
+      planar_input(d, g, x, s, xp.data());
+      for (int64_t i = 0; i < d.HO; ++i) {  // dyp[o][i*Wp + j] = dy[s, i, j, o]: one output line
+        const F* in = dy + (s * d.HO + i) * d.WO * d.O;
+        for (int64_t o = 0; o < d.O; ++o) {
+          F* dst = dyp.data() + o * g.nq + i * g.Wp;
+          for (int64_t j = 0; j < d.WO; ++j) dst[j] = in[j * d.O + o];
+        }
+      }
+      if (my_db)  // the junk positions are zero: a plane's sum is the channel's
+        for (int64_t o = 0; o < d.O; ++o) my_db[o] += plane_sum(dyp.data() + o * g.nq, g.nq);
+      k.wgrad(call);
+    }
+  };
+  const int used = parallel(want, region);
+  if (cancel.cancelled()) return;
+  for (int t = 0; t < used; ++t) {
+    for (size_t i = 0; i < dsize; ++i) dw[i] += D[dsize * static_cast<size_t>(t) + i];
+    if (db)
+      for (int64_t o = 0; o < d.O; ++o) db[o] += dbs[static_cast<size_t>(t * d.O + o)];
+  }
+}
+
+#define PYRNN_PLANAR_INSTANTIATE(F)                                                                              \
+  template void planar_convolve<F>(const Conv2dDims&, const PlanarKernels<F>&, const F*, const F*, const F*, F*, \
+                                   Cancel&);                                                                     \
+  template void planar_weight_grad<F>(const Conv2dDims&, const PlanarKernels<F>&, const F*, const F*, F*, F*, Cancel&);
+PYRNN_PLANAR_INSTANTIATE(float)
+PYRNN_PLANAR_INSTANTIATE(double)
+#undef PYRNN_PLANAR_INSTANTIATE
+
+}  // namespace pyrnn
