@@ -10,7 +10,7 @@ deterministic mode (gather on rank 0, float64 sum, broadcast) and as many with o
 Allreduce, alternating. Before any timing, the 2-rank launch's first epoch (deterministic) is
 checked against one process's (final weights within 1e-6 relative).
 
-Models (float32, Adam, global batch 64):
+Models (float32, SGD with momentum, global batch 64):
 - ``lstm``: LSTM(32 -> 256) + Dense(256 -> 1) on T = 50 steps, 1024 samples (16 steps per epoch)
 - ``conv_gru``: the README's forecaster, Conv1D(1 -> 16, k=5) + GRU(16 -> 32) + Dense(32 -> 1),
   windows of 40 steps, 1920 samples (30 steps per epoch)
@@ -58,7 +58,10 @@ def build(name):
         y = series[40:1960, None]
         model = pyrnn.Sequential([Conv1D(1, 16, 5, padding="causal", seed=0), pyrnn.GRU(16, 32, seed=1), LastStep(),
                                   Dense(32, 1, seed=2)])
-    model.compile(optimizer="adam", loss="mse", lr=1e-3)
+    # SGD with momentum: its update is linear in the gradient, so one epoch on 2 ranks equals one
+    # process to float32 rounding (6e-8 here). Adam's g / (sqrt(v) + eps) turns the rounding of
+    # near-zero gradient elements into differences of up to lr (docs/distributed.md)
+    model.compile(optimizer=pyrnn.optim.SGD(model.param_grad_pairs(), lr=1e-2, momentum=0.9), loss="mse")
     return model, x, y
 
 
@@ -98,6 +101,15 @@ def worker(name, reps, threads, ranks, out):
                 comm.Barrier()
                 times[mode].append(time.perf_counter() - t0)
                 times[mode + "_reduce"].append(strategy.stats["reduce_seconds"])
+        # the reduction alone, every rank entering it together (no wait for a slower rank)
+        grads = [g for _, g in model.param_grad_pairs()]
+        for mode, strategy in modes.items():
+            times[mode + "_alone"] = []
+            for _ in range(20):
+                comm.Barrier()
+                t0 = time.perf_counter()
+                strategy.reduce_grads(grads, [0.5, 0.5])
+                times[mode + "_alone"].append(time.perf_counter() - t0)
     if rank == 0:
         print(json.dumps({"params": int(n_params), "steps": steps, "times": times}), flush=True)
 
@@ -118,10 +130,17 @@ def stats(values):
 
 
 def ring_seconds(params, n_hosts, gbit, latency=20e-6):
-    """A ring Allreduce of float32 gradients: 2 (N - 1) / N x P x 4 bytes over the link, plus
-    2 (N - 1) message latencies (20 us: TCP over Ethernet; an InfiniBand link is ~2 us)."""
+    """A ring Allreduce of float32 gradients: 2 (N - 1) / N x P x 4 bytes over each host's link,
+    plus 2 (N - 1) message latencies (20 us: TCP over Ethernet; InfiniBand is ~2 us)."""
     volume = 2 * (n_hosts - 1) / n_hosts * params * 4
     return volume * 8 / (gbit * 1e9) + 2 * (n_hosts - 1) * latency, volume
+
+
+def deterministic_seconds(params, n_hosts, gbit, latency=20e-6):
+    """The deterministic mode: rank 0's link receives (N - 1) x P x 4 bytes (the gather), then a
+    broadcast of P x 4 bytes (scatter + allgather: 2 (N - 1) / N x P x 4 per link)."""
+    volume = (n_hosts - 1 + 2 * (n_hosts - 1) / n_hosts) * params * 4
+    return volume * 8 / (gbit * 1e9) + (n_hosts - 1 + 2 * np.log2(n_hosts)) * latency
 
 
 def main():
@@ -153,7 +172,8 @@ def main():
     params, steps = runs[configs[0][0]][0]["params"], runs[configs[0][0]][0]["steps"]
     print(f"{cpu_model()}, {cores} cores; model {args.model}: {params} parameters, {steps} steps of batch {BATCH} "
           f"per epoch; {args.blocks} launches x {args.reps} epochs per configuration; median [min, max]")
-    print(f"{'configuration':34} {'epoch s':>22} {'step ms':>8} {'grad reduction ms/step':>24} {'share':>6}")
+    print(f"{'configuration':34} {'epoch s':>22} {'step ms':>8} {'reduction ms/step':>18} {'share':>6} "
+          f"{'reduction alone ms':>19} {'share':>6}")
     ref = None
     for label, *_ in configs:
         merged = {}
@@ -167,19 +187,23 @@ def main():
             row = f"{label + ('' if mode == 'epoch' else ', ' + mode):34} {med:8.3f} [{lo:.3f}, {hi:.3f}] {1e3 * med / steps:8.1f}"
             if mode + "_reduce" in merged:
                 red = float(np.median(merged[mode + "_reduce"]))
-                row += f" {1e3 * red / steps:24.2f} {red / med:6.1%}"
+                alone = float(np.median(merged[mode + "_alone"]))
+                row += f" {1e3 * red / steps:18.2f} {red / med:6.1%} {1e3 * alone:19.2f} {alone * steps / med:6.1%}"
             print(row)
             if label == "1 process, 1 thread":
                 ref = med / steps
     print(f"\nScaling estimate (weak scaling: {BATCH} samples per rank and host, one rank per host computing a step "
           f"in {1e3 * ref:.1f} ms as measured on one thread above; ring Allreduce of {params * 4 / 1e6:.2f} MB, "
           "not overlapped with the backward):")
-    print(f"{'hosts':>6} {'bytes/step':>12} {'10 Gb/s comm ms':>16} {'efficiency':>10} {'100 Gb/s comm ms':>17} {'efficiency':>10}")
+    print(f"{'hosts':>6} {'ring bytes/step':>16} | {'10 Gb/s: ring ms':>16} {'eff.':>6} {'determ. ms':>10} {'eff.':>6} | "
+          f"{'100 Gb/s: ring ms':>17} {'eff.':>6} {'determ. ms':>10} {'eff.':>6}")
     for n in (2, 4, 8, 16, 64, 256):
-        t10, vol = ring_seconds(params, n, 10)
-        t100, _ = ring_seconds(params, n, 100)
-        print(f"{n:6d} {vol / 1e6:10.2f}MB {1e3 * t10:16.2f} {ref / (ref + t10):10.1%} {1e3 * t100:17.2f} "
-              f"{ref / (ref + t100):10.1%}")
+        row = ""
+        for gbit in (10, 100):
+            ring, vol = ring_seconds(params, n, gbit)
+            det = deterministic_seconds(params, n, gbit)
+            row += f" | {1e3 * ring:{16 + (gbit == 100)}.2f} {ref / (ref + ring):6.1%} {1e3 * det:10.2f} {ref / (ref + det):6.1%}"
+        print(f"{n:6d} {vol / 1e6:14.2f}MB{row}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 import pyrnn
-from pyrnn.callbacks import ModelCheckpoint
+from pyrnn.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint
 from pyrnn.layers import Conv1D, Dense, Dropout, LastStep
 
 # ------------------------------------------------------------------ the jobs
@@ -35,15 +35,17 @@ def lstm_dropout(distributed, epochs=2):
 
 
 def conv_gru(distributed):
-    """Conv1D -> GRU -> LastStep -> Dense with validation_data (the README's forecaster, smaller)."""
+    """Conv1D -> GRU -> LastStep -> Dense with validation_data (the README's forecaster, smaller);
+    callbacks that stop early, restore the best weights and halve the learning rate (on rank 0)."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((50, 16, 2)).astype(np.float32)
     y = x[:, -3:, :1].mean(axis=1).astype(np.float32)
     model = pyrnn.Sequential([Conv1D(2, 6, 3, padding="causal", seed=0), pyrnn.GRU(6, 8, seed=1), LastStep(),
                               Dense(8, 1, seed=2)])
     model.compile(optimizer="adam", loss="mse", lr=3e-3, metrics=["mae"], clip_norm=1.0)
-    model.fit(x[:40], y[:40], epochs=2, batch_size=16, validation_data=(x[40:], y[40:]), seed=0, verbose=0,
-              distributed=distributed)
+    callbacks = [EarlyStopping(patience=1, min_delta=0.02, restore_best_weights=True), LearningRateScheduler(lambda e, lr: lr / 2)]
+    model.fit(x[:40], y[:40], epochs=6, batch_size=16, validation_data=(x[40:], y[40:]), seed=0, verbose=0,
+              callbacks=callbacks, distributed=distributed)
     return model, {}
 
 

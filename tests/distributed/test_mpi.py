@@ -131,3 +131,13 @@ def test_a_raising_rank_ends_the_job_with_its_error(tmp_path):
 def test_import_pyrnn_loads_no_mpi():
     code = "import sys, pyrnn, pyrnn.distributed; sys.exit('mpi4py' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_distributed_takes_mpi_or_a_strategy():
+    import pyrnn
+    from pyrnn.layers import Dense
+
+    model = pyrnn.Sequential([Dense(2, 1, seed=0)]).compile(optimizer="sgd", loss="mse")
+    x = np.zeros((4, 2), np.float32)
+    with pytest.raises(ValueError, match=r"distributed: expected None, 'mpi' or a pyrnn.distributed.MPIStrategy, got 'horovod'"):
+        model.fit(x, x[:, :1], distributed="horovod")

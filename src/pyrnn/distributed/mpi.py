@@ -76,8 +76,9 @@ class MPIStrategy:
     Attributes
     ----------
     rank, size : this rank and the number of ranks
-    stats : ``{"steps", "reduce_seconds"}``: optimizer steps run and the wall time spent
-        combining gradients (packing, communication, unpacking) since the last ``fit``
+    stats : ``{"steps", "reduce_seconds"}``: gradient reductions run and the wall time spent in
+        them (packing, communication including the wait for the slowest rank, unpacking) since
+        the last ``fit`` began
     """
 
     def __init__(self, deterministic=True, comm=None, threads=None):
@@ -88,7 +89,7 @@ class MPIStrategy:
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.threads = None if threads is None else check_int("threads", threads, 1, None)
         self._threads_set = False
-        self._flat = None
+        self._flat, self._parts = None, None  # the flat gradient buffer; rank 0's gather buffers
         self.stats = {"steps": 0, "reduce_seconds": 0.0}
 
     def __repr__(self):
@@ -186,13 +187,18 @@ class MPIStrategy:
         if self.deterministic:
             for g, o, n in zip(grads, offsets, sizes):
                 flat[o : o + n] = g.ravel()
-            parts = np.empty((self.size, P), dtype) if self.rank == 0 else None
+            parts = None
+            if self.rank == 0:
+                if self._parts is None or self._parts[0].shape != (self.size, P) or self._parts[0].dtype != dtype:
+                    self._parts = (np.empty((self.size, P), dtype), np.empty(P, np.float64), np.empty(P, np.float64))
+                parts, acc, tmp = self._parts
             self.comm.Gather(flat, parts, root=0)
             if self.rank == 0:
-                acc = np.zeros(P, np.float64)
-                for r in range(self.size):
+                acc.fill(0.0)
+                for r in range(self.size):  # rank order, float64
                     if shares[r]:
-                        acc += shares[r] * parts[r].astype(np.float64)
+                        np.multiply(parts[r], shares[r], out=tmp, dtype=np.float64)
+                        acc += tmp
                 flat[:] = acc
             self.comm.Bcast(flat, root=0)
         else:
