@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 import pyrnn
-from pyrnn.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint
-from pyrnn.layers import Conv1D, Dense, Dropout, LastStep
+from pyrnn.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, TerminateOnNaN
+from pyrnn.layers import Conv1D, Dense, Dropout, Embedding, LastStep
 
 # ------------------------------------------------------------------ the jobs
 
@@ -76,6 +76,22 @@ def tbptt(distributed):
     pyrnn.fit_tbptt(model, x, y, k1=5, k2=8, epochs=2, batch_size=3, mask=mask, shuffle=True, seed=0,
                     validation_data=(x[:3], y[:3]), distributed=distributed)
     return model, {}
+
+
+def diverges(distributed):
+    """Two samples hit an embedding row of NaN: the first batch holding one (on either rank) has a
+    NaN loss on every rank, its step is skipped everywhere and TerminateOnNaN (run on rank 0)
+    stops every rank at that batch."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 7, size=(40, 5))
+    x[[13, 29], 2] = 7
+    model = pyrnn.Sequential([Embedding(8, 4, seed=0), pyrnn.GRU(4, 6, seed=1), LastStep(), Dense(6, 1, seed=2)])
+    model.layers[0].params["weight"][7] = np.nan
+    model.compile(optimizer="adam", loss="mse", lr=1e-2, metrics=["mae"])
+    stop = TerminateOnNaN()
+    model.fit(x, (x.sum(axis=1, keepdims=True) / 20).astype(np.float32), epochs=3, batch_size=8, seed=0, verbose=0,
+              callbacks=[stop], distributed=distributed)
+    return model, {"stopped_at": np.array(-1 if stop.stopped_at is None else stop.stopped_at)}
 
 
 def lstm_allreduce(distributed):
@@ -149,7 +165,7 @@ def backtest(distributed):
     return out
 
 
-JOBS = {f.__name__: f for f in (lstm_dropout, conv_gru, uneven_masked, tbptt, lstm_allreduce, checkpoint, raises)}
+JOBS = {f.__name__: f for f in (lstm_dropout, conv_gru, uneven_masked, tbptt, diverges, lstm_allreduce, checkpoint, raises)}
 
 
 def run(job, distributed, out_dir):

@@ -26,7 +26,7 @@ spec = importlib.util.spec_from_file_location("mpi_jobs", os.path.join(HERE, "mp
 jobs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(jobs)
 
-TRAINING = ["lstm_dropout", "conv_gru", "uneven_masked", "tbptt", "lstm_allreduce", "checkpoint", "backtest"]
+TRAINING = ["lstm_dropout", "conv_gru", "uneven_masked", "tbptt", "diverges", "lstm_allreduce", "checkpoint", "backtest"]
 
 
 def launch(out_dir, names, timeout=600):
@@ -53,11 +53,13 @@ def mpi_runs(tmp_path_factory):
 
 
 def assert_close(got, want, what, rel=1e-6):
-    """Per array: max |got - want| <= rel * max |want| (float32 rounding, not bitwise)."""
+    """Per array: max |got - want| <= rel * max |want| (float32 rounding, not bitwise); NaN where the other is NaN."""
     assert sorted(got) == sorted(want)
     for k in want:
         a, b = np.asarray(got[k], np.float64), np.asarray(want[k], np.float64)
         assert a.shape == b.shape, (what, k)
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"{what} {k}: NaN positions")
+        a, b = a[~np.isnan(a)], b[~np.isnan(b)]
         scale = max(np.abs(b).max(initial=0.0), 1e-30)
         err = np.abs(a - b).max(initial=0.0) / scale
         assert err <= rel, f"{what} {k}: relative difference {err:.3g} > {rel}"
@@ -67,14 +69,16 @@ def parts(arrays, prefix):
     return {k: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-@pytest.mark.parametrize("name", ["lstm_dropout", "conv_gru", "uneven_masked", "tbptt", "lstm_allreduce"])
+@pytest.mark.parametrize("name", ["lstm_dropout", "conv_gru", "uneven_masked", "tbptt", "diverges", "lstm_allreduce"])
 def test_two_ranks_equal_one_process(mpi_runs, name, tmp_path):
     rank0, rank1 = load(mpi_runs[0], name, 0), load(mpi_runs[0], name, 1)
     single = jobs.run(name, None, str(tmp_path))
     assert_close(parts(rank0, "w/"), parts(single, "w/"), f"{name} weights")
     assert_close(parts(rank0, "h/"), parts(single, "h/"), f"{name} History")
-    for k in rank0:  # every rank holds the same model and History, bit for bit
+    for k in [*parts(rank0, "w/"), *parts(rank0, "h/")]:  # every rank holds the same model and History, bit for bit
         np.testing.assert_array_equal(rank1[k], rank0[k], err_msg=k)
+    if name == "diverges":  # rank 0's TerminateOnNaN stopped every rank at one process's batch
+        assert int(rank0["stopped_at"]) == int(single["stopped_at"]) == 3
     # each of the 2 ranks on this host runs on its share of the cores
     assert int(rank0["threads"]) == max(1, len(os.sched_getaffinity(0)) // 2)
 
