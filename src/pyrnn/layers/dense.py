@@ -15,6 +15,7 @@ import copy
 import numpy as np
 
 from .._checks import as_array, as_float_array, check_bool, check_float, check_int, check_seed, check_shape
+from ..distributed.rows import uniform
 from ..threads import gemm_threads
 from .activations import Elementwise, config_repr
 from .base import Layer
@@ -241,7 +242,7 @@ class Dropout(Elementwise):
     def _forward(self, x):
         if not self.is_training or self.p == 0:
             return x, None
-        u = self._rng.random(x.shape, dtype=x.dtype.type)
+        u = uniform(self._rng, x.shape, dtype=x.dtype.type)  # one process's draw for these rows under MPI
         m = (u >= self.p).astype(x.dtype)
         m *= 1.0 / (1.0 - self.p)
         return x * m, m

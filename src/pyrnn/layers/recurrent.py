@@ -31,6 +31,7 @@ from .._checks import (
 )
 from ..backends import backend_module, get_backend
 from ..backends.contract import GATES, Weights
+from ..distributed.rows import uniform
 from ..grad_mode import is_grad_enabled
 from .base import Layer
 
@@ -265,7 +266,7 @@ class RNNBase(Recurrent):
                 out = out + seq  # residual: the layer's input joins its output
             drop = None
             if self.dropout and self.is_training and layer < self.num_layers - 1:
-                drop = (self._rng.random(out.shape) >= self.dropout).astype(self.dtype) / self.dtype.type(1 - self.dropout)
+                drop = (uniform(self._rng, out.shape, axis=1) >= self.dropout).astype(self.dtype) / self.dtype.type(1 - self.dropout)
                 out = out * drop
             drop_masks.append(drop)
             seq = np.ascontiguousarray(out)

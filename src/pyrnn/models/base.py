@@ -110,11 +110,12 @@ class BaseModel:
 
     # ------------------------------------------------------- fit / evaluate
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
-            validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None):
-        """Train for ``epochs`` more epochs; see :func:`pyrnn.models.training.fit`."""
+            validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None, distributed=None):
+        """Train for ``epochs`` more epochs; see :func:`pyrnn.models.training.fit`
+        (``distributed="mpi"``: data-parallel under ``mpiexec``, see :mod:`pyrnn.distributed`)."""
         return fit(self, x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
                    validation_data=validation_data, validation_split=validation_split, callbacks=callbacks,
-                   verbose=verbose, mask=mask, lengths=lengths)
+                   verbose=verbose, mask=mask, lengths=lengths, distributed=distributed)
 
     def evaluate(self, x, y, batch_size=256, mask=None, lengths=None):
         """Mean loss and metrics over (x, y), without training; a dict."""

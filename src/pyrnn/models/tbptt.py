@@ -21,6 +21,7 @@ list), applied to y only.
 from __future__ import annotations
 
 import tracemalloc
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -111,25 +112,34 @@ def _check_sequences(x, y, mask, what=""):
     return x, y, mask
 
 
-def _tbptt_steps(model, loss, x, y, mask, rows_list, ends, k2, n_states):
-    """The windows of one epoch, lazily: ``(weight, train_step(...))`` per optimizer step."""
+def _tbptt_steps(model, loss, x, y, mask, rows_list, ends, k2, n_states, strategy=None):
+    """The windows of one epoch, lazily: ``(weight, train_step(...))`` per optimizer step.
+    With a ``strategy`` (MPI) this rank walks its share of each batch's rows."""
     for rows in rows_list:
+        n_rows, batch = len(x[rows]), None
+        if strategy is not None:
+            batch = strategy.batch(model, np.arange(len(x))[rows])
+            rows = batch.local
         state = [None] * n_states
         for i, t_end in enumerate(ends):
             t_prev = ends[i - 1] if i else 0
             s, s_next = max(0, t_end - k2), (max(0, ends[i + 1] - k2) if i + 1 < len(ends) else t_end)
             carry = state
-            if s < s_next < t_end:
-                with no_grad():
+            if s < s_next < t_end and len(x[rows]):
+                with no_grad(), (nullcontext() if batch is None else batch.scope()):
                     carry = list(model.forward(x[rows, s:s_next], *state)[1:])
             window = _Window(model, loss, t_end - t_prev, state)
             m = None if mask is None else mask[rows, t_prev:t_end]
-            result = train_step(window, [x[rows, s:t_end]], [y[rows, t_prev:t_end]], m, None, slice(None))
-            state = window.final if s_next == t_end else carry
-            yield len(x[rows]) * (t_end - t_prev), result
+            args = (window, [x[rows, s:t_end]], [y[rows, t_prev:t_end]], m, None, slice(None))
+            if batch is None:
+                result = train_step(*args)
+            else:
+                result = batch.step(*args, None if mask is None else mask[batch.rows, t_prev:t_end])
+            state = getattr(window, "final", state) if s_next == t_end else carry  # no final: this rank had no rows
+            yield n_rows * (t_end - t_prev), result
 
 
-def evaluate_sequences(model, x, y, k1, batch_size=None, mask=None):
+def evaluate_sequences(model, x, y, k1, batch_size=None, mask=None, strategy=None):
     """Mean loss and metrics of a ``[x, *state] -> [y, *state]`` model over whole sequences, the
     state carried from zeros at step 0 to the end, in inference mode (eval behaviour, nothing
     saved for backward, no layer attribute changed).
@@ -137,6 +147,7 @@ def evaluate_sequences(model, x, y, k1, batch_size=None, mask=None):
     The sequences run in chunks of ``k1`` steps (and ``batch_size`` samples) and the means are
     weighted as ``fit_tbptt``'s ``loss``: each chunk's loss by its samples x steps (without a
     mask: the mean over all steps). ``fit_tbptt`` reports it as ``val_loss`` (``val_`` metrics).
+    With a ``strategy`` (fit_tbptt's validation under MPI) the ranks share the batches.
     """
     n_states = _n_states(model)
     k1 = check_int("k1", k1, 1)
@@ -146,8 +157,9 @@ def evaluate_sequences(model, x, y, k1, batch_size=None, mask=None):
     loss = model.loss[0] if isinstance(model.loss, (list, tuple)) else model.loss
     ends = _window_ends(x.shape[1], k1)
     means = WeightedMeans()
+    starts = range(0, N, batch_size)
     with inference():
-        for start in range(0, N, batch_size):
+        for start in (starts if strategy is None else strategy.deal(starts)):
             rows = slice(start, start + batch_size)
             state = [None] * n_states
             for i, t_end in enumerate(ends):
@@ -158,11 +170,13 @@ def evaluate_sequences(model, x, y, k1, batch_size=None, mask=None):
                 value, preds, _, m = forward_loss(chunk, [x[rows, t_prev:t_end]], ys, m, None, slice(None))
                 means.add(len(x[rows]) * (t_end - t_prev), value, metric_values(chunk, preds, ys, m, slice(None)))
                 state = chunk.final
+    if strategy is not None:
+        means = strategy.combine(means, [metric.name for metric in model.metrics])
     return means.logs()
 
 
 def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None, validation_data=None,
-              callbacks=(), verbose=0, shuffle=False, seed=None):
+              callbacks=(), verbose=0, shuffle=False, seed=None, distributed=None):
     """Train with truncated BPTT(k2; k1) over long sequences; returns the model's :class:`History`.
 
     Parameters
@@ -184,6 +198,9 @@ def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None, va
     shuffle : deal the samples to the batches in a new random order every epoch (the model's
         generator); False keeps their order. Time is never shuffled.
     seed : reseed that generator first (None continues it)
+    distributed : None, ``"mpi"`` or a :class:`pyrnn.distributed.MPIStrategy`: each batch's rows
+        are shared over the ranks of ``mpiexec -n N`` (every rank passes the same data), equal
+        to one process with the same ``batch_size`` (see :mod:`pyrnn.distributed`)
 
     Returns
     -------
@@ -205,6 +222,19 @@ def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None, va
     A window whose loss or gradient norm is not finite is not applied and training stops:
     ``FloatingPointError``, or cleanly with ``callbacks.TerminateOnNaN()``.
     """
+    if distributed is None:
+        return _fit_tbptt(model, x, y, k1, k2, epochs, batch_size, mask, validation_data, callbacks, verbose,
+                          shuffle, seed, None)
+    from ..distributed import get_strategy
+
+    strategy = get_strategy(distributed)
+    with strategy.guard("fit_tbptt"):
+        return _fit_tbptt(model, x, y, k1, k2, epochs, batch_size, mask, validation_data, callbacks,
+                          strategy.verbose(verbose), shuffle, seed, strategy)
+
+
+def _fit_tbptt(model, x, y, k1, k2, epochs, batch_size, mask, validation_data, callbacks, verbose, shuffle, seed,
+               strategy):
     if model.loss is None or model.optimizer is None:
         raise ValueError("fit_tbptt: expected a compiled model (call model.compile(optimizer=..., loss=...)), got none")
     n_states = _n_states(model)
@@ -227,12 +257,14 @@ def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None, va
         check_data(model, [vx], [vy], vm, None)
 
         def validate():
-            return evaluate_sequences(model, vx, vy, k1, batch_size=batch_size, mask=vm)
+            return evaluate_sequences(model, vx, vy, k1, batch_size=batch_size, mask=vm, strategy=strategy)
 
     loss = model.loss[0] if isinstance(model.loss, (list, tuple)) else model.loss
     ends = _window_ends(x.shape[1], k1)
     if seed is not None:
         model._rng = np.random.default_rng(seed)
+    if strategy is not None:  # every rank starts from rank 0's weights, optimizer and generators
+        strategy.begin(model, [x, y, *([] if mask is None else [mask])], who="fit_tbptt")
     n_batches = -(-N // batch_size)
 
     def epoch_steps(epoch):
@@ -242,10 +274,10 @@ def fit_tbptt(model, x, y, k1, k2=None, epochs=1, batch_size=None, mask=None, va
             rows_list = [order[i : i + batch_size] for i in range(0, N, batch_size)]
         else:
             rows_list = [slice(i, i + batch_size) for i in range(0, N, batch_size)]
-        return n_batches * len(ends), _tbptt_steps(model, loss, x, y, mask, rows_list, ends, k2, n_states)
+        return n_batches * len(ends), _tbptt_steps(model, loss, x, y, mask, rows_list, ends, k2, n_states, strategy)
 
     return run_epochs(model, epochs, epoch_steps, callbacks=callbacks, validate=validate, verbose=verbose,
-                      who="fit_tbptt", unit="window")
+                      who="fit_tbptt", unit="window", strategy=strategy)
 
 
 def stream(model, chunks, state=None):

@@ -153,7 +153,7 @@ def _gradient_norm(model, grads):
     return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
 
 
-def train_step(model, xs, ys, mask, lengths, idx):
+def train_step(model, xs, ys, mask, lengths, idx, reducer=None):
     """One optimizer step on the samples ``idx`` -> ``(loss, grad_norm, metrics)``.
 
     ``model`` needs ``forward``, ``backward``, ``loss``, ``metrics``, ``optimizer``,
@@ -162,23 +162,36 @@ def train_step(model, xs, ys, mask, lengths, idx):
     gradient norm is not finite the step is skipped: no optimizer step (the weights stay as
     they are), the returned loss or norm is that non-finite value (the norm is NaN when the
     loss already was: no backward ran) and :func:`run_epochs` decides what follows.
+
+    ``reducer`` (None in one process) combines the ranks' shares of a global batch
+    (:mod:`pyrnn.distributed.mpi`): ``has_rows`` (False: this rank computes nothing but takes
+    part), ``scalars(loss, metrics)`` and ``grads(grads)`` (in place) return the global values.
     """
     model.zero_grad()
-    value, preds, losses, m = forward_loss(model, xs, ys, mask, lengths, idx)
+    local = reducer is None or reducer.has_rows
+    value, metrics = 0.0, {}
+    if local:
+        value, preds, losses, m = forward_loss(model, xs, ys, mask, lengths, idx)
+        metrics = metric_values(model, preds, ys, m, idx)
+    if reducer is not None:
+        value, metrics = reducer.scalars(value, metrics)
     if not math.isfinite(value):
         clear = getattr(model, "clear_saved", None)
-        if clear is not None:
+        if local and clear is not None:
             clear()  # the forward's saved state: no backward will take it
-        return value, math.nan, metric_values(model, preds, ys, m, idx)
-    dpreds = [loss.backward() for loss in losses[: len(preds)]]
-    model.backward(*dpreds, input_grad=False)  # the data needs no gradient: first layers skip theirs
+        return value, math.nan, metrics
+    if local:
+        dpreds = [loss.backward() for loss in losses[: len(preds)]]
+        model.backward(*dpreds, input_grad=False)  # the data needs no gradient: first layers skip theirs
     grads = [g for _, g in model.param_grad_pairs()]
+    if reducer is not None:
+        reducer.grads(grads)  # the global batch's gradient, before clipping
     norm = float(_gradient_norm(model, grads))
     if math.isfinite(norm):
         if model.clip_value is not None:
             clip_grad_value_(grads, model.clip_value)
         model.optimizer.step()
-    return value, norm, metric_values(model, preds, ys, m, idx)
+    return value, norm, metrics
 
 
 class WeightedMeans:
@@ -243,7 +256,8 @@ def _diverged(who, unit, epoch, n_epochs, batch, n_batches, value, norm):
         "may avoid the divergence")
 
 
-def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=0, who="fit", unit="batch"):
+def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=0, who="fit", unit="batch",
+               strategy=None):
     """Train ``epochs`` more epochs and return ``model.history``: the loop behind fit and fit_tbptt.
 
     Parameters
@@ -259,6 +273,8 @@ def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=
         entries are logged with a ``val_`` prefix
     verbose : 0 silent, 1 progress bar, 2 one line per epoch
     who, unit : the function and what one step is ("batch", "window"), as error messages name them
+    strategy : None, or a :class:`pyrnn.distributed.MPIStrategy` whose ``call(model)`` runs the
+        callbacks on rank 0 and shares their decisions
 
     Each epoch logs ``loss`` and the metrics (means weighted as above), ``grad_norm`` (mean over
     the steps), the ``val_`` entries and ``lr``. A step with a non-finite loss or gradient norm
@@ -270,11 +286,12 @@ def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=
     callbacks = list(callbacks)
     for cb in callbacks:
         cb.model = model
-    _call(callbacks, "on_train_begin")
+    call = _call if strategy is None else strategy.call(model)
+    call(callbacks, "on_train_begin")
     first = model.epochs_done
     last = first + epochs
     for epoch in range(first, last):
-        _call(callbacks, "on_epoch_begin", epoch)
+        call(callbacks, "on_epoch_begin", epoch)
         n_steps, steps = epoch_steps(epoch)
         progress = _Progress(verbose, epoch, last, n_steps, unit)
         means, norms = WeightedMeans(), []
@@ -283,7 +300,7 @@ def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=
                 means.add(weight, value, metrics)
                 norms.append(norm)
                 progress.update(value)
-                _call(callbacks, "on_batch_end", batch, {"loss": value, "grad_norm": norm})
+                call(callbacks, "on_batch_end", batch, {"loss": value, "grad_norm": norm})
                 if not model.stop_training and not (math.isfinite(value) and math.isfinite(norm)):
                     raise _diverged(who, unit, epoch, last, batch, n_steps, value, norm)
                 if model.stop_training:
@@ -302,16 +319,16 @@ def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=
         model.epochs_done = epoch + 1
         model.history.append(epoch, logs)
         progress.close(logs)
-        _call(callbacks, "on_epoch_end", epoch, logs)
+        call(callbacks, "on_epoch_end", epoch, logs)
         if model.stop_training:
             break
-    _call(callbacks, "on_train_end")
+    call(callbacks, "on_train_end")
     return model.history
 
 
 # ------------------------------------------------------------------ fit
 def fit(model, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
-        validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None):
+        validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None, distributed=None):
     """Train ``model`` for ``epochs`` more epochs and return its :class:`History`.
 
     Parameters
@@ -325,10 +342,26 @@ def fit(model, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validatio
     callbacks : objects with optional on_train_begin/on_epoch_begin/on_batch_end/on_epoch_end/on_train_end
     verbose : 0 silent, 1 progress bar, 2 one line per epoch
     mask : (N,) or (N, T) for the loss (e.g. padding); lengths : (N,) for Sequential models
+    distributed : None, ``"mpi"`` or a :class:`pyrnn.distributed.MPIStrategy`: data-parallel over
+        the ranks of ``mpiexec -n N`` (every rank passes the same data), equal to one process
+        with the same ``batch_size`` (see :mod:`pyrnn.distributed`)
 
     A batch whose loss or gradient norm is NaN or infinite is not applied; training then stops
     with ``FloatingPointError``, or cleanly with ``callbacks.TerminateOnNaN()`` (see :func:`run_epochs`).
     """
+    if distributed is None:
+        return _fit(model, x, y, epochs, batch_size, shuffle, seed, validation_data, validation_split, callbacks,
+                    verbose, mask, lengths, None)
+    from ..distributed import get_strategy
+
+    strategy = get_strategy(distributed)
+    with strategy.guard("fit"):
+        return _fit(model, x, y, epochs, batch_size, shuffle, seed, validation_data, validation_split, callbacks,
+                    strategy.verbose(verbose), mask, lengths, strategy)
+
+
+def _fit(model, x, y, epochs, batch_size, shuffle, seed, validation_data, validation_split, callbacks, verbose,
+         mask, lengths, strategy):
     if model.loss is None or model.optimizer is None:
         raise ValueError("fit: expected a compiled model (call model.compile(optimizer=..., loss=...)), got none")
     check_int("epochs", epochs, 1)
@@ -357,12 +390,16 @@ def fit(model, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validatio
     _dry_run(model, xs, lengths)
     if seed is not None:
         model._rng = np.random.default_rng(seed)
+    step = train_step
+    if strategy is not None:  # every rank starts from rank 0's weights, optimizer and generators
+        strategy.begin(model, [*xs, *ys, *(a for a in (mask, lengths) if a is not None)])
+        step = strategy.train_step
 
     def epoch_steps(epoch):
         model.train()
         order = model._rng.permutation(n) if shuffle else np.arange(n)
         batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-        return len(batches), ((len(idx), train_step(model, xs, ys, mask, lengths, idx)) for idx in batches)
+        return len(batches), ((len(idx), step(model, xs, ys, mask, lengths, idx)) for idx in batches)
 
     validate = None
     if val is not None:
@@ -370,9 +407,10 @@ def fit(model, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validatio
         vl = val[3] if len(val) > 3 else None
 
         def validate():
-            return evaluate(model, vx, vy, mask=vm, lengths=vl)
+            return evaluate(model, vx, vy, mask=vm, lengths=vl, strategy=strategy)
 
-    return run_epochs(model, epochs, epoch_steps, callbacks=callbacks, validate=validate, verbose=verbose)
+    return run_epochs(model, epochs, epoch_steps, callbacks=callbacks, validate=validate, verbose=verbose,
+                      strategy=strategy)
 
 
 def _dry_run(model, xs, lengths):
@@ -384,17 +422,21 @@ def _dry_run(model, xs, lengths):
 
 
 # ------------------------------------------------------------------ evaluate
-def evaluate(model, x, y, batch_size=256, mask=None, lengths=None):
+def evaluate(model, x, y, batch_size=256, mask=None, lengths=None, strategy=None):
     """Mean loss and metrics over (x, y) in inference mode (eval behaviour, nothing kept for
-    backward, no layer attribute changed); the loss is NaN if the model predicts non-finite values."""
+    backward, no layer attribute changed); the loss is NaN if the model predicts non-finite values.
+    With a ``strategy`` (fit's validation under MPI) the ranks share the batches."""
     if model.loss is None:
         raise ValueError("evaluate: expected a compiled model (call model.compile(...)), got none")
     xs, ys = as_input_list(model, x, "x"), as_target_list(model, y)
     n = check_data(model, xs, ys, mask, lengths)
     means = WeightedMeans()
+    starts = range(0, n, batch_size)
     with inference():
-        for start in range(0, n, batch_size):
+        for start in (starts if strategy is None else strategy.deal(starts)):
             sl = slice(start, min(start + batch_size, n))
             value, preds, _, m = forward_loss(model, xs, ys, mask, lengths, sl)
             means.add(sl.stop - sl.start, value, metric_values(model, preds, ys, m, sl))
+    if strategy is not None:
+        means = strategy.combine(means, [metric.name for metric in model.metrics])
     return means.logs()

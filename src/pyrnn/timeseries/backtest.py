@@ -80,7 +80,7 @@ def _forecast(model, x, future, dataset, horizon, strategy):
 
 
 def rolling_origin(model_or_fit_fn, dataset, origins, horizon=None, refit=False, strategy="recursive",
-                   period=1, inverse_transform=None):
+                   period=1, inverse_transform=None, distributed=None):
     """Forecast from each origin and score it; one WindowDataset, no per-origin rebuild.
 
     Parameters
@@ -100,6 +100,9 @@ def rolling_origin(model_or_fit_fn, dataset, origins, horizon=None, refit=False,
         in-sample values (all (..., Ct)) before scoring, e.g.
         ``lambda a: scaler.inverse_transform(a, columns=dataset.target_cols)``. MASE and skill
         are unchanged by a per-column affine scaling; MAE, RMSE and sMAPE are not.
+    distributed : None, ``"mpi"`` or a :class:`pyrnn.distributed.MPIStrategy`: under ``mpiexec -n N``
+        origin i is refitted and forecast on rank i mod N (without refit: each rank forecasts a
+        contiguous block of origins); every rank returns the whole result, in origin order
 
     Returns
     -------
@@ -115,11 +118,26 @@ def rolling_origin(model_or_fit_fn, dataset, origins, horizon=None, refit=False,
     x, truth = gather_windows(dataset.series, t0 - L, L, horizon, cols)       # (n, L, C), (n, H, Ct)
     future, _ = gather_windows(dataset.series, t0, horizon, 0)                # (n, H, C): covariates
     if refit:
-        parts = [_forecast(model_or_fit_fn(dataset.subset(dataset.start, int(t))), x[i : i + 1], future[i : i + 1],
-                           dataset, horizon, strategy) for i, t in enumerate(t0)]
-        pred = np.concatenate(parts, axis=0)
+        def run(rows):  # rows: one origin
+            t = int(t0[rows][0])
+            return _forecast(model_or_fit_fn(dataset.subset(dataset.start, t)), x[rows], future[rows], dataset, horizon,
+                             strategy)
+        blocks = [slice(i, i + 1) for i in range(len(t0))]
     else:
-        pred = _forecast(model_or_fit_fn, x, future, dataset, horizon, strategy)
+        def run(rows):
+            return _forecast(model_or_fit_fn, x[rows], future[rows], dataset, horizon, strategy)
+        blocks = [slice(0, len(t0))]
+    if distributed is None:
+        pred = np.concatenate([run(rows) for rows in blocks], axis=0)
+    else:
+        from ..distributed import get_strategy
+
+        ranks = get_strategy(distributed)
+        if not refit:  # one contiguous block of origins per rank
+            cuts = ranks.bounds(len(t0))
+            blocks = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+        with ranks.guard("rolling_origin"):
+            pred = np.concatenate(ranks.map(run, blocks), axis=0)
     naive = naive_forecast(x, horizon, target_cols=cols)
     undo = (lambda a: a) if inverse_transform is None else inverse_transform
     pred, truth, naive = (np.asarray(undo(a)) for a in (pred, truth, naive))
