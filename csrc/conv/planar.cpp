@@ -13,16 +13,21 @@
 
 namespace pyrnn {
 
+namespace {
+bool planar_geometry(const Conv2dDims& d) {
+  return d.G == 1 && d.sh == 1 && d.sw == 1 && d.pt >= 0 && d.pb >= 0 && d.pl >= 0 && d.pr >= 0;
+}
+}  // namespace
+
 bool planar_forward_fits(const Conv2dDims& d, int64_t narrow_lanes) {
-  return planar_wgrad_fits(d) && d.O <= 4 * narrow_lanes;
+  return planar_geometry(d) && d.C <= kPlanarChannels && d.O <= 4 * narrow_lanes;
 }
 
-bool planar_wgrad_fits(const Conv2dDims& d) {
-  return d.G == 1 && d.sh == 1 && d.sw == 1 && d.C <= kPlanarChannels && d.pt >= 0 && d.pb >= 0 && d.pl >= 0 &&
-         d.pr >= 0;
-}
+bool planar_wgrad_fits(const Conv2dDims& d) { return planar_geometry(d) && d.C <= kPlanarChannels; }
 
 namespace {
+
+constexpr int64_t kPlanarChunkBytes = int64_t(1) << 17;
 
 struct Plane {
   int64_t Hp, Wp, T, nq, ps;
@@ -107,27 +112,36 @@ void planar_weight_grad(const Conv2dDims& d, const PlanarKernels<F>& k, const F*
   const size_t dsize = static_cast<size_t>(d.O * d.C * g.T);
   std::vector<F> D(dsize * static_cast<size_t>(want), F(0));                                // (O, C, T) per member
   std::vector<F> dbs(db ? static_cast<size_t>(d.O) * static_cast<size_t>(want) : 0, F(0));  // (O,) per member
+  // samples per kernel call: their planes (x's and dy's) near kPlanarChunkBytes, so the accumulators' tiles sum
+  // over many positions (few lane sums) while the planes stay in cache
+  const int64_t per_sample = (d.C * g.ps + d.O * g.nq) * static_cast<int64_t>(sizeof(F));
+  const int64_t S = std::max<int64_t>(1, std::min<int64_t>(d.B, kPlanarChunkBytes / per_sample));
   auto region = [&](int tid, int n, SpinBarrier&) {
     DenormalsFlushed ftz;
-    std::vector<F> xp(static_cast<size_t>(d.C * g.ps), F(0));
-    std::vector<F> dyp(static_cast<size_t>(d.O * g.nq), F(0));  // the junk positions stay zero
+    std::vector<F> xp(static_cast<size_t>(S * d.C * g.ps), F(0));
+    std::vector<F> dyp(static_cast<size_t>(S * d.O * g.nq), F(0));  // the junk positions stay zero
     F* my_db = db ? dbs.data() + static_cast<size_t>(d.O) * static_cast<size_t>(tid) : nullptr;
-    const PlanarWgradCall<F> call{
-        d.C, d.O, g.T, g.nq, xp.data(), g.ps, g.off.data(), dyp.data(), D.data() + dsize * static_cast<size_t>(tid)};
-    for (int64_t s = d.B * tid / n; s < d.B * (tid + 1) / n; ++s) {
-      if (tid == 0) cancel.poll(s);
+    const int64_t s1 = d.B * (tid + 1) / n;
+    for (int64_t s0 = d.B * tid / n; s0 < s1; s0 += S) {
+      if (tid == 0) cancel.poll(s0);
       if (cancel.cancelled()) return;
-      planar_input(d, g, x, s, xp.data());
-      for (int64_t i = 0; i < d.HO; ++i) {  // dyp[o][i*Wp + j] = dy[s, i, j, o]: one output line
-        const F* in = dy + (s * d.HO + i) * d.WO * d.O;
-        for (int64_t o = 0; o < d.O; ++o) {
-          F* dst = dyp.data() + o * g.nq + i * g.Wp;
-          for (int64_t j = 0; j < d.WO; ++j) dst[j] = in[j * d.O + o];
+      const int64_t m = std::min(S, s1 - s0);
+      for (int64_t u = 0; u < m; ++u) {
+        const int64_t s = s0 + u;
+        planar_input(d, g, x, s, xp.data() + u * d.C * g.ps);
+        F* planes = dyp.data() + u * d.O * g.nq;
+        for (int64_t i = 0; i < d.HO; ++i) {  // planes[o][i*Wp + j] = dy[s, i, j, o]: one output line
+          const F* in = dy + (s * d.HO + i) * d.WO * d.O;
+          for (int64_t o = 0; o < d.O; ++o) {
+            F* dst = planes + o * g.nq + i * g.Wp;
+            for (int64_t j = 0; j < d.WO; ++j) dst[j] = in[j * d.O + o];
+          }
         }
+        if (my_db)  // the junk positions are zero: a plane's sum is the channel's
+          for (int64_t o = 0; o < d.O; ++o) my_db[o] += plane_sum(planes + o * g.nq, g.nq);
       }
-      if (my_db)  // the junk positions are zero: a plane's sum is the channel's
-        for (int64_t o = 0; o < d.O; ++o) my_db[o] += plane_sum(dyp.data() + o * g.nq, g.nq);
-      k.wgrad(call);
+      k.wgrad(PlanarWgradCall<F>{d.C, d.O, g.T, g.nq, m, xp.data(), g.ps, g.off.data(), dyp.data(),
+                                 D.data() + dsize * static_cast<size_t>(tid)});
     }
   };
   const int used = parallel(want, region);

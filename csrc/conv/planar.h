@@ -10,7 +10,7 @@
 // `block`), ps = values per channel plane (>= nq + the largest offset: every read is inside).
 //
 //   forward:        yt[o][q] = sum_{c, t} wt[(c*T + t)*O + o] xp[c][q + off[t]]
-//   weight grad:    D[o][c][t] += sum_q dyp[o][q] xp[c][q + off[t]]   (dyp zero at the junk positions)
+//   weight grad:    D[o][c][t] += sum_{s, q} dyp[s][o][q] xp[s][c][q + off[t]]   (dyp zero at the junk positions)
 #pragma once
 
 #include <cstdint>
@@ -32,10 +32,11 @@ struct PlanarCall {
 template <typename F>
 struct PlanarWgradCall {
   int64_t C, O, T, nq;
-  const F* xp;  // (C, ps)
+  int64_t S;    // samples, summed over
+  const F* xp;  // (S, C, ps)
   int64_t ps;
   const int64_t* off;  // (T,)
-  const F* dyp;        // (O, nq)
+  const F* dyp;        // (S, O, nq)
   F* D;                // (O, C, T), added into
 };
 
@@ -46,11 +47,11 @@ struct PlanarKernels {
   void (*wgrad)(const PlanarWgradCall<F>& call);
 };
 
-// Whether the planar kernels run this convolution's forward / weight gradient: one group, stride 1,
-// at most kPlanarChannels input channels (beyond that the channels fill the lanes well enough); the
-// forward also only for few output channels (more go to the indirect GEMM, whose lanes are the
-// output channels and whose output needs no transposing).
-constexpr int64_t kPlanarChannels = 4;
+// Whether the planar kernels run this convolution's forward / weight gradient: one group, stride 1, no
+// negative padding, at most kPlanarChannels input channels (beyond that the channels fill the lanes well
+// enough); the forward also only up to 4 registers of output channels (more: the indirect GEMM, whose lanes
+// are the output channels, does as well with no output to transpose). Measured on LeNet's and U-Net's layers.
+constexpr int64_t kPlanarChannels = 8;
 bool planar_forward_fits(const Conv2dDims& d, int64_t narrow_lanes);
 bool planar_wgrad_fits(const Conv2dDims& d);
 
