@@ -67,7 +67,8 @@ def cases(kind, shape, rng):
         y, saved = k.activation_forward(kind, x, SLOPE)
         dx = k.activation_backward(kind, saved, dy, SLOPE)
         np.testing.assert_allclose(y, want_y, rtol=2e-6, atol=1e-6, err_msg=f"{kind} {be} y")
-        np.testing.assert_allclose(dx, want_dx, rtol=2e-6, atol=1e-6, err_msg=f"{kind} {be} dx")
+        # dx from our own y: tanh's y within 3.6e-7 of torch's, so 1 - y^2 within 7.2e-7
+        np.testing.assert_allclose(dx, want_dx, rtol=2e-6, atol=8e-7 * float(np.abs(dy).max()), err_msg=f"{kind} {be} dx")
         out["fwd"][be] = lambda k=k: k.activation_forward(kind, x, SLOPE)
         out["bwd"][be] = lambda k=k, saved=saved: k.activation_backward(kind, saved, dy, SLOPE)
     out["fwd"]["torch"], out["bwd"]["torch"] = t_fwd, t_bwd

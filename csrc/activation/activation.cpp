@@ -19,12 +19,16 @@ namespace {
 // two polls of the cancellation hook
 constexpr int64_t kChunkElements = int64_t(1) << 14;
 
-// The work of one value in team_for's flops (~0.01 ns each on one core, common/threads.h), measured on one
-// core (benchmarks/activations.py): the selects and float tanh/sigmoid stream at memory speed (~0.3-0.7 ns
-// a value), float64 tanh and exp are libm calls (~5-10 ns a value).
-long long flops_per_value(Activation kind, bool is_double) {
-  if (kind == Activation::Tanh || kind == Activation::Sigmoid) return is_double ? 800 : 64;
-  return 2 * kStreamFlopsPerElement;
+// The work of one value in team_for's flops (~0.01 ns each on one core, common/threads.h), from one core's
+// time in cache (AMD EPYC, AVX-512, one run on a shared machine): the selects stream at ~0.15 ns a float value
+// (0.3 a double), the float tanh and sigmoid at ~0.35 and ~0.55 ns, every backward at ~0.2 (0.4); the double
+// tanh and exp are libm's, one value at a time: ~35 and ~17 ns. So a team starts at ~40 us of work: about
+// 270k float values for ReLU, 120k for Tanh, 75k for Sigmoid, 1.2k double values for Tanh.
+long long flops_per_value(Activation kind, bool backward, bool is_double) {
+  if (backward) return is_double ? 40 : 20;
+  if (kind == Activation::Tanh) return is_double ? 3500 : 35;
+  if (kind == Activation::Sigmoid) return is_double ? 1700 : 55;
+  return is_double ? 30 : 15;
 }
 
 const ActivationTable& table_for(Isa isa) {
@@ -71,15 +75,14 @@ void for_chunks(int64_t n, long long flops, Cancel& cancel, Run&& run) {
 template <typename F>
 void activation_forward(Activation kind, const F* x, F* y, int64_t n, F slope, Cancel& cancel) {
   const auto fn = active_spans<F>().forward[static_cast<int>(kind)];
-  for_chunks(n, n * flops_per_value(kind, sizeof(F) == 8), cancel,
+  for_chunks(n, n * flops_per_value(kind, false, sizeof(F) == 8), cancel,
              [&](int64_t i0, int64_t i1) { fn(x + i0, y + i0, i1 - i0, slope); });
 }
 
 template <typename F>
 void activation_backward(Activation kind, const F* saved, const F* dy, F* dx, int64_t n, F slope, Cancel& cancel) {
   const auto fn = active_spans<F>().backward[static_cast<int>(kind)];
-  // backward is one multiply or select per value: a stream of three arrays, whatever the forward cost
-  for_chunks(n, n * 3 * kStreamFlopsPerElement, cancel,
+  for_chunks(n, n * flops_per_value(kind, true, sizeof(F) == 8), cancel,
              [&](int64_t i0, int64_t i1) { fn(saved + i0, dy + i0, dx + i0, i1 - i0, slope); });
 }
 
