@@ -8,6 +8,7 @@ void bind_conv(pybind11::module_& m);
 void bind_norm(pybind11::module_& m);
 void bind_pool2d(pybind11::module_& m);
 void bind_conv2d(pybind11::module_& m);
+void bind_activation(pybind11::module_& m);
 }  // namespace pyrnn
 
 PYBIND11_MODULE(_C, m) {
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_C, m) {
   pyrnn::bind_norm(m);
   pyrnn::bind_pool2d(m);
   pyrnn::bind_conv2d(m);
+  pyrnn::bind_activation(m);
 }

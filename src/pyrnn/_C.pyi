@@ -26,7 +26,7 @@ def _set_blas64(sgemm: int, dgemm: int) -> None:
 def _set_blas_threads(get: int, set: int) -> None:
     """Private: addresses of the BLAS's get/set_num_threads (single-threaded while the team runs); 0, 0 unsets."""
 
-# The instruction set of the kernels' own loops (recurrent time loops, pooling, upsampling, batch norm)
+# The instruction set of the kernels' own loops (recurrent time loops, pooling, upsampling, batch norm, activations)
 # and the kernels' own thread team.
 def isa() -> str:
     """'avx512', 'avx2' or 'generic': what the kernels' loops use now (the widest supported by default)."""
@@ -155,6 +155,23 @@ def upsample2d_backward(
     dy: _A,                                         # (B, OH, OW, C)
     dx: _A,                                         # written: (B, H, W, C)
     axes: tuple[NDArray[np.int64], NDArray[np.int64], _A, _A, NDArray[np.int64], NDArray[np.int64], _A, _A],
+) -> None: ...
+
+# Elementwise activations (csrc/activation; contract: pyrnn.backends.activation_reference): arrays of any
+# one shape and dtype; the output overlaps no input. kind: "relu", "leaky_relu", "tanh" or "sigmoid".
+def activation_forward(
+    kind: str,
+    x: _A,                                          # (...)
+    y: _A,                                          # written: (...)
+    negative_slope: float,                          # finite; read by "leaky_relu" only
+) -> None: ...
+
+def activation_backward(
+    kind: str,
+    saved: _A,                                      # (...) the forward's y; its x for "leaky_relu"
+    dy: _A,                                         # (...)
+    dx: _A,                                         # written: (...)
+    negative_slope: float,
 ) -> None: ...
 
 # 2-D convolution (csrc/conv/conv2d.cpp, contract: pyrnn/backends/conv2d_reference.py). Channels-last;

@@ -300,6 +300,18 @@ class Conv2dBackend(Protocol):
     ) -> np.ndarray | None: ...
 
 
+# ------------------------------------------------------------- activations
 @runtime_checkable
-class Backend(RecurrentBackend, ConvBackend, NormBackend, Pool2DBackend, Conv2dBackend, Protocol):
+class ActivationBackend(Protocol):
+    """The elementwise activations (ReLU, LeakyReLU, Tanh, Sigmoid), specified (and implemented in NumPy)
+    by :mod:`pyrnn.backends.activation_reference`; a backend module provides these functions. ``saved`` is
+    one ndarray (y, or x for leaky_relu), so any backend's backward takes any backend's forward."""
+
+    def activation_forward(self, kind: str, x: np.ndarray, negative_slope: float) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def activation_backward(self, kind: str, saved: np.ndarray, dy: np.ndarray, negative_slope: float) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Backend(RecurrentBackend, ConvBackend, NormBackend, Pool2DBackend, Conv2dBackend, ActivationBackend, Protocol):
     """A whole backend module (``pyrnn.backends.backend_module(name)``): every kernel family."""

@@ -436,6 +436,8 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
     return driver.recurrent_backward(_backward_entry, saved, weights, dhs, dhT, dcT, grads)
 
 
+# the activations: the NumPy reference (one NumPy pass each; the cpp backend has the vectorised kernels)
+from .activation_reference import activation_backward, activation_forward  # noqa: E402,F401
 from .conv2d_numba import conv2d_backward, conv2d_forward  # noqa: E402,F401
 from .conv_numba import conv1d_backward, conv1d_forward, pool1d_backward, pool1d_forward  # noqa: E402,F401
 from .norm_numba import batchnorm_backward, batchnorm_forward  # noqa: E402,F401

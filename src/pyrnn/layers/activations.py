@@ -9,6 +9,10 @@ The dtype follows the input: float32 stays float32, float64 stays float64
 TypeError. Where the derivative can be read from the output (ReLU, Tanh, Sigmoid,
 Softmax), backward uses the saved output and nothing else.
 
+ReLU, LeakyReLU, Tanh and Sigmoid run on the current backend's activation kernels (contract and
+NumPy reference: :mod:`pyrnn.backends.activation_reference`; ``cpp``: vectorised C++ loops over the
+kernels' thread team); GELU, Softmax and Identity are NumPy on every backend.
+
 This module also holds :class:`Elementwise`, the base of every layer whose output
 has its input's shape (the activations and ``Dropout``), and the two helpers the
 other parameterless layers share: :func:`float_input` and :func:`config_repr`.
@@ -19,9 +23,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import erf, expit
 
 from .._checks import check_choice, check_float, check_int, check_shape, float_input
+from ..backends import backend_module, get_backend
 from .base import Layer
 
 
@@ -90,21 +94,33 @@ class Identity(Elementwise):
         return dy
 
 
-class ReLU(Elementwise):
-    """``y = max(x, 0)``; NaN propagates (as in PyTorch)."""
+class _Kernel(Elementwise):
+    """An activation computed by the backend's elementwise kernels (``kind`` of
+    :mod:`pyrnn.backends.activation_reference`, where the equations are), forward and backward on the
+    backend of the forward."""
 
-    # y = max(x, 0)
+    kind = ""
+    negative_slope = 0.0
+
     def _forward(self, x):
-        y = np.maximum(x, 0)
-        return y, y
+        backend = get_backend()
+        y, saved = backend_module(backend).activation_forward(self.kind, x, self.negative_slope)
+        return y, (backend, saved)
 
-    # dx = dy * [y > 0]
-    def _backward(self, dy, y):
-        return dy * (y > 0)
+    def _backward(self, dy, saved):
+        backend, saved = saved
+        return backend_module(backend).activation_backward(self.kind, saved, dy, self.negative_slope)
 
 
-class LeakyReLU(Elementwise):
-    """``y = x if x > 0 else negative_slope * x`` (PyTorch's ``LeakyReLU``).
+class ReLU(_Kernel):
+    """``y = max(x, 0)``; NaN propagates (as in PyTorch). Backward: ``dx = dy * [y > 0]``."""
+
+    kind = "relu"
+
+
+class LeakyReLU(_Kernel):
+    """``y = x if x > 0 else negative_slope * x`` (PyTorch's ``LeakyReLU``). Backward:
+    ``dx = dy if x > 0 else negative_slope * dy``.
 
     Parameters
     ----------
@@ -112,47 +128,26 @@ class LeakyReLU(Elementwise):
         Any finite number (0 gives ReLU, negative values are allowed as in PyTorch).
     """
 
+    kind = "leaky_relu"
+
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = check_float("negative_slope", negative_slope)
-
-    # y = x * [x > 0] + slope * x * [x <= 0]; the sign mask is saved (slope may be <= 0)
-    def _forward(self, x):
-        positive = x > 0
-        return np.where(positive, x, self.negative_slope * x), positive
-
-    # dx = dy * [x > 0] + slope * dy * [x <= 0]
-    def _backward(self, dy, positive):
-        return np.where(positive, dy, self.negative_slope * dy)
 
     def get_config(self):
         return {"negative_slope": self.negative_slope}
 
 
-class Tanh(Elementwise):
-    """``y = tanh(x)``."""
+class Tanh(_Kernel):
+    """``y = tanh(x)``. Backward: ``dx = dy * (1 - y^2)``."""
 
-    # y = tanh(x)
-    def _forward(self, x):
-        y = np.tanh(x)
-        return y, y
-
-    # dx = dy * (1 - y^2)
-    def _backward(self, dy, y):
-        return dy * (1 - y * y)
+    kind = "tanh"
 
 
-class Sigmoid(Elementwise):
-    """``y = 1 / (1 + exp(-x))`` (overflow-free, via ``scipy.special.expit``)."""
+class Sigmoid(_Kernel):
+    """``y = 1 / (1 + exp(-x))``, overflow-free. Backward: ``dx = dy * y * (1 - y)``."""
 
-    # y = 1 / (1 + exp(-x))
-    def _forward(self, x):
-        y = expit(x)
-        return y, y
-
-    # dx = dy * y * (1 - y)
-    def _backward(self, dy, y):
-        return dy * y * (1 - y)
+    kind = "sigmoid"
 
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -180,6 +175,8 @@ class GELU(Elementwise):
     #        (t is exactly +-1 beyond |x| = 10 either way; the clip only keeps c^3 from overflowing)
     def _forward(self, x):
         if self.approximate == "none":
+            from scipy.special import erf  # lazy: scipy loads in ~0.1 s
+
             cdf = 0.5 * (1 + erf(x * _SQRT_HALF))
             return x * cdf, (x, cdf)
         c = np.clip(x, -10, 10)
