@@ -381,29 +381,38 @@ inline bool winograd_fits(const Conv2dDims& d) {
 constexpr int64_t kWinogradBytes = int64_t(1) << 18;
 
 // U[xi] = (G g G^T)[xi] of every (o, c), g = w_at(0, kh*3 + kw, c, o), packed as 16 GEMM weights
-// (rows c, columns o; IgemmWeights' groups stand for xi)
+// (rows c, columns o; IgemmWeights' groups stand for xi). One input channel at a time: its 3x3 kernels
+// gathered to gt[t][o], transformed with the output channels as the (vectorised) inner loop, each of the
+// 16 results then copied into its panels' row c.
 template <typename F, typename WAt>
 IgemmWeights<F> winograd_weights(const Conv2dDims& d, int64_t nr, WAt&& w_at) {
-  std::vector<F> u(static_cast<size_t>(16 * d.C * d.O));  // (16, C, O)
-  for (int64_t c = 0; c < d.C; ++c)
-    for (int64_t o = 0; o < d.O; ++o) {
-      double gg[4][3];  // G g
+  const int64_t O = d.O, np = (O + nr - 1) / nr;
+  IgemmWeights<F> k;
+  k.per_group = igemm_packed_size(nr, d.C, O);
+  k.w.resize(static_cast<size_t>(16 * k.per_group));
+  std::vector<F> gt(static_cast<size_t>(9 * O)), u(static_cast<size_t>(16 * np * nr), F(0));  // u[xi][o], 0 past O
+  for (int64_t c = 0; c < d.C; ++c) {
+    for (int64_t t = 0; t < 9; ++t)
+      for (int64_t o = 0; o < O; ++o) gt[static_cast<size_t>(t * O + o)] = w_at(0, t, c, o);
+    const int64_t us = np * nr;  // u's row stride
+    for (int64_t o = 0; o < O; ++o) {
+      F gg[4][3];  // G g: rows a, columns e
       for (int64_t e = 0; e < 3; ++e) {
-        const double g0 = w_at(0, e, c, o), g1 = w_at(0, 3 + e, c, o), g2 = w_at(0, 6 + e, c, o);
-        gg[0][e] = g0, gg[1][e] = 0.5 * (g0 + g1 + g2), gg[2][e] = 0.5 * (g0 - g1 + g2), gg[3][e] = g2;
+        const F g0 = gt[static_cast<size_t>(e * O + o)], g1 = gt[static_cast<size_t>((3 + e) * O + o)],
+                g2 = gt[static_cast<size_t>((6 + e) * O + o)];
+        gg[0][e] = g0, gg[1][e] = F(0.5) * (g0 + g1 + g2), gg[2][e] = F(0.5) * (g0 - g1 + g2), gg[3][e] = g2;
       }
       for (int64_t a = 0; a < 4; ++a) {  // (G g) G^T
-        const double h0 = gg[a][0], h1 = gg[a][1], h2 = gg[a][2];
-        const double row[4] = {h0, 0.5 * (h0 + h1 + h2), 0.5 * (h0 - h1 + h2), h2};
-        for (int64_t e = 0; e < 4; ++e) u[((a * 4 + e) * d.C + c) * d.O + o] = static_cast<F>(row[e]);
+        const F h0 = gg[a][0], h1 = gg[a][1], h2 = gg[a][2];
+        F* row = u.data() + a * 4 * us + o;
+        row[0] = h0, row[us] = F(0.5) * (h0 + h1 + h2), row[2 * us] = F(0.5) * (h0 - h1 + h2), row[3 * us] = h2;
       }
     }
-  IgemmWeights<F> k;
-  k.per_group = igemm_packed_size(nr, d.C, d.O);
-  k.w.resize(static_cast<size_t>(16 * k.per_group));
-  for (int64_t xi = 0; xi < 16; ++xi)
-    igemm_pack<F>(
-        nr, d.C, d.O, [&](int64_t c, int64_t o) { return u[(xi * d.C + c) * d.O + o]; }, k.w.data() + xi * k.per_group);
+    for (int64_t xi = 0; xi < 16; ++xi)  // igemm_pack's layout: panel p, row c, columns [p*nr, (p + 1)*nr)
+      for (int64_t p = 0; p < np; ++p)
+        std::copy(u.data() + xi * us + p * nr, u.data() + xi * us + (p + 1) * nr,
+                  k.w.data() + xi * k.per_group + (p * d.C + c) * nr);
+  }
   return k;
 }
 
