@@ -5,12 +5,12 @@
 // call into the micro-kernel's panels, one set per group. The data gradient of a stride-1 convolution
 // is itself a forward convolution (of dy, with the kernel flipped and the channels swapped, padding
 // (K-1)*d - p), so it runs through the same kernel, gathering instead of scattering. The weight
-// gradient, and the data gradient of strided convolutions, are im2col of a chunk of output lines + the
-// project's GEMM: a column row is in (g, kh, kw, c) order, cols[r, g*KH*KW*Cg + (kh*KW + kw)*Cg + c],
-// so that one tap copies one contiguous channel run of x (for G = 1 and dw = 1 a whole row of taps at
-// once) and group g's block is contiguous (one GEMM per group, lda = KH*KW*C), against the weight packed
-// to wk (G, KH*KW*Cg, Og); a 1x1 stride-1 unpadded convolution is a plain GEMM on x. A depthwise one
-// (one input channel per group) is a direct loop over the taps, vectorised over the channels: as G
+// gradient (but for the few-channel layers': planar.h), and the data gradient of strided convolutions and
+// of those with few input channels, are im2col of a chunk of output lines + the project's GEMM: a column row is in (g,
+// kh, kw, c) order, cols[r, g*KH*KW*Cg + (kh*KW + kw)*Cg + c], so that one tap copies one contiguous channel run of x
+// (for G = 1 and dw = 1 a whole row of taps at once) and group g's block is contiguous (one GEMM per group, lda =
+// KH*KW*C), against the weight packed to wk (G, KH*KW*Cg, Og); a 1x1 stride-1 unpadded convolution is a plain GEMM on
+// x. A depthwise one (one input channel per group) is a direct loop over the taps, vectorised over the channels: as G
 // GEMMs of inner size KH*KW it would spend its time in calls.
 //
 // Threads: the output lines are split over the kernels' thread team, each member with its own scratch
@@ -535,7 +535,8 @@ void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<
 
 // y = bias + the convolution of x (d's sizes; padding may be negative) with the weight w_at(g, t, c, o)
 // (tap t = kh*KW + kw, input channel c and output channel o of group g): Winograd where it fits, the
-// pixels as the lanes for few output channels, else the indirect GEMM
+// planar kernels for few input channels at stride 1 (planar.h), the pixels as the lanes for few output
+// channels, else the indirect GEMM
 template <typename F, typename WAt>
 void convolve(const Conv2dDims& d, WAt&& w_at, const F* b, const F* x, F* y, Cancel& cancel) {
   const Plan p = plan_of(d);
