@@ -24,6 +24,7 @@ import numpy as np
 
 from ._checks import check_float
 from .grad_mode import is_grad_enabled
+from .layers.activations import sigmoid
 
 # ----------------------------------------------------------------- input checks
 
@@ -237,8 +238,7 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
     # dl/dx = s(x) - y, s(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) otherwise, e = exp(-|x|)
     def _elementwise_backward(self, saved):
         x, y = saved
-        e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1.0, e) / (1.0 + e) - y
+        return sigmoid(x) - y
 
 
 class CrossEntropyLoss(Loss):

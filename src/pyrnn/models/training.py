@@ -39,7 +39,6 @@ import math
 import sys
 
 import numpy as np
-from tqdm import tqdm
 
 from .._checks import check_finite, check_int
 from ..grad_mode import inference
@@ -206,6 +205,8 @@ class _Progress:
         self.verbose, self.bar = verbose, None
         self.prefix = f"Epoch {epoch + 1}/{n_epochs}"
         if verbose == 1:
+            from tqdm import tqdm  # here: importing tqdm costs ~0.1 s of `import pyrnn`
+
             self.bar = tqdm(total=n_batches, desc=self.prefix, unit=unit, leave=True, file=sys.stderr)
 
     def update(self, loss):
