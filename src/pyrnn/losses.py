@@ -20,10 +20,12 @@ may hold anything, even NaN. Names follow PyTorch; :func:`get_loss` also takes K
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._checks import check_float
-from .grad_mode import is_grad_enabled
+from .grad_mode import is_grad_enabled, note_loss_gradient, output_generation
 from .layers.activations import sigmoid
 
 # ----------------------------------------------------------------- input checks
@@ -85,11 +87,43 @@ def _selected_float64(arr, mb):
 # ----------------------------------------------------------------------- base
 
 
+def _tracked_forward(forward):
+    @functools.wraps(forward)
+    def tracked(self, pred, *args, **kwargs):
+        value = forward(self, pred, *args, **kwargs)
+        self._pred_generation = output_generation(pred)
+        return value
+
+    return tracked
+
+
+def _tracked_backward(backward):
+    @functools.wraps(backward)
+    def tracked(self, *args, **kwargs):
+        grad = backward(self, *args, **kwargs)
+        note_loss_gradient(grad, getattr(self, "_pred_generation", None))
+        return grad
+
+    return tracked
+
+
 class Loss:
-    """A mean-reduced loss with ``forward``/``backward`` (see the module docstring)."""
+    """A mean-reduced loss with ``forward``/``backward`` (see the module docstring).
+
+    ``backward``'s gradient is tagged with the forward that produced ``forward``'s prediction, so
+    a model's backward fed it refuses to run on another forward's saved state
+    (:func:`pyrnn.grad_mode.check_gradient_source`)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = _tracked_forward(cls.__dict__["forward"])
+        if "backward" in cls.__dict__:
+            cls.backward = _tracked_backward(cls.__dict__["backward"])
 
     def __init__(self):
         self._saved = None
+        self._pred_generation = None
 
     def _save(self, saved):
         if is_grad_enabled():  # nothing kept under pyrnn.no_grad()

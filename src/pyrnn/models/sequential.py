@@ -6,7 +6,7 @@ import inspect
 
 import numpy as np
 
-from ..grad_mode import forward_scope, is_grad_enabled
+from ..grad_mode import forward_scope, is_grad_enabled, note_output
 from ..layers.registry import layer_config, layer_from_config
 from .base import BaseModel
 
@@ -44,6 +44,7 @@ class Sequential(BaseModel):
                 out = outs[0]
         if is_grad_enabled():
             self._extra_outputs = extra_outputs
+        note_output(out)
         return out
 
     def backward(self, dy, input_grad=True):
