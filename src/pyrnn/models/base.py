@@ -8,6 +8,8 @@ as in ``torch.nn.Sequential``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import metrics as metric_module
@@ -15,7 +17,7 @@ from .._checks import check_finite, check_float
 from ..checkpoint import save_checkpoint
 from ..grad_mode import inference
 from ..layers.base import load_strict
-from ..losses import get_loss, loss_to_config
+from ..losses import LogitsWarning, get_loss, loss_to_config
 from ..optim import get_optimizer
 from .training import as_input_list, batch_forward_kwargs, evaluate, fit
 
@@ -100,7 +102,27 @@ class BaseModel:
             self.optimizer = optimizer
         self.metrics = [metric_module.get_metric(m) for m in metrics]
         self.set_clipping(clip_norm, clip_value)
+        self._warn_probabilities_into_logits()
         return self
+
+    def output_layers(self):
+        """The layer that produces each output (None for an output that is a model input)."""
+        if hasattr(self, "outputs"):
+            return [t.node.layer for t in self.outputs]
+        return self.layers[-1:]
+
+    def _warn_probabilities_into_logits(self):
+        """LogitsWarning when an output comes from Softmax/Sigmoid and its loss expects logits."""
+        from ..layers.activations import Sigmoid, Softmax
+
+        losses = self.loss if isinstance(self.loss, (list, tuple)) else [self.loss]
+        for layer, loss in zip(self.output_layers(), losses):
+            if isinstance(layer, (Softmax, Sigmoid)) and getattr(loss, "from_logits", False):
+                warnings.warn(
+                    f"compile: the model ends in {type(layer).__name__} but {type(loss).__name__} expects logits "
+                    f"(from_logits=True, the default): it would apply its own {'softmax' if isinstance(layer, Softmax) else 'sigmoid'} "
+                    f"again and train worse. Remove the final {type(layer).__name__}, or pass "
+                    f"loss=pyrnn.losses.{type(loss).__name__}(from_logits=False)", LogitsWarning, stacklevel=3)
 
     def set_clipping(self, clip_norm=None, clip_value=None):
         """Clip gradients by global L2 norm / by value before each step (None: no clipping)."""
