@@ -131,15 +131,16 @@ class BaseModel:
         return self
 
     # ------------------------------------------------------- fit / evaluate
-    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
+    def fit(self, x, y=None, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
             validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None):
-        """Train for ``epochs`` more epochs; see :func:`pyrnn.models.training.fit`."""
+        """Train for ``epochs`` more epochs on arrays ``x, y`` or a dataset ``x`` (a WindowDataset, a Keras-style
+        PyDataset, an iterable of (x, y) batches). See :func:`pyrnn.models.training.fit`."""
         return fit(self, x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
                    validation_data=validation_data, validation_split=validation_split, callbacks=callbacks,
                    verbose=verbose, mask=mask, lengths=lengths)
 
-    def evaluate(self, x, y, batch_size=256, mask=None, lengths=None):
-        """Mean loss and metrics over (x, y), without training; a dict."""
+    def evaluate(self, x, y=None, batch_size=256, mask=None, lengths=None):
+        """Mean loss and metrics over (x, y) or a dataset ``x``, without training; a dict."""
         return evaluate(self, x, y, batch_size=batch_size, mask=mask, lengths=lengths)
 
     def predict(self, x, batch_size=256, lengths=None):
