@@ -427,3 +427,36 @@ def test_backward_params_is_backward_without_the_input_gradient():
         assert layer.backward_params(np.sin(y)) is None and want_dx is not None
         for k in want:
             np.testing.assert_array_equal(layer.grads[k], want[k])
+
+
+# ------------------------------------------------- Keras conveniences (issue 13, point 5)
+def test_each_fit_returns_a_new_history_of_its_own_epochs():
+    x, y = _sum_task(64)
+    model = _regressor().compile("sgd", "mse", lr=0.05)
+    first = model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    second = model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    assert second is not first
+    assert first.epoch == [0, 1] and len(first.history["loss"]) == 2  # untouched by the second fit
+    assert second.epoch == [2, 3, 4] and len(second.history["loss"]) == 3  # epochs keep counting, as Keras' initial_epoch
+    assert model.history.epoch == [0, 1, 2, 3, 4]  # the model's record of all its training (kept in checkpoints)
+    assert model.history.history["loss"] == first.history["loss"] + second.history["loss"]
+
+
+def _stopping_run(restore, verbose=1):
+    x, y = _sum_task(128)
+    model = _regressor().compile("sgd", "mse", lr=0.05)
+    stop = EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=restore, verbose=verbose)
+    lr_up = LearningRateScheduler(lambda epoch, lr: lr * 3)
+    h = model.fit(x, y, epochs=30, batch_size=32, verbose=0, validation_split=0.25, callbacks=[lr_up, stop])
+    return stop, h
+
+
+def test_early_stopping_says_where_it_stopped_and_which_epoch_it_restored(capsys):
+    stop, h = _stopping_run(restore=True)
+    best = int(np.argmin(h.history["val_loss"])) + 1
+    line = f"Early stopping: stopped at epoch {stop.stopped_epoch + 1}, restored epoch {best} (val_loss "
+    assert stop.message.startswith(line) and stop.stopped_epoch + 1 == len(h.epoch)
+    assert line in capsys.readouterr().out
+    stop, _ = _stopping_run(restore=False, verbose=0)
+    assert "best epoch" in stop.message and "restore_best_weights=True puts the best back" in stop.message
+    assert capsys.readouterr().out == ""

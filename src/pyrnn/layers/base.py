@@ -231,6 +231,14 @@ class Layer:
         """Constructor keyword arguments (JSON-serialisable) that rebuild this layer."""
         raise NotImplementedError(f"{type(self).__name__}.get_config")
 
+    def __repr__(self):
+        """``Name(key=value, ...)`` from :meth:`get_config` (``Name()`` for a layer without one)."""
+        try:
+            config = self.get_config()
+        except NotImplementedError:
+            return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in config.items()) + ")"
+
     # ------------------------------------------------- saved-for-backward state
     def _save(self, saved):
         """Keep what backward needs, unless gradients are off; release what an earlier

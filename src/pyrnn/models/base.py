@@ -19,6 +19,7 @@ from ..grad_mode import inference
 from ..layers.base import load_strict
 from ..losses import LogitsWarning, get_loss, loss_to_config
 from ..optim import get_optimizer
+from .summary import model_repr, summary
 from .training import as_input_list, batch_forward_kwargs, evaluate, fit
 
 
@@ -80,6 +81,16 @@ class BaseModel:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def __repr__(self):
+        return model_repr(self)
+
+    def summary(self, input_shape=None, print_fn=print):
+        """Print a Keras-style table: each layer, its output shape (batch axis None) and parameter
+        count, then the totals; returns the text. Output shapes need ``input_shape`` (one sample,
+        e.g. ``(50, 1)``; a list of them for several inputs) unless the model's ``Input``s have
+        shapes. See :func:`pyrnn.models.summary.summary`."""
+        return summary(self, input_shape, print_fn)
+
     # -------------------------------------------------------------- compile
     def compile(self, optimizer="adam", loss="mse", metrics=(), lr=None, clip_norm=None, clip_value=None):
         """Choose the loss, optimizer, metrics and gradient clipping for ``fit``.
@@ -134,7 +145,7 @@ class BaseModel:
     def fit(self, x, y=None, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
             validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None):
         """Train for ``epochs`` more epochs on arrays ``x, y`` or a dataset ``x`` (a WindowDataset, a Keras-style
-        PyDataset, an iterable of (x, y) batches). See :func:`pyrnn.models.training.fit`."""
+        PyDataset, an iterable of (x, y) batches); returns a new History. See :func:`pyrnn.models.training.fit`."""
         return fit(self, x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
                    validation_data=validation_data, validation_split=validation_split, callbacks=callbacks,
                    verbose=verbose, mask=mask, lengths=lengths)

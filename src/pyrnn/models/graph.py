@@ -19,6 +19,7 @@ from ..grad_mode import forward_scope, is_grad_enabled, note_output
 from ..layers.registry import layer_config, layer_from_config
 from ..layers.symbolic import Input, Node, SymbolicTensor
 from .base import BaseModel
+from .summary import observe
 
 
 def _flatten(value, what):
@@ -104,6 +105,7 @@ class Model(BaseModel):
                 if node.layer is None:
                     continue
                 outs = node.layer.graph_forward(*(None if t is None else values[id(t)] for t in node.inputs))
+                observe(node.layer, outs)
                 for t, v in zip(node.outputs, outs):
                     values[id(t)] = v
                     if isinstance(v, np.ndarray):

@@ -9,6 +9,7 @@ import numpy as np
 from ..grad_mode import forward_scope, is_grad_enabled, note_output
 from ..layers.registry import layer_config, layer_from_config
 from .base import BaseModel
+from .summary import observe
 
 
 def _takes_lengths(layer):
@@ -40,6 +41,7 @@ class Sequential(BaseModel):
                 slots = layer.graph_inputs(out, lengths=lengths) if lengths is not None and _takes_lengths(layer) \
                     else layer.graph_inputs(out)
                 outs = layer.graph_forward(*slots)
+                observe(layer, outs)
                 extra_outputs.append([(o.shape, o.dtype) for o in outs[1:]])
                 out = outs[0]
         if is_grad_enabled():

@@ -252,7 +252,9 @@ def _diverged(who, unit, epoch, n_epochs, batch, n_batches, value, norm):
 
 
 def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=0, who="fit", unit="batch"):
-    """Train ``epochs`` more epochs and return ``model.history``: the loop behind fit and fit_tbptt.
+    """Train ``epochs`` more epochs and return a new :class:`History` of them: the loop behind fit and
+    fit_tbptt. ``model.history`` goes on accumulating every epoch the model trained (checkpoints
+    keep it, so a resumed run's record continues).
 
     Parameters
     ----------
@@ -273,7 +275,8 @@ def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=
     was skipped by the step itself; after its ``on_batch_end`` the epoch ends if a callback set
     ``model.stop_training`` (its logs hold the non-finite loss), else ``FloatingPointError``.
     """
-    model.history = model.history or History()
+    history = History()  # this call's epochs (a new object per call, as Keras' fit returns)
+    model.history = model.history or History()  # every epoch the model trained: checkpoints keep it, resume continues it
     model.stop_training = False
     callbacks = list(callbacks)
     for cb in callbacks:
@@ -309,18 +312,19 @@ def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=
         logs["lr"] = float(model.optimizer.lr)
         model.epochs_done = epoch + 1
         model.history.append(epoch, logs)
+        history.append(epoch, logs)
         progress.close(logs)
         _call(callbacks, "on_epoch_end", epoch, logs)
         if model.stop_training:
             break
     _call(callbacks, "on_train_end")
-    return model.history
+    return history
 
 
 # ------------------------------------------------------------------ fit
 def fit(model, x, y=None, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
         validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None):
-    """Train ``model`` for ``epochs`` more epochs and return its :class:`History`.
+    """Train ``model`` for ``epochs`` more epochs and return a new :class:`History` of them.
 
     Parameters
     ----------
