@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -88,34 +89,42 @@ def cmd_demo(args):
 
 
 def cmd_bench(args):
-    from . import bench
+    from . import bench, bench_cnn, bench_stats
 
-    min_seconds = 0.1 if args.quick else 0.3
+    load = bench_stats.load_average()
+    print(f"CPU {bench_cnn.cpu_description()}, {os.cpu_count()} cores, load average {load if load is None else round(load, 2)}")
+    timings = []
     if args.only != "cnn":
-        rows = bench.run(quick=args.quick, min_seconds=min_seconds)
-        peak = bench.gemm_peak(min_seconds=min_seconds)
-        print(f"GEMM peak (NumPy sgemm, every thread): {peak:.0f} GFLOP/s")
+        rows = bench.run(quick=args.quick, blocks=5 if args.quick else 9)
+        peak = bench.gemm_peak()
+        timings += rows
+        print(f"GEMM peak (NumPy sgemm, every thread, best block): {peak:.0f} GFLOP/s")
+        print("median ms (min-max over interleaved blocks); speed-ups: median of the per-round ratios (min-max)")
         print(bench.format_table(rows, peak=peak))
     if args.only != "recurrent":
-        _bench_cnn(args.quick, min_seconds)
+        timings += _bench_cnn(args.quick)
+    for line in bench_stats.machine_warnings(timings):
+        print(line)
     return 0
 
 
-def _bench_cnn(quick, min_seconds):
+def _bench_cnn(quick):
     from . import bench, bench_cnn
 
     try:
         import torch
     except ImportError:
         print("image CNNs: skipped (they are validated and timed against PyTorch, which is not installed)")
-        return
+        return []
     print(f"image CNNs against PyTorch {torch.__version__} ({torch.get_num_threads()} threads), CPU {bench_cnn.cpu_description()}: "
           "median ms over alternating blocks (interquartile range)")
     rows = bench_cnn.run(blocks=5 if quick else 9)
-    table = bench_cnn.format_table(rows + bench_cnn.run_epochs(blocks=3 if quick else 5))
-    peak = bench.gemm_peak(min_seconds=min_seconds)
+    epochs = bench_cnn.run_epochs(blocks=3 if quick else 5)
+    table = bench_cnn.format_table(rows + epochs)
+    peak = bench.gemm_peak()
     print(table)
     print(bench_cnn.format_gflops(rows, peak, bench_cnn.fma_limit(torch.get_num_threads())))
+    return rows + epochs
 
 
 def _timed(fn):
