@@ -5,7 +5,10 @@
 - ``check``: every backend against the NumPy reference on every cell (forward,
   BPTT, weight gradients), then one LSTM training step timed on each backend;
 - ``bench``: the tables of :mod:`pyrnn.bench` (recurrent layers and Conv1D, every backend and PyTorch)
-  and :mod:`pyrnn.bench_cnn` (image CNNs against PyTorch's NCHW and channels_last).
+  and :mod:`pyrnn.bench_cnn` (image CNNs against PyTorch's NCHW and channels_last);
+- ``warmup``: compile and cache every Numba kernel ahead of time (:mod:`pyrnn.backends.warmup`).
+
+No command prints the help; ``--version`` the version.
 """
 
 from __future__ import annotations
@@ -127,36 +130,70 @@ def _bench_cnn(quick):
     return rows + epochs
 
 
+def cmd_warmup(args):
+    from .backends.warmup import warmup
+
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    for line in warmup(args.backend, dtypes):
+        print(line, flush=True)
+    return 0
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m pyrnn", description="pyrnn: fast CPU recurrent networks")
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="train a Conv1D + GRU forecaster on the bundled sunspot series; MAE, MASE, skill vs naive")
-    d.add_argument("--epochs", type=int, default=80)
-    d.add_argument("--seed", type=int, default=0)
+def build_parser():
+    """The argument parser of ``python -m pyrnn`` (every flag with its help and default)."""
+    parser = argparse.ArgumentParser(prog="python -m pyrnn", description="pyrnn: fast CPU recurrent networks and image CNNs",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pyrnn {pyrnn.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,info,check,bench,warmup}")
+    fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
+    d = sub.add_parser("demo", help="train a Conv1D + GRU forecaster on the bundled sunspot series; MAE, MASE, skill vs naive",
+                       description="Train a Conv1D + GRU one-year-ahead forecaster on the yearly sunspot numbers, hold out "
+                       "the last 30 years, print MAE, RMSE, sMAPE, MASE and skill vs the naive forecast, and (with "
+                       "matplotlib) write two plots.", **fmt)
+    d.add_argument("--epochs", type=int, default=80, help="training epochs")
+    d.add_argument("--seed", type=int, default=0, help="seed of the weights and of the batch shuffling")
     d.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="0 silent, 1 progress bar, 2 a line per epoch")
     d.add_argument("--out", default=".", help="folder for demo_forecast.png and demo_training.png")
-    d.add_argument("--no-plots", action="store_true")
+    d.add_argument("--no-plots", action="store_true", help="write no plots (they also need matplotlib)")
     d.set_defaults(fn=cmd_demo)
-    sub.add_parser("info", help="version, loaded backends, GEMM provider").set_defaults(fn=cmd_info)
-    p = sub.add_parser("check", help="every backend against the NumPy reference, then a timed LSTM step")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--time", type=int, default=100)
-    p.add_argument("--input", type=int, default=128)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--repeat", type=int, default=3)
+    sub.add_parser("info", help="version, loaded backends, GEMM provider", **fmt).set_defaults(fn=cmd_info)
+    p = sub.add_parser("check", help="every backend against the NumPy reference, then a timed LSTM step",
+                       description="Compare every backend with the NumPy reference on every cell (forward, BPTT, weight "
+                       "gradients; float64), then time one float32 LSTM training step on each backend.", **fmt)
+    p.add_argument("--batch", type=int, default=64, help="B of the timed LSTM step")
+    p.add_argument("--time", type=int, default=100, help="T (time steps) of the timed LSTM step")
+    p.add_argument("--input", type=int, default=128, help="I (input features) of the timed LSTM step")
+    p.add_argument("--hidden", type=int, default=256, help="H (hidden units) of the timed LSTM step")
+    p.add_argument("--repeat", type=int, default=3, help="timed repetitions per backend (the best is printed)")
     p.set_defaults(fn=cmd_check)
-    b = sub.add_parser("bench", help="time every backend and PyTorch on the benchmark configs (validated first)")
+    b = sub.add_parser("bench", help="time every backend and PyTorch on the benchmark configs (validated first)",
+                       description="Validate, then time every backend and PyTorch in interleaved blocks: medians with "
+                       "their spread, speed-ups over PyTorch and the share of the machine's GEMM peak.", **fmt)
     b.add_argument("--quick", action="store_true", help="only the three small recurrent configurations (and Conv1D); "
                    "fewer blocks for the image CNNs")
     b.add_argument("--only", choices=("recurrent", "cnn"), help="only the recurrent/Conv1D table or only the image CNN one")
     b.set_defaults(fn=cmd_bench)
+    w = sub.add_parser("warmup", help="compile and cache the Numba kernels ahead of time (20-40 s once)",
+                       description="Run every Numba kernel once on a tiny input so that Numba compiles it and caches it "
+                       "on disk; later processes then start at once.", **fmt)
+    w.add_argument("--backend", choices=("numba",), default="numba", help="the backend to warm up (only Numba compiles)")
+    w.add_argument("--dtype", choices=("float32", "float64", "both"), default="both", help="the dtypes to compile for")
+    w.set_defaults(fn=cmd_warmup)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     return args.fn(args)
 
 
