@@ -159,6 +159,31 @@ def test_same_seed_gives_bitwise_identical_weights():
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("backend", pyrnn.available_backends())
+def test_weights_do_not_depend_on_the_thread_count_with_a_partial_last_batch(backend):
+    """Issue 13, point 8: N = 500, batch 64 (a last batch of 52 x 30 steps = 1560 rows to sum over,
+    not a multiple of 32) gave weights differing by up to 3e-8 between 1 and 2 BLAS threads."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 30, 4)).astype(np.float32)
+    y = rng.standard_normal((500, 1)).astype(np.float32)
+
+    def run(threads):
+        pyrnn.set_num_threads(threads)
+        model = pyrnn.Sequential([pyrnn.layers.Conv1D(4, 16, 5, padding="causal", seed=0), pyrnn.GRU(16, 32, seed=1),
+                                  pyrnn.LSTM(32, 32, seed=3), LastStep(), Dense(32, 1, seed=2)])
+        model.compile("adam", "mse", lr=1e-3)
+        with pyrnn.use_backend(backend):
+            model.fit(x, y, epochs=2, batch_size=64, seed=0, verbose=0)
+        return model.state_dict()
+
+    try:
+        one, two = run(1), run(2)
+    finally:
+        pyrnn.set_num_threads(None)
+    for k in one:
+        np.testing.assert_array_equal(one[k], two[k], err_msg=k)
+
+
 def test_predict_keeps_nothing_for_backward_and_matches_forward():
     x, _ = _sum_task(70)
     model = _regressor()
