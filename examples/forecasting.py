@@ -1,6 +1,7 @@
-"""Time-series forecasting, several steps ahead, both ways the course notes describe:
-recursive (predict one step, append it, slide the window) and direct (a head with n outputs),
-each compared with the naive last-value and seasonal-naive baselines on the same test points.
+"""Time-series forecasting, several steps ahead, the two usual ways: recursive (predict one
+step, append it, slide the window) and direct (a head with n outputs), each compared with the
+naive last-value and seasonal-naive baselines on the same test points. Writes forecasting.png
+(the test months, each forecast's last step) when matplotlib is installed.
 
 Data: monthly El Nino sea-surface temperature 1950-2010 (bundled, public domain).
 
@@ -14,6 +15,7 @@ import numpy as np
 import pyrnn
 from pyrnn import timeseries as ts
 from pyrnn.layers import Conv1D, Dense, LastStep
+from pyrnn.plots import save_lines
 
 
 def model(outputs, seed):
@@ -55,6 +57,11 @@ def main(quick=False):
         skill = ts.skill_vs_naive(truth, f, forecasts["naive"])
         print(f"{name:20s} MAE {ts.mae(truth, f):.3f}  RMSE {ts.rmse(truth, f):.3f}  sMAPE {ts.smape(truth, f):.2f}  "
               f"MASE {ts.mase(truth, f, y[split.train], period=12):.3f}  skill vs naive {skill:+.3f}")
+    months = np.arange(split.test.start, split.test.start + truth.size)
+    save_lines("forecasting.png", {"actual": (months, truth.ravel()),
+                                   **{name: (months, f.ravel()) for name, f in forecasts.items() if name != "seasonal naive (12)"}},
+               title=f"El Nino SST, test years: forecasts from origins every {H} months", xlabel="month index",
+               ylabel="SST (deg C)", styles={"actual": "k-"})
     return forecasts, truth
 
 

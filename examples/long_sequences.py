@@ -2,6 +2,7 @@
 chunks), its peak memory against full BPTT, and stateful streaming inference.
 
 Task: predict the next value of a long noisy sine; one sequence per sample, T steps each.
+Writes long_sequences.png (the TBPTT training curve) when matplotlib is installed.
 
     python examples/long_sequences.py [--quick]
 """
@@ -12,6 +13,7 @@ import numpy as np
 
 import pyrnn
 from pyrnn.layers import Dense
+from pyrnn.plots import save_lines
 
 
 def data(n, T, seed=0):
@@ -39,6 +41,9 @@ def main(quick=False):
     model = build()
     pyrnn.fit_tbptt(model, x, y, k1=50, k2=100, epochs=2 if quick else 10)
     print(f"TBPTT(k1=50, k2=100) loss per epoch: {[round(v, 4) for v in model.history.history['loss']]}")
+    save_lines("long_sequences.png", {"TBPTT(k1=50, k2=100)": model.history.history["loss"]},
+               title=f"Next value of a noisy sine, T={T}: training loss", xlabel="epoch", ylabel="MSE",
+               styles={"TBPTT(k1=50, k2=100)": "-o"})
 
     lstm = model.layers[0]
     xs, _ = data(2, 300, seed=1)

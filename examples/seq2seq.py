@@ -1,6 +1,7 @@
 """Encoder-decoder (seq2seq) on a translation-like task: reverse digit strings ("3141" -> "1413").
 Trained with teacher forcing (the decoder reads the true previous digit), run free at inference
-(it reads its own); compared with the same model trained on its own outputs.
+(it reads its own); compared with the same model trained on its own outputs. Writes seq2seq.png
+(the two training curves) when matplotlib is installed.
 
     python examples/seq2seq.py [--quick]
 """
@@ -10,6 +11,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from pyrnn.plots import save_lines
 from pyrnn.tasks import Seq2Seq
 
 # ---------------------------------------------------------------------- digit-string data
@@ -72,17 +74,19 @@ def digits_to_str(tokens):
 def main(quick=False):
     train, test = reverse_digits_dataset(2000, 3, 6, seed=0), reverse_digits_dataset(500, 3, 6, seed=1)
     epochs = 1 if quick else 4
-    results = {}
+    results, curves = {}, {}
     for how in ("teacher forcing", "own outputs"):
         s2s = Seq2Seq(DIGIT_VOCAB_SIZE, DIGIT_VOCAB_SIZE, emb=16, hidden=64, start_token=START, end_token=END, seed=0)
         s2s.compile("adam", "cross_entropy", lr=1e-2, clip_norm=1.0)
         fit = s2s.fit_teacher_forcing if how == "teacher forcing" else s2s.fit_free_running
-        fit(*train, epochs=epochs, batch_size=32, seed=0)
+        curves[f"trained with {how}"] = fit(*train, epochs=epochs, batch_size=32, seed=0).history["loss"]
         results[how] = s2s.accuracy(*test)
         print(f"trained with {how:15s}: free-running exact match {results[how]['exact']:.3f}, per token {results[how]['token']:.3f}")
     out = s2s.translate(test.src[:3], max_len=8, src_lengths=test.src_lengths[:3])
     for s, o in zip(digits_to_str(test.src[:3]), digits_to_str(out)):
         print(f"  {s} -> {o}")
+    save_lines("seq2seq.png", curves, title="Reversing digit strings: training loss", xlabel="epoch", ylabel="cross-entropy",
+               styles={k: "-o" for k in curves})
     return results
 
 

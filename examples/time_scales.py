@@ -1,8 +1,9 @@
-"""Several time scales (the course notes' "more than one delay"): dilated recurrent layers whose
+"""Several time scales (inputs that matter at more than one delay): dilated recurrent layers whose
 recurrence reads h(t - d), stacked with d = 1 and d = 12, on monthly CO2 at Mauna Loa (bundled).
 The d = 12 layer links each month to the same month a year before. The model sees and predicts
 month-to-month changes (the trend would leave the scaler's training range); the level forecast
-is the last level plus the predicted change.
+is the last level plus the predicted change. Writes time_scales.png (forecast vs actual on the
+held-out months) when matplotlib is installed.
 
     python examples/time_scales.py [--quick]
 """
@@ -14,6 +15,7 @@ import numpy as np
 import pyrnn
 from pyrnn import timeseries as ts
 from pyrnn.layers import Dense, Dilated, LastStep
+from pyrnn.plots import save_lines
 
 
 def main(quick=False):
@@ -34,6 +36,9 @@ def main(quick=False):
     naive = last
     print(f"monthly CO2, {len(truth)} held-out months, one month ahead: MAE {ts.mae(truth, pred):.3f} ppm, "
           f"naive {ts.mae(truth, naive):.3f} ppm, skill vs naive {ts.skill_vs_naive(truth, pred, naive):+.3f}")
+    save_lines("time_scales.png", {"actual": truth, "dilated GRUs (d = 1, 12)": pred, "naive (last month)": naive},
+               title="Monthly CO2 at Mauna Loa, held-out months, one month ahead", xlabel="held-out month", ylabel="ppm",
+               styles={"actual": "k-", "naive (last month)": "--"})
 
 
 if __name__ == "__main__":

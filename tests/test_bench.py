@@ -10,6 +10,7 @@ import pytest
 
 import pyrnn
 from pyrnn import bench
+from pyrnn.bench_stats import Timing
 
 # Legend: B = batch, T = time, C_in/C_out = channels, K = kernel size, U = T - K + 1.
 TINY_CONV = bench.ConvCase("Conv1D tiny", B=2, T=12, C_in=3, C_out=4, K=3)
@@ -70,36 +71,44 @@ def test_a_wrong_torch_module_fails_validation():
 
 
 def test_run_rows_and_table():
-    rows = bench.run(impls=["numpy"], min_seconds=0, cases=[TINY_GRU, TINY_CONV])
-    assert [(r[0], r[1], r[2]) for r in rows] == [
-        (label, mode, "numpy") for label in ("GRU tiny", "Conv1D tiny") for mode in ("train", "infer")
+    rows = bench.run(impls=["numpy"], blocks=3, block_seconds=0, cases=[TINY_GRU, TINY_CONV])
+    assert [(t.label, t.mode, t.impl, len(t.times)) for t in rows] == [
+        (label, mode, "numpy", 3) for label in ("GRU tiny", "Conv1D tiny") for mode in ("train", "infer")
     ]
-    assert all(r[3] > 0 and r[4] > 0 for r in rows)
+    assert all(t.median > 0 and t.gflops > 0 for t in rows)
     lines = bench.format_table(rows).splitlines()
-    assert lines[0] == "| config | mode | numpy ms (GFLOP/s) | numpy vs torch |"
+    assert lines[0] == "| config | mode | numpy ms | numpy vs torch |"
     assert len(lines) == 2 + 4 and lines[-1].startswith("| Conv1D tiny | infer | ")
     assert lines[-1].endswith(" | - |")  # no torch row: no ratio
 
 
-def test_format_table_orders_impls_and_takes_ratios_against_torch():
-    rows = [("m", "train", "torch", 0.004, None), ("m", "train", "numpy", 0.008, None), ("m", "train", "cpp", 0.002, None)]
+def _t(impl, ms, gflop=None, mode="train"):
+    return Timing("m", mode, impl, [m / 1e3 for m in ms], gflop)
+
+
+def test_format_table_gives_medians_ranges_and_per_round_ratios_against_torch():
+    rows = [_t("torch", [4, 4, 8]), _t("numpy", [8, 8, 8]), _t("cpp", [2, 1, 2])]
     assert bench.format_table(rows).splitlines() == [
         "| config | mode | cpp ms | numpy ms | torch ms | cpp vs torch | numpy vs torch |",
         "|---|---|---|---|---|---|---|",
-        "| m | train | 2.00 | 8.00 | 4.00 | 2.00x | 0.50x |",
+        "| m | train | 2.00 (1.00-2.00) | 8.00 (8.00-8.00) | 4.00 (4.00-8.00) | 4.00x (2.00-4.00) | 0.50x (0.50-1.00) |",
     ]
 
 
-def test_format_table_gives_the_first_impls_share_of_the_gemm_peak():
-    rows = [("m", "train", "torch", 0.004, 50.0), ("m", "train", "cpp", 0.002, 100.0), ("m", "infer", "cpp", 0.001, None)]
+def test_format_table_gives_the_first_impls_share_of_the_gemm_peak_never_above_100():
+    rows = [_t("torch", [4, 4, 4], 0.2), _t("cpp", [2, 2, 2], 0.2), _t("cpp", [1, 1, 1], mode="infer")]
     lines = bench.format_table(rows, peak=200.0).splitlines()
     assert lines[0].endswith("| cpp vs torch | cpp % of GEMM peak |")
-    assert lines[2] == "| m | train | 2.00 (100.0) | 4.00 (50.0) | 2.00x | 50% |"
+    assert lines[2] == "| m | train | 2.00 (2.00-2.00) 100.0 GF/s | 4.00 (4.00-4.00) 50.0 GF/s | 2.00x (2.00-2.00) | 50% |"
     assert lines[3].endswith("| - | - |")  # no GFLOP/s, no torch row
+    # the 131 %: a peak measured under heavier load than the row; the row's best block is the peak then
+    fast = [_t("cpp", [0.8, 0.76, 0.9], 0.2), _t("torch", [1, 1, 1], 0.2)]
+    share = bench.format_table(fast, peak=200.0).splitlines()[2].rsplit("|", 2)[1]
+    assert share.strip() == "95%"  # 250 GFLOP/s median against the 263 of its fastest block
 
 
 def test_gemm_peak_is_a_positive_rate():
-    assert bench.gemm_peak(sizes=(64,), min_seconds=0.01) > 0
+    assert bench.gemm_peak(sizes=(64,), blocks=2) > 0
 
 
 def test_epoch_functions_train_every_backend_after_validation():
@@ -107,8 +116,8 @@ def test_epoch_functions_train_every_backend_after_validation():
     assert set(IMPLS) <= set(fns)
     for fn in fns.values():
         fn()  # one epoch
-    rows = bench.run_epochs(["numpy"], case=TINY_EPOCH, min_rounds=1)
-    assert re.fullmatch(r"\| Conv1D\+GRU one epoch \(N=40, T=12, batch 16, Adam\) \| train \| \d+\.\d\d \| - \|",
+    rows = bench.run_epochs(["numpy"], case=TINY_EPOCH, blocks=1)
+    assert re.fullmatch(r"\| Conv1D\+GRU one epoch \(N=40, T=12, batch 16, Adam\) \| train \| \d+\.\d\d \([\d.]+-[\d.]+\) \| - \|",
                         bench.format_table(rows).splitlines()[-1])
 
 

@@ -25,3 +25,4 @@ def test_demo_prints_finite_metrics_and_writes_plots(tmp_path):
     for name in ("demo_forecast.png", "demo_training.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name
+        assert f"wrote {tmp_path / name}" in r.stdout, "the demo says where the plots went"

@@ -20,3 +20,17 @@ def test_example_runs_quick(script, tmp_path):
                        timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip(), "an example prints what it found"
+    png = tmp_path / f"{script.stem}.png"
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert f"matplotlib is not installed: {png.name} not written" in r.stdout or script.stem == "unet_segmentation"
+        return
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{script.name} writes {png.name}"
+    assert str(png) in r.stdout, "the example says where its plot went"
+
+
+def test_examples_speak_of_the_users_task_not_of_notes_the_user_cannot_read():
+    for script in EXAMPLES + [pathlib.Path(__file__).resolve().parents[1] / "src" / "pyrnn" / "demo.py"]:
+        text = script.read_text().lower()
+        assert "notes" not in text, f"{script.name} refers to notes a user cannot follow"

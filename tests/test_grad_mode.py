@@ -178,3 +178,88 @@ def test_forwards_without_backward_do_not_grow_memory():
     grown = int(out.stdout.split()[-1])
     # each cache is ~1.6 MB (gates, c, tanh c, h over T=100, B=32, H=32): 300 kept would be ~500 MB
     assert grown < 50, f"RSS grew by {grown} MB over 300 forwards without backward"
+
+
+# ------------------------------------------- issue 13, point 1: PyTorch's habit of a validation forward
+def _issue_scenario_model():
+    return pyrnn.Sequential([pyrnn.GRU(3, 4, dtype=np.float64, seed=0), LastStep(), Dense(4, 1, dtype=np.float64, seed=1)])
+
+
+def _issue_data():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((6, 5, 3)), rng.standard_normal((6, 1)), rng.standard_normal((6, 5, 3))
+
+
+def _clean_gradients(model, x, y):
+    loss = pyrnn.losses.MSELoss()
+    model.zero_grad()
+    loss.forward(model.forward(x), y)
+    model.backward(loss.backward())
+    return {k: g.copy() for k, g in zip(dict(model.named_parameters()), (g for _, g in model.param_grad_pairs()))}
+
+
+def test_a_validation_forward_between_forward_and_backward_raises_every_time_not_wrong_gradients():
+    """The issue's exact scenario: out = m.forward(xtr); loss.forward(out, y); m.forward(xval);
+    m.backward(loss.backward()) used the validation forward's cache (gradients off by 0.017).
+    Now the validation forward warns (once per layer) and the backward raises, on every iteration."""
+    model, loss = _issue_scenario_model(), pyrnn.losses.MSELoss()
+    xtr, y, xval = _issue_data()
+    for it in range(2):
+        out = model.forward(xtr)
+        loss.forward(out, y)
+        if it == 0:
+            with pytest.warns(UnconsumedForwardWarning, match="a training-mode forward was never followed"):
+                model.forward(xval)
+        else:
+            model.forward(xval)  # warned once per layer already: no warning, but still no silent error
+        with pytest.raises(RuntimeError, match=r"Sequential|GRU|Dense") as err:
+            model.backward(loss.backward())
+        assert "a later training-mode forward ran before this backward and replaced it" in str(err.value)
+        assert "pyrnn.no_grad()" in str(err.value)
+        model.clear_saved()
+
+
+def _eval_no_grad(model, x):
+    with no_grad():
+        model.forward(x)
+
+
+@pytest.mark.parametrize("evaluate", [_eval_no_grad, lambda m, x: m.predict(x), lambda m, x: m.evaluate(x, np.zeros((6, 1)))],
+                         ids=["no_grad", "predict", "evaluate"])
+def test_the_same_loop_evaluating_without_saving_gives_the_training_forwards_gradients(evaluate):
+    xtr, y, xval = _issue_data()
+    want = _clean_gradients(_issue_scenario_model(), xtr, y)
+    model, loss = _issue_scenario_model().compile("sgd", "mse"), pyrnn.losses.MSELoss()
+    model.zero_grad()
+    loss.forward(model.forward(xtr), y)
+    evaluate(model, xval)
+    model.backward(loss.backward())
+    got = {k: g.copy() for k, (_, g) in zip(dict(model.named_parameters()), model.param_grad_pairs())}
+    assert got.keys() == want.keys()
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_a_direct_layer_forward_between_loss_and_backward_raises_too():
+    layer, loss = pyrnn.LSTM(3, 4, dtype=np.float64, seed=0), pyrnn.losses.MSELoss()
+    xtr, _, xval = _issue_data()
+    out, _ = layer.forward(xtr)
+    loss.forward(out, np.zeros_like(out))
+    with pytest.warns(UnconsumedForwardWarning):
+        layer.forward(xval)
+    with pytest.raises(RuntimeError, match="LSTM.backward: the gradient comes from a loss computed on the output of an earlier"):
+        layer.backward(loss.backward())
+
+
+def test_two_models_trained_in_one_loop_are_not_mistaken_for_the_scenario():
+    """A loss on an older forward's output is fine when that forward's layers were not run again."""
+    a, b = _issue_scenario_model(), pyrnn.Sequential([Dense(3, 1, dtype=np.float64, seed=2)])
+    la, lb = pyrnn.losses.MSELoss(), pyrnn.losses.MSELoss()
+    xtr, y, _ = _issue_data()
+    out_a = a.forward(xtr)
+    out_b = b.forward(xtr[:, 0])
+    la.forward(out_a, y)
+    lb.forward(out_b, y)
+    a.backward(la.backward())
+    b.backward(lb.backward())
+    assert not any(layer._saved_stack for layer in a.layers + b.layers)

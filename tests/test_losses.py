@@ -272,3 +272,133 @@ def test_cross_entropy_per_pixel_equals_the_flattened_loss():
     a, b = CrossEntropyLoss(), CrossEntropyLoss()
     assert a.forward(logits, target) == pytest.approx(b.forward(logits.reshape(-1, 3), target.reshape(-1)), rel=1e-15)
     np.testing.assert_allclose(a.backward(), b.backward().reshape(2, 4, 5, 3), rtol=1e-15)
+
+
+# ------------------------------------------------- from_logits (issue 13, point 4)
+def _probabilities(rng, shape):
+    """Rows that sum to 1 (a softmax output), away from the clip at 1e-7."""
+    z = rng.standard_normal(shape)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_from_logits_defaults_to_true_under_every_name_and_round_trips():
+    for name in ("cross_entropy", "sparse_categorical_crossentropy", "bce_with_logits", "binary_crossentropy"):
+        assert get_loss(name).from_logits is True
+    for loss in (CrossEntropyLoss(from_logits=False), BCEWithLogitsLoss(from_logits=False)):
+        again = loss_from_config(loss_to_config(loss))
+        assert type(again) is type(loss) and again.from_logits is False and "from_logits=False" in repr(again)
+    assert loss_to_config(CrossEntropyLoss()) == {"class": "CrossEntropyLoss", "config": {}}  # old checkpoints load
+    with pytest.raises(TypeError, match="from_logits: expected True or False"):
+        CrossEntropyLoss(from_logits="no")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CE_CASES[:-1], ids=str)  # not C = 1: p = 1 is clipped to 1 - 1e-7 (as Keras)
+def test_cross_entropy_on_probabilities_matches_torch_nll_of_log(torch, case, dtype):
+    shape, mask_shape = case
+    rng = np.random.default_rng(11)
+    probs = _probabilities(rng, shape).astype(dtype)
+    target = rng.integers(0, shape[-1], shape[:-1])
+    mask = _mask(rng, mask_shape)
+    loss = CrossEntropyLoss(from_logits=False)
+    value, grad = loss.forward(probs, target, mask), loss.backward()
+    assert grad.shape == probs.shape and grad.dtype == probs.dtype
+    tp = torch.tensor(probs.astype(np.float64), requires_grad=True)
+    sel = tp if mask is None else tp[torch.tensor(mask)]
+    t = torch.tensor(target if mask is None else target[mask])
+    # Keras: p / sum(p), then -log p[y]; torch: nll of log of the normalised rows
+    want = torch.nn.functional.nll_loss(torch.log(sel / sel.sum(-1, keepdim=True)).reshape(-1, shape[-1]), t.reshape(-1))
+    want.backward()
+    np.testing.assert_allclose(value, want.item(), **TOL[dtype])
+    np.testing.assert_allclose(grad, tp.grad.numpy(), rtol=TOL[dtype]["rtol"], atol=max(TOL[dtype]["atol"], 1e-6 * (dtype == np.float32)))
+
+
+@pytest.mark.parametrize("case", [((6, 4), None), ((3, 5, 4), (3, 5))], ids=str)
+def test_cross_entropy_on_probabilities_by_finite_differences(case):
+    shape, mask_shape = case
+    rng = np.random.default_rng(5)
+    probs = _probabilities(rng, shape) * rng.uniform(0.5, 2.0, shape[:-1] + (1,))  # rows not summing to 1 too
+    target, mask = rng.integers(0, shape[-1], shape[:-1]), _mask(rng, mask_shape)
+    loss = CrossEntropyLoss(from_logits=False)
+    loss.forward(probs, target, mask)
+    assert_grad_close(loss.backward(), lambda: loss.forward(probs, target, mask), probs, "cross-entropy on probabilities")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", ELEMENTWISE_CASES[:4], ids=str)
+def test_bce_on_probabilities_matches_torch_bce_loss(torch, case, dtype):
+    rng = np.random.default_rng(13)
+    shape, mask_shape = case
+    probs = rng.uniform(0.01, 0.99, shape).astype(dtype)
+    target = np.where(rng.random(shape) < 0.3, rng.random(shape), rng.random(shape) < 0.5).astype(dtype)
+    mask = _mask(rng, mask_shape)
+    loss = BCEWithLogitsLoss(from_logits=False)
+    value, grad = loss.forward(probs, target, mask), loss.backward()
+    tp = torch.tensor(probs, requires_grad=True)
+    sel_p, sel_t = (tp, torch.tensor(target)) if mask is None else (tp[torch.tensor(mask)], torch.tensor(target)[torch.tensor(mask)])
+    want = torch.nn.BCELoss()(sel_p, sel_t)
+    want.backward()
+    np.testing.assert_allclose(value, want.item(), **TOL[dtype])
+    np.testing.assert_allclose(grad, tp.grad.numpy(), **TOL[dtype])
+
+
+def test_bce_on_probabilities_by_finite_differences_and_clipping():
+    rng = np.random.default_rng(2)
+    probs, target = rng.uniform(0.05, 0.95, (4, 3)), rng.random((4, 3))
+    loss = BCEWithLogitsLoss(from_logits=False)
+    loss.forward(probs, target)
+    assert_grad_close(loss.backward(), lambda: loss.forward(probs, target), probs, "bce on probabilities")
+    value = loss.forward(np.array([0.0, 1.0]), np.array([1.0, 0.0]))  # clipped: finite, -log(1e-7), gradient 0
+    assert value == pytest.approx(-math.log(1e-7))
+    np.testing.assert_array_equal(loss.backward(), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("loss, pred, msg", [
+    (CrossEntropyLoss(from_logits=False), np.array([[0.5, -0.1, 0.6]]), r"pred: expected probabilities >= 0 \(from_logits=False\)"),
+    (CrossEntropyLoss(from_logits=False), np.array([[0.0, 0.0, 0.0]]), "a positive sum over the classes"),
+    (BCEWithLogitsLoss(from_logits=False), np.array([[1.5, 0.5, 0.5]]), r"pred: expected probabilities in \[0, 1\]"),
+])
+def test_probabilities_out_of_range_are_refused(loss, pred, msg):
+    target = np.array([0]) if isinstance(loss, CrossEntropyLoss) else np.zeros((1, 3))
+    with pytest.raises(ValueError, match=msg):
+        loss.forward(pred, target)
+
+
+@pytest.mark.parametrize("last, loss", [(pyrnn.layers.Softmax, "sparse_categorical_crossentropy"),
+                                        (pyrnn.layers.Sigmoid, "binary_crossentropy"),
+                                        (pyrnn.layers.Softmax, CrossEntropyLoss())])
+def test_compile_warns_when_a_final_softmax_or_sigmoid_meets_a_loss_on_logits(last, loss):
+    model = pyrnn.Sequential([pyrnn.Dense(3, 4, seed=0), last()])
+    with pytest.warns(pyrnn.losses.LogitsWarning, match=f"the model ends in {last.__name__} but .* expects logits .*from_logits=False"):
+        model.compile("adam", loss)
+    inp = pyrnn.Input((3,))
+    graph = pyrnn.Model(inp, last()(pyrnn.Dense(3, 4, seed=0)(inp)))
+    with pytest.warns(pyrnn.losses.LogitsWarning):
+        graph.compile("adam", loss)
+
+
+def test_no_logits_warning_with_from_logits_false_or_without_a_final_activation():
+    pyrnn.Sequential([pyrnn.Dense(3, 4, seed=0), pyrnn.layers.Softmax()]).compile("adam", CrossEntropyLoss(from_logits=False))
+    pyrnn.Sequential([pyrnn.Dense(3, 4, seed=0)]).compile("adam", "sparse_categorical_crossentropy")
+
+
+def test_a_keras_style_softmax_model_trains_as_well_as_logits_with_from_logits_false():
+    """The issue's case: a final Softmax with the logits loss trains worse; with from_logits=False
+    the same network trains like the one without Softmax (the two are the same function)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((240, 6)).astype(np.float32)
+    y = (x[:, :3].sum(axis=1) > 0).astype(np.int64) + (x[:, 3] > 0.5)
+
+    def trained(layers, loss):
+        model = pyrnn.Sequential(layers)
+        model.compile("adam", loss, lr=1e-2)
+        model.fit(x, y, epochs=8, batch_size=32, seed=0, verbose=0)
+        return model
+
+    logits = trained([pyrnn.Dense(6, 16, seed=1), pyrnn.layers.Tanh(), pyrnn.Dense(16, 3, seed=2)], "cross_entropy")
+    probs = trained([pyrnn.Dense(6, 16, seed=1), pyrnn.layers.Tanh(), pyrnn.Dense(16, 3, seed=2), pyrnn.layers.Softmax()],
+                    CrossEntropyLoss(from_logits=False))
+    with pyrnn.no_grad():
+        p_logits = pyrnn.layers.Softmax()(logits.predict(x))
+    np.testing.assert_allclose(probs.predict(x), p_logits, rtol=1e-3, atol=1e-4)

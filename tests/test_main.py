@@ -33,7 +33,33 @@ def test_check_compares_every_backend_and_times_a_step():
 
 def test_help_lists_the_commands():
     r = _run("--help")
-    assert r.returncode == 0 and all(c in r.stdout for c in ("demo", "info", "check", "bench"))
+    assert r.returncode == 0 and all(c in r.stdout for c in ("demo", "info", "check", "bench", "warmup"))
+
+
+def test_no_arguments_prints_the_help_and_succeeds():
+    r = _run()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == _run("--help").stdout and "usage: python -m pyrnn" in r.stdout
+
+
+def test_version():
+    import pyrnn
+
+    r = _run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"pyrnn {pyrnn.__version__}"
+
+
+def test_every_flag_of_every_command_has_help():
+    from pyrnn.__main__ import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.choices and "demo" in a.choices)
+    for name in ("demo", "check", "bench", "warmup"):
+        for action in sub.choices[name]._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings[0]} has no help"
+        r = _run(name, "--help")
+        assert r.returncode == 0 and r.stdout.startswith(f"usage: python -m pyrnn {name}")
 
 
 def test_readme_examples_run(tmp_path):

@@ -86,10 +86,10 @@ const char* blas_interface() {
   return g_sgemm != nullptr && g_dgemm != nullptr ? "lp64" : "loops";
 }
 
+// One BLAS call, or the loops when none is registered.
 template <typename F>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B, int64_t ldb,
-          F beta, F* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
+void gemm_once(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B,
+               int64_t ldb, F beta, F* C, int64_t ldc) {
   const F* tag = nullptr;
   if (const auto fn64 = registered64(tag); fn64 != nullptr && K > 0)
     gemm_blas<int64_t>(fn64, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -97,6 +97,27 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A
     gemm_blas<int>(fn, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     gemm_loops(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// OpenBLAS' multi-threaded driver cuts the K axis into blocks elsewhere than its single-threaded
+// one when K is not a multiple of 32, so such a product changes in the last bits with the BLAS's
+// thread count (weight gradients of a partial last batch did). The largest multiple of 32 of K
+// goes in one call and the remainder (< 32: one block) in a second, added after it: the sums are
+// the same for any thread count (pyrnn/backends/ordered.py does the same for NumPy's matmuls).
+constexpr int64_t kUnitK = 32;
+
+template <typename F>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B, int64_t ldb,
+          F beta, F* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  const int64_t rest = K % kUnitK;
+  if (rest == 0 || K < kUnitK) return gemm_once(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const int64_t head = K - rest;
+  gemm_once(ta, tb, M, N, head, alpha, A, lda, B, ldb, beta, C, ldc);
+  // op(A) (M, K): column offset head, or row offset when A is stored transposed; op(B) (K, N) likewise.
+  const F* A2 = ta ? A + head * lda : A + head;
+  const F* B2 = tb ? B + head : B + head * ldb;
+  gemm_once(ta, tb, M, N, rest, alpha, A2, lda, B2, ldb, F(1), C, ldc);
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,

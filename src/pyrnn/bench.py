@@ -5,8 +5,11 @@ pytest-benchmark suite in ``benchmarks/``.
 Legend: T = time, B = batch, I = input, H = hidden, G = gates; for Conv1D C_in/C_out = input/output
 channels, K = kernel size, U = T - K + 1 output steps (stride 1, no padding). A training step is
 forward + backward of the layer (``dy`` given); inference is a forward under ``no_grad``. Every
-result is checked against the NumPy reference before it is timed; times are medians of repeated
-runs in one process, and every speed-up is a ratio of two medians from the same run.
+result is checked against the NumPy reference before it is timed. The implementations of one row
+run in interleaved blocks (:func:`pyrnn.bench_stats.alternate`: every round runs one block of each,
+the order rotated), so they see the same load; each figure is the median over the blocks with its
+min-max, each speed-up the median of the per-round ratios with their min-max, and a share of the
+GEMM peak never exceeds 100 % (:func:`pyrnn.bench_stats.share_of_peak`).
 
 FLOPs (GEMMs only, one layer, one direction): recurrent forward 2*T*B*G*H*(I + H); Conv1D forward
 2*B*U*C_out*C_in*K; a training step three times the forward (forward; dX; dW, and for recurrent
@@ -18,12 +21,12 @@ copies of x and dy are made once, outside the timing.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .backends.contract import GATES
+from .bench_stats import Timing, alternate, paired_ratios, share_of_peak
 
 #: (label, cell, T, B, I, H): the recurrent configurations of the performance issue
 CONFIGS = [
@@ -177,17 +180,6 @@ def torch_step(mod, xt, dyt, train):
     return y.detach().numpy(), x.grad.numpy()
 
 
-def median_time(fn, min_rounds=5, min_seconds=0.3, max_rounds=200):
-    """Median wall time of ``fn()`` over at least ``min_rounds`` runs and ``min_seconds``."""
-    fn()  # warm-up: JIT compilation, caches, first-touch allocation
-    times, start = [], time.perf_counter()
-    while len(times) < max_rounds and (len(times) < min_rounds or time.perf_counter() - start < min_seconds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def step_functions(case, impls):
     """{impl: (train_fn, infer_fn)} for a :class:`Case` or :class:`ConvCase`, each validated
     against the NumPy reference first (y and dx, rtol = atol = 2e-4); torch is left out when
@@ -217,18 +209,19 @@ def step_functions(case, impls):
     return out
 
 
-def run(quick=False, impls=None, min_seconds=0.3, cases=None):
-    """Rows of (label, mode, impl, median seconds, GFLOP/s): every case (default
-    :func:`table_cases`) on every implementation (default: pyrnn's backends and torch)."""
+def run(quick=False, impls=None, blocks=7, block_seconds=0.04, cases=None):
+    """[:class:`~pyrnn.bench_stats.Timing`] of every case (default :func:`table_cases`), training
+    step then inference, on every implementation (default: pyrnn's backends and torch), the
+    implementations of each row timed in ``blocks`` interleaved blocks of ~``block_seconds``."""
     import pyrnn
 
     impls = impls or pyrnn.available_backends() + ["torch"]
     rows = []
     for case in table_cases(quick) if cases is None else cases:
-        for impl, (train_fn, infer_fn) in step_functions(case, impls).items():
-            for mode, fn, gflop in (("train", train_fn, 3 * case.gflop_forward), ("infer", infer_fn, case.gflop_forward)):
-                sec = median_time(fn, min_seconds=min_seconds)
-                rows.append((case.label, mode, impl, sec, gflop / sec))
+        fns = step_functions(case, impls)
+        for k, (mode, gflop) in enumerate((("train", 3 * case.gflop_forward), ("infer", case.gflop_forward))):
+            times = alternate({impl: pair[k] for impl, pair in fns.items()}, blocks, block_seconds)
+            rows += [Timing(case.label, mode, impl, t, gflop) for impl, t in times.items()]
     return rows
 
 
@@ -382,52 +375,65 @@ def _torch_epoch(case, mod, xt, yt):
     return epoch
 
 
-def run_epochs(impls=None, case=EPOCH, min_rounds=3):
-    """Rows as :func:`run`'s (mode "train", no GFLOP/s) of one epoch on every implementation."""
+def run_epochs(impls=None, case=EPOCH, blocks=3):
+    """Rows as :func:`run`'s (mode "train", no GFLOP/s) of one epoch on every implementation,
+    in ``blocks`` interleaved blocks of one epoch each."""
     import pyrnn
 
     impls = impls or pyrnn.available_backends() + ["torch"]
-    return [(case.label, "train", impl, median_time(fn, min_rounds=min_rounds, min_seconds=0), None)
-            for impl, fn in epoch_functions(case, impls).items()]
+    times = alternate(epoch_functions(case, impls), blocks, block_seconds=0)
+    return [Timing(case.label, "train", impl, t) for impl, t in times.items()]
 
 
 # ------------------------------------------------------------------------ the table
-def gemm_peak(sizes=(1024, 2048), min_seconds=0.3):
-    """The float32 GEMM peak of this machine now, in GFLOP/s: the best median over ``sizes`` of
-    NumPy's matmul (its OpenBLAS, every thread), n x n times n x n."""
+def gemm_peak(sizes=(1024, 2048), blocks=5):
+    """The float32 GEMM peak of this machine, in GFLOP/s: the best block (not the median: a peak
+    measured while the machine was busy is no peak) over ``sizes`` of NumPy's matmul (its
+    OpenBLAS, every thread), n x n times n x n."""
     rng = np.random.default_rng(0)
-    best = 0.0
+    fns, flops = {}, {}
     for n in sizes:
         a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
         out = np.empty_like(a)
-        best = max(best, 2 * n**3 / 1e9 / median_time(lambda a=a, b=b, out=out: np.matmul(a, b, out=out), min_seconds=min_seconds))
-    return best
+        fns[n] = lambda a=a, b=b, out=out: np.matmul(a, b, out=out)
+        flops[n] = 2 * n**3 / 1e9
+    times = alternate(fns, blocks, block_seconds=0.02)
+    return max(flops[n] / min(t) for n, t in times.items())
+
+
+def _cell(t):
+    """``median (min-max)`` in ms, and the GFLOP/s at the median when the row counts FLOPs."""
+    lo, hi = t.range
+    text = f"{t.median * 1e3:.2f} ({lo * 1e3:.2f}-{hi * 1e3:.2f})"
+    return text if t.gflops is None else f"{text} {t.gflops:.1f} GF/s"
+
+
+def _ratio(reference, t):
+    """The per-round speed-ups over ``reference``: ``median (min-max)``."""
+    r = paired_ratios(reference, t)
+    return f"{np.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})"
 
 
 def format_table(rows, peak=None):
-    """A Markdown table: one line per config and mode, each implementation's median (ms), its
-    GFLOP/s when the row has one, and the speed-up over PyTorch (PyTorch time / this time);
-    with ``peak`` (GFLOP/s, see :func:`gemm_peak`) also the first implementation's share of it."""
-    impls = sorted({r[2] for r in rows}, key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER))
+    """A Markdown table: one line per config and mode, each implementation's median ms (min-max
+    over the blocks) and GFLOP/s when the row counts FLOPs, the speed-up over PyTorch (median of
+    the per-round ratios, min-max), and with ``peak`` (GFLOP/s, :func:`gemm_peak`) the first
+    implementation's share of it at its median, at most 100 % (see
+    :func:`pyrnn.bench_stats.share_of_peak`; the fastest block of any row counts as the peak if faster)."""
+    impls = sorted({t.impl for t in rows}, key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER))
     others = [i for i in impls if i != "torch"]
-    unit = "ms (GFLOP/s)" if any(r[4] is not None for r in rows) else "ms"
-    head = "| config | mode | " + " | ".join(f"{i} {unit}" for i in impls) + " | " + \
+    head = "| config | mode | " + " | ".join(f"{i} ms" for i in impls) + " | " + \
         " | ".join(f"{i} vs torch" for i in others) + " |" + (f" {impls[0]} % of GEMM peak |" if peak else "")
     lines = [head, "|" + "---|" * (2 + len(impls) + len(others) + (1 if peak else 0))]
-    keyed = {r[:3]: r for r in rows}
-    for label, mode in dict.fromkeys(r[:2] for r in rows):
-        cells = []
-        for i in impls:
-            r = keyed.get((label, mode, i))
-            cells.append("-" if r is None else f"{r[3] * 1e3:.2f}" + ("" if r[4] is None else f" ({r[4]:.1f})"))
-        t = keyed.get((label, mode, "torch"))
-        ratios = []
-        for i in others:
-            r = keyed.get((label, mode, i))
-            ratios.append("-" if r is None or t is None else f"{t[3] / r[3]:.2f}x")
+    keyed = {(t.label, t.mode, t.impl): t for t in rows}
+    best = max([t.best_gflops for t in rows if t.gflop is not None], default=0.0)
+    for label, mode in dict.fromkeys((t.label, t.mode) for t in rows):
+        cells = ["-" if (label, mode, i) not in keyed else _cell(keyed[label, mode, i]) for i in impls]
+        ref = keyed.get((label, mode, "torch"))
+        ratios = ["-" if ref is None or (label, mode, i) not in keyed else _ratio(ref, keyed[label, mode, i]) for i in others]
         share = ""
         if peak:
-            r = keyed.get((label, mode, impls[0]))
-            share = " - |" if r is None or r[4] is None else f" {100 * r[4] / peak:.0f}% |"
+            t = keyed.get((label, mode, impls[0]))
+            share = " - |" if t is None or t.gflops is None else f" {share_of_peak(t.gflops, peak, best)[0]:.0f}% |"
         lines.append(f"| {label} | {mode} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |" + share)
     return "\n".join(lines)

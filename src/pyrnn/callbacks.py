@@ -34,9 +34,17 @@ def _monitored(logs, monitor, who):
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
-    with ``restore_best_weights`` the best epoch's weights are put back at the end."""
+    with ``restore_best_weights`` the best epoch's weights are put back at the end.
 
-    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False):
+    When it stops training it prints one line (``verbose=1``, the default; 0 is silent), e.g.
+    ``Early stopping: stopped at epoch 45, restored epoch 25 (val_loss 0.0123)``; epochs count
+    from 1 as the progress bar does. The line is also kept in :attr:`message` (None if it did not stop).
+    """
+
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False,
+                 verbose=1):
+        self.verbose = check_int("verbose", verbose, 0, 1)
+        self.message = None
         self.monitor, self.patience = monitor, check_int("patience", patience, 0, None)
         self.min_delta = abs(check_float("min_delta", min_delta))
         restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
@@ -59,8 +67,19 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self):
-        if self.restore_best_weights and self.best_weights is not None:
+        restored = self.restore_best_weights and self.best_weights is not None
+        if restored:
             self.model.load_state_dict(self.best_weights)
+        if self.stopped_epoch is None:
+            return
+        best = f"{self.monitor} {self.best:.4g}"
+        if restored:
+            self.message = f"Early stopping: stopped at epoch {self.stopped_epoch + 1}, restored epoch {self.best_epoch + 1} ({best})"
+        else:
+            self.message = (f"Early stopping: stopped at epoch {self.stopped_epoch + 1}, best epoch {self.best_epoch + 1} "
+                            f"({best}); the weights are the last epoch's (restore_best_weights=True puts the best back)")
+        if self.verbose:
+            print(self.message, flush=True)
 
 
 class ModelCheckpoint(Callback):

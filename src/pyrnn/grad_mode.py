@@ -15,6 +15,12 @@ model while others run ``predict`` on it or on other models.
   training-mode forward that was never followed by a backward is released by the next
   top-level forward (see :meth:`pyrnn.layers.Layer._save`), while a layer shared inside
   one graph call still stacks its calls.
+- :func:`note_output`, :func:`note_loss_gradient`, :func:`check_gradient_source`: the guard on
+  PyTorch's habit ``out = m.forward(x); loss.forward(out, y); m.forward(x_val);
+  m.backward(loss.backward())``. The output of a training-mode top-level forward is
+  remembered (weakly, the last few per thread) with its generation, a loss gradient with the
+  generation of the output it was computed on, and a backward fed that gradient raises if the
+  forward it would consume is another one (the validation forward replaced it).
 
 This module imports nothing from pyrnn: everything else may import it.
 """
@@ -23,9 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 
 __all__ = ["is_grad_enabled", "no_grad", "in_inference", "inference", "forward_scope", "enter_forward", "leave_forward",
-           "generation"]
+           "generation", "note_output", "output_generation", "note_loss_gradient", "check_gradient_source"]
 
 _local = threading.local()
 
@@ -96,3 +103,58 @@ def forward_scope():
         yield
     finally:
         leave_forward(depth)
+
+
+# ----------------------------------------------------- which forward a gradient belongs to
+_REMEMBERED = 8  # outputs (and loss gradients) remembered per thread: enough for a few models and losses
+
+
+def _remember(kind, array, gen):
+    entries = _local.__dict__.setdefault(kind, [])
+    try:
+        ref = weakref.ref(array)
+    except TypeError:  # not weakly referenceable (not an ndarray): nothing to remember
+        return
+    entries.append((ref, gen))
+    if len(entries) > _REMEMBERED:
+        del entries[0]
+
+
+def _recall(kind, array):
+    for ref, gen in reversed(getattr(_local, kind, ())):
+        if ref() is array:
+            return gen
+    return None
+
+
+def note_output(out):
+    """Remember the output(s) of the top-level forward that just ran in this thread (a no-op for an
+    inner forward, or when gradients are off): ``loss.forward`` looks its prediction up here."""
+    if getattr(_local, "depth", 0) != 0 or not is_grad_enabled():
+        return
+    for a in out if isinstance(out, tuple) else (out,):
+        if not isinstance(a, tuple):
+            _remember("outputs", a, generation())
+
+
+def output_generation(pred):
+    """The generation of the remembered top-level forward whose output ``pred`` is, or None."""
+    return _recall("outputs", pred)
+
+
+def note_loss_gradient(grad, gen):
+    """Tag a loss's gradient ``grad`` with ``gen``, :func:`output_generation` of its prediction (None: no tag)."""
+    if gen is not None:
+        _remember("loss_grads", grad, gen)
+
+
+def check_gradient_source(who, grad, consumed):
+    """Raise if ``grad`` is a loss's gradient on the output of a forward other than generation
+    ``consumed``, the forward the backward of ``who`` is about to consume."""
+    gen = _recall("loss_grads", grad)
+    if gen is not None and gen != consumed:
+        raise RuntimeError(
+            f"{who}.backward: the gradient comes from a loss computed on the output of an earlier training-mode "
+            "forward, but a later training-mode forward ran before this backward and replaced it (a forward is "
+            "consumed by the next backward). Run evaluation forwards between them under pyrnn.no_grad(), or with "
+            "predict/evaluate, which keep nothing for backward")

@@ -16,16 +16,35 @@ may hold anything, even NaN. Names follow PyTorch; :func:`get_loss` also takes K
 - ``HuberLoss``: ``l = (p - y)^2 / 2`` if ``|p - y| < delta`` else ``delta (|p - y| - delta / 2)``
 - ``CrossEntropyLoss``: ``l = -log softmax(x)[y]`` over the last axis, y an integer class index
 - ``BCEWithLogitsLoss``: ``l = max(x, 0) - x y + log1p(exp(-|x|))`` = ``-y log s(x) - (1 - y) log(1 - s(x))``
+
+The two cross-entropies take ``from_logits`` (Keras' name). **Its default is True** (PyTorch's
+meaning, also under the Keras names ``sparse_categorical_crossentropy``/``binary_crossentropy``,
+where Keras defaults to False): the model's last layer outputs raw scores, no ``Softmax``/
+``Sigmoid``. ``from_logits=False`` takes probabilities as Keras does: ``p / sum(p)`` over the
+classes (cross-entropy), clipped to ``[eps, 1 - eps]``, eps = 1e-7, with gradient 0 where clipped.
+``model.compile`` warns (:class:`LogitsWarning`) when the model ends in ``Softmax``/``Sigmoid``
+and its loss expects logits.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from ._checks import check_float
-from .grad_mode import is_grad_enabled
+from ._checks import check_bool, check_float
+from .grad_mode import is_grad_enabled, note_loss_gradient, output_generation
+from .layers.activations import sigmoid
 
 # ----------------------------------------------------------------- input checks
+
+
+#: Keras' clip of probabilities (``backend.epsilon()``) for ``from_logits=False``
+EPSILON = 1e-7
+
+
+class LogitsWarning(UserWarning):
+    """The model's last layer is ``Softmax``/``Sigmoid`` but its loss expects logits (``from_logits=True``)."""
 
 
 def _pred_array(pred):
@@ -84,11 +103,43 @@ def _selected_float64(arr, mb):
 # ----------------------------------------------------------------------- base
 
 
+def _tracked_forward(forward):
+    @functools.wraps(forward)
+    def tracked(self, pred, *args, **kwargs):
+        value = forward(self, pred, *args, **kwargs)
+        self._pred_generation = output_generation(pred)
+        return value
+
+    return tracked
+
+
+def _tracked_backward(backward):
+    @functools.wraps(backward)
+    def tracked(self, *args, **kwargs):
+        grad = backward(self, *args, **kwargs)
+        note_loss_gradient(grad, getattr(self, "_pred_generation", None))
+        return grad
+
+    return tracked
+
+
 class Loss:
-    """A mean-reduced loss with ``forward``/``backward`` (see the module docstring)."""
+    """A mean-reduced loss with ``forward``/``backward`` (see the module docstring).
+
+    ``backward``'s gradient is tagged with the forward that produced ``forward``'s prediction, so
+    a model's backward fed it refuses to run on another forward's saved state
+    (:func:`pyrnn.grad_mode.check_gradient_source`)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = _tracked_forward(cls.__dict__["forward"])
+        if "backward" in cls.__dict__:
+            cls.backward = _tracked_backward(cls.__dict__["backward"])
 
     def __init__(self):
         self._saved = None
+        self._pred_generation = None
 
     def _save(self, saved):
         if is_grad_enabled():  # nothing kept under pyrnn.no_grad()
@@ -220,10 +271,44 @@ class HuberLoss(_ElementwiseLoss):
 
 
 class BCEWithLogitsLoss(_ElementwiseLoss):
-    """Binary cross-entropy on logits (Keras ``binary_crossentropy`` with ``from_logits=True``).
+    """Binary cross-entropy (Keras ``binary_crossentropy``), on logits by default.
 
-    pred are logits x (any real), target y are 0/1 labels or soft labels in [0, 1].
+    Parameters
+    ----------
+    from_logits : bool, default True
+        True: pred are logits x (any real; PyTorch's ``BCEWithLogitsLoss``). False: pred are
+        probabilities p in [0, 1] (a ``Sigmoid`` output; PyTorch's ``BCELoss``), clipped to
+        [1e-7, 1 - 1e-7] as Keras does. Target y are 0/1 labels or soft labels in [0, 1].
     """
+
+    def __init__(self, from_logits=True):
+        super().__init__()
+        self.from_logits = check_bool("from_logits", from_logits)
+
+    def get_config(self):
+        return {} if self.from_logits else {"from_logits": False}
+
+    def _elementwise_forward(self, x, y):
+        if self.from_logits:
+            return self._logits_forward(x, y)
+        if not ((x >= 0) & (x <= 1)).all():
+            bad = x[~((x >= 0) & (x <= 1))].flat[0]
+            raise ValueError(f"pred: expected probabilities in [0, 1] (from_logits=False), got {bad!r}; "
+                             "pass logits with from_logits=True")
+        return self._probs_forward(x, y)
+
+    def _elementwise_backward(self, saved):
+        return self._logits_backward(saved) if self.from_logits else self._probs_backward(saved)
+
+    # l = -(y log q + (1 - y) log(1 - q)),  q = clip(p, eps, 1 - eps)
+    def _probs_forward(self, p, y):
+        q = np.clip(p, EPSILON, 1 - EPSILON)
+        return -(y * np.log(q) + (1 - y) * np.log1p(-q)), (p, q, y)
+
+    # dl/dp = (q - y) / (q (1 - q)) where p is not clipped, else 0
+    def _probs_backward(self, saved):
+        p, q, y = saved
+        return np.where(p == q, (q - y) / (q * (1 - q)), 0.0)
 
     def _check_target(self, y):
         bad = y[~((y >= 0) & (y <= 1))]
@@ -231,19 +316,25 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
             raise ValueError(f"target: expected labels in [0, 1], got {bad.flat[0].item()!r}")
 
     # l = max(x, 0) - x y + log1p(exp(-|x|))   (never overflows)
-    def _elementwise_forward(self, x, y):
+    def _logits_forward(self, x, y):
         return np.maximum(x, 0.0) - x * y + np.log1p(np.exp(-np.abs(x))), (x, y)
 
     # dl/dx = s(x) - y, s(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) otherwise, e = exp(-|x|)
-    def _elementwise_backward(self, saved):
+    def _logits_backward(self, saved):
         x, y = saved
-        e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1.0, e) / (1.0 + e) - y
+        return sigmoid(x) - y
 
 
 class CrossEntropyLoss(Loss):
-    """Softmax cross-entropy over integer class indices (Keras ``sparse_categorical_crossentropy``
-    with ``from_logits=True``), per sample, per time step or per pixel.
+    """Softmax cross-entropy over integer class indices (Keras ``sparse_categorical_crossentropy``),
+    per sample, per time step or per pixel; on logits by default.
+
+    Parameters
+    ----------
+    from_logits : bool, default True
+        True: pred are logits (PyTorch's ``CrossEntropyLoss``; no ``Softmax`` at the model's end).
+        False: pred are probabilities (a ``Softmax`` output), normalised to sum 1 over the classes
+        and clipped to [1e-7, 1 - 1e-7], as Keras does.
 
     ``forward(logits, target, mask=None)``: logits (N, C) with target (N,), logits (B, T, C)
     with target (B, T), or any (..., C) with target (...), e.g. a segmentation's (B, H, W, C)
@@ -251,7 +342,15 @@ class CrossEntropyLoss(Loss):
     each sequence's end). Masked-out targets are not checked.
     """
 
-    # l = lse(x) - x[y],  lse(x) = max(x) + log(sum(exp(x - max(x))))
+    def __init__(self, from_logits=True):
+        super().__init__()
+        self.from_logits = check_bool("from_logits", from_logits)
+
+    def get_config(self):
+        return {} if self.from_logits else {"from_logits": False}
+
+    # logits:        l = lse(x) - x[y],  lse(x) = max(x) + log(sum(exp(x - max(x))))
+    # probabilities: l = -log q,  q = clip(p[y] / sum(p), eps, 1 - eps)
     def forward(self, pred, target, mask=None):
         """Mean cross-entropy over the selected positions.
 
@@ -287,21 +386,50 @@ class CrossEntropyLoss(Loss):
         x = _selected_float64(logits.reshape(-1, C), mb)
         _check_finite("pred", x)
         t = t if m is None else np.where(m, t, 0)
+        if not self.from_logits:
+            return self._probs_forward(x, t, m, mb, count, logits)
         z = x - x.max(axis=1, keepdims=True)
         lse = np.log(np.exp(z).sum(axis=1))
         rows = np.arange(t.size)
         losses = lse - z[rows, t]
         if m is not None:
             losses *= m
-        self._save((z, lse, t, mb, count, logits.shape, logits.dtype))
+        self._save(("logits", (z, lse), t, mb, count, logits.shape, logits.dtype))
         return float(losses.sum() / count)
 
-    # dl/dx = softmax(x) - onehot(y) = exp(z - lse) - onehot(y)
+    def _probs_forward(self, p, t, m, mb, count, pred):
+        if (p < 0).any():
+            raise ValueError(f"pred: expected probabilities >= 0 (from_logits=False), got {p[p < 0].flat[0]!r}; "
+                             "pass logits with from_logits=True")
+        s = p.sum(axis=1)
+        if m is not None:
+            s = np.where(m, s, 1.0)  # masked-out rows are zeros: never divided by
+        if (s == 0).any():
+            raise ValueError("pred: expected probabilities with a positive sum over the classes (from_logits=False), "
+                             "got a row of zeros")
+        pt = p[np.arange(t.size), t]
+        ratio = pt / s
+        losses = -np.log(np.clip(ratio, EPSILON, 1 - EPSILON))
+        if m is not None:
+            losses *= m
+        inside = (ratio >= EPSILON) & (ratio <= 1 - EPSILON)
+        self._save(("probabilities", (s, pt, inside), t, mb, count, pred.shape, pred.dtype))
+        return float(losses.sum() / count)
+
+    # logits:        dl/dx = softmax(x) - onehot(y) = exp(z - lse) - onehot(y)
+    # probabilities: dl/dp_j = 1 / sum(p) - [j = y] / p[y]   (0 where q was clipped)
     def backward(self):
-        """d(mean loss)/d(logits), the logits' shape and dtype."""
-        z, lse, t, mb, count, shape, dtype = self._pop_saved()
-        grad = np.exp(z - lse[:, None])
-        grad[np.arange(t.size), t] -= 1.0
+        """d(mean loss)/d(pred), pred's shape and dtype."""
+        kind, saved, t, mb, count, shape, dtype = self._pop_saved()
+        rows = np.arange(t.size)
+        if kind == "probabilities":
+            s, pt, inside = saved
+            grad = np.repeat((inside / s)[:, None], shape[-1], axis=1)
+            grad[rows, t] -= np.where(inside, 1.0 / np.where(inside, pt, 1.0), 0.0)
+        else:
+            z, lse = saved
+            grad = np.exp(z - lse[:, None])
+            grad[rows, t] -= 1.0
         if mb is not None:
             grad *= mb
         grad /= count

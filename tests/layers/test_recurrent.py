@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import pyrnn
+from pyrnn.layers.registry import layer_config, layer_from_config
 
-from helpers import CELLS, make_layer, random_problem, run
+from helpers import CELLS, make_layer, random_problem, run, state_parts
 
 BACKENDS = pyrnn.available_backends()
 
@@ -135,7 +136,7 @@ def _lstm():
 @pytest.mark.parametrize(
     "call, exc, pattern",
     [
-        (lambda l: l.forward(np.zeros((5, 4), np.float32)), ValueError, r"x: expected a 3-D array \(batch, time, input_size\), got 2-D with shape \(5, 4\)"),
+        (lambda l: l.forward(np.zeros((5, 4), np.float32)), ValueError, r"x: expected a 3-D array \(batch, time, input_size\) \(batch_first=True\), got 2-D with shape \(5, 4\)"),
         (lambda l: l.forward(np.zeros((2, 5, 7), np.float32)), ValueError, r"x: expected input_size=4 .*got shape \(2, 5, 7\)"),
         (lambda l: l.forward(np.zeros((2, 5, 4), np.int64)), TypeError, r"x: expected a floating-point array \(float32\), got dtype int64"),
         (lambda l: l.forward(np.zeros((2, 5, 4), object)), TypeError, r"x: expected a floating-point array .*got dtype object"),
@@ -405,3 +406,72 @@ def test_inference_without_a_cache_equals_the_training_forward(backend, cell):
     np.testing.assert_array_equal(y2, y)
     for a, b in zip(s2 if isinstance(s2, tuple) else [s2], s if isinstance(s, tuple) else [s]):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------ batch_first (issue 13, point 2)
+def _time_major(a):
+    return np.ascontiguousarray(np.swapaxes(a, 0, 1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_batch_first_false_takes_and_returns_time_major_arrays(cell, backend):
+    """batch_first=False on (T, B, I) gives the batch-first layer's results transposed, bit for bit,
+    with lengths too; the states stay (L*D, B, H)."""
+    rng = np.random.default_rng(3)
+    bf = make_layer(cell, 3, 4, num_layers=2, bidirectional=True)
+    tm = type(bf)(**dict(bf.get_config(), batch_first=False))
+    assert tm.state_dict().keys() == bf.state_dict().keys()
+    tm.load_state_dict(bf.state_dict())
+    x, state, dy, dstate = random_problem(bf, 3, 6, rng)
+    lengths = np.array([6, 2, 4])
+    with pyrnn.use_backend(backend):
+        for layer, xi, dyi in ((bf, x, dy), (tm, _time_major(x), _time_major(dy))):
+            layer.zero_grad()
+            y, sT = layer.forward(xi, state, lengths=lengths)
+            dx, ds0 = layer.backward(dyi, dstate)
+            if layer is bf:
+                want = (y, dx, sT, ds0, {k: g.copy() for k, g in layer.grads.items()})
+    assert y.shape == (6, 3, 8) and dx.shape == (6, 3, 3)
+    np.testing.assert_array_equal(_time_major(y), want[0])
+    np.testing.assert_array_equal(_time_major(dx), want[1])
+    for got, ref in zip(state_parts(sT) + state_parts(ds0), state_parts(want[2]) + state_parts(want[3])):
+        np.testing.assert_array_equal(got, ref)
+    for k, g in tm.grads.items():
+        np.testing.assert_array_equal(g, want[4][k], err_msg=k)
+
+
+def test_batch_first_is_a_checked_keyword_saved_in_the_config_and_the_repr():
+    gru = pyrnn.GRU(3, 4, batch_first=False)
+    assert gru.get_config()["batch_first"] is False and "batch_first=False" in repr(gru)
+    assert "batch_first" not in pyrnn.GRU(3, 4).get_config()  # the default: configs saved before it compare equal
+    assert layer_from_config(layer_config(gru)).batch_first is False
+    with pytest.raises(TypeError, match="batch_first: expected True or False"):
+        pyrnn.LSTM(3, 4, batch_first="False")
+
+
+@pytest.mark.parametrize("batch_first, layout", [(True, r"\(batch, time, input_size\)"), (False, r"\(time, batch, input_size\)")])
+def test_shape_errors_name_the_layout(batch_first, layout):
+    layer = pyrnn.LSTM(3, 4, batch_first=batch_first)
+    with pytest.raises(ValueError, match=layout + r" \(batch_first=" + str(batch_first)):
+        layer.forward(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="input_size=3 features in the last axis of " + layout):
+        layer.forward(np.zeros((2, 5, 7)))
+    layer.forward(np.zeros((2, 5, 3)))
+    with pytest.raises(ValueError, match=r"dy: expected shape \(2, 5, 4\) " + layout.replace("input_size", "num_directions\\*hidden_size")):
+        layer.backward(np.zeros((5, 2, 4)))
+    layer.clear_saved()
+
+
+def test_step_follows_batch_first():
+    bf, tm = pyrnn.GRU(3, 4, seed=0, dtype=np.float64), pyrnn.GRU(3, 4, seed=0, dtype=np.float64, batch_first=False)
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    with pyrnn.no_grad():
+        (a, ha), (b, hb) = bf.step(x), tm.step(x)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ha, hb)
+
+
+def test_dilated_refuses_a_time_major_layer():
+    with pytest.raises(ValueError, match="Dilated reads \\(batch, time, features\\)"):
+        pyrnn.layers.Dilated(pyrnn.GRU(3, 4, batch_first=False), 2)

@@ -6,7 +6,7 @@ import pytest
 
 import pyrnn
 
-from helpers import make_layer, run
+from helpers import make_layer, random_problem, run
 
 torch = pytest.importorskip("torch")
 
@@ -97,3 +97,24 @@ def test_matches_torch(backend, cfg):
     for name, w in want.items():
         scale = max(1.0, float(np.abs(w).max()))
         np.testing.assert_allclose(got[name], w, rtol=TOL[dt], atol=TOL[dt] * scale, err_msg=f"{backend} {name}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cfg", CONFIGS[:8], ids=lambda c: f"{c['cell']}-B{c['B']}-T{c['T']}-L{c['L']}-bi{int(c['bi'])}")
+def test_matches_torch_with_batch_first_false(backend, cfg):
+    """Both libraries time-major (PyTorch's default layout): the same numbers."""
+    rng = np.random.default_rng(7)
+    base = make_layer(cfg["cell"], cfg["I"], cfg["H"], cfg["L"], cfg["bi"], cfg["dtype"], seed=3, bias=cfg["bias"])
+    layer = type(base)(**dict(base.get_config(), batch_first=False))
+    layer.load_state_dict(base.state_dict())
+    mod = _torch_module(cfg)
+    mod.batch_first = False
+    mod.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
+    x, state, dy, dstate = random_problem(layer, cfg["B"], cfg["T"], rng)
+    x, dy = (np.ascontiguousarray(a.swapaxes(0, 1)) for a in (x, dy))  # (T, B, ...)
+    got = run(layer, x, state, dy, dstate, backend)
+    want = _torch_run(mod, x, state, dy, dstate)
+    assert sorted(got) == sorted(want) and got["y"].shape[:2] == (cfg["T"], cfg["B"])
+    for name, w in want.items():
+        scale = max(1.0, float(np.abs(w).max()))
+        np.testing.assert_allclose(got[name], w, rtol=TOL[cfg["dtype"]], atol=TOL[cfg["dtype"]] * scale, err_msg=f"{backend} {name}")

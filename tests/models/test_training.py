@@ -159,6 +159,31 @@ def test_same_seed_gives_bitwise_identical_weights():
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("backend", pyrnn.available_backends())
+def test_weights_do_not_depend_on_the_thread_count_with_a_partial_last_batch(backend):
+    """Issue 13, point 8: N = 500, batch 64 (a last batch of 52 x 30 steps = 1560 rows to sum over,
+    not a multiple of 32) gave weights differing by up to 3e-8 between 1 and 2 BLAS threads."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 30, 4)).astype(np.float32)
+    y = rng.standard_normal((500, 1)).astype(np.float32)
+
+    def run(threads):
+        pyrnn.set_num_threads(threads)
+        model = pyrnn.Sequential([pyrnn.layers.Conv1D(4, 16, 5, padding="causal", seed=0), pyrnn.GRU(16, 32, seed=1),
+                                  pyrnn.LSTM(32, 32, seed=3), LastStep(), Dense(32, 1, seed=2)])
+        model.compile("adam", "mse", lr=1e-3)
+        with pyrnn.use_backend(backend):
+            model.fit(x, y, epochs=2, batch_size=64, seed=0, verbose=0)
+        return model.state_dict()
+
+    try:
+        one, two = run(1), run(2)
+    finally:
+        pyrnn.set_num_threads(None)
+    for k in one:
+        np.testing.assert_array_equal(one[k], two[k], err_msg=k)
+
+
 def test_predict_keeps_nothing_for_backward_and_matches_forward():
     x, _ = _sum_task(70)
     model = _regressor()
@@ -427,3 +452,36 @@ def test_backward_params_is_backward_without_the_input_gradient():
         assert layer.backward_params(np.sin(y)) is None and want_dx is not None
         for k in want:
             np.testing.assert_array_equal(layer.grads[k], want[k])
+
+
+# ------------------------------------------------- Keras conveniences (issue 13, point 5)
+def test_each_fit_returns_a_new_history_of_its_own_epochs():
+    x, y = _sum_task(64)
+    model = _regressor().compile("sgd", "mse", lr=0.05)
+    first = model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    second = model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    assert second is not first
+    assert first.epoch == [0, 1] and len(first.history["loss"]) == 2  # untouched by the second fit
+    assert second.epoch == [2, 3, 4] and len(second.history["loss"]) == 3  # epochs keep counting, as Keras' initial_epoch
+    assert model.history.epoch == [0, 1, 2, 3, 4]  # the model's record of all its training (kept in checkpoints)
+    assert model.history.history["loss"] == first.history["loss"] + second.history["loss"]
+
+
+def _stopping_run(restore, verbose=1):
+    x, y = _sum_task(128)
+    model = _regressor().compile("sgd", "mse", lr=0.05)
+    stop = EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=restore, verbose=verbose)
+    lr_up = LearningRateScheduler(lambda epoch, lr: lr * 3)
+    h = model.fit(x, y, epochs=30, batch_size=32, verbose=0, validation_split=0.25, callbacks=[lr_up, stop])
+    return stop, h
+
+
+def test_early_stopping_says_where_it_stopped_and_which_epoch_it_restored(capsys):
+    stop, h = _stopping_run(restore=True)
+    best = int(np.argmin(h.history["val_loss"])) + 1
+    line = f"Early stopping: stopped at epoch {stop.stopped_epoch + 1}, restored epoch {best} (val_loss "
+    assert stop.message.startswith(line) and stop.stopped_epoch + 1 == len(h.epoch)
+    assert line in capsys.readouterr().out
+    stop, _ = _stopping_run(restore=False, verbose=0)
+    assert "best epoch" in stop.message and "restore_best_weights=True puts the best back" in stop.message
+    assert capsys.readouterr().out == ""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from . import ordered
 from ._numba_config import JIT
 from .contract import Conv2dSaved
 from .conv2d_reference import check_conv2d_backward, check_conv2d_forward
@@ -114,7 +115,7 @@ def _conv2d_backward_chunks(x, wk, dy2, geometry, nl, pointwise, dwk, dx):
     lines = dy2.shape[0] // WO
     if pointwise:  # G = 1
         if dwk is not None:
-            dwk[0] += x.reshape(dy2.shape[0], x.shape[3]).T @ dy2
+            ordered.matmul(x.reshape(dy2.shape[0], x.shape[3]).T, dy2, out=dwk[0])  # thread-count independent sums
         if dx is not None:
             np.dot(dy2, wk[0].T, dx.reshape(dy2.shape[0], dx.shape[3]))
         return
@@ -128,7 +129,7 @@ def _conv2d_backward_chunks(x, wk, dy2, geometry, nl, pointwise, dwk, dx):
         for g in range(G):
             g_dy = dy2[l0 * WO : l0 * WO + rows, g * Og : (g + 1) * Og]
             if dwk is not None:
-                dwk[g] += cols[g, :rows].T @ g_dy
+                ordered.matmul(cols[g, :rows].T, g_dy, out=dwk[g])
             if dx is not None:
                 np.dot(g_dy, wk[g].T, dcols[g, :rows])
         if dx is not None:

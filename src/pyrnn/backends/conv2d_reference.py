@@ -39,6 +39,7 @@ import numbers
 import numpy as np
 
 from .._checks import check_kernel_array, check_kernel_input
+from . import ordered
 from .contract import Conv2dSaved
 
 
@@ -177,7 +178,9 @@ def conv2d_backward(saved, dy, dw, db, need_dx=True):
     if dw is not None:
         win = _windows(saved.x, (KH, KW), stride, padding, dilation, (HO, WO))
         for g in range(groups):
-            dw[_group(g, Og)] += np.tensordot(dy[..., _group(g, Og)], win[..., _group(g, Cg), :, :], axes=([0, 1, 2], [0, 1, 2]))
+            rows = dy[..., _group(g, Og)].reshape(B * HO * WO, Og)  # a sum over the pixels: thread-count independent
+            cols = win[..., _group(g, Cg), :, :].reshape(B * HO * WO, Cg * KH * KW)
+            dw[_group(g, Og)] += ordered.matmul(rows.T, cols).reshape(Og, Cg, KH, KW)
     if not need_dx:
         return None
     (sh, sw), (pt, pb, pl, pr), (dh, dwd) = stride, padding, dilation

@@ -90,6 +90,19 @@ def _sigmoid_typed(z):
 
 # a[r, :] += b for every row r: the bias of a projection
 @numba.njit(**JIT)
+def _dot_tn(a, b):
+    """a^T b summed over the rows K of a (K, M) and b (K, N) in an order that does not depend on the
+    BLAS's thread count: the largest multiple of 32 rows, then the rest (see backends/ordered.py)."""
+    K = a.shape[0]
+    r = K % 32
+    if r == 0 or K < 32:
+        return np.dot(a.T, b)
+    out = np.dot(a[: K - r].T, b[: K - r])
+    out += np.dot(a[K - r :].T, b[K - r :])
+    return out
+
+
+@numba.njit(**JIT)
 def _add_bias(a, b):
     for r in range(a.shape[0]):
         ar = a[r]
@@ -332,11 +345,11 @@ def _backward_kernel(cell, reverse, x, lengths, state0, cache, params, dout, gra
     fi, fh = da_ih.reshape(T * B, GH), da_hh.reshape(T * B, GH)
     x2, hs2 = x.reshape(T * B, I), hs.reshape(T * B, H)
     np.dot(fi, w_ih, dx.reshape(T * B, I))
-    dw_ih += np.dot(fi.T, x2)
+    dw_ih += _dot_tn(fi, x2)
     if reverse:  # h_prev(t) = hs[t+1] for t < T-1, h0 for t = T-1
-        dw_hh += np.dot(fh[: (T - 1) * B].T, hs2[B:]) + np.dot(da_hh[T - 1].T, h0)
+        dw_hh += _dot_tn(fh[: (T - 1) * B], hs2[B:]) + _dot_tn(da_hh[T - 1], h0)
     else:  # h_prev(t) = hs[t-1] for t > 0, h0 for t = 0
-        dw_hh += np.dot(fh[B:].T, hs2[: (T - 1) * B]) + np.dot(da_hh[0].T, h0)
+        dw_hh += _dot_tn(fh[B:], hs2[: (T - 1) * B]) + _dot_tn(da_hh[0], h0)
     ones = np.ones(T * B, x.dtype)  # column sums as GEMVs
     db_ih += np.dot(ones, fi)
     db_hh += np.dot(ones, fh)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ordered
 from .contract import Cache, Saved, Weights, active_rows, new_cache, previous_states, time_steps
 
 NAME = "numpy"
@@ -152,8 +153,8 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
     G_H = da_ih.shape[-1]
     flat_ih, flat_hh = da_ih.reshape(-1, G_H), da_hh.reshape(-1, G_H)
     dx = (flat_ih @ weights.w_ih).reshape(x.shape)
-    grads.w_ih[...] += flat_ih.T @ x.reshape(-1, x.shape[-1])
-    grads.w_hh[...] += flat_hh.T @ prev_h.reshape(-1, prev_h.shape[-1])
+    ordered.matmul(flat_ih.T, x.reshape(-1, x.shape[-1]), out=grads.w_ih)  # sums over T*B: thread-count independent
+    ordered.matmul(flat_hh.T, prev_h.reshape(-1, prev_h.shape[-1]), out=grads.w_hh)
     grads.b_ih[...] += flat_ih.sum(axis=0)
     grads.b_hh[...] += flat_hh.sum(axis=0)
     return dx, dh, dc

@@ -144,6 +144,13 @@ class Tanh(_Kernel):
     kind = "tanh"
 
 
+def sigmoid(x):
+    """``1 / (1 + exp(-x))`` in NumPy without overflow: ``1 / (1 + e)`` for x >= 0 and ``e / (1 + e)``
+    otherwise, e = exp(-|x|) (for the BCE loss on logits; the ``Sigmoid`` layer runs its backend's kernel)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0, e).astype(e.dtype, copy=False) / (1.0 + e)
+
+
 class Sigmoid(_Kernel):
     """``y = 1 / (1 + exp(-x))``, overflow-free. Backward: ``dx = dy * y * (1 - y)``."""
 

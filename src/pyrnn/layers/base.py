@@ -30,7 +30,15 @@ import warnings
 import numpy as np
 
 from .._checks import MAX_SIZE, check_dtype
-from ..grad_mode import enter_forward, generation, in_inference, is_grad_enabled, leave_forward
+from ..grad_mode import (
+    check_gradient_source,
+    enter_forward,
+    generation,
+    in_inference,
+    is_grad_enabled,
+    leave_forward,
+    note_output,
+)
 from .registry import layer_config, layer_from_config, register
 from .symbolic import is_symbolic, symbolic_call
 
@@ -92,12 +100,28 @@ def _scoped(forward):
     def scoped_forward(self, *args, **kwargs):
         depth = enter_forward()
         try:
-            return forward(self, *args, **kwargs)
+            out = forward(self, *args, **kwargs)
         finally:
             leave_forward(depth)
+        note_output(out)  # a top-level training forward's output: a loss on it tags its gradient
+        return out
 
     scoped_forward._scoped = True
     return scoped_forward
+
+
+def _checked(backward):
+    """``backward`` (or ``backward_params``) that first refuses a loss gradient computed on another
+    forward's output than the one it consumes (:func:`pyrnn.grad_mode.check_gradient_source`)."""
+
+    @functools.wraps(backward)
+    def checked_backward(self, *args, **kwargs):
+        if args and self._saved_stack:
+            check_gradient_source(type(self).__name__, args[0], self._saved_stack[-1][0])
+        return backward(self, *args, **kwargs)
+
+    checked_backward._checked = True
+    return checked_backward
 
 
 class Layer:
@@ -116,6 +140,10 @@ class Layer:
         forward = cls.__dict__.get("forward")
         if forward is not None and not getattr(forward, "_scoped", False):
             cls.forward = _scoped(forward)
+        for name in ("backward", "backward_params"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_checked", False):
+                setattr(cls, name, _checked(method))
         register(cls)
 
     def __init__(self, dtype=np.float32):
@@ -202,6 +230,14 @@ class Layer:
     def get_config(self):
         """Constructor keyword arguments (JSON-serialisable) that rebuild this layer."""
         raise NotImplementedError(f"{type(self).__name__}.get_config")
+
+    def __repr__(self):
+        """``Name(key=value, ...)`` from :meth:`get_config` (``Name()`` for a layer without one)."""
+        try:
+            config = self.get_config()
+        except NotImplementedError:
+            return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in config.items()) + ")"
 
     # ------------------------------------------------- saved-for-backward state
     def _save(self, saved):

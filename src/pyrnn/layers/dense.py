@@ -15,6 +15,7 @@ import copy
 import numpy as np
 
 from .._checks import as_array, as_float_array, check_bool, check_float, check_int, check_seed, check_shape
+from ..backends import ordered
 from ..distributed.rows import uniform
 from ..threads import gemm_threads
 from .activations import Elementwise, config_repr
@@ -119,7 +120,7 @@ class Dense(Layer):
         self._pop_saved()
         dy2 = dy.reshape(-1, self.out_features)
         with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # each product; small: one thread
-            self.grads["weight"] += dy2.T @ x2
+            ordered.matmul(dy2.T, x2, out=self.grads["weight"])  # a sum over samples: thread-count independent
             if self.bias:
                 self.grads["bias"] += column_sums(dy2)
             dx = dy2 @ self.params["weight"] if need_dx else None

@@ -80,6 +80,8 @@ class Dilated(Wrapper, Recurrent):
     def __init__(self, layer, dilation):
         if not isinstance(layer, RNNBase):
             raise TypeError(f"layer: expected an RNN, LSTM or GRU layer, got {type(layer).__name__}")
+        if not layer.batch_first:
+            raise ValueError("layer: expected a batch-first layer (Dilated reads (batch, time, features)), got batch_first=False")
         self.dilation = check_int("dilation", dilation, 1)
         super().__init__(layer)
 

@@ -1,8 +1,10 @@
 """Recurrent layers with PyTorch's contract: ``RNN``, ``LSTM``, ``GRU``.
 
 Legend: B = batch, T = time, I = input, H = hidden, G = gates, L = layers,
-D = directions (2 if bidirectional). Arrays are batch-first at the API,
-time-major inside (one transpose in, one out).
+D = directions (2 if bidirectional). Arrays are batch-first at the API by default
+(``batch_first=True``: x (B, T, I)); ``batch_first=False`` takes and returns time-major
+(T, B, I) as PyTorch's default does. Time-major inside (with batch_first, one transpose in,
+one out). States are (L*D, B, H) either way, as in PyTorch.
 
 Cells (PyTorch's formulas and gate packing, so ``state_dict`` compares with torch):
 
@@ -136,10 +138,15 @@ class RNNBase(Recurrent):
     skip : bool, keyword-only
         Residual skip connections between stacked layers: layer k >= 1 outputs its
         states plus its input (both D*H wide), so the input reaches deeper layers directly.
+    batch_first : bool, keyword-only, default True
+        PyTorch's name: True takes x (B, T, I) and returns y (B, T, D*H); False takes
+        (T, B, I) and returns (T, B, D*H) (PyTorch's default layout). Shape errors name
+        the layout in use.
 
     Notes
     -----
-    ``forward(x, state)``: x (B, T, I) -> y (B, T, D*H) and the final state
+    ``forward(x, state)``: x (B, T, I) -> y (B, T, D*H) (with ``batch_first=False``: (T, B, I) ->
+    (T, B, D*H)) and the final state
     (h (L*D, B, H), for LSTM a tuple (h, c)). ``backward(dy, dstate)`` returns
     dx and the gradient w.r.t. the initial state, and adds weight gradients into
     :attr:`grads`. Empty batches or sequences (B = 0 or T = 0) return correctly
@@ -149,8 +156,9 @@ class RNNBase(Recurrent):
     cell = None  # set by the subclasses
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, dtype=np.float32, seed=None,
-                 *, dropout=0.0, skip=False):
+                 *, dropout=0.0, skip=False, batch_first=True):
         super().__init__(dtype)
+        self.batch_first = check_bool("batch_first", batch_first)
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = H = check_int("hidden_size", hidden_size, 1)
         self.num_layers = check_int("num_layers", num_layers, 1, MAX_LAYERS)
@@ -182,6 +190,8 @@ class RNNBase(Recurrent):
         cfg = dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
                    bidirectional=self.bidirectional, bias=self.bias, dtype=self.dtype.name, seed=self.seed,
                    dropout=self.dropout, skip=self.skip)
+        if not self.batch_first:  # only when set: configs saved before the option still compare equal
+            cfg["batch_first"] = False
         if hasattr(self, "nonlinearity"):
             cfg["nonlinearity"] = self.nonlinearity
         return cfg
@@ -213,13 +223,19 @@ class RNNBase(Recurrent):
     def has_cell_state(self):
         return self.cell == "lstm"
 
+    @property
+    def layout(self):
+        """The axes of x as this layer reads them: "(batch, time, ...)" or "(time, batch, ...)"."""
+        return "(batch, time, {})" if self.batch_first else "(time, batch, {})"
+
     # -------------------------------------------------------------- forward
     def forward(self, x, state=None, lengths=None):
         """Run the whole sequence.
 
         Parameters
         ----------
-        x : array (B, T, I), any float dtype (cast to the layer's dtype), any memory order
+        x : array (B, T, I) (``batch_first=False``: (T, B, I)), any float dtype (cast to the
+            layer's dtype), any memory order
         state : None, h (L*D, B, H), or for LSTM a tuple (h, c); None means zeros
         lengths : None or ints (B,) in [0, T]
             Valid steps per sample (no sorting needed). Outputs past a sample's length
@@ -228,22 +244,24 @@ class RNNBase(Recurrent):
 
         Returns
         -------
-        y : ndarray (B, T, D*H), the last layer's hidden states
+        y : ndarray (B, T, D*H) (``batch_first=False``: (T, B, D*H)), the last layer's hidden states
             (with ``skip=True`` layer k >= 1 outputs its states plus its input)
         state : h_T (L*D, B, H), or (h_T, c_T) for LSTM
         """
         x = as_float_array("x", x, self.dtype)
-        check_ndim("x", x, 3, "(batch, time, input_size)")
+        layout = self.layout.format("input_size")
+        check_ndim("x", x, 3, f"{layout} (batch_first={self.batch_first})")
         if x.shape[2] != self.input_size:
-            raise ValueError(f"x: expected input_size={self.input_size} features in the last axis, got shape {x.shape}")
-        B, T = x.shape[:2]
+            raise ValueError(f"x: expected input_size={self.input_size} features in the last axis of {layout} "
+                             f"(batch_first={self.batch_first}), got shape {x.shape}")
+        B, T = x.shape[:2] if self.batch_first else x.shape[1::-1]
         h0, c0 = self._state_arrays("state", state, B)
         lengths = None if lengths is None else check_lengths(lengths, B, T)
         mask = None if lengths is None else (np.arange(T)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
         backend = get_backend()
         kernels = backend_module(backend)
         hT, cT = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
-        seq = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I)
+        seq = np.ascontiguousarray(x.transpose(1, 0, 2) if self.batch_first else x)  # (T, B, I)
         saved, drop_masks = [], []
         keep = is_grad_enabled()  # under no_grad the kernels may keep no cache
         for layer in range(self.num_layers):
@@ -271,7 +289,7 @@ class RNNBase(Recurrent):
             drop_masks.append(drop)
             seq = np.ascontiguousarray(out)
         self._save((backend, B, T, saved, mask, drop_masks))
-        y = np.ascontiguousarray(seq.transpose(1, 0, 2))
+        y = np.ascontiguousarray(seq.transpose(1, 0, 2)) if self.batch_first else seq
         return y, self._pack_state(hT, cT)
 
     def step(self, x, state=None):
@@ -284,8 +302,8 @@ class RNNBase(Recurrent):
             raise ValueError("step: expected a unidirectional layer (the reverse direction needs the future), got bidirectional=True")
         x = as_float_array("x", x, self.dtype)
         check_ndim("x", x, 2, "(batch, input_size)")
-        y, state = self.forward(x[:, None, :], state)
-        return y[:, 0], state
+        y, state = self.forward(x[:, None, :] if self.batch_first else x[None], state)
+        return (y[:, 0] if self.batch_first else y[0]), state
 
     # ------------------------------------------------------------- backward
     def backward(self, dy, dstate=None):
@@ -293,12 +311,12 @@ class RNNBase(Recurrent):
 
         Parameters
         ----------
-        dy : array (B, T, D*H), dL/dy
+        dy : array (B, T, D*H) (``batch_first=False``: (T, B, D*H)), dL/dy
         dstate : None, dL/dh_T (L*D, B, H), or for LSTM (dL/dh_T, dL/dc_T); None means zeros
 
         Returns
         -------
-        dx : ndarray (B, T, I)
+        dx : ndarray (B, T, I) (``batch_first=False``: (T, B, I))
         dstate0 : dL/dh_0, or (dL/dh_0, dL/dc_0) for LSTM
 
         Weight gradients are added into :attr:`grads`.
@@ -306,12 +324,13 @@ class RNNBase(Recurrent):
         backend, B, T, saved, mask, drop_masks = self._peek_saved()
         H, D = self.hidden_size, self.num_directions
         dy = as_float_array("dy", dy, self.dtype)
-        check_shape("dy", dy, (B, T, D * H), "(batch, time, num_directions*hidden_size) of the last forward")
+        check_shape("dy", dy, (B, T, D * H) if self.batch_first else (T, B, D * H),
+                    f"{self.layout.format('num_directions*hidden_size')} of the last forward (batch_first={self.batch_first})")
         dhT, dcT = self._state_arrays("dstate", dstate, B)
         self._pop_saved()  # inputs are valid: this backward consumes the forward
         kernels = backend_module(backend)
         dh0, dc0 = np.empty_like(dhT), (np.empty_like(dcT) if dcT is not None else None)
-        dseq = dy.transpose(1, 0, 2)  # (T, B, D*H), a view
+        dseq = dy.transpose(1, 0, 2) if self.batch_first else dy  # (T, B, D*H), a view
         for layer in reversed(range(self.num_layers)):
             if drop_masks[layer] is not None:
                 dseq = dseq * drop_masks[layer]
@@ -331,10 +350,12 @@ class RNNBase(Recurrent):
                     dc0[idx] = dc
                 dinp = dx if dinp is None else dinp + dx
             dseq = dinp if dresidual is None else dinp + dresidual
-        return np.ascontiguousarray(dseq.transpose(1, 0, 2)), self._pack_state(dh0, dc0)
+        dx = np.ascontiguousarray(dseq.transpose(1, 0, 2) if self.batch_first else dseq)
+        return dx, self._pack_state(dh0, dc0)
 
     def __repr__(self):
         extra = f", nonlinearity={self.nonlinearity!r}" if hasattr(self, "nonlinearity") else ""
+        extra += "" if self.batch_first else ", batch_first=False"
         return (
             f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, bias={self.bias}{extra}, dtype={self.dtype.name})"
@@ -348,10 +369,11 @@ class RNN(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True,
-                 dtype=np.float32, seed=None, nonlinearity="tanh", *, dropout=0.0, skip=False):
+                 dtype=np.float32, seed=None, nonlinearity="tanh", *, dropout=0.0, skip=False, batch_first=True):
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.cell = f"rnn_{nonlinearity}"
-        super().__init__(input_size, hidden_size, num_layers, bidirectional, bias, dtype, seed, dropout=dropout, skip=skip)
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, bias, dtype, seed, dropout=dropout, skip=skip,
+                         batch_first=batch_first)
 
 
 class LSTM(RNNBase):
@@ -367,9 +389,10 @@ class LSTM(RNNBase):
     cell = "lstm"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, dtype=np.float32,
-                 seed=None, *, dropout=0.0, skip=False, forget_bias=0.0):
+                 seed=None, *, dropout=0.0, skip=False, forget_bias=0.0, batch_first=True):
         forget_bias = check_float("forget_bias", forget_bias)
-        super().__init__(input_size, hidden_size, num_layers, bidirectional, bias, dtype, seed, dropout=dropout, skip=skip)
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, bias, dtype, seed, dropout=dropout, skip=skip,
+                         batch_first=batch_first)
         if forget_bias and not self.bias:
             raise ValueError(f"forget_bias: expected 0 for a layer without biases (bias=False), got {forget_bias!r}")
         self.forget_bias = forget_bias

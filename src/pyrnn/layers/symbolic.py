@@ -50,6 +50,12 @@ def is_symbolic(value):
 def symbolic_call(layer, args, kwargs):
     slots = layer.graph_inputs(*args, **kwargs)
     for i, s in enumerate(slots):
+        if isinstance(s, (tuple, list)) and s and isinstance(s[0], SymbolicTensor) and s[0].node.layer is not None:
+            producer = type(s[0].node.layer).__name__
+            state = "(h, c)" if isinstance(s[1] if len(s) > 1 else None, (tuple, list)) else "state"
+            raise TypeError(f"{type(layer).__name__}: got the tuple (y, {state}) that {producer} returns as input {i}; "
+                            f"unpack it: `y, {state} = {producer}(...)(x)`, then pass y "
+                            "(and the state as another layer's initial_state=)")
         if s is not None and not isinstance(s, SymbolicTensor):
             raise TypeError(f"{type(layer).__name__}: in a graph every input must be a symbolic tensor, got {type(s).__name__} at slot {i}")
     node = Node(layer, slots, layer.graph_n_outputs)

@@ -8,6 +8,8 @@ as in ``torch.nn.Sequential``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import metrics as metric_module
@@ -15,8 +17,9 @@ from .._checks import check_finite, check_float
 from ..checkpoint import save_checkpoint
 from ..grad_mode import inference
 from ..layers.base import load_strict
-from ..losses import get_loss, loss_to_config
+from ..losses import LogitsWarning, get_loss, loss_to_config
 from ..optim import get_optimizer
+from .summary import model_repr, summary
 from .training import as_input_list, batch_forward_kwargs, evaluate, fit
 
 
@@ -78,6 +81,16 @@ class BaseModel:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def __repr__(self):
+        return model_repr(self)
+
+    def summary(self, input_shape=None, print_fn=print):
+        """Print a Keras-style table: each layer, its output shape (batch axis None) and parameter
+        count, then the totals; returns the text. Output shapes need ``input_shape`` (one sample,
+        e.g. ``(50, 1)``; a list of them for several inputs) unless the model's ``Input``s have
+        shapes. See :func:`pyrnn.models.summary.summary`."""
+        return summary(self, input_shape, print_fn)
+
     # -------------------------------------------------------------- compile
     def compile(self, optimizer="adam", loss="mse", metrics=(), lr=None, clip_norm=None, clip_value=None):
         """Choose the loss, optimizer, metrics and gradient clipping for ``fit``.
@@ -100,7 +113,27 @@ class BaseModel:
             self.optimizer = optimizer
         self.metrics = [metric_module.get_metric(m) for m in metrics]
         self.set_clipping(clip_norm, clip_value)
+        self._warn_probabilities_into_logits()
         return self
+
+    def output_layers(self):
+        """The layer that produces each output (None for an output that is a model input)."""
+        if hasattr(self, "outputs"):
+            return [t.node.layer for t in self.outputs]
+        return self.layers[-1:]
+
+    def _warn_probabilities_into_logits(self):
+        """LogitsWarning when an output comes from Softmax/Sigmoid and its loss expects logits."""
+        from ..layers.activations import Sigmoid, Softmax
+
+        losses = self.loss if isinstance(self.loss, (list, tuple)) else [self.loss]
+        for layer, loss in zip(self.output_layers(), losses):
+            if isinstance(layer, (Softmax, Sigmoid)) and getattr(loss, "from_logits", False):
+                warnings.warn(
+                    f"compile: the model ends in {type(layer).__name__} but {type(loss).__name__} expects logits "
+                    f"(from_logits=True, the default): it would apply its own {'softmax' if isinstance(layer, Softmax) else 'sigmoid'} "
+                    f"again and train worse. Remove the final {type(layer).__name__}, or pass "
+                    f"loss=pyrnn.losses.{type(loss).__name__}(from_logits=False)", LogitsWarning, stacklevel=3)
 
     def set_clipping(self, clip_norm=None, clip_value=None):
         """Clip gradients by global L2 norm / by value before each step (None: no clipping)."""
@@ -109,16 +142,17 @@ class BaseModel:
         return self
 
     # ------------------------------------------------------- fit / evaluate
-    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
+    def fit(self, x, y=None, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
             validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None, distributed=None):
-        """Train for ``epochs`` more epochs; see :func:`pyrnn.models.training.fit`
+        """Train for ``epochs`` more epochs on arrays ``x, y`` or a dataset ``x`` (a WindowDataset, a Keras-style
+        PyDataset, an iterable of (x, y) batches); returns a new History. See :func:`pyrnn.models.training.fit`
         (``distributed="mpi"``: data-parallel under ``mpiexec``, see :mod:`pyrnn.distributed`)."""
         return fit(self, x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
                    validation_data=validation_data, validation_split=validation_split, callbacks=callbacks,
                    verbose=verbose, mask=mask, lengths=lengths, distributed=distributed)
 
-    def evaluate(self, x, y, batch_size=256, mask=None, lengths=None):
-        """Mean loss and metrics over (x, y), without training; a dict."""
+    def evaluate(self, x, y=None, batch_size=256, mask=None, lengths=None):
+        """Mean loss and metrics over (x, y) or a dataset ``x``, without training; a dict."""
         return evaluate(self, x, y, batch_size=batch_size, mask=mask, lengths=lengths)
 
     def predict(self, x, batch_size=256, lengths=None):

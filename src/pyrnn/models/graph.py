@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..grad_mode import forward_scope, is_grad_enabled
+from ..grad_mode import forward_scope, is_grad_enabled, note_output
 from ..layers.registry import layer_config, layer_from_config
 from ..layers.symbolic import Input, Node, SymbolicTensor
 from .base import BaseModel
+from .summary import observe
 
 
 def _flatten(value, what):
@@ -104,6 +105,7 @@ class Model(BaseModel):
                 if node.layer is None:
                     continue
                 outs = node.layer.graph_forward(*(None if t is None else values[id(t)] for t in node.inputs))
+                observe(node.layer, outs)
                 for t, v in zip(node.outputs, outs):
                     values[id(t)] = v
                     if isinstance(v, np.ndarray):
@@ -113,7 +115,9 @@ class Model(BaseModel):
         if is_grad_enabled():  # for backward's zero gradients; inference (other threads too) leaves it alone
             self._out_meta = meta
         outs = [values[id(t)] for t in self.outputs]
-        return outs[0] if self._single_output else tuple(outs)
+        out = outs[0] if self._single_output else tuple(outs)
+        note_output(out)
+        return out
 
     # ------------------------------------------------------------ backward
     def backward(self, *grads, input_grad=True):

@@ -6,9 +6,10 @@ import inspect
 
 import numpy as np
 
-from ..grad_mode import forward_scope, is_grad_enabled
+from ..grad_mode import forward_scope, is_grad_enabled, note_output
 from ..layers.registry import layer_config, layer_from_config
 from .base import BaseModel
+from .summary import observe
 
 
 def _takes_lengths(layer):
@@ -40,10 +41,12 @@ class Sequential(BaseModel):
                 slots = layer.graph_inputs(out, lengths=lengths) if lengths is not None and _takes_lengths(layer) \
                     else layer.graph_inputs(out)
                 outs = layer.graph_forward(*slots)
+                observe(layer, outs)
                 extra_outputs.append([(o.shape, o.dtype) for o in outs[1:]])
                 out = outs[0]
         if is_grad_enabled():
             self._extra_outputs = extra_outputs
+        note_output(out)
         return out
 
     def backward(self, dy, input_grad=True):

@@ -167,8 +167,8 @@ def evaluate_sequences(model, x, y, k1, batch_size=None, mask=None, strategy=Non
                 chunk = _Window(model, loss, t_end - t_prev, state)
                 m = None if mask is None else mask[rows, t_prev:t_end]
                 ys = [y[rows, t_prev:t_end]]
-                value, preds, _, m = forward_loss(chunk, [x[rows, t_prev:t_end]], ys, m, None, slice(None))
-                means.add(len(x[rows]) * (t_end - t_prev), value, metric_values(chunk, preds, ys, m, slice(None)))
+                value, preds, _, m, targets = forward_loss(chunk, [x[rows, t_prev:t_end]], ys, m, None, slice(None))
+                means.add(len(x[rows]) * (t_end - t_prev), value, metric_values(chunk, preds, targets, m))
                 state = chunk.final
     if strategy is not None:
         means = strategy.combine(means, [metric.name for metric in model.metrics])

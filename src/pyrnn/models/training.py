@@ -39,12 +39,12 @@ import math
 import sys
 
 import numpy as np
-from tqdm import tqdm
 
 from .._checks import check_finite, check_int
 from ..grad_mode import inference
 from ..losses import NonFiniteError
 from ..optim import clip_grad_norm_, clip_grad_value_
+from .data_adapter import ArraySource, as_source, fit_target, is_data_source, target_shapes
 
 __all__ = ["History", "as_input_list", "as_target_list", "check_data", "batch_forward_kwargs",
            "forward_loss", "metric_values", "train_step", "WeightedMeans", "run_epochs", "fit", "evaluate"]
@@ -128,23 +128,29 @@ def _loss_value(loss, pred, target, mask):
 
 
 def forward_loss(model, xs, ys, mask, lengths, sl):
-    """Forward of the samples ``sl`` and the summed loss -> ``(value, preds, losses, batch_mask)``.
+    """Forward of the samples ``sl`` and the summed loss -> ``(value, preds, losses, batch_mask, targets)``.
 
     ``value`` is NaN when a prediction the loss reads is not finite (nothing is then saved
-    for that loss's backward)."""
+    for that loss's backward). ``targets`` are the batch's targets as the losses read them: a
+    target that differs from its prediction only by axes of size 1 is reshaped to it
+    (:func:`~pyrnn.models.data_adapter.fit_target`; other mismatches raise, naming the fix)."""
     pred = model.forward(*[a[sl] for a in xs], **batch_forward_kwargs(model, lengths, sl))
     preds = list(pred) if isinstance(pred, tuple) else [pred]
     m = None if mask is None else np.asarray(mask)[sl]
     losses = list(model.loss) if isinstance(model.loss, (list, tuple)) else [model.loss]
     if len(losses) != len(preds):
         raise ValueError(f"loss: expected one loss per model output ({len(preds)}), got {len(losses)}")
-    value = sum(_loss_value(loss, p, t[sl], m) for loss, p, t in zip(losses, preds, ys))
-    return value, preds, losses, m
+    wants = target_shapes(model, pred)
+    names = ["y"] if len(ys) == 1 else [f"y[{i}]" for i in range(len(ys))]
+    targets = [fit_target(t[sl], w, name) for t, w, name in zip(ys, wants, names)]
+    value = sum(_loss_value(loss, p, t, m) for loss, p, t in zip(losses, preds, targets))
+    return value, preds, losses, m, targets
 
 
-def metric_values(model, preds, ys, m, sl):
-    """``{name: value}`` of the compiled metrics on the first output of one batch."""
-    return {metric.name: metric(preds[0], ys[0][sl], m) for metric in model.metrics}
+def metric_values(model, preds, targets, m):
+    """``{name: value}`` of the compiled metrics on the first output of one batch (``targets``:
+    :func:`forward_loss`'s)."""
+    return {metric.name: metric(preds[0], targets[0], m) for metric in model.metrics}
 
 
 def _gradient_norm(model, grads):
@@ -171,8 +177,8 @@ def train_step(model, xs, ys, mask, lengths, idx, reducer=None):
     local = reducer is None or reducer.has_rows
     value, metrics = 0.0, {}
     if local:
-        value, preds, losses, m = forward_loss(model, xs, ys, mask, lengths, idx)
-        metrics = metric_values(model, preds, ys, m, idx)
+        value, preds, losses, m, targets = forward_loss(model, xs, ys, mask, lengths, idx)
+        metrics = metric_values(model, preds, targets, m)
     if reducer is not None:
         value, metrics = reducer.scalars(value, metrics)
     if not math.isfinite(value):
@@ -219,6 +225,8 @@ class _Progress:
         self.verbose, self.bar = verbose, None
         self.prefix = f"Epoch {epoch + 1}/{n_epochs}"
         if verbose == 1:
+            from tqdm import tqdm  # here: importing tqdm costs ~0.1 s of `import pyrnn`
+
             self.bar = tqdm(total=n_batches, desc=self.prefix, unit=unit, leave=True, file=sys.stderr)
 
     def update(self, loss):
@@ -258,7 +266,9 @@ def _diverged(who, unit, epoch, n_epochs, batch, n_batches, value, norm):
 
 def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=0, who="fit", unit="batch",
                strategy=None):
-    """Train ``epochs`` more epochs and return ``model.history``: the loop behind fit and fit_tbptt.
+    """Train ``epochs`` more epochs and return a new :class:`History` of them: the loop behind fit and
+    fit_tbptt. ``model.history`` goes on accumulating every epoch the model trained (checkpoints
+    keep it, so a resumed run's record continues).
 
     Parameters
     ----------
@@ -281,7 +291,8 @@ def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=
     was skipped by the step itself; after its ``on_batch_end`` the epoch ends if a callback set
     ``model.stop_training`` (its logs hold the non-finite loss), else ``FloatingPointError``.
     """
-    model.history = model.history or History()
+    history = History()  # this call's epochs (a new object per call, as Keras' fit returns)
+    model.history = model.history or History()  # every epoch the model trained: checkpoints keep it, resume continues it
     model.stop_training = False
     callbacks = list(callbacks)
     for cb in callbacks:
@@ -318,26 +329,32 @@ def run_epochs(model, epochs, epoch_steps, callbacks=(), validate=None, verbose=
         logs["lr"] = float(model.optimizer.lr)
         model.epochs_done = epoch + 1
         model.history.append(epoch, logs)
+        history.append(epoch, logs)
         progress.close(logs)
         call(callbacks, "on_epoch_end", epoch, logs)
         if model.stop_training:
             break
     call(callbacks, "on_train_end")
-    return model.history
+    return history
 
 
 # ------------------------------------------------------------------ fit
-def fit(model, x, y, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
+def fit(model, x, y=None, epochs=1, batch_size=32, shuffle=True, seed=None, validation_data=None,
         validation_split=0.0, callbacks=(), verbose=1, mask=None, lengths=None, distributed=None):
-    """Train ``model`` for ``epochs`` more epochs and return its :class:`History`.
+    """Train ``model`` for ``epochs`` more epochs and return a new :class:`History` of them.
 
     Parameters
     ----------
-    x, y : arrays (or lists of arrays for several inputs/outputs), batch axis first
+    x, y : arrays (or lists of arrays for several inputs/outputs), batch axis first; or ``x`` a
+        dataset and ``y`` None: an object with ``__len__`` and ``batch(indices) -> (x, y)`` such as
+        ``pyrnn.timeseries.WindowDataset`` (batches gathered lazily, shuffled by sample), a Keras-style
+        ``PyDataset`` (``__len__`` batches, ``__getitem__(i) -> (x, y)``) or any re-iterable of
+        ``(x, y)`` batches (see :mod:`pyrnn.models.data_adapter`). Targets that differ from the
+        model's output only by axes of size 1 are reshaped to it; other mismatches raise.
     epochs, batch_size : ints
     shuffle : reshuffle the training samples every epoch (with the model's generator)
     seed : reseed that generator first (None continues it: a resumed run goes on bit for bit)
-    validation_data : (x_val, y_val) or (x_val, y_val, mask_val)
+    validation_data : (x_val, y_val) or (x_val, y_val, mask_val), or a dataset as ``x``
     validation_split : fraction in [0, 1) taken from the TAIL of the data, before shuffling
     callbacks : objects with optional on_train_begin/on_epoch_begin/on_batch_end/on_epoch_end/on_train_end
     verbose : 0 silent, 1 progress bar, 2 one line per epoch
@@ -370,11 +387,26 @@ def _fit(model, x, y, epochs, batch_size, shuffle, seed, validation_data, valida
         raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
+    if y is None:
+        if not is_data_source(x):
+            raise ValueError("y: expected targets, got None (y may be left out only when x is a dataset with "
+                             "batch(indices) or an iterable of (x, y) batches)")
+        if validation_split:
+            raise ValueError("validation_split: expected 0 with a dataset (it has no tail to cut); pass "
+                             "validation_data=another dataset, e.g. WindowDataset.subset(...)")
+        if mask is not None or lengths is not None:
+            raise ValueError("mask, lengths: expected None with a dataset (its batches may be (x, y, mask))")
+        if strategy is not None:
+            raise ValueError("x: expected arrays x, y with distributed= (every rank passes the same arrays), got a "
+                             f"dataset {type(x).__name__}: pass its arrays, e.g. x, y = ds.arrays()")
+        source = as_source(x)
+        val = None if validation_data is None else _validation_tuple(validation_data)
+        return _fit_source(model, source, epochs, batch_size, shuffle, seed, val, callbacks, verbose)
     xs, ys = as_input_list(model, x, "x"), as_target_list(model, y)
     n = check_data(model, xs, ys, mask, lengths)
     val = None
     if validation_data is not None:
-        val = tuple(validation_data) + (None,) * (3 - len(validation_data))
+        val = _validation_tuple(validation_data)
     elif validation_split:
         n_val = max(1, int(round(n * validation_split)))
         if n_val >= n:
@@ -387,19 +419,30 @@ def _fit(model, x, y, epochs, batch_size, shuffle, seed, validation_data, valida
         mask = None if mask is None else np.asarray(mask)[head]
         lengths = None if lengths is None else np.asarray(lengths)[head]
         n -= n_val
-    _dry_run(model, xs, lengths)
+    source = ArraySource(xs, ys, mask, lengths, n)
+    return _fit_source(model, source, epochs, batch_size, shuffle, seed, val, callbacks, verbose, strategy)
+
+
+def _fit_source(model, source, epochs, batch_size, shuffle, seed, val, callbacks, verbose, strategy=None):
+    """fit's epochs over a data source (:mod:`pyrnn.models.data_adapter`)."""
+    _check_targets(model, source)
     if seed is not None:
         model._rng = np.random.default_rng(seed)
     step = train_step
     if strategy is not None:  # every rank starts from rank 0's weights, optimizer and generators
-        strategy.begin(model, [*xs, *ys, *(a for a in (mask, lengths) if a is not None)])
+        arrays = [*source.xs, *source.ys, *(a for a in (source.mask, source.lengths) if a is not None)]
+        strategy.begin(model, arrays)
         step = strategy.train_step
 
     def epoch_steps(epoch):
         model.train()
-        order = model._rng.permutation(n) if shuffle else np.arange(n)
-        batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-        return len(batches), ((len(idx), step(model, xs, ys, mask, lengths, idx)) for idx in batches)
+        n = source.n
+        order = None if n is None else model._rng.permutation(n) if shuffle and source.shuffles else np.arange(n)
+        n_steps, batches = source.epoch(batch_size, order)
+        if strategy is not None:  # the ranks' shares are rows of an index array
+            batches = ((xs, ys, m, lengths, np.arange(n)[sel] if isinstance(sel, slice) else sel)
+                       for xs, ys, m, lengths, sel in batches)
+        return n_steps, ((_weight(xs, sel), step(model, xs, ys, m, lengths, sel)) for xs, ys, m, lengths, sel in batches)
 
     validate = None
     if val is not None:
@@ -413,30 +456,56 @@ def _fit(model, x, y, epochs, batch_size, shuffle, seed, validation_data, valida
                       strategy=strategy)
 
 
+def _validation_tuple(validation_data):
+    """(x, y, mask) from ``validation_data``: (x_val, y_val[, mask_val]) or a dataset (y None)."""
+    if is_data_source(validation_data) and not isinstance(validation_data, tuple):
+        return (validation_data, None, None)
+    return tuple(validation_data) + (None,) * (3 - len(validation_data))
+
+
+def _weight(xs, sel):
+    """Samples in one batch: those ``sel`` (an index array or a slice) selects from ``xs[0]``."""
+    return len(range(*sel.indices(len(xs[0])))) if isinstance(sel, slice) else len(sel)
+
+
+def _check_targets(model, source):
+    """Dry run on the source's first sample, and its targets checked against what the losses
+    want (:func:`~pyrnn.models.data_adapter.fit_target`), before any training."""
+    xs, lengths, ys = source.first()
+    wants = _dry_run(model, xs, lengths)
+    what = "y" if isinstance(source, ArraySource) else "the dataset's y"
+    for i, y in enumerate(ys):
+        fit_target(y, wants[i], what if len(ys) == 1 else f"{what}[{i}]")
+
+
 def _dry_run(model, xs, lengths):
-    """One sample through the model before any training, so shape errors surface first.
+    """One sample through the model before any training, so shape errors surface first;
+    returns the per-sample target shape each loss expects (:func:`target_shapes`).
     In inference mode: it draws no dropout mask (a resumed run stays bit-for-bit identical)
     and saves nothing for backward."""
     with inference():
-        model.forward(*[a[:1] for a in xs], **batch_forward_kwargs(model, lengths, slice(0, 1)))
+        out = model.forward(*xs, **({} if lengths is None else {"lengths": lengths}))
+    return target_shapes(model, out)
 
 
 # ------------------------------------------------------------------ evaluate
-def evaluate(model, x, y, batch_size=256, mask=None, lengths=None, strategy=None):
-    """Mean loss and metrics over (x, y) in inference mode (eval behaviour, nothing kept for
+def evaluate(model, x, y=None, batch_size=256, mask=None, lengths=None, strategy=None):
+    """Mean loss and metrics over (x, y) (or a dataset ``x``, as in :func:`fit`) in inference mode (eval behaviour, nothing kept for
     backward, no layer attribute changed); the loss is NaN if the model predicts non-finite values.
     With a ``strategy`` (fit's validation under MPI) the ranks share the batches."""
     if model.loss is None:
         raise ValueError("evaluate: expected a compiled model (call model.compile(...)), got none")
-    xs, ys = as_input_list(model, x, "x"), as_target_list(model, y)
-    n = check_data(model, xs, ys, mask, lengths)
+    if y is None and is_data_source(x):
+        source = as_source(x)
+    else:
+        xs, ys = as_input_list(model, x, "x"), as_target_list(model, y)
+        source = ArraySource(xs, ys, mask, lengths, check_data(model, xs, ys, mask, lengths))
     means = WeightedMeans()
-    starts = range(0, n, batch_size)
     with inference():
-        for start in (starts if strategy is None else strategy.deal(starts)):
-            sl = slice(start, min(start + batch_size, n))
-            value, preds, _, m = forward_loss(model, xs, ys, mask, lengths, sl)
-            means.add(sl.stop - sl.start, value, metric_values(model, preds, ys, m, sl))
+        batches = source.epoch(batch_size, None)[1]
+        for xs, ys, m, lengths, sel in (batches if strategy is None else strategy.deal(batches)):
+            value, preds, _, bm, targets = forward_loss(model, xs, ys, m, lengths, sel)
+            means.add(_weight(xs, sel), value, metric_values(model, preds, targets, bm))
     if strategy is not None:
         means = strategy.combine(means, [metric.name for metric in model.metrics])
     return means.logs()
