@@ -4,6 +4,8 @@
 - ``info``: version, backends that load, the GEMM provider;
 - ``check``: every backend against the NumPy reference on every cell (forward,
   BPTT, weight gradients), then one LSTM training step timed on each backend;
+- ``forecast``: a :class:`~pyrnn.timeseries.Forecaster` on one column of a CSV file, h steps with
+  intervals (see :mod:`pyrnn.timeseries.forecast_cli`);
 - ``bench``: the tables of :mod:`pyrnn.bench` (recurrent layers and Conv1D, every backend and PyTorch)
   and :mod:`pyrnn.bench_cnn` (image CNNs against PyTorch's NCHW and channels_last).
 """
@@ -147,6 +149,9 @@ def main(argv=None):
                    "fewer blocks for the image CNNs")
     b.add_argument("--only", choices=("recurrent", "cnn"), help="only the recurrent/Conv1D table or only the image CNN one")
     b.set_defaults(fn=cmd_bench)
+    from .timeseries import forecast_cli
+
+    forecast_cli.add_parser(sub)
     args = parser.parse_args(argv)
     return args.fn(args)
 
