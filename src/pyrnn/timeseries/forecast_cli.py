@@ -60,12 +60,15 @@ def run(args):
     level = args.level / 100.0
     if not 0 < level < 1:
         raise SystemExit(f"--level: expected a percentage strictly between 0 and 100, got {args.level}")
-    y = read_column(args.file, args.column)
     start = time.perf_counter()
-    f = Forecaster(season_length=args.season, members=args.members, seed=args.seed)
-    f.fit(y, horizon=args.horizon)
     qs = ((1 - level) / 2, 0.5, (1 + level) / 2)
-    q = f.predict(args.horizon, quantiles=qs)
+    try:
+        y = read_column(args.file, args.column)
+        f = Forecaster(season_length=args.season, members=args.members, seed=args.seed)
+        f.fit(y, horizon=args.horizon)
+        q = f.predict(args.horizon, quantiles=qs)
+    except (OSError, TypeError, ValueError) as exc:  # a message, not a traceback
+        raise SystemExit(f"python -m pyrnn forecast: {exc}") from None
     seconds = time.perf_counter() - start
     s = f.summary()
     print(f"{args.file}: column {args.column!r}, {len(y)} values; season length {s['season_length']} "

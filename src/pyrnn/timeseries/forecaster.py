@@ -359,6 +359,7 @@ class Forecaster:
             "input_lengths": list(st["Ls"]),
             "members": len(st["Ls"]),
             "epochs": list(st["epochs"]),
+            "shrinkage": st["shrink"],
             "calibration_windows": int(st["residuals"].shape[0]),
             "past_covariates": st["P"],
             "future_covariates": st["F"],
@@ -391,6 +392,7 @@ def _windows(z, level_season, L, H, origins, pc, fc):
     idx = origins[:, None] + np.arange(-L, 0)                         # (N, L)
     hist = z[idx]
     level = window_level(hist, level_season)[:, None]
+    base = np.repeat(level, H, axis=1)                                  # what the head's outputs add to
     x = [(hist - level)[..., None]] + [c[idx] for c in (pc, fc) if c is not None]
     inputs = [np.concatenate(x, axis=2).astype(np.float32)]
     if fc is not None:
@@ -398,12 +400,13 @@ def _windows(z, level_season, L, H, origins, pc, fc):
         inputs.append(fut.reshape(len(origins), -1).astype(np.float32))
     tgt = None
     if origins.max() + H <= len(z):
-        tgt = (z[origins[:, None] + np.arange(H)] - level).astype(np.float32)
-    return inputs, tgt, level[:, 0]
+        tgt = (z[origins[:, None] + np.arange(H)] - base).astype(np.float32)
+    return inputs, tgt, base
+
 
 
 def _member_lengths(m, H, n, input_len):
-    L0 = input_len or max(2 * m, H + H // 4, 8)
+    L0 = input_len or max(m, H, 8)
     return [L0 if k % 2 == 0 else L0 + max(1, L0 // 2) for k in range(n)]
 
 
@@ -523,17 +526,32 @@ def _fit(est, ys, multi, horizon, pcs, fcs):
         epochs_run.append(best)
         weights.append(model.state_dict())
         configs.append(model.get_config())
-    residuals = np.abs(val_truth - np.median(np.stack(val_preds), axis=0)) if net else np.zeros((0, H))
+    shrink, residuals = 1.0, np.zeros((0, H))
+    if net:
+        med = np.median(np.stack(val_preds), axis=0)
+        shrink = _shrinkage(med, val_truth) if SHRINK else 1.0
+        residuals = np.abs(val_truth - shrink * med)
     Lmax = max(Ls)
     return {
         "multi": multi, "n_series": S, "m": m, "m_source": m_source, "H": H, "lams": lams, "scales": scales,
-        "kinds": kinds, "Ls": Ls, "epochs": epochs_run, "P": P, "F": F,
+        "kinds": kinds, "Ls": Ls, "epochs": epochs_run, "P": P, "F": F, "shrink": shrink,
         "cov_mu": [c[0] for c in cov_stats], "cov_sd": [c[1] for c in cov_stats],
         "tails": [z[-max(Lmax, m, 1) :] for z in zs], "past_tails": [None if c is None else c[-Lmax:] for c in pcs],
         "future_tails": [None if c is None else c[-Lmax:] for c in fcs],
         "fallback_res": [_fallback_residuals(z / sc, m) for z, sc in zip(zs, scales)],
         "residuals": residuals, "weights": weights, "configs": configs, "models": None,
     }
+
+
+SHRINK = True
+
+
+def _shrinkage(med, truth):
+    """The weight a in {0, 0.1, .., 1} of the network's output over its base that minimises the
+    validation MAE of base + a * output (outputs and truths are relative to the base)."""
+    grid = np.linspace(0.0, 1.0, 11)
+    errors = [np.mean(np.abs(truth - a * med)) for a in grid]
+    return float(grid[int(np.argmin(errors))])
 
 
 def _join(xs, ts):
@@ -616,9 +634,9 @@ def _network_forecast(st, i, z, h, fc):
         for L, model in zip(st["Ls"], models):
             pcL = None if pc is None else np.concatenate([np.zeros((T - len(pc), P)), pc])
             fcL = None if fut is None else np.concatenate([np.zeros((T - (len(fut) - H), F)), fut])
-            x, _, level = _windows(hist, m, L, H, np.array([T]), pcL, fcL)
-            preds.append(model.predict(x).astype(np.float64)[0] + level[0])
-        block = np.median(np.stack(preds), axis=0)
+            x, _, base = _windows(hist, m, L, H, np.array([T]), pcL, fcL)
+            preds.append(model.predict(x).astype(np.float64)[0])
+        block = base[0] + st["shrink"] * np.median(np.stack(preds), axis=0)
         done.append(block)
         hist = np.concatenate([hist, block])
     return np.concatenate(done)[:h]
@@ -642,7 +660,7 @@ def _save(est, st, path):
             if st[key][i] is not None:
                 tensors[f"series{i}/{key}"] = np.asarray(st[key][i], dtype=np.float64)
     plain = {k: st[k] for k in ("multi", "n_series", "m", "m_source", "H", "lams", "scales", "kinds", "Ls", "epochs",
-                                "P", "F")}
+                                "P", "F", "shrink")}
     config = {"format": _FORMAT, "params": est.get_params(), "state": plain, "members": st["configs"]}
     save_checkpoint(os.fspath(path), weights=tensors, config=config)
 
