@@ -1,8 +1,8 @@
 """Time of ``Forecaster().fit(y, horizon=24).predict(24, quantiles=...)`` (default arguments) on a
 300-point monthly series, against statsforecast's AutoETS and AutoARIMA on the same series in the
-same run (alternating calls), if installed.
+same run (alternating calls), and darts' RNNModel if ``darts[torch]`` is installed (benchmark only).
 
-    python benchmarks/forecast/timing.py [--repeats 5] [--series co2|elnino]
+    python benchmarks/forecast/timing.py [--repeats 5] [--series co2|elnino] [--no-darts]
 
 Each result is validated before it is timed (finite, the right shape, ordered quantiles). The
 machine may be shared: the figures are medians with their spread, indicative only.
@@ -54,6 +54,32 @@ def classical_calls(y):
     return {"AutoETS": lambda: call(AutoETS), "AutoARIMA": lambda: call(AutoARIMA)}
 
 
+def darts_call(y):
+    """darts' RNNModel (GRU, 100 epochs, its defaults otherwise) on the same series, if darts[torch] is installed."""
+    try:
+        import logging
+
+        from darts import TimeSeries
+        from darts.models import RNNModel
+    except ImportError:
+        return {}
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+
+    def call():
+        series = TimeSeries.from_values(y.astype(np.float32))
+        model = RNNModel(model="GRU", input_chunk_length=24, training_length=36, n_epochs=100, random_state=0,
+                         pl_trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False, "logger": False,
+                                            "enable_model_summary": False})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(series, verbose=False)
+            mean = model.predict(H, verbose=False).values()[:, 0].astype(np.float64)
+        return np.stack([mean, mean, mean], axis=1)  # no interval without a likelihood: the mean three times
+
+    return {"darts RNNModel (GRU, 1 model)": call}
+
+
 def validate(name, q):
     if q.shape != (H, 3) or not np.isfinite(q).all() or np.any(np.diff(q, axis=1) < 0):
         raise AssertionError(f"{name}: expected ({H}, 3) finite ordered quantiles, got {q.shape}")
@@ -63,9 +89,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--series", default="co2", choices=("co2", "elnino"))
+    ap.add_argument("--no-darts", action="store_true", help="leave darts' RNNModel out even if installed")
     args = ap.parse_args(argv)
     y = series(args.series)
-    calls = {"Forecaster (5 members)": lambda: forecaster_call(y, seed=0), **classical_calls(y)}
+    calls = {"Forecaster (5 members)": lambda: forecaster_call(y, seed=0),
+             "Forecaster (1 member)": lambda: forecaster_call(y, seed=0, members=1), **classical_calls(y)}
+    if not args.no_darts:
+        calls.update(darts_call(y))
     for name, fn in calls.items():  # validate (and warm up: Numba JIT, statsforecast's compilation)
         validate(name, fn())
     times = {name: [] for name in calls}
