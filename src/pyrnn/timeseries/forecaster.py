@@ -302,7 +302,8 @@ class Forecaster:
         -------
         ForecastBacktest: per-origin forecasts, truths, naive forecasts, interval bounds and
         metrics ``mae``, ``rmse``, ``smape``, ``mase`` (scaled by the in-sample seasonal naive MAE
-        of ``y[:origin]``), ``naive_mae``, ``skill``, ``coverage``; ``summary()`` averages them.
+        of ``y[:origin]``, with the season that origin's forecaster used; lag 1 if that one is
+        constant), ``naive_mae``, ``skill``, ``coverage``; ``summary()`` averages them.
         """
         y = check_series("y", y, 3)
         if horizon is None:
@@ -321,7 +322,7 @@ class Forecaster:
             raise ValueError(f"origins: {origins} origins {step} steps apart with horizon {H} need a series of at "
                              f"least {3 + H + step * (origins - 1)} steps, got {len(y)}")
         qs = ((1 - level) / 2, 0.5, (1 + level) / 2)
-        preds = []
+        preds, seasons = [], []
         for t in t0:
             if refit:
                 f = Forecaster(**self.get_params())
@@ -329,15 +330,17 @@ class Forecaster:
                     warnings.simplefilter("ignore", ForecasterFallbackWarning)
                     f.fit(y[:t], horizon=H)
                 preds.append(f.predict(H, quantiles=qs))
+                seasons.append(f._state["m"])
             else:
                 with _Threads(self.n_jobs):
                     preds.append(_predict(self._state, H, np.asarray(qs), [None], histories=[y[:t]])[0])
+                seasons.append(self._state["m"])
         pred = np.stack(preds)                                        # (n, H, 3)
         truth = np.stack([y[t : t + H] for t in t0])
         naive = np.stack([naive_forecast(y[:t], H) for t in t0])
-        m = self._state["m"] if self._state is not None else (self.season_length or 1)
         rows = {k: [] for k in ("mae", "rmse", "smape", "mase", "naive_mae", "skill", "coverage")}
         for i, t in enumerate(t0):
+            m = seasons[i]  # the season the forecast of this origin used
             p = pred[i, :, 1]
             rows["mae"].append(mae(truth[i], p))
             rows["rmse"].append(rmse(truth[i], p))
@@ -600,7 +603,7 @@ def _predict(st, h, q, fcs, histories=None):
     for i in range(st["n_series"]):
         lam, sc = st["lams"][i], st["scales"][i]
         z = st["tails"][i] / sc if histories is None else boxcox(histories[i], lam) / sc
-        kind = st["kinds"][i] if histories is None else ("network" if st["kinds"][i] == "network" else st["kinds"][i])
+        kind = st["kinds"][i]
         if kind == "network":
             med = _network_forecast(st, i, z, h, fcs[i])
             res = st["residuals"]
