@@ -295,3 +295,9 @@ def test_n_jobs_sets_threads_only_during_the_call():
     f = Forecaster(season_length=12, n_jobs=1, **FAST).fit(seasonal(T=150), horizon=4)
     assert pyrnn.get_num_threads() == before
     assert f.predict(4).shape == (4,)
+
+
+def test_verbose_shows_a_progress_bar_over_the_members(capsys):
+    Forecaster(season_length=12, verbose=1, **FAST).fit(seasonal(T=150), horizon=4)
+    err = capsys.readouterr().err
+    assert "Forecaster members" in err and "2/2" in err

@@ -395,11 +395,12 @@ def _default_horizon(m):
 
 # ---------------------------------------------------------------------------------- fitting
 def _windows(z, level_season, L, H, origins, pc, fc):
-    """The model inputs, targets (N, H) and levels (N,) of the windows whose first target step is each origin.
+    """The model inputs, targets (N, H) and bases (N, H) of the windows whose first target step is each origin.
 
     Inputs: a list of (N, L, C) history windows (channel 0 the normalised target, then the past and
     the future covariates) and, with future covariates, (N, H * F) their values over the H target
-    steps (h-major). Targets are None when the series ends before an origin's last target step."""
+    steps (h-major). Targets are relative to the base (the window's level, repeated), None when the
+    series ends before an origin's last target step."""
     idx = origins[:, None] + np.arange(-L, 0)                         # (N, L)
     hist = z[idx]
     level = window_level(hist, level_season)[:, None]
@@ -413,7 +414,6 @@ def _windows(z, level_season, L, H, origins, pc, fc):
     if origins.max() + H <= len(z):
         tgt = (z[origins[:, None] + np.arange(H)] - base).astype(np.float32)
     return inputs, tgt, base
-
 
 
 def _member_lengths(m, H, n, input_len):
