@@ -69,4 +69,4 @@ def test_readme_examples_run(tmp_path):
     for block in blocks:
         r = subprocess.run([sys.executable, "-W", "error", "-c", block], capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert r.returncode == 0, r.stderr
-        assert "(4, 50, 64) (4, 50, 8)" in r.stdout or "val_mae" in r.stdout or "held-out accuracy" in r.stdout
+        assert "(4, 50, 64) (4, 50, 8)" in r.stdout or "val_mae" in r.stdout or "held-out accuracy" in r.stdout or "Forecaster" in r.stdout

@@ -4,6 +4,8 @@
 - ``info``: version, backends that load, the GEMM provider;
 - ``check``: every backend against the NumPy reference on every cell (forward,
   BPTT, weight gradients), then one LSTM training step timed on each backend;
+- ``forecast``: a :class:`~pyrnn.timeseries.Forecaster` on one column of a CSV file, h steps with
+  intervals (see :mod:`pyrnn.timeseries.forecast_cli`);
 - ``bench``: the tables of :mod:`pyrnn.bench` (recurrent layers and Conv1D, every backend and PyTorch)
   and :mod:`pyrnn.bench_cnn` (image CNNs against PyTorch's NCHW and channels_last);
 - ``warmup``: compile and cache every Numba kernel ahead of time (:mod:`pyrnn.backends.warmup`).
@@ -150,7 +152,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="python -m pyrnn", description="pyrnn: fast CPU recurrent networks and image CNNs",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--version", action="version", version=f"pyrnn {pyrnn.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{demo,info,check,bench,warmup}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,info,check,bench,warmup,forecast}")
     fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
     d = sub.add_parser("demo", help="train a Conv1D + GRU forecaster on the bundled sunspot series; MAE, MASE, skill vs naive",
                        description="Train a Conv1D + GRU one-year-ahead forecaster on the yearly sunspot numbers, hold out "
@@ -185,6 +187,9 @@ def build_parser():
     w.add_argument("--backend", choices=("numba",), default="numba", help="the backend to warm up (only Numba compiles)")
     w.add_argument("--dtype", choices=("float32", "float64", "both"), default="both", help="the dtypes to compile for")
     w.set_defaults(fn=cmd_warmup)
+    from .timeseries import forecast_cli
+
+    forecast_cli.add_parser(sub)
     return parser
 
 

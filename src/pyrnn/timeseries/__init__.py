@@ -9,11 +9,17 @@ metrics and rolling-origin backtests.
 >>> model.fit(x, y[:, 0], ...)
 >>> xt, yt = test.arrays()
 >>> yhat = forecast_recursive(model, xt, steps=1)                    # (N, 1, C)
+
+Or all of it in one call, with prediction intervals (:mod:`pyrnn.timeseries.forecaster`):
+
+>>> f = Forecaster(season_length=12, seed=0).fit(series, horizon=12)
+>>> f.predict(12, quantiles=(0.1, 0.5, 0.9))                           # (12, 3)
 """
 
 from .backtest import BacktestResult, rolling_origin
 from .baselines import naive_forecast, seasonal_naive_forecast
 from .forecast import forecast_direct, forecast_recursive
+from .forecaster import ForecastBacktest, Forecaster, ForecasterFallbackWarning, load_forecaster
 from .gather import gather_windows
 from .metrics import mae, mase, rmse, skill_vs_naive, smape
 from .scaling import MinMaxScaler, StandardScaler
@@ -25,4 +31,5 @@ __all__ = [
     "StandardScaler", "MinMaxScaler", "TemporalSplit", "temporal_split", "split_windows",
     "forecast_recursive", "forecast_direct", "naive_forecast", "seasonal_naive_forecast",
     "mae", "rmse", "smape", "mase", "skill_vs_naive", "rolling_origin", "BacktestResult",
+    "Forecaster", "ForecasterFallbackWarning", "ForecastBacktest", "load_forecaster",
 ]
