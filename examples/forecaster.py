@@ -1,9 +1,10 @@
 """The one-call forecaster: fit a monthly series, forecast two years with an 80 % interval,
-check it on a rolling-origin backtest, save it and load it back.
+check it on a rolling-origin backtest, save it and load it back. Writes forecaster.png (history,
+forecast and interval) when matplotlib is installed.
 
 Data: monthly El Nino sea-surface temperature 1950-2010 (bundled, public domain).
 
-    python examples/forecaster.py [--quick] [--plot forecast.png]
+    python examples/forecaster.py [--quick] [--plot forecaster.png]
 """
 
 import argparse
@@ -16,7 +17,7 @@ import pyrnn
 from pyrnn.timeseries import Forecaster, load_forecaster
 
 
-def main(quick=False, plot=None):
+def main(quick=False, plot="forecaster.png"):
     y = pyrnn.datasets.load_elnino().values
     # untuned: every argument keeps its default (--quick: fewer members and epochs, to check the script runs)
     args = dict(members=2, epochs=10) if quick else {}
@@ -43,16 +44,21 @@ def main(quick=False, plot=None):
         f.save(path)
         same = np.array_equal(load_forecaster(path).predict(24, quantiles=(0.1, 0.5, 0.9)), q)
     print(f"saved and loaded back: the same forecast bit for bit: {same}")
-    if plot:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(f"matplotlib is not installed: {os.path.basename(plot)} not written (pip install matplotlib)")
+    else:
         from pyrnn.timeseries.forecast_cli import plot as draw
 
-        draw(plot, y[:-24], q, 80, "SST (deg C)")
+        draw(os.path.abspath(plot), y[:-24], q, 80, "SST (deg C)")  # prints where it went
     return q
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer members and epochs: checks that the script runs")
-    ap.add_argument("--plot", help="write the history, forecast and interval to this image")
+    ap.add_argument("--plot", default="forecaster.png", help="where to write the history, forecast and interval "
+                    "(default forecaster.png)")
     a = ap.parse_args()
     main(a.quick, a.plot)

@@ -165,12 +165,25 @@ def backtest(distributed):
     return out
 
 
+def forecaster_backtest(distributed):
+    """Forecaster.backtest with a refit per origin, the origins spread over the ranks."""
+    from pyrnn.timeseries import Forecaster
+
+    t = np.arange(160)
+    y = 10 + np.sin(2 * np.pi * t / 12) + 0.1 * np.random.default_rng(3).standard_normal(160)
+    bt = Forecaster(season_length=12, members=1, epochs=3, seed=0).backtest(y, horizon=6, origins=3,
+                                                                            distributed=distributed)
+    return {"forecasts": bt.forecasts, **{f"m/{k}": np.asarray(v) for k, v in bt.metrics.items()}}
+
+
 JOBS = {f.__name__: f for f in (lstm_dropout, conv_gru, uneven_masked, tbptt, diverges, lstm_allreduce, checkpoint, raises)}
 
 
 def run(job, distributed, out_dir):
     if job == "backtest":
         return backtest(distributed)
+    if job == "forecaster_backtest":
+        return forecaster_backtest(distributed)
     fn = JOBS[job]
     model, extra = fn(distributed, out_dir) if job == "checkpoint" else fn(distributed)
     arrays = {f"w/{k}": v for k, v in model.state_dict().items()}

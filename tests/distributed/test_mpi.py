@@ -26,7 +26,8 @@ spec = importlib.util.spec_from_file_location("mpi_jobs", os.path.join(HERE, "mp
 jobs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(jobs)
 
-TRAINING = ["lstm_dropout", "conv_gru", "uneven_masked", "tbptt", "diverges", "lstm_allreduce", "checkpoint", "backtest"]
+TRAINING = ["lstm_dropout", "conv_gru", "uneven_masked", "tbptt", "diverges", "lstm_allreduce", "checkpoint", "backtest",
+            "forecaster_backtest"]
 
 
 def launch(out_dir, names, timeout=600):
@@ -119,6 +120,14 @@ def test_backtest_origins_spread_over_ranks(mpi_runs):
     assert_close({k: v for k, v in rank0.items() if k != "threads"}, single, "backtest")
     for k in rank0:
         np.testing.assert_array_equal(rank1[k], rank0[k], err_msg=k)
+
+
+def test_forecaster_backtest_origins_spread_over_ranks(mpi_runs):
+    rank0, rank1 = load(mpi_runs[0], "forecaster_backtest", 0), load(mpi_runs[0], "forecaster_backtest", 1)
+    single = jobs.run("forecaster_backtest", None, None)
+    for k, want in single.items():  # each refit is seeded: the same numbers whichever rank ran it
+        np.testing.assert_array_equal(rank0[k], want, err_msg=k)
+        np.testing.assert_array_equal(rank1[k], want, err_msg=k)
 
 
 def test_a_raising_rank_ends_the_job_with_its_error(tmp_path):

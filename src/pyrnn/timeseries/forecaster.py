@@ -284,7 +284,7 @@ class Forecaster:
         return out if st["multi"] else out[0]
 
     # ------------------------------------------------------------------------------ backtest
-    def backtest(self, y, horizon=None, origins=5, step=None, refit=True, level=0.8):
+    def backtest(self, y, horizon=None, origins=5, step=None, refit=True, level=0.8, distributed=None):
         """Rolling-origin evaluation on one series: forecast ``horizon`` steps from each origin and score.
 
         Parameters
@@ -297,6 +297,9 @@ class Forecaster:
             at each origin; False forecasts every origin with the fitted networks (which may have
             seen those steps: an optimistic, fast check)
         level : coverage of the scored interval (0.8: the 0.1 and 0.9 quantiles)
+        distributed : None, ``"mpi"`` or a :class:`pyrnn.distributed.MPIStrategy`: under ``mpiexec -n N``
+            the refits of the origins are spread over the ranks (origin i on rank i mod N) and every rank
+            gets the whole result, equal to one process's (each refit is seeded)
 
         Returns
         -------
@@ -322,16 +325,26 @@ class Forecaster:
             raise ValueError(f"origins: {origins} origins {step} steps apart with horizon {H} need a series of at "
                              f"least {3 + H + step * (origins - 1)} steps, got {len(y)}")
         qs = ((1 - level) / 2, 0.5, (1 + level) / 2)
-        preds, seasons = [], []
-        for t in t0:
-            if refit:
-                f = Forecaster(**self.get_params())
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ForecasterFallbackWarning)
-                    f.fit(y[:t], horizon=H)
-                preds.append(f.predict(H, quantiles=qs))
-                seasons.append(f._state["m"])
-            else:
+        params = self.get_params()
+
+        def refit_at(t):  # (forecast (H, 3), season) of a forecaster fitted on y[:t]
+            f = Forecaster(**params)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ForecasterFallbackWarning)
+                f.fit(y[:t], horizon=H)
+            return f.predict(H, quantiles=qs), f._state["m"]
+
+        if refit and distributed is not None:
+            from ..distributed import get_strategy
+
+            ranks = get_strategy(distributed)
+            with ranks.guard("Forecaster.backtest"):
+                preds, seasons = map(list, zip(*ranks.map(refit_at, [int(t) for t in t0])))
+        elif refit:
+            preds, seasons = map(list, zip(*[refit_at(t) for t in t0]))
+        else:
+            preds, seasons = [], []
+            for t in t0:
                 with _Threads(self.n_jobs):
                     preds.append(_predict(self._state, H, np.asarray(qs), [None], histories=[y[:t]])[0])
                 seasons.append(self._state["m"])
