@@ -4,7 +4,19 @@ NumPy arrays in and out; kernels in C++ (pybind11), Numba and a NumPy reference,
 all behind one contract (:mod:`pyrnn.backends.contract`).
 """
 
-from . import callbacks, datasets, interop, layers, losses, metrics, optim, tasks, timeseries, vision
+from . import (
+    _malloc,  # noqa: F401 - first: PYRNN_MALLOC_TUNING=1 tunes glibc's malloc to reuse freed arrays
+    callbacks,
+    datasets,
+    interop,
+    layers,
+    losses,
+    metrics,
+    optim,
+    tasks,
+    timeseries,
+    vision,
+)
 from .backends import available_backends, get_backend, set_backend, use_backend
 from .grad_mode import forward_scope, inference, is_grad_enabled, no_grad
 from .layers import *  # noqa: F403 - every layer, as listed in pyrnn.layers.__all__

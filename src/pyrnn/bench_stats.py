@@ -4,7 +4,11 @@ that say when a machine is too busy for the figures to mean much.
 
 - :func:`alternate`: ``blocks`` rounds; in each, every implementation runs one block of calls,
   the order rotated each round, so pyrnn and PyTorch see the same load (a busy neighbour slows
-  both, not one of them).
+  both, not one of them), with a short idle gap before every block: thread pools keep their
+  workers spinning for a while after a parallel region (PyTorch's OpenMP ~ms, pyrnn's team
+  briefly), and without the gap the block after one of them runs on a core still taken by the
+  other's spinning workers (measured: a U-Net inference of pyrnn took 16.8 ms right after
+  PyTorch's blocks, 10.7 ms after idle).
 - :class:`Timing`: one implementation's block times on one row: median, interquartile range,
   min-max, relative spread.
 - :func:`paired_ratios`: speed-ups per round (the blocks of one round ran back to back), whose
@@ -31,10 +35,12 @@ __all__ = ["alternate", "Timing", "paired_ratios", "share_of_peak", "machine_war
 LARGE_SPREAD = 0.25
 
 
-def alternate(fns, blocks=9, block_seconds=0.05, warmup=1):
+def alternate(fns, blocks=9, block_seconds=0.05, warmup=1, gap_seconds=0.03):
     """{name: [seconds per call, one per block]}: ``blocks`` rounds, in each of which every
     function runs one block of calls, the order rotated each round; a function's block has as
-    many calls as last about ``block_seconds`` (at least one), measured after ``warmup`` calls."""
+    many calls as last about ``block_seconds`` (at least one), measured after ``warmup`` calls;
+    every block starts after ``gap_seconds`` idle, so no block runs while the previous block's
+    thread pool still spins (the module docstring)."""
     names = list(fns)
     reps = {}
     for name in names:
@@ -48,6 +54,7 @@ def alternate(fns, blocks=9, block_seconds=0.05, warmup=1):
     for r in range(blocks):
         for name in names[r % len(names):] + names[: r % len(names)]:
             fn, n = fns[name], reps[name]
+            time.sleep(gap_seconds)
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
