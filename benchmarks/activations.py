@@ -14,7 +14,6 @@ table. Not a test:
 
 import argparse
 import contextlib
-import platform
 import statistics
 import time
 
@@ -24,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 import pyrnn
 from pyrnn.backends import backend_module
+from pyrnn.bench_cnn import cpu_description
 
 REPS = 10
 SIZES = {"301k (64x28x28x6)": (64, 28, 28, 6), "3.0M (64x28x28x60)": (64, 28, 28, 60)}
@@ -31,12 +31,6 @@ SLOPE = 0.01
 IMPLS = ("numpy", "cpp", "torch")
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def _torch_pair(kind, tx, tdy):
@@ -94,7 +88,7 @@ def main(blocks=15, threads=1, kinds=("relu", "leaky_relu", "tanh", "sigmoid")):
     pyrnn.set_num_threads(threads)
     clock = time.thread_time if threads == 1 else time.perf_counter
     limits = threadpool_limits(1) if threads == 1 else contextlib.nullcontext()
-    print(f"{cpu_model()}, {threads} thread(s) ({'CPU time of the calling thread' if threads == 1 else 'wall time'}), "
+    print(f"{cpu_description()}, {threads} thread(s) ({'CPU time of the calling thread' if threads == 1 else 'wall time'}), "
           f"torch {torch.__version__}, float32; median ms [quartiles] over {blocks} alternating blocks of {REPS} calls")
     print("| activation | values | pass | " + " | ".join(IMPLS) + " | numpy / cpp | cpp / torch |")
     print("|---" * (3 + len(IMPLS) + 2) + "|")

@@ -11,7 +11,6 @@ one side only). The CPU model and the thread count head the table; benchmarks/RE
 """
 
 import argparse
-import platform
 import statistics
 import time
 
@@ -21,17 +20,12 @@ import torch.nn.functional as F
 
 import pyrnn
 from pyrnn.backends import backend_module
+from pyrnn.bench_cnn import cpu_description
 
 REPS = 5
 TORCH = ("torch NCHW", "torch channels_last")
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def _torch_pair(x_nhwc):
@@ -158,7 +152,7 @@ def main(blocks=15, backends=("cpp", "numba"), threads=2):
     torch.set_num_threads(threads)
     pyrnn.set_num_threads(threads)
     backends = [b for b in backends if b in pyrnn.available_backends()]
-    print(f"{cpu_model()}, {threads} thread(s), torch {torch.__version__}, float32; median ms [quartiles] over "
+    print(f"{cpu_description()}, {threads} thread(s), torch {torch.__version__}, float32; median ms [quartiles] over "
           f"{blocks} alternating blocks of {REPS} calls")
     cases = all_cases(backends)
     impls = [*backends, *TORCH]

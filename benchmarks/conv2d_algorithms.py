@@ -11,7 +11,6 @@ convolution's multiply-adds (2*B*HO*WO*O*C/G*KH*KW per pass). Not a test:
 The table it prints is recorded in benchmarks/README.md ("How the convolutions are built").
 """
 
-import platform
 import sys
 import time
 
@@ -23,6 +22,7 @@ import pyrnn
 from pyrnn import _C
 from pyrnn.backends import backend_module
 from pyrnn.backends import conv2d_reference as ref
+from pyrnn.bench_cnn import cpu_description
 
 # name, (B, H, W, C, O, k, stride, padding)
 SHAPES = [
@@ -39,16 +39,6 @@ SHAPES = [
 ]
 
 
-def cpu_model():
-    """The CPU's model name (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def best_of(fns, blocks, reps=3):
@@ -116,7 +106,7 @@ def row(name, shape, blocks, rng):
 def main(blocks=5):
     torch.set_num_threads(1)
     pyrnn.set_num_threads(1)
-    print(f"CPU: {cpu_model()} ({_C.isa()}), one thread, float32, best of {blocks} blocks")
+    print(f"CPU: {cpu_description()} ({_C.isa()}), one thread, float32, best of {blocks} blocks")
     print("| shape | Winograd | indirect GEMM | im2col + sgemm | torch channels_last | (fwd ms / train ms, GFLOP/s fwd) |")
     print("|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)

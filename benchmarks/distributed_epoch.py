@@ -29,17 +29,11 @@ import time
 
 import numpy as np
 
+from pyrnn.bench_cnn import cpu_description
+
 BATCH = 64
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        import platform
-
-        return platform.processor() or "unknown CPU"
 
 
 def build(name):
@@ -170,7 +164,7 @@ def main():
                     if err > 1e-6:
                         raise RuntimeError(f"2 ranks differ from one process by {err:.3g} (relative) after one epoch")
     params, steps = runs[configs[0][0]][0]["params"], runs[configs[0][0]][0]["steps"]
-    print(f"{cpu_model()}, {cores} cores; model {args.model}: {params} parameters, {steps} steps of batch {BATCH} "
+    print(f"{cpu_description()}, {cores} cores; model {args.model}: {params} parameters, {steps} steps of batch {BATCH} "
           f"per epoch; {args.blocks} launches x {args.reps} epochs per configuration; median [min, max]")
     print(f"{'configuration':34} {'epoch s':>22} {'step ms':>8} {'reduction ms/step':>18} {'share':>6} "
           f"{'reduction alone ms':>19} {'share':>6}")

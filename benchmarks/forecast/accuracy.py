@@ -16,13 +16,13 @@ Classical models get the calendar period as their season length, the Forecaster 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 import warnings
 
 import numpy as np
 
 from pyrnn import datasets
+from pyrnn.bench_cnn import cpu_description
 from pyrnn.timeseries import Forecaster, mae, mase, naive_forecast, seasonal_naive_forecast, smape
 
 # name -> (loader, horizon H, step between origins)
@@ -34,15 +34,6 @@ SERIES = {
 }
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def classical_models(period):
@@ -143,7 +134,7 @@ def main(argv=None):
         results[name] = evaluate(name, args.origins, fargs)
         print(f"{name}: done", flush=True)
     table = format_tables(results)
-    head = f"CPU: {cpu_model()}; Forecaster({', '.join(f'{k}={v}' for k, v in fargs.items())}); mean over origins\n"
+    head = f"CPU: {cpu_description()}; Forecaster({', '.join(f'{k}={v}' for k, v in fargs.items())}); mean over origins\n"
     print(head + table)
     if args.write:
         with open(args.write, "w") as f:

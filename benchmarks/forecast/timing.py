@@ -19,12 +19,8 @@ import numpy as np
 
 import pyrnn
 from pyrnn import datasets
+from pyrnn.bench_cnn import cpu_description
 from pyrnn.timeseries import Forecaster
-
-try:
-    from accuracy import cpu_model
-except ImportError:  # run from elsewhere
-    from benchmarks.forecast.accuracy import cpu_model
 
 H = 24
 
@@ -105,7 +101,7 @@ def main(argv=None):
             fn()
             times[name].append(time.perf_counter() - start)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} CPUs, load average {load:.1f}); pyrnn {pyrnn.__version__}; "
+    print(f"CPU: {cpu_description()} ({os.cpu_count()} CPUs, load average {load:.1f}); pyrnn {pyrnn.__version__}; "
           f"{args.series}, last 300 months, horizon {H}, fit + predict with 80 % intervals, {args.repeats} rounds")
     print(f"{'model':26s} {'median s':>9s} {'min':>7s} {'max':>7s}")
     for name, t in times.items():
