@@ -23,9 +23,7 @@ with that cost is the application's call, not a library's: ``PYRNN_MALLOC_TUNING
 
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 import sys
 
 M_TRIM_THRESHOLD = -1  # glibc's malloc.h
@@ -44,6 +42,9 @@ def tune(force=True):
         return True
     if os.environ.get("PYRNN_MALLOC_TUNING", "0").strip() != "1" and not force:
         return False
+    import ctypes  # here, not at the top: `import pyrnn` without the opt-in loads neither
+    import platform
+
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return False
     try:
