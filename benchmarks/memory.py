@@ -5,7 +5,8 @@ keep, T*B*6H floats (the four gates, c_t and h_t at every step); and of the U-Ne
 both memory formats, beside the size of every tensor of its forward (each layer's output).
 
 Each measurement runs in a fresh process and reports the growth of its peak resident set
-(VmHWM of /proc/self/status) over the step, so allocators of every kind (NumPy, OpenBLAS,
+(VmHWM of /proc/self/status) over the step (for the U-Net also over four steps: memory an allocator
+keeps between steps, pyrnn's recycled arrays or PyTorch's, shows there), so allocators of every kind (NumPy, OpenBLAS,
 PyTorch's) count. Not ru_maxrss: a child started by a process larger than itself inherits that
 process's peak (Linux keeps it across fork and exec), which hid the step when this ran under
 benchmarks/write_results.py.
@@ -65,7 +66,10 @@ from pyrnn import bench_cnn
 step = bench_cnn.memory_step(sys.argv[1])
 before = peak()
 step()
-print(peak() - before)
+first = peak() - before
+for _ in range(3):  # the steady state: what an allocator keeps between steps counts from here
+    step()
+print(first, peak() - before)
 """
 
 
@@ -77,7 +81,8 @@ def peak_growth(impl, child=CHILD, args=(T, B, I, H)):
     if r.returncode != 0:
         print(f"memory.py: {impl} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}", file=sys.stderr)
         return None
-    return int(r.stdout.strip())
+    grown = [int(v) for v in r.stdout.split()]
+    return grown[0] if len(grown) == 1 else grown
 
 
 def table(impls=None):
@@ -112,10 +117,11 @@ def unet_table(impls=None):
     grown = {k: v for k, v in grown.items() if v is not None}
     theirs = [v for k, v in grown.items() if k in bench_cnn.TORCH_LAYOUTS]
     acts = bench_cnn.forward_bytes(bench_cnn.UNET)
-    lines = ["| implementation | peak growth (MB) | x forward tensors | x smaller torch |", "|---|---|---|---|"]
-    for impl, v in grown.items():
-        ratio = f"{v / min(theirs):.2f}" if theirs else "-"
-        lines.append(f"| {impl} | {v / 1e6:.1f} | {v / acts:.2f} | {ratio} |")
+    lines = ["| implementation | first step: peak growth (MB) | x forward tensors | x smaller torch "
+             "| 4 steps: peak growth (MB) | x smaller torch |", "|---|---|---|---|---|---|"]
+    for impl, (first, steady) in grown.items():
+        ratios = [f"{v / min(t[i] for t in theirs):.2f}" if theirs else "-" for i, v in enumerate((first, steady))]
+        lines.append(f"| {impl} | {first / 1e6:.1f} | {first / acts:.2f} | {ratios[0]} | {steady / 1e6:.1f} | {ratios[1]} |")
     return "\n".join(lines)
 
 

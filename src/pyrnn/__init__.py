@@ -17,6 +17,7 @@ from . import (
     timeseries,
     vision,
 )
+from ._buffers import empty_cache
 from .backends import available_backends, get_backend, set_backend, use_backend
 from .grad_mode import forward_scope, inference, is_grad_enabled, no_grad
 from .layers import *  # noqa: F403 - every layer, as listed in pyrnn.layers.__all__
@@ -31,6 +32,7 @@ __all__ = [
     "Input", "Model", "Sequential", "load", "fit_tbptt", "recurrent_model", "stream",
     "no_grad", "inference", "forward_scope", "is_grad_enabled",
     "available_backends", "get_backend", "set_backend", "use_backend", "set_num_threads", "get_num_threads",
+    "empty_cache",
     "callbacks", "datasets", "interop", "layers", "losses", "metrics", "optim", "tasks", "timeseries", "vision",
     "__version__",
 ]

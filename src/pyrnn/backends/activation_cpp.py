@@ -9,16 +9,14 @@ values, vectorised, split over the kernels' thread team when the array is large 
 
 from __future__ import annotations
 
-import numpy as np
-
-from .. import _C
+from .. import _C, _buffers
 from .activation_reference import check_activation_backward, check_activation_forward
 
 
 def activation_forward(kind, x, negative_slope):
     """See :mod:`pyrnn.backends.activation_reference`."""
     s = check_activation_forward(kind, x, negative_slope)
-    y = np.empty_like(x)
+    y = _buffers.empty_like(x)
     _C.activation_forward(kind, x, y, s)
     return y, (x if kind == "leaky_relu" else y)
 
@@ -26,6 +24,6 @@ def activation_forward(kind, x, negative_slope):
 def activation_backward(kind, saved, dy, negative_slope):
     """See :mod:`pyrnn.backends.activation_reference`."""
     s = check_activation_backward(kind, saved, dy, negative_slope)
-    dx = np.empty_like(dy)
+    dx = _buffers.empty_like(dy)
     _C.activation_backward(kind, saved, dy, dx, s)
     return dx

@@ -9,9 +9,7 @@ BLAS is registered by :mod:`pyrnn.backends.cpp`.
 
 from __future__ import annotations
 
-import numpy as np
-
-from .. import _C
+from .. import _C, _buffers
 from .contract import Conv2dSaved
 from .conv2d_reference import check_conv2d_backward, check_conv2d_forward
 
@@ -19,7 +17,7 @@ from .conv2d_reference import check_conv2d_backward, check_conv2d_forward
 def conv2d_forward(x, w, b, stride, padding, dilation, groups):
     """See :mod:`pyrnn.backends.conv2d_reference`."""
     (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups)
-    y = np.empty(y_shape, x.dtype)
+    y = _buffers.empty(y_shape, x.dtype)
     _C.conv2d_forward(x, w, b, y, stride, padding, dilation, groups)
     return y, Conv2dSaved(x, x.shape, w, stride, padding, dilation, groups)
 
@@ -27,7 +25,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups):
 def conv2d_backward(saved, dy, dw, db, need_dx=True):
     """See :mod:`pyrnn.backends.conv2d_reference`."""
     (stride, padding, dilation, groups), _ = check_conv2d_backward(saved, dy, dw, db, need_dx)
-    dx = np.empty(saved.x_shape, saved.w.dtype) if need_dx else None
+    dx = _buffers.empty(saved.x_shape, saved.w.dtype) if need_dx else None
     if dx is None and dw is None:  # only the bias gradient
         if db is not None:
             db += dy.sum(axis=(0, 1, 2))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _C
+from .. import _C, _buffers
 from . import conv2d_cpp
 from .conv_reference import check_pool1d_backward, check_pool1d_forward, conv1d_via
 
@@ -22,8 +22,8 @@ conv1d_forward, conv1d_backward = conv1d_via(conv2d_cpp.conv2d_forward, conv2d_c
 def pool1d_forward(kind, x, kernel, stride, pad_left, pad_right):
     """See :mod:`pyrnn.backends.conv_reference`."""
     B, T, C, U = check_pool1d_forward(kind, x, kernel, stride, pad_left, pad_right)
-    y = np.empty((B, U, C), x.dtype)
-    arg = np.empty((B, U, C), np.int64) if kind == "max" else None
+    y = _buffers.empty((B, U, C), x.dtype)
+    arg = _buffers.empty((B, U, C), np.int64) if kind == "max" else None
     _C.pool1d_forward(kind, x, y, arg, int(kernel), int(stride), int(pad_left), int(pad_right))
     return y, arg
 
@@ -31,6 +31,6 @@ def pool1d_forward(kind, x, kernel, stride, pad_left, pad_right):
 def pool1d_backward(kind, x_shape, dy, saved, kernel, stride, pad_left, pad_right):
     """See :mod:`pyrnn.backends.conv_reference`."""
     check_pool1d_backward(kind, x_shape, dy, saved, kernel, stride, pad_left, pad_right)
-    dx = np.empty(tuple(x_shape), dy.dtype)
+    dx = _buffers.empty(tuple(x_shape), dy.dtype)
     _C.pool1d_backward(kind, dy, saved if kind == "max" else None, dx, int(kernel), int(stride), int(pad_left), int(pad_right))
     return dx

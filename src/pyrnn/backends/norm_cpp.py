@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _C
+from .. import _C, _buffers
 from .contract import BatchNormSaved
 from .norm_reference import check_batchnorm_backward, check_batchnorm_forward
 
@@ -20,7 +20,7 @@ from .norm_reference import check_batchnorm_backward, check_batchnorm_forward
 def batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
     """See :mod:`pyrnn.backends.norm_reference`."""
     N, C, momentum, eps = check_batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps)
-    y = np.empty_like(x)
+    y = _buffers.empty_like(x)
     mean, inv_std = np.empty(C, np.float64), np.empty(C, np.float64)
     _C.batchnorm_forward(x, weight, bias, running_mean, running_var, bool(training), momentum, eps, y, mean, inv_std)
     return y, BatchNormSaved(x, mean, inv_std, weight, bool(training))
@@ -29,7 +29,7 @@ def batchnorm_forward(x, weight, bias, running_mean, running_var, training, mome
 def batchnorm_backward(saved, dy, dweight, dbias):
     """See :mod:`pyrnn.backends.norm_reference`."""
     check_batchnorm_backward(saved, dy, dweight, dbias)
-    dx = np.empty_like(dy)
+    dx = _buffers.empty_like(dy)
     _C.batchnorm_backward(saved.x, dy, saved.mean, saved.inv_std, saved.weight, bool(saved.batch_stats), dx,
                           dweight, dbias)
     return dx

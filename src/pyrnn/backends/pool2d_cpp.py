@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from .. import _C
+from .. import _C, _buffers
 from .contract import Pool2DSaved, Upsample2DSaved
 from .pool2d_reference import (
     avg_divisors,
@@ -45,8 +45,8 @@ def pool2d_forward(kind, x, kernel, stride, padding, dilation, ceil_mode, count_
     """See :mod:`pyrnn.backends.pool2d_reference`."""
     B, H, W, C, OH, OW, kernel, stride, padding, dilation = check_pool2d_forward(
         kind, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad)
-    y = np.empty((B, OH, OW, C), x.dtype)
-    arg = np.empty((B, OH, OW, C), np.int64) if kind == "max" else None
+    y = _buffers.empty((B, OH, OW, C), x.dtype)
+    arg = _buffers.empty((B, OH, OW, C), np.int64) if kind == "max" else None
     div_h, div_w = _divisors(kind, H, W, OH, OW, kernel, stride, padding, bool(count_include_pad))
     _C.pool2d_forward(kind, x, y, arg, div_h, div_w, kernel, stride, padding, dilation)
     saved = Pool2DSaved(kind, (B, H, W, C), x.dtype, kernel, stride, padding, dilation, bool(ceil_mode),
@@ -57,7 +57,7 @@ def pool2d_forward(kind, x, kernel, stride, padding, dilation, ceil_mode, count_
 def pool2d_backward(saved, dy):
     """See :mod:`pyrnn.backends.pool2d_reference`."""
     B, H, W, C, OH, OW = check_pool2d_backward(saved, dy)
-    dx = np.empty((B, H, W, C), dy.dtype)
+    dx = _buffers.empty((B, H, W, C), dy.dtype)
     div_h, div_w = _divisors(saved.kind, H, W, OH, OW, saved.kernel, saved.stride, saved.padding, saved.count_include_pad)
     _C.pool2d_backward(saved.kind, dy, saved.argmax, div_h, div_w, dx, saved.kernel, saved.stride, saved.padding,
                        saved.dilation)
@@ -74,7 +74,7 @@ def _axes(H, W, scale, mode, dtype):
 def upsample2d_forward(x, scale, mode):
     """See :mod:`pyrnn.backends.pool2d_reference`."""
     B, H, W, C, scale = check_upsample2d_forward(x, scale, mode)
-    y = np.empty((B, H * scale[0], W * scale[1], C), x.dtype)
+    y = _buffers.empty((B, H * scale[0], W * scale[1], C), x.dtype)
     _C.upsample2d_forward(mode, x, y, _axes(H, W, scale, mode, np.dtype(x.dtype)))
     return y, Upsample2DSaved((B, H, W, C), x.dtype, scale, mode)
 
@@ -82,6 +82,6 @@ def upsample2d_forward(x, scale, mode):
 def upsample2d_backward(saved, dy):
     """See :mod:`pyrnn.backends.pool2d_reference`."""
     B, H, W, C = check_upsample2d_backward(saved, dy)
-    dx = np.empty((B, H, W, C), dy.dtype)
+    dx = _buffers.empty((B, H, W, C), dy.dtype)
     _C.upsample2d_backward(saved.mode, dy, dx, _axes(H, W, saved.scale, saved.mode, np.dtype(dy.dtype)))
     return dx

@@ -15,9 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _buffers
 from .._checks import as_array, check_int, check_lengths, check_ndim, check_shape, float_input
 from .activations import config_repr
 from .base import Layer, Wrapper
+
+
+def _copy(a, dtype):
+    """A C-contiguous copy of ``a`` in ``dtype``, in recycled memory (:mod:`pyrnn._buffers`)."""
+    out = _buffers.empty(a.shape, dtype)
+    np.copyto(out, a, casting="unsafe")
+    return out
 
 
 class TimeDistributed(Wrapper):
@@ -271,7 +279,7 @@ class Add(_Merge):
             if xs[k].shape != xs[0].shape:
                 self._raise_mismatch(xs, k, "inputs of one shape")
         dtype = np.result_type(*xs)
-        y = xs[0].astype(dtype, copy=True) if len(xs) == 1 else np.add(xs[0], xs[1], dtype=dtype)  # one pass for two
+        y = _copy(xs[0], dtype) if len(xs) == 1 else np.add(xs[0], xs[1], out=_buffers.empty(xs[0].shape, dtype))
         for x in xs[2:]:
             y += x
         self._save((y.shape, y.dtype, [x.dtype for x in xs]))
@@ -284,7 +292,7 @@ class Add(_Merge):
         dy = float_input("dy", dy, dtype)
         check_shape("dy", dy, shape, "(the shape of the inputs of the last forward)")
         self._pop_saved()
-        return tuple(dy.astype(dt, copy=True) for dt in dtypes)
+        return tuple(_copy(dy, dt) for dt in dtypes)
 
 
 class Concatenate(_Merge):
@@ -325,7 +333,8 @@ class Concatenate(_Merge):
         for k in range(1, len(xs)):
             if xs[k].ndim != ndim or rest(xs[k].shape) != rest(xs[0].shape):
                 self._raise_mismatch(xs, k, f"inputs of equal shapes except on axis {self.axis}")
-        y = np.concatenate(xs, axis=axis, dtype=np.result_type(*xs))
+        shape = xs[0].shape[:axis] + (sum(x.shape[axis] for x in xs),) + xs[0].shape[axis + 1:]
+        y = np.concatenate(xs, axis=axis, out=_buffers.empty(shape, np.result_type(*xs)))
         self._save((y.shape, y.dtype, axis, [x.shape[axis] for x in xs], [x.dtype for x in xs]))
         return y
 
@@ -337,7 +346,7 @@ class Concatenate(_Merge):
         check_shape("dy", dy, shape, "(the shape of the last forward's output)")
         self._pop_saved()
         parts = np.split(dy, np.cumsum(sizes)[:-1], axis=axis)
-        return tuple(np.ascontiguousarray(part, dtype=dt) for part, dt in zip(parts, dtypes))
+        return tuple(_copy(part, dt) for part, dt in zip(parts, dtypes))
 
     def get_config(self):
         return {"axis": self.axis}

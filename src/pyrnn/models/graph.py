@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _buffers
 from ..grad_mode import forward_scope, is_grad_enabled, note_output
 from ..layers.registry import layer_config, layer_from_config
 from ..layers.symbolic import Input, Node, SymbolicTensor
@@ -28,6 +29,11 @@ def _flatten(value, what):
     if isinstance(value, (tuple, list)):
         return [t for v in value for t in _flatten(v, what)]
     raise TypeError(f"{what}: expected symbolic tensors (from pyrnn.Input or layer calls), got {type(value).__name__}")
+
+
+def _sum(a, b):
+    """a + b in recycled memory (:mod:`pyrnn._buffers`): two gradients of one tensor."""
+    return np.add(a, b, out=_buffers.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b)))
 
 
 class Model(BaseModel):
@@ -135,7 +141,7 @@ class Model(BaseModel):
         acc = {}
         for t, g in zip(self.outputs, grads):
             if g is not None:
-                acc[id(t)] = g if id(t) not in acc else acc[id(t)] + g
+                acc[id(t)] = g if id(t) not in acc else _sum(acc[id(t)], g)
         for node in reversed(self.nodes):
             if node.layer is None:
                 continue
@@ -146,7 +152,7 @@ class Model(BaseModel):
             for t, g in zip(node.inputs, dins):
                 if t is None or g is None:
                     continue
-                acc[id(t)] = g if id(t) not in acc else acc[id(t)] + g  # fan-out: gradients add
+                acc[id(t)] = g if id(t) not in acc else _sum(acc[id(t)], g)  # fan-out: gradients add
         return tuple(acc.get(id(t)) for t in self.inputs) if len(self.inputs) > 1 else acc.get(id(self.inputs[0]))
 
     # -------------------------------------------------------------- config

@@ -1,0 +1,131 @@
+"""pyrnn._buffers: recycled memory is reused only when no array can see it, never grows past the
+memory in use, and behaves as np.empty otherwise."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import pyrnn
+from pyrnn import _buffers
+
+BIG = (256, 257)  # float32: 263,168 bytes, above MIN_BYTES
+
+
+@pytest.fixture(autouse=True)
+def fresh_pool():
+    pyrnn.empty_cache()
+    yield
+    pyrnn.empty_cache()
+
+
+def test_enabled_here():
+    assert _buffers._IDLE is not None and _buffers._enabled
+
+
+def test_like_np_empty():
+    a = _buffers.empty(BIG, np.float32)
+    assert a.shape == BIG and a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable
+    assert a.ctypes.data % _buffers.ALIGN == 0
+    b = _buffers.empty_like(np.zeros((3, 100, 100), np.float64))
+    assert b.shape == (3, 100, 100) and b.dtype == np.float64
+    small = _buffers.empty((4, 4), np.float32)  # below MIN_BYTES: plain np.empty, not pooled
+    assert small.base is None and _buffers.cached_bytes() == (a.nbytes + b.nbytes, 0)
+
+
+def test_reused_only_when_dropped():
+    a = _buffers.empty(BIG, np.float32)
+    address = a.ctypes.data
+    b = _buffers.empty(BIG, np.float32)  # a is alive: a new block
+    assert b.ctypes.data != address and not np.shares_memory(a, b)
+    del a
+    c = _buffers.empty(BIG, np.float32)  # a's block, now idle
+    assert c.ctypes.data == address
+
+
+@pytest.mark.parametrize("keep", ["view", "slice", "reshape", "memoryview", "list"])
+def test_any_reference_keeps_a_block_busy(keep):
+    a = _buffers.empty(BIG, np.float32)
+    a[...] = 7
+    holder = {"view": lambda v: v.view(np.int32), "slice": lambda v: v[3:5], "reshape": lambda v: v.reshape(-1),
+              "memoryview": memoryview, "list": lambda v: [v]}[keep](a)
+    address = a.ctypes.data
+    del a
+    for _ in range(3):
+        b = _buffers.empty(BIG, np.float32)
+        assert b.ctypes.data != address
+        b[...] = 0
+    kept = holder[0] if keep == "list" else np.asarray(holder)
+    assert (kept.view(np.float32) == 7).all()  # never overwritten
+
+
+def test_fit_takes_a_larger_idle_block_up_to_fit():
+    a = _buffers.empty((2 * BIG[0], BIG[1]), np.float32)
+    address = a.ctypes.data
+    del a
+    half = _buffers.empty(BIG, np.float32)  # half the size: takes it
+    assert half.ctypes.data == address
+    del half
+    quarter = _buffers.empty((BIG[0] // 4, BIG[1]), np.float32)  # 4x smaller: beyond FIT = 2
+    assert quarter.ctypes.data != address
+
+
+def test_a_miss_releases_idle_memory_first():
+    blocks = [_buffers.empty(BIG, np.float32) for _ in range(4)]
+    size = blocks[0].nbytes
+    del blocks
+    assert _buffers.cached_bytes() == (0, 4 * size)
+    big = _buffers.empty((3 * BIG[0], BIG[1]), np.float32)  # fits no idle block: 3 of them go
+    busy, idle = _buffers.cached_bytes()
+    assert busy == big.nbytes and idle == size
+
+
+def test_empty_cache_releases_idle_only():
+    a = _buffers.empty(BIG, np.float32)
+    b = _buffers.empty(BIG, np.float64)
+    del b
+    assert _buffers.cached_bytes() == (a.nbytes, 2 * a.nbytes)
+    pyrnn.empty_cache()
+    assert _buffers.cached_bytes() == (a.nbytes, 0)
+    a[...] = 1  # still valid
+
+
+def test_threads_never_share_a_block():
+    errors = []
+
+    def work(value):
+        for _ in range(300):
+            a = _buffers.empty(BIG, np.float32)
+            a.fill(value)
+            if not (a == value).all():
+                errors.append(value)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_layers_return_arrays_nobody_else_sees():
+    # two outputs of the same layer kept by the caller: distinct memory, values as computed
+    conv = pyrnn.Conv2D(3, 8, 3, padding=1, seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 32, 32, 3)).astype(np.float32)
+    with pyrnn.no_grad():
+        y1 = conv.forward(x)
+        first = y1.copy()
+        y2 = conv.forward(x + 1)
+    assert not np.shares_memory(y1, y2)
+    np.testing.assert_array_equal(y1, first)
+
+
+def test_off_by_environment():
+    code = ("from pyrnn import _buffers; import numpy as np; a = _buffers.empty((512, 512), np.float32); "
+            "print(a.base is None, _buffers.cached_bytes())")
+    env = dict(os.environ, PYRNN_RECYCLE_MEMORY="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "(0,", "0)"]
