@@ -31,9 +31,11 @@ def test_like_np_empty():
     assert a.shape == BIG and a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable
     assert a.ctypes.data % _buffers.ALIGN == 0
     b = _buffers.empty_like(np.zeros((3, 100, 100), np.float64))
-    assert b.shape == (3, 100, 100) and b.dtype == np.float64
+    assert b.shape == (3, 100, 100) and b.dtype == np.float64 and b.ctypes.data % _buffers.ALIGN == 0
     small = _buffers.empty((4, 4), np.float32)  # below MIN_BYTES: plain np.empty, not pooled
-    assert small.base is None and _buffers.cached_bytes() == (a.nbytes + b.nbytes, 0)
+    assert small.base is None
+    rounded = lambda n: -(-n // _buffers.ALIGN) * _buffers.ALIGN  # noqa: E731
+    assert _buffers.cached_bytes() == (rounded(a.nbytes) + rounded(b.nbytes), _buffers.ARENA_BYTES)
 
 
 def test_reused_only_when_dropped():
@@ -62,35 +64,41 @@ def test_any_reference_keeps_a_block_busy(keep):
     assert (kept.view(np.float32) == 7).all()  # never overwritten
 
 
-def test_fit_takes_a_larger_idle_block_up_to_fit():
-    a = _buffers.empty((2 * BIG[0], BIG[1]), np.float32)
-    address = a.ctypes.data
-    del a
-    half = _buffers.empty(BIG, np.float32)  # half the size: takes it
-    assert half.ctypes.data == address
-    del half
-    quarter = _buffers.empty((BIG[0] // 4, BIG[1]), np.float32)  # 4x smaller: beyond FIT = 2
-    assert quarter.ctypes.data != address
+def _offset(a):
+    arena = next(arena for arena in _buffers._arenas if np.shares_memory(arena.owner, a))
+    return a.ctypes.data - arena.owner.ctypes.data - arena.start
 
 
-def test_a_miss_releases_idle_memory_first():
-    blocks = [_buffers.empty(BIG, np.float32) for _ in range(4)]
-    size = blocks[0].nbytes
-    del blocks
-    assert _buffers.cached_bytes() == (0, 4 * size)
-    big = _buffers.empty((3 * BIG[0], BIG[1]), np.float32)  # fits no idle block: 3 of them go
-    busy, idle = _buffers.cached_bytes()
-    assert busy == big.nbytes and idle == size
+def test_free_neighbours_merge_and_written_pages_come_first():
+    a, b, c = (_buffers.empty(BIG, np.float32) for _ in range(3))
+    size = _offset(b)
+    assert (_offset(a), _offset(c)) == (0, 2 * size)
+    del a, b
+    both = _buffers.empty((2 * BIG[0], BIG[1]), np.float32)  # a's and b's ranges, merged
+    assert _offset(both) == 0
+    del both, c
+    small = _buffers.empty((BIG[0] // 2, BIG[1]), np.float32)  # in written pages, not above them
+    assert _offset(small) == 0
 
 
-def test_empty_cache_releases_idle_only():
+def test_a_request_larger_than_an_arena_gets_its_own():
     a = _buffers.empty(BIG, np.float32)
-    b = _buffers.empty(BIG, np.float64)
+    huge = _buffers.empty((_buffers.ARENA_BYTES // 4 + 1,), np.float32)
+    assert huge.nbytes > _buffers.ARENA_BYTES and len(_buffers._arenas) == 2
+    huge[-1] = a[-1, -1] = 3.0
+
+
+def test_empty_cache_frees_unused_arenas_only():
+    a = _buffers.empty(BIG, np.float32)
+    b = _buffers.empty((_buffers.ARENA_BYTES // 4 + 1,), np.float32)
     del b
-    assert _buffers.cached_bytes() == (a.nbytes, 2 * a.nbytes)
     pyrnn.empty_cache()
-    assert _buffers.cached_bytes() == (a.nbytes, 0)
+    busy, reserved = _buffers.cached_bytes()
+    assert busy >= a.nbytes and reserved == _buffers.ARENA_BYTES
     a[...] = 1  # still valid
+    del a
+    pyrnn.empty_cache()
+    assert _buffers.cached_bytes() == (0, 0)
 
 
 def test_threads_never_share_a_block():

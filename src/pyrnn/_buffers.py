@@ -7,23 +7,27 @@ to the system when freed, those below it come from the heap's top, which is trim
 the next step page-faults every page in again (4 KiB each, zeroed by the kernel): ~11,000 faults
 per U-Net training step of ``pyrnn.bench_cnn``, 10-30 % of its time.
 
-:func:`empty` keeps the memory instead. It returns a view of a block the pool holds, and a block
-is free again exactly when no array other than the pool refers to it (``sys.getrefcount`` of the
-block: every array made from it is a view whose base is the block, so a live array, any view of
-it, a cache or a user's reference keeps it busy) -- the test NumPy itself uses to reuse
-temporaries in place. An array it hands out is therefore visible to no one else: it behaves as a
-fresh ``np.empty``. A request takes the smallest idle block of its size up to :data:`FIT` times
-larger; when none is idle, idle blocks are released (least recently used first) until as many
-bytes as the new block's are, so the pool holds at most about the most memory its arrays ever
-used at once: a step's peak stays where glibc's is (measured on the U-Net step: 40.5 MB the first
-step, 42.6 in steady state, against 37.6 and PyTorch's 41-42 / 49-52 MB) and the page faults go
-(~11,000 per step to 0). :func:`empty_cache` releases every idle block (PyTorch's name);
-``PYRNN_RECYCLE_MEMORY=0`` in the environment turns the pool off (every call is ``np.empty``).
+:func:`empty` takes the memory from arenas that are never given back while pyrnn runs: a heap that
+does not trim, scoped to pyrnn's arrays (glibc's own settings would change every allocation of the
+process). Each array it returns is a view of its own block, a NumPy array over a slice of an
+arena; the block is free again exactly when no array refers to it (``sys.getrefcount`` of the
+block: every view of the array has the block as its base, so a live array, any view of it, a
+cache or a user's reference keeps it busy) -- the test NumPy itself uses to reuse temporaries in
+place. An array it hands out is therefore visible to no one else: it behaves as a fresh
+``np.empty``.
+
+A request first takes a free block of its own size (a step asks for the same sizes each time);
+failing that, the lowest free range of an arena that fits it (address-ordered first fit, free
+neighbours merged), then a new arena. Arenas are reserved large (:data:`ARENA_BYTES`, from
+``mmap``: pages that are never written cost no memory), so the resident memory is the most the
+arrays ever used at once plus fragmentation: measured on the U-Net step, 0 page faults after the
+first step (~11,000 before) at about glibc's peak. :func:`empty_cache` frees every arena no array
+uses (PyTorch's name); ``PYRNN_RECYCLE_MEMORY=0`` in the environment turns the pool off (every
+call is ``np.empty``).
 """
 
 from __future__ import annotations
 
-import bisect
 import os
 import sys
 import threading
@@ -32,16 +36,63 @@ import numpy as np
 
 #: requests smaller than this many bytes go to ``np.empty`` (glibc serves them from its heap)
 MIN_BYTES = 1 << 16
-#: a request may take an idle block up to this many times its size (best fit first)
-FIT = 2
+#: bytes reserved per arena (a larger request gets an arena of its own size)
+ARENA_BYTES = 1 << 26
 #: alignment of every block (a cache line; AVX-512 loads of a row start on one)
 ALIGN = 64
 
 _lock = threading.Lock()
-_blocks: dict[int, list] = {}  # size in bytes -> [[owner, offset, last use], ...], owners of uint8
-_sizes: list[int] = []  # the keys of _blocks, sorted
-_clock = 0
+_arenas: list = []  # [_Arena]
+_by_size: dict[int, list] = {}  # block size -> [block], the blocks of every arena
 _enabled = os.environ.get("PYRNN_RECYCLE_MEMORY", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class _Arena:
+    """One reserved range: ``blocks`` are its blocks by offset (``[offset, size, array]``), ``top``
+    the end of the highest block it ever held (the pages below it have been written)."""
+
+    def __init__(self, nbytes):
+        self.owner = np.empty(nbytes + ALIGN, np.uint8)
+        self.start = -self.owner.ctypes.data % ALIGN
+        self.view = memoryview(self.owner)
+        self.size = nbytes
+        self.top = 0
+        self.blocks = []
+
+    def block(self, offset, nbytes):
+        """A new block at ``offset``: an array whose base is a memoryview, so that NumPy's views of
+        it stop there (a chain of ndarray views collapses to the array owning the memory)."""
+        start = self.start + offset
+        return [offset, nbytes, np.frombuffer(self.view[start : start + nbytes], np.uint8)]
+
+    def fit(self, nbytes, limit):
+        """The offset of the lowest free range of ``nbytes`` ending at most at ``limit`` (idle
+        blocks count as used), or None."""
+        end = 0
+        for offset, size, _ in self.blocks:
+            if offset - end >= nbytes:
+                return end
+            end = offset + size
+        return end if limit - end >= nbytes else None
+
+
+def _idle(block):
+    return sys.getrefcount(block[2]) == _IDLE
+
+
+def _idle_refcount():
+    """``sys.getrefcount(block[2])`` of a block only the pool holds, as :func:`_idle` reads it:
+    measured, not assumed, so a Python whose reference counting differs turns the pool off rather
+    than misjudge a block as free."""
+    block = _Arena(4 * ALIGN).block(0, ALIGN)
+    idle = sys.getrefcount(block[2])
+    view = block[2].view(np.float32).reshape(4, 4)[1:]
+    busy = sys.getrefcount(block[2])
+    del view
+    return idle if busy > idle and sys.getrefcount(block[2]) == idle else None
+
+
+_IDLE = _idle_refcount()
 
 
 def _after_fork():  # a thread of the parent may have held the lock: the child starts afresh
@@ -52,71 +103,44 @@ def _after_fork():  # a thread of the parent may have held the lock: the child s
 os.register_at_fork(after_in_child=_after_fork)
 
 
-def _idle_refcount():
-    """``sys.getrefcount(block)`` of a block only the pool holds, as :func:`_take` reads it (the
-    entry's list, the loop variable, the call's argument): measured, not assumed, so a Python whose
-    reference counting differs turns the pool off rather than misjudge a block as free."""
-    entry = [np.empty(8 + ALIGN, np.uint8), 0, 0]
-    idle = sys.getrefcount(entry[0])
-    view = entry[0][1:5].view(np.float32).reshape(1, 1)  # a view of a view: its base collapses to the owner
-    busy = sys.getrefcount(entry[0])
-    del view
-    return idle if busy > idle and sys.getrefcount(entry[0]) == idle else None
+def _forget_idle():
+    """Drop every idle block: their ranges become free (under the lock)."""
+    for arena in _arenas:
+        arena.blocks = [b for b in arena.blocks if not _idle(b)]
+    for size in list(_by_size):
+        left = [b for b in _by_size[size] if not _idle(b)]
+        if left:
+            _by_size[size] = left
+        else:
+            del _by_size[size]
 
 
-_IDLE = _idle_refcount()
-
-
-def _new_entry(nbytes):
-    owner = np.empty(nbytes + ALIGN, np.uint8)
-    return [owner, -owner.ctypes.data % ALIGN, _clock]
-
-
-def _take(nbytes):
-    """A free entry for ``nbytes`` (under the lock), or None. Every array made from an entry is a
-    view whose base is the entry's owner (NumPy collapses chains of views to the array owning the
-    memory), so the owner's reference count tells whether any of them is alive."""
-    global _clock
-    _clock += 1
-    i = bisect.bisect_left(_sizes, nbytes)
-    while i < len(_sizes) and _sizes[i] <= nbytes * FIT:
-        for entry in _blocks[_sizes[i]]:
-            if sys.getrefcount(entry[0]) == _IDLE:
-                entry[2] = _clock
-                return entry
-        i += 1
+def _place(nbytes, above_top):
+    """(arena, offset) of the lowest fitting free range, in pages already written unless
+    ``above_top``, or None (under the lock)."""
+    for arena in _arenas:
+        offset = arena.fit(nbytes, arena.size if above_top else arena.top)
+        if offset is not None:
+            return arena, offset
     return None
 
 
-def _idle_entries():
-    """[(last use, size, entry)] of the idle blocks, least recently used first (under the lock)."""
-    idle = [(entry[2], size, entry) for size, entries in _blocks.items() for entry in entries
-            if sys.getrefcount(entry[0]) == _IDLE]
-    return sorted(idle, key=lambda t: t[0])
-
-
-def _drop(entries):
-    """Forget ``entries`` (their memory goes back to NumPy's allocator; under the lock)."""
-    gone = {id(entry) for entry in entries}
-    for size in list(_blocks):
-        kept = [entry for entry in _blocks[size] if id(entry) not in gone]
-        if kept:
-            _blocks[size] = kept
-        else:
-            del _blocks[size]
-    _sizes[:] = sorted(_blocks)
-
-
-def _release(nbytes):
-    """Release idle blocks, least recently used first, until ``nbytes`` are released or none is
-    left (under the lock)."""
-    chosen, total = [], 0
-    for _, size, entry in _idle_entries():
-        if total >= nbytes:
-            break
-        chosen.append(entry)
-        total += size
-    _drop(chosen)
+def _new_block(nbytes):
+    """A block of ``nbytes`` (under the lock): in written pages if they have room, counting the
+    ranges of idle blocks if need be, else in fresh pages of an arena, else in a new arena."""
+    found = _place(nbytes, False)
+    if found is None:
+        _forget_idle()
+        found = _place(nbytes, False) or _place(nbytes, True)
+    if found is None:
+        _arenas.append(_Arena(max(ARENA_BYTES, nbytes)))
+        found = _arenas[-1], 0
+    arena, offset = found
+    block = arena.block(offset, nbytes)
+    arena.blocks.insert(sum(1 for b in arena.blocks if b[0] < offset), block)
+    arena.top = max(arena.top, offset + nbytes)
+    _by_size.setdefault(nbytes, []).append(block)
+    return block
 
 
 def empty(shape, dtype):
@@ -133,18 +157,15 @@ def empty(shape, dtype):
     nbytes = count * dtype.itemsize
     if nbytes < MIN_BYTES or not _enabled or _IDLE is None:
         return np.empty(shape, dtype)
+    nbytes = -(-nbytes // ALIGN) * ALIGN
     with _lock:
-        entry = _take(nbytes)
-        if entry is None:
-            _release(nbytes)
-            entry = _new_entry(nbytes)
-            if nbytes not in _blocks:
-                _blocks[nbytes] = []
-                bisect.insort(_sizes, nbytes)
-            _blocks[nbytes].append(entry)
-        start = entry[1]
-        # holds the owner from here: busy for every other caller
-        return entry[0][start : start + nbytes].view(dtype).reshape(shape)
+        for block in _by_size.get(nbytes, ()):
+            if _idle(block):
+                break
+        else:
+            block = _new_block(nbytes)
+        # holds the block from here: busy for every other caller
+        return block[2][: count * dtype.itemsize].view(dtype).reshape(shape)
 
 
 def empty_like(a):
@@ -153,19 +174,14 @@ def empty_like(a):
 
 
 def empty_cache():
-    """Release every block no array refers to (memory the next step would have reused)."""
+    """Free every arena no array uses (memory the next step would have reused)."""
     with _lock:
-        _drop([entry for _, _, entry in _idle_entries()])
+        _forget_idle()
+        _arenas[:] = [arena for arena in _arenas if arena.blocks]
 
 
 def cached_bytes():
-    """``(busy, idle)``: bytes of the pool's blocks in use by some array, and free for reuse."""
+    """``(busy, reserved)``: bytes of blocks in use by some array, and bytes of the arenas."""
     with _lock:
-        busy = idle = 0
-        for size, entries in _blocks.items():
-            for entry in entries:
-                if sys.getrefcount(entry[0]) == _IDLE:
-                    idle += size
-                else:
-                    busy += size
-    return busy, idle
+        busy = sum(b[1] for arena in _arenas for b in arena.blocks if not _idle(b))
+        return busy, sum(arena.size for arena in _arenas)
