@@ -107,6 +107,39 @@ def test_optimizer_matches_torch(torch, cls, kw, dtype):
             assert state["step"] == int(topt.state[tp]["step"])
 
 
+ADAMS = [(cls, kw) for cls, kw in OPTIMIZERS if issubclass(cls, Adam)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cls, kw", ADAMS, ids=[i for i, (c, _) in zip(OPT_IDS, OPTIMIZERS) if issubclass(c, Adam)])
+def test_fused_adam_is_the_numpy_update_bit_for_bit(cls, kw, dtype, monkeypatch):
+    pytest.importorskip("pyrnn._C")
+    rng = np.random.default_rng(1)
+    shapes = SHAPES + [(3, 40_000)]  # a tensor of several chunks: the team's path too
+    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[(10.0 ** rng.integers(-3, 3) * rng.standard_normal(s)).astype(dtype) for s in shapes] for _ in range(6)]
+    grads[3][0][0, 0], grads[4][1][2] = np.nan, np.inf  # non-finite gradients propagate alike
+    got, want = [], []
+    for fused, out in ((True, got), (False, want)):
+        monkeypatch.setattr(Adam, "fused", fused)
+        pairs = [(p.copy(), np.zeros_like(p)) for p in params]
+        opt = cls(pairs, **kw)
+        with np.errstate(invalid="ignore", over="ignore"):  # NumPy's warnings on inf / inf; the kernel has none
+            _run(opt, pairs, grads)
+        out += [p for p, _ in pairs] + [b for bufs in opt._buffers.values() for b in bufs]
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_adam_leaves_non_contiguous_params_to_numpy():
+    base = np.random.default_rng(2).standard_normal((4, 6))
+    p, g = base[:, ::2], np.ones((4, 3))
+    ref = p.copy()
+    opt = Adam([(p, g)], lr=0.1)
+    opt.step()
+    np.testing.assert_allclose(p, ref - 0.1, rtol=1e-6)  # Adam's first step: lr * sign(g)
+
+
 @pytest.mark.parametrize("cls", [SGD, RMSprop, Adam, AdamW])
 def test_defaults_are_torchs(torch, cls):
     params, _ = _problem(np.float64)

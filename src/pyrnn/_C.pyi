@@ -203,3 +203,19 @@ def _set_winograd(on: bool) -> None:
     """Private (tests, benchmarks): Winograd F(2x2, 3x3) for the 3x3 stride-1 layers where it pays (default True)."""
 
 def _winograd() -> bool: ...
+
+# ------------------------------------------------------------------ optimizers (csrc/optim)
+def adam_update(
+    params: list[_A],                               # updated in place
+    grads: list[_A],                                # each of its parameter's shape and dtype
+    exp_avg: list[_A],                              # updated in place
+    exp_avg_sq: list[_A],                           # updated in place
+    max_exp_avg_sq: list[_A] | None,                # updated in place (AMSGrad), or None
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,                                # AdamW's decoupled weight decay
+    step: int,                                      # >= 1
+) -> None: ...

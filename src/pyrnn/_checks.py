@@ -69,13 +69,16 @@ def check_shape(name, arr, expected, labels=None):
         raise ValueError(f"{name}: expected shape {tuple(expected)}{what}, got {arr.shape}")
 
 
+_INTP_MAX = int(np.iinfo(np.intp).max)
+
+
 def check_array_size(name, shape, dtype, what):
     """Refuse, before anything is allocated, an array no machine can hold: more bytes than an index
     can address (where NumPy would say "array is too big"; like NumPy, the sizes other than 0 count,
     so an empty batch of such images is refused too). A ValueError names the shape that the sizes
     lead to; an array that merely exceeds this machine's memory is left to MemoryError."""
     n = math.prod(int(s) for s in shape)
-    if math.prod(int(s) for s in shape if s) * np.dtype(dtype).itemsize > np.iinfo(np.intp).max:
+    if math.prod(int(s) for s in shape if s) * np.dtype(dtype).itemsize > _INTP_MAX:
         raise ValueError(f"{name}: expected sizes whose {what} fits in an array, got {what} shape {tuple(shape)} "
                          f"({n} elements of {np.dtype(dtype).name})")
 
@@ -103,9 +106,19 @@ MAX_SIZE = 2**31 - 1
 MAX_LAYERS = 1024
 
 
+def is_int(value):
+    """An integer that is not a bool (Python's int first: the ABC check costs ~1 us a call)."""
+    return type(value) is int or (not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral))
+
+
+def is_real(value):
+    """A real number that is not a bool (Python's float and int first)."""
+    return type(value) in (float, int) or (not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real))
+
+
 def check_int(name, value, minimum=None, maximum=MAX_SIZE):
     """``value`` as an int in [minimum, maximum]: bools, floats and strings raise TypeError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if not is_int(value):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
@@ -124,7 +137,7 @@ def check_bool(name, value):
 
 def check_float(name, value, minimum=None, maximum=None, *, above=None, below=None):
     """``value`` as a finite float in [minimum, maximum] (and > ``above``, < ``below`` if given)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
     value = float(value)
     bad = not math.isfinite(value) or (minimum is not None and value < minimum) \

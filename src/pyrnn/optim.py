@@ -25,6 +25,11 @@ import numpy as np
 
 from ._checks import check_bool, check_float, check_int
 
+try:
+    from . import _C  # the fused updates (csrc/optim)
+except ImportError:  # the compiled module is optional at run time: the NumPy updates do the same
+    _C = None
+
 # ----------------------------------------------------------------- checks
 
 
@@ -293,9 +298,23 @@ class Adam(Optimizer):
         return dict(lr=check_float("lr", cfg["lr"], 0.0), betas=betas, eps=check_float("eps", cfg["eps"], 0.0),
                     weight_decay=check_float("weight_decay", cfg["weight_decay"], 0.0), amsgrad=check_bool("amsgrad", cfg["amsgrad"]))
 
+    #: the fused update (csrc/optim/adam.h: one call, one pass per tensor, bit for bit _update's
+    #: results) when the compiled module is there; False: _update, tensor by tensor (the reference)
+    fused = True
+
     @staticmethod
     def _buffer_names(cfg):
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if cfg["amsgrad"] else ())
+
+    def step(self):
+        """One update of every parameter, in place, from its current gradient."""
+        if _C is None or not self.fused or not all(p.flags.c_contiguous and g.flags.c_contiguous for p, g in self._pairs):
+            return super().step()
+        self.step_count += 1
+        b = self._buffers
+        _C.adam_update([p for p, _ in self._pairs], [g for _, g in self._pairs], b["exp_avg"], b["exp_avg_sq"],
+                       b.get("max_exp_avg_sq"), self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay,
+                       self._decoupled, self.step_count)
 
     # Adam: d = g + wd p;  AdamW: p *= 1 - lr wd, d = g
     # m = lerp(m, d, 1 - beta1);  v = beta2 v + (1 - beta2) d^2;  amsgrad: vmax = max(vmax, v), used for v below

@@ -34,11 +34,9 @@ compiled code runs.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .._checks import check_kernel_array, check_kernel_input
+from .._checks import check_kernel_array, check_kernel_input, is_int
 from . import ordered
 from .contract import Conv2dSaved
 
@@ -47,7 +45,7 @@ from .contract import Conv2dSaved
 def _check_ints(name, value, n, minimum):
     """``value`` as a tuple of n Python ints >= minimum (bools refused)."""
     if not isinstance(value, (tuple, list)) or len(value) != n or any(
-            isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < minimum for v in value):
+            not is_int(v) or v < minimum for v in value):
         raise ValueError(f"{name}: expected a tuple of {n} integers >= {minimum}, got {value!r}")
     return tuple(int(v) for v in value)
 
@@ -74,7 +72,7 @@ def check_conv2d_geometry(stride, padding, dilation, groups):
     stride = _check_ints("stride", stride, 2, 1)
     padding = _check_ints("padding", padding, 4, 0)
     dilation = _check_ints("dilation", dilation, 2, 1)
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, numbers.Integral) or groups < 1:
+    if not is_int(groups) or groups < 1:
         raise ValueError(f"groups: expected an integer >= 1, got {groups!r}")
     return stride, padding, dilation, int(groups)
 
@@ -114,7 +112,7 @@ def check_conv2d_backward(saved, dy, dw, db, need_dx=True):
         raise TypeError(f"need_dx: expected True or False, got {type(need_dx).__name__}")
     x_shape = saved.x_shape
     if not isinstance(x_shape, tuple) or len(x_shape) != 4 or any(
-            isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0 for n in x_shape):
+            not is_int(n) or n < 0 for n in x_shape):
         raise ValueError(f"saved.x_shape: expected (B, H, W, C_in), 4 non-negative integers, got {x_shape!r}")
     w = saved.w
     if not isinstance(w, np.ndarray) or w.dtype not in (np.float32, np.float64):

@@ -33,11 +33,9 @@ backend's Python side calls them before any compiled code runs.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .._checks import check_kernel_array, check_kernel_input
+from .._checks import check_kernel_array, check_kernel_input, is_int
 from . import conv2d_reference
 from .contract import Conv2dSaved
 
@@ -46,7 +44,7 @@ POOL_KINDS = ("max", "avg")
 
 # --------------------------------------------------------------------- checks
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -115,7 +113,7 @@ def check_pool1d_backward(kind, x_shape, dy, saved, kernel, stride, pad_left, pa
         shape = tuple(x_shape)
     except TypeError:
         shape = ()
-    if len(shape) != 3 or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0 for n in shape):
+    if len(shape) != 3 or any(not is_int(n) or n < 0 for n in shape):
         raise ValueError(f"x_shape: expected a shape (B, T, C) of 3 non-negative integers, got {x_shape!r}")
     B, T, C = shape
     U = output_length(T, kernel, stride, pad_left, pad_right)

@@ -36,18 +36,16 @@ compiled code runs.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .._checks import check_kernel_array, check_kernel_input
+from .._checks import check_kernel_array, check_kernel_input, is_real
 from .contract import BatchNormSaved
 
 # --------------------------------------------------------------------- checks
 
 
 def _check_real(name, value, minimum, maximum=None):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
     value = float(value)
     if not (value >= minimum and (maximum is None or value <= maximum)) or not np.isfinite(value):

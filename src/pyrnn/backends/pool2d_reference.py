@@ -48,11 +48,9 @@ functions below are part of the contract: every backend's Python side calls them
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .._checks import check_kernel_input
+from .._checks import check_kernel_input, is_int
 from .contract import Pool2DSaved, Upsample2DSaved
 
 POOL2D_KINDS = ("max", "avg")
@@ -120,7 +118,7 @@ def _pair(name, value, minimum):
         pair = tuple(value)
     except TypeError:
         pair = ()
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum for v in pair):
+    if len(pair) != 2 or any(not is_int(v) or v < minimum for v in pair):
         raise ValueError(f"{name}: expected a pair (h, w) of integers >= {minimum}, got {value!r}")
     return int(pair[0]), int(pair[1])
 
