@@ -10,6 +10,7 @@ void bind_pool2d(pybind11::module_& m);
 void bind_conv2d(pybind11::module_& m);
 void bind_activation(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
+void bind_concat(pybind11::module_& m);
 }  // namespace pyrnn
 
 PYBIND11_MODULE(_C, m) {
@@ -22,4 +23,5 @@ PYBIND11_MODULE(_C, m) {
   pyrnn::bind_conv2d(m);
   pyrnn::bind_activation(m);
   pyrnn::bind_optim(m);
+  pyrnn::bind_concat(m);
 }

@@ -219,3 +219,14 @@ def adam_update(
     decoupled: bool,                                # AdamW's decoupled weight decay
     step: int,                                      # >= 1
 ) -> None: ...
+
+# ------------------------------------------------------------------ concatenation (csrc/copy)
+def concat_last(
+    xs: list[_A],                                   # each (..., F_k), y's dtype
+    y: _A,                                          # written: (..., sum_k F_k)
+) -> None: ...
+
+def split_last(
+    y: _A,                                          # (..., F)
+    parts: list[_A],                                # written: each (..., F_k), sum_k F_k = F
+) -> None: ...

@@ -28,7 +28,8 @@ def test_the_protocols_name_every_family():
     assert _members(contract.RecurrentBackend) == ["recurrent_backward", "recurrent_forward"]
     assert _members(contract.ConvBackend) == ["conv1d_backward", "conv1d_forward", "pool1d_backward", "pool1d_forward"]
     families = (contract.RecurrentBackend, contract.ConvBackend, contract.NormBackend, contract.Pool2DBackend,
-                contract.Conv2dBackend, contract.ActivationBackend)
+                contract.Conv2dBackend, contract.ActivationBackend, contract.ConcatBackend)
+    assert _members(contract.ConcatBackend) == ["concat_last", "split_last"]
     assert _members(contract.Backend) == sorted(m for family in families for m in _members(family))
 
 

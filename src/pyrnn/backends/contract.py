@@ -312,6 +312,18 @@ class ActivationBackend(Protocol):
     def activation_backward(self, kind: str, saved: np.ndarray, dy: np.ndarray, negative_slope: float) -> np.ndarray: ...
 
 
+# ------------------------------------------------------------- concatenation
 @runtime_checkable
-class Backend(RecurrentBackend, ConvBackend, NormBackend, Pool2DBackend, Conv2dBackend, ActivationBackend, Protocol):
+class ConcatBackend(Protocol):
+    """Concatenation along the last axis and its split (the adjoint), specified (and implemented in NumPy)
+    by :mod:`pyrnn.backends.concat_reference`; a backend module provides these functions."""
+
+    def concat_last(self, xs: list[np.ndarray]) -> np.ndarray: ...
+
+    def split_last(self, y: np.ndarray, sizes: list[int]) -> list[np.ndarray]: ...
+
+
+@runtime_checkable
+class Backend(RecurrentBackend, ConvBackend, NormBackend, Pool2DBackend, Conv2dBackend, ActivationBackend,
+              ConcatBackend, Protocol):
     """A whole backend module (``pyrnn.backends.backend_module(name)``): every kernel family."""

@@ -451,6 +451,9 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
 
 # the activations: the NumPy reference (one NumPy pass each; the cpp backend has the vectorised kernels)
 from .activation_reference import activation_backward, activation_forward  # noqa: E402,F401
+
+# concatenation: the NumPy reference (a copy; the cpp backend's is the team's)
+from .concat_reference import concat_last, split_last  # noqa: E402,F401
 from .conv2d_numba import conv2d_backward, conv2d_forward  # noqa: E402,F401
 from .conv_numba import conv1d_backward, conv1d_forward, pool1d_backward, pool1d_forward  # noqa: E402,F401
 from .norm_numba import batchnorm_backward, batchnorm_forward  # noqa: E402,F401

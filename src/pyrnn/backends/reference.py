@@ -161,6 +161,7 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
 
 
 from .activation_reference import activation_backward, activation_forward  # noqa: E402,F401
+from .concat_reference import concat_last, split_last  # noqa: E402,F401
 from .conv2d_reference import conv2d_backward, conv2d_forward  # noqa: E402,F401
 from .conv_reference import conv1d_backward, conv1d_forward, pool1d_backward, pool1d_forward  # noqa: E402,F401
 from .norm_reference import batchnorm_backward, batchnorm_forward  # noqa: E402,F401

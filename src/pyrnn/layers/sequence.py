@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _buffers
 from .._checks import as_array, check_int, check_lengths, check_ndim, check_shape, float_input
+from ..backends import backend_module, get_backend
 from .activations import config_repr
 from .base import Layer, Wrapper
 
@@ -333,8 +334,14 @@ class Concatenate(_Merge):
         for k in range(1, len(xs)):
             if xs[k].ndim != ndim or rest(xs[k].shape) != rest(xs[0].shape):
                 self._raise_mismatch(xs, k, f"inputs of equal shapes except on axis {self.axis}")
-        shape = xs[0].shape[:axis] + (sum(x.shape[axis] for x in xs),) + xs[0].shape[axis + 1:]
-        y = np.concatenate(xs, axis=axis, out=_buffers.empty(shape, np.result_type(*xs)))
+        dtype = np.result_type(*xs)
+        kernel = axis == ndim - 1 and dtype in (np.float32, np.float64) and all(
+            x.dtype == dtype and x.flags.c_contiguous for x in xs)
+        if kernel:  # the channels of images, the features of sequences: the backend's copy
+            y = backend_module(get_backend()).concat_last(list(xs))
+        else:
+            shape = xs[0].shape[:axis] + (sum(x.shape[axis] for x in xs),) + xs[0].shape[axis + 1:]
+            y = np.concatenate(xs, axis=axis, out=_buffers.empty(shape, dtype))
         self._save((y.shape, y.dtype, axis, [x.shape[axis] for x in xs], [x.dtype for x in xs]))
         return y
 
@@ -345,6 +352,8 @@ class Concatenate(_Merge):
         dy = float_input("dy", dy, dtype)
         check_shape("dy", dy, shape, "(the shape of the last forward's output)")
         self._pop_saved()
+        if axis == dy.ndim - 1 and dy.flags.c_contiguous and all(dt == dtype for dt in dtypes):
+            return tuple(backend_module(get_backend()).split_last(dy, sizes))
         parts = np.split(dy, np.cumsum(sizes)[:-1], axis=axis)
         return tuple(_copy(part, dt) for part, dt in zip(parts, dtypes))
 
