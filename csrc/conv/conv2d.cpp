@@ -50,6 +50,8 @@ struct Plan {
   int64_t lines;                  // B*HO output lines (b, i), each WO rows of the GEMM
   bool depthwise;                 // Cg = 1 < G: a direct loop over the taps (G GEMMs of K = KH*KW would crawl)
   bool pointwise;                 // 1x1, stride 1, no padding (and not depthwise): the columns are x itself
+  bool tiles;  // kernel = stride, no dilation, padding or leftover rows and columns, one group: the taps tile x,
+               // each pixel of x read by exactly one tap (a transposed convolution's 2x2 stride-2 upsampling)
 };
 
 Plan plan_of(const Conv2dDims& d) {
@@ -63,6 +65,8 @@ Plan plan_of(const Conv2dDims& d) {
   p.depthwise = p.Cg == 1 && d.G > 1;
   p.pointwise = !p.depthwise && d.KH == 1 && d.KW == 1 && d.sh == 1 && d.sw == 1 && d.pt == 0 && d.pb == 0 &&
                 d.pl == 0 && d.pr == 0;
+  p.tiles = d.G == 1 && d.KH == d.sh && d.KW == d.sw && d.dh == 1 && d.dw == 1 && d.pt == 0 && d.pb == 0 && d.pl == 0 &&
+            d.pr == 0 && d.H == d.HO * d.sh && d.W == d.WO * d.sw;
   return p;
 }
 
@@ -147,7 +151,7 @@ void im2col(const Conv2dDims& d, const Plan& p, const F* x, int64_t l0, int64_t 
 }
 
 // dx[b, i*sh + kh*dh - pt, j*sw + kw*dw - pl, g*Cg + c] += dcols[r, g*KK*Cg + (kh*KW + kw)*Cg + c] for the
-// taps inside x (the transpose of im2col)
+// taps inside x (the transpose of im2col); where the taps tile x (p.tiles) each pixel receives one tap: =, not +=
 template <typename F>
 void col2im(const Conv2dDims& d, const Plan& p, const F* dcols, int64_t l0, int64_t n, F* dx) {
   const bool runs = d.G == 1 && d.dw == 1;
@@ -165,7 +169,10 @@ void col2im(const Conv2dDims& d, const Plan& p, const F* dcols, int64_t l0, int6
           inside_taps(d, j, lo, hi);
           F* t = dx + (pixel0 + lo) * d.C;
           const F* s = src + lo * d.C;
-          for (int64_t e = 0; e < (hi - lo) * d.C; ++e) t[e] += s[e];
+          if (p.tiles)
+            std::copy(s, s + (hi - lo) * d.C, t);
+          else
+            for (int64_t e = 0; e < (hi - lo) * d.C; ++e) t[e] += s[e];
           continue;
         }
         for (int64_t kw = 0; kw < d.KW; ++kw) {
@@ -658,7 +665,8 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     DenormalsFlushed ftz;
     int64_t l0, l1;
     lines_of(p.lines, unit, tid, n, l0, l1);
-    if (scatter) std::fill(dx + l0 / d.HO * d.H * d.W * d.C, dx + l1 / d.HO * d.H * d.W * d.C, F(0));
+    if (scatter && !p.tiles)  // tiles: col2im writes every value of dx once
+      std::fill(dx + l0 / d.HO * d.H * d.W * d.C, dx + l1 / d.HO * d.H * d.W * d.C, F(0));
     const int64_t chunk_rows = std::min(nl, l1 - l0) * d.WO;
     const auto cols = scratch<F>(dw && !direct_dw && !p.pointwise && !p.depthwise ? chunk_rows * p.KKC : 0);
     std::vector<const F*> ind(direct_dw ? static_cast<size_t>(std::max<int64_t>(chunk_rows, 0) * p.KK) : 0);

@@ -34,6 +34,9 @@ CASES = [
     (2, 4, 3, 4, 2, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, True),  # pointwise, grouped
     (3, 3, 5, 3, 2, (1, 1), (1, 1), (0, 0, 0, 0), (2, 2), 1, False),  # pointwise (dilation changes nothing)
     (1, 3, 2, 2, 2, (2, 3), (3, 2), (2, 2, 3, 1), (2, 2), 1, True),  # windows mostly in the padding
+    (2, 6, 8, 3, 5, (2, 2), (2, 2), (0, 0, 0, 0), (1, 1), 1, True),  # the taps tile x (U-Net's upsampling)
+    (1, 6, 4, 4, 2, (3, 2), (3, 2), (0, 0, 0, 0), (1, 1), 1, False),  # tiles of 3x2
+    (2, 7, 8, 3, 5, (2, 2), (2, 2), (0, 0, 0, 0), (1, 1), 1, True),  # a row no tap reads: not tiles
 ]
 
 
