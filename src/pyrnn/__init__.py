@@ -5,7 +5,6 @@ all behind one contract (:mod:`pyrnn.backends.contract`).
 """
 
 from . import (
-    _malloc,  # noqa: F401 - first: PYRNN_MALLOC_TUNING=1 tunes glibc's malloc to reuse freed arrays
     callbacks,
     datasets,
     interop,
