@@ -3,11 +3,50 @@
 ``cache=True`` keeps compiled kernels on disk between runs; ``nogil=True`` lets
 other Python threads run while a kernel does; ``fastmath`` stays off so the
 Numba backend matches the NumPy reference to float64 rounding; ``error_model="numpy"``
-makes a division by zero give inf or NaN, as NumPy does, instead of raising. No kernel is
-``parallel``: on top of the BLAS's thread pool, Numba's threads oversubscribe the cores.
+makes a division by zero give inf or NaN, as NumPy does, instead of raising.
+
+``JIT_PARALLEL`` (``prange`` over the outermost loop, Numba's threads) only for a kernel that is the
+only pool running while it runs: its members call the BLAS on one thread each
+(``pyrnn.threads.blas_one_thread``), as the C++ team's do - on top of the BLAS's own pool, Numba's
+threads oversubscribe the cores. Today: the Winograd convolution (``conv2d_numba_winograd``).
 """
 
 JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+JIT_PARALLEL = dict(JIT, parallel=True)
+
+
+# ------------------------------------------------------------------ the team
+# A JIT_PARALLEL kernel runs through run_team: members = pyrnn.get_num_threads() (no more than the pieces
+# of work nor Numba's threads), the BLAS on one thread meanwhile, and the same function compiled without
+# `parallel` (prange as range) for one member: no Numba pool woken, and in a child forked from a process
+# that ran the team (GNU OpenMP's pool does not survive fork()).
+import os  # noqa: E402
+
+import numba  # noqa: E402
+
+_forked = []
+os.register_at_fork(after_in_child=lambda: _forked.append(True))
+
+
+def team_size(pieces):
+    """Members for ``pieces`` pieces of work (the kernel's prange count): ``pyrnn.get_num_threads()``, no more
+    than the pieces nor Numba's threads, one after a fork."""
+    from ..threads import get_num_threads
+
+    if _forked:
+        return 1
+    return max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS, pieces))
+
+
+def run_team(members, team, serial, *args):
+    """``team(*args)`` on ``members`` Numba threads (``serial(*args)`` for one), the BLAS on one thread."""
+    from ..threads import blas_one_thread
+
+    with blas_one_thread():
+        if members > 1:
+            numba.set_num_threads(members)  # this thread's launches (Numba's setting is per calling thread)
+            return team(*args)
+        return serial(*args)
 
 
 # ------------------------------------------------------------- the compile notice
