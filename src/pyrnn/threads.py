@@ -1,6 +1,7 @@
 """One thread knob for everything pyrnn runs on: the C++ kernels' own thread team and the BLAS
-behind the C++ and Numba GEMMs (NumPy's and SciPy's OpenBLAS, via threadpoolctl). The Numba
-kernels run no parallel loops of their own (their speed is the BLAS's), so Numba's pool is left alone.
+behind the C++ and Numba GEMMs (NumPy's and SciPy's OpenBLAS, via threadpoolctl). The Numba kernels
+that run a team of their own (``JIT_PARALLEL``: the conv2d Winograd path and weight gradient) take n
+members at each call (``backends._numba_config.run_team``), the BLAS on one thread meanwhile.
 
 ``pyrnn.set_num_threads(n)`` caps them all at n, so that nothing oversubscribes the
 cores when several pools are busy at once; ``pyrnn.get_num_threads()`` reads it back.

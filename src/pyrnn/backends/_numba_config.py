@@ -21,11 +21,21 @@ JIT_PARALLEL = dict(JIT, parallel=True)
 # `parallel` (prange as range) for one member: no Numba pool woken, and in a child forked from a process
 # that ran the team (GNU OpenMP's pool does not survive fork()).
 import os  # noqa: E402
+import types  # noqa: E402
 
 import numba  # noqa: E402
 
 _forked = []
 os.register_at_fork(after_in_child=lambda: _forked.append(True))
+
+
+def team_kernels(fn):
+    """(team, serial): ``fn`` (a prange over its members) compiled with JIT_PARALLEL, and compiled with JIT
+    as a copy named ``<name>_serial`` - its own entry in the disk cache, which is keyed by the function's
+    name and not by the flags (under one name, the serial dispatcher loaded the parallel code)."""
+    serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__)
+    serial.__qualname__, serial.__module__ = fn.__qualname__ + "_serial", fn.__module__
+    return numba.njit(**JIT_PARALLEL)(fn), numba.njit(**JIT)(serial)
 
 
 def team_size(pieces):

@@ -14,8 +14,11 @@ packed as ``wk`` (G, KH*KW*Cg, Og). A 1x1 stride-1 unpadded convolution with G =
 on x. A depthwise convolution (one input channel per group, G > 1; output channel o reads input
 channel o // m, m = Og) is a direct loop over the taps instead, vectorised over the channels
 (``_depthwise_*``, as the C++ backend's): as G GEMMs of inner size KH*KW it would spend its time in
-calls. Its weight is handed over as ``wt`` (KH*KW, O), ``wt[kh*KW + kw, o] = w[o, 0, kh, kw]``. JIT
-flags come from ``_numba_config``.
+calls. Its weight is handed over as ``wt`` (KH*KW, O), ``wt[kh*KW + kw, o] = w[o, 0, kh, kw]``.
+
+A 3x3 stride-1 convolution with one group and more than 8 channels in and out (the C++ backend's rule)
+runs Winograd F(2x2, 3x3) instead, forward, dx and dw, on a Numba team (:mod:`.conv2d_numba_winograd`).
+JIT flags come from ``_numba_config``.
 """
 
 from __future__ import annotations
@@ -25,12 +28,9 @@ import numpy as np
 
 from . import conv2d_numba_winograd as winograd
 from . import ordered
-from ._numba_config import JIT, JIT_PARALLEL, run_team, team_size
+from ._numba_config import JIT
 from .contract import Conv2dSaved
 from .conv2d_reference import check_conv2d_backward, check_conv2d_forward
-
-#: the weight gradient's partial sums, each over a fixed run of chunks, at most (see _weight_gradient)
-DW_SLOTS = 8
 
 #: scratch per chunk of output lines, in elements (at least one line's worth): the im2col columns
 #: (G, rows, KH*KW*Cg) and the per-group output/gradient block (rows, Og)
@@ -138,49 +138,6 @@ def _conv2d_backward_chunks(x, wk, dy2, geometry, nl, pointwise, dwk, dx):
                 np.dot(g_dy, wk[g].T, dcols[g, :rows])
         if dx is not None:
             _col2im(dcols, l0, n, HO, WO, KH, KW, sh, sw, pt, pl, dh, dw, dx)
-
-
-# the chunks [k0, k1) of nl output lines, G = 1: slots[k // per_slot] += cols_k^T dy_k, cols_k the chunk's
-# im2col columns (np.dot: SciPy's BLAS, on one thread in a member of the team)
-@numba.njit(**JIT)
-def _weight_gradient_member(x, dy2, geometry, nl, k0, k1, per_slot, cols, prod, slots):
-    HO, WO, KH, KW, sh, sw, pt, pl, dh, dw = geometry
-    lines = dy2.shape[0] // WO
-    for k in range(k0, k1):
-        l0 = k * nl
-        n = min(nl, lines - l0)
-        rows = n * WO
-        _im2col(x, l0, n, HO, WO, KH, KW, sh, sw, pt, pl, dh, dw, cols)
-        np.dot(cols[0, :rows].T, dy2[l0 * WO : l0 * WO + rows], prod)
-        slots[k // per_slot] += prod
-
-
-# the team: member m of P takes the slots [S*m/P, S*(m + 1)/P) (slot s: the chunks [s*per_slot, (s + 1)*per_slot)),
-# its own cols[m] and prod[m]; the slots' boundaries do not depend on P, so neither does their sum
-def _weight_gradient_kernel(x, dy2, geometry, nl, per_slot, cols, prod, slots):
-    P, S = cols.shape[0], slots.shape[0]
-    chunks = -(-(dy2.shape[0] // geometry[1]) // nl)
-    for m in numba.prange(P):
-        k0, k1 = S * m // P * per_slot, min(chunks, S * (m + 1) // P * per_slot)
-        _weight_gradient_member(x, dy2, geometry, nl, k0, k1, per_slot, cols[m], prod[m], slots)
-
-
-_weight_gradient_team = numba.njit(**JIT_PARALLEL)(_weight_gradient_kernel)
-_weight_gradient_serial = numba.njit(**JIT)(_weight_gradient_kernel)
-
-
-def _weight_gradient(x, dy2, geometry, nl, KKC, dwk):
-    """dwk (KK*C, O) += the weight gradient of a G = 1 convolution (not pointwise): im2col + GEMM per chunk
-    of nl output lines, on the team, in at most :data:`DW_SLOTS` partial sums added in order."""
-    chunks = -(-(dy2.shape[0] // geometry[1]) // nl)
-    per_slot = -(-chunks // min(DW_SLOTS, chunks))
-    S = -(-chunks // per_slot)
-    P = team_size(S)
-    cols, prod = np.empty((P, 1, nl * geometry[1], KKC), x.dtype), np.empty((P, KKC, dwk.shape[1]), x.dtype)
-    slots = np.zeros((S, KKC, dwk.shape[1]), x.dtype)
-    run_team(P, _weight_gradient_team, _weight_gradient_serial, x, dy2, geometry, nl, per_slot, cols, prod, slots)
-    for s in range(S):
-        dwk += slots[s]
 
 
 # acc[o] += wt[kh*KW + kw, o] * x[b, ih, iw, o] for every tap (ih, iw) of output pixel (b, i, j) inside x
@@ -322,17 +279,15 @@ def conv2d_backward(saved, dy, dw, db, need_dx=True):
         if dw is not None:
             dw += dwt.T.reshape(w.shape)
         return dx
+    if winograd.fits(w, stride, dilation, groups):  # dx and dw by Winograd
+        if dx is not None:
+            winograd.data_gradient(dy, w, padding[0], padding[2], dx)
+        if dw is not None:
+            winograd.weight_gradient(saved.x, dy, padding[0], padding[2], dw)
+        return dx
     wk = _packed(w, groups)
     dwk = np.zeros_like(wk) if dw is not None else None
-    dy2, dwk_chunks, dx_chunks = dy.reshape(B * HO * WO, O), dwk, dx
-    if dx is not None and winograd.fits(w, stride, dilation, groups):
-        winograd.data_gradient(dy, w, padding[0], padding[2], dx)
-        dx_chunks = None
-    if dwk is not None and groups == 1 and not pointwise:
-        _weight_gradient(saved.x, dy2, geometry, nl, wk.shape[1], dwk[0])
-        dwk_chunks = None
-    if dwk_chunks is not None or dx_chunks is not None:
-        _conv2d_backward_chunks(saved.x, wk, dy2, geometry, nl, pointwise, dwk_chunks, dx_chunks)
+    _conv2d_backward_chunks(saved.x, wk, dy.reshape(B * HO * WO, O), geometry, nl, pointwise, dwk, dx)
     if dw is not None:
         Og, (Cg, KH, KW) = O // groups, w.shape[1:]
         dw += dwk.reshape(groups, KH, KW, Cg, Og).transpose(0, 4, 3, 1, 2).reshape(w.shape)

@@ -28,10 +28,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._numba_config import JIT, JIT_PARALLEL, run_team, team_size
+from ._numba_config import JIT, run_team, team_kernels, team_size
 
 #: scratch per chunk of tile lines, in bytes: V (rows, 16, C) and M (rows, 16, O) together (at least one line)
 CHUNK_BYTES = 1 << 20
+
+#: the weight gradient's partial sums, each over a fixed run of chunks, at most (see :func:`weight_gradient`)
+DW_SLOTS = 8
 
 #: the weight transform G (4, 3)
 G_MATRIX = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -70,6 +73,18 @@ def _at(s0, s1, s2, s3, out, k0, r, n):
         a1, a2 = s1[e], s2[e]
         out[k0, r, e] = s0[e] + a1 + a2
         out[k0 + 1, r, e] = a1 - a2 - s3[e]
+
+
+# out[k0 + k, r, e] = (A s)[k] for e < n (the adjoint of A^T): out[k0] = s0, out[k0 + 1] = s0 + s1,
+# out[k0 + 2] = s0 - s1, out[k0 + 3] = -s1
+@numba.njit(**JIT)
+def _a(s0, s1, out, k0, r, n):
+    for e in range(n):
+        a0, a1 = s0[e], s1[e]
+        out[k0, r, e] = a0
+        out[k0 + 1, r, e] = a0 + a1
+        out[k0 + 2, r, e] = a0 - a1
+        out[k0 + 3, r, e] = -a1
 
 
 # V[4k + v, r0 + tj] = (B^T d B)[k, v] for the tiles tj of one tile line, d the 4x4 window of x[b] at input
@@ -149,8 +164,54 @@ def _convolve_kernel(x3, U, top, left, bias, has_bias, th, zero_row, t, V, M, s,
                 M[m], s[m], q[m], y)
 
 
-_convolve_team = numba.njit(**JIT_PARALLEL)(_convolve_kernel)  # prange: Numba's threads
-_convolve_serial = numba.njit(**JIT)(_convolve_kernel)  # prange as range: one thread, no Numba thread pool
+_convolve_team, _convolve_serial = team_kernels(_convolve_kernel)
+
+
+# D[4k + v, r0 + tj] = (A g A^T)[k, v] for the tiles tj of tile line (b, ti), g the 2x2 block of dy[b] at
+# (2ti, 2tj) (zeros outside dy): A down the 2 rows of dy, the whole line at once, into h (4, 1, 2*tw*O) (its
+# column past WO stays the zeros it came in as), then A along each tile's 2 columns of h. dy3 is dy as
+# (B, HO, WO*O); zero_row (WO*O zeros) stands for a row past HO.
+@numba.njit(**JIT)
+def _gradient_line(dy3, b, ti, zero_row, h, D, r0):
+    HO, O = dy3.shape[1], D.shape[2]
+    n = dy3.shape[2]
+    _a(dy3[b, 2 * ti], dy3[b, 2 * ti + 1] if 2 * ti + 1 < HO else zero_row, h, 0, 0, n)
+    for tj in range(h.shape[2] // (2 * O)):
+        for k in range(4):
+            hk = h[k, 0]
+            e = 2 * tj * O
+            _a(hk[e : e + O], hk[e + O : e + 2 * O], D, 4 * k, r0 + tj, O)
+
+
+# One member's chunks [k0, k1) of nl tile lines: V and D of the chunk's tiles, then
+# slots[k // per_slot, xi] += V[xi]^T D[xi] (np.dot: SciPy's BLAS, on one thread)
+@numba.njit(**JIT)
+def _gradient_member(x3, dy3, top, left, th, nl, k0, k1, per_slot, zero_x, zero_dy, t, h, V, D, prod, slots):
+    tw = V.shape[1] // nl
+    lines = dy3.shape[0] * th
+    for k in range(k0, k1):
+        n = min(nl, lines - k * nl)
+        for li in range(n):
+            b, ti = (k * nl + li) // th, (k * nl + li) % th
+            _input_line(x3, b, 2 * ti - top, left, zero_x, t, V, li * tw)
+            _gradient_line(dy3, b, ti, zero_dy, h, D, li * tw)
+        for xi in range(16):
+            np.dot(V[xi, : n * tw].T, D[xi, : n * tw], prod)
+            slots[k // per_slot, xi] += prod
+
+
+# the team: member m of P takes the slots [S*m/P, S*(m + 1)/P) (slot s: the chunks [s*per_slot,
+# (s + 1)*per_slot)) and its own scratch; the slots' boundaries do not depend on P, so neither does their sum
+def _gradient_kernel(x3, dy3, top, left, th, nl, per_slot, zero_x, zero_dy, t, h, V, D, prod, slots):
+    P, S = V.shape[0], slots.shape[0]
+    chunks = -(-dy3.shape[0] * th // nl)
+    for m in numba.prange(P):
+        k0, k1 = S * m // P * per_slot, min(chunks, S * (m + 1) // P * per_slot)
+        _gradient_member(x3, dy3, top, left, th, nl, k0, k1, per_slot, zero_x, zero_dy, t[m], h[m], V[m], D[m],
+                         prod[m], slots)
+
+
+_gradient_team, _gradient_serial = team_kernels(_gradient_kernel)
 
 
 def convolve(x, U, top, left, bias, y):
@@ -178,3 +239,28 @@ def data_gradient(dy, w, top, left, dx):
     ``top``/``left`` at dy (B, HO, WO, O): the convolution of dy by w flipped and transposed,
     w'[c, o, kh, kw] = w[o, c, 2 - kh, 2 - kw], with padding 2 - top, 2 - left. Every pixel is written."""
     return convolve(dy, weights(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)), 2 - top, 2 - left, None, dx)
+
+
+def weight_gradient(x, dy, top, left, dw):
+    """dw (O, C, 3, 3) += the weight gradient of the stride-1 3x3 convolution of x (B, H, W, C) with padding
+    ``top``/``left``, at dy (B, HO, WO, O): dU[xi] = sum over the tiles of V[xi]^T (A g A^T)[xi] (the adjoint
+    of the forward's product and output transform), then dw[o, c] += G^T dU[:, c, o] G. Summed in at most
+    ``DW_SLOTS`` partial sums over fixed runs of chunks, added in order: the same bits on any team."""
+    B, H, W, C = x.shape
+    _, HO, WO, O = dy.shape
+    th, tw = (HO + 1) // 2, (WO + 1) // 2
+    nl = max(1, CHUNK_BYTES // (tw * 16 * (C + O) * x.itemsize))
+    chunks = -(-B * th // nl)
+    per_slot = -(-chunks // min(DW_SLOTS, chunks))
+    S = -(-chunks // per_slot)
+    P = team_size(S)
+    V, D = np.zeros((P, 16, nl * tw, C), x.dtype), np.zeros((P, 16, nl * tw, O), x.dtype)
+    t, h = np.zeros((P, 4, 1, (2 * tw + 2) * C), x.dtype), np.zeros((P, 4, 1, 2 * tw * O), x.dtype)
+    zero_x, zero_dy = np.zeros((2 * tw + 2) * C, x.dtype), np.zeros(WO * O, x.dtype)
+    prod, slots = np.empty((P, C, O), x.dtype), np.zeros((S, 16, C, O), x.dtype)
+    run_team(P, _gradient_team, _gradient_serial, x.reshape(B, H, W * C), dy.reshape(B, HO, WO * O), top, left, th, nl,
+             per_slot, zero_x, zero_dy, t, h, V, D, prod, slots)
+    dU = slots[0].copy()
+    for s in range(1, S):
+        dU += slots[s]
+    dw += np.einsum("ak,abco,bl->ockl", G_MATRIX, dU.reshape(4, 4, C, O), G_MATRIX).astype(dw.dtype)
