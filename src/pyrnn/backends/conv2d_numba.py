@@ -240,7 +240,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups):
     """See :mod:`pyrnn.backends.conv2d_reference`."""
     (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups)
     saved = Conv2dSaved(x, x.shape, w, stride, padding, dilation, groups)
-    y = np.zeros(y_shape, x.dtype)
+    by_winograd = winograd.fits(w, stride, dilation, groups) and 0 not in y_shape
+    y = (np.empty if by_winograd else np.zeros)(y_shape, x.dtype)  # Winograd writes every pixel
     if y.size == 0 or x.shape[3] == 0:  # no taps: only the bias
         if b is not None:
             y += b
@@ -249,7 +250,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups):
     if _depthwise(w, groups):
         bias = y[0, 0, 0] if b is None else b  # unused when has_bias is False: one compiled signature either way
         _depthwise_forward_kernel(_repeated(x, w.shape[0] // groups), _taps(w), bias, b is not None, geometry, y)
-    elif winograd.fits(w, stride, dilation, groups):
+    elif by_winograd:
         winograd.convolve(x, winograd.weights(w), padding[0], padding[2], b, y)
     else:
         _conv2d_forward_chunks(x, _packed(w, groups), b, geometry, nl, pointwise, y.reshape(-1, y_shape[3]))
@@ -260,7 +261,8 @@ def conv2d_backward(saved, dy, dw, db, need_dx=True):
     """See :mod:`pyrnn.backends.conv2d_reference`."""
     (stride, padding, dilation, groups), (B, HO, WO, O) = check_conv2d_backward(saved, dy, dw, db, need_dx)
     w = saved.w
-    dx = np.zeros(saved.x_shape, w.dtype) if need_dx else None
+    by_winograd = winograd.fits(w, stride, dilation, groups) and dy.size > 0
+    dx = (np.empty if by_winograd else np.zeros)(saved.x_shape, w.dtype) if need_dx else None  # Winograd writes every pixel
     if db is not None:
         db += dy.sum(axis=(0, 1, 2))
     if dy.size == 0 or saved.x_shape[3] == 0 or (dw is None and dx is None):
@@ -279,7 +281,7 @@ def conv2d_backward(saved, dy, dw, db, need_dx=True):
         if dw is not None:
             dw += dwt.T.reshape(w.shape)
         return dx
-    if winograd.fits(w, stride, dilation, groups):  # dx and dw by Winograd
+    if by_winograd:  # dx and dw
         if dx is not None:
             winograd.data_gradient(dy, w, padding[0], padding[2], dx)
         if dw is not None:

@@ -33,6 +33,9 @@ from ._numba_config import JIT, run_team, team_kernels, team_size
 #: scratch per chunk of tile lines, in bytes: V (rows, 16, C) and M (rows, 16, O) together (at least one line)
 CHUNK_BYTES = 1 << 20
 
+#: False: every layer takes the im2col path (benchmarks/conv2d_algorithms.py compares the two)
+ENABLED = True
+
 #: the weight gradient's partial sums, each over a fixed run of chunks, at most (see :func:`weight_gradient`)
 DW_SLOTS = 8
 
@@ -42,9 +45,9 @@ G_MATRIX = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0
 
 def fits(w, stride, dilation, groups):
     """Whether Winograd runs this convolution (ncnn's rule, as the C++ backend's): a 3x3 kernel,
-    stride 1, no dilation, one group, more than 8 channels in and out. ``w`` (O, C, KH, KW)."""
+    stride 1, no dilation, one group, more than 8 channels in and out (and :data:`ENABLED`). ``w`` (O, C, KH, KW)."""
     O, C, KH, KW = w.shape
-    return (KH, KW) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1 and C > 8 and O > 8
+    return ENABLED and (KH, KW) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1 and C > 8 and O > 8
 
 
 def weights(w):
