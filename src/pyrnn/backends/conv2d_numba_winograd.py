@@ -39,9 +39,6 @@ ENABLED = True
 #: the weight gradient's partial sums, each over a fixed run of chunks, at most (see :func:`weight_gradient`)
 DW_SLOTS = 8
 
-#: the weight transform G (4, 3)
-G_MATRIX = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-
 
 def fits(w, stride, dilation, groups):
     """Whether Winograd runs this convolution (ncnn's rule, as the C++ backend's): a 3x3 kernel,
@@ -50,11 +47,23 @@ def fits(w, stride, dilation, groups):
     return ENABLED and (KH, KW) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1 and C > 8 and O > 8
 
 
+def _g(a, axis):
+    """G applied along ``axis`` (length 3 -> 4): g0, (g0 + g1 + g2)/2, (g0 - g1 + g2)/2, g2."""
+    g0, g1, g2 = (np.take(a, i, axis=axis) for i in range(3))
+    return np.stack([g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2], axis=axis)
+
+
+def _gt(a, axis):
+    """G^T applied along ``axis`` (length 4 -> 3): u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3."""
+    u0, u1, u2, u3 = (np.take(a, i, axis=axis) for i in range(4))
+    return np.stack([u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3], axis=axis)
+
+
 def weights(w):
     """U[xi, c, o] = (G w[o, c] G^T)[xi]: (16, C, O), in w's dtype (computed in float64)."""
     O, C = w.shape[:2]
-    U = np.einsum("ak,ockl,bl->abco", G_MATRIX, w.astype(np.float64), G_MATRIX)
-    return np.ascontiguousarray(U.reshape(16, C, O), dtype=w.dtype)
+    U = _g(_g(w.astype(np.float64), 2), 3)  # (O, C, 4, 4)
+    return np.ascontiguousarray(U.transpose(2, 3, 1, 0).reshape(16, C, O), dtype=w.dtype)
 
 
 # out[k0 + k, r, e0 + e] = (B^T s)[k] for e < n: out[k0] = s0 - s2, out[k0 + 1] = s1 + s2, out[k0 + 2] = s2 - s1,
@@ -266,4 +275,4 @@ def weight_gradient(x, dy, top, left, dw):
     dU = slots[0].copy()
     for s in range(1, S):
         dU += slots[s]
-    dw += np.einsum("ak,abco,bl->ockl", G_MATRIX, dU.reshape(4, 4, C, O), G_MATRIX).astype(dw.dtype)
+    dw += _gt(_gt(dU.reshape(4, 4, C, O).astype(np.float64), 0), 1).transpose(3, 2, 0, 1).astype(dw.dtype)
