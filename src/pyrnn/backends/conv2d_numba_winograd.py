@@ -47,23 +47,47 @@ def fits(w, stride, dilation, groups):
     return ENABLED and (KH, KW) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1 and C > 8 and O > 8
 
 
-def _g(a, axis):
-    """G applied along ``axis`` (length 3 -> 4): g0, (g0 + g1 + g2)/2, (g0 - g1 + g2)/2, g2."""
-    g0, g1, g2 = (np.take(a, i, axis=axis) for i in range(3))
-    return np.stack([g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2], axis=axis)
+# U[4a + b, c, o] = (G w[o, c] G^T)[a, b], in float64 then stored in U's dtype; G's rows: g0, (g0 + g1 + g2)/2,
+# (g0 - g1 + g2)/2, g2
+@numba.njit(**JIT)
+def _weights_kernel(w, U):
+    gg = np.empty((4, 3))  # G g
+    for o in range(w.shape[0]):
+        for c in range(w.shape[1]):
+            for e in range(3):
+                g0, g1, g2 = np.float64(w[o, c, 0, e]), np.float64(w[o, c, 1, e]), np.float64(w[o, c, 2, e])
+                gg[0, e], gg[1, e], gg[2, e], gg[3, e] = g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2
+            for a in range(4):
+                h0, h1, h2 = gg[a, 0], gg[a, 1], gg[a, 2]
+                U[4 * a, c, o] = h0
+                U[4 * a + 1, c, o] = 0.5 * (h0 + h1 + h2)
+                U[4 * a + 2, c, o] = 0.5 * (h0 - h1 + h2)
+                U[4 * a + 3, c, o] = h2
 
 
-def _gt(a, axis):
-    """G^T applied along ``axis`` (length 4 -> 3): u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3."""
-    u0, u1, u2, u3 = (np.take(a, i, axis=axis) for i in range(4))
-    return np.stack([u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3], axis=axis)
+# dw[o, c] += (G^T dU[:, c, o] G) (3x3 from 4x4), in float64; G^T's rows: u0 + (u1 + u2)/2, (u1 - u2)/2,
+# (u1 + u2)/2 + u3
+@numba.njit(**JIT)
+def _weight_gradient_transform(dU, dw):
+    t = np.empty((3, 4))  # G^T dU
+    for o in range(dw.shape[0]):
+        for c in range(dw.shape[1]):
+            for b in range(4):
+                u0, u1, u2, u3 = (np.float64(dU[b, c, o]), np.float64(dU[4 + b, c, o]), np.float64(dU[8 + b, c, o]),
+                                  np.float64(dU[12 + b, c, o]))
+                t[0, b], t[1, b], t[2, b] = u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3
+            for k in range(3):
+                u0, u1, u2, u3 = t[k, 0], t[k, 1], t[k, 2], t[k, 3]
+                dw[o, c, k, 0] += u0 + 0.5 * (u1 + u2)
+                dw[o, c, k, 1] += 0.5 * (u1 - u2)
+                dw[o, c, k, 2] += 0.5 * (u1 + u2) + u3
 
 
 def weights(w):
     """U[xi, c, o] = (G w[o, c] G^T)[xi]: (16, C, O), in w's dtype (computed in float64)."""
-    O, C = w.shape[:2]
-    U = _g(_g(w.astype(np.float64), 2), 3)  # (O, C, 4, 4)
-    return np.ascontiguousarray(U.transpose(2, 3, 1, 0).reshape(16, C, O), dtype=w.dtype)
+    U = np.empty((16, w.shape[1], w.shape[0]), w.dtype)
+    _weights_kernel(w, U)
+    return U
 
 
 # out[k0 + k, r, e0 + e] = (B^T s)[k] for e < n: out[k0] = s0 - s2, out[k0 + 1] = s1 + s2, out[k0 + 2] = s2 - s1,
@@ -250,7 +274,7 @@ def data_gradient(dy, w, top, left, dx):
     """dx (B, H, W, C) = the data gradient of the stride-1 3x3 convolution by w (O, C, 3, 3) with padding
     ``top``/``left`` at dy (B, HO, WO, O): the convolution of dy by w flipped and transposed,
     w'[c, o, kh, kw] = w[o, c, 2 - kh, 2 - kw], with padding 2 - top, 2 - left. Every pixel is written."""
-    return convolve(dy, weights(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)), 2 - top, 2 - left, None, dx)
+    return convolve(dy, weights(np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))), 2 - top, 2 - left, None, dx)
 
 
 def weight_gradient(x, dy, top, left, dw):
@@ -275,4 +299,4 @@ def weight_gradient(x, dy, top, left, dw):
     dU = slots[0].copy()
     for s in range(1, S):
         dU += slots[s]
-    dw += _gt(_gt(dU.reshape(4, 4, C, O).astype(np.float64), 0), 1).transpose(3, 2, 0, 1).astype(dw.dtype)
+    _weight_gradient_transform(dU, dw)
