@@ -13,13 +13,21 @@ xi = 4u + v indexes the 4x4 transform. The same algorithm as the C++ backend (cs
 
 16 products of inner size C replace 36 per tile (2.25x fewer multiply-adds than im2col + GEMM). The
 data gradient of a stride-1 convolution is the convolution of dy by the flipped, transposed kernel
-(padding 2 - top, 2 - left), so the same engine serves it (:func:`data_gradient`).
+(padding 2 - top, 2 - left), so the same engine serves it (:func:`data_gradient`). The weight gradient
+is the adjoint of the products (:func:`weight_gradient`): dU[xi] = sum over the tiles of
+V[xi]^T (A g A^T)[xi] (g: the tile's 2x2 block of dy), then dw[o, c] += G^T dU[:, c, o] G.
 
-Three layers, as the rest of the Numba backend: :func:`convolve` allocates the per-chunk scratch and runs
-the chunks of tile lines (b, ti) - the compiled input transform ``_input_kernel`` (one tile line at a
-time, ``_input_line``; the 1-D transforms ``_bt``), the 16 GEMMs (``np.matmul``: NumPy's OpenBLAS, as
-the im2col path's), the compiled output transform ``_output_kernel`` (``_output_tile``; ``_at``). The
-scratch is one chunk's V (rows, 16, C) and M (rows, 16, O), rows = tiles of the chunk: never the batch.
+Three layers, as the rest of the Numba backend: :func:`convolve` and :func:`weight_gradient` allocate
+each member's scratch and run the team; ``_convolve_kernel``/``_gradient_kernel`` are the team, a
+``prange`` over its members (JIT_PARALLEL, the outermost loop only; the same function compiled without
+``parallel`` for one member, ``_numba_config.team_kernels``), each member (``_member``,
+``_gradient_member``) a run of chunks of tile lines (b, ti): per chunk the transforms one tile line
+at a time (``_input_line``, ``_gradient_line``, ``_output_tile``; the 1-D transforms ``_bt``, ``_at``,
+``_a``) and the 16 GEMMs (np.dot: SciPy's BLAS, on one thread per member while the team runs). The
+scratch is one chunk's V (16, rows, C) and M or D (16, rows, O) per member (CHUNK_BYTES), rows = the
+chunk's tiles: never the batch. Members own whole tiles, so y and dx do not depend on the team size;
+dw is summed in at most DW_SLOTS partial sums over fixed runs of chunks, added in order, so neither
+does it.
 JIT flags come from ``_numba_config``.
 """
 
@@ -30,7 +38,8 @@ import numpy as np
 
 from ._numba_config import JIT, run_team, team_kernels, team_size
 
-#: scratch per chunk of tile lines, in bytes: V (rows, 16, C) and M (rows, 16, O) together (at least one line)
+#: scratch per chunk of tile lines and member, in bytes: V (16, rows, C) and M (16, rows, O) together (at least
+#: one line)
 CHUNK_BYTES = 1 << 20
 
 #: False: every layer takes the im2col path (benchmarks/conv2d_algorithms.py compares the two)
@@ -170,7 +179,7 @@ def _output_tile(M, r, b, ti, tj, bias, has_bias, s, q, y):
                     line[e, o] += bias[o]
 
 
-# One member's tile lines [l0, l1) = b*th + ti, nt // tw lines at a time: V[:, li*tw + tj] = the transformed
+# One member's tile lines [l0, l1) = b*th + ti, nl = rows // tw lines at a time: V[:, li*tw + tj] = the transformed
 # windows of tile (b, ti, tj) of line l0 + li, M[xi] = V[xi] U[xi] (np.dot: SciPy's BLAS, one thread per
 # member), y's pixels from M[:, li*tw + tj]
 @numba.njit(**JIT)
