@@ -165,3 +165,18 @@ def test_a_forked_child_runs_the_layer_on_one_thread():
     p.join(timeout=60)
     assert p.exitcode == 0
     np.testing.assert_array_equal(got, want)
+
+
+def test_the_partial_sums_of_dw_are_bounded_in_bytes(monkeypatch):
+    """DW_SLOT_BYTES below one slot: one partial sum, so one member, and dw still right."""
+    members = []
+    run = wg.run_team
+    monkeypatch.setattr(wg, "run_team", lambda P, *a: members.append(P) or run(P, *a))
+    monkeypatch.setattr(wg, "DW_SLOT_BYTES", 1)
+    x, w, b, dy, geom = _problem(CASES[6], np.float64)
+    _, saved = ref.conv2d_forward(x, w, b, *geom)
+    got, want = np.zeros_like(w), np.zeros_like(w)
+    wg.weight_gradient(x, dy, 1, 1, got)
+    ref.conv2d_backward(saved, dy, want, None, need_dx=False)
+    assert members == [1]
+    _close(got, want, np.float64, "dw")

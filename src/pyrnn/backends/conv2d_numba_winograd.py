@@ -26,8 +26,8 @@ at a time (``_input_line``, ``_gradient_line``, ``_output_tile``; the 1-D transf
 ``_a``) and the 16 GEMMs (np.dot: SciPy's BLAS, on one thread per member while the team runs). The
 scratch is one chunk's V (16, rows, C) and M or D (16, rows, O) per member (CHUNK_BYTES), rows = the
 chunk's tiles: never the batch. Members own whole tiles, so y and dx do not depend on the team size;
-dw is summed in at most DW_SLOTS partial sums over fixed runs of chunks, added in order, so neither
-does it.
+dw is summed in at most DW_SLOTS partial sums (and DW_SLOT_BYTES) over fixed runs of chunks, added in
+order, so neither does it.
 JIT flags come from ``_numba_config``.
 """
 
@@ -45,8 +45,9 @@ CHUNK_BYTES = 1 << 20
 #: False: every layer takes the im2col path (benchmarks/conv2d_algorithms.py compares the two)
 ENABLED = True
 
-#: the weight gradient's partial sums, each over a fixed run of chunks, at most (see :func:`weight_gradient`)
-DW_SLOTS = 8
+#: the weight gradient's partial sums, each over a fixed run of chunks, at most (see :func:`weight_gradient`), and
+#: their bytes at most (for the 512-channel layers: 4 slots of 16 MiB)
+DW_SLOTS, DW_SLOT_BYTES = 8, 1 << 26
 
 
 def fits(w, stride, dilation, groups):
@@ -290,13 +291,14 @@ def weight_gradient(x, dy, top, left, dw):
     """dw (O, C, 3, 3) += the weight gradient of the stride-1 3x3 convolution of x (B, H, W, C) with padding
     ``top``/``left``, at dy (B, HO, WO, O): dU[xi] = sum over the tiles of V[xi]^T (A g A^T)[xi] (the adjoint
     of the forward's product and output transform), then dw[o, c] += G^T dU[:, c, o] G. Summed in at most
-    ``DW_SLOTS`` partial sums over fixed runs of chunks, added in order: the same bits on any team."""
+    ``DW_SLOTS`` partial sums (of ``DW_SLOT_BYTES`` in all) over fixed runs of chunks, added in order: the same
+    bits on any team."""
     B, H, W, C = x.shape
     _, HO, WO, O = dy.shape
     th, tw = (HO + 1) // 2, (WO + 1) // 2
     nl = max(1, CHUNK_BYTES // (tw * 16 * (C + O) * x.itemsize))
     chunks = -(-B * th // nl)
-    per_slot = -(-chunks // min(DW_SLOTS, chunks))
+    per_slot = -(-chunks // max(1, min(DW_SLOTS, chunks, DW_SLOT_BYTES // (16 * C * O * x.itemsize))))
     S = -(-chunks // per_slot)
     P = team_size(S)
     V, D = np.zeros((P, 16, nl * tw, C), x.dtype), np.zeros((P, 16, nl * tw, O), x.dtype)
