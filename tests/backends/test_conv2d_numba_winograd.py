@@ -180,3 +180,25 @@ def test_the_partial_sums_of_dw_are_bounded_in_bytes(monkeypatch):
     ref.conv2d_backward(saved, dy, want, None, need_dx=False)
     assert members == [1]
     _close(got, want, np.float64, "dw")
+
+
+@pytest.mark.skipif(pyrnn.threads._cpu_count() < 2, reason="one CPU: no team")
+def test_under_the_workqueue_layer_only_the_main_thread_runs_a_team(monkeypatch):
+    """Numba's workqueue layer aborts the process on two concurrent launches: other threads run serially."""
+    import threading
+
+    import numba
+
+    from pyrnn.backends import _numba_config
+
+    monkeypatch.setattr(numba, "threading_layer", lambda: "workqueue")
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(_numba_config.team_size(4)))
+    t.start()
+    t.join()
+    assert seen == [1] and _numba_config.team_size(4) == 2
+    monkeypatch.setattr(numba, "threading_layer", lambda: "omp")
+    t = threading.Thread(target=lambda: seen.append(_numba_config.team_size(4)))
+    t.start()
+    t.join()
+    assert seen == [1, 2]

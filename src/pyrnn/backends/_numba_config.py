@@ -40,12 +40,24 @@ def team_kernels(fn):
 
 def team_size(pieces):
     """Members for ``pieces`` pieces of work (the kernel's prange count): ``pyrnn.get_num_threads()``, no more
-    than the pieces nor Numba's threads, one after a fork."""
+    than the pieces nor Numba's threads; one after a fork, and in a thread that may not launch a team."""
     from ..threads import get_num_threads
 
-    if _forked:
+    if _forked or not _layer_takes_concurrent_launches():
         return 1
     return max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS, pieces))
+
+
+def _layer_takes_concurrent_launches():
+    """Whether a team may start from this thread: Numba's ``workqueue`` layer (the fallback without TBB or
+    OpenMP) aborts the process when two threads launch at once, so under it only the main thread runs a
+    team; before the first launch the layer is unknown, and the main thread makes that launch."""
+    import threading
+
+    try:
+        return numba.threading_layer() != "workqueue" or threading.current_thread() is threading.main_thread()
+    except ValueError:  # no parallel launch yet
+        return threading.current_thread() is threading.main_thread()
 
 
 def run_team(members, team, serial, *args):
