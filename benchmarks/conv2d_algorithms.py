@@ -1,6 +1,7 @@
 """The Conv2D algorithms side by side, one thread, on the shapes of the vision models: Winograd F(2x2, 3x3)
-and the indirect GEMM (C++), im2col + OpenBLAS sgemm (the Numba backend, single-threaded BLAS), and
-PyTorch channels_last (oneDNN) on one thread. Forward, and one training step (forward, dx, dw, db).
+and the indirect GEMM (C++), the Numba backend's Winograd (where it fits: 3x3, stride 1, > 8 channels)
+and its im2col + OpenBLAS sgemm (single-threaded BLAS), and PyTorch channels_last (oneDNN) on one thread.
+Forward, and one training step (forward, dx, dw, db).
 Each result is checked against the float64 reference first; times are the best of alternating
 blocks, in CPU time of the calling thread (everything runs on it: one thread each; on a shared
 machine wall time also counts the other processes' turns, CPU time does not), GFLOP/s counts the direct
@@ -21,6 +22,7 @@ import torch
 import pyrnn
 from pyrnn import _C
 from pyrnn.backends import backend_module
+from pyrnn.backends import conv2d_numba_winograd as numba_winograd
 from pyrnn.backends import conv2d_reference as ref
 from pyrnn.bench_cnn import cpu_description
 
@@ -68,10 +70,12 @@ def row(name, shape, blocks, rng):
     def ours(kernels, winograd):
         def infer():
             _C._set_winograd(winograd)
+            numba_winograd.ENABLED = winograd
             return kernels.conv2d_forward(x, w, b, *geom)[0]
 
         def train():
             _C._set_winograd(winograd)
+            numba_winograd.ENABLED = winograd
             _, saved = kernels.conv2d_forward(x, w, b, *geom)
             return kernels.conv2d_backward(saved, dy, np.zeros_like(w), np.zeros_like(b))
         return infer, train
@@ -91,7 +95,8 @@ def row(name, shape, blocks, rng):
         conv(t).backward(tdy)
         return t.grad
 
-    variants = {"winograd": ours(cpp, True), "igemm": ours(cpp, False), "im2col": ours(numba, True),
+    variants = {"winograd": ours(cpp, True), "igemm": ours(cpp, False), "numba winograd": ours(numba, True),
+                "im2col": ours(numba, False),
                 "torch": (torch_infer, torch_train)}
     for vname, (infer, _) in variants.items():  # validate before timing
         np.testing.assert_allclose(infer(), want, rtol=1e-3, atol=1e-3, err_msg=f"{name} {vname}")
@@ -99,6 +104,7 @@ def row(name, shape, blocks, rng):
         fwd = best_of({v: f[0] for v, f in variants.items()}, blocks)
         trn = best_of({v: f[1] for v, f in variants.items()}, blocks)
     _C._set_winograd(True)
+    numba_winograd.ENABLED = True
     cells = [f"{fwd[v] * 1e3:.2f} / {trn[v] * 1e3:.2f} ({flops / fwd[v] / 1e9:.0f})" for v in variants]
     return f"| {name} | " + " | ".join(cells) + " |"
 
@@ -107,8 +113,9 @@ def main(blocks=5):
     torch.set_num_threads(1)
     pyrnn.set_num_threads(1)
     print(f"CPU: {cpu_description()} ({_C.isa()}), one thread, float32, best of {blocks} blocks")
-    print("| shape | Winograd | indirect GEMM | im2col + sgemm | torch channels_last | (fwd ms / train ms, GFLOP/s fwd) |")
-    print("|---|---|---|---|---|---|")
+    print("| shape | Winograd | indirect GEMM | Numba Winograd | im2col + sgemm (Numba) | torch channels_last "
+          "| (fwd ms / train ms, GFLOP/s fwd) |")
+    print("|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for name, shape in SHAPES:
         print(row(name, shape, blocks, rng), flush=True)

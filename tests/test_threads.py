@@ -76,6 +76,21 @@ def test_blas_one_thread_runs_numpys_blas_on_one_thread_then_restores_it():
     assert _numpy_blas_threads() == before
 
 
+def test_blas_one_thread_covers_scipys_blas_too():
+    """SciPy's OpenBLAS is the one behind Numba's np.dot (the Numba team's members call it)."""
+    from pyrnn import threads
+
+    lib = threads._openblas_threads("scipy")
+    if lib is None:
+        pytest.skip("SciPy's BLAS is not an OpenBLAS with get/set_num_threads")
+    before = lib[0]()
+    if before < 2:
+        pytest.skip("SciPy's BLAS already runs on one thread")
+    with threads.blas_one_thread():
+        assert lib[0]() == 1
+    assert lib[0]() == before
+
+
 def test_blas_one_thread_blocks_in_two_threads_share_one_count():
     import threading
 

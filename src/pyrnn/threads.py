@@ -1,6 +1,7 @@
 """One thread knob for everything pyrnn runs on: the C++ kernels' own thread team and the BLAS
-behind the C++ and Numba GEMMs (NumPy's and SciPy's OpenBLAS, via threadpoolctl). The Numba
-kernels run no parallel loops of their own (their speed is the BLAS's), so Numba's pool is left alone.
+behind the C++ and Numba GEMMs (NumPy's and SciPy's OpenBLAS, via threadpoolctl). The Numba kernels
+that run a team of their own (``JIT_PARALLEL``: the conv2d Winograd path and weight gradient) take n
+members at each call (``backends._numba_config.run_team``), the BLAS on one thread meanwhile.
 
 ``pyrnn.set_num_threads(n)`` caps them all at n, so that nothing oversubscribes the
 cores when several pools are busy at once; ``pyrnn.get_num_threads()`` reads it back.
@@ -70,59 +71,67 @@ def get_num_threads():
 #: below ONE_THREAD_GEMM_FLOPS OpenBLAS does so itself (M*N*K < 65536 * GEMM_MULTITHREAD_THRESHOLD = 4)
 SMALL_GEMM_FLOPS, ONE_THREAD_GEMM_FLOPS = 1 << 23, 1 << 19
 
-_one = {"lib": None, "found": False, "users": 0, "saved": 0, "lock": threading.Lock()}
+_one = {"libs": {}, "users": 0, "saved": [], "lock": threading.Lock()}
 
 
-def _numpy_openblas_threads():
-    """(get_num_threads, set_num_threads) of the OpenBLAS NumPy loaded, as ctypes functions (the
-    pair the C++ kernels' single-thread sections use, see :mod:`pyrnn.backends.cpp`), or None."""
-    if not _one["found"]:
-        _one["found"] = True
+def _openblas_threads(owner):
+    """(get_num_threads, set_num_threads) of the OpenBLAS ``owner`` ("numpy" or "scipy": the one in
+    numpy.libs/scipy.libs) loaded, as ctypes functions, or None. NumPy's is the pair the C++ kernels'
+    single-thread sections use (see :mod:`pyrnn.backends.cpp`); SciPy's is the BLAS behind Numba's np.dot."""
+    if owner not in _one["libs"]:
+        lib = None
         try:
             from threadpoolctl import threadpool_info
 
-            paths = [lib["filepath"] for lib in threadpool_info() if lib.get("internal_api") == "openblas"
-                     and "numpy" in os.path.basename(os.path.dirname(lib.get("filepath", "")))]
+            if owner == "scipy":
+                import scipy.linalg.cython_blas  # noqa: F401 - loads SciPy's OpenBLAS, as Numba's np.dot does
+            paths = [info["filepath"] for info in threadpool_info() if info.get("internal_api") == "openblas"
+                     and owner in os.path.basename(os.path.dirname(info.get("filepath", "")))]
             dll = ctypes.CDLL(paths[0]) if paths else None
         except (ImportError, OSError):
             dll = None
         for prefix in ("scipy_openblas_", "openblas_"):
-            get, put = (getattr(dll, f"{prefix}{what}_num_threads64_", None) for what in ("get", "set"))
-            if get is not None and put is not None:
-                get.argtypes, get.restype, put.argtypes, put.restype = [], ctypes.c_int, [ctypes.c_int], None
-                _one["lib"] = (get, put)
-                break
-    return _one["lib"]
+            for suffix in ("64_", ""):
+                get, put = (getattr(dll, f"{prefix}{what}_num_threads{suffix}", None) for what in ("get", "set"))
+                if lib is None and get is not None and put is not None:
+                    get.argtypes, get.restype, put.argtypes, put.restype = [], ctypes.c_int, [ctypes.c_int], None
+                    lib = (get, put)
+        _one["libs"][owner] = lib
+    return _one["libs"][owner]
+
+
+def _numpy_openblas_threads():
+    """:func:`_openblas_threads` of NumPy's OpenBLAS."""
+    return _openblas_threads("numpy")
 
 
 @contextlib.contextmanager
 def blas_one_thread():
-    """Run NumPy's BLAS calls in this block on one thread (NumPy's OpenBLAS; nothing happens with
-    another BLAS).
+    """Run the BLAS calls in this block on one thread: NumPy's OpenBLAS (NumPy's products) and SciPy's
+    (Numba's np.dot); nothing happens with another BLAS.
 
     The thread count is OpenBLAS' own, one for the process, so the rule is the C++ kernels'
     (``BlasOneThread`` in csrc/common/gemm.h): blocks in several threads share one count and the
     last one out restores the library's count, and only if it was above one on entering (one may
     be a C++ kernel's section then, which restores it itself). A ``set_num_threads`` made in
     another thread while a block is open is undone when the block closes."""
-    lib = _numpy_openblas_threads()
-    if lib is None:
-        yield
-        return
-    get, put = lib
+    libs = [lib for lib in (_openblas_threads("numpy"), _openblas_threads("scipy")) if lib is not None]
     with _one["lock"]:
         _one["users"] += 1
         if _one["users"] == 1:
-            _one["saved"] = get()
-            if _one["saved"] > 1:
-                put(1)
+            _one["saved"] = [(put, get()) for get, put in libs]
+            for put, n in _one["saved"]:
+                if n > 1:
+                    put(1)
     try:
         yield
     finally:
         with _one["lock"]:
             _one["users"] -= 1
-            if _one["users"] == 0 and _one["saved"] > 1:
-                put(_one["saved"])
+            if _one["users"] == 0:
+                for put, n in _one["saved"]:
+                    if n > 1:
+                        put(n)
 
 
 def gemm_threads(flops):

@@ -14,8 +14,11 @@ packed as ``wk`` (G, KH*KW*Cg, Og). A 1x1 stride-1 unpadded convolution with G =
 on x. A depthwise convolution (one input channel per group, G > 1; output channel o reads input
 channel o // m, m = Og) is a direct loop over the taps instead, vectorised over the channels
 (``_depthwise_*``, as the C++ backend's): as G GEMMs of inner size KH*KW it would spend its time in
-calls. Its weight is handed over as ``wt`` (KH*KW, O), ``wt[kh*KW + kw, o] = w[o, 0, kh, kw]``. JIT
-flags come from ``_numba_config``.
+calls. Its weight is handed over as ``wt`` (KH*KW, O), ``wt[kh*KW + kw, o] = w[o, 0, kh, kw]``.
+
+A 3x3 stride-1 convolution with one group and more than 8 channels in and out (the C++ backend's rule)
+runs Winograd F(2x2, 3x3) instead, forward, dx and dw, on a Numba team (:mod:`.conv2d_numba_winograd`).
+JIT flags come from ``_numba_config``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from . import conv2d_numba_winograd as winograd
 from . import ordered
 from ._numba_config import JIT
 from .contract import Conv2dSaved
@@ -236,7 +240,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups):
     """See :mod:`pyrnn.backends.conv2d_reference`."""
     (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups)
     saved = Conv2dSaved(x, x.shape, w, stride, padding, dilation, groups)
-    y = np.zeros(y_shape, x.dtype)
+    by_winograd = winograd.fits(w, stride, dilation, groups) and 0 not in y_shape
+    y = (np.empty if by_winograd else np.zeros)(y_shape, x.dtype)  # Winograd writes every pixel
     if y.size == 0 or x.shape[3] == 0:  # no taps: only the bias
         if b is not None:
             y += b
@@ -245,6 +250,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups):
     if _depthwise(w, groups):
         bias = y[0, 0, 0] if b is None else b  # unused when has_bias is False: one compiled signature either way
         _depthwise_forward_kernel(_repeated(x, w.shape[0] // groups), _taps(w), bias, b is not None, geometry, y)
+    elif by_winograd:
+        winograd.convolve(x, winograd.weights(w), padding[0], padding[2], b, y)
     else:
         _conv2d_forward_chunks(x, _packed(w, groups), b, geometry, nl, pointwise, y.reshape(-1, y_shape[3]))
     return y, saved
@@ -254,7 +261,8 @@ def conv2d_backward(saved, dy, dw, db, need_dx=True):
     """See :mod:`pyrnn.backends.conv2d_reference`."""
     (stride, padding, dilation, groups), (B, HO, WO, O) = check_conv2d_backward(saved, dy, dw, db, need_dx)
     w = saved.w
-    dx = np.zeros(saved.x_shape, w.dtype) if need_dx else None
+    by_winograd = winograd.fits(w, stride, dilation, groups) and dy.size > 0
+    dx = (np.empty if by_winograd else np.zeros)(saved.x_shape, w.dtype) if need_dx else None  # Winograd writes every pixel
     if db is not None:
         db += dy.sum(axis=(0, 1, 2))
     if dy.size == 0 or saved.x_shape[3] == 0 or (dw is None and dx is None):
@@ -272,6 +280,12 @@ def conv2d_backward(saved, dy, dw, db, need_dx=True):
             dx += dxe.reshape(dx.shape + (m,)).sum(axis=4)
         if dw is not None:
             dw += dwt.T.reshape(w.shape)
+        return dx
+    if by_winograd:  # dx and dw
+        if dx is not None:
+            winograd.data_gradient(dy, w, padding[0], padding[2], dx)
+        if dw is not None:
+            winograd.weight_gradient(saved.x, dy, padding[0], padding[2], dw)
         return dx
     wk = _packed(w, groups)
     dwk = np.zeros_like(wk) if dw is not None else None

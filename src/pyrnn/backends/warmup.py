@@ -31,6 +31,10 @@ def _families(dtype):
         ("MaxPool1D", L.MaxPool1D(2), seq),
         ("AvgPool1D", L.AvgPool1D(2), seq),
         ("Conv2D", L.Conv2D(3, 4, 3, dtype=dtype, seed=0), img),
+        # Winograd (3x3, > 8 channels), on one thread and, on a tall image of more than one chunk, on the team
+        ("Conv2D Winograd", L.Conv2D(9, 9, 3, padding=1, dtype=dtype, seed=0), rng.standard_normal((2, 6, 6, 9)).astype(dtype)),
+        ("Conv2D Winograd team", L.Conv2D(9, 9, 3, padding=1, dtype=dtype, seed=0),
+         rng.standard_normal((1, 1200, 4, 9)).astype(dtype)),
         ("ConvTranspose2D", L.ConvTranspose2D(3, 4, 2, stride=2, dtype=dtype, seed=0), img),
         ("MaxPool2D", L.MaxPool2D(2), img),
         ("AvgPool2D", L.AvgPool2D(2), img),
