@@ -16,6 +16,7 @@ import numpy as np
 
 from .._checks import as_array, as_float_array, check_bool, check_float, check_int, check_seed, check_shape
 from ..backends import ordered
+from ..backends.reference import gemm_operand
 from ..distributed.rows import uniform
 from ..threads import gemm_threads
 from .activations import Elementwise, config_repr
@@ -42,7 +43,10 @@ class Dense(Layer):
         O, size of the output's last axis.
     bias : bool, default True
         Whether the ``bias`` parameter exists.
-    dtype : float32 or float64, default float32
+    dtype : float32, float64 or "bfloat16", default float32
+        "bfloat16": mixed precision (float32 parameters, inputs and outputs; the three products
+        ``x W^T``, ``dy W``, ``dy^T x`` take bfloat16-rounded operands and sum in float32, the
+        bias and its gradient stay float32: :mod:`pyrnn.backends.bfloat16`).
     seed : int or None
         Seed of the default init, PyTorch's ``U(-1/sqrt(I), 1/sqrt(I))`` for weight and bias.
 
@@ -52,6 +56,8 @@ class Dense(Layer):
     ``forward`` keeps a reference to its input for ``backward``: do not modify that
     array in place in between.
     """
+
+    supports_bfloat16 = True
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None):
         super().__init__(dtype)
@@ -85,9 +91,10 @@ class Dense(Layer):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected in_features={self.in_features} features in the last axis, got shape {x.shape}")
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)  # (N, I), a view (x is C-contiguous)
+        op = gemm_operand(self.bfloat16)  # bfloat16: the GEMM operands rounded to it (float32 sums)
+        x2 = op(x.reshape(-1, self.in_features))  # (N, I), a view (x is C-contiguous) unless rounded
         with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # small: one BLAS thread
-            y = x2 @ self.params["weight"].T
+            y = x2 @ op(self.params["weight"]).T
         if self.bias:
             y += self.params["bias"]
         self._save((x2, lead))
@@ -119,16 +126,18 @@ class Dense(Layer):
         check_shape("dy", dy, lead + (self.out_features,), "(..., out_features) of the last forward")
         self._pop_saved()
         dy2 = dy.reshape(-1, self.out_features)
+        op = gemm_operand(self.bfloat16)  # x2 was rounded by forward; the bias gradient sums float32 dy
+        dg = op(dy2)
         with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # each product; small: one thread
-            ordered.matmul(dy2.T, x2, out=self.grads["weight"])  # a sum over samples: thread-count independent
+            ordered.matmul(dg.T, x2, out=self.grads["weight"])  # a sum over samples: thread-count independent
             if self.bias:
                 self.grads["bias"] += column_sums(dy2)
-            dx = dy2 @ self.params["weight"] if need_dx else None
+            dx = dg @ op(self.params["weight"]) if need_dx else None
         return None if dx is None else dx.reshape(lead + (self.in_features,))
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,
-                "dtype": self.dtype.name, "seed": self.seed}
+                "dtype": self.dtype_name, "seed": self.seed}
 
     __repr__ = config_repr
 

@@ -1,0 +1,40 @@
+// See recurrent_bf16.h. Everything here runs once per call, before the time loop.
+#include "recurrent_bf16.h"
+
+namespace pyrnn {
+
+namespace {
+std::unique_ptr<bf16_t[]> zeroed(int64_t n) {  // zero: the pad columns of odd K are read as zeros
+  return std::unique_ptr<bf16_t[]>(new bf16_t[static_cast<size_t>(n > 0 ? n : 1)]());
+}
+}  // namespace
+
+Bf16Forward::Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w_ih, const float* w_hh, const float* x,
+                         const float* h0) {
+  const int64_t T = d.T, B = d.B, I = d.I, H = d.H, np = (H + NR - 1) / NR;
+  const int64_t Ip = even_up(I), Hp = even_up(H);
+  const int64_t n_ih = G * np * Ip * NR, n_hh = G * np * Hp * NR;
+  buf_ = zeroed(n_ih + n_hh + T * B * Ip + 2 * B * Hp);
+  bf16_t* p_ih = buf_.get();
+  bf16_t* p_hh = p_ih + n_ih;
+  bf16_t* xb = p_hh + n_hh;
+  bf16_t* ring = xb + T * B * Ip;
+  for (int64_t g = 0; g < G; ++g) {  // W^T (K, H) of gate g: element (k, n) = W[(g*H + n)*K + k]
+    pack_bf16_panels(w_ih + g * H * I, 1, I, I, H, NR, p_ih + g * np * Ip * NR);
+    pack_bf16_panels(w_hh + g * H * H, 1, H, H, H, NR, p_hh + g * np * Hp * NR);
+  }
+  convert_bf16(T * B, 0, I, x, I, xb, Ip);
+  convert_bf16(B, 0, H, h0, H, ring, Hp);
+  ops_ = Bf16Operands{bf16_panel_for(NR), NR, p_ih, p_hh, xb, Ip, Hp, {ring, ring + B * Hp}};
+}
+
+Bf16Backward::Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float* w_hh) {
+  const int64_t B = d.B, H = d.H, GH = G * H, np = (H + NR - 1) / NR, Kh = even_up(GH);
+  buf_ = zeroed(np * Kh * NR + 2 * B * Kh);
+  bf16_t* p_hh = buf_.get();
+  bf16_t* ring = p_hh + np * Kh * NR;
+  pack_bf16_panels(w_hh, H, 1, GH, H, NR, p_hh);  // W_hh (G*H, H) as the (K, N) operand of dA_hh W_hh
+  ops_ = Bf16Operands{bf16_panel_for(NR), NR, nullptr, p_hh, nullptr, 0, Kh, {ring, ring + B * Kh}};
+}
+
+}  // namespace pyrnn
