@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -123,6 +125,16 @@ void pairs_run(int64_t n, const float* r0, const float* r1, word_t* dst, bool ve
 
 }  // namespace
 
+void FreeAligned::operator()(bf16_t* p) const { std::free(p); }
+
+Bf16Buffer bf16_buffer(int64_t n) {
+  const size_t bytes = (static_cast<size_t>(n > 0 ? n : 1) * sizeof(bf16_t) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  std::memset(p, 0, bytes);
+  return Bf16Buffer(static_cast<bf16_t*>(p));
+}
+
 void convert_bf16(int64_t rows, int64_t c0, int64_t c1, const float* src, int64_t lds, bf16_t* dst, int64_t ldd) {
   const bool vec = vector_conversions();
   for (int64_t r = 0; r < rows; ++r) convert_run(c1 - c0, src + r * lds + c0, dst + r * ldd + c0, vec);
@@ -180,18 +192,18 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
   const int64_t NR = bf16_gemm_panel_width(), np = (N + NR - 1) / NR;
   const bf16_panel_fn panel = bf16_panel_for(NR);
   const int64_t kc_max = std::min(K, kKC);
-  std::vector<bf16_t> bpack(static_cast<size_t>(np * even_up(kc_max) * NR));
-  std::vector<bf16_t> apack(static_cast<size_t>(std::min(M, kMC) * even_up(kc_max)));
+  const Bf16Buffer bpack = bf16_buffer(np * even_up(kc_max) * NR);
+  const Bf16Buffer apack = bf16_buffer(std::min(M, kMC) * even_up(kc_max));
   std::vector<uint32_t> pairs(ta ? static_cast<size_t>(std::min(M, kMC) * even_up(kc_max) / 2) : 0);
   const bool vec = vector_conversions();
   for (int64_t k0 = 0; k0 < K; k0 += kKC) {
     const int64_t kc = std::min(kKC, K - k0), kp = even_up(kc);
     // op(B)(k, n) = tb ? B[n*ldb + k] : B[k*ldb + n]
-    pack_bf16_panels(tb ? B + k0 : B + k0 * ldb, tb ? 1 : ldb, tb ? ldb : 1, kc, N, NR, bpack.data());
+    pack_bf16_panels(tb ? B + k0 : B + k0 * ldb, tb ? 1 : ldb, tb ? ldb : 1, kc, N, NR, bpack.get());
     const bool acc = k0 > 0 || beta != 0.0f;
     for (int64_t i0 = 0; i0 < M; i0 += kMC) {
       const int64_t mc = std::min(kMC, M - i0);
-      bf16_t* a = apack.data();
+      bf16_t* a = apack.get();
       if (!ta) {
         convert_bf16(mc, 0, kc, A + i0 * lda + k0, lda, a, kp);
         if (kc & 1)
@@ -207,7 +219,7 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
           for (int64_t q = 0; q < q2; ++q) aw[i * q2 + q] = pairs[q * mc + i];
       }
       for (int64_t p = 0; p < np; ++p)
-        panel(mc, {a, kp, bpack.data() + p * kp * NR, kp / 2}, {nullptr, 0, nullptr, 0}, C + i0 * ldc + p * NR, ldc,
+        panel(mc, {a, kp, bpack.get() + p * kp * NR, kp / 2}, {nullptr, 0, nullptr, 0}, C + i0 * ldc + p * NR, ldc,
               std::min(NR, N - p * NR), nullptr, acc, NR);
     }
   }

@@ -45,6 +45,12 @@ int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
   return static_cast<int>(np < n ? np : n);
 }
 
+// The gate columns team_size weighs: a VDPBF16PS product costs half a float32 one (two products per lane
+// and instruction), so a bf16 step of G*H columns is as much work as a float32 one of G*H/2.
+int64_t bf16_cost_columns(bool bf16, int64_t GH) {
+  return bf16 && active_bf16_path() == Bf16Path::Avx512Bf16 ? GH / 2 : GH;
+}
+
 // Work of one chunk of the GEMMs after the backward loop (the team's, all members): ~5 ms at full
 // speed, so a cancellation lands soon, and enough rows (K) that the BLAS runs near its peak.
 constexpr int64_t kPostChunkFlops = int64_t(1) << 29;
@@ -112,7 +118,7 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
     DenormalsFlushed ftz;
     k.forward(plan, tid, n, barrier);
   };
-  parallel(team_size(B, GH, H, k.panel_width), region);
+  parallel(team_size(B, bf16_cost_columns(b16 != nullptr, GH), H, k.panel_width), region);
 }
 
 template <typename F>
@@ -187,7 +193,7 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     if (lbr_part)
       gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta, db_hh_sum + c0, GH);
   };
-  const int want = team_size(B, GH, H, k.panel_width);
+  const int want = team_size(B, bf16_cost_columns(b16 != nullptr, GH), H, k.panel_width);
   BlasOneThread blas_single(want > 1);
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;

@@ -1,20 +1,15 @@
-// See recurrent_bf16.h. Everything here runs once per call, before the time loop.
+// See recurrent_bf16.h. Everything here runs once per call, before the time loop. The buffers are
+// zeroed (bf16_buffer): the pad column of an odd K is read as zeros.
 #include "recurrent_bf16.h"
 
 namespace pyrnn {
-
-namespace {
-std::unique_ptr<bf16_t[]> zeroed(int64_t n) {  // zero: the pad columns of odd K are read as zeros
-  return std::unique_ptr<bf16_t[]>(new bf16_t[static_cast<size_t>(n > 0 ? n : 1)]());
-}
-}  // namespace
 
 Bf16Forward::Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w_ih, const float* w_hh, const float* x,
                          const float* h0) {
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, np = (H + NR - 1) / NR;
   const int64_t Ip = even_up(I), Hp = even_up(H);
   const int64_t n_ih = G * np * Ip * NR, n_hh = G * np * Hp * NR;
-  buf_ = zeroed(n_ih + n_hh + T * B * Ip + 2 * B * Hp);
+  buf_ = bf16_buffer(n_ih + n_hh + T * B * Ip + 2 * B * Hp);
   bf16_t* p_ih = buf_.get();
   bf16_t* p_hh = p_ih + n_ih;
   bf16_t* xb = p_hh + n_hh;
@@ -30,7 +25,7 @@ Bf16Forward::Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w
 
 Bf16Backward::Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float* w_hh) {
   const int64_t B = d.B, H = d.H, GH = G * H, np = (H + NR - 1) / NR, Kh = even_up(GH);
-  buf_ = zeroed(np * Kh * NR + 2 * B * Kh);
+  buf_ = bf16_buffer(np * Kh * NR + 2 * B * Kh);
   bf16_t* p_hh = buf_.get();
   bf16_t* ring = p_hh + np * Kh * NR;
   pack_bf16_panels(w_hh, H, 1, GH, H, NR, p_hh);  // W_hh (G*H, H) as the (K, N) operand of dA_hh W_hh

@@ -18,7 +18,7 @@ class Bf16Forward {  // W_ih^T, W_hh^T as G * panels(H) panels each; x (T, B, Ip
   const Bf16Operands* operands() const { return &ops_; }
 
  private:
-  std::unique_ptr<bf16_t[]> buf_;
+  Bf16Buffer buf_;
   Bf16Operands ops_;
 };
 
@@ -28,7 +28,7 @@ class Bf16Backward {  // W_hh (G*H, H) as panels(H) panels of even(G*H) rows; ri
   const Bf16Operands* operands() const { return &ops_; }
 
  private:
-  std::unique_ptr<bf16_t[]> buf_;
+  Bf16Buffer buf_;
   Bf16Operands ops_;
 };
 
