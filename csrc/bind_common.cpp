@@ -59,20 +59,21 @@ Bf16Path bf16_path_from_name(const std::string& name) {
   throw py::value_error("bf16 path: expected 'emulated' or 'avx512_bf16', got '" + name + "'");
 }
 
-// a (M, K) @ op(b), op(b) = b (K, N) or b^T for b (N, K), both rounded to bf16, float32 sums
-py::array_t<float> matmul_bf16(py::handle ah, py::handle bh, bool trans_b) {
+// op(a) (M, K) @ op(b) (K, N), op = transposed or not, both rounded to bf16, float32 sums
+py::array_t<float> matmul_bf16(py::handle ah, py::handle bh, bool trans_a, bool trans_b) {
   const py::array a = as_array(ah, "a"), b = as_array(bh, "b");
   if (a.ndim() != 2 || b.ndim() != 2)
     throw py::value_error("matmul_bf16: expected 2-D a and b, got shapes " + shape_str(shape_of(a)) + " and " +
                           shape_str(shape_of(b)));
-  const int64_t M = a.shape(0), K = a.shape(1), N = trans_b ? b.shape(0) : b.shape(1);
-  const float* A = in_ptr<float>(ah, "a", {M, K});
+  const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
+  const int64_t N = trans_b ? b.shape(0) : b.shape(1);
+  const float* A = in_ptr<float>(ah, "a", trans_a ? std::vector<int64_t>{K, M} : std::vector<int64_t>{M, K});
   const float* Bp = in_ptr<float>(bh, "b", trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N});
   py::array_t<float> c({M, N});
   float* C = c.mutable_data();
   {
     py::gil_scoped_release nogil;
-    gemm_bf16(false, trans_b, M, N, K, A, K, Bp, trans_b ? K : N, 0.0f, C, N);
+    gemm_bf16(trans_a, trans_b, M, N, K, A, trans_a ? M : K, Bp, trans_b ? K : N, 0.0f, C, N);
   }
   return c;
 }
@@ -160,9 +161,9 @@ void bind_common(py::module_& m) {
         return out;
       },
       "CPUID flags beyond the instruction sets: {'avx512_bf16': bool, 'amx_bf16': bool}.");
-  m.def("matmul_bf16", &matmul_bf16, py::arg("a"), py::arg("b"), py::arg("trans_b") = false,
-        "a (M, K) @ b (K, N) (trans_b: @ b.T for b (N, K)), float32 arrays, both operands rounded to bfloat16, "
-        "float32 sums; a new (M, N) float32 array. Single-threaded, without the GIL.");
+  m.def("matmul_bf16", &matmul_bf16, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+        "op(a) (M, K) @ op(b) (K, N) (trans_a: a is (K, M), trans_b: b is (N, K)), float32 arrays, both operands "
+        "rounded to bfloat16, float32 sums; a new (M, N) float32 array. Single-threaded, without the GIL.");
   m.def(
       "set_num_threads",
       [](int n) {

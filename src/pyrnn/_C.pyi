@@ -47,8 +47,11 @@ def set_bf16_path(name: str) -> None: ...
 def cpu_features() -> dict[str, bool]:
     """CPUID flags beyond the instruction sets: {'avx512_bf16': bool, 'amx_bf16': bool}."""
 
-def matmul_bf16(a: NDArray[np.float32], b: NDArray[np.float32], trans_b: bool = False) -> NDArray[np.float32]:
-    """a (M, K) @ b (K, N) (trans_b: @ b.T, b (N, K)); both operands rounded to bfloat16, float32 sums."""
+def matmul_bf16(
+    a: NDArray[np.float32], b: NDArray[np.float32], trans_a: bool = False, trans_b: bool = False
+) -> NDArray[np.float32]:
+    """op(a) (M, K) @ op(b) (K, N) (trans_a: a.T of a (K, M); trans_b: b.T of b (N, K)); both operands rounded to
+    bfloat16, float32 sums."""
 def set_num_threads(n: int) -> None:
     """Cap the kernels' thread team (the caller included); pyrnn.set_num_threads sets it."""
 

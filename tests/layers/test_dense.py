@@ -324,18 +324,24 @@ def test_bad_dy_is_named():
 
 
 # ------------------------------------------------------------------- dtype="bfloat16" (mixed precision)
-def test_dense_bfloat16_products_within_the_bf16_bound():
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_dense_bfloat16_products_within_the_bf16_bound(backend):
     """y = bf(x) bf(W)^T + b, dx = bf(dy) bf(W), dW = bf(dy)^T bf(x) with float32 sums, db = sum dy unrounded:
-    each within c_K |A||B| of the exact float64 product (pyrnn.backends.bfloat16), and visibly rounded."""
+    each within c_K |A||B| of the exact float64 product (pyrnn.backends.bfloat16), and visibly rounded; the
+    cpp backend's compiled bf16 GEMM and NumPy's emulation alike."""
+    import pyrnn
     from pyrnn.backends.bfloat16 import matmul_error_bound, round_bf16
 
+    if backend not in pyrnn.available_backends():
+        pytest.skip(f"backend {backend!r} unavailable")
     layer = Dense(37, 21, dtype="bfloat16", seed=0)
     assert layer.get_config()["dtype"] == "bfloat16" and _config_round_trip(layer).bfloat16
     assert layer.params["weight"].dtype == np.float32
     x, dy = _normal((3, 5, 37), seed=1), _normal((3, 5, 21), seed=2)
-    with forward_scope():
-        y = layer.forward(x)
-    dx = layer.backward(dy)
+    with pyrnn.use_backend(backend):
+        with forward_scope():
+            y = layer.forward(x)
+        dx = layer.backward(dy)
     assert y.dtype == dx.dtype == layer.grads["weight"].dtype == np.float32
     w, b = layer.params["weight"].astype(np.float64), layer.params["bias"].astype(np.float64)
     x2, dy2 = x.reshape(-1, 37), dy.reshape(-1, 21)

@@ -59,6 +59,19 @@ def bf16_matmul(a, b):
     return round_bf16(a) @ round_bf16(b)
 
 
+def matmul(a, b, trans_a=False, trans_b=False):
+    """``op(a) @ op(b)`` of float32 2-D arrays as the bf16 GEMM (op = transpose where asked): with the cpp
+    backend the compiled one (``pyrnn._C.matmul_bf16``: VDPBF16PS or its float32 emulation, one thread),
+    else :func:`bf16_matmul` in NumPy. Dense's products with ``dtype="bfloat16"``."""
+    from . import get_backend
+
+    if get_backend() == "cpp":
+        from .. import _C
+
+        return _C.matmul_bf16(np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32), trans_a, trans_b)
+    return bf16_matmul(a.T if trans_a else a, b.T if trans_b else b)
+
+
 def matmul_error_bound(a, b):
     """The elementwise bound on ``|bf16_matmul(a, b) - a @ b|`` (float64; see the module docstring)."""
     K = a.shape[-1]

@@ -15,8 +15,7 @@ import copy
 import numpy as np
 
 from .._checks import as_array, as_float_array, check_bool, check_float, check_int, check_seed, check_shape
-from ..backends import ordered
-from ..backends.reference import gemm_operand
+from ..backends import bfloat16, ordered
 from ..distributed.rows import uniform
 from ..threads import gemm_threads
 from .activations import Elementwise, config_repr
@@ -91,10 +90,12 @@ class Dense(Layer):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected in_features={self.in_features} features in the last axis, got shape {x.shape}")
         lead = x.shape[:-1]
-        op = gemm_operand(self.bfloat16)  # bfloat16: the GEMM operands rounded to it (float32 sums)
-        x2 = op(x.reshape(-1, self.in_features))  # (N, I), a view (x is C-contiguous) unless rounded
-        with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # small: one BLAS thread
-            y = x2 @ op(self.params["weight"]).T
+        x2 = x.reshape(-1, self.in_features)  # (N, I), a view (x is C-contiguous)
+        if self.bfloat16:  # bf16 operands, float32 sums
+            y = bfloat16.matmul(x2, self.params["weight"], trans_b=True)
+        else:
+            with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # small: one BLAS thread
+                y = x2 @ self.params["weight"].T
         if self.bias:
             y += self.params["bias"]
         self._save((x2, lead))
@@ -126,13 +127,17 @@ class Dense(Layer):
         check_shape("dy", dy, lead + (self.out_features,), "(..., out_features) of the last forward")
         self._pop_saved()
         dy2 = dy.reshape(-1, self.out_features)
-        op = gemm_operand(self.bfloat16)  # x2 was rounded by forward; the bias gradient sums float32 dy
-        dg = op(dy2)
-        with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # each product; small: one thread
-            ordered.matmul(dg.T, x2, out=self.grads["weight"])  # a sum over samples: thread-count independent
+        if self.bfloat16:  # bf16 operands, float32 sums (one thread: thread-count independent); db sums float32 dy
+            self.grads["weight"] += bfloat16.matmul(dy2, x2, trans_a=True)
             if self.bias:
                 self.grads["bias"] += column_sums(dy2)
-            dx = dg @ op(self.params["weight"]) if need_dx else None
+            dx = bfloat16.matmul(dy2, self.params["weight"]) if need_dx else None
+            return None if dx is None else dx.reshape(lead + (self.in_features,))
+        with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # each product; small: one thread
+            ordered.matmul(dy2.T, x2, out=self.grads["weight"])  # a sum over samples: thread-count independent
+            if self.bias:
+                self.grads["bias"] += column_sums(dy2)
+            dx = dy2 @ self.params["weight"] if need_dx else None
         return None if dx is None else dx.reshape(lead + (self.in_features,))
 
     def get_config(self):
