@@ -180,8 +180,8 @@ void pack_bf16_panels(const float* B, int64_t ldk, int64_t ldn, int64_t K, int64
 // K blocked by kKC (the packed panel of one block stays in L2), rows of A by kMC.
 constexpr int64_t kKC = 512, kMC = 96;
 
-void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-               int64_t ldb, float beta, float* C, int64_t ldc) {
+void gemm_bf16_packed(bool ta, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const bf16_t* Bp,
+                      float beta, float* C, int64_t ldc) {
   if (beta != 0.0f && beta != 1.0f) throw std::invalid_argument("gemm_bf16: expected beta 0 or 1");
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
@@ -189,17 +189,14 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
       for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
     return;
   }
-  const int64_t NR = bf16_gemm_panel_width(), np = (N + NR - 1) / NR;
+  const int64_t NR = bf16_gemm_panel_width(), np = (N + NR - 1) / NR, Kp = even_up(K);
   const bf16_panel_fn panel = bf16_panel_for(NR);
   const int64_t kc_max = std::min(K, kKC);
-  const Bf16Buffer bpack = bf16_buffer(np * even_up(kc_max) * NR);
   const Bf16Buffer apack = bf16_buffer(std::min(M, kMC) * even_up(kc_max));
   std::vector<uint32_t> pairs(ta ? static_cast<size_t>(std::min(M, kMC) * even_up(kc_max) / 2) : 0);
   const bool vec = vector_conversions();
-  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {  // kKC even: a block starts on a pair row (k0 / 2) of every panel
     const int64_t kc = std::min(kKC, K - k0), kp = even_up(kc);
-    // op(B)(k, n) = tb ? B[n*ldb + k] : B[k*ldb + n]
-    pack_bf16_panels(tb ? B + k0 : B + k0 * ldb, tb ? 1 : ldb, tb ? ldb : 1, kc, N, NR, bpack.get());
     const bool acc = k0 > 0 || beta != 0.0f;
     for (int64_t i0 = 0; i0 < M; i0 += kMC) {
       const int64_t mc = std::min(kMC, M - i0);
@@ -219,10 +216,19 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
           for (int64_t q = 0; q < q2; ++q) aw[i * q2 + q] = pairs[q * mc + i];
       }
       for (int64_t p = 0; p < np; ++p)
-        panel(mc, {a, kp, bpack.get() + p * kp * NR, kp / 2}, {nullptr, 0, nullptr, 0}, C + i0 * ldc + p * NR, ldc,
+        panel(mc, {a, kp, Bp + p * Kp * NR + k0 * NR, kp / 2}, {nullptr, 0, nullptr, 0}, C + i0 * ldc + p * NR, ldc,
               std::min(NR, N - p * NR), nullptr, acc, NR);
     }
   }
+}
+
+void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+               int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  const int64_t NR = bf16_gemm_panel_width();
+  const Bf16Buffer bpack = bf16_buffer((N + NR - 1) / NR * even_up(K) * NR);
+  if (K > 0) pack_bf16_panels(B, tb ? 1 : ldb, tb ? ldb : 1, K, N, NR, bpack.get());  // (k, n) = op(B)
+  gemm_bf16_packed(ta, M, N, K, A, lda, bpack.get(), beta, C, ldc);
 }
 
 }  // namespace pyrnn

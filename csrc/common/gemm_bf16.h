@@ -90,6 +90,10 @@ Bf16Buffer bf16_buffer(int64_t n);
 // buffers per call; single-threaded (callers split the work).
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                int64_t ldb, float beta, float* C, int64_t ldc);
+// The same with op(B) packed already (a weight used by many calls): pack_bf16_panels(..., K, N,
+// bf16_gemm_panel_width(), Bp), i.e. ceil(N/32) panels of even(K) pair rows.
+void gemm_bf16_packed(bool trans_a, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const bf16_t* Bp,
+                      float beta, float* C, int64_t ldc);
 
 namespace detail {
 // The AVX512-BF16 kernels, defined by gemm_bf16_avx512.cpp on x86-64 GCC/clang builds:

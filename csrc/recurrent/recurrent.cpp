@@ -142,21 +142,28 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   const int64_t np = (H + k.panel_width - 1) / k.panel_width;
   std::unique_ptr<Bf16Backward> b16;
   if constexpr (std::is_same<F, float>::value)
-    if (bf16) b16 = std::make_unique<Bf16Backward>(G, k.panel_width, d, p.w_hh);
+    if (bf16) b16 = std::make_unique<Bf16Backward>(G, k.panel_width, d, p.w_hh, p.w_ih);
   if (bf16 && !b16) throw std::invalid_argument("bf16: expected float32 arrays, got float64");
   std::unique_ptr<F[]> packed = scratch<F>(b16 ? 0 : GH * np * k.panel_width);
   if (!b16) k.pack_backward(p.w_hh, G, H, packed.get());
-  // the products of the GEMMs after the loop (not the bias sums): bf16 operands when bf16
+  // the products of the GEMMs after the loop (not the bias sums): bf16 operands when bf16 (Bm = W_ih: packed once)
   auto product = [&](bool ta, int64_t M, int64_t N, int64_t K, const F* A, int64_t lda, const F* Bm, int64_t ldb,
                      F beta, F* C, int64_t ldc) {
     if constexpr (std::is_same<F, float>::value)
-      if (b16) return gemm_bf16(ta, false, M, N, K, A, lda, Bm, ldb, beta, C, ldc);
+      if (b16) {
+        if (Bm == p.w_ih) return gemm_bf16_packed(ta, M, N, K, A, lda, b16->w_ih_for_dx(), beta, C, ldc);
+        return gemm_bf16(ta, false, M, N, K, A, lda, Bm, ldb, beta, C, ldc);
+      }
     gemm<F>(ta, false, M, N, K, F(1), A, lda, Bm, ldb, beta, C, ldc);
   };
   // The GEMMs after the loop run in chunks of Tc time steps, so that a cancellation lands between
   // two of them; the weight gradients are summed into dw_ih_sum, dw_hh_sum, db_ih_sum, db_hh_sum and
   // added into g once, after every chunk ran.
-  const int64_t Tc = std::max<int64_t>(1, std::min<int64_t>(T, kPostChunkFlops / (B * 2 * GH * (2 * I + H))));
+  // VDPBF16PS: chunks of 4x the flops (~2x the time of float32's, far within the ~50 ms of a Ctrl-C): each
+  // chunk reads and writes the dW sums once more, which costs a bf16 chunk of few rows more than its products
+  const bool fast_bf16 = b16 != nullptr && active_bf16_path() == Bf16Path::Avx512Bf16;
+  const int64_t chunk_flops = kPostChunkFlops * (fast_bf16 ? 4 : 1);
+  const int64_t Tc = std::max<int64_t>(1, std::min<int64_t>(T, chunk_flops / (B * 2 * GH * (2 * I + H))));
   std::unique_ptr<F[]> state = scratch<F>(4 * B * H + GH * (I + H + 2) + Tc * B);
   F *dh = state.get(), *dh_next = dh + B * H, *dc = dh_next + B * H, *dc_kept = dc + B * H;
   F *dw_ih_sum = dc_kept + B * H, *dw_hh_sum = dw_ih_sum + GH * I, *db_ih_sum = dw_hh_sum + GH * H;

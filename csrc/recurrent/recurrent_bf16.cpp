@@ -23,12 +23,16 @@ Bf16Forward::Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w
   ops_ = Bf16Operands{bf16_panel_for(NR), NR, p_ih, p_hh, xb, Ip, Hp, {ring, ring + B * Hp}};
 }
 
-Bf16Backward::Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float* w_hh) {
-  const int64_t B = d.B, H = d.H, GH = G * H, np = (H + NR - 1) / NR, Kh = even_up(GH);
-  buf_ = bf16_buffer(np * Kh * NR + 2 * B * Kh);
-  bf16_t* p_hh = buf_.get();
+Bf16Backward::Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float* w_hh, const float* w_ih) {
+  const int64_t B = d.B, I = d.I, H = d.H, GH = G * H, np = (H + NR - 1) / NR, Kh = even_up(GH);
+  const int64_t NRx = bf16_gemm_panel_width(), n_ih = (I + NRx - 1) / NRx * Kh * NRx;
+  buf_ = bf16_buffer(n_ih + np * Kh * NR + 2 * B * Kh);
+  bf16_t* p_ih = buf_.get();
+  bf16_t* p_hh = p_ih + n_ih;
   bf16_t* ring = p_hh + np * Kh * NR;
-  pack_bf16_panels(w_hh, H, 1, GH, H, NR, p_hh);  // W_hh (G*H, H) as the (K, N) operand of dA_hh W_hh
+  pack_bf16_panels(w_ih, I, 1, GH, I, NRx, p_ih);  // W_ih (G*H, I) as the (K, N) operand of dA W_ih
+  pack_bf16_panels(w_hh, H, 1, GH, H, NR, p_hh);   // W_hh (G*H, H) as the (K, N) operand of dA_hh W_hh
+  w_ih_ = p_ih;
   ops_ = Bf16Operands{bf16_panel_for(NR), NR, nullptr, p_hh, nullptr, 0, Kh, {ring, ring + B * Kh}};
 }
 

@@ -22,14 +22,18 @@ class Bf16Forward {  // W_ih^T, W_hh^T as G * panels(H) panels each; x (T, B, Ip
   Bf16Operands ops_;
 };
 
-class Bf16Backward {  // W_hh (G*H, H) as panels(H) panels of even(G*H) rows; ring (B, even(G*H)) x 2
+// W_hh (G*H, H) as panels(H) panels of even(G*H) rows, ring (B, even(G*H)) x 2 (the loop's); W_ih (G*H, I)
+// as gemm_bf16_packed's B of dX = dA W_ih (after the loop)
+class Bf16Backward {
  public:
-  Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float* w_hh);
+  Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float* w_hh, const float* w_ih);
   const Bf16Operands* operands() const { return &ops_; }
+  const bf16_t* w_ih_for_dx() const { return w_ih_; }
 
  private:
   Bf16Buffer buf_;
   Bf16Operands ops_;
+  const bf16_t* w_ih_;
 };
 
 }  // namespace pyrnn
