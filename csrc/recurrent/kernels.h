@@ -31,30 +31,32 @@ struct ForwardPlan {  // one forward time loop, set up by recurrent.cpp
   SeqDims d;
   const F* w_ih_packed;  // W_ih^T and W_hh^T as pack_forward packed them
   const F* w_hh_packed;
-  const F* bias_packed;                // b_ih + b_hh (the linear-before-reset gate: b_ih alone), as pack_bias packed it
-  const F* b_hn_packed;                // GRU: b_hn, as pack_bias packed it; else null
-  SeqTensors<F> io;                    // x, h0, c0 in; hs, cs, gates, tanh_c, hn out (null gates: inference)
-  F* preact;                           // (B, G*H) scratch
-  F* hn;                               // (B, H) scratch for GRU's hn at inference, else null
-  Cancel* cancel;                      // polled by tid 0 once per step (see cancel.h)
-  const Bf16Operands* bf16 = nullptr;  // dtype="bfloat16": the GEMMs' operands (then the packs above are unused)
+  const F* bias_packed;  // b_ih + b_hh (the linear-before-reset gate: b_ih alone), as pack_bias packed it
+  const F* b_hn_packed;  // GRU: b_hn, as pack_bias packed it; else null
+  SeqTensors<F> io;      // x, h0, c0 in; hs, cs, gates, tanh_c, hn out (null gates: inference)
+  F* preact;             // (B, G*H) scratch
+  F* hn;                 // (B, H) scratch for GRU's hn at inference, else null
+  Cancel* cancel;        // polled by tid 0 once per step (see cancel.h)
+  // dtype="bfloat16": the GEMMs' operands (then the packs above are unused)
+  const Bf16Operands* bf16 = nullptr;
 };
 
 template <typename F>
 struct BackwardPlan {  // one BPTT time loop, set up by recurrent.cpp
   CellKind cell;
   SeqDims d;
-  const F* w_packed;                   // W_hh as pack_backward packed it
-  SeqTensors<F> saved;                 // the forward's cache
-  SeqGrads<F> io;                      // dhs in; dh0, dc0 written (dx is the driver's)
-  F* da_ih;                            // (T, B, G*H) written; may be saved.gates itself (read, then overwritten)
-  F* da_hn;                            // (T, B, H) the linear-before-reset gate's hidden side (GRU), else null
-  F* dh;                               // (B, H) scratch holding dhT on entry
-  F* dh_next;                          // (B, H) scratch
-  F* dc;                               // (B, H) scratch holding dcT on entry (LSTM)
-  F* dc_kept;                          // (B, H) scratch when d.lengths is set
-  Cancel* cancel;                      // polled by tid 0 once per step (see cancel.h)
-  const Bf16Operands* bf16 = nullptr;  // dtype="bfloat16": the GEMM's operands (then w_packed is unused)
+  const F* w_packed;    // W_hh as pack_backward packed it
+  SeqTensors<F> saved;  // the forward's cache
+  SeqGrads<F> io;       // dhs in; dh0, dc0 written (dx is the driver's)
+  F* da_ih;             // (T, B, G*H) written; may be saved.gates itself (read, then overwritten)
+  F* da_hn;             // (T, B, H) the linear-before-reset gate's hidden side (GRU), else null
+  F* dh;                // (B, H) scratch holding dhT on entry
+  F* dh_next;           // (B, H) scratch
+  F* dc;                // (B, H) scratch holding dcT on entry (LSTM)
+  F* dc_kept;           // (B, H) scratch when d.lengths is set
+  Cancel* cancel;       // polled by tid 0 once per step (see cancel.h)
+  // dtype="bfloat16": the GEMM's operands (then w_packed is unused)
+  const Bf16Operands* bf16 = nullptr;
 };
 
 template <typename F>
