@@ -1,13 +1,15 @@
 // Bindings of the shared pieces: the GEMM provider (pyrnn/backends/cpp.py registers NumPy's
 // OpenBLAS by its ILP64 function addresses, else SciPy's Fortran sgemm/dgemm from the PyCapsules of
 // scipy.linalg.cython_blas), the instruction set and thread team the kernels use, and the kernels'
-// own float32 activations in each instruction set, exposed so that their accuracy is tested.
+// own float32 activations in each instruction set, exposed so that their accuracy is tested; the
+// bfloat16 GEMM path (common/gemm_bf16.h) and its general GEMM (Dense's products with dtype="bfloat16").
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include "bind_checks.h"
 #include "common/cpu.h"
 #include "common/gemm.h"
+#include "common/gemm_bf16.h"
 #include "common/threads.h"
 #include "recurrent/kernels.h"
 
@@ -49,6 +51,31 @@ py::array_t<float> apply_f32(py::handle xh, py::handle isa, bool tanh, const cha
     (tanh ? k.tanh : k.sigmoid)(n, x, out);
   }
   return y;
+}
+
+Bf16Path bf16_path_from_name(const std::string& name) {
+  for (Bf16Path p : {Bf16Path::Emulated, Bf16Path::Avx512Bf16})
+    if (name == bf16_path_name(p)) return p;
+  throw py::value_error("bf16 path: expected 'emulated' or 'avx512_bf16', got '" + name + "'");
+}
+
+// op(a) (M, K) @ op(b) (K, N), op = transposed or not, both rounded to bf16, float32 sums
+py::array_t<float> matmul_bf16(py::handle ah, py::handle bh, bool trans_a, bool trans_b) {
+  const py::array a = as_array(ah, "a"), b = as_array(bh, "b");
+  if (a.ndim() != 2 || b.ndim() != 2)
+    throw py::value_error("matmul_bf16: expected 2-D a and b, got shapes " + shape_str(shape_of(a)) + " and " +
+                          shape_str(shape_of(b)));
+  const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
+  const int64_t N = trans_b ? b.shape(0) : b.shape(1);
+  const float* A = in_ptr<float>(ah, "a", trans_a ? std::vector<int64_t>{K, M} : std::vector<int64_t>{M, K});
+  const float* Bp = in_ptr<float>(bh, "b", trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N});
+  py::array_t<float> c({M, N});
+  float* C = c.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    gemm_bf16(trans_a, trans_b, M, N, K, A, trans_a ? M : K, Bp, trans_b ? K : N, 0.0f, C, N);
+  }
+  return c;
 }
 }  // namespace
 
@@ -110,6 +137,33 @@ void bind_common(py::module_& m) {
   m.def(
       "set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, py::arg("name"),
       "Use this instruction set's loops (one of supported_isas()).");
+  m.def(
+      "bf16_path", [] { return std::string(bf16_path_name(active_bf16_path())); },
+      "'avx512_bf16' (VDPBF16PS) or 'emulated' (float32 emulation): what the bfloat16 GEMMs use now.");
+  m.def(
+      "supported_bf16_paths",
+      [] {
+        py::list out;
+        for (Bf16Path p : {Bf16Path::Emulated, Bf16Path::Avx512Bf16})
+          if (bf16_path_supported(p)) out.append(bf16_path_name(p));
+        return out;
+      },
+      "The bfloat16 GEMM paths this CPU runs, the emulation first.");
+  m.def(
+      "set_bf16_path", [](const std::string& name) { set_bf16_path(bf16_path_from_name(name)); }, py::arg("name"),
+      "Use this bfloat16 GEMM path (one of supported_bf16_paths()).");
+  m.def(
+      "cpu_features",
+      [] {
+        py::dict out;
+        out["avx512_bf16"] = cpu_has(CpuFeature::Avx512Bf16);
+        out["amx_bf16"] = cpu_has(CpuFeature::AmxBf16);
+        return out;
+      },
+      "CPUID flags beyond the instruction sets: {'avx512_bf16': bool, 'amx_bf16': bool}.");
+  m.def("matmul_bf16", &matmul_bf16, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+        "op(a) (M, K) @ op(b) (K, N) (trans_a: a is (K, M), trans_b: b is (N, K)), float32 arrays, both operands "
+        "rounded to bfloat16, float32 sums; a new (M, N) float32 array. Single-threaded, without the GIL.");
   m.def(
       "set_num_threads",
       [](int n) {

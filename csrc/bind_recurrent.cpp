@@ -3,6 +3,7 @@
 //   recurrent_forward(cell, reverse, x, lengths, (h0, c0), (w_ih, w_hh, b_ih, b_hh), cache)
 //   recurrent_backward(cell, reverse, x, lengths, (h0, c0), cache, (w_ih, w_hh, b_ih, b_hh),
 //                      (dhs, dhT, dcT), (dw_ih, dw_hh, db_ih, db_hh), (dx, dh0, dc0))
+// both with a keyword bf16=False: True runs every GEMM in bfloat16 (float32 arrays only).
 // cache = (hs, cs, gates, tanh_cs, hn), pyrnn.backends.contract.Cache: written by forward, read
 // by backward (which overwrites gates with dA). What a cell does not have is None: c0, cs,
 // tanh_cs and dcT, dc0 but for LSTM, hn but for GRU, gates for RNN. Forward also takes gates,
@@ -102,16 +103,25 @@ SeqTensors<F> seq_tensors(const Shapes& s, py::handle x, py::handle state0, py::
   return io;
 }
 
+// bf16 GEMMs take float32 arrays only
 template <typename F>
-void forward_impl(const Shapes& s, py::handle x, py::handle state0, py::handle params, py::handle cache) {
+void check_bf16(bool bf16) {
+  if (bf16 && !std::is_same<F, float>::value)
+    throw py::type_error("x: expected dtype float32 with bf16=True, got float64");
+}
+
+template <typename F>
+void forward_impl(const Shapes& s, py::handle x, py::handle state0, py::handle params, py::handle cache, bool bf16) {
+  check_bf16<F>(bf16);
   const CellParams<F> p = params_in<F>(s, params);
   const SeqTensors<F> io = seq_tensors<F>(s, x, state0, cache, true);
-  run_kernel([&](Cancel& cancel) { recurrent_forward<F>(s.cell, s.d, p, io, cancel); });
+  run_kernel([&](Cancel& cancel) { recurrent_forward<F>(s.cell, s.d, p, io, cancel, bf16); });
 }
 
 template <typename F>
 void backward_impl(const Shapes& s, py::handle x, py::handle state0, py::handle cache, py::handle params,
-                   py::handle dout, py::handle grads, py::handle dres) {
+                   py::handle dout, py::handle grads, py::handle dres, bool bf16) {
+  check_bf16<F>(bf16);
   const CellParams<F> p = params_in<F>(s, params);
   const SeqTensors<F> sv = seq_tensors<F>(s, x, state0, cache, false);
   auto dt = checked_tuple(dout, "dout", 3);
@@ -126,7 +136,7 @@ void backward_impl(const Shapes& s, py::handle x, py::handle state0, py::handle 
   io.dc0 = cell_array<F, F*>(s.lstm, rt[2], "dc0", s.bh(), s, &out_ptr<F>);
   const CellGrads<F> g{out_ptr<F>(gt[0], "dw_ih", {s.GH, s.d.I}), out_ptr<F>(gt[1], "dw_hh", {s.GH, s.d.H}),
                        out_ptr<F>(gt[2], "db_ih", {s.GH}), out_ptr<F>(gt[3], "db_hh", {s.GH})};
-  run_kernel([&](Cancel& cancel) { recurrent_backward<F>(s.cell, s.d, p, sv, io, g, cancel); });
+  run_kernel([&](Cancel& cancel) { recurrent_backward<F>(s.cell, s.d, p, sv, io, g, cancel, bf16); });
 }
 
 }  // namespace
@@ -135,23 +145,24 @@ void bind_recurrent(py::module_& m) {
   m.def(
       "recurrent_forward",
       [](int cell, bool reverse, py::handle x, py::handle lengths, py::handle state0, py::handle params,
-         py::handle cache) {
+         py::handle cache, bool bf16) {
         const Shapes s = derive_shapes(cell, reverse, x, state0, lengths);
-        dispatch_float(x, "x", [&](auto tag) { forward_impl<decltype(tag)>(s, x, state0, params, cache); });
+        dispatch_float(x, "x", [&](auto tag) { forward_impl<decltype(tag)>(s, x, state0, params, cache, bf16); });
       },
       py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("lengths"), py::arg("state0"), py::arg("params"),
-      py::arg("cache"),
+      py::arg("cache"), py::arg("bf16") = false,
       "One layer-direction over the whole sequence; fills cache = (hs, cs, gates, tanh_cs, hn) in place.");
   m.def(
       "recurrent_backward",
       [](int cell, bool reverse, py::handle x, py::handle lengths, py::handle state0, py::handle cache,
-         py::handle params, py::handle dout, py::handle grads, py::handle dres) {
+         py::handle params, py::handle dout, py::handle grads, py::handle dres, bool bf16) {
         const Shapes s = derive_shapes(cell, reverse, x, state0, lengths);
-        dispatch_float(x, "x",
-                       [&](auto tag) { backward_impl<decltype(tag)>(s, x, state0, cache, params, dout, grads, dres); });
+        dispatch_float(x, "x", [&](auto tag) {
+          backward_impl<decltype(tag)>(s, x, state0, cache, params, dout, grads, dres, bf16);
+        });
       },
       py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("lengths"), py::arg("state0"), py::arg("cache"),
-      py::arg("params"), py::arg("dout"), py::arg("grads"), py::arg("dres"),
+      py::arg("params"), py::arg("dout"), py::arg("grads"), py::arg("dres"), py::arg("bf16") = false,
       "BPTT of one layer-direction; adds into grads, writes dres = (dx, dh0, dc0); overwrites the cache's gates.");
 }
 

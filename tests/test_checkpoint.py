@@ -758,3 +758,19 @@ def test_save_file_refuses_a_header_that_load_file_would_refuse(tmp_path):
     with pytest.raises(ValueError, match="over the limits that load_file reads"):
         save_file(tmp_path / "x", {}, {"k": "[" * ckpt.MAX_HEADER_ITEMS})
     assert os.listdir(tmp_path) == []
+
+
+def test_bfloat16_layers_save_and_load_as_float32_weights(tmp_path):
+    """dtype="bfloat16" is in the config, the weights are float32 (master weights): a checkpoint round trip
+    gives the same bf16 layers and the same predictions."""
+    import pyrnn
+    from pyrnn.layers import Dense, LastStep
+
+    model = pyrnn.Sequential([pyrnn.LSTM(3, 8, dtype="bfloat16", seed=0), LastStep(), Dense(8, 2, dtype="bfloat16", seed=1)])
+    x = np.random.default_rng(0).standard_normal((4, 6, 3)).astype(np.float32)
+    path = tmp_path / "bf16.safetensors"
+    model.save(str(path))
+    again = pyrnn.load(str(path))
+    assert [getattr(layer, "bfloat16", None) for layer in again.layers] == [True, False, True]
+    assert all(v.dtype == np.float32 for v in again.state_dict().values())
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))

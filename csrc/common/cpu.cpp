@@ -8,6 +8,9 @@
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define PYRNN_X86 1
 #include <xmmintrin.h>
+#if defined(__GNUC__)
+#include <cpuid.h>
+#endif
 #else
 #define PYRNN_X86 0
 #endif
@@ -61,6 +64,19 @@ void set_isa(Isa isa) {
   if (!isa_supported(isa))
     throw std::invalid_argument(std::string("isa: expected one this CPU supports, got '") + isa_name(isa) + "'");
   g_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+bool cpu_has(CpuFeature f) {
+#if PYRNN_X86 && defined(__GNUC__)
+  if (!isa_supported(Isa::Avx512)) return false;  // both need the OS's AVX-512 state
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  switch (f) {
+    case CpuFeature::Avx512Bf16: return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 5 & 1u);
+    case CpuFeature::AmxBf16: return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 22 & 1u) && (d >> 24 & 1u);
+  }
+#endif
+  (void)f;
+  return false;
 }
 
 #if PYRNN_X86

@@ -32,4 +32,12 @@ class DenormalsFlushed {
 
 unsigned float_mode();  // this thread's MXCSR (0 where there is none), for tests
 
+// Features beyond the instruction sets above, from CPUID (with the OS's AVX-512 state for both).
+enum class CpuFeature : int {
+  Avx512Bf16 = 0,  // VDPBF16PS, VCVTNE2PS2BF16 (CPUID.(7,1):EAX[5])
+  AmxBf16 = 1,     // TDPBF16PS tiles (CPUID.(7,0):EDX[22] and AMX-TILE EDX[24]); the OS must still grant
+                   // the tile state (arch_prctl(ARCH_REQ_XCOMP_PERM)) before use
+};
+bool cpu_has(CpuFeature f);
+
 }  // namespace pyrnn

@@ -3,13 +3,27 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../common/cancel.h"
 #include "../common/cpu.h"
+#include "../common/gemm_bf16.h"
 #include "../common/threads.h"
 #include "recurrent.h"
 
 namespace pyrnn {
+
+// The bf16 operands of one call (dtype="bfloat16"; set up by recurrent_bf16.cpp): the time loop's
+// GEMMs read these, with panel (VDPBF16PS or its emulation), instead of the float32 packs.
+struct Bf16Operands {
+  bf16_panel_fn panel;
+  int64_t NR;          // the loop's panel width (IsaKernels::panel_width)
+  const bf16_t* w_ih;  // forward: W_ih^T as pack_forward's panels (g, p), each Ip rows (pair-interleaved)
+  const bf16_t* w_hh;  // forward: W_hh^T likewise, Kh rows each; backward: W_hh as panels p, Kh rows each
+  const bf16_t* x;     // forward: x (T, B, Ip) in bf16
+  int64_t Ip, Kh;      // even row strides: Ip = I rounded up; Kh = H (forward) or G*H (backward) rounded up
+  bf16_t* ring[2];     // per step parity, (B, Kh): forward h_{t-1}, backward dA_hh, in bf16
+};
 
 template <typename F>
 struct ForwardPlan {  // one forward time loop, set up by recurrent.cpp
@@ -23,6 +37,8 @@ struct ForwardPlan {  // one forward time loop, set up by recurrent.cpp
   F* preact;             // (B, G*H) scratch
   F* hn;                 // (B, H) scratch for GRU's hn at inference, else null
   Cancel* cancel;        // polled by tid 0 once per step (see cancel.h)
+  // dtype="bfloat16": the GEMMs' operands (then the packs above are unused)
+  const Bf16Operands* bf16 = nullptr;
 };
 
 template <typename F>
@@ -39,6 +55,8 @@ struct BackwardPlan {  // one BPTT time loop, set up by recurrent.cpp
   F* dc;                // (B, H) scratch holding dcT on entry (LSTM)
   F* dc_kept;           // (B, H) scratch when d.lengths is set
   Cancel* cancel;       // polled by tid 0 once per step (see cancel.h)
+  // dtype="bfloat16": the GEMM's operands (then w_packed is unused)
+  const Bf16Operands* bf16 = nullptr;
 };
 
 template <typename F>

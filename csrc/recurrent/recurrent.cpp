@@ -27,6 +27,7 @@
 #include "../common/gemm.h"
 #include "../common/threads.h"
 #include "kernels.h"
+#include "recurrent_bf16.h"
 
 namespace pyrnn {
 
@@ -42,6 +43,12 @@ int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
   if (2 * B * GH * H < parallel_min_flops() || np < 2) return 1;  // a step too small for a barrier
   const int n = max_threads();
   return static_cast<int>(np < n ? np : n);
+}
+
+// The gate columns team_size weighs: a VDPBF16PS product costs half a float32 one (two products per lane
+// and instruction), so a bf16 step of G*H columns is as much work as a float32 one of G*H/2.
+int64_t bf16_cost_columns(bool bf16, int64_t GH) {
+  return bf16 && active_bf16_path() == Bf16Path::Avx512Bf16 ? GH / 2 : GH;
 }
 
 // Work of one chunk of the GEMMs after the backward loop (the team's, all members): ~5 ms at full
@@ -75,9 +82,11 @@ const KernelTable& kernels_for(Isa isa) {
   return kernel_table<Isa::Generic>();
 }
 
+// dtype="bfloat16" (bf16, float32 only): the loop's GEMMs read recurrent_bf16.h's operands instead of
+// the float32 packs; the GEMMs after the backward loop are gemm_bf16's.
 template <typename F>
-void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io,
-                       Cancel& cancel) {
+void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io, Cancel& cancel,
+                       bool bf16) {
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, G = gates_per_unit(cell), GH = G * H;
   if (T == 0 || B == 0) return;
   const IsaKernels<F>& k = isa_kernels<F>(kernels_for(active_isa()));
@@ -91,23 +100,30 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   F* b_hn = bias + G * wide;      // packed b_hn (GRU)
   F* sum = b_hn + wide;           // (G*H) the bias before packing
   F* preact = sum + GH;
-  k.pack_forward(p.w_ih, G, H, I, w_ih);
-  k.pack_forward(p.w_hh, G, H, H, w_hh);
+  std::unique_ptr<Bf16Forward> b16;
+  if constexpr (std::is_same<F, float>::value)
+    if (bf16) b16 = std::make_unique<Bf16Forward>(G, k.panel_width, d, p.w_ih, p.w_hh, io.x, io.h0);
+  if (bf16 && !b16) throw std::invalid_argument("bf16: expected float32 arrays, got float64");
+  if (!b16) {
+    k.pack_forward(p.w_ih, G, H, I, w_ih);
+    k.pack_forward(p.w_hh, G, H, H, w_hh);
+  }
   for (int64_t c = 0; c < GH; ++c) sum[c] = p.b_ih[c] + (gru && c >= 2 * H ? F(0) : p.b_hh[c]);
   k.pack_bias(sum, G, H, bias);
   if (gru) k.pack_bias(p.b_hh + 2 * H, 1, H, b_hn);
-  const ForwardPlan<F> plan{
+  ForwardPlan<F> plan{
       cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact, hn_scratch ? preact + B * GH : nullptr, &cancel};
+  plan.bf16 = b16 ? b16->operands() : nullptr;
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
     k.forward(plan, tid, n, barrier);
   };
-  parallel(team_size(B, GH, H, k.panel_width), region);
+  parallel(team_size(B, bf16_cost_columns(b16 != nullptr, GH), H, k.panel_width), region);
 }
 
 template <typename F>
 void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& saved,
-                        const SeqGrads<F>& io, const CellGrads<F>& g, Cancel& cancel) {
+                        const SeqGrads<F>& io, const CellGrads<F>& g, Cancel& cancel, bool bf16) {
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, G = gates_per_unit(cell), GH = G * H;
   const bool lstm = cell == CellKind::Lstm, gru = cell == CellKind::Gru;
   if (B == 0) return;
@@ -124,12 +140,30 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   F* da_hn = da_hn_own.get();
   const int64_t lbr_col = gru ? 2 * H : GH;  // hidden-side dA: da_ih's columns below, da_hn's from here
   const int64_t np = (H + k.panel_width - 1) / k.panel_width;
-  std::unique_ptr<F[]> packed = scratch<F>(GH * np * k.panel_width);
-  k.pack_backward(p.w_hh, G, H, packed.get());
+  std::unique_ptr<Bf16Backward> b16;
+  if constexpr (std::is_same<F, float>::value)
+    if (bf16) b16 = std::make_unique<Bf16Backward>(G, k.panel_width, d, p.w_hh, p.w_ih);
+  if (bf16 && !b16) throw std::invalid_argument("bf16: expected float32 arrays, got float64");
+  std::unique_ptr<F[]> packed = scratch<F>(b16 ? 0 : GH * np * k.panel_width);
+  if (!b16) k.pack_backward(p.w_hh, G, H, packed.get());
+  // the products of the GEMMs after the loop (not the bias sums): bf16 operands when bf16 (Bm = W_ih: packed once)
+  auto product = [&](bool ta, int64_t M, int64_t N, int64_t K, const F* A, int64_t lda, const F* Bm, int64_t ldb,
+                     F beta, F* C, int64_t ldc) {
+    if constexpr (std::is_same<F, float>::value)
+      if (b16) {
+        if (Bm == p.w_ih) return gemm_bf16_packed(ta, M, N, K, A, lda, b16->w_ih_for_dx(), beta, C, ldc);
+        return gemm_bf16(ta, false, M, N, K, A, lda, Bm, ldb, beta, C, ldc);
+      }
+    gemm<F>(ta, false, M, N, K, F(1), A, lda, Bm, ldb, beta, C, ldc);
+  };
   // The GEMMs after the loop run in chunks of Tc time steps, so that a cancellation lands between
   // two of them; the weight gradients are summed into dw_ih_sum, dw_hh_sum, db_ih_sum, db_hh_sum and
   // added into g once, after every chunk ran.
-  const int64_t Tc = std::max<int64_t>(1, std::min<int64_t>(T, kPostChunkFlops / (B * 2 * GH * (2 * I + H))));
+  // VDPBF16PS: chunks of 4x the flops (~2x the time of float32's, far within the ~50 ms of a Ctrl-C): each
+  // chunk reads and writes the dW sums once more, which costs a bf16 chunk of few rows more than its products
+  const bool fast_bf16 = b16 != nullptr && active_bf16_path() == Bf16Path::Avx512Bf16;
+  const int64_t chunk_flops = kPostChunkFlops * (fast_bf16 ? 4 : 1);
+  const int64_t Tc = std::max<int64_t>(1, std::min<int64_t>(T, chunk_flops / (B * 2 * GH * (2 * I + H))));
   std::unique_ptr<F[]> state = scratch<F>(4 * B * H + GH * (I + H + 2) + Tc * B);
   F *dh = state.get(), *dh_next = dh + B * H, *dc = dh_next + B * H, *dc_kept = dc + B * H;
   F *dw_ih_sum = dc_kept + B * H, *dw_hh_sum = dw_ih_sum + GH * I, *db_ih_sum = dw_hh_sum + GH * H;
@@ -137,7 +171,8 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   std::memcpy(dh, io.dhT, sizeof(F) * B * H);
   if (lstm) std::memcpy(dc, io.dcT, sizeof(F) * B * H);
   for (int64_t r = 0; r < Tc * B; ++r) ones[r] = F(1);
-  const BackwardPlan<F> plan{cell, d, packed.get(), saved, io, da_ih, da_hn, dh, dh_next, dc, dc_kept, &cancel};
+  BackwardPlan<F> plan{cell, d, packed.get(), saved, io, da_ih, da_hn, dh, dh_next, dc, dc_kept, &cancel};
+  plan.bf16 = b16 ? b16->operands() : nullptr;
   const int64_t first = d.reverse ? T - 1 : 0;  // the time index whose h_prev is h0
   auto h_prev_rows = [&](int64_t t) {           // h_prev of time index t (!= first) and on: rows of hs
     return saved.hs + (d.reverse ? t + 1 : t - 1) * B * H;
@@ -154,18 +189,18 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     F b = beta;
     int64_t a0 = t0, a1 = t1;  // the indices whose h_prev is a row of hs
     if (first >= t0 && first < t1) {
-      gemm<F>(true, false, m, H, B, F(1), A + first * B * lda, lda, saved.h0, H, b, C, H);
+      product(true, m, H, B, A + first * B * lda, lda, saved.h0, H, b, C, H);
       b = F(1);
       if (first == t0)
         a0 = t0 + 1;  // forward: first = 0 opens the first chunk
       else
         a1 = t1 - 1;  // reverse: first = T-1 closes the last chunk
     }
-    if (a1 > a0) gemm<F>(true, false, m, H, (a1 - a0) * B, F(1), A + a0 * B * lda, lda, h_prev_rows(a0), H, b, C, H);
+    if (a1 > a0) product(true, m, H, (a1 - a0) * B, A + a0 * B * lda, lda, h_prev_rows(a0), H, b, C, H);
     if (lbr_part)
       gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta, db_hh_sum + c0, GH);
   };
-  const int want = team_size(B, GH, H, k.panel_width);
+  const int want = team_size(B, bf16_cost_columns(b16 != nullptr, GH), H, k.panel_width);
   BlasOneThread blas_single(want > 1);
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
@@ -179,10 +214,9 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
       const int64_t t1 = std::min(T, t0 + Tc), r0 = t0 * B, rows = (t1 - t0) * B;
       const F beta = t0 == 0 ? F(0) : F(1);
       const Slice own(rows, tid, n);  // dX = dA_ih W_ih, this thread's rows of the chunk
-      gemm<F>(false, false, own.size(), I, GH, F(1), da_ih + (r0 + own.r0) * GH, GH, p.w_ih, I, F(0),
-              io.dx + (r0 + own.r0) * I, I);
+      product(false, own.size(), I, GH, da_ih + (r0 + own.r0) * GH, GH, p.w_ih, I, F(0), io.dx + (r0 + own.r0) * I, I);
       const F* A = da_ih + r0 * GH + gr.r0;
-      gemm<F>(true, false, m, I, rows, F(1), A, GH, saved.x + r0 * I, I, beta, dw_ih_sum + gr.r0 * I, I);
+      product(true, m, I, rows, A, GH, saved.x + r0 * I, I, beta, dw_ih_sum + gr.r0 * I, I);
       gemm<F>(false, false, 1, m, rows, F(1), ones, Tc * B, A, GH, beta, db_ih_sum + gr.r0, GH);  // column sums
       if (gr.r0 < lbr_col) hidden_side(false, gr.r0, std::min(gr.r1, lbr_col), t0, t1, beta);
       if (gr.r1 > lbr_col) hidden_side(true, std::max(gr.r0, lbr_col), gr.r1, t0, t1, beta);
@@ -199,10 +233,11 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   parallel(want, region);
 }
 
-#define PYRNN_RECURRENT_INSTANTIATE(F)                                                                               \
-  template void recurrent_forward<F>(CellKind, const SeqDims&, const CellParams<F>&, const SeqTensors<F>&, Cancel&); \
-  template void recurrent_backward<F>(CellKind, const SeqDims&, const CellParams<F>&, const SeqTensors<F>&,          \
-                                      const SeqGrads<F>&, const CellGrads<F>&, Cancel&);
+#define PYRNN_RECURRENT_INSTANTIATE(F)                                                                              \
+  template void recurrent_forward<F>(CellKind, const SeqDims&, const CellParams<F>&, const SeqTensors<F>&, Cancel&, \
+                                     bool);                                                                         \
+  template void recurrent_backward<F>(CellKind, const SeqDims&, const CellParams<F>&, const SeqTensors<F>&,         \
+                                      const SeqGrads<F>&, const CellGrads<F>&, Cancel&, bool);
 PYRNN_RECURRENT_INSTANTIATE(float)
 PYRNN_RECURRENT_INSTANTIATE(double)
 #undef PYRNN_RECURRENT_INSTANTIATE

@@ -35,6 +35,23 @@ def supported_isas() -> list[str]:
     """The instruction sets this CPU runs, narrowest first."""
 
 def set_isa(name: str) -> None: ...
+
+# bfloat16 GEMMs (dtype="bfloat16"; csrc/common/gemm_bf16.h): the path in use, and the general GEMM.
+def bf16_path() -> str:
+    """'avx512_bf16' (VDPBF16PS) or 'emulated' (float32 emulation): what the bfloat16 GEMMs use now."""
+
+def supported_bf16_paths() -> list[str]:
+    """The bfloat16 GEMM paths this CPU runs, the emulation first."""
+
+def set_bf16_path(name: str) -> None: ...
+def cpu_features() -> dict[str, bool]:
+    """CPUID flags beyond the instruction sets: {'avx512_bf16': bool, 'amx_bf16': bool}."""
+
+def matmul_bf16(
+    a: NDArray[np.float32], b: NDArray[np.float32], trans_a: bool = False, trans_b: bool = False
+) -> NDArray[np.float32]:
+    """op(a) (M, K) @ op(b) (K, N) (trans_a: a.T of a (K, M); trans_b: b.T of b (N, K)); both operands rounded to
+    bfloat16, float32 sums."""
 def set_num_threads(n: int) -> None:
     """Cap the kernels' thread team (the caller included); pyrnn.set_num_threads sets it."""
 
@@ -58,6 +75,7 @@ def recurrent_forward(
     state0: tuple[_A, _OptA],                       # h0 (B, H), c0 (B, H) for LSTM
     params: tuple[_A, _A, _A, _A],                  # w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (G*H,)
     cache: tuple[_A, _OptA, _OptA, _OptA, _OptA],   # written: hs, cs (T, B, H); gates (T, B, G*H); tanh_cs, hn (T, B, H)
+    bf16: bool = False,                             # every GEMM in bfloat16 (float32 arrays only)
 ) -> None:
     """One layer-direction over the whole sequence. cache is pyrnn.backends.contract.Cache: None where the
     cell has none (cs, tanh_cs: LSTM only; hn: GRU only; gates: LSTM and GRU), and gates, tanh_cs, hn all
@@ -74,6 +92,7 @@ def recurrent_backward(
     dout: tuple[_A, _A, _OptA],                     # dhs (T, B, H), dhT, dcT (B, H; None but for LSTM)
     grads: tuple[_A, _A, _A, _A],                   # added into: dw_ih, dw_hh, db_ih, db_hh
     dres: tuple[_A, _A, _OptA],                     # written: dx (T, B, I), dh0, dc0 (B, H; None but for LSTM)
+    bf16: bool = False,                             # the forward's bf16
 ) -> None:
     """BPTT of one layer-direction; overwrites the cache's gates with dA (the cache is spent)."""
 

@@ -169,6 +169,27 @@ def check_dtype(name, value):
     return dtype
 
 
+#: the spelling of the bfloat16 mixed-precision dtype (see :mod:`pyrnn.backends.bfloat16`)
+BFLOAT16 = "bfloat16"
+
+
+def check_layer_dtype(name, value, bfloat16_ok):
+    """A layer's dtype: ``(array dtype, bfloat16)``. float32/float64 as :func:`check_dtype`; the
+    string ``"bfloat16"`` (exactly) where ``bfloat16_ok`` gives float32 arrays whose matrix
+    products run in bfloat16 (mixed precision: :mod:`pyrnn.backends.bfloat16`)."""
+    if isinstance(value, str) and value == BFLOAT16:
+        if not bfloat16_ok:
+            raise TypeError(f"{name}: expected float32 or float64, got 'bfloat16' (bfloat16 is offered by RNN, LSTM, "
+                            "GRU, Dense and Conv1D)")
+        return np.dtype(np.float32), True
+    try:
+        return check_dtype(name, value), False
+    except TypeError as exc:
+        if not bfloat16_ok:
+            raise
+        raise TypeError(str(exc).replace("expected float32 or float64", "expected float32, float64 or 'bfloat16'")) from None
+
+
 def check_seed(name, value):
     """None or a non-negative int (kept in ``get_config``, so it must be JSON-serialisable)."""
     if value is None:

@@ -238,7 +238,7 @@ def test_bad_dy_keeps_the_forward_for_a_correct_retry(layer):
         (lambda: Conv1D(3, 2, 2, padding="full"), ValueError, r"padding: expected one of \['valid', 'same', 'causal'\], .*got 'full'"),
         (lambda: Conv1D(3, 2, 2, padding=(1, 2, 3)), ValueError, r"padding: expected a pair \(left, right\), got \(1, 2, 3\)"),
         (lambda: Conv1D(3, 2, 2, padding=(1, -1)), ValueError, r"padding\[1\]: expected an integer >= 0, got -1"),
-        (lambda: Conv1D(3, 2, 2, dtype=np.int32), TypeError, r"dtype: expected float32 or float64, got int32"),
+        (lambda: Conv1D(3, 2, 2, dtype=np.int32), TypeError, r"dtype: expected float32, float64 or 'bfloat16', got int32"),
         (lambda: MaxPool1D(3, padding=2), ValueError, r"padding: expected at most kernel_size / 2 = 1.5, got 2"),
         (lambda: AvgPool1D(2, stride=0), ValueError, r"stride: expected an integer >= 1, got 0"),
     ],
@@ -270,3 +270,33 @@ def test_default_init_is_torch_bound_and_seeded():
         p = layer.params[name]
         assert p.shape == shape and p.dtype == np.float32 and np.all(np.abs(p) <= bound) and np.abs(p).max() > bound / 2
     assert not np.array_equal(Conv1D(4, 6, 3, seed=1).params["weight"], layer.params["weight"])
+
+
+# ------------------------------------------------------------------- dtype="bfloat16" (mixed precision)
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+def test_conv1d_bfloat16_is_the_float32_conv_of_rounded_operands(backend):
+    """Conv1D(dtype="bfloat16") = the float32 convolution of bf(x), bf(W) (forward) and bf(dy) (backward),
+    float32 sums, the bias gradient summed from dy unrounded (an emulation: no bf16 conv kernel)."""
+    if backend not in pyrnn.available_backends():
+        pytest.skip(f"backend {backend!r} unavailable")
+    from pyrnn.backends.bfloat16 import round_bf16
+
+    rng = np.random.default_rng(0)
+    layer = Conv1D(5, 7, 3, padding="causal", dilation=2, dtype="bfloat16", seed=0)
+    ref = Conv1D(5, 7, 3, padding="causal", dilation=2, seed=0)
+    assert layer.get_config()["dtype"] == "bfloat16" and "dtype=bfloat16" in repr(layer)
+    x, dy = rng.standard_normal((2, 11, 5)).astype(np.float32), rng.standard_normal((2, 11, 7)).astype(np.float32)
+    ref.params["weight"][...] = round_bf16(ref.params["weight"])
+    with pyrnn.use_backend(backend):
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+        y_ref = ref.forward(round_bf16(x))
+        dx_ref = ref.backward(round_bf16(dy))
+    tol = dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, y_ref, **tol)
+    np.testing.assert_allclose(dx, dx_ref, **tol)
+    np.testing.assert_allclose(layer.grads["weight"], ref.grads["weight"], **tol)
+    np.testing.assert_allclose(layer.grads["bias"], dy.sum((0, 1)), **tol)
+    with pyrnn.no_grad():
+        y32 = Conv1D(5, 7, 3, padding="causal", dilation=2, seed=0).forward(x)
+    assert np.abs(y - y32).max() > 1e-4  # rounded

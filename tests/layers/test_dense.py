@@ -299,7 +299,7 @@ def test_no_grad_saves_nothing(layer, x, dy):
         (lambda: Dense(4, 3).forward(np.ones((2, 4), np.int32)), TypeError, r"x: expected a floating-point array \(float32\), got dtype int32"),
         (lambda: Dense(0, 3), ValueError, r"in_features: expected an integer >= 1, got 0"),
         (lambda: Dense(4, 2.0), TypeError, r"out_features: expected an integer, got float 2.0"),
-        (lambda: Dense(4, 3, dtype=np.float16), TypeError, r"dtype: expected float32 or float64, got float16"),
+        (lambda: Dense(4, 3, dtype=np.float16), TypeError, r"dtype: expected float32, float64 or 'bfloat16', got float16"),
         (lambda: Dense(4, 3, seed=1.5), TypeError, r"seed: expected an integer, got float 1.5"),
         (lambda: Embedding(10, 0), ValueError, r"embedding_dim: expected an integer >= 1, got 0"),
         (lambda: Dropout(0.5, seed=-1), ValueError, r"seed: expected an integer >= 0, got -1"),
@@ -321,3 +321,40 @@ def test_bad_dy_is_named():
         emb.backward(np.ones((3, 2)))
     assert dense.backward(np.ones((2, 6, 3))).shape == (2, 6, 4)  # the failed calls consumed nothing
     assert emb.backward(np.ones((1, 3, 2))) is None
+
+
+# ------------------------------------------------------------------- dtype="bfloat16" (mixed precision)
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_dense_bfloat16_products_within_the_bf16_bound(backend):
+    """y = bf(x) bf(W)^T + b, dx = bf(dy) bf(W), dW = bf(dy)^T bf(x) with float32 sums, db = sum dy unrounded:
+    each within c_K |A||B| of the exact float64 product (pyrnn.backends.bfloat16), and visibly rounded; the
+    cpp backend's compiled bf16 GEMM and NumPy's emulation alike."""
+    import pyrnn
+    from pyrnn.backends.bfloat16 import matmul_error_bound, round_bf16
+
+    if backend not in pyrnn.available_backends():
+        pytest.skip(f"backend {backend!r} unavailable")
+    layer = Dense(37, 21, dtype="bfloat16", seed=0)
+    assert layer.get_config()["dtype"] == "bfloat16" and _config_round_trip(layer).bfloat16
+    assert layer.params["weight"].dtype == np.float32
+    x, dy = _normal((3, 5, 37), seed=1), _normal((3, 5, 21), seed=2)
+    with pyrnn.use_backend(backend):
+        with forward_scope():
+            y = layer.forward(x)
+        dx = layer.backward(dy)
+    assert y.dtype == dx.dtype == layer.grads["weight"].dtype == np.float32
+    w, b = layer.params["weight"].astype(np.float64), layer.params["bias"].astype(np.float64)
+    x2, dy2 = x.reshape(-1, 37), dy.reshape(-1, 21)
+    for got, a, bm, exact in [(y.reshape(-1, 21) - layer.params["bias"], x2, w.T, x2 @ w.T),
+                              (dx.reshape(-1, 37), dy2, w, dy2 @ w),
+                              (layer.grads["weight"], dy2.T, x2, dy2.T @ x2)]:
+        bound = matmul_error_bound(a, bm) + 2.0**-24 * np.abs(b).max() * 2  # y: the float32 bias add and its removal
+        assert (np.abs(got - exact) <= bound).all()
+        assert np.abs(got - exact).max() > 50 * 2.0**-24 * np.abs(exact).max()  # rounded, not float32
+    np.testing.assert_allclose(layer.grads["bias"], dy2.astype(np.float32).sum(0), rtol=1e-5, atol=1e-5)
+    assert not np.array_equal(round_bf16(dy2).sum(0), dy2.astype(np.float32).sum(0))  # the unrounded sum, checked
+
+
+def test_only_layers_with_a_bf16_path_take_it():
+    with pytest.raises(TypeError, match=r"dtype: expected float32 or float64, got 'bfloat16' \(bfloat16 is offered by"):
+        Embedding(5, 3, dtype="bfloat16")

@@ -18,7 +18,7 @@ A backend is a module with two families of functions: the recurrent family
 specified in :mod:`pyrnn.backends.conv_reference`). The recurrent family works on ONE layer and
 ONE direction:
 
-``recurrent_forward(cell, x, h0, c0, weights, reverse=False, lengths=None, save=True) -> (hs, hT, cT, saved)``
+``recurrent_forward(cell, x, h0, c0, weights, reverse=False, lengths=None, save=True, bf16=False) -> (hs, hT, cT, saved)``
     x (T, B, I), h0 (B, H), c0 (B, H) for LSTM else None, all C-contiguous and
     of one float dtype. ``hs`` (T, B, H) holds the hidden state at every time
     index (for ``reverse=True`` the loop runs from t = T-1 down to 0, and
@@ -35,6 +35,10 @@ ONE direction:
     the reverse direction the loop starts at t = lengths[b] - 1 from h0, and
     length 0 keeps the initial state. ``hs`` holds the carried state at
     inactive indices; zeroing outputs there is the layer's business.
+
+    ``bf16=True`` (float32 arrays only): every GEMM of the forward and of its backward takes
+    bfloat16-rounded operands and sums in float32 (mixed precision, specified in
+    :mod:`pyrnn.backends.bfloat16`); ``saved.bf16`` carries the choice to backward.
 
 ``recurrent_backward(saved, weights, dhs, dhT, dcT, grads) -> (dx, dh0, dc0)``
     dhs (T, B, H) is dL/dhs, dhT/dcT the gradient w.r.t. the returned final
@@ -120,6 +124,7 @@ class Saved(NamedTuple):
     c0: np.ndarray | None  # (B, H), LSTM only
     cache: Cache
     lengths: np.ndarray | None = None  # (B,) int64, None = every step active
+    bf16: bool = False  # the GEMMs in bfloat16 (float32 arrays; see pyrnn.backends.bfloat16)
 
     @property
     def hs(self) -> np.ndarray:
@@ -146,7 +151,7 @@ class RecurrentBackend(Protocol):
 
     def recurrent_forward(
         self, cell: str, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None, weights: Weights,
-        reverse: bool = False, lengths: np.ndarray | None = None, save: bool = True,
+        reverse: bool = False, lengths: np.ndarray | None = None, save: bool = True, bf16: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Saved | None]: ...
 
     def recurrent_backward(

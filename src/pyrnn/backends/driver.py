@@ -22,17 +22,23 @@ import numpy as np
 from .contract import CELL_CODES, Saved, Weights, new_cache
 
 
-def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, lengths, save):
-    """The contract's ``recurrent_forward``, computed by ``kernel``."""
+def _precision(bf16):
+    """The kernels' keyword for bfloat16 GEMMs, given only when asked (float32 kernels need none)."""
+    return {"bf16": True} if bf16 else {}
+
+
+def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, lengths, save, bf16=False):
+    """The contract's ``recurrent_forward``, computed by ``kernel`` (called with ``bf16=True`` for
+    bfloat16 GEMMs, see :mod:`pyrnn.backends.bfloat16`)."""
     T, B, _ = x.shape
     cache = new_cache(cell, T, B, h0.shape[1], x.dtype, save)
     if T == 0 or B == 0:  # the empty recurrence: the final state is the initial one
         hT, cT = h0.copy(), (None if c0 is None else c0.copy())
     else:
-        kernel(CELL_CODES[cell], bool(reverse), x, lengths, (h0, c0), tuple(weights), tuple(cache))
+        kernel(CELL_CODES[cell], bool(reverse), x, lengths, (h0, c0), tuple(weights), tuple(cache), **_precision(bf16))
         last = 0 if reverse else T - 1  # the last step processed
         hT, cT = cache.hs[last].copy(), (None if cache.cs is None else cache.cs[last].copy())
-    saved = Saved(cell, bool(reverse), x, h0, c0, cache, lengths) if save else None
+    saved = Saved(cell, bool(reverse), x, h0, c0, cache, lengths, bool(bf16)) if save else None
     return cache.hs, hT, cT, saved
 
 
@@ -45,5 +51,5 @@ def recurrent_backward(kernel, saved: Saved, weights: Weights, dhs, dhT, dcT, gr
     dx, dh0 = np.empty_like(x), np.empty_like(dhT)
     dc0 = np.empty_like(dhT) if saved.cell == "lstm" else None
     kernel(CELL_CODES[saved.cell], saved.reverse, x, saved.lengths, (saved.h0, saved.c0), tuple(saved.cache),
-           tuple(weights), (dhs, dhT, dcT), tuple(grads), (dx, dh0, dc0))
+           tuple(weights), (dhs, dhT, dcT), tuple(grads), (dx, dh0, dc0), **_precision(saved.bf16))
     return dx, dh0, dc0

@@ -31,7 +31,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from . import driver
+from . import driver, reference
 from ._numba_config import JIT
 from .contract import CELL_CODES, GATES, Saved, Weights
 
@@ -439,13 +439,18 @@ def _backward_entry(cell_code, reverse, x, lengths, state0, cache, weights, dout
 
 
 # ------------------------------------------------------- public functions
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True):
-    """See :mod:`pyrnn.backends.contract`; ``save=False`` keeps no cache (inference)."""
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True, bf16=False):
+    """See :mod:`pyrnn.backends.contract`; ``save=False`` keeps no cache (inference). This backend
+    has no bfloat16 loops: ``bf16=True`` runs the NumPy specification (slow, exact semantics)."""
+    if bf16:
+        return reference.recurrent_forward(cell, x, h0, c0, weights, reverse, lengths, save, bf16=True)
     return driver.recurrent_forward(_forward_entry, cell, x, h0, c0, weights, reverse, lengths, save)
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
     """See :mod:`pyrnn.backends.contract`. Overwrites ``saved``'s gates with dA (one backward per forward)."""
+    if saved.bf16:  # its forward ran the NumPy specification (see recurrent_forward)
+        return reference.recurrent_backward(saved, weights, dhs, dhT, dcT, grads)
     return driver.recurrent_backward(_backward_entry, saved, weights, dhs, dhT, dcT, grads)
 
 

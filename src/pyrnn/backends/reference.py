@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ordered
+from .bfloat16 import round_bf16
 from .contract import Cache, Saved, Weights, active_rows, new_cache, previous_states, time_steps
 
 NAME = "numpy"
@@ -100,15 +101,27 @@ _BACKWARD_STEP = {"rnn_tanh": rnn_backward_step, "rnn_relu": rnn_backward_step, 
 
 
 # ------------------------------------------------------------ the time loop
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True):
-    """One layer, one direction, the whole sequence. See the contract (this backend always saves)."""
+def _same(a):
+    return a
+
+
+def gemm_operand(bf16):
+    """What a GEMM operand becomes: rounded to bfloat16 (``bf16``, mixed precision), or itself."""
+    return round_bf16 if bf16 else _same
+
+
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True, bf16=False):
+    """One layer, one direction, the whole sequence. See the contract (this backend always saves).
+    ``bf16``: every GEMM takes bf16-rounded operands, float32 sums (:mod:`pyrnn.backends.bfloat16`)."""
     T, B, _ = x.shape
     step_fw = _FORWARD_STEP[cell]
-    xproj = x @ weights.w_ih.T + weights.b_ih  # one GEMM for the input projection of every step
+    op = gemm_operand(bf16)
+    xproj = op(x) @ op(weights.w_ih).T + weights.b_ih  # one GEMM for the input projection of every step
+    w_hh = op(weights.w_hh)
     cache = new_cache(cell, T, B, h0.shape[1], x.dtype)
     h, c = h0, c0
     for t in time_steps(T, reverse):
-        hproj = h @ weights.w_hh.T + weights.b_hh  # the recurrent GEMM
+        hproj = op(h) @ w_hh.T + weights.b_hh  # the recurrent GEMM
         h_new, c_new, step = step_fw(cell, xproj[t], hproj, h, c)
         active = active_rows(lengths, t)
         if active is not None:  # past a sample's length its state is carried, its saved step is 0
@@ -121,14 +134,17 @@ def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=
             cache.cs[t] = c
         for name, value in step.items():
             getattr(cache, name)[t] = value
-    return cache.hs, h, c, Saved(cell, bool(reverse), x, h0, c0, cache, lengths)
+    return cache.hs, h, c, Saved(cell, bool(reverse), x, h0, c0, cache, lengths, bool(bf16))
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
-    """BPTT through one layer-direction; adds weight gradients into ``grads``."""
+    """BPTT through one layer-direction; adds weight gradients into ``grads``. With ``saved.bf16``
+    every GEMM takes bf16-rounded operands (dA included); the bias gradients sum float32 dA."""
     cell, x, cache = saved.cell, saved.x, saved.cache
     T = x.shape[0]
     step_bw = _BACKWARD_STEP[cell]
+    op = gemm_operand(saved.bf16)
+    w_hh = op(weights.w_hh)
     prev_h = previous_states(saved)
     da_ih = np.zeros(cache.hs.shape[:2] + (weights.w_ih.shape[0],), x.dtype)
     da_hh = np.zeros_like(da_ih)
@@ -148,13 +164,14 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
             dh_direct = np.where(active, dh_direct, dh_t)
             dc_prev = None if dc is None else np.where(active, dc_prev, dc)
         da_ih[t], da_hh[t], dc = da_i, da_h, dc_prev
-        dh = dh_direct + da_hh[t] @ weights.w_hh  # the recurrent GEMM, transposed
+        dh = dh_direct + op(da_hh[t]) @ w_hh  # the recurrent GEMM, transposed
     # After the loop: one GEMM each for dx, dW_ih, dW_hh; one reduction per bias.
     G_H = da_ih.shape[-1]
     flat_ih, flat_hh = da_ih.reshape(-1, G_H), da_hh.reshape(-1, G_H)
-    dx = (flat_ih @ weights.w_ih).reshape(x.shape)
-    ordered.matmul(flat_ih.T, x.reshape(-1, x.shape[-1]), out=grads.w_ih)  # sums over T*B: thread-count independent
-    ordered.matmul(flat_hh.T, prev_h.reshape(-1, prev_h.shape[-1]), out=grads.w_hh)
+    op_ih, op_hh = op(flat_ih), op(flat_hh)
+    dx = (op_ih @ op(weights.w_ih)).reshape(x.shape)
+    ordered.matmul(op_ih.T, op(x.reshape(-1, x.shape[-1])), out=grads.w_ih)  # sums over T*B: thread-count independent
+    ordered.matmul(op_hh.T, op(prev_h.reshape(-1, prev_h.shape[-1])), out=grads.w_hh)
     grads.b_ih[...] += flat_ih.sum(axis=0)
     grads.b_hh[...] += flat_hh.sum(axis=0)
     return dx, dh, dc

@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from .._checks import MAX_SIZE, check_dtype
+from .._checks import BFLOAT16, MAX_SIZE, check_layer_dtype
 from ..grad_mode import (
     check_gradient_source,
     enter_forward,
@@ -146,14 +146,24 @@ class Layer:
                 setattr(cls, name, _checked(method))
         register(cls)
 
+    #: whether ``dtype="bfloat16"`` is accepted: float32 arrays, matrix products in bfloat16
+    #: (mixed precision, :mod:`pyrnn.backends.bfloat16`); set by the layers that have that path
+    supports_bfloat16 = False
+
     def __init__(self, dtype=np.float32):
-        self.dtype = check_dtype("dtype", dtype)
+        #: the NumPy dtype of the parameters, inputs and outputs (float32 for "bfloat16")
+        self.dtype, self.bfloat16 = check_layer_dtype("dtype", dtype, type(self).supports_bfloat16)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}  # state that is saved but not trained (running statistics)
         self.training = True
         self._saved_stack: list = []  # [(generation, saved)]
         self._warned_unconsumed = False
+
+    @property
+    def dtype_name(self):
+        """The dtype as the constructor took it: "float32", "float64" or "bfloat16" (configs, reprs)."""
+        return BFLOAT16 if self.bfloat16 else self.dtype.name
 
     @classmethod
     def from_config(cls, config):
@@ -338,6 +348,7 @@ class Wrapper(Layer):
             raise TypeError(f"layer: expected a Layer, got {type(layer).__name__} "
                             f"(a saved config is rebuilt by {type(self).__name__}.from_config)")
         super().__init__(layer.dtype)
+        self.bfloat16 = layer.bfloat16
         self.layer = layer
         self.params = layer.params
         self.grads = layer.grads

@@ -23,7 +23,10 @@ import numpy as np
 
 from .._checks import as_float_array, check_bool, check_int, check_ndim, check_seed, check_shape
 from ..backends import backend_module, get_backend
+from ..backends.bfloat16 import round_bf16
+from ..backends.reference import gemm_operand
 from .base import Layer
+from .dense import column_sums
 
 PADDING_MODES = ("valid", "same", "causal")
 
@@ -61,7 +64,11 @@ class Conv1D(Layer):
         d, time steps between taps.
     bias : bool
         Whether the ``bias`` parameter exists.
-    dtype : float32 or float64
+    dtype : float32, float64 or "bfloat16"
+        "bfloat16": mixed precision (float32 parameters, inputs and outputs; the convolution's
+        products take bfloat16-rounded x, weight and dy with float32 sums, the bias and its gradient
+        stay float32: :mod:`pyrnn.backends.bfloat16`). Computed by rounding the operands, then the
+        float32 kernels (an emulation: no bf16 convolution kernel yet).
     seed : int or None
         Seed of the default init, torch's: ``U(-1/sqrt(C*K), 1/sqrt(C*K))`` for weight and bias.
 
@@ -70,6 +77,8 @@ class Conv1D(Layer):
     ``forward(x)``: x (B, T, C) -> y (B, U, O). ``backward(dy)``: dy (B, U, O) -> dx (B, T, C),
     adding the weight gradients into :attr:`grads`.
     """
+
+    supports_bfloat16 = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
                  dtype=np.float32, seed=None):
@@ -134,8 +143,10 @@ class Conv1D(Layer):
         pad_left, pad_right = self.padding_for(x.shape[1])
         _check_length(x.shape[1], self.kernel_size, self.dilation, pad_left, pad_right)
         backend = get_backend()
+        op = gemm_operand(self.bfloat16)  # bfloat16: the products' operands rounded to it
+        x = op(x)
         y = backend_module(backend).conv1d_forward(
-            x, self.params["weight"], self.params.get("bias"), self.stride, pad_left, pad_right, self.dilation
+            x, op(self.params["weight"]), self.params.get("bias"), self.stride, pad_left, pad_right, self.dilation
         )
         self._save((backend, x, pad_left, pad_right, y.shape))
         return y
@@ -159,20 +170,29 @@ class Conv1D(Layer):
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, y_shape, "(batch, time_out, out_channels) of the last forward")
         self._pop_saved()
-        return backend_module(backend).conv1d_backward(
-            x, self.params["weight"], dy, self.stride, pad_left, pad_right, self.dilation,
-            self.grads["weight"], self.grads.get("bias"),
+        if not self.bfloat16:
+            return backend_module(backend).conv1d_backward(
+                x, self.params["weight"], dy, self.stride, pad_left, pad_right, self.dilation,
+                self.grads["weight"], self.grads.get("bias"),
+            )
+        # bfloat16: x was rounded by forward; dy and the weight rounded here; the bias gradient sums float32 dy
+        dx = backend_module(backend).conv1d_backward(
+            x, round_bf16(self.params["weight"]), round_bf16(dy), self.stride, pad_left, pad_right, self.dilation,
+            self.grads["weight"], None,
         )
+        if self.bias:
+            self.grads["bias"] += column_sums(dy.reshape(-1, self.out_channels))
+        return dx
 
     def get_config(self):
         padding = list(self.padding) if isinstance(self.padding, tuple) else self.padding
         return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=self.kernel_size,
                     stride=self.stride, padding=padding, dilation=self.dilation, bias=self.bias,
-                    dtype=self.dtype.name, seed=self.seed)
+                    dtype=self.dtype_name, seed=self.seed)
 
     def __repr__(self):
         return (f"Conv1D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding!r}, dilation={self.dilation}, bias={self.bias}, dtype={self.dtype.name})")
+                f"padding={self.padding!r}, dilation={self.dilation}, bias={self.bias}, dtype={self.dtype_name})")
 
 
 def _pool_input(x):

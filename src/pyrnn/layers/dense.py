@@ -15,7 +15,7 @@ import copy
 import numpy as np
 
 from .._checks import as_array, as_float_array, check_bool, check_float, check_int, check_seed, check_shape
-from ..backends import ordered
+from ..backends import bfloat16, ordered
 from ..distributed.rows import uniform
 from ..threads import gemm_threads
 from .activations import Elementwise, config_repr
@@ -42,7 +42,10 @@ class Dense(Layer):
         O, size of the output's last axis.
     bias : bool, default True
         Whether the ``bias`` parameter exists.
-    dtype : float32 or float64, default float32
+    dtype : float32, float64 or "bfloat16", default float32
+        "bfloat16": mixed precision (float32 parameters, inputs and outputs; the three products
+        ``x W^T``, ``dy W``, ``dy^T x`` take bfloat16-rounded operands and sum in float32, the
+        bias and its gradient stay float32: :mod:`pyrnn.backends.bfloat16`).
     seed : int or None
         Seed of the default init, PyTorch's ``U(-1/sqrt(I), 1/sqrt(I))`` for weight and bias.
 
@@ -52,6 +55,8 @@ class Dense(Layer):
     ``forward`` keeps a reference to its input for ``backward``: do not modify that
     array in place in between.
     """
+
+    supports_bfloat16 = True
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None):
         super().__init__(dtype)
@@ -86,8 +91,11 @@ class Dense(Layer):
             raise ValueError(f"x: expected in_features={self.in_features} features in the last axis, got shape {x.shape}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)  # (N, I), a view (x is C-contiguous)
-        with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # small: one BLAS thread
-            y = x2 @ self.params["weight"].T
+        if self.bfloat16:  # bf16 operands, float32 sums
+            y = bfloat16.matmul(x2, self.params["weight"], trans_b=True)
+        else:
+            with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # small: one BLAS thread
+                y = x2 @ self.params["weight"].T
         if self.bias:
             y += self.params["bias"]
         self._save((x2, lead))
@@ -119,6 +127,12 @@ class Dense(Layer):
         check_shape("dy", dy, lead + (self.out_features,), "(..., out_features) of the last forward")
         self._pop_saved()
         dy2 = dy.reshape(-1, self.out_features)
+        if self.bfloat16:  # bf16 operands, float32 sums (one thread: thread-count independent); db sums float32 dy
+            self.grads["weight"] += bfloat16.matmul(dy2, x2, trans_a=True)
+            if self.bias:
+                self.grads["bias"] += column_sums(dy2)
+            dx = bfloat16.matmul(dy2, self.params["weight"]) if need_dx else None
+            return None if dx is None else dx.reshape(lead + (self.in_features,))
         with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # each product; small: one thread
             ordered.matmul(dy2.T, x2, out=self.grads["weight"])  # a sum over samples: thread-count independent
             if self.bias:
@@ -128,7 +142,7 @@ class Dense(Layer):
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,
-                "dtype": self.dtype.name, "seed": self.seed}
+                "dtype": self.dtype_name, "seed": self.seed}
 
     __repr__ = config_repr
 

@@ -129,7 +129,10 @@ class RNNBase(Recurrent):
         Run a second, reversed direction per layer; outputs are concatenated [forward | reverse].
     bias : bool
         Whether ``bias_ih``/``bias_hh`` exist.
-    dtype : float32 or float64
+    dtype : float32, float64 or "bfloat16"
+        "bfloat16": mixed precision (float32 parameters, inputs, outputs and cell state; the
+        matrix products in bfloat16 with float32 sums, forward and backward, as
+        ``torch.autocast``: :mod:`pyrnn.backends.bfloat16`).
     seed : int or None
         Seed of the default init, ``U(-1/sqrt(H), 1/sqrt(H))`` for every parameter,
         and of the dropout masks.
@@ -154,6 +157,7 @@ class RNNBase(Recurrent):
     """
 
     cell = None  # set by the subclasses
+    supports_bfloat16 = True
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, dtype=np.float32, seed=None,
                  *, dropout=0.0, skip=False, batch_first=True):
@@ -188,7 +192,7 @@ class RNNBase(Recurrent):
 
     def get_config(self):
         cfg = dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
-                   bidirectional=self.bidirectional, bias=self.bias, dtype=self.dtype.name, seed=self.seed,
+                   bidirectional=self.bidirectional, bias=self.bias, dtype=self.dtype_name, seed=self.seed,
                    dropout=self.dropout, skip=self.skip)
         if not self.batch_first:  # only when set: configs saved before the option still compare equal
             cfg["batch_first"] = False
@@ -270,7 +274,7 @@ class RNNBase(Recurrent):
                 idx = layer * self.num_directions + d
                 hs, h, c, sv = kernels.recurrent_forward(
                     self.cell, seq, h0[idx], None if c0 is None else c0[idx], self._weights(layer, d, self.params),
-                    reverse=d == 1, lengths=lengths, save=keep,
+                    reverse=d == 1, lengths=lengths, save=keep, bf16=self.bfloat16,
                 )
                 hT[idx] = h
                 if cT is not None:
@@ -358,7 +362,7 @@ class RNNBase(Recurrent):
         extra += "" if self.batch_first else ", batch_first=False"
         return (
             f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-            f"bidirectional={self.bidirectional}, bias={self.bias}{extra}, dtype={self.dtype.name})"
+            f"bidirectional={self.bidirectional}, bias={self.bias}{extra}, dtype={self.dtype_name})"
         )
 
 

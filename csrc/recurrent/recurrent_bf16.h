@@ -1,0 +1,39 @@
+// The bf16 operands of one recurrent kernel call (dtype="bfloat16"): weights packed and rounded to
+// bf16 once per call in the time loop's panel layout, x converted once, and the two (B, K) bf16 rows
+// by step parity that the loop refreshes each step (h_t forward, dA_hh backward). Legend: see
+// sequence.h; layouts: common/gemm_bf16.h; how the loop uses them: loop.inc (Bf16Operands).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "kernels.h"
+
+namespace pyrnn {
+
+class Bf16Forward {  // W_ih^T, W_hh^T as G * panels(H) panels each; x (T, B, Ip); ring (B, even(H)) x 2, h0 in [0]
+ public:
+  Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w_ih, const float* w_hh, const float* x,
+              const float* h0);
+  const Bf16Operands* operands() const { return &ops_; }
+
+ private:
+  Bf16Buffer buf_;
+  Bf16Operands ops_;
+};
+
+// W_hh (G*H, H) as panels(H) panels of even(G*H) rows, ring (B, even(G*H)) x 2 (the loop's); W_ih (G*H, I)
+// as gemm_bf16_packed's B of dX = dA W_ih (after the loop)
+class Bf16Backward {
+ public:
+  Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float* w_hh, const float* w_ih);
+  const Bf16Operands* operands() const { return &ops_; }
+  const bf16_t* w_ih_for_dx() const { return w_ih_; }
+
+ private:
+  Bf16Buffer buf_;
+  Bf16Operands ops_;
+  const bf16_t* w_ih_;
+};
+
+}  // namespace pyrnn
