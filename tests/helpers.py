@@ -106,3 +106,29 @@ def cpp_team(threads, isa=None, min_flops=0):
         _C.set_num_threads(before[0])
         _C._set_parallel_min_flops(before[1])
         _C.set_isa(before[2])
+
+
+# ------------------------------------------------------------ conv2d (tests/backends/test_conv2d_*.py)
+#: a fast backend's conv2d against the reference
+CONV2D_TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-6)}
+
+
+def conv2d_step(kernels, x, w, b, dy, geom):
+    """{"y", "dx", "dw"[, "db"]} of one forward and backward on ``kernels`` (a backend module); dw and
+    db start at 0.5 and 0.25, not zero: the kernels must add into them."""
+    from pyrnn.backends.contract import Conv2dSaved
+
+    y, saved = kernels.conv2d_forward(x, w, b, *geom)
+    assert isinstance(saved, Conv2dSaved) and saved.x is x and saved.x_shape == x.shape
+    dw = np.full(w.shape, 0.5, w.dtype)
+    db = None if b is None else np.full(b.shape, 0.25, b.dtype)
+    dx = kernels.conv2d_backward(saved, dy, dw, db)
+    return {"y": y, "dx": dx, "dw": dw} | ({} if db is None else {"db": db})
+
+
+def conv2d_close(got, want, dtype, name):
+    """got == want within CONV2D_TOL, atol relative to want's largest magnitude."""
+    assert got.dtype == want.dtype and got.shape == want.shape, (name, got.dtype, got.shape, want.shape)
+    scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+    tol = CONV2D_TOL[np.dtype(dtype).type]
+    np.testing.assert_allclose(got, want, rtol=tol["rtol"], atol=tol["atol"] * scale, err_msg=name)

@@ -17,9 +17,9 @@ from pyrnn.backends import conv2d_reference as ref
 from pyrnn.backends.contract import Conv2dSaved
 
 from gradcheck import assert_grad_close
+from helpers import conv2d_close, conv2d_step
 
 FAST = [b for b in ("cpp", "numba") if b in pyrnn.available_backends()]
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-6)}
 
 
 pytestmark = pytest.mark.usefixtures("cpp_team_on_small_shapes")  # tests/conftest.py
@@ -54,26 +54,11 @@ def _problem(case, dtype, rng):
     return x, w, b, dy, (s, p, d, G)
 
 
-def _run(kernels, x, w, b, dy, geom):
-    y, saved = kernels.conv2d_forward(x, w, b, *geom)
-    assert isinstance(saved, Conv2dSaved) and saved.x is x and saved.x_shape == x.shape
-    dw = np.full(w.shape, 0.5, w.dtype)  # not zero: the kernels must ADD into dw and db
-    db = None if b is None else np.full(b.shape, 0.25, b.dtype)
-    dx = kernels.conv2d_backward(saved, dy, dw, db)
-    return {"y": y, "dx": dx, "dw": dw} | ({} if db is None else {"db": db})
-
-
-def _close(got, want, dtype, name):
-    assert got.dtype == want.dtype and got.shape == want.shape, (name, got.dtype, got.shape, want.shape)
-    scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
-    np.testing.assert_allclose(got, want, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale, err_msg=name)
-
-
 # --------------------------------------------------- reference vs finite differences
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_reference_gradients_match_finite_differences(case):
     x, w, b, dy, geom = _problem(case, np.float64, np.random.default_rng(zlib.crc32(str(case).encode())))
-    out = _run(ref, x, w, b, dy, geom)
+    out = conv2d_step(ref, x, w, b, dy, geom)
     loss = lambda: float(np.sum(ref.conv2d_forward(x, w, b, *geom)[0] * dy))  # noqa: E731
     assert_grad_close(out["dx"], loss, x, "dx")
     assert_grad_close(out["dw"] - 0.5, loss, w, "dw")  # added into 0.5
@@ -133,11 +118,11 @@ ALL_CASES = [(dt, c) for dt in (np.float64, np.float32) for c in CASES + list(_r
 @pytest.mark.parametrize("dtype,case", ALL_CASES, ids=lambda p: np.dtype(p).name if isinstance(p, type) else _ids(p))
 def test_backend_matches_reference(backend, dtype, case):
     x, w, b, dy, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"{backend}{case}".encode())))
-    want = _run(ref, x, w, b, dy, geom)
-    got = _run(backend_module(backend), x, w, b, dy, geom)
+    want = conv2d_step(ref, x, w, b, dy, geom)
+    got = conv2d_step(backend_module(backend), x, w, b, dy, geom)
     assert got.keys() == want.keys()
     for name in want:
-        _close(got[name], want[name], dtype, f"{backend} {name}")
+        conv2d_close(got[name], want[name], dtype, f"{backend} {name}")
 
 
 @pytest.mark.parametrize("backend", FAST + ["numpy"])
@@ -146,18 +131,18 @@ def test_data_gradient_alone_and_weight_gradient_alone(backend, case):
     """What ConvTranspose2D asks for: dx from a Conv2dSaved without x (dw None), and dw alone (need_dx=False)."""
     dtype = np.float64
     x, w, b, dy, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"alone{case}".encode())))
-    want = _run(ref, x, w, b, dy, geom)
+    want = conv2d_step(ref, x, w, b, dy, geom)
     kernels = backend_module(backend)
     dx = kernels.conv2d_backward(Conv2dSaved(None, x.shape, w, *geom), dy, None, None)
-    _close(dx, want["dx"], dtype, "dx alone")
+    conv2d_close(dx, want["dx"], dtype, "dx alone")
     _, saved = kernels.conv2d_forward(x, w, b, *geom)
     dw, db = np.full(w.shape, 0.5), np.full(w.shape[0], 0.25)
     assert kernels.conv2d_backward(saved, dy, dw, db, need_dx=False) is None
-    _close(dw, want["dw"], dtype, "dw alone")
-    _close(db, 0.25 + dy.sum(axis=(0, 1, 2)), dtype, "db alone")
+    conv2d_close(dw, want["dw"], dtype, "dw alone")
+    conv2d_close(db, 0.25 + dy.sum(axis=(0, 1, 2)), dtype, "db alone")
     db2 = np.zeros(w.shape[0])
     assert kernels.conv2d_backward(saved, dy, None, db2, need_dx=False) is None  # only db
-    _close(db2, dy.sum(axis=(0, 1, 2)), dtype, "db only")
+    conv2d_close(db2, dy.sum(axis=(0, 1, 2)), dtype, "db only")
 
 
 @pytest.mark.skipif("numba" not in FAST, reason="numba is not installed")
@@ -173,10 +158,10 @@ def test_numba_depthwise_is_a_direct_loop(monkeypatch, case):
     monkeypatch.setattr(conv2d_numba, "_conv2d_forward_chunks", None)  # the GEMM path would fail
     monkeypatch.setattr(conv2d_numba, "_conv2d_backward_chunks", None)
     x, w, b, dy, geom = _problem(case, np.float32, np.random.default_rng(3))
-    want, got = _run(ref, x, w, b, dy, geom), _run(conv2d_numba, x, w, b, dy, geom)
+    want, got = conv2d_step(ref, x, w, b, dy, geom), conv2d_step(conv2d_numba, x, w, b, dy, geom)
     assert calls == ["_depthwise_forward_kernel", "_depthwise_backward_kernel"]
     for name in want:
-        _close(got[name], want[name], np.float32, name)
+        conv2d_close(got[name], want[name], np.float32, name)
 
 
 @pytest.mark.parametrize("backend", FAST + ["numpy"])
@@ -186,7 +171,7 @@ def test_empty_sizes(backend, B, C, O):
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal((B, 6, 5, C)), rng.standard_normal((O, C, 3, 2)), rng.standard_normal(O)
     dy = rng.standard_normal((B, 4, 4, O))
-    out = _run(kernels, x, w, b, dy, ((1, 1), (0, 0, 0, 0), (1, 1), 1))
+    out = conv2d_step(kernels, x, w, b, dy, ((1, 1), (0, 0, 0, 0), (1, 1), 1))
     assert out["y"].shape == (B, 4, 4, O) and out["dx"].shape == (B, 6, 5, C) and out["dw"].shape == w.shape
     np.testing.assert_allclose(out["y"], np.broadcast_to(b, (B, 4, 4, O)))  # C = 0: only the bias remains
     np.testing.assert_allclose(out["db"], 0.25 + dy.sum(axis=(0, 1, 2)))
@@ -216,15 +201,15 @@ def test_cpp_one_thread_and_the_team_agree():
     case = CHUNKED[0]
     x, w, b, dy, geom = _problem(case, np.float64, np.random.default_rng(11))
     cpp = backend_module("cpp")
-    team = _run(cpp, x, w, b, dy, geom)
+    team = conv2d_step(cpp, x, w, b, dy, geom)
     threads = _C.get_num_threads()
     _C.set_num_threads(1)
     try:
-        alone = _run(cpp, x, w, b, dy, geom)
+        alone = conv2d_step(cpp, x, w, b, dy, geom)
     finally:
         _C.set_num_threads(threads)
     for name in team:
-        _close(team[name], alone[name], np.float64, name)
+        conv2d_close(team[name], alone[name], np.float64, name)
 
 
 ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a panel (8/16/32 floats), groups
@@ -257,16 +242,16 @@ def test_cpp_every_isa_matches_reference(dtype, case):
     from pyrnn import _C
 
     x, w, b, dy, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"isa{case}".encode())))
-    want = _run(ref, x, w, b, dy, geom)
+    want = conv2d_step(ref, x, w, b, dy, geom)
     before = _C.isa(), _C._winograd()
     try:
         for isa in _C.supported_isas():
             for winograd in (True, False):
                 _C.set_isa(isa)
                 _C._set_winograd(winograd)
-                got = _run(backend_module("cpp"), x, w, b, dy, geom)
+                got = conv2d_step(backend_module("cpp"), x, w, b, dy, geom)
                 for name in want:
-                    _close(got[name], want[name], dtype, f"{isa} winograd={winograd} {name}")
+                    conv2d_close(got[name], want[name], dtype, f"{isa} winograd={winograd} {name}")
     finally:
         _C.set_isa(before[0])
         _C._set_winograd(before[1])
@@ -288,14 +273,14 @@ def test_cpp_loop_gemm_fallback_matches_reference():
 
     for case in (CASES[1], CASES[2], CASES[4]):
         x, w, b, dy, geom = _problem(case, np.float64, np.random.default_rng(3))
-        want = _run(ref, x, w, b, dy, geom)
+        want = conv2d_step(ref, x, w, b, dy, geom)
         _C.set_blas(None, None)
         try:
-            got = _run(cpp, x, w, b, dy, geom)
+            got = conv2d_step(cpp, x, w, b, dy, geom)
         finally:
             cpp.register_blas()
         for name in want:
-            _close(got[name], want[name], np.float64, name)
+            conv2d_close(got[name], want[name], np.float64, name)
 
 
 # --------------------------------------------------- the contract, every backend

@@ -18,7 +18,7 @@ from pyrnn.backends import conv2d_numba as nb  # noqa: E402
 from pyrnn.backends import conv2d_numba_winograd as wg  # noqa: E402
 from pyrnn.backends import conv2d_reference as ref  # noqa: E402
 
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-6)}  # test_conv2d_backends'
+from helpers import conv2d_close, conv2d_step  # noqa: E402
 
 # (B, H, W, C, O, p, bias): 3x3, stride 1, one group, > 8 channels
 CASES = [
@@ -48,20 +48,6 @@ def _problem(case, dtype):
     return x, w, b, dy, ((1, 1), p, (1, 1), 1)
 
 
-def _run(kernels, x, w, b, dy, geom):
-    y, saved = kernels.conv2d_forward(x, w, b, *geom)
-    dw = np.full(w.shape, 0.5, w.dtype)  # the kernels add into dw and db
-    db = None if b is None else np.full(b.shape, 0.25, b.dtype)
-    dx = kernels.conv2d_backward(saved, dy, dw, db)
-    return {"y": y, "dx": dx, "dw": dw} | ({} if db is None else {"db": db})
-
-
-def _close(got, want, dtype, name):
-    assert got.dtype == want.dtype and got.shape == want.shape, (name, got.dtype, got.shape, want.shape)
-    scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
-    np.testing.assert_allclose(got, want, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale, err_msg=name)
-
-
 def test_the_rule_is_the_cpp_backends():
     w = np.zeros((9, 9, 3, 3))
     assert wg.fits(w, (1, 1), (1, 1), 1)
@@ -81,11 +67,11 @@ def test_winograd_matches_reference(monkeypatch, case, dtype):
         fn = getattr(wg, name)
         monkeypatch.setattr(wg, name, lambda *a, fn=fn, name=name: calls.append(name) or fn(*a))
     x, w, b, dy, geom = _problem(case, dtype)
-    want, got = _run(ref, x, w, b, dy, geom), _run(nb, x, w, b, dy, geom)
+    want, got = conv2d_step(ref, x, w, b, dy, geom), conv2d_step(nb, x, w, b, dy, geom)
     assert calls == ["convolve", "data_gradient", "convolve", "weight_gradient"]  # dx: a convolution of dy
     assert got.keys() == want.keys()
     for name in want:
-        _close(got[name], want[name], dtype, name)
+        conv2d_close(got[name], want[name], dtype, name)
 
 
 @pytest.mark.parametrize("case", [(0, 5, 6, 9, 10, (1, 1, 1, 1), True),  # batch 0: no output pixel
@@ -94,9 +80,9 @@ def test_winograd_matches_reference(monkeypatch, case, dtype):
 def test_empty_sizes(case):
     """Winograd writes every pixel of what it computes (its outputs start uninitialised): nothing left out."""
     x, w, b, dy, geom = _problem(case, np.float64)
-    got, want = _run(nb, x, w, b, dy, geom), _run(ref, x, w, b, dy, geom)
+    got, want = conv2d_step(nb, x, w, b, dy, geom), conv2d_step(ref, x, w, b, dy, geom)
     for name in want:
-        _close(got[name], want[name], np.float64, name)
+        conv2d_close(got[name], want[name], np.float64, name)
 
 
 def test_data_gradient_alone():
@@ -105,7 +91,7 @@ def test_data_gradient_alone():
 
     x, w, b, dy, geom = _problem(CASES[0], np.float64)
     dx = nb.conv2d_backward(Conv2dSaved(None, x.shape, w, *geom), dy, None, None)
-    _close(dx, _run(ref, x, w, b, dy, geom)["dx"], np.float64, "dx")
+    conv2d_close(dx, conv2d_step(ref, x, w, b, dy, geom)["dx"], np.float64, "dx")
 
 
 def test_the_weight_transform():
@@ -132,15 +118,15 @@ def test_the_team_gives_the_same_bits_as_one_thread(monkeypatch, dtype):
     try:
         for threads in (1, 2):
             pyrnn.set_num_threads(threads)
-            out[threads] = _run(nb, x, w, b, dy, geom)
+            out[threads] = conv2d_step(nb, x, w, b, dy, geom)
     finally:
         pyrnn.set_num_threads(None)
     assert members == [1, 1, 1, 2, 2, 2]  # forward, dx, dw on one member, then on two
     for name in out[1]:
         np.testing.assert_array_equal(out[1][name], out[2][name], err_msg=name)
-    want = _run(ref, x, w, b, dy, geom)
+    want = conv2d_step(ref, x, w, b, dy, geom)
     for name in want:
-        _close(out[2][name], want[name], dtype, name)
+        conv2d_close(out[2][name], want[name], dtype, name)
 
 
 def _child_forward(x, w, q):
@@ -179,7 +165,7 @@ def test_the_partial_sums_of_dw_are_bounded_in_bytes(monkeypatch):
     wg.weight_gradient(x, dy, 1, 1, got)
     ref.conv2d_backward(saved, dy, want, None, need_dx=False)
     assert members == [1]
-    _close(got, want, np.float64, "dw")
+    conv2d_close(got, want, np.float64, "dw")
 
 
 @pytest.mark.skipif(pyrnn.threads._cpu_count() < 2, reason="one CPU: no team")
