@@ -335,8 +335,8 @@ class ConvTranspose2D(Layer):
             y = backend_module(backend).conv2d_backward(saved, x, None, None)
             if (nh, nw) != (HO, WO):  # the rows and columns past (nh, nw) receive no tap
                 y = np.pad(y, ((0, 0), (0, HO - nh), (0, WO - nw), (0, 0)))
-        if self.bias:
-            y += self.params["bias"]
+        if self.bias:  # per channel, as rows of WO*O values: NumPy's loop over O = 16 values is 4x slower
+            y.reshape(-1, WO * self.out_channels)[...] += np.tile(self.params["bias"], WO)
         self._save((backend, x, adjoint, y.shape))
         return y
 
