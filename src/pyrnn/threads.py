@@ -4,6 +4,12 @@ kernels run no parallel loops of their own (their speed is the BLAS's), so Numba
 
 ``pyrnn.set_num_threads(n)`` caps them all at n, so that nothing oversubscribes the
 cores when several pools are busy at once; ``pyrnn.get_num_threads()`` reads it back.
+The environment variable ``PYRNN_NUM_THREADS`` (an integer >= 1), read once at ``import pyrnn``,
+sets the same cap; a value that is not such an integer is ignored with a RuntimeWarning that names it.
+
+Without a cap the C++ team still never takes more cores than the machine has free: a time loop's
+team shrinks to the cores the other runnable threads leave (csrc/common/threads.h), and a kernel
+whose work is too small for a team calls the BLAS single-threaded as well.
 While the C++ team runs a layer, each member calls the BLAS single-threaded on its own
 slice, so the team and the BLAS pool never compete (csrc/common/gemm.h).
 
@@ -127,6 +133,42 @@ def blas_one_thread():
 
 def gemm_threads(flops):
     """The context for a NumPy product of ``flops``: :func:`blas_one_thread` from
-    :data:`ONE_THREAD_GEMM_FLOPS` up to :data:`SMALL_GEMM_FLOPS`, else one that changes nothing
-    (the block costs ~5 us: below, OpenBLAS runs one thread anyway)."""
-    return blas_one_thread() if ONE_THREAD_GEMM_FLOPS <= flops < SMALL_GEMM_FLOPS else contextlib.nullcontext()
+    :data:`ONE_THREAD_GEMM_FLOPS` up to :data:`SMALL_GEMM_FLOPS`, and above it too while the machine
+    is busy (the C++ kernels' load sample says the other runnable threads leave fewer cores than the
+    cap: a BLAS thread that is descheduled stalls the product), else one that changes nothing (the
+    block costs ~5 us: below, OpenBLAS runs one thread anyway)."""
+    if flops < ONE_THREAD_GEMM_FLOPS or (flops >= SMALL_GEMM_FLOPS and not _machine_busy()):
+        return contextlib.nullcontext()
+    return blas_one_thread()
+
+
+def _machine_busy():
+    """Whether the C++ kernels' load sample leaves fewer free cores than their cap (False without them)."""
+    try:
+        from . import _C
+    except ImportError:
+        return False
+    return _C._free_threads() < _C.get_num_threads()
+
+
+ENV_VAR = "PYRNN_NUM_THREADS"
+
+
+def _apply_environment(environ=None):
+    """``set_num_threads(int(PYRNN_NUM_THREADS))`` when the variable is set and not empty (called by
+    ``import pyrnn``); returns the cap set, or None. A value other than an integer >= 1 changes nothing
+    and warns (RuntimeWarning) with the value it got: a typo must not stop the import of a library, nor
+    pass silently."""
+    value = (os.environ if environ is None else environ).get(ENV_VAR, "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value, 10)
+    except ValueError:
+        n = 0
+    if n < 1:
+        warnings.warn(f"{ENV_VAR}: expected an integer >= 1, got {value!r}; ignored (no thread cap)",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    set_num_threads(n)
+    return get_num_threads()
