@@ -188,6 +188,8 @@ Team& team() {
 
 }  // namespace
 
+void pause_briefly() { PYRNN_PAUSE(); }
+
 void SpinBarrier::abort() {
   aborted_.store(true, std::memory_order_seq_cst);
   wake_all(generation_);

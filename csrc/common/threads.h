@@ -48,6 +48,9 @@ bool oversubscribed();  // free_threads() < max_threads(): waits sleep at once i
 void set_others_running(int n);
 int others_running();  // the last sample used (tests, benchmarks)
 
+// One iteration of a spin-wait: the CPU's pause hint (x86), else a yield.
+void pause_briefly();
+
 int max_threads();            // the cap (default: the CPUs this process may run on)
 void set_max_threads(int n);  // n >= 1
 

@@ -19,9 +19,12 @@
 #include "recurrent.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
 #include "../common/cpu.h"
 #include "../common/gemm.h"
@@ -185,11 +188,17 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // are one unit's own), then the dX units (rows of one chunk). A unit's result does not depend
   // on who runs it, so the gradients are the same for any team.
   const int64_t chunks = (T + Tc - 1) / Tc, w_units = post_units(post_n, GH), x_units = post_units(post_n, Tc * B);
-  WorkQueue queue(w_units + chunks * x_units);
-  auto run_unit = [&](int64_t u) {
+  const int64_t queue_size = w_units + chunks * x_units;
+  WorkQueue queue(queue_size);
+  int64_t polls = 0;  // the leader's polls after the loop, numbered on from the loop's steps
+  auto poll = [&](int tid) {
+    if (tid == 0) cancel.poll(T + polls++);
+    return !cancel.cancelled();
+  };
+  auto run_unit = [&](int tid, int64_t u) {
     if (u < w_units) {
       const Slice gr(GH, static_cast<int>(u), static_cast<int>(w_units));
-      for (int64_t t0 = 0; t0 < T && !cancel.cancelled(); t0 += Tc) {
+      for (int64_t t0 = 0; t0 < T && poll(tid); t0 += Tc) {  // a poll per chunk: a unit may run for long
         const int64_t t1 = std::min(T, t0 + Tc), r0 = t0 * B, rows = (t1 - t0) * B;
         const F beta = t0 == 0 ? F(0) : F(1);
         const F* A = da_ih + r0 * GH + gr.r0;
@@ -206,10 +215,17 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     const int64_t r = t0 * B + own.r0;  // dX = dA_ih W_ih, these rows
     gemm<F>(false, false, own.size(), I, GH, F(1), da_ih + r * GH, GH, p.w_ih, I, F(0), io.dx + r * I, I);
   };
+  std::atomic<int64_t> units_done{0};
   auto take_units = [&](int tid) {
-    for (int64_t u, polls = 0; queue.take(u);) {
-      if (tid == 0) cancel.poll(T + polls++);  // numbered on from the loop's steps
-      if (!cancel.cancelled()) run_unit(u);
+    for (int64_t u; queue.take(u); units_done.fetch_add(1, std::memory_order_acq_rel))
+      if (poll(tid)) run_unit(tid, u);
+    // the leader waits for the units others run and keeps polling (a unit may run for seconds and
+    // checks for a stop at each of its chunks): a bounded spin, then naps of 50 us
+    for (int spins = 0; tid == 0 && units_done.load(std::memory_order_acquire) < queue_size && poll(tid); ++spins) {
+      if (spins < 2000)
+        pause_briefly();
+      else
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   };
   auto accumulate = [&](int64_t c0, int64_t c1) {  // every unit ran: add the sums of gate rows [c0, c1) into g
