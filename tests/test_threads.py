@@ -199,3 +199,29 @@ def test_environment_variable_is_read_at_import(value, expect):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == expect
+
+
+def test_gradient_norms_of_small_models_do_not_wake_the_blas_pool(monkeypatch):
+    """Regression: clip_norm's np.dot over an LSTM(64)'s 16384 W_hh gradients woke OpenBLAS' pool at every
+    step (OpenBLAS splits dot products above 10000 elements)."""
+    from pyrnn import optim, threads
+    from pyrnn.models import training
+
+    entered = []
+    real = threads.dot_threads
+
+    def spy(n):
+        ctx = real(n)
+        entered.append((n, isinstance(ctx, contextlib.nullcontext)))
+        return ctx
+
+    monkeypatch.setattr(optim, "dot_threads", spy)
+    monkeypatch.setattr(training, "dot_threads", spy)
+    grads = [np.ones((256, 64)), np.ones(256)]
+    with _machine(others=0):
+        assert optim.clip_grad_norm_(grads, 1.0) == pytest.approx(np.sqrt(256 * 64 + 256))
+        assert entered == [(256 * 64, False)]  # one BLAS thread for the norm
+        assert isinstance(real(threads.THREADED_DOT_ELEMENTS), contextlib.nullcontext)  # OpenBLAS' one thread
+        assert isinstance(real(threads.SMALL_GEMM_FLOPS), contextlib.nullcontext)  # large: every thread
+    with _machine(others=10**4):
+        assert not isinstance(real(threads.SMALL_GEMM_FLOPS), contextlib.nullcontext)  # busy: one thread
