@@ -30,6 +30,7 @@ as always.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import weakref
 
@@ -53,28 +54,25 @@ class Workspace:
         self._lock = threading.Lock()
         self._free = {}  # (name, dtype) -> [flat buffers], largest size seen only
         self._size = {}  # (name, dtype) -> the largest size asked for
-        # the buffers handed out and not given back: id -> buffer, weakly (a cache whose backward never runs
-        # is dropped with its arrays), and id -> (key, epoch)
-        self._out = weakref.WeakValueDictionary()
-        self._meta = {}
+        # the buffers handed out and not given back: id -> (weak reference, key, epoch); a cache whose
+        # backward never runs is dropped with its arrays (the reference's callback forgets it)
+        self._out = {}
         self._epoch = 0  # bumped by release(): buffers handed out before are not taken back
 
     def take(self, name, shape, dtype):
         """An uninitialised array of ``shape`` and ``dtype``, C-contiguous, that nobody else uses until
         :meth:`give` returns it: a free buffer's view when one is large enough, else a fresh one."""
         dtype = np.dtype(dtype)
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         key = (name, dtype)
         with self._lock:
-            self._size[key] = size = max(self._size.get(key, 0), n)
-            free = self._free.get(key, [])
+            size = self._size[key] = max(self._size.get(key, 0), n)
+            free = self._free.get(key)
             flat = free.pop() if free else None
             if flat is None or flat.size < n:
                 flat = np.empty(size, dtype)
-            if len(self._meta) > 2 * len(self._out) + 8:  # forget the buffers that were dropped
-                self._meta = {i: m for i, m in self._meta.items() if i in self._out}
-            self._out[id(flat)] = flat
-            self._meta[id(flat)] = (key, self._epoch)
+            i = id(flat)
+            self._out[i] = (weakref.ref(flat, lambda _, i=i, out=self._out: out.pop(i, None)), key, self._epoch)
         return flat[:n].reshape(shape)
 
     def give(self, array):
@@ -84,10 +82,11 @@ class Workspace:
         if flat is None:
             return
         with self._lock:
-            if self._out.get(id(flat)) is not flat:
+            entry = self._out.get(id(flat))
+            if entry is None or entry[0]() is not flat:
                 return
             del self._out[id(flat)]
-            key, epoch = self._meta.pop(id(flat))
+            _, key, epoch = entry
             free = self._free.setdefault(key, [])
             if epoch == self._epoch and flat.size >= self._size[key] and len(free) < MAX_FREE:
                 free.append(flat)
