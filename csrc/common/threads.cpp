@@ -271,6 +271,10 @@ int others_now() {  // the other runnable threads, min of the last two samples
   const int forced = g_others_override.load(std::memory_order_relaxed);
   if (forced >= 0) return forced;
 #if defined(__linux__)
+  // /proc/loadavg counts the whole machine: when this process may run on fewer CPUs than it has (a cpuset,
+  // a container pinned to some cores), the count says nothing about ours
+  static const bool whole_machine = default_threads() >= online_cpus();
+  if (!whole_machine) return 0;
   const long long now =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   long long at = g_sample_at.load(std::memory_order_relaxed);

@@ -41,7 +41,8 @@ class SpinBarrier {
 // Threads a region may use now: max_threads(), less the threads of
 // other processes (and of this one outside the team) that the machine was running at the last sample
 // (/proc/loadavg, read at most every 10 ms; the smaller count of the last two samples, so a passing
-// process does not shrink the team), at least 1. Elsewhere than Linux: max_threads().
+// process does not shrink the team), at least 1. Elsewhere than Linux, or when this process may run on
+// fewer CPUs than the machine has (the count is the machine's, not its cores'): max_threads().
 int free_threads();
 bool oversubscribed();  // free_threads() < max_threads(): waits sleep at once instead of spinning
 // Private (tests): pretend `n` other threads run (n >= 0), or read /proc/loadavg again (n < 0).
