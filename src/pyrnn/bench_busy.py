@@ -60,7 +60,7 @@ def alternate_settings(fn, blocks=5, gap_seconds=0.03):
     return times
 
 
-def run(cases=None, blocks=5):
+def run(cases=None, blocks=9):
     """[:class:`~pyrnn.bench_stats.Timing`]: for each case (default: :data:`pyrnn.bench.EPOCH` and
     :data:`pyrnn.bench.ADDING`, pyrnn's cpp backend) and condition ("quiet", "1 busy process"), the
     epoch in each setting (Timing.impl is the setting)."""
