@@ -51,10 +51,12 @@ int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
 // speed, so a cancellation lands soon, and enough rows (K) that the BLAS runs near its peak.
 constexpr int64_t kPostChunkFlops = int64_t(1) << 29;
 
-// Units of the GEMMs after the backward loop over m rows for a team of n: one on one thread (a split
-// GEMM of 32-row pieces costs ~45 % more: LSTM B=32 H=64 T=50's, 1.3 -> 1.9 ms on one EPYC core), else
-// two per member (a member that is descheduled leaves its second to the others), each at least 64 rows.
-int64_t post_units(int n, int64_t m) { return n <= 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(2 * n, m / 64)); }
+// Units of the GEMMs after the backward loop over m rows for a team of n, `per_member` each (a member that
+// is descheduled leaves its later ones to the others), each at least 64 rows; one on one thread (a split
+// GEMM of 32-row pieces costs ~45 % more: LSTM B=32 H=64 T=50's, 1.3 -> 1.9 ms on one EPYC core).
+int64_t post_units(int n, int64_t m, int per_member) {
+  return n <= 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(per_member * n, m / 64));
+}
 
 struct Slice {  // rows [r0, r1) of m, thread tid's share of n
   int64_t r0, r1;
@@ -187,7 +189,8 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // first the weight-gradient units (gate rows [r0, r1) over every chunk of time steps: the sums
   // are one unit's own), then the dX units (rows of one chunk). A unit's result does not depend
   // on who runs it, so the gradients are the same for any team.
-  const int64_t chunks = (T + Tc - 1) / Tc, w_units = post_units(post_n, GH), x_units = post_units(post_n, Tc * B);
+  const int64_t chunks = (T + Tc - 1) / Tc, w_units = post_units(post_n, GH, 2),
+                x_units = post_units(post_n, Tc * B, 1);  // dX: per chunk, so already many
   const int64_t queue_size = w_units + chunks * x_units;
   WorkQueue queue(queue_size);
   int64_t polls = 0;  // the leader's polls after the loop, numbered on from the loop's steps
