@@ -1,7 +1,9 @@
 """Write benchmarks/RESULTS.md from one run: pyrnn.bench's layer table (every recurrent config and
 Conv1D, every backend, PyTorch), one epoch of the small Conv1D + GRU model, pyrnn.bench_cnn's image
 CNN rows (Conv2D, LeNet-5, a ResNet block, VGG, U-Net, an epoch of LeNet on the digits, against
-PyTorch on NCHW and channels_last) with the Conv2D layer's GFLOP/s beside the sgemm peak and the
+PyTorch on NCHW and channels_last), the adding problem's fit step against PyTorch, a busy-machine
+section (the small model's epoch and the adding step with pyrnn's default threads and with one
+thread, quiet and with one other busy process, pyrnn.bench_busy) with the Conv2D layer's GFLOP/s beside the sgemm peak and the
 FMA-unit limit, and the peak memory of an LSTM and a U-Net training step (benchmarks/memory.py, a
 fresh process per measurement).
 
@@ -9,6 +11,7 @@ fresh process per measurement).
                                            #          fewer blocks for the CNN rows;
                                            # --skip-memory: no memory tables (they take ~a minute);
                                            # --skip-cnn: no image CNN section (~2 min on an idle machine)
+                                           # --skip-busy: no busy-machine section (~1 min)
 
 Times are medians in one process; speed-ups are ratios from that same run.
 """
@@ -23,7 +26,7 @@ import memory  # benchmarks/memory.py: this script's folder is sys.path[0]
 import numpy as np
 
 import pyrnn
-from pyrnn import bench, bench_cnn
+from pyrnn import bench, bench_busy, bench_cnn
 
 try:
     import torch
@@ -56,7 +59,20 @@ def cnn_section(quick=False, threads=2):
     )
 
 
-def sections(quick=False, skip_memory=False, skip_cnn=False, threads=2):
+def busy_section():
+    """The busy-machine section: pyrnn.bench_busy's table, with the target it measures."""
+    return (
+        "## A busy machine\n\n"
+        "Median wall time in ms of a training epoch of the small model and of the adding problem's fit step "
+        "(min-max over the blocks) with pyrnn's default threads and with `pyrnn.set_num_threads(1)`, in "
+        "alternating blocks (the setting changed between blocks, outside the timing), first on the machine as it "
+        "is, then with one other process spinning `while True: pass` (killed after its blocks). "
+        "`default / 1 thread` is the median of the per-round ratios (min-max): the target is <= 1.10.\n\n"
+        + bench_busy.format_table(bench_busy.run())
+    )
+
+
+def sections(quick=False, skip_memory=False, skip_cnn=False, threads=2, skip_busy=False):
     """The Markdown sections after the header, each measured now."""
     rows = bench.run(quick=quick)
     peak = bench.gemm_peak()  # after the layers, in the same run
@@ -70,7 +86,13 @@ def sections(quick=False, skip_memory=False, skip_cnn=False, threads=2):
         f"## One training epoch\n\n{bench.EPOCH.label}: pyrnn's `fit` against the same model, weights, data and batches in "
         "PyTorch. Median wall time of an epoch in ms; `x vs torch` = PyTorch median / pyrnn median.\n\n"
         + bench.format_table(bench.run_epochs()),
+        f"## The adding problem's fit step\n\n{bench.ADDING.label}: one `fit` call on one batch against the same "
+        "model, weights, data, Adam and gradient clipping in PyTorch; median wall time in ms per step over alternating blocks "
+        "of ~0.1 s; `x vs torch` = PyTorch median / pyrnn median.\n\n"
+        + bench.format_table(bench.run_epochs(case=bench.ADDING, blocks=7, block_seconds=0.1)),
     ]
+    if not skip_busy:
+        out.append(busy_section())
     if not skip_cnn:
         out.append(cnn_section(quick, threads))
     if not skip_memory:
@@ -85,13 +107,14 @@ def main():
     ap.add_argument("--quick", action="store_true", help="only the three small recurrent configurations (and Conv1D)")
     ap.add_argument("--skip-memory", action="store_true", help="leave out the peak-memory tables")
     ap.add_argument("--skip-cnn", action="store_true", help="leave out the image CNN section (and the U-Net memory)")
+    ap.add_argument("--skip-busy", action="store_true", help="leave out the busy-machine section")
     ap.add_argument("--threads", type=int, default=2, help="threads of pyrnn (its team and BLAS) and of PyTorch (default 2)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
     args = ap.parse_args()
     pyrnn.set_num_threads(args.threads)
     if torch is not None:
         torch.set_num_threads(args.threads)
-    flags = "".join(f" --{k.replace('_', '-')}" for k in ("quick", "skip_memory", "skip_cnn") if getattr(args, k))
+    flags = "".join(f" --{k.replace('_', '-')}" for k in ("quick", "skip_memory", "skip_cnn", "skip_busy") if getattr(args, k))
     flags += f" --threads {args.threads}" if args.threads != 2 else ""
     env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS")}
     text = (
@@ -101,7 +124,7 @@ def main():
         f"Machine: {bench_cnn.cpu_description()}, {os.cpu_count()} cores, {args.threads} threads used; "
         f"Python {platform.python_version()}, NumPy {np.__version__}, "
         f"pyrnn {pyrnn.__version__}, PyTorch {_torch_version()}; environment {env}.\n\n"
-        + "\n\n".join(sections(args.quick, args.skip_memory, args.skip_cnn, args.threads)) + "\n"
+        + "\n\n".join(sections(args.quick, args.skip_memory, args.skip_cnn, args.threads, args.skip_busy)) + "\n"
     )
     with open(args.out, "w") as f:
         f.write(text)

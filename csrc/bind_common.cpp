@@ -175,6 +175,11 @@ void bind_common(py::module_& m) {
   m.def("_set_parallel_min_flops", &set_parallel_min_flops, py::arg("flops"),
         "Private (tests, tuning): a recurrent step's GEMM (or a convolution, 4x) of fewer flops runs on one thread.");
   m.def("_parallel_min_flops", &parallel_min_flops, "Private: see _set_parallel_min_flops.");
+  m.def("_set_others_running", &set_others_running, py::arg("n"),
+        "Private (tests): pretend n other threads run on the machine (n < 0: read /proc/loadavg again).");
+  m.def("_free_threads", &free_threads,
+        "Private (tests, benchmarks): the threads a kernel's team may use now (the cap, less the cores other "
+        "runnable threads take).");
   m.def("_float_mode", &float_mode, "Private (tests): this thread's MXCSR, to check that kernels restore it.");
   m.def(
       "_interrupt_next_kernel",

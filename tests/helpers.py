@@ -89,20 +89,23 @@ def cpp_isas():
 @contextlib.contextmanager
 def cpp_team(threads, isa=None, min_flops=0):
     """The C++ kernels on at most `threads` threads, in `isa` (None: as they are); `min_flops` is the work
-    below which a kernel runs on one thread (0: the team even on tiny shapes; None: the default).
-    Everything is restored afterwards, a pending test interrupt included."""
+    below which a kernel runs on one thread (0: the team even on tiny shapes, and on a busy machine too;
+    None: the default). Everything is restored afterwards, a pending test interrupt included."""
     from pyrnn import _C
 
     before = _C.get_num_threads(), _C._parallel_min_flops(), _C.isa()
     _C.set_num_threads(threads)
     if min_flops is not None:
         _C._set_parallel_min_flops(min_flops)
+    if min_flops == 0:
+        _C._set_others_running(0)  # the team's code runs whatever else the machine runs
     if isa is not None:
         _C.set_isa(isa)
     try:
         yield
     finally:
         _C._interrupt_next_kernel(0)
+        _C._set_others_running(-1)
         _C.set_num_threads(before[0])
         _C._set_parallel_min_flops(before[1])
         _C.set_isa(before[2])

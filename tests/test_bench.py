@@ -124,3 +124,32 @@ def test_epoch_functions_train_every_backend_after_validation():
 def test_epoch_batches_cover_the_data_once():
     idx = np.concatenate(TINY_EPOCH.batches())
     np.testing.assert_array_equal(idx, np.arange(TINY_EPOCH.N))
+
+
+TINY_ADDING = bench.AddingCase(N=6, T=10, H=5, batch=6)
+
+
+def test_adding_case_data_is_the_adding_problem():
+    x, y = TINY_ADDING.data()
+    assert x.shape == (6, 10, 2) and y.shape == (6, 1) and x.dtype == y.dtype == np.float32
+    marks = x[:, :, 1]
+    assert (marks.sum(axis=1) == 2).all() and (marks[:, :5].sum(axis=1) == 1).all()  # one mark in each half
+    np.testing.assert_allclose(y[:, 0], (x[:, :, 0] * marks).sum(axis=1), rtol=1e-6)
+    assert len(TINY_ADDING.batches()) == 1  # one batch: an epoch is one fit step
+
+
+def test_adding_fit_step_is_validated_against_torch_with_clipping():
+    """epoch_functions checks pyrnn's and torch's models against the reference first; then one step each,
+    clipped at clip_norm, leaves the two models' weights equal."""
+    torch = pytest.importorskip("torch")
+    case = bench.AddingCase(N=6, T=10, H=5, batch=6, clip_norm=0.01)  # tiny: the clipping acts
+    model = case.pyrnn_model()
+    mod = case.torch_model(model)
+    x, y = case.data()
+    bench._pyrnn_epoch(case, model, x, y, IMPLS[0])()
+    bench._torch_epoch(case, mod, torch.from_numpy(x), torch.from_numpy(y))()
+    theirs = {k: v.detach().numpy() for k, v in mod.state_dict().items()}
+    ours = pyrnn.interop.to_torch(model, names=case.TORCH_NAMES)
+    for k, v in ours.items():
+        np.testing.assert_allclose(v.numpy(), theirs[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    assert set(bench.epoch_functions(case, IMPLS + ["torch"])) == set(IMPLS + ["torch"])

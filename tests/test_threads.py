@@ -143,5 +143,100 @@ def test_dense_runs_small_products_on_one_blas_thread(monkeypatch):
     layer.backward(np.ones_like(layer.forward(x)))
     assert seen == [2 * 64 * 400 * 120] * 2 + [2 * 64 * 120] and threads.ONE_THREAD_GEMM_FLOPS <= seen[0] < threads.SMALL_GEMM_FLOPS
     assert not isinstance(real(seen[0]), contextlib.nullcontext)
-    for flops in (2 * 64 * 84 * 10, 2 * 512 * 1024 * 1024):  # OpenBLAS' own one thread; big enough for every thread
-        assert isinstance(real(flops), contextlib.nullcontext)
+    with _machine(others=0):
+        for flops in (2 * 64 * 84 * 10, 2 * 512 * 1024 * 1024):  # OpenBLAS' own one thread; big enough for every thread
+            assert isinstance(real(flops), contextlib.nullcontext)
+
+
+@contextlib.contextmanager
+def _machine(others):
+    """The C++ kernels' load sample pretends `others` other threads run (skips without the cpp backend)."""
+    if "cpp" not in pyrnn.available_backends():
+        pytest.skip("the load sample is the cpp backend's")
+    from pyrnn import _C
+
+    before = _C.get_num_threads()
+    _C.set_num_threads(2)
+    _C._set_others_running(others)
+    try:
+        yield
+    finally:
+        _C._set_others_running(-1)
+        _C.set_num_threads(before)
+
+
+def test_large_numpy_products_run_on_one_blas_thread_while_the_machine_is_busy():
+    from pyrnn import threads
+
+    big = 2 * 512 * 1024 * 1024
+    with _machine(others=10**4):
+        assert not isinstance(threads.gemm_threads(big), contextlib.nullcontext)
+        assert isinstance(threads.gemm_threads(2 * 64 * 84 * 10), contextlib.nullcontext)  # OpenBLAS' one thread
+
+
+# ------------------------------------------------------------ PYRNN_NUM_THREADS
+def test_environment_variable_sets_the_cap():
+    from pyrnn.threads import _apply_environment
+
+    try:
+        assert _apply_environment({"PYRNN_NUM_THREADS": " 1 "}) == 1
+        assert pyrnn.get_num_threads() == 1 and set(_blas_threads().values()) == {1}
+        if "cpp" in pyrnn.available_backends():
+            from pyrnn import _C
+
+            assert _C.get_num_threads() == 1
+    finally:
+        pyrnn.set_num_threads(None)
+    assert _apply_environment({}) is None and _apply_environment({"PYRNN_NUM_THREADS": ""}) is None
+
+
+@pytest.mark.parametrize("bad", ["abc", "0", "-2", "1.5", "2 threads", "0x2"])
+def test_bad_environment_values_warn_naming_the_value_and_change_nothing(bad):
+    from pyrnn.threads import _apply_environment
+
+    before = pyrnn.get_num_threads(), _blas_threads()
+    with pytest.warns(RuntimeWarning, match=rf"PYRNN_NUM_THREADS: expected an integer >= 1, got '{bad}'; ignored"):
+        assert _apply_environment({"PYRNN_NUM_THREADS": bad}) is None
+    assert (pyrnn.get_num_threads(), _blas_threads()) == before
+
+
+@pytest.mark.parametrize("value, expect", [("1", "1 []"), ("zero", "None ['RuntimeWarning']")])
+def test_environment_variable_is_read_at_import(value, expect):
+    """In a fresh interpreter: the cap applies from ``import pyrnn`` on; a bad value warns at import."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import warnings\nwith warnings.catch_warnings(record=True) as w:\n    warnings.simplefilter('always')\n"
+            "    import pyrnn\nfrom pyrnn import threads\n"
+            "print(threads._state['n'], [x.category.__name__ for x in w if 'PYRNN_NUM_THREADS' in str(x.message)])")
+    env = dict(os.environ, PYRNN_NUM_THREADS=value)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expect
+
+
+def test_gradient_norms_of_small_models_do_not_wake_the_blas_pool(monkeypatch):
+    """Regression: clip_norm's np.dot over an LSTM(64)'s 16384 W_hh gradients woke OpenBLAS' pool at every
+    step (OpenBLAS splits dot products above 10000 elements)."""
+    from pyrnn import optim, threads
+    from pyrnn.models import training
+
+    entered = []
+    real = threads.dot_threads
+
+    def spy(n):
+        ctx = real(n)
+        entered.append((n, isinstance(ctx, contextlib.nullcontext)))
+        return ctx
+
+    monkeypatch.setattr(optim, "dot_threads", spy)
+    monkeypatch.setattr(training, "dot_threads", spy)
+    grads = [np.ones((256, 64)), np.ones(256)]
+    with _machine(others=0):
+        assert optim.clip_grad_norm_(grads, 1.0) == pytest.approx(np.sqrt(256 * 64 + 256))
+        assert entered == [(256 * 64, False)]  # one BLAS thread for the norm
+        assert isinstance(real(threads.THREADED_DOT_ELEMENTS), contextlib.nullcontext)  # OpenBLAS' one thread
+        assert isinstance(real(threads.SMALL_GEMM_FLOPS), contextlib.nullcontext)  # large: every thread
+    with _machine(others=10**4):
+        assert not isinstance(real(threads.SMALL_GEMM_FLOPS), contextlib.nullcontext)  # busy: one thread

@@ -18,16 +18,48 @@
 #endif
 
 #if defined(__linux__)
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <climits>
 #endif
 
 namespace pyrnn {
 
 namespace {
 
-// about 20-50 us of spinning before a waiting thread yields (barrier) or sleeps (idle worker)
+// about 20-50 us of spinning before a waiting thread sleeps; none while the machine is oversubscribed
+// (the spinning thread would take the core from the one it waits for)
 constexpr int kSpins = 2000;
+int spin_budget() { return oversubscribed() ? 0 : kSpins; }
+
+// Sleep while *word == expected, at most ~1 ms (a lost wake-up, or an abort, costs 1 ms, never a hang);
+// elsewhere than Linux, a yield.
+void sleep_while(std::atomic<unsigned>& word, unsigned expected) {
+#if defined(__linux__)
+  static_assert(sizeof(std::atomic<unsigned>) == sizeof(unsigned), "a futex word is 32 bits");
+  struct timespec timeout = {0, 1000000};
+  syscall(SYS_futex, reinterpret_cast<unsigned*>(&word), FUTEX_WAIT_PRIVATE, expected, &timeout, nullptr, 0);
+#else
+  (void)word, (void)expected;
+  std::this_thread::yield();
+#endif
+}
+
+void wake_all(std::atomic<unsigned>& word) {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<unsigned*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#else
+  (void)word;
+#endif
+}
 
 // A region is published as one atomic ticket, (sequence number << 17) | optional bit << 16 | team
 // size, so a worker decides from one snapshot whether it takes part; only members read
@@ -50,12 +82,15 @@ bool take(std::atomic<unsigned long long>& claim, unsigned long long seq) {
   return false;
 }
 
+std::atomic<int> g_awake{0};  // the team's workers not asleep: running a region or spinning for the next one
+
 struct Team {
   std::mutex region;  // one parallel region at a time
   std::mutex m;
   std::condition_variable cv;
   std::atomic<unsigned long long> ticket{0};
-  std::atomic<int> remaining{0};
+  std::atomic<unsigned> remaining{0};  // members still in the region; a futex word the caller sleeps on
+  std::atomic<bool> caller_sleeps{false};
   RegionFn fn = nullptr;
   void* ctx = nullptr;
   SpinBarrier* barrier = nullptr;
@@ -69,12 +104,14 @@ struct Team {
     unsigned long long seen = 0;
     for (;;) {
       unsigned long long e;
-      for (int spins = 0; (e = ticket.load(std::memory_order_acquire)) == seen;) {
-        if (++spins < kSpins) {
+      for (int spins = 0, budget = spin_budget(); (e = ticket.load(std::memory_order_acquire)) == seen;) {
+        if (++spins < budget) {
           PYRNN_PAUSE();
         } else {
           std::unique_lock<std::mutex> lk(m);
+          g_awake.fetch_sub(1, std::memory_order_relaxed);
           cv.wait(lk, [&] { return ticket.load(std::memory_order_acquire) != seen; });
+          g_awake.fetch_add(1, std::memory_order_relaxed);
         }
       }
       seen = e;
@@ -92,9 +129,14 @@ struct Team {
           }
           barrier->abort();
         }
-        remaining.fetch_sub(1, std::memory_order_acq_rel);
+        leave();
       }
     }
+  }
+
+  void leave() {  // a member is done with the region
+    remaining.fetch_sub(1, std::memory_order_seq_cst);
+    if (caller_sleeps.load(std::memory_order_seq_cst)) wake_all(remaining);
   }
 
   int grow(int want_workers) {  // start workers up to want_workers; returns how many exist
@@ -102,9 +144,11 @@ struct Team {
       const int tid = static_cast<int>(workers.size()) + 1;
       std::atomic<unsigned long long>* claim = &claims.emplace_back(0);
       try {
+        g_awake.fetch_add(1, std::memory_order_relaxed);
         workers.emplace_back([this, tid, claim] { work(tid, claim); });
         workers.back().detach();
       } catch (const std::system_error&) {
+        g_awake.fetch_sub(1, std::memory_order_relaxed);
         claims.pop_back();
         break;  // no more threads to be had: run with those there are
       }
@@ -133,7 +177,10 @@ Team& team() {
     g_team = new Team;
 #if defined(__linux__)
     // the child of a fork has none of the parent's threads: give it a fresh team
-    pthread_atfork(nullptr, nullptr, [] { g_team = new Team; });
+    pthread_atfork(nullptr, nullptr, [] {
+      g_team = new Team;
+      g_awake.store(0);
+    });
 #endif
   });
   return *g_team;
@@ -141,7 +188,12 @@ Team& team() {
 
 }  // namespace
 
-void SpinBarrier::abort() { aborted_.store(true, std::memory_order_release); }
+void pause_briefly() { PYRNN_PAUSE(); }
+
+void SpinBarrier::abort() {
+  aborted_.store(true, std::memory_order_seq_cst);
+  wake_all(generation_);
+}
 
 void SpinBarrier::wait() {
   if (n_ <= 1) return;
@@ -150,15 +202,21 @@ void SpinBarrier::wait() {
   const unsigned gen = generation_.load(std::memory_order_acquire);
   if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
     count_.store(0, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+    generation_.fetch_add(1, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_all(generation_);
     return;
   }
-  for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
+  // a sleeper counts itself before it checks the generation a last time (the futex compares it again):
+  // either the last arrival sees it counted and wakes it, or it sees the new generation
+  for (int spins = 0, budget = spin_budget(); generation_.load(std::memory_order_acquire) == gen; ++spins) {
     if (aborted_.load(std::memory_order_acquire)) throw RegionAborted{};
-    if (spins < kSpins)
+    if (spins < budget) {
       PYRNN_PAUSE();
-    else
-      std::this_thread::yield();  // a busy machine: give the core to whoever we wait for
+    } else {
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      if (!aborted_.load(std::memory_order_seq_cst)) sleep_while(generation_, gen);
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
 }
 
@@ -176,6 +234,88 @@ void set_max_threads(int n) {
   g_max.store(n < 1 ? 1 : n > most ? most : n, std::memory_order_relaxed);
 }
 
+namespace {
+
+std::atomic<int> g_others_override{-1};
+std::atomic<long long> g_sample_at{LLONG_MIN / 2};     // steady-clock ns of the last sample
+std::atomic<int> g_others_now{0}, g_others_before{0};  // the last two samples
+
+#if defined(__linux__)
+int running_threads() {  // /proc/loadavg: "1.0 0.9 0.8 R/T pid", R = runnable threads of the machine, or -1
+  const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[128];
+  const ssize_t k = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (k <= 0) return -1;
+  buf[k] = 0;
+  const char* c = buf;
+  for (int fields = 0; fields < 3 && *c; ++c)
+    if (*c == ' ') ++fields;
+  int r = 0;
+  for (; *c >= '0' && *c <= '9'; ++c) r = r * 10 + (*c - '0');
+  return *c == '/' ? r : -1;
+}
+#endif
+
+int online_cpus() {
+#if defined(__linux__)
+  const int n = get_nprocs();
+  return n > 0 ? n : default_threads();
+#else
+  return default_threads();
+#endif
+}
+
+int others_now() {  // the other runnable threads, min of the last two samples
+  const int forced = g_others_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced;
+#if defined(__linux__)
+  // /proc/loadavg counts the whole machine: when this process may run on fewer CPUs than it has (a cpuset,
+  // a container pinned to some cores), the count says nothing about ours
+  static const bool whole_machine = default_threads() >= online_cpus();
+  if (!whole_machine) return 0;
+  const long long now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  long long at = g_sample_at.load(std::memory_order_relaxed);
+  if (now - at >= 10000000 && g_sample_at.compare_exchange_strong(at, now, std::memory_order_relaxed)) {
+    const int running = running_threads();
+    // less this thread and the team's workers that are awake (spinning after a region counts as running)
+    const int awake = g_awake.load(std::memory_order_relaxed);
+    const int others = running < 0 ? 0 : std::max(0, running - 1 - awake);
+    g_others_before.store(g_others_now.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    g_others_now.store(others, std::memory_order_relaxed);
+  }
+  return std::min(g_others_now.load(std::memory_order_relaxed), g_others_before.load(std::memory_order_relaxed));
+#else
+  return 0;
+#endif
+}
+
+}  // namespace
+
+int free_threads() {
+  const int n = max_threads();
+  return std::max(1, std::min(n, online_cpus() - others_now()));
+}
+
+bool oversubscribed() {  // the last samples only: no new one (cheap, for the waits)
+  const int forced = g_others_override.load(std::memory_order_relaxed);
+  const int others = forced >= 0 ? forced
+                                 : std::min(g_others_now.load(std::memory_order_relaxed),
+                                            g_others_before.load(std::memory_order_relaxed));
+  return others + max_threads() > online_cpus();
+}
+
+void set_others_running(int n) {
+  g_others_override.store(n < 0 ? -1 : n, std::memory_order_relaxed);
+  g_sample_at.store(LLONG_MIN / 2, std::memory_order_relaxed);
+  g_others_now.store(0, std::memory_order_relaxed);
+  g_others_before.store(0, std::memory_order_relaxed);
+}
+
+int others_running() { return others_now(); }
+
 void set_parallel_min_flops(long long flops) { g_parallel_min_flops.store(flops < 0 ? 0 : flops); }
 long long parallel_min_flops() { return g_parallel_min_flops.load(std::memory_order_relaxed); }
 
@@ -186,6 +326,7 @@ int team_for(long long flops, long long units) {
 
 int parallel_run(int want, RegionFn fn, void* ctx, bool optional_members) {
   int n = want < max_threads() ? want : max_threads();
+  if (n > 1) n = std::min(n, free_threads());  // one member per core the machine has free
   if (n <= 1) {
     SpinBarrier single(1);
     fn(ctx, 0, 1, single);
@@ -200,7 +341,7 @@ int parallel_run(int want, RegionFn fn, void* ctx, bool optional_members) {
   }
   SpinBarrier barrier(n);
   tm.fn = fn, tm.ctx = ctx, tm.barrier = &barrier;  // no member of an earlier region reads them now
-  tm.remaining.store(n - 1, std::memory_order_relaxed);
+  tm.remaining.store(static_cast<unsigned>(n - 1), std::memory_order_relaxed);
   unsigned long long seq;
   {
     std::lock_guard<std::mutex> lk(tm.m);
@@ -222,11 +363,16 @@ int parallel_run(int want, RegionFn fn, void* ctx, bool optional_members) {
   if (optional_members)
     for (int t = 1; t < n; ++t)
       if (take(tm.claims[static_cast<size_t>(t - 1)], seq)) tm.remaining.fetch_sub(1, std::memory_order_acq_rel);
-  for (int spins = 0; tm.remaining.load(std::memory_order_acquire) != 0; ++spins) {
-    if (spins < kSpins)
+  for (int spins = 0, budget = spin_budget();; ++spins) {
+    const unsigned left = tm.remaining.load(std::memory_order_seq_cst);
+    if (left == 0) break;
+    if (spins < budget) {
       PYRNN_PAUSE();
-    else
-      std::this_thread::yield();
+    } else {  // as SpinBarrier::wait: announce the sleep, then the futex compares `left` again
+      tm.caller_sleeps.store(true, std::memory_order_seq_cst);
+      if (tm.remaining.load(std::memory_order_seq_cst) == left) sleep_while(tm.remaining, left);
+      tm.caller_sleeps.store(false, std::memory_order_relaxed);
+    }
   }
   {
     std::lock_guard<std::mutex> lk(tm.m);

@@ -6,6 +6,13 @@
 // region, then sleep, so they never compete with the BLAS pool outside a region. One region
 // runs at a time; a second caller (another Python thread) runs its region on one thread
 // rather than wait. After fork() the child starts a fresh team.
+//
+// A busy machine: a member that the OS deschedules stalls every meeting of its region (and a
+// WorkQueue region's caller waits for the unit such a member holds). So a region gets no more
+// members than there are cores left by the other runnable threads of the machine (free_threads(),
+// from /proc/loadavg's running count, sampled at most every 10 ms), and every wait (barrier, idle
+// worker, the caller's final wait) spins a bounded time, none at all while the machine is
+// oversubscribed, then sleeps (a futex on Linux) instead of spinning or yielding in a loop.
 #pragma once
 
 #include <atomic>
@@ -25,10 +32,25 @@ class SpinBarrier {
 
  private:
   alignas(64) std::atomic<int> count_{0};
-  alignas(64) std::atomic<unsigned> generation_{0};
+  alignas(64) std::atomic<unsigned> generation_{0};  // a futex word (Linux): sleepers wait on it
+  std::atomic<int> sleepers_{0};
   std::atomic<bool> aborted_{false};
   int n_;
 };
+
+// Threads a region may use now: max_threads(), less the threads of
+// other processes (and of this one outside the team) that the machine was running at the last sample
+// (/proc/loadavg, read at most every 10 ms; the smaller count of the last two samples, so a passing
+// process does not shrink the team), at least 1. Elsewhere than Linux, or when this process may run on
+// fewer CPUs than the machine has (the count is the machine's, not its cores'): max_threads().
+int free_threads();
+bool oversubscribed();  // free_threads() < max_threads(): waits sleep at once instead of spinning
+// Private (tests): pretend `n` other threads run (n >= 0), or read /proc/loadavg again (n < 0).
+void set_others_running(int n);
+int others_running();  // the last sample used (tests, benchmarks)
+
+// One iteration of a spin-wait: the CPU's pause hint (x86), else a yield.
+void pause_briefly();
 
 int max_threads();            // the cap (default: the CPUs this process may run on)
 void set_max_threads(int n);  // n >= 1
@@ -68,7 +90,7 @@ int team_for(long long flops, long long units);
 using RegionFn = void (*)(void* ctx, int tid, int n, SpinBarrier& barrier);
 
 // Run fn(ctx, tid, n, barrier) for tid = 0 .. n-1, the caller as tid 0; returns the n used,
-// which is at most `want` (1 when the team is busy or want <= 1). If a member throws (say
+// which is at most `want` (1 when the team is busy or want <= 1) and at most free_threads(). If a member throws (say
 // std::bad_alloc for its scratch), the barrier is aborted so the others unwind too, the caller
 // waits until every member has left fn, and the first exception is rethrown on the caller.
 // With optional_members, a member other than the caller that has not started by the time the

@@ -19,9 +19,12 @@
 #include "recurrent.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
 #include "../common/cpu.h"
 #include "../common/gemm.h"
@@ -54,6 +57,13 @@ int64_t bf16_cost_columns(bool bf16, int64_t GH) {
 // Work of one chunk of the GEMMs after the backward loop (the team's, all members): ~5 ms at full
 // speed, so a cancellation lands soon, and enough rows (K) that the BLAS runs near its peak.
 constexpr int64_t kPostChunkFlops = int64_t(1) << 29;
+
+// Units of the GEMMs after the backward loop over m rows for a team of n, `per_member` each (a member that
+// is descheduled leaves its later ones to the others), each at least 64 rows; one on one thread (a split
+// GEMM of 32-row pieces costs ~45 % more: LSTM B=32 H=64 T=50's, 1.3 -> 1.9 ms on one EPYC core).
+int64_t post_units(int n, int64_t m, int per_member) {
+  return n <= 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(per_member * n, m / 64));
+}
 
 struct Slice {  // rows [r0, r1) of m, thread tid's share of n
   int64_t r0, r1;
@@ -200,37 +210,89 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     if (lbr_part)
       gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta, db_hh_sum + c0, GH);
   };
-  const int want = team_size(B, bf16_cost_columns(b16 != nullptr, GH), H, k.panel_width);
-  BlasOneThread blas_single(want > 1);
-  auto region = [&](int tid, int n, SpinBarrier& barrier) {
-    DenormalsFlushed ftz;
-    // ends after a barrier that follows the last dA write; cancelled, every member returns false
-    if (!k.backward(plan, tid, n, barrier)) return;
-    const Slice gr(GH, tid, n);  // this thread's gate rows of dW_ih, dW_hh, db
-    const int64_t m = gr.size();
-    for (int64_t t0 = 0, chunk = 0; t0 < T; t0 += Tc, ++chunk) {
-      if (tid == 0) cancel.poll(T + chunk);  // numbered on from the loop's steps
-      if (cancel.cancelled()) break;         // no team to agree with until the barrier below
-      const int64_t t1 = std::min(T, t0 + Tc), r0 = t0 * B, rows = (t1 - t0) * B;
-      const F beta = t0 == 0 ? F(0) : F(1);
-      const Slice own(rows, tid, n);  // dX = dA_ih W_ih, this thread's rows of the chunk
-      product(false, own.size(), I, GH, da_ih + (r0 + own.r0) * GH, GH, p.w_ih, I, F(0), io.dx + (r0 + own.r0) * I, I);
-      const F* A = da_ih + r0 * GH + gr.r0;
-      product(true, m, I, rows, A, GH, saved.x + r0 * I, I, beta, dw_ih_sum + gr.r0 * I, I);
-      gemm<F>(false, false, 1, m, rows, F(1), ones, Tc * B, A, GH, beta, db_ih_sum + gr.r0, GH);  // column sums
-      if (gr.r0 < lbr_col) hidden_side(false, gr.r0, std::min(gr.r1, lbr_col), t0, t1, beta);
-      if (gr.r1 > lbr_col) hidden_side(true, std::max(gr.r0, lbr_col), gr.r1, t0, t1, beta);
+  // Every BLAS call of this kernel runs on one thread: inside a member of the team, or on the calling
+  // thread when the work is too small for a team (a BLAS pool woken for it costs more than it gains,
+  // and on a busy machine far more).
+  BlasOneThread blas_single;
+  int want = team_size(B, bf16_cost_columns(b16 != nullptr, GH), H, k.panel_width);  // the time loop's team
+  // when the loop runs on one thread, the GEMMs after it (far more work per meeting) may still take a team
+  const int post_want = want > 1 ? want : team_for(2 * T * B * GH * (2 * I + H), GH / 64);
+  const int free = post_want > 1 ? free_threads() : 1;  // the cores the machine has free now
+  want = std::min(want, free);
+  const int post_n = std::min(post_want, free);
+  // The post-loop GEMMs as units a WorkQueue hands out (a member that is descheduled takes fewer):
+  // first the weight-gradient units (gate rows [r0, r1) over every chunk of time steps: the sums
+  // are one unit's own), then the dX units (rows of one chunk). A unit's result does not depend
+  // on who runs it, so the gradients are the same for any team.
+  const int64_t chunks = (T + Tc - 1) / Tc, w_units = post_units(post_n, GH, 2),
+                x_units = post_units(post_n, Tc * B, 1);  // dX: per chunk, so already many
+  const int64_t queue_size = w_units + chunks * x_units;
+  WorkQueue queue(queue_size);
+  int64_t polls = 0;  // the leader's polls after the loop, numbered on from the loop's steps
+  auto poll = [&](int tid) {
+    if (tid == 0) cancel.poll(T + polls++);
+    return !cancel.cancelled();
+  };
+  auto run_unit = [&](int tid, int64_t u) {
+    if (u < w_units) {
+      const Slice gr(GH, static_cast<int>(u), static_cast<int>(w_units));
+      for (int64_t t0 = 0; t0 < T && poll(tid); t0 += Tc) {  // a poll per chunk: a unit may run for long
+        const int64_t t1 = std::min(T, t0 + Tc), r0 = t0 * B, rows = (t1 - t0) * B;
+        const F beta = t0 == 0 ? F(0) : F(1);
+        const F* A = da_ih + r0 * GH + gr.r0;
+        const int64_t m = gr.size();
+        product(true, m, I, rows, A, GH, saved.x + r0 * I, I, beta, dw_ih_sum + gr.r0 * I, I);
+        gemm<F>(false, false, 1, m, rows, F(1), ones, Tc * B, A, GH, beta, db_ih_sum + gr.r0, GH);  // column sums
+        if (gr.r0 < lbr_col) hidden_side(false, gr.r0, std::min(gr.r1, lbr_col), t0, t1, beta);
+        if (gr.r1 > lbr_col) hidden_side(true, std::max(gr.r0, lbr_col), gr.r1, t0, t1, beta);
+      }
+      return;
     }
-    barrier.wait();                  // every member done with its chunks, or stopped
-    if (cancel.cancelled()) return;  // the leader polls only before this barrier: all agree
-    for (int64_t c = gr.r0; c < gr.r1; ++c) {
+    const int64_t chunk = (u - w_units) / x_units, t0 = chunk * Tc, rows = (std::min(T, t0 + Tc) - t0) * B;
+    const Slice own(rows, static_cast<int>((u - w_units) % x_units), static_cast<int>(x_units));
+    const int64_t r = t0 * B + own.r0;  // dX = dA_ih W_ih, these rows
+    product(false, own.size(), I, GH, da_ih + r * GH, GH, p.w_ih, I, F(0), io.dx + r * I, I);
+  };
+  std::atomic<int64_t> units_done{0};
+  auto take_units = [&](int tid) {
+    for (int64_t u; queue.take(u); units_done.fetch_add(1, std::memory_order_acq_rel))
+      if (poll(tid)) run_unit(tid, u);
+    // the leader waits for the units others run and keeps polling (a unit may run for seconds and
+    // checks for a stop at each of its chunks): a bounded spin, then naps of 50 us
+    for (int spins = 0; tid == 0 && units_done.load(std::memory_order_acquire) < queue_size && poll(tid); ++spins) {
+      if (spins < 2000)
+        pause_briefly();
+      else
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  };
+  auto accumulate = [&](int64_t c0, int64_t c1) {  // every unit ran: add the sums of gate rows [c0, c1) into g
+    for (int64_t c = c0; c < c1; ++c) {
       for (int64_t i = 0; i < I; ++i) g.w_ih[c * I + i] += dw_ih_sum[c * I + i];
       for (int64_t j = 0; j < H; ++j) g.w_hh[c * H + j] += dw_hh_sum[c * H + j];
       g.b_ih[c] += db_ih_sum[c];
       g.b_hh[c] += c < lbr_col ? db_ih_sum[c] : db_hh_sum[c];
     }
   };
-  parallel(want, region);
+  auto region = [&](int tid, int n, SpinBarrier& barrier) {
+    DenormalsFlushed ftz;
+    // ends after a barrier that follows the last dA write; cancelled, every member returns false
+    if (!k.backward(plan, tid, n, barrier) || n == 1) return;  // one thread: the GEMMs below
+    take_units(tid);
+    barrier.wait();                  // every unit done, or stopped
+    if (cancel.cancelled()) return;  // the leader polls only before this barrier: all agree
+    const Slice gr(GH, tid, n);
+    accumulate(gr.r0, gr.r1);
+  };
+  if (parallel(want, region) > 1 || cancel.cancelled()) return;
+  // the time loop ran on one thread: the GEMMs after it in a region of their own, whose members come if
+  // they can (no meetings: parallel_optional)
+  auto post = [&](int tid) {
+    DenormalsFlushed ftz;
+    take_units(tid);
+  };
+  parallel_optional(post_n, post);
+  if (!cancel.cancelled()) accumulate(0, GH);
 }
 
 #define PYRNN_RECURRENT_INSTANTIATE(F)                                                                              \

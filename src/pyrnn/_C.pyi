@@ -63,6 +63,12 @@ def _set_parallel_min_flops(flops: int) -> None:
     """Private (tests, tuning): a recurrent step's GEMM (a convolution: 4x) of fewer flops runs on one thread."""
 
 def _parallel_min_flops() -> int: ...
+def _set_others_running(n: int) -> None:
+    """Private (tests): pretend n other threads run on the machine (n < 0: read /proc/loadavg again)."""
+
+def _free_threads() -> int:
+    """Private (tests, benchmarks): the threads a kernel's team may use now."""
+
 def _interrupt_next_kernel(polls: int) -> None:
     """Private (tests): the next kernel called from the main thread raises KeyboardInterrupt at its polls-th poll."""
 

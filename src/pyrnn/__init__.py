@@ -22,7 +22,9 @@ from .grad_mode import forward_scope, inference, is_grad_enabled, no_grad
 from .layers import *  # noqa: F403 - every layer, as listed in pyrnn.layers.__all__
 from .models import Input, Model, Sequential, fit_tbptt, recurrent_model, stream
 from .serialization import load
-from .threads import get_num_threads, set_num_threads
+from .threads import _apply_environment, get_num_threads, set_num_threads
+
+_apply_environment()  # PYRNN_NUM_THREADS
 
 __version__ = "0.1.0"
 

@@ -242,6 +242,7 @@ class EpochCase:
     H: int = 32
     K: int = 5
     batch: int = 32
+    clip_norm: float | None = None  # clip the gradients' global L2 norm before each step (both models)
 
     #: pyrnn layer index of each child of the PyTorch model (the head follows LastStep)
     TORCH_NAMES = {"conv": 0, "gru": 1, "head": 3}
@@ -294,6 +295,66 @@ class EpochCase:
 
 #: the model of benchmarks/test_models.py
 EPOCH = EpochCase()
+
+
+@dataclass
+class AddingCase(EpochCase):
+    """The adding problem's whole ``fit`` step: LSTM(2 -> H) over T steps, ``LastStep``, ``Dense(H, 1)``,
+    Adam (lr 1e-3), MSE, ``clip_norm=1.0``; one batch of N sequences, so one epoch is one step. Long
+    sequences of few features (sensor series): the fixed costs of every call show.
+
+    The data: x[:, :, 0] uniform in [0, 1), x[:, :, 1] marks two steps (one in each half); y the sum
+    of the two marked values."""
+
+    N: int = 50
+    T: int = 200
+    H: int = 64
+    batch: int = 50
+    clip_norm: float | None = 1.0
+
+    TORCH_NAMES = {"lstm": 0, "head": 2}
+
+    @property
+    def label(self):
+        return f"adding problem fit step (LSTM(2->{self.H}) T={self.T}, batch {self.batch}, Adam, clip_norm={self.clip_norm})"
+
+    def data(self):
+        rng = np.random.default_rng(0)
+        x = np.zeros((self.N, self.T, 2), np.float32)
+        x[:, :, 0] = rng.random((self.N, self.T))
+        half = self.T // 2
+        first, second = rng.integers(0, half, self.N), rng.integers(half, self.T, self.N)
+        rows = np.arange(self.N)
+        x[rows, first, 1] = x[rows, second, 1] = 1
+        return x, (x[rows, first, 0] + x[rows, second, 0])[:, None].astype(np.float32)
+
+    def pyrnn_model(self):
+        import pyrnn
+        from pyrnn.layers import Dense, LastStep
+
+        return pyrnn.Sequential([pyrnn.LSTM(2, self.H, seed=1), LastStep(), Dense(self.H, 1, seed=2)])
+
+    def torch_model(self, model):
+        import torch
+
+        import pyrnn
+
+        class Adding(torch.nn.Module):
+            def __init__(self, H):
+                super().__init__()
+                self.lstm = torch.nn.LSTM(2, H, batch_first=True)
+                self.head = torch.nn.Linear(H, 1)
+
+            def forward(self, x):
+                return self.head(self.lstm(x)[0][:, -1])
+
+        mod = Adding(self.H)
+        mod.load_state_dict(pyrnn.interop.to_torch(model, names=self.TORCH_NAMES))
+        return mod
+
+
+#: the adding problem's fit step (benchmarks/test_models.py)
+ADDING = AddingCase()
 
 
 def _pyrnn_model_step(model, x, backend):
@@ -352,7 +413,7 @@ def epoch_functions(case, impls):
 def _pyrnn_epoch(case, model, x, y, backend):
     import pyrnn
 
-    model.compile("adam", "mse", lr=1e-3)
+    model.compile("adam", "mse", lr=1e-3, clip_norm=case.clip_norm)
 
     def epoch():
         with pyrnn.use_backend(backend):
@@ -370,18 +431,20 @@ def _torch_epoch(case, mod, xt, yt):
         for idx in case.batches():
             opt.zero_grad()
             torch.nn.functional.mse_loss(mod(xt[idx]), yt[idx]).backward()
+            if case.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(mod.parameters(), case.clip_norm)
             opt.step()
 
     return epoch
 
 
-def run_epochs(impls=None, case=EPOCH, blocks=3):
+def run_epochs(impls=None, case=EPOCH, blocks=3, block_seconds=0):
     """Rows as :func:`run`'s (mode "train", no GFLOP/s) of one epoch on every implementation,
-    in ``blocks`` interleaved blocks of one epoch each."""
+    in ``blocks`` interleaved blocks of about ``block_seconds`` each (at least one epoch)."""
     import pyrnn
 
     impls = impls or pyrnn.available_backends() + ["torch"]
-    times = alternate(epoch_functions(case, impls), blocks, block_seconds=0)
+    times = alternate(epoch_functions(case, impls), blocks, block_seconds=block_seconds)
     return [Timing(case.label, "train", impl, t) for impl, t in times.items()]
 
 

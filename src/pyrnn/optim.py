@@ -24,6 +24,7 @@ import numbers
 import numpy as np
 
 from ._checks import check_bool, check_float, check_int
+from .threads import dot_threads
 
 try:
     from . import _C  # the fused updates (csrc/optim)
@@ -619,7 +620,8 @@ def clip_grad_norm_(grads, max_norm):
     """
     grads = _grad_list(grads)
     max_norm = check_float("max_norm", max_norm, 0.0)
-    total = math.sqrt(sum(_sum_sq(g) for g in grads))
+    with dot_threads(max((g.size for g in grads), default=0)):  # small: OpenBLAS' pool stays asleep
+        total = math.sqrt(sum(_sum_sq(g) for g in grads))
     if not math.isfinite(total):
         return total
     coef = max_norm / (total + 1e-6)

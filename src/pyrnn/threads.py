@@ -5,6 +5,12 @@ members at each call (``backends._numba_config.run_team``), the BLAS on one thre
 
 ``pyrnn.set_num_threads(n)`` caps them all at n, so that nothing oversubscribes the
 cores when several pools are busy at once; ``pyrnn.get_num_threads()`` reads it back.
+The environment variable ``PYRNN_NUM_THREADS`` (an integer >= 1), read once at ``import pyrnn``,
+sets the same cap; a value that is not such an integer is ignored with a RuntimeWarning that names it.
+
+Without a cap the C++ team still never takes more cores than the machine has free: a time loop's
+team shrinks to the cores the other runnable threads leave (csrc/common/threads.h), and a kernel
+whose work is too small for a team calls the BLAS single-threaded as well.
 While the C++ team runs a layer, each member calls the BLAS single-threaded on its own
 slice, so the team and the BLAS pool never compete (csrc/common/gemm.h).
 
@@ -136,6 +142,57 @@ def blas_one_thread():
 
 def gemm_threads(flops):
     """The context for a NumPy product of ``flops``: :func:`blas_one_thread` from
-    :data:`ONE_THREAD_GEMM_FLOPS` up to :data:`SMALL_GEMM_FLOPS`, else one that changes nothing
-    (the block costs ~5 us: below, OpenBLAS runs one thread anyway)."""
-    return blas_one_thread() if ONE_THREAD_GEMM_FLOPS <= flops < SMALL_GEMM_FLOPS else contextlib.nullcontext()
+    :data:`ONE_THREAD_GEMM_FLOPS` up to :data:`SMALL_GEMM_FLOPS`, and above it too while the machine
+    is busy (the C++ kernels' load sample says the other runnable threads leave fewer cores than the
+    cap: a BLAS thread that is descheduled stalls the product), else one that changes nothing (the
+    block costs ~5 us: below, OpenBLAS runs one thread anyway)."""
+    if flops < ONE_THREAD_GEMM_FLOPS or (flops >= SMALL_GEMM_FLOPS and not _machine_busy()):
+        return contextlib.nullcontext()
+    return blas_one_thread()
+
+
+#: OpenBLAS splits a dot product over its threads above this many elements (its interface/dot.c)
+THREADED_DOT_ELEMENTS = 10000
+
+
+def dot_threads(n):
+    """The context for NumPy dot products of ``n``-element vectors (gradient norms): :func:`blas_one_thread`
+    where OpenBLAS would wake its pool for them (n > :data:`THREADED_DOT_ELEMENTS`) and the work is small
+    (2n < :data:`SMALL_GEMM_FLOPS`) or the machine busy, else one that changes nothing. (Regression: the
+    gradient norm of ``clip_norm=1.0`` woke the pool for an LSTM(64)'s 16384 W_hh gradients at every
+    step: the adding problem's fit step on a loaded machine, 235 -> 182 ms; one thread: 164 ms.)"""
+    if n <= THREADED_DOT_ELEMENTS or (2 * n >= SMALL_GEMM_FLOPS and not _machine_busy()):
+        return contextlib.nullcontext()
+    return blas_one_thread()
+
+
+def _machine_busy():
+    """Whether the C++ kernels' load sample leaves fewer free cores than their cap (False without them)."""
+    try:
+        from . import _C
+    except ImportError:
+        return False
+    return _C._free_threads() < _C.get_num_threads()
+
+
+ENV_VAR = "PYRNN_NUM_THREADS"
+
+
+def _apply_environment(environ=None):
+    """``set_num_threads(int(PYRNN_NUM_THREADS))`` when the variable is set and not empty (called by
+    ``import pyrnn``); returns the cap set, or None. A value other than an integer >= 1 changes nothing
+    and warns (RuntimeWarning) with the value it got: a typo must not stop the import of a library, nor
+    pass silently."""
+    value = (os.environ if environ is None else environ).get(ENV_VAR, "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value, 10)
+    except ValueError:
+        n = 0
+    if n < 1:
+        warnings.warn(f"{ENV_VAR}: expected an integer >= 1, got {value!r}; ignored (no thread cap)",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    set_num_threads(n)
+    return get_num_threads()

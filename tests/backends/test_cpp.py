@@ -5,7 +5,7 @@ import pytest
 
 import pyrnn
 
-from helpers import CELLS, make_layer, random_problem, run, state_parts
+from helpers import CELLS, cpp_team, make_layer, random_problem, run, state_parts
 
 if "cpp" not in pyrnn.available_backends():  # pragma: no cover - a plain `pip install .` always builds it
     pytest.skip("the cpp backend is not built", allow_module_level=True)
@@ -194,7 +194,9 @@ def threads(request):
     before, min_flops = _C.get_num_threads(), _C._parallel_min_flops()
     _C.set_num_threads(request.param)
     _C._set_parallel_min_flops(0)
+    _C._set_others_running(0)  # a team of two even on a busy machine
     yield request.param
+    _C._set_others_running(-1)
     _C.set_num_threads(before)
     _C._set_parallel_min_flops(min_flops)
 
@@ -417,3 +419,71 @@ def test_the_type_stub_matches_the_module():
             params = re.match(rf"{name}\((.*?)\) ->", fn.__doc__).group(1)
             compiled[name] = [p.split(":")[0].strip() for p in params.split(",") if p.strip()]
     assert declared == compiled
+
+
+# ------------------------------------------------------------ a busy machine
+def test_free_threads_leave_the_cores_other_threads_take():
+    import os
+
+    before = _C.get_num_threads()
+    try:
+        _C.set_num_threads(2)
+        _C._set_others_running(0)
+        assert _C._free_threads() == min(2, os.cpu_count())
+        _C._set_others_running(10**4)
+        assert _C._free_threads() == 1
+    finally:
+        _C._set_others_running(-1)
+        _C.set_num_threads(before)
+    assert 1 <= _C._free_threads() <= _C.get_num_threads()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_busy_machine_runs_the_team_code_on_one_thread_with_the_same_results(cell):
+    """Every other core taken: the team's regions get one member (the time loop and the GEMMs after it)."""
+    layer = make_layer(cell, 5, 40, num_layers=2, bidirectional=True, dtype=np.float64, seed=7)
+    x, state, dy, dstate = random_problem(layer, 6, 9, np.random.default_rng(8))
+    want = run(layer, x, state, dy, dstate, "numpy")
+    with cpp_team(2, min_flops=0):
+        _C._set_others_running(10**4)
+        got = run(layer, x, state, dy, dstate, "cpp")
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-11, err_msg=k)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_one_thread_loop_then_a_team_for_the_gemms_after_it_matches_the_reference(cell):
+    """A step too small for the team's meetings, but GEMMs after the loop worth a team: those run as
+    units of a WorkQueue in a region of their own (whoever comes takes them)."""
+    B, T, I_, H_ = 3, 20, 8, 64
+    layer = make_layer(cell, I_, H_, dtype=np.float64, seed=9)
+    G = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}[cell]
+    x, state, dy, dstate = random_problem(layer, B, T, np.random.default_rng(10))
+    want = run(layer, x, state, dy, dstate, "numpy")
+    with cpp_team(2, min_flops=2 * B * G * H_ * H_ + 1):  # the loop: one thread; the GEMMs after it: 4x more
+        _C._set_others_running(0)
+        got = run(layer, x, state, dy, dstate, "cpp")
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-11, err_msg=k)
+
+
+def test_a_backward_too_small_for_a_team_runs_the_blas_on_one_thread():
+    """Regression: recurrent_backward on small shapes called a multi-threaded BLAS (the team was not
+    engaged, so neither was the single-thread section). Fake get/set_num_threads record what the kernel
+    asks of the BLAS."""
+    import ctypes
+
+    from pyrnn.backends import cpp as cpp_backend
+
+    calls = []
+    get = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 2)
+    put = ctypes.CFUNCTYPE(None, ctypes.c_int)(calls.append)
+    _C._set_blas_threads(*(ctypes.cast(f, ctypes.c_void_p).value for f in (get, put)))
+    try:
+        layer = make_layer("gru", 4, 8, dtype=np.float32)
+        x, state, dy, dstate = random_problem(layer, 3, 5, np.random.default_rng(11))
+        with cpp_team(2, min_flops=None):  # the default cost model: far too little work for a team
+            run(layer, x, state, dy, dstate, "cpp")
+    finally:
+        cpp_backend.register_blas()
+    assert calls == [1, 2], "expected the BLAS on one thread during the backward, then its count restored"

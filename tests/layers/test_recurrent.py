@@ -538,3 +538,139 @@ def test_bfloat16_training_reaches_the_float32_validation_loss():
         losses[dtype] = hist.history["val_loss"]
     assert losses["float32"][-1] < 0.1 * np.var(y)  # it learned: predicting the mean costs var(y) ~ 0.5
     assert abs(losses["bfloat16"][-1] - losses["float32"][-1]) <= 0.1 * losses["float32"][-1], losses
+
+
+# ------------------------------------------------------------ workspace (pyrnn.workspace)
+FAST_BACKENDS = [b for b in BACKENDS if b != "numpy"]
+TOL64 = dict(rtol=1e-9, atol=1e-10)
+
+
+def _assert_same(got, want, what):
+    assert got.keys() == want.keys()
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], err_msg=f"{what} {k}", **TOL64)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_workspace_reuse_across_calls_and_shapes_matches_the_reference(backend, cell):
+    """Caches from the layer's workspace, reused by later calls of other shapes (larger, then smaller:
+    views of the grown buffers), give the reference's outputs and gradients every time."""
+    layer = make_layer(cell, 3, 5, num_layers=2, bidirectional=True, seed=1)
+    rng = np.random.default_rng(0)
+    for B, T in [(3, 7), (5, 9), (2, 4), (5, 9)]:
+        x, state, dy, dstate = random_problem(layer, B, T, rng)
+        want = run(layer, x, state, dy, dstate, "numpy")
+        got = run(layer, x, state, dy, dstate, backend)
+        _assert_same(got, want, f"{backend} B={B} T={T}")
+    assert layer._workspace().nbytes() > 0, "expected the workspace to keep the spent buffers"
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_several_forwards_before_their_backwards_keep_their_own_caches(backend, cell):
+    """One layer used twice in one graph call (as truncated BPTT or a shared layer do): each forward's
+    cache stays valid until its own backward, though both come from one workspace."""
+    layer = make_layer(cell, 3, 4, seed=2)
+    rng = np.random.default_rng(1)
+    x1, s1, dy1, ds1 = random_problem(layer, 2, 6, rng)
+    x2, s2, dy2, ds2 = random_problem(layer, 2, 6, rng)
+    results = {}
+    for b in ("numpy", backend):
+        layer.zero_grad()
+        with pyrnn.use_backend(b):
+            with pyrnn.forward_scope():
+                y1, _ = layer.forward(x1, s1)
+                y2, _ = layer.forward(x2, s2)
+            dx2, _ = layer.backward(dy2, ds2)  # the stack: the last forward first
+            dx1, _ = layer.backward(dy1, ds1)
+        results[b] = {"y1": y1, "y2": y2, "dx1": dx1, "dx2": dx2, **{k: g.copy() for k, g in layer.grads.items()}}
+    _assert_same(results[backend], results["numpy"], backend)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_release_workspace_between_forward_and_backward(backend):
+    layer = make_layer("lstm", 3, 4, seed=3)
+    x, state, dy, dstate = random_problem(layer, 3, 5, np.random.default_rng(2))
+    want = run(layer, x, state, dy, dstate, "numpy")
+    run(layer, x, state, dy, dstate, backend)
+    assert layer._workspace().nbytes() > 0
+    layer.zero_grad()
+    with pyrnn.use_backend(backend):
+        y, sT = layer.forward(x, state)
+        layer.release_workspace()  # the pending cache stays valid
+        assert layer._workspace().nbytes() == 0
+        dx, ds0 = layer.backward(dy, dstate)
+    np.testing.assert_allclose(y, want["y"], **TOL64)
+    np.testing.assert_allclose(dx, want["dx"], **TOL64)
+    for name, g in layer.grads.items():
+        np.testing.assert_allclose(g, want[f"grad {name}"], err_msg=name, **TOL64)
+    layer.release_workspace()
+    assert layer._workspace().nbytes() == 0
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_outputs_are_fresh_arrays_not_workspace_memory(backend):
+    layer = make_layer("gru", 3, 4, seed=4, dtype=np.float32)
+    x = np.random.default_rng(3).standard_normal((2, 5, 3)).astype(np.float32)
+    with pyrnn.use_backend(backend), pyrnn.no_grad():
+        y1, h1 = layer.forward(x)
+        keep = y1.copy(), h1.copy()
+        y2, h2 = layer.forward(2 * x)  # reuses the workspace
+    assert not np.shares_memory(y1, y2) and not np.shares_memory(h1, h2)
+    np.testing.assert_array_equal(y1, keep[0])
+    np.testing.assert_array_equal(h1, keep[1])
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_weights_written_in_place_are_used_by_the_next_call(backend):
+    """Nothing derived from the weights outlives a call: a direct write into params is seen at once."""
+    layer = make_layer("lstm", 3, 4, seed=5)
+    x = np.random.default_rng(4).standard_normal((2, 5, 3))
+    with pyrnn.use_backend(backend), pyrnn.no_grad():
+        layer.forward(x)
+        layer.params["weight_hh_l0"][...] *= -0.5
+        layer.params["bias_ih_l0"][1] += 1.0
+        got = layer.forward(x)[0]
+    with pyrnn.use_backend("numpy"), pyrnn.no_grad():
+        want = layer.forward(x)[0]
+    np.testing.assert_allclose(got, want, **TOL64)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_two_threads_on_one_layer_do_not_corrupt_each_other(backend):
+    """One thread trains (forward + backward, no optimizer step: the weights stay) while another runs
+    inference on the same layer, both through its one workspace; every result is the reference's."""
+    import threading
+
+    layer = make_layer("lstm", 3, 6, num_layers=2, seed=6)
+    rng = np.random.default_rng(5)
+    x, state, dy, dstate = random_problem(layer, 4, 8, rng)
+    xi = rng.standard_normal((3, 11, 3))
+    want = run(layer, x, state, dy, dstate, "numpy")
+    with pyrnn.use_backend("numpy"), pyrnn.no_grad():
+        want_inf = layer.forward(xi)[0]
+    failures, done = [], threading.Event()
+
+    def infer():
+        with pyrnn.use_backend(backend), pyrnn.no_grad():
+            while not done.is_set():
+                if not np.allclose(layer.forward(xi)[0], want_inf, **TOL64):
+                    failures.append("inference")
+
+    t = threading.Thread(target=infer)
+    t.start()
+    try:
+        with pyrnn.use_backend(backend):
+            for _ in range(20):
+                layer.zero_grad()
+                y, _ = layer.forward(x, state)
+                dx, _ = layer.backward(dy, dstate)
+                if not (np.allclose(y, want["y"], **TOL64) and np.allclose(dx, want["dx"], **TOL64)):
+                    failures.append("training")
+    finally:
+        done.set()
+        t.join()
+    assert not failures
+    for name, g in layer.grads.items():
+        np.testing.assert_allclose(g, want[f"grad {name}"], err_msg=name, **TOL64)

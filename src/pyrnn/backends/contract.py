@@ -131,18 +131,28 @@ class Saved(NamedTuple):
         return self.cache.hs
 
 
-def new_cache(cell, T, B, H, dtype, save=True) -> Cache:
+def new_cache(cell, T, B, H, dtype, save=True, workspace=None) -> Cache:
     """An uninitialised :class:`Cache` for ``cell``. With ``save=False`` (inference) only the
-    working state: hs, and cs for LSTM."""
+    working state: hs, and cs for LSTM. With a :class:`pyrnn.workspace.Workspace`, every array
+    but hs (which the layer returns) is taken from it: give them back with :func:`give_cache`."""
     lstm, gru = cell == "lstm", cell == "gru"
-    seq = lambda: np.empty((T, B, H), dtype)  # noqa: E731
+    fresh = lambda name, shape, dtype: np.empty(shape, dtype)  # noqa: E731
+    take = fresh if workspace is None else workspace.take
+    seq = (T, B, H)
     return Cache(
-        hs=seq(),
-        cs=seq() if lstm else None,
-        gates=np.empty((T, B, GATES[cell] * H), dtype) if save and (lstm or gru) else None,
-        tanh_cs=seq() if save and lstm else None,
-        hn=seq() if save and gru else None,
+        hs=np.empty(seq, dtype),
+        cs=take("cs", seq, dtype) if lstm else None,
+        gates=take("gates", (T, B, GATES[cell] * H), dtype) if save and (lstm or gru) else None,
+        tanh_cs=take("tanh_cs", seq, dtype) if save and lstm else None,
+        hn=take("hn", seq, dtype) if save and gru else None,
     )
+
+
+def give_cache(cache, workspace):
+    """Hand a cache's workspace arrays back (hs is never one of them); nothing without a workspace."""
+    if workspace is not None:
+        for a in cache[1:]:
+            workspace.give(a)
 
 
 @runtime_checkable

@@ -6,7 +6,10 @@ A fast backend (``cpp``, ``numba``) supplies two kernel entry points with the si
 ``pyrnn._C.recurrent_forward``/``recurrent_backward`` (see ``_C.pyi``); its public
 ``recurrent_forward``/``recurrent_backward`` hand them to the two functions below, which own
 everything else: the :class:`~pyrnn.backends.contract.Cache` and the outputs (allocated here,
-filled by the kernel), the empty sequence or batch (no kernel call), the final states.
+filled by the kernel), the empty sequence or batch (no kernel call), the final states. The cache
+but hs comes from the calling thread's active :class:`pyrnn.workspace.Workspace` when there is one
+(a recurrent layer's, see :func:`pyrnn.workspace.current`) and goes back to it once spent: after
+the backward, or at once at inference.
 
 forward kernel:  ``kernel(cell_code, reverse, x, lengths, (h0, c0), weights, cache) -> None``
     fills ``cache`` (a :class:`Cache`; at inference gates, tanh_cs and hn are None);
@@ -19,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .contract import CELL_CODES, Saved, Weights, new_cache
+from ..workspace import current
+from .contract import CELL_CODES, Saved, Weights, give_cache, new_cache
 
 
 def _precision(bf16):
@@ -31,7 +35,8 @@ def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, length
     """The contract's ``recurrent_forward``, computed by ``kernel`` (called with ``bf16=True`` for
     bfloat16 GEMMs, see :mod:`pyrnn.backends.bfloat16`)."""
     T, B, _ = x.shape
-    cache = new_cache(cell, T, B, h0.shape[1], x.dtype, save)
+    workspace = current()
+    cache = new_cache(cell, T, B, h0.shape[1], x.dtype, save, workspace)
     if T == 0 or B == 0:  # the empty recurrence: the final state is the initial one
         hT, cT = h0.copy(), (None if c0 is None else c0.copy())
     else:
@@ -39,6 +44,8 @@ def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, length
         last = 0 if reverse else T - 1  # the last step processed
         hT, cT = cache.hs[last].copy(), (None if cache.cs is None else cache.cs[last].copy())
     saved = Saved(cell, bool(reverse), x, h0, c0, cache, lengths, bool(bf16)) if save else None
+    if not save:
+        give_cache(cache, workspace)
     return cache.hs, hT, cT, saved
 
 
@@ -52,4 +59,5 @@ def recurrent_backward(kernel, saved: Saved, weights: Weights, dhs, dhT, dcT, gr
     dc0 = np.empty_like(dhT) if saved.cell == "lstm" else None
     kernel(CELL_CODES[saved.cell], saved.reverse, x, saved.lengths, (saved.h0, saved.c0), tuple(saved.cache),
            tuple(weights), (dhs, dhT, dcT), tuple(grads), (dx, dh0, dc0), **_precision(saved.bf16))
+    give_cache(saved.cache, current())  # spent (the gates hold dA now)
     return dx, dh0, dc0

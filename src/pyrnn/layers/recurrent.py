@@ -35,6 +35,7 @@ from ..backends import backend_module, get_backend
 from ..backends.contract import GATES, Weights
 from ..distributed.rows import uniform
 from ..grad_mode import is_grad_enabled
+from ..workspace import Workspace
 from .base import Layer
 
 
@@ -266,8 +267,16 @@ class RNNBase(Recurrent):
         kernels = backend_module(backend)
         hT, cT = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
         seq = np.ascontiguousarray(x.transpose(1, 0, 2) if self.batch_first else x)  # (T, B, I)
-        saved, drop_masks = [], []
         keep = is_grad_enabled()  # under no_grad the kernels may keep no cache
+        with self._workspace().active():  # the caches come from the layer's workspace (fast backends)
+            seq, saved, drop_masks = self._forward_layers(kernels, seq, h0, c0, hT, cT, lengths, mask, keep)
+        self._save((backend, B, T, saved, mask, drop_masks))
+        y = np.ascontiguousarray(seq.transpose(1, 0, 2)) if self.batch_first else seq
+        return y, self._pack_state(hT, cT)
+
+    def _forward_layers(self, kernels, seq, h0, c0, hT, cT, lengths, mask, keep):
+        """The stacked layers and directions of :meth:`forward` over ``seq`` (T, B, I); fills hT, cT."""
+        saved, drop_masks = [], []
         for layer in range(self.num_layers):
             outs = []
             for d in range(self.num_directions):
@@ -292,9 +301,7 @@ class RNNBase(Recurrent):
                 out = out * drop
             drop_masks.append(drop)
             seq = np.ascontiguousarray(out)
-        self._save((backend, B, T, saved, mask, drop_masks))
-        y = np.ascontiguousarray(seq.transpose(1, 0, 2)) if self.batch_first else seq
-        return y, self._pack_state(hT, cT)
+        return seq, saved, drop_masks
 
     def step(self, x, state=None):
         """One time step for streaming inference, with the state carried by the caller.
@@ -333,6 +340,7 @@ class RNNBase(Recurrent):
         dhT, dcT = self._state_arrays("dstate", dstate, B)
         self._pop_saved()  # inputs are valid: this backward consumes the forward
         kernels = backend_module(backend)
+        ws = self._workspace()
         dh0, dc0 = np.empty_like(dhT), (np.empty_like(dcT) if dcT is not None else None)
         dseq = dy.transpose(1, 0, 2) if self.batch_first else dy  # (T, B, D*H), a view
         for layer in reversed(range(self.num_layers)):
@@ -344,11 +352,14 @@ class RNNBase(Recurrent):
             dinp = None
             for d in range(D):
                 idx = layer * D + d
-                dhs = np.ascontiguousarray(dseq[:, :, d * H : (d + 1) * H])
-                dx, dh, dc = kernels.recurrent_backward(
-                    saved[idx], self._weights(layer, d, self.params), dhs, dhT[idx],
-                    None if dcT is None else dcT[idx], self._weights(layer, d, self.grads),
-                )
+                with ws.active():  # the spent cache goes back to the workspace
+                    dhs = ws.take("dhs", (T, B, H), self.dtype)  # a contiguous copy, the kernel's input only
+                    np.copyto(dhs, dseq[:, :, d * H : (d + 1) * H])
+                    dx, dh, dc = kernels.recurrent_backward(
+                        saved[idx], self._weights(layer, d, self.params), dhs, dhT[idx],
+                        None if dcT is None else dcT[idx], self._weights(layer, d, self.grads),
+                    )
+                    ws.give(dhs)
                 dh0[idx] = dh
                 if dc0 is not None:
                     dc0[idx] = dc
@@ -356,6 +367,19 @@ class RNNBase(Recurrent):
             dseq = dinp if dresidual is None else dinp + dresidual
         dx = np.ascontiguousarray(dseq.transpose(1, 0, 2) if self.batch_first else dseq)
         return dx, self._pack_state(dh0, dc0)
+
+    # ------------------------------------------------------------ workspace
+    def _workspace(self):
+        """The layer's :class:`~pyrnn.workspace.Workspace`, made at first use (one per layer, every
+        direction and stacked layer sharing it: each call takes buffers of its own)."""
+        ws = self.__dict__.get("_ws")
+        return ws if ws is not None else self.__dict__.setdefault("_ws", Workspace())
+
+    def release_workspace(self):
+        """Free the buffers the layer keeps between calls (gate caches, scratch; see
+        :mod:`pyrnn.workspace`). The next call allocates afresh; a forward whose backward has not run
+        yet stays valid. Deleting the layer frees them too."""
+        self._workspace().release()
 
     def __repr__(self):
         extra = f", nonlinearity={self.nonlinearity!r}" if hasattr(self, "nonlinearity") else ""

@@ -44,6 +44,7 @@ from .._checks import check_finite, check_int
 from ..grad_mode import inference
 from ..losses import NonFiniteError
 from ..optim import clip_grad_norm_, clip_grad_value_
+from ..threads import dot_threads
 from .data_adapter import ArraySource, as_source, fit_target, is_data_source, target_shapes
 
 __all__ = ["History", "as_input_list", "as_target_list", "check_data", "batch_forward_kwargs",
@@ -156,7 +157,8 @@ def metric_values(model, preds, targets, m):
 def _gradient_norm(model, grads):
     if model.clip_norm is not None:
         return clip_grad_norm_(grads, model.clip_norm)  # a non-finite norm is returned, nothing scaled
-    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+    with dot_threads(max((g.size for g in grads), default=0)):  # small: OpenBLAS' pool stays asleep
+        return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
 
 
 def train_step(model, xs, ys, mask, lengths, idx, reducer=None):
