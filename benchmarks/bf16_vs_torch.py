@@ -81,6 +81,33 @@ def torch_fns(T, B, I, H, x, threads):
     return out
 
 
+HEADER = ("| config | mode | pyrnn f32 ms | pyrnn bf16 ms | bf16/f32 speed-up [min-max] | torch f32 ms | torch bf16 ms "
+          "| pyrnn bf16 vs torch bf16 [min-max] |\n|---|---|---|---|---|---|---|---|")
+
+
+def rows(threads, blocks=9, block_seconds=0.2, with_torch=True):
+    """Yield the table's rows (Markdown), each config validated first, then timed in alternating blocks."""
+    for T, B, I, H in CONFIGS:
+        x = np.random.default_rng(0).standard_normal((B, T, I)).astype(np.float32)
+        fns, dist = pyrnn_fns(T, B, I, H, x)
+        if with_torch:
+            fns.update(torch_fns(T, B, I, H, x, threads))
+        for m, mode in enumerate(("inference", "training")):
+            times = alternate({k: v[m] for k, v in fns.items()}, blocks=blocks, block_seconds=block_seconds)
+            t = {k: Timing(f"T={T} H={H}", mode, k, v) for k, v in times.items()}
+            sp = paired_ratios(t["pyrnn f32"], t["pyrnn bf16"])
+            row = (f"| LSTM T={T} B={B} I={I} H={H} | {mode} | {t['pyrnn f32'].median * 1e3:.2f} | "
+                   f"{t['pyrnn bf16'].median * 1e3:.2f} | {np.median(sp):.2f}x [{min(sp):.2f}-{max(sp):.2f}] |")
+            if not with_torch:
+                row += " - | - | - |"
+            else:
+                vt = paired_ratios(t["torch bf16"], t["pyrnn bf16"])
+                row += (f" {t['torch f32'].median * 1e3:.2f} | {t['torch bf16'].median * 1e3:.2f} | "
+                        f"{np.median(vt):.2f}x [{min(vt):.2f}-{max(vt):.2f}] |")
+            yield row
+        yield f"<!-- T={T} H={H}: pyrnn bf16 vs f32 relative distance (worst of y, dx, grads) {dist:.2e} -->"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -91,28 +118,9 @@ def main():
     pyrnn.set_num_threads(args.threads)
     print(f"CPU: {cpu_description()}; cpu_features {_C.cpu_features()}; pyrnn bf16 path: {_C.bf16_path()}; "
           f"isa {_C.isa()}; {args.threads} threads; load average before: {load_average()}")
-    print("| config | mode | pyrnn f32 ms | pyrnn bf16 ms | bf16/f32 speed-up [min-max] | torch f32 ms | torch bf16 ms "
-          "| pyrnn bf16 vs torch bf16 [min-max] |")
-    print("|---|---|---|---|---|---|---|---|")
-    for T, B, I, H in CONFIGS:
-        x = np.random.default_rng(0).standard_normal((B, T, I)).astype(np.float32)
-        fns, dist = pyrnn_fns(T, B, I, H, x)
-        if not args.no_torch:
-            fns.update(torch_fns(T, B, I, H, x, args.threads))
-        for m, mode in enumerate(("inference", "training")):
-            times = alternate({k: v[m] for k, v in fns.items()}, blocks=args.blocks, block_seconds=args.block_seconds)
-            t = {k: Timing(f"T={T} H={H}", mode, k, v) for k, v in times.items()}
-            sp = paired_ratios(t["pyrnn f32"], t["pyrnn bf16"])
-            row = (f"| LSTM T={T} B={B} I={I} H={H} | {mode} | {t['pyrnn f32'].median * 1e3:.2f} | "
-                   f"{t['pyrnn bf16'].median * 1e3:.2f} | {np.median(sp):.2f}x [{min(sp):.2f}-{max(sp):.2f}] |")
-            if args.no_torch:
-                row += " - | - | - |"
-            else:
-                vt = paired_ratios(t["torch bf16"], t["pyrnn bf16"])
-                row += (f" {t['torch f32'].median * 1e3:.2f} | {t['torch bf16'].median * 1e3:.2f} | "
-                        f"{np.median(vt):.2f}x [{min(vt):.2f}-{max(vt):.2f}] |")
-            print(row, flush=True)
-        print(f"<!-- T={T} H={H}: pyrnn bf16 vs f32 relative distance (worst of y, dx, grads) {dist:.2e} -->")
+    print(HEADER)
+    for row in rows(args.threads, args.blocks, args.block_seconds, not args.no_torch):
+        print(row, flush=True)
     print(f"load average after: {load_average()}")
 
 

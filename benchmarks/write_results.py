@@ -1,5 +1,7 @@
 """Write benchmarks/RESULTS.md from one run: pyrnn.bench's layer table (every recurrent config and
-Conv1D, every backend, PyTorch), one epoch of the small Conv1D + GRU model, pyrnn.bench_cnn's image
+Conv1D, every backend, PyTorch), one epoch of the small Conv1D + GRU model, the adding problem's fit step,
+bfloat16 LSTMs against float32 and torch.autocast (benchmarks/bf16_vs_torch.py), the busy-machine section
+(pyrnn.bench_busy), pyrnn.bench_cnn's image
 CNN rows (Conv2D, LeNet-5, a ResNet block, VGG, U-Net, an epoch of LeNet on the digits, against
 PyTorch on NCHW and channels_last), the adding problem's fit step against PyTorch, a busy-machine
 section (the small model's epoch and the adding step with pyrnn's default threads and with one
@@ -22,7 +24,8 @@ import os
 import platform
 import sys
 
-import memory  # benchmarks/memory.py: this script's folder is sys.path[0]
+import bf16_vs_torch  # benchmarks/bf16_vs_torch.py (this script's folder is sys.path[0])
+import memory  # benchmarks/memory.py
 import numpy as np
 
 import pyrnn
@@ -72,6 +75,22 @@ def busy_section():
     )
 
 
+def bf16_section(threads=2):
+    """The bfloat16 section: benchmarks/bf16_vs_torch.py's table (pyrnn's LSTM(dtype="bfloat16") against its
+    float32 and against torch.autocast's bf16), with the kernels' path on this CPU."""
+    from pyrnn import _C
+
+    with_torch = torch is not None
+    return (
+        "## bfloat16\n\n"
+        f"`LSTM(dtype=\"bfloat16\")` (bf16 operands, float32 sums and cell state) against pyrnn's float32 and "
+        f"`torch.autocast(\"cpu\", dtype=torch.bfloat16)`; inference under `no_grad`, training = forward + backward. "
+        f"Medians in ms over alternating blocks, speed-ups per round [min-max]. pyrnn's bf16 path here: "
+        f"`{_C.bf16_path()}` (CPU features {_C.cpu_features()}).\n\n"
+        + bf16_vs_torch.HEADER + "\n" + "\n".join(bf16_vs_torch.rows(threads, with_torch=with_torch))
+    )
+
+
 def sections(quick=False, skip_memory=False, skip_cnn=False, threads=2, skip_busy=False):
     """The Markdown sections after the header, each measured now."""
     rows = bench.run(quick=quick)
@@ -91,6 +110,7 @@ def sections(quick=False, skip_memory=False, skip_cnn=False, threads=2, skip_bus
         "of ~0.1 s; `x vs torch` = PyTorch median / pyrnn median.\n\n"
         + bench.format_table(bench.run_epochs(case=bench.ADDING, blocks=7, block_seconds=0.1)),
     ]
+    out.append(bf16_section(threads))
     if not skip_busy:
         out.append(busy_section())
     if not skip_cnn:
