@@ -14,7 +14,6 @@ table. Not a test:
 
 import argparse
 import contextlib
-import statistics
 import time
 
 import numpy as np
@@ -24,8 +23,8 @@ from threadpoolctl import threadpool_limits
 import pyrnn
 from pyrnn.backends import backend_module
 from pyrnn.bench_cnn import cpu_description
+from pyrnn.bench_stats import alternate
 
-REPS = 10
 SIZES = {"301k (64x28x28x6)": (64, 28, 28, 6), "3.0M (64x28x28x60)": (64, 28, 28, 60)}
 SLOPE = 0.01
 IMPLS = ("numpy", "cpp", "torch")
@@ -70,17 +69,9 @@ def cases(kind, shape, rng):
 
 
 def timed(fns, blocks, clock):
-    for fn in fns.values():  # warm-up
-        for _ in range(3):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(blocks):
-        for name, fn in fns.items():
-            t0 = clock()
-            for _ in range(REPS):
-                fn()
-            times[name].append((clock() - t0) / REPS * 1e3)
-    return {name: (statistics.median(v), *np.percentile(v, [25, 75])) for name, v in times.items()}
+    """{name: (median, 25th, 75th percentile)} in ms, over alternating blocks (pyrnn.bench_stats.alternate)."""
+    times = alternate(fns, blocks, clock=clock)
+    return {name: tuple(1e3 * np.percentile(v, [50, 25, 75])) for name, v in times.items()}
 
 
 def main(blocks=15, threads=1, kinds=("relu", "leaky_relu", "tanh", "sigmoid")):
@@ -89,7 +80,7 @@ def main(blocks=15, threads=1, kinds=("relu", "leaky_relu", "tanh", "sigmoid")):
     clock = time.thread_time if threads == 1 else time.perf_counter
     limits = threadpool_limits(1) if threads == 1 else contextlib.nullcontext()
     print(f"{cpu_description()}, {threads} thread(s) ({'CPU time of the calling thread' if threads == 1 else 'wall time'}), "
-          f"torch {torch.__version__}, float32; median ms [quartiles] over {blocks} alternating blocks of {REPS} calls")
+          f"torch {torch.__version__}, float32; median ms [quartiles] over {blocks} alternating blocks of ~50 ms")
     print("| activation | values | pass | " + " | ".join(IMPLS) + " | numpy / cpp | cpp / torch |")
     print("|---" * (3 + len(IMPLS) + 2) + "|")
     rng = np.random.default_rng(0)

@@ -11,8 +11,6 @@ one side only). The CPU model and the thread count head the table; benchmarks/RE
 """
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
@@ -21,8 +19,8 @@ import torch.nn.functional as F
 import pyrnn
 from pyrnn.backends import backend_module
 from pyrnn.bench_cnn import cpu_description
+from pyrnn.bench_stats import alternate
 
-REPS = 5
 TORCH = ("torch NCHW", "torch channels_last")
 
 
@@ -135,17 +133,10 @@ def validate(name, impls):
 
 
 def timed(fns, blocks):
-    for fn in fns.values():  # warm-up (and the Numba compilation)
-        for _ in range(3):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(blocks):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(REPS):
-                fn()
-            times[name].append((time.perf_counter() - t0) / REPS * 1e3)
-    return {name: (statistics.median(v), *np.percentile(v, [25, 75])) for name, v in times.items()}
+    """{name: (median, 25th, 75th percentile)} in ms, over alternating blocks (pyrnn.bench_stats.alternate;
+    its warm-up call compiles Numba)."""
+    times = alternate(fns, blocks)
+    return {name: tuple(1e3 * np.percentile(v, [50, 25, 75])) for name, v in times.items()}
 
 
 def main(blocks=15, backends=("cpp", "numba"), threads=2):
@@ -153,7 +144,7 @@ def main(blocks=15, backends=("cpp", "numba"), threads=2):
     pyrnn.set_num_threads(threads)
     backends = [b for b in backends if b in pyrnn.available_backends()]
     print(f"{cpu_description()}, {threads} thread(s), torch {torch.__version__}, float32; median ms [quartiles] over "
-          f"{blocks} alternating blocks of {REPS} calls")
+          f"{blocks} alternating blocks of ~50 ms")
     cases = all_cases(backends)
     impls = [*backends, *TORCH]
     print("| kernel | " + " | ".join(impls) + " | " + " | ".join(f"{b} / best torch" for b in backends) + " |")

@@ -1,6 +1,6 @@
 """Conv2D B=64 28x28 32->64 3x3 padding 1, float32, 2 threads: a pyrnn backend (cpp by default)
 against PyTorch on NCHW and on channels_last tensors, inference and one training step (forward,
-backward, weight gradients), each the median over alternating blocks of 5 calls (the machine is
+backward, weight gradients), each the median over alternating blocks of ~50 ms (pyrnn.bench_stats.alternate; the machine is
 shared: alternating keeps a busy minute from landing on one side only). Checks the output against
 torch once first. Not a test:
 
@@ -9,16 +9,15 @@ torch once first. Not a test:
 
 import statistics
 import sys
-import time
 
 import numpy as np
 import torch
 
 import pyrnn
+from pyrnn.bench_stats import alternate
 from pyrnn.layers import Conv2D
 
 B, H, W, C, O = 64, 28, 28, 32, 64
-REPS = 5
 
 
 def main(backend="cpp", blocks=15):
@@ -70,17 +69,8 @@ def main(backend="cpp", blocks=15):
                           "torch channels_last": torch_train(nhwc, tx_cl, tdy_cl)},
     }
     for kind, fns in cases.items():
-        for fn in fns.values():  # warm-up
-            for _ in range(3):
-                fn()
-        times = {name: [] for name in fns}
-        for _ in range(blocks):
-            for name, fn in fns.items():
-                t0 = time.perf_counter()
-                for _ in range(REPS):
-                    fn()
-                times[name].append((time.perf_counter() - t0) / REPS * 1e3)
-        med = {name: statistics.median(v) for name, v in times.items()}
+        times = alternate(fns, blocks)  # seconds per call, one per block
+        med = {name: 1e3 * statistics.median(v) for name, v in times.items()}
         print(f"{kind}: " + ", ".join(f"{name} {m:.2f} ms" for name, m in med.items()))
         print(f"  pyrnn {backend} / torch NCHW = {med['pyrnn'] / med['torch NCHW']:.2f}, "
               f"pyrnn {backend} / torch channels_last = {med['pyrnn'] / med['torch channels_last']:.2f}")

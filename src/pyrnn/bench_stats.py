@@ -35,12 +35,13 @@ __all__ = ["alternate", "Timing", "paired_ratios", "share_of_peak", "machine_war
 LARGE_SPREAD = 0.25
 
 
-def alternate(fns, blocks=9, block_seconds=0.05, warmup=1, gap_seconds=0.03):
+def alternate(fns, blocks=9, block_seconds=0.05, warmup=1, gap_seconds=0.03, clock=time.perf_counter):
     """{name: [seconds per call, one per block]}: ``blocks`` rounds, in each of which every
     function runs one block of calls, the order rotated each round; a function's block has as
     many calls as last about ``block_seconds`` (at least one), measured after ``warmup`` calls;
     every block starts after ``gap_seconds`` idle, so no block runs while the previous block's
-    thread pool still spins (the module docstring)."""
+    thread pool still spins (the module docstring). ``clock`` times the blocks (``time.thread_time``:
+    CPU time of the calling thread, for one-thread comparisons on a shared machine)."""
     names = list(fns)
     reps = {}
     for name in names:
@@ -55,10 +56,10 @@ def alternate(fns, blocks=9, block_seconds=0.05, warmup=1, gap_seconds=0.03):
         for name in names[r % len(names):] + names[: r % len(names)]:
             fn, n = fns[name], reps[name]
             time.sleep(gap_seconds)
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(n):
                 fn()
-            times[name].append((time.perf_counter() - t0) / n)
+            times[name].append((clock() - t0) / n)
     return times
 
 
