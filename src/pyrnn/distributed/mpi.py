@@ -108,6 +108,9 @@ class MPIStrategy:
             traceback.print_exc(file=sys.stderr)
             print(f"pyrnn.distributed: rank {self.rank} of {self.size} raised {type(exc).__name__}: {exc} "
                   f"(in {who}); aborting all {self.size} ranks", file=sys.stderr, flush=True)
+            # mpiexec forwards a rank's output asynchronously and MPI_Abort kills the job at once: without a
+            # moment for the forwarding, the lines above were sometimes cut (seen once in CI)
+            time.sleep(0.5)
             self.comm.Abort(1)
 
     def verbose(self, verbose):
