@@ -289,6 +289,8 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        # the pairs are fixed for the optimizer's life, and an array's layout for its own
+        self._contiguous = all(p.flags.c_contiguous and g.flags.c_contiguous for p, g in self._pairs)
 
     @staticmethod
     def _validate_config(cfg):
@@ -309,7 +311,7 @@ class Adam(Optimizer):
 
     def step(self):
         """One update of every parameter, in place, from its current gradient."""
-        if _C is None or not self.fused or not all(p.flags.c_contiguous and g.flags.c_contiguous for p, g in self._pairs):
+        if _C is None or not self.fused or not self._contiguous:
             return super().step()
         self.step_count += 1
         b = self._buffers
