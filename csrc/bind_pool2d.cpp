@@ -70,6 +70,9 @@ Pool2dDims pool_dims(const std::vector<int64_t>& xs, const std::vector<int64_t>&
                      py::handle stride, py::handle padding, py::handle dilation) {
   Pool2dDims d{};
   d.B = xs[0], d.H = xs[1], d.W = xs[2], d.C = xs[3], d.OH = ys[1], d.OW = ys[2];
+  if (d.H * d.W >= (int64_t(1) << 31))  // the max kernels keep an argmax in 32 bits beside float32
+    throw py::value_error("x: expected an image of fewer than 2**31 pixels (H*W), got H=" + std::to_string(d.H) +
+                          ", W=" + std::to_string(d.W));
   pair(kernel, "kernel", 1, d.kh, d.kw);
   pair(stride, "stride", 1, d.sh, d.sw);
   pair(padding, "padding", 0, d.ph, d.pw);

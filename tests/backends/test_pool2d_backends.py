@@ -342,6 +342,34 @@ def test_cpp_every_isa_and_the_team_match_the_reference(kind, case, dtype, isa, 
         np.testing.assert_array_equal(saved.argmax, want_saved.argmax)
 
 
+# the channel counts the C++ loops unroll for (csrc/pool2d/lines.inc with_channels), counts beside them
+# (the runtime loop) and more than one 64-channel argmax block
+SPECIALISED_CHANNELS = [1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 17, 70]
+
+
+@requires_cpp
+@pytest.mark.parametrize("isa", cpp_isas())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("C", SPECIALISED_CHANNELS)
+def test_cpp_pooling_of_every_specialised_channel_count_matches_the_reference(C, dtype, isa):
+    """Overlapping and padded windows, ties (first maximum wins) and NaN (first NaN wins) in every lane."""
+    rng = np.random.default_rng(C)
+    x = rng.integers(-3, 4, size=(2, 7, 6, C)).astype(dtype)  # few values: ties in most windows
+    x[rng.random(x.shape) < 0.05] = np.nan
+    for kind, geom in (("max", ((2, 2), (2, 2), (0, 0), (1, 1), False, True)),
+                       ("max", ((3, 2), (2, 1), (1, 1), (1, 2), True, True)),
+                       ("avg", ((2, 2), (2, 2), (0, 0), (1, 1), False, True)),
+                       ("avg", ((3, 3), (2, 1), (1, 1), (1, 1), True, False))):
+        with cpp_team(1, isa):
+            y, saved, _, dx = _pool_run(backend_module("cpp"), kind, x, np.random.default_rng(6), geom)
+        want_y, want_saved, _, want_dx = _pool_run(ref, kind, x, np.random.default_rng(6), geom)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(want_y), err_msg=f"{kind} {geom} NaN")
+        _close(np.nan_to_num(y), np.nan_to_num(want_y), dtype, f"{kind} {geom} y")
+        _close(np.nan_to_num(dx), np.nan_to_num(want_dx), dtype, f"{kind} {geom} dx")
+        if kind == "max":
+            np.testing.assert_array_equal(saved.argmax, want_saved.argmax, err_msg=f"{geom} argmax")
+
+
 @requires_cpp
 @pytest.mark.parametrize("isa", cpp_isas())
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
