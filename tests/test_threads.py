@@ -26,7 +26,8 @@ def test_set_num_threads_caps_blas_and_the_kernel_team():
             assert _C.get_num_threads() == 1  # the C++ kernels' own team
     finally:
         pyrnn.set_num_threads(None)
-    assert _blas_threads() == before
+    after = _blas_threads()  # a BLAS loaded meanwhile (SciPy's, by the cpp backend's first import) is not compared
+    assert {k: after.get(k) for k in before} == before
     if "cpp" in pyrnn.available_backends():
         assert _C.get_num_threads() == pyrnn.get_num_threads()
 

@@ -18,6 +18,7 @@
 #endif
 
 #if defined(__linux__)
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -29,6 +30,8 @@
 
 #include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstring>
 #endif
 
 namespace pyrnn {
@@ -256,6 +259,31 @@ int running_threads() {  // /proc/loadavg: "1.0 0.9 0.8 R/T pid", R = runnable t
   for (; *c >= '0' && *c <= '9'; ++c) r = r * 10 + (*c - '0');
   return *c == '/' ? r : -1;
 }
+
+// This process's runnable threads (state R in /proc/self/task/*/stat), or -1: the caller, the team's
+// members, and the threads of the other libraries in the process (OpenBLAS', PyTorch's OpenMP team) that
+// spin for a while after their own work. Those are no other program's load: counted as others, the
+// caller's next regions would run alone after every torch or NumPy call.
+int own_running_threads() {
+  DIR* dir = opendir("/proc/self/task");
+  if (!dir) return -1;
+  int running = 0;
+  char path[64], buf[256];
+  for (struct dirent* e; (e = readdir(dir)) != nullptr;) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    snprintf(path, sizeof(path), "/proc/self/task/%.20s/stat", e->d_name);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;  // the thread ended meanwhile
+    const ssize_t k = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (k <= 0) continue;
+    buf[k] = 0;
+    const char* paren = strrchr(buf, ')');  // "tid (comm) S ...": the name may hold spaces and parentheses
+    if (paren && paren[1] == ' ' && paren[2] == 'R') ++running;
+  }
+  closedir(dir);
+  return running;
+}
 #endif
 
 int online_cpus() {
@@ -280,9 +308,14 @@ int others_now() {  // the other runnable threads, min of the last two samples
   long long at = g_sample_at.load(std::memory_order_relaxed);
   if (now - at >= 10000000 && g_sample_at.compare_exchange_strong(at, now, std::memory_order_relaxed)) {
     const int running = running_threads();
-    // less this thread and the team's workers that are awake (spinning after a region counts as running)
-    const int awake = g_awake.load(std::memory_order_relaxed);
-    const int others = running < 0 ? 0 : std::max(0, running - 1 - awake);
+    // less this thread and the team's workers that are awake (spinning after a region counts as running);
+    // if that leaves others, less this process's runnable threads instead (this one, the team's, and other
+    // libraries' spinning pools; a scan of ~5 us per thread, so only then)
+    int others = running < 0 ? 0 : std::max(0, running - 1 - g_awake.load(std::memory_order_relaxed));
+    if (others > 0) {
+      const int own = own_running_threads();
+      if (own > 0) others = std::max(0, running - own);
+    }
     g_others_before.store(g_others_now.load(std::memory_order_relaxed), std::memory_order_relaxed);
     g_others_now.store(others, std::memory_order_relaxed);
   }

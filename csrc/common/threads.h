@@ -10,9 +10,9 @@
 // A busy machine: a member that the OS deschedules stalls every meeting of its region (and a
 // WorkQueue region's caller waits for the unit such a member holds). So a region gets no more
 // members than there are cores left by the other runnable threads of the machine (free_threads(),
-// from /proc/loadavg's running count, sampled at most every 10 ms), and every wait (barrier, idle
-// worker, the caller's final wait) spins a bounded time, none at all while the machine is
-// oversubscribed, then sleeps (a futex on Linux) instead of spinning or yielding in a loop.
+// from /proc/loadavg's running count less this process's own, sampled at most every 10 ms), and every wait (barrier,
+// idle worker, the caller's final wait) spins a bounded time, none at all while the machine is oversubscribed, then
+// sleeps (a futex on Linux) instead of spinning or yielding in a loop.
 #pragma once
 
 #include <atomic>
@@ -38,10 +38,11 @@ class SpinBarrier {
   int n_;
 };
 
-// Threads a region may use now: max_threads(), less the threads of
-// other processes (and of this one outside the team) that the machine was running at the last sample
-// (/proc/loadavg, read at most every 10 ms; the smaller count of the last two samples, so a passing
-// process does not shrink the team), at least 1. Elsewhere than Linux, or when this process may run on
+// Threads a region may use now: max_threads(), less the threads of other processes that the machine was
+// running at the last sample (/proc/loadavg's runnable count less this process's runnable threads, from
+// /proc/self/task: its own spinning pools, PyTorch's or OpenBLAS', are no other program's load; read at
+// most every 10 ms; the smaller count of the last two samples, so a passing process does not shrink the
+// team), at least 1. Elsewhere than Linux, or when this process may run on
 // fewer CPUs than the machine has (the count is the machine's, not its cores'): max_threads().
 int free_threads();
 bool oversubscribed();  // free_threads() < max_threads(): waits sleep at once instead of spinning

@@ -1,5 +1,9 @@
 """The compiled module checks its own arguments: nothing reachable from Python crashes the interpreter."""
 
+import os
+import sys
+import time
+
 import numpy as np
 import pytest
 
@@ -423,8 +427,6 @@ def test_the_type_stub_matches_the_module():
 
 # ------------------------------------------------------------ a busy machine
 def test_free_threads_leave_the_cores_other_threads_take():
-    import os
-
     before = _C.get_num_threads()
     try:
         _C.set_num_threads(2)
@@ -436,6 +438,58 @@ def test_free_threads_leave_the_cores_other_threads_take():
         _C._set_others_running(-1)
         _C.set_num_threads(before)
     assert 1 <= _C._free_threads() <= _C.get_num_threads()
+
+
+def _sampled_free_threads(attempts=10):
+    """free_threads() over `attempts` fresh pairs of load samples (it takes the smaller of the last two)."""
+    seen = []
+    for _ in range(attempts):
+        _C._set_others_running(-1)
+        _C._free_threads()
+        time.sleep(0.012)  # the next sample is 10 ms later
+        seen.append(_C._free_threads())
+    return seen
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2, reason="the load sample reads Linux's /proc on 2+ cores")
+def test_the_load_sample_counts_other_programs_not_this_ones_threads():
+    """A thread of this process that computes (as OpenBLAS' or PyTorch's pools spin after their work) leaves
+    the team its cores; a busy process takes one."""
+    import subprocess
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    before = _C.get_num_threads()
+    stop = threading.Event()
+
+    def compute():  # NumPy products release the GIL: this thread runs while the main one samples
+        a = np.ones((200, 200))
+        while not stop.is_set():
+            a @ a
+
+    try:
+        _C.set_num_threads(2)
+        with threadpool_limits(1):
+            worker = threading.Thread(target=compute)
+            worker.start()
+            try:
+                mine = _sampled_free_threads()
+            finally:
+                stop.set()
+                worker.join()
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.2)
+            theirs = _sampled_free_threads()
+        finally:
+            busy.kill()
+            busy.wait()
+    finally:
+        _C._set_others_running(-1)
+        _C.set_num_threads(before)
+    assert mine.count(2) >= 7, f"this process's own computing thread shrank the team: {mine}"
+    assert theirs.count(1) >= 7, f"a busy process left the team both cores: {theirs}"
 
 
 @pytest.mark.parametrize("cell", CELLS)
