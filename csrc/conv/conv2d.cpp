@@ -541,6 +541,36 @@ void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<
   parallel(want, region);
 }
 
+// Rows of a pointwise product per BLAS call (a chunk of x and y stays in L2).
+constexpr int64_t kPointwiseRows = 2048;
+
+// y = bias + x Wt for a 1x1 stride-1 unpadded convolution with fewer output channels than a register has
+// lanes (a segmentation head's 16 -> 2): x is already the (rows, C) matrix, so each member runs the BLAS on
+// chunks of its rows, where the indirect GEMM's lanes (the output channels) would be mostly empty
+template <typename F, typename WAt>
+void pointwise_convolve(const Conv2dDims& d, const Plan& p, WAt&& w_at, const F* bias, const F* x, F* y,
+                        Cancel& cancel) {
+  const int64_t rows = p.lines * d.WO;
+  std::vector<F> wt(static_cast<size_t>(d.C * d.O));  // Wt[c][o]
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t o = 0; o < d.O; ++o) wt[static_cast<size_t>(c * d.O + o)] = w_at(0, 0, c, o);
+  const int want = team_size(d, p, (rows + kPointwiseRows - 1) / kPointwiseRows);
+  BlasOneThread blas_single(want > 1);
+  WorkQueue chunks((rows + kPointwiseRows - 1) / kPointwiseRows);
+  auto region = [&](int tid) {
+    DenormalsFlushed ftz;
+    for (int64_t k; chunks.take(k) && !stopped(cancel, tid, k);) {
+      const int64_t r0 = k * kPointwiseRows, m = std::min(kPointwiseRows, rows - r0);
+      F* out = y + r0 * d.O;
+      gemm<F>(false, false, m, d.O, d.C, F(1), x + r0 * d.C, d.C, wt.data(), d.O, F(0), out, d.O);
+      if (bias)
+        for (int64_t r = 0; r < m; ++r)
+          for (int64_t o = 0; o < d.O; ++o) out[r * d.O + o] += bias[o];
+    }
+  };
+  parallel_optional(want, region);
+}
+
 // y = bias + the convolution of x (d's sizes; padding may be negative) with the weight w_at(g, t, c, o)
 // (tap t = kh*KW + kw, input channel c and output channel o of group g): Winograd where it fits, the
 // planar kernels for few input channels at stride 1 (planar.h), the pixels as the lanes for few output
@@ -551,6 +581,8 @@ void convolve(const Conv2dDims& d, WAt&& w_at, const F* b, const F* x, F* y, Can
   const IgemmKernels<F>& kern = igemm_kernels<F>();
   if (winograd_fits(d) && winograd_enabled())
     winograd_convolve(d, kern, winograd_weights<F>(d, kern.panels(d.O).nr, w_at), b, x, y, cancel);
+  else if (p.pointwise && d.G == 1 && d.O < kern.narrow.nr)
+    pointwise_convolve(d, p, w_at, b, x, y, cancel);
   else if (planar_forward_fits(d, kern.narrow.nr)) {
     std::vector<F> wt(static_cast<size_t>(d.C * p.KK * d.O));  // planar.h's (C, T, O)
     for (int64_t c = 0; c < d.C; ++c)

@@ -222,6 +222,7 @@ ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a pan
     (3, 4, 4, 3, 9, (2, 2), (1, 1), (3, 2, 2, 3), (1, 1), 1, True),  # padding > (k-1)d: the adjoint's is negative
     (2, 8, 6, 4, 12, (3, 1), (2, 1), (1, 1, 0, 0), (1, 1), 2, True),  # strided: dx through col2im
     (2, 3, 11, 33, 17, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # pointwise
+    (2, 40, 41, 16, 2, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # pointwise to few outputs: the BLAS, two chunks of rows
     # few input channels, stride 1: the planar kernels (planar.h), forward for few outputs, the weight gradient always
     (3, 9, 11, 1, 6, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1, True),  # LeNet's first layer
     (2, 8, 13, 3, 20, (3, 3), (1, 1), (1, 0, 2, 1), (2, 1), 1, True),  # many outputs (forward: the GEMM), dilated
