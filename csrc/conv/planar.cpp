@@ -20,7 +20,8 @@ bool planar_geometry(const Conv2dDims& d) {
 }  // namespace
 
 bool planar_forward_fits(const Conv2dDims& d, int64_t narrow_lanes) {
-  return planar_geometry(d) && d.C <= kPlanarChannels && d.O <= 4 * narrow_lanes;
+  return planar_geometry(d) &&
+         ((d.C <= kPlanarChannels && d.O <= 4 * narrow_lanes) || (d.C <= 64 && 4 * d.O <= narrow_lanes));
 }
 
 bool planar_wgrad_fits(const Conv2dDims& d) { return planar_geometry(d) && d.C <= kPlanarChannels; }

@@ -228,6 +228,7 @@ ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a pan
     (2, 8, 13, 3, 20, (3, 3), (1, 1), (1, 0, 2, 1), (2, 1), 1, True),  # many outputs (forward: the GEMM), dilated
     (1, 17, 19, 4, 7, (2, 4), (1, 1), (0, 0, 0, 0), (1, 3), 1, False),  # output tiles' tails, taps' tails
     (2, 30, 33, 1, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),  # many blocks of positions per plane
+    (2, 9, 10, 1, 12, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),  # dx of a first layer: the planar adjoint, 12 -> 1
     (2, 5, 40, 2, 3, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # pointwise
     (3, 11, 9, 2, 5, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True),  # strided: the pixels as lanes (not planar)
     (2, 7, 6, 3, 5, (3, 3), (2, 1), (1, 0, 1, 1), (1, 2), 1, False),  # few channels, strided, dilated
