@@ -175,6 +175,9 @@ void bind_common(py::module_& m) {
   m.def("_set_parallel_min_flops", &set_parallel_min_flops, py::arg("flops"),
         "Private (tests, tuning): a recurrent step's GEMM (or a convolution, 4x) of fewer flops runs on one thread.");
   m.def("_parallel_min_flops", &parallel_min_flops, "Private: see _set_parallel_min_flops.");
+  m.def("_set_spin_budget", &set_spin_budget, py::arg("spins"),
+        "Private (tests, tuning): PAUSE spins of a waiting thread before it sleeps (spins < 0: the default).");
+  m.def("_spin_budget", &spin_budget_setting, "Private: see _set_spin_budget.");
   m.def("_set_others_running", &set_others_running, py::arg("n"),
         "Private (tests): pretend n other threads run on the machine (n < 0: read /proc/loadavg again).");
   m.def("_free_threads", &free_threads,

@@ -38,10 +38,8 @@ namespace pyrnn {
 
 namespace {
 
-// about 20-50 us of spinning before a waiting thread sleeps; none while the machine is oversubscribed
-// (the spinning thread would take the core from the one it waits for)
-constexpr int kSpins = 2000;
-int spin_budget() { return oversubscribed() ? 0 : kSpins; }
+std::atomic<int> g_spins{kDefaultSpins};  // set_spin_budget
+int spin_budget() { return oversubscribed() ? 0 : g_spins.load(std::memory_order_relaxed); }
 
 // Sleep while *word == expected, at most ~1 ms (a lost wake-up, or an abort, costs 1 ms, never a hang);
 // elsewhere than Linux, a yield.
@@ -348,6 +346,9 @@ void set_others_running(int n) {
 }
 
 int others_running() { return others_now(); }
+
+void set_spin_budget(int spins) { g_spins.store(spins < 0 ? kDefaultSpins : spins, std::memory_order_relaxed); }
+int spin_budget_setting() { return g_spins.load(std::memory_order_relaxed); }
 
 void set_parallel_min_flops(long long flops) { g_parallel_min_flops.store(flops < 0 ? 0 : flops); }
 long long parallel_min_flops() { return g_parallel_min_flops.load(std::memory_order_relaxed); }

@@ -61,6 +61,15 @@ void set_max_threads(int n);  // n >= 1
 // 10 us of one core, where a barrier (~1 us, more on a busy machine) stops paying; tests set 0
 // so that the team's code runs on small shapes too.
 void set_parallel_min_flops(long long flops);
+
+// PAUSE spins (each ~25 ns on AMD Zen 4) a waiting thread (a barrier, an idle worker, the caller's final wait)
+// spends before it sleeps; none while the machine is oversubscribed (the spinning thread would take the
+// core from the one it waits for). A sleeping worker costs the next region a wake-up, and in a virtual
+// machine an idle vCPU's is tens of microseconds (the host must run it again): a step's regions are
+// often that far apart (a layer's Python between two kernels), so the default spins ~0.5 ms.
+constexpr int kDefaultSpins = 20000;
+void set_spin_budget(int spins);  // private (tests, tuning); spins < 0: the default
+int spin_budget_setting();
 long long parallel_min_flops();
 
 // A streaming kernel (pooling, upsampling, batch norm: a few operations per element it reads or

@@ -63,6 +63,10 @@ def _set_parallel_min_flops(flops: int) -> None:
     """Private (tests, tuning): a recurrent step's GEMM (a convolution: 4x) of fewer flops runs on one thread."""
 
 def _parallel_min_flops() -> int: ...
+def _set_spin_budget(spins: int) -> None:
+    """Private (tests, tuning): PAUSE spins of a waiting thread before it sleeps (spins < 0: the default)."""
+
+def _spin_budget() -> int: ...
 def _set_others_running(n: int) -> None:
     """Private (tests): pretend n other threads run on the machine (n < 0: read /proc/loadavg again)."""
 

@@ -440,6 +440,27 @@ def test_free_threads_leave_the_cores_other_threads_take():
     assert 1 <= _C._free_threads() <= _C.get_num_threads()
 
 
+def test_the_spin_budget_is_settable_and_results_do_not_depend_on_it():
+    """Waiting threads spin ~0.5 ms by default before they sleep; none, or sleeping at once, changes no number."""
+    layer = make_layer("lstm", 5, 40, num_layers=2, dtype=np.float64, seed=3)
+    x, state, dy, dstate = random_problem(layer, 6, 9, np.random.default_rng(4))
+    assert _C._spin_budget() == 20000
+    results = []
+    try:
+        for spins in (0, 1, 20000):
+            _C._set_spin_budget(spins)
+            assert _C._spin_budget() == spins
+            with cpp_team(2):
+                results.append(run(layer, x, state, dy, dstate, "cpp"))
+    finally:
+        _C._set_spin_budget(-1)
+    assert _C._spin_budget() == 20000
+    for got in results[1:]:
+        assert got.keys() == results[0].keys()
+        for name in got:
+            np.testing.assert_array_equal(got[name], results[0][name], err_msg=name)
+
+
 def _sampled_free_threads(attempts=10):
     """free_threads() over `attempts` fresh pairs of load samples (it takes the smaller of the last two)."""
     seen = []
