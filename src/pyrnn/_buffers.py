@@ -28,6 +28,7 @@ call is ``np.empty``).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -150,22 +151,19 @@ def empty(shape, dtype):
     reused once they are all gone. Contents are undefined, as ``np.empty``'s.
     """
     dtype = np.dtype(dtype)
-    shape = tuple(int(n) for n in shape) if isinstance(shape, (tuple, list)) else (int(shape),)
-    count = 1
-    for n in shape:
-        count *= n
-    nbytes = count * dtype.itemsize
-    if nbytes < MIN_BYTES or not _enabled or _IDLE is None:
+    shape = tuple(map(int, shape)) if isinstance(shape, (tuple, list)) else (int(shape),)
+    size = math.prod(shape) * dtype.itemsize
+    if size < MIN_BYTES or not _enabled or _IDLE is None:
         return np.empty(shape, dtype)
-    nbytes = -(-nbytes // ALIGN) * ALIGN
+    nbytes = -(-size // ALIGN) * ALIGN
     with _lock:
         for block in _by_size.get(nbytes, ()):
-            if _idle(block):
+            if sys.getrefcount(block[2]) == _IDLE:  # _idle(block), inline: this loop runs at every call
                 break
         else:
             block = _new_block(nbytes)
         # holds the block from here: busy for every other caller
-        return block[2][: count * dtype.itemsize].view(dtype).reshape(shape)
+        return block[2][:size].view(dtype).reshape(shape)
 
 
 def empty_like(a):
