@@ -1,7 +1,7 @@
 // Bindings of the normalisation family. Thin: check every argument, take pointers, call the kernel
 // without the GIL (bind_checks.h). Outputs are allocated by the caller (pyrnn/backends/norm_cpp.py).
 // Python signatures (cf. _C.pyi); the arrays C-contiguous, x's dtype for all but mean/inv_std (float64):
-//   batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, y, mean, inv_std)
+//   batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, y, mean, inv_std, relu)
 //       weight, bias, running_mean, running_var may be None (the running pair both or neither)
 //   batchnorm_backward(x, dy, mean, inv_std, weight, batch_stats, dx, dweight, dbias)
 //       weight, dweight, dbias may be None
@@ -58,13 +58,15 @@ void bind_norm(py::module_& m) {
   m.def(
       "batchnorm_forward",
       [](py::handle x, py::handle weight, py::handle bias, py::handle running_mean, py::handle running_var,
-         py::handle training, py::handle momentum, py::handle eps, py::handle y, py::handle mean, py::handle inv_std) {
+         py::handle training, py::handle momentum, py::handle eps, py::handle y, py::handle mean, py::handle inv_std,
+         py::handle relu) {
         dispatch_float(x, "x", [&](auto tag) {
           using F = decltype(tag);
           const BatchNormDims d = dims2(x, "x");
           const bool train = bool_arg(training, "training");
           const double mom = real_arg(momentum, "momentum", 0.0, 1.0);
           const double e = real_arg(eps, "eps", 0.0, HUGE_VAL);
+          const bool fuse_relu = bool_arg(relu, "relu");
           if (running_mean.is_none() != running_var.is_none())
             throw py::value_error("running_mean, running_var: expected both arrays or both None, got one of each");
           if (!train && running_mean.is_none())
@@ -81,14 +83,15 @@ void bind_norm(py::module_& m) {
           double* mp = out_ptr<double>(mean, "mean", {d.C});
           double* sp = out_ptr<double>(inv_std, "inv_std", {d.C});
           run_kernel([&](Cancel& cancel) {
-            batchnorm_forward<F>(d, xp, wp, bp, rmp, rvp, train, mom, e, yp, mp, sp, cancel);
+            batchnorm_forward<F>(d, xp, wp, bp, rmp, rvp, train, mom, e, yp, mp, sp, fuse_relu, cancel);
           });
         });
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("running_mean"), py::arg("running_var"),
       py::arg("training"), py::arg("momentum"), py::arg("eps"), py::arg("y"), py::arg("mean"), py::arg("inv_std"),
-      "BatchNorm forward on x (N, C); writes y (N, C), mean and inv_std (C,) float64, updates the running buffers "
-      "in place when training.");
+      py::arg("relu") = false,
+      "BatchNorm forward on x (N, C); writes y (N, C) (max(y, 0) with relu: a following ReLU fused), mean and "
+      "inv_std (C,) float64, updates the running buffers in place when training.");
   m.def(
       "batchnorm_backward",
       [](py::handle x, py::handle dy, py::handle mean, py::handle inv_std, py::handle weight, py::handle batch_stats,

@@ -90,7 +90,7 @@ void two_passes(int64_t N, int64_t C, long long flops, bool sums_first, Cancel& 
 template <typename F>
 void batchnorm_forward(const BatchNormDims& d, const F* x, const F* weight, const F* bias, F* running_mean,
                        F* running_var, bool training, double momentum, double eps, F* y, double* mean, double* inv_std,
-                       Cancel& cancel) {
+                       bool relu, Cancel& cancel) {
   const int64_t N = d.N, C = d.C;
   if (C == 0) return;
   const NormRows<F>& k = active_rows<F>();
@@ -137,7 +137,7 @@ void batchnorm_forward(const BatchNormDims& d, const F* x, const F* weight, cons
         }
         coefficients();
       },
-      [&](int64_t r, int64_t n) { k.normalize(C, tile_rows, x + r * C, n, mean_hi, scale, offset, y + r * C); });
+      [&](int64_t r, int64_t n) { k.normalize(C, tile_rows, x + r * C, n, mean_hi, scale, offset, relu, y + r * C); });
   if (cancel.cancelled() || !training || running_mean == nullptr) return;
   for (int64_t c = 0; c < C; ++c) {
     running_mean[c] = static_cast<F>((1.0 - momentum) * running_mean[c] + momentum * mean[c]);
@@ -190,7 +190,7 @@ void batchnorm_backward(const BatchNormDims& d, const F* x, const F* dy, const d
 
 #define PYRNN_BATCHNORM_INSTANTIATE(F)                                                                                 \
   template void batchnorm_forward<F>(const BatchNormDims&, const F*, const F*, const F*, F*, F*, bool, double, double, \
-                                     F*, double*, double*, Cancel&);                                                   \
+                                     F*, double*, double*, bool, Cancel&);                                             \
   template void batchnorm_backward<F>(const BatchNormDims&, const F*, const F*, const double*, const double*,          \
                                       const F*, bool, F*, F*, F*, Cancel&);
 PYRNN_BATCHNORM_INSTANTIATE(float)

@@ -33,11 +33,12 @@ struct BatchNormDims {
   int64_t N, C;
 };
 
-// weight, bias, running_mean, running_var may be null; mean and inv_std (C) are written.
+// weight, bias, running_mean, running_var may be null; mean and inv_std (C) are written. relu: y = max(y, 0), a
+// following ReLU fused into the write (inference: the graph's BatchNorm -> ReLU, pyrnn/models/graph.py).
 template <typename F>
 void batchnorm_forward(const BatchNormDims& d, const F* x, const F* weight, const F* bias, F* running_mean,
                        F* running_var, bool training, double momentum, double eps, F* y, double* mean, double* inv_std,
-                       Cancel& cancel);
+                       bool relu, Cancel& cancel);
 
 // weight, dweight, dbias may be null; dx (N, C) is written, dweight and dbias added into.
 template <typename F>

@@ -15,9 +15,10 @@ struct NormRows {
   // s1[c] += sum_n (x[n, c] - shift[c]);  s2[c] += sum_n (x[n, c] - shift[c])^2
   void (*stats)(int64_t C, const F* x, int64_t rows, const double* shift, double* s1, double* s2);
   // y[n, c] = (x[n, c] - mean[c]) * scale[c] + offset[c] in F, the coefficients given as a tile: tile_rows
-  // copies of the C values, so that the loop runs over tile_rows rows at once (see batchnorm.cpp)
+  // copies of the C values, so that the loop runs over tile_rows rows at once (see batchnorm.cpp); relu:
+  // y = max(that, 0), a following ReLU fused (a NaN stays NaN, as the activation kernels' max)
   void (*normalize)(int64_t C, int64_t tile_rows, const F* x, int64_t rows, const F* mean, const F* scale,
-                    const F* offset, F* y);
+                    const F* offset, bool relu, F* y);
   // sum_dy[c] += sum_n dy[n, c];  sum_dy_xc[c] += sum_n dy[n, c] (x[n, c] - mean[c])
   void (*reduce)(int64_t C, const F* x, const F* dy, int64_t rows, const double* mean, double* sum_dy,
                  double* sum_dy_xc);

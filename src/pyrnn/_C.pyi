@@ -140,6 +140,7 @@ def batchnorm_forward(
     y: _A,                                          # written: (N, C)
     mean: NDArray[np.float64],                      # written: (C,) the statistics used
     inv_std: NDArray[np.float64],                   # written: (C,) 1 / sqrt(var + eps)
+    relu: bool = ...,                               # y = max(y, 0): a following ReLU fused
 ) -> None: ...
 
 def batchnorm_backward(

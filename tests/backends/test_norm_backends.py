@@ -377,3 +377,31 @@ def test_cpp_interrupted_batchnorm_leaves_buffers_and_gradients_untouched(traini
         after = _run(cpp, case, x, w, b, rm, rv, dy)
     for name in want:
         np.testing.assert_array_equal(after[name], want[name], err_msg=name)
+
+
+# ------------------------------------------ the cpp backend's BatchNorm -> ReLU (inference)
+@pytest.mark.parametrize("isa", cpp_isas())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N,C", [(1, 1), (7, 3), (300, 16), (129, 70)])
+def test_cpp_fused_relu_forward_is_the_reference_then_a_relu(N, C, dtype, isa):
+    """max(reference eval forward, 0), NaN kept; every ISA and the team."""
+    if "cpp" not in BACKENDS:  # pragma: no cover - a plain install builds it
+        pytest.skip("the cpp backend is not built")
+    from pyrnn.backends import norm_cpp
+
+    rng = np.random.default_rng(N * 100 + C)
+    x = rng.standard_normal((N, C)).astype(dtype)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    rm, rv = rng.standard_normal(C).astype(dtype), rng.random(C).astype(dtype) + 0.5
+    want = ref.batchnorm_forward(x, w, b, rm.copy(), rv.copy(), False, 0.1, 1e-5)[0]
+    want = np.where(want < 0, 0, want)  # NaN stays NaN
+    for threads in (1, 2):
+        with cpp_team(threads, isa):
+            got = norm_cpp.batchnorm_relu_forward(x, w, b, rm, rv, 1e-5)
+        assert got.dtype == dtype and got.shape == x.shape
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-6, atol=2e-6)
+        np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(want), **tol)
+    with pytest.raises(ValueError, match="running_mean"):
+        norm_cpp.batchnorm_relu_forward(x, w, b, None, None, 1e-5)

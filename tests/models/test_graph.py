@@ -122,3 +122,54 @@ def test_backward_without_a_forward_that_kept_anything_is_a_named_error(forward)
             model.forward(np.zeros((4, 3)))
     with pytest.raises(ValueError, match=r"Model.backward: expected a forward\(\) with gradients on first, got none"):
         model.backward(np.zeros((4, 2)))
+
+
+# ------------------------------------------ BatchNorm -> ReLU fused under inference
+def _bn_relu_model(fan_out=False, bn_is_output=False):
+    inp = pyrnn.Input(name="x")
+    h = pyrnn.Conv2D(3, 8, 3, padding=1, seed=0)(inp)
+    bn = pyrnn.BatchNorm2D(8)
+    n = bn(h)
+    r = pyrnn.ReLU()(n)
+    out = Add()(r, n) if fan_out else r
+    model = pyrnn.Model(inp, [out, n] if bn_is_output else out)
+    rng = np.random.default_rng(1)
+    bn.buffers["running_mean"][...] = rng.standard_normal(8)
+    bn.buffers["running_var"][...] = rng.random(8) + 0.5
+    bn.params["weight"][...] = rng.standard_normal(8)
+    return model
+
+
+@pytest.mark.parametrize("fan_out,bn_is_output,fused", [(False, False, 1), (True, False, 0), (False, True, 0)])
+def test_inference_fuses_a_batchnorm_and_the_relu_that_alone_reads_it(monkeypatch, fan_out, bn_is_output, fused):
+    """Same numbers as the two layers (and the NumPy backend); fused only when the ReLU is the BatchNorm's
+    only reader and the BatchNorm's value is no output; never with gradients on or in training mode."""
+    if "cpp" not in pyrnn.available_backends():
+        pytest.skip("the fused kernel is the cpp backend's")
+    from pyrnn.backends import backend_module
+
+    calls = []
+    cpp = backend_module("cpp")
+    real = cpp.batchnorm_relu_forward
+    monkeypatch.setattr(cpp, "batchnorm_relu_forward", lambda *a: calls.append(1) or real(*a))
+    model = _bn_relu_model(fan_out, bn_is_output)
+    x = np.random.default_rng(2).standard_normal((2, 6, 5, 3)).astype(np.float32)
+    model.eval()
+    with pyrnn.use_backend("numpy"), pyrnn.no_grad():  # the NumPy backend has no fused kernel: the two layers
+        want = model.forward(x)
+    with pyrnn.use_backend("cpp"):
+        plain = model.forward(x)  # gradients on: the two layers (consumed by a backward)
+        model.backward(*(np.zeros_like(p) for p in (plain if isinstance(plain, tuple) else (plain,))))
+        assert calls == []
+        with pyrnn.inference():
+            got = model.forward(x)
+        assert len(calls) == fused
+        model.train()
+        with pyrnn.inference():  # inference() normalises with the running statistics too
+            model.forward(x)
+        with pyrnn.no_grad():  # train mode: batch statistics, not fused
+            model.forward(x)
+        assert len(calls) == 2 * fused
+    for a, b, c in zip(*(v if isinstance(v, tuple) else (v,) for v in (got, plain, want))):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)

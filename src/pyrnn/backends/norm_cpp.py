@@ -26,6 +26,17 @@ def batchnorm_forward(x, weight, bias, running_mean, running_var, training, mome
     return y, BatchNormSaved(x, mean, inv_std, weight, bool(training))
 
 
+def batchnorm_relu_forward(x, weight, bias, running_mean, running_var, eps):
+    """``max(batchnorm_forward(x, ..., training=False, ...)[0], 0)`` in one pass: a BatchNorm with running
+    statistics and the ReLU after it, for inference (nothing saved). Not in the contract: the graph runs it
+    where the backend has it (:meth:`pyrnn.models.Model.forward`) and the two layers elsewhere."""
+    N, C, _, eps = check_batchnorm_forward(x, weight, bias, running_mean, running_var, False, 0.0, eps)
+    y = _buffers.empty_like(x)
+    _C.batchnorm_forward(x, weight, bias, running_mean, running_var, False, 0.0, eps, y, np.empty(C, np.float64),
+                         np.empty(C, np.float64), True)
+    return y
+
+
 def batchnorm_backward(saved, dy, dweight, dbias):
     """See :mod:`pyrnn.backends.norm_reference`."""
     check_batchnorm_backward(saved, dy, dweight, dbias)

@@ -119,6 +119,21 @@ class _BatchNorm(Layer):
         self._save((backend, saved, x.shape))
         return y.reshape(x.shape)
 
+    def fused_relu_forward(self, x):
+        """``max(forward(x), 0)`` in one pass where it applies, else None: normalising with the running
+        statistics (eval mode or :func:`pyrnn.inference`) on a backend with the fused kernel (cpp), with
+        gradients off (nothing is saved for a backward). The graph calls it for a BatchNorm whose output
+        only a ReLU reads (:meth:`pyrnn.models.Model.forward`)."""
+        if self.is_training or not self.track_running_stats:
+            return None
+        fused = getattr(backend_module(get_backend()), "batchnorm_relu_forward", None)
+        if fused is None:
+            return None
+        x = self._check_input(x)
+        y = fused(x.reshape(-1, self.num_features), self.params.get("weight"), self.params.get("bias"),
+                  self.buffers["running_mean"], self.buffers["running_var"], self.eps)
+        return y.reshape(x.shape)
+
     # batch statistics: dx = inv_std / N * (N g - sum_n g - x_hat sum_n g x_hat), g = dy * weight
     # running statistics: dx = g * inv_std;  dweight += sum_n dy x_hat;  dbias += sum_n dy
     def backward(self, dy):

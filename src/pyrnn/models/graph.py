@@ -17,6 +17,8 @@ import numpy as np
 
 from .. import _buffers
 from ..grad_mode import forward_scope, is_grad_enabled, note_output
+from ..layers.activations import ReLU
+from ..layers.norm import _BatchNorm
 from ..layers.registry import layer_config, layer_from_config
 from ..layers.symbolic import Input, Node, SymbolicTensor
 from .base import BaseModel
@@ -106,11 +108,24 @@ class Model(BaseModel):
             raise ValueError(f"Model.forward: expected {len(self.inputs)} input arrays, got {len(arrays)}")
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
         meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}
+        # gradients off (inference, predict): a BatchNorm and the ReLU that alone reads it in one pass where
+        # the backend fuses them (the BatchNorm's value is then the ReLU's, read by that ReLU only)
+        pairs, fused = (self._batchnorm_relu_pairs() if not is_grad_enabled() else {}), set()
         with forward_scope():  # one graph call: a shared layer stacks its calls
-            for node, done in zip(self.nodes, self._last_uses):
+            for i, (node, done) in enumerate(zip(self.nodes, self._last_uses)):
                 if node.layer is None:
                     continue
-                outs = node.layer.graph_forward(*(None if t is None else values[id(t)] for t in node.inputs))
+                args = [None if t is None else values[id(t)] for t in node.inputs]
+                outs = None
+                if i in fused:
+                    outs = (args[0],)
+                elif i in pairs:
+                    y = node.layer.fused_relu_forward(args[0])
+                    if y is not None:
+                        outs = (y,)
+                        fused.add(pairs[i])
+                if outs is None:
+                    outs = node.layer.graph_forward(*args)
                 observe(node.layer, outs)
                 for t, v in zip(node.outputs, outs):
                     values[id(t)] = v
@@ -124,6 +139,25 @@ class Model(BaseModel):
         out = outs[0] if self._single_output else tuple(outs)
         note_output(out)
         return out
+
+    def _batchnorm_relu_pairs(self):
+        """{position of a BatchNorm node: position of the ReLU node that alone reads its output}."""
+        pairs = self.__dict__.get("_pairs")
+        if pairs is None:
+            readers = {}
+            for j, node in enumerate(self.nodes):
+                for t in node.inputs:
+                    if t is not None:
+                        readers.setdefault(id(t), []).append(j)
+            outputs = {id(t) for t in self.outputs}
+            pairs = {}
+            for i, node in enumerate(self.nodes):
+                if isinstance(node.layer, _BatchNorm) and len(node.outputs) == 1 and id(node.outputs[0]) not in outputs:
+                    r = readers.get(id(node.outputs[0]), [])
+                    if len(r) == 1 and type(self.nodes[r[0]].layer) is ReLU and len(self.nodes[r[0]].inputs) == 1:
+                        pairs[i] = r[0]
+            self._pairs = pairs
+        return pairs
 
     # ------------------------------------------------------------ backward
     def backward(self, *grads, input_grad=True):
