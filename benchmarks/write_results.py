@@ -95,13 +95,16 @@ def sections(quick=False, skip_memory=False, skip_cnn=False, threads=2, skip_bus
     """The Markdown sections after the header, each measured now."""
     rows = bench.run(quick=quick)
     peak = bench.gemm_peak()  # after the layers, in the same run
+    limit = bench_cnn.fma_limit(threads)
     out = [
         "## One layer\n\n"
         "Median wall time in ms (GFLOP/s of the GEMMs in parentheses); `x vs torch` = PyTorch median / pyrnn median. "
         "Conv1D: stride 1, no padding; PyTorch on its channels-first layout. "
         f"GEMM peak measured in the same run (NumPy's OpenBLAS sgemm, n = 1024 and 2048, every thread): "
-        f"{peak:.0f} GFLOP/s; the last column is the default backend's GFLOP/s as a share of it.\n\n"
-        + bench.format_table(rows, peak=peak),
+        f"{peak:.0f} GFLOP/s; the next column is the default backend's GFLOP/s as a share of it"
+        + (f", the last its share of the FMA units' limit, {limit.describe()}.\n\n" if isinstance(limit, bench_cnn.FmaLimit)
+           else f" (the FMA units' limit is unknown here: {limit}).\n\n")
+        + bench.format_table(rows, peak=peak, limit=limit.gflops if isinstance(limit, bench_cnn.FmaLimit) else None),
         f"## One training epoch\n\n{bench.EPOCH.label}: pyrnn's `fit` against the same model, weights, data and batches in "
         "PyTorch. Median wall time of an epoch in ms; `x vs torch` = PyTorch median / pyrnn median.\n\n"
         + bench.format_table(bench.run_epochs()),

@@ -107,6 +107,15 @@ def test_format_table_gives_the_first_impls_share_of_the_gemm_peak_never_above_1
     assert share.strip() == "95%"  # 250 GFLOP/s median against the 263 of its fastest block
 
 
+def test_format_table_gives_the_first_impls_share_of_the_fma_limit():
+    rows = [_t("torch", [4, 4, 4], 0.2), _t("cpp", [2, 2, 2], 0.2), _t("cpp", [1, 1, 1], mode="infer")]
+    lines = bench.format_table(rows, peak=200.0, limit=400.0).splitlines()
+    assert lines[0].endswith("| cpp % of GEMM peak | cpp % of FMA limit |") and lines[1].count("---") == 7
+    assert lines[2].endswith("| 2.00x (2.00-2.00) | 50% | 25% |")  # 100 GFLOP/s of 200 and of 400
+    assert lines[3].endswith("| - | - | - |")
+    assert bench.format_table(rows, limit=400.0).splitlines()[2].endswith("| 2.00x (2.00-2.00) | 25% |")
+
+
 def test_gemm_peak_is_a_positive_rate():
     assert bench.gemm_peak(sizes=(64,), blocks=2) > 0
 

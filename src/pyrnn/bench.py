@@ -477,17 +477,20 @@ def _ratio(reference, t):
     return f"{np.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})"
 
 
-def format_table(rows, peak=None):
+def format_table(rows, peak=None, limit=None):
     """A Markdown table: one line per config and mode, each implementation's median ms (min-max
     over the blocks) and GFLOP/s when the row counts FLOPs, the speed-up over PyTorch (median of
     the per-round ratios, min-max), and with ``peak`` (GFLOP/s, :func:`gemm_peak`) the first
     implementation's share of it at its median, at most 100 % (see
-    :func:`pyrnn.bench_stats.share_of_peak`; the fastest block of any row counts as the peak if faster)."""
+    :func:`pyrnn.bench_stats.share_of_peak`; the fastest block of any row counts as the peak if faster);
+    with ``limit`` (GFLOP/s, the FMA units' physical limit: :func:`pyrnn.bench_cnn.fma_limit`) its share
+    of that too (turbo clocks can pass the nominal clock the limit is computed at)."""
     impls = sorted({t.impl for t in rows}, key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER))
     others = [i for i in impls if i != "torch"]
     head = "| config | mode | " + " | ".join(f"{i} ms" for i in impls) + " | " + \
-        " | ".join(f"{i} vs torch" for i in others) + " |" + (f" {impls[0]} % of GEMM peak |" if peak else "")
-    lines = [head, "|" + "---|" * (2 + len(impls) + len(others) + (1 if peak else 0))]
+        " | ".join(f"{i} vs torch" for i in others) + " |" + (f" {impls[0]} % of GEMM peak |" if peak else "") + \
+        (f" {impls[0]} % of FMA limit |" if limit else "")
+    lines = [head, "|" + "---|" * (2 + len(impls) + len(others) + (1 if peak else 0) + (1 if limit else 0))]
     keyed = {(t.label, t.mode, t.impl): t for t in rows}
     best = max([t.best_gflops for t in rows if t.gflop is not None], default=0.0)
     for label, mode in dict.fromkeys((t.label, t.mode) for t in rows):
@@ -498,5 +501,8 @@ def format_table(rows, peak=None):
         if peak:
             t = keyed.get((label, mode, impls[0]))
             share = " - |" if t is None or t.gflops is None else f" {share_of_peak(t.gflops, peak, best)[0]:.0f}% |"
+        if limit:
+            t = keyed.get((label, mode, impls[0]))
+            share += " - |" if t is None or t.gflops is None else f" {100 * t.gflops / limit:.0f}% |"
         lines.append(f"| {label} | {mode} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |" + share)
     return "\n".join(lines)
