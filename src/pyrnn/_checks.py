@@ -77,7 +77,9 @@ def check_array_size(name, shape, dtype, what):
     can address (where NumPy would say "array is too big"; like NumPy, the sizes other than 0 count,
     so an empty batch of such images is refused too). A ValueError names the shape that the sizes
     lead to; an array that merely exceeds this machine's memory is left to MemoryError."""
-    n = math.prod(int(s) for s in shape)
+    n = math.prod(map(int, shape))
+    if n and n * np.dtype(dtype).itemsize <= _INTP_MAX:  # the common case, one product
+        return
     if math.prod(int(s) for s in shape if s) * np.dtype(dtype).itemsize > _INTP_MAX:
         raise ValueError(f"{name}: expected sizes whose {what} fits in an array, got {what} shape {tuple(shape)} "
                          f"({n} elements of {np.dtype(dtype).name})")

@@ -44,6 +44,8 @@ from .contract import Conv2dSaved
 # --------------------------------------------------------------------- checks
 def _check_ints(name, value, n, minimum):
     """``value`` as a tuple of n Python ints >= minimum (bools refused)."""
+    if type(value) is tuple and len(value) == n and all(type(v) is int and v >= minimum for v in value):
+        return value  # what the layers pass, at every call: the rest of the checks cost ~3 us
     if not isinstance(value, (tuple, list)) or len(value) != n or any(
             not is_int(v) or v < minimum for v in value):
         raise ValueError(f"{name}: expected a tuple of {n} integers >= {minimum}, got {value!r}")
