@@ -653,8 +653,8 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   }
   const IgemmKernels<F>& kern = igemm_kernels<F>();
   // dx: the adjoint, a forward convolution of dy, unless its output (C channels) would fill less than half a
-  // register: then dy times the weight into columns and col2im, below, wastes no lanes and no padding taps;
-  // but where the planar kernels take the adjoint (a first layer's few channels, planar.h), those
+  // register: then dy times the weight into columns and col2im, below, wastes no lanes and no padding taps,
+  // unless the planar kernels take the adjoint (a first layer's dx: few output channels, planar.h)
   if (dx && !p.depthwise && d.sh == 1 && d.sw == 1 &&
       (2 * p.Cg > kern.narrow.nr || planar_forward_fits(adjoint_dims(d), kern.narrow.nr))) {
     convolve(

@@ -383,3 +383,25 @@ def test_defaults_are_torch_defaults():
     np.testing.assert_array_equal(sd["running_var"], 1)
     assert sd["num_batches_tracked"].shape == () and sd["num_batches_tracked"].dtype == np.int64
     assert "BatchNorm1D" in pyrnn.layers.__all__ and pyrnn.BatchNorm2D is BatchNorm2D
+
+
+def test_fused_relu_forward_only_where_it_applies():
+    """max(forward, 0) in eval mode with gradients off on the cpp backend; None with gradients on (nothing
+    would be saved for the backward), in training, without running statistics, or on a backend without it."""
+    if "cpp" not in pyrnn.available_backends():
+        pytest.skip("the fused kernel is the cpp backend's")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 5, 3)).astype(np.float32)
+    bn = pyrnn.BatchNorm2D(3)
+    bn.buffers["running_mean"][...] = rng.standard_normal(3)
+    bn.eval()
+    with pyrnn.use_backend("cpp"):
+        assert bn.fused_relu_forward(x) is None  # gradients on
+        with pyrnn.no_grad():
+            np.testing.assert_array_equal(bn.fused_relu_forward(x), np.maximum(bn.forward(x), 0))
+            bn.train()
+            assert bn.fused_relu_forward(x) is None
+            bn.eval()
+            assert pyrnn.BatchNorm2D(3, track_running_stats=False).eval().fused_relu_forward(x) is None
+    with pyrnn.use_backend("numpy"), pyrnn.no_grad():
+        assert bn.fused_relu_forward(x) is None

@@ -27,6 +27,7 @@ import numpy as np
 
 from .._checks import as_float_array, check_bool, check_float, check_int, check_shape
 from ..backends import backend_module, get_backend
+from ..grad_mode import is_grad_enabled
 from .base import Layer
 
 
@@ -124,7 +125,7 @@ class _BatchNorm(Layer):
         statistics (eval mode or :func:`pyrnn.inference`) on a backend with the fused kernel (cpp), with
         gradients off (nothing is saved for a backward). The graph calls it for a BatchNorm whose output
         only a ReLU reads (:meth:`pyrnn.models.Model.forward`)."""
-        if self.is_training or not self.track_running_stats:
+        if is_grad_enabled() or self.is_training or not self.track_running_stats:
             return None
         fused = getattr(backend_module(get_backend()), "batchnorm_relu_forward", None)
         if fused is None:
