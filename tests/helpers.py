@@ -135,3 +135,21 @@ def conv2d_close(got, want, dtype, name):
     scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
     tol = CONV2D_TOL[np.dtype(dtype).type]
     np.testing.assert_allclose(got, want, rtol=tol["rtol"], atol=tol["atol"] * scale, err_msg=name)
+
+
+def in_forked_child(target, *args, timeout=120):
+    """``target(*args, queue)`` in a fork()ed child (skips where there is no fork) -> ``(what it put on
+    the queue, the child's exit code)``."""
+    import multiprocessing as mp
+
+    import pytest
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    got = q.get(timeout=timeout)
+    p.join(timeout=60)
+    return got, p.exitcode

@@ -158,7 +158,7 @@ def empty(shape, dtype):
     nbytes = -(-size // ALIGN) * ALIGN
     with _lock:
         for block in _by_size.get(nbytes, ()):
-            if sys.getrefcount(block[2]) == _IDLE:  # _idle(block), inline: this loop runs at every call
+            if _idle(block):
                 break
         else:
             block = _new_block(nbytes)

@@ -18,7 +18,7 @@ from pyrnn.backends import conv2d_numba as nb  # noqa: E402
 from pyrnn.backends import conv2d_numba_winograd as wg  # noqa: E402
 from pyrnn.backends import conv2d_reference as ref  # noqa: E402
 
-from helpers import conv2d_close, conv2d_step  # noqa: E402
+from helpers import conv2d_close, conv2d_step, in_forked_child  # noqa: E402
 
 # (B, H, W, C, O, p, bias): 3x3, stride 1, one group, > 8 channels
 CASES = [
@@ -137,19 +137,10 @@ def _child_forward(x, w, q):
 def test_a_forked_child_runs_the_layer_on_one_thread():
     """GNU OpenMP's pool does not survive fork(): a child of a process that ran the team would be
     terminated ("fork() called from a process already using GNU OpenMP") if it ran the team too."""
-    import multiprocessing as mp
-
-    if "fork" not in mp.get_all_start_methods():
-        pytest.skip("no fork on this platform")
     x, w, _, _, _ = _problem(CASES[6], np.float32)
     want = nb.conv2d_forward(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), 1)[0]  # the parent's team has run
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    p = ctx.Process(target=_child_forward, args=(x, w, q))
-    p.start()
-    got = q.get(timeout=120)
-    p.join(timeout=60)
-    assert p.exitcode == 0
+    got, exitcode = in_forked_child(_child_forward, x, w)
+    assert exitcode == 0
     np.testing.assert_array_equal(got, want)
 
 

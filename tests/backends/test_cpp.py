@@ -9,7 +9,7 @@ import pytest
 
 import pyrnn
 
-from helpers import CELLS, cpp_team, make_layer, random_problem, run, state_parts
+from helpers import CELLS, cpp_team, in_forked_child, make_layer, random_problem, run, state_parts
 
 if "cpp" not in pyrnn.available_backends():  # pragma: no cover - a plain `pip install .` always builds it
     pytest.skip("the cpp backend is not built", allow_module_level=True)
@@ -299,10 +299,6 @@ def test_concurrent_callers_get_the_same_results(threads):
 
 def test_a_forked_child_runs_the_team():
     """fork() after the team started: the child gets a fresh team and does not hang."""
-    import multiprocessing as mp
-
-    if "fork" not in mp.get_all_start_methods():
-        pytest.skip("no fork on this platform")
     layer = make_layer("rnn_tanh", 4, 64, dtype=np.float64)
     x = np.random.default_rng(0).standard_normal((8, 10, 4))
     min_flops = _C._parallel_min_flops()
@@ -310,15 +306,10 @@ def test_a_forked_child_runs_the_team():
     try:
         with pyrnn.use_backend("cpp"), pyrnn.no_grad():
             want = layer.forward(x)[0]  # the parent's team exists now
-        ctx = mp.get_context("fork")
-        q = ctx.Queue()
-        p = ctx.Process(target=_child_forward, args=(layer, x, q))
-        p.start()
-        got = q.get(timeout=60)
-        p.join(timeout=60)
+        got, exitcode = in_forked_child(_child_forward, layer, x, timeout=60)
     finally:
         _C._set_parallel_min_flops(min_flops)
-    assert p.exitcode == 0
+    assert exitcode == 0
     np.testing.assert_array_equal(got, want)
 
 
