@@ -2,4 +2,5 @@
 #define PYRNN_ISA Avx512
 #include "../common/isa_targets.h"
 #define PYRNN_ISA_TARGET PYRNN_TARGET_AVX512
+#define PYRNN_POOL_V16 1  // the masked-vector loops of C <= 16 float32 channels
 #include "lines.inc"
