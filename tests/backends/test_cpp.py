@@ -1,5 +1,6 @@
 """The compiled module checks its own arguments: nothing reachable from Python crashes the interpreter."""
 
+import itertools
 import os
 import sys
 import time
@@ -397,6 +398,27 @@ def test_backward_gemms_in_chunks_match_the_reference(cell):
         out[backend] = [y, dx] + state_parts(ds0) + [g.copy() for g in layer.grads.values()]
     for got, want in zip(out["cpp"], out["numpy"]):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_backward_gemms_in_cache_sized_chunks_match_the_reference_for_any_team():
+    """A long sequence: the post-loop GEMMs run in chunks of at most ~1 MiB of dA, H_prev and X rows
+    (recurrent.cpp kPostChunkBytes; here 93 of the 200 steps: two full chunks and a partial one), on one
+    thread and on a team of two."""
+    layer = make_layer("lstm", 64, 128, dtype=np.float32, seed=5)
+    x, state, dy, dstate = random_problem(layer, 4, 200, np.random.default_rng(8))
+    ref = make_layer("lstm", 64, 128, dtype=np.float64)
+    ref.load_state_dict(layer.state_dict())  # the float32 weights, exactly
+    want = run(ref, x.astype(np.float64), None, dy.astype(np.float64), None, "numpy")
+    got = {}
+    for n in (1, 2):
+        before, min_flops = _C.get_num_threads(), _C._parallel_min_flops()
+        _C.set_num_threads(n), _C._set_parallel_min_flops(0), _C._set_others_running(0)
+        try:
+            got[n] = run(layer, x, None, dy, None, "cpp")
+        finally:
+            _C._set_others_running(-1), _C.set_num_threads(before), _C._set_parallel_min_flops(min_flops)
+    for n, k in itertools.product(got, want):
+        np.testing.assert_allclose(got[n][k], want[k], rtol=1e-4, atol=1e-4, err_msg=f"{k}, {n} thread(s)")
 
 
 def test_the_type_stub_matches_the_module():

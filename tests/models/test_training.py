@@ -283,6 +283,27 @@ def test_evaluate_and_the_dry_run_use_the_inference_context_and_touch_no_layer()
     assert all(layer.training for layer in model.layers)
 
 
+def test_the_dry_run_runs_once_for_fits_on_samples_of_the_same_shapes():
+    """One ``fit`` per batch (online learning, the adding-problem benchmark) pays the dry run once; samples of
+    another shape, another loss or new layers run it again, and a wrong target is still refused."""
+    x, y = _sum_task(64)
+    model = _regressor().compile("sgd", "mse", lr=0.01)
+    seen = []
+    _spy_forward(model.layers[0], seen)
+    dry = (True, True, False)
+    model.fit(x[:32], y[:32], epochs=1, batch_size=32, verbose=0)
+    model.fit(x[32:], y[32:], epochs=1, batch_size=32, verbose=0)
+    assert seen.count(dry) == 1 and len(seen) == 3
+    model.fit(x[:, :3], y, epochs=1, batch_size=64, verbose=0)  # shorter sequences: checked again
+    assert seen.count(dry) == 2
+    with pytest.raises(ValueError, match="y"):  # the kept answer still checks the targets
+        model.fit(x[:, :3], y[:, :0], epochs=1, batch_size=64, verbose=0)
+    assert seen.count(dry) == 2
+    model.compile("sgd", "mae", lr=0.01)  # another loss: checked again
+    model.fit(x[:, :3], y, epochs=1, batch_size=64, verbose=0)
+    assert seen.count(dry) == 3
+
+
 # -------------------------------------------------------------- divergence
 def _dense_with_a_poisoned_batch():
     """Dense(1, 1), weight 10: sample 5 (x = 3e38, finite) predicts inf in float32, so batch 2

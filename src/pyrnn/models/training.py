@@ -472,9 +472,18 @@ def _weight(xs, sel):
 
 def _check_targets(model, source):
     """Dry run on the source's first sample, and its targets checked against what the losses
-    want (:func:`~pyrnn.models.data_adapter.fit_target`), before any training."""
+    want (:func:`~pyrnn.models.data_adapter.fit_target`), before any training. The dry run's
+    answer is kept on the model for the next ``fit`` with samples of the same shapes and dtypes,
+    the same layers and losses (one ``fit`` call per batch, online learning, pays it once)."""
     xs, lengths, ys = source.first()
-    wants = _dry_run(model, xs, lengths)
+    key = (tuple((np.shape(a)[1:], getattr(a, "dtype", None)) for a in xs), lengths is None, tuple(model.layers),
+           model.loss)
+    cached = model.__dict__.get("_dry_run_answer")
+    if cached is not None and cached[0] == key:
+        wants = cached[1]
+    else:
+        wants = _dry_run(model, xs, lengths)
+        model._dry_run_answer = (key, wants)
     what = "y" if isinstance(source, ArraySource) else "the dataset's y"
     for i, y in enumerate(ys):
         fit_target(y, wants[i], what if len(ys) == 1 else f"{what}[{i}]")
