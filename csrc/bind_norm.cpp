@@ -3,8 +3,8 @@
 // Python signatures (cf. _C.pyi); the arrays C-contiguous, x's dtype for all but mean/inv_std (float64):
 //   batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, y, mean, inv_std, relu)
 //       weight, bias, running_mean, running_var may be None (the running pair both or neither)
-//   batchnorm_backward(x, dy, mean, inv_std, weight, batch_stats, dx, dweight, dbias)
-//       weight, dweight, dbias may be None
+//   batchnorm_backward(x, dy, mean, inv_std, weight, batch_stats, dx, dweight, dbias, relu_y)
+//       weight, dweight, dbias, relu_y may be None
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -95,7 +95,7 @@ void bind_norm(py::module_& m) {
   m.def(
       "batchnorm_backward",
       [](py::handle x, py::handle dy, py::handle mean, py::handle inv_std, py::handle weight, py::handle batch_stats,
-         py::handle dx, py::handle dweight, py::handle dbias) {
+         py::handle dx, py::handle dweight, py::handle dbias, py::handle relu_y) {
         dispatch_float(x, "x", [&](auto tag) {
           using F = decltype(tag);
           const BatchNormDims d = dims2(x, "x");
@@ -108,12 +108,15 @@ void bind_norm(py::module_& m) {
           F* dxp = out_ptr<F>(dx, "dx", {d.N, d.C});
           F* dwp = opt_out<F>(dweight, "dweight", d.C);
           F* dbp = opt_out<F>(dbias, "dbias", d.C);
-          run_kernel([&](Cancel& cancel) { batchnorm_backward<F>(d, xp, dyp, mp, sp, wp, bs, dxp, dwp, dbp, cancel); });
+          const F* yp = relu_y.is_none() ? nullptr : in_ptr<F>(relu_y, "relu_y", {d.N, d.C});
+          run_kernel(
+              [&](Cancel& cancel) { batchnorm_backward<F>(d, xp, dyp, yp, mp, sp, wp, bs, dxp, dwp, dbp, cancel); });
         });
       },
       py::arg("x"), py::arg("dy"), py::arg("mean"), py::arg("inv_std"), py::arg("weight"), py::arg("batch_stats"),
-      py::arg("dx"), py::arg("dweight"), py::arg("dbias"),
-      "BatchNorm backward: writes dx (N, C), adds into dweight and dbias (C,).");
+      py::arg("dx"), py::arg("dweight"), py::arg("dbias"), py::arg("relu_y") = py::none(),
+      "BatchNorm backward: writes dx (N, C), adds into dweight and dbias (C,); relu_y (N, C): the output of a ReLU "
+      "fused into the forward (relu=True), whose backward is applied to dy (0 where relu_y <= 0, else dy).");
 }
 
 }  // namespace pyrnn

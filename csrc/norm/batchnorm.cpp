@@ -148,8 +148,9 @@ void batchnorm_forward(const BatchNormDims& d, const F* x, const F* weight, cons
 // sums: sum dy and sum dy (x - mean) (wanted for batch statistics or for dweight, dbias); combine: the
 // coefficients of dx; write: dx
 template <typename F>
-void batchnorm_backward(const BatchNormDims& d, const F* x, const F* dy, const double* mean, const double* inv_std,
-                        const F* weight, bool batch_stats, F* dx, F* dweight, F* dbias, Cancel& cancel) {
+void batchnorm_backward(const BatchNormDims& d, const F* x, const F* dy, const F* relu_y, const double* mean,
+                        const double* inv_std, const F* weight, bool batch_stats, F* dx, F* dweight, F* dbias,
+                        Cancel& cancel) {
   const int64_t N = d.N, C = d.C;
   if (N == 0 || C == 0) return;  // nothing to write, nothing to add
   const NormRows<F>& k = active_rows<F>();
@@ -161,7 +162,7 @@ void batchnorm_backward(const BatchNormDims& d, const F* x, const F* dy, const d
   two_passes(
       N, C, N * C * (sums ? 5 : 2) * kStreamFlopsPerElement, sums, cancel,
       [&](int64_t r, int64_t n, double* s_dy, double* s_dy_xc) {
-        k.reduce(C, x + r * C, dy + r * C, n, mean, s_dy, s_dy_xc);
+        k.reduce(C, x + r * C, dy + r * C, relu_y ? relu_y + r * C : nullptr, n, mean, s_dy, s_dy_xc);
       },
       [&](const double* partial, int64_t slab, int64_t slices) {
         for (int64_t c = 0; c < C; ++c) {
@@ -177,9 +178,9 @@ void batchnorm_backward(const BatchNormDims& d, const F* x, const F* dy, const d
       },
       [&](int64_t r, int64_t n) {
         if (batch_stats)
-          k.dx(C, x + r * C, dy + r * C, n, mean, a, k1, k2, dx + r * C);
+          k.dx(C, x + r * C, dy + r * C, relu_y ? relu_y + r * C : nullptr, n, mean, a, k1, k2, dx + r * C);
         else
-          k.dx_scaled(C, dy + r * C, n, a, dx + r * C);
+          k.dx_scaled(C, dy + r * C, relu_y ? relu_y + r * C : nullptr, n, a, dx + r * C);
       });
   if (cancel.cancelled() || !sums) return;
   for (int64_t c = 0; c < C; ++c) {
@@ -191,8 +192,8 @@ void batchnorm_backward(const BatchNormDims& d, const F* x, const F* dy, const d
 #define PYRNN_BATCHNORM_INSTANTIATE(F)                                                                                 \
   template void batchnorm_forward<F>(const BatchNormDims&, const F*, const F*, const F*, F*, F*, bool, double, double, \
                                      F*, double*, double*, bool, Cancel&);                                             \
-  template void batchnorm_backward<F>(const BatchNormDims&, const F*, const F*, const double*, const double*,          \
-                                      const F*, bool, F*, F*, F*, Cancel&);
+  template void batchnorm_backward<F>(const BatchNormDims&, const F*, const F*, const F*, const double*,               \
+                                      const double*, const F*, bool, F*, F*, F*, Cancel&);
 PYRNN_BATCHNORM_INSTANTIATE(float)
 PYRNN_BATCHNORM_INSTANTIATE(double)
 #undef PYRNN_BATCHNORM_INSTANTIATE

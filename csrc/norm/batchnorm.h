@@ -34,15 +34,18 @@ struct BatchNormDims {
 };
 
 // weight, bias, running_mean, running_var may be null; mean and inv_std (C) are written. relu: y = max(y, 0), a
-// following ReLU fused into the write (inference: the graph's BatchNorm -> ReLU, pyrnn/models/graph.py).
+// following ReLU fused into the write (the graph's BatchNorm -> ReLU, pyrnn/models/graph.py).
 template <typename F>
 void batchnorm_forward(const BatchNormDims& d, const F* x, const F* weight, const F* bias, F* running_mean,
                        F* running_var, bool training, double momentum, double eps, F* y, double* mean, double* inv_std,
                        bool relu, Cancel& cancel);
 
-// weight, dweight, dbias may be null; dx (N, C) is written, dweight and dbias added into.
+// weight, dweight, dbias may be null; dx (N, C) is written, dweight and dbias added into. relu_y (N, C), may be
+// null: the output of a ReLU fused into the forward (relu), whose backward the kernel applies to dy as it reads it
+// (0 where relu_y <= 0, else dy; training: the graph's BatchNorm -> ReLU).
 template <typename F>
-void batchnorm_backward(const BatchNormDims& d, const F* x, const F* dy, const double* mean, const double* inv_std,
-                        const F* weight, bool batch_stats, F* dx, F* dweight, F* dbias, Cancel& cancel);
+void batchnorm_backward(const BatchNormDims& d, const F* x, const F* dy, const F* relu_y, const double* mean,
+                        const double* inv_std, const F* weight, bool batch_stats, F* dx, F* dweight, F* dbias,
+                        Cancel& cancel);
 
 }  // namespace pyrnn

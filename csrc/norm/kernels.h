@@ -19,14 +19,16 @@ struct NormRows {
   // y = max(that, 0), a following ReLU fused (a NaN stays NaN, as the activation kernels' max)
   void (*normalize)(int64_t C, int64_t tile_rows, const F* x, int64_t rows, const F* mean, const F* scale,
                     const F* offset, bool relu, F* y);
+  // The backward ones read dy through a fused ReLU when y (its output, rows like dy) is given: dy[n, c] is then
+  // 0 where y[n, c] <= 0, else dy[n, c] (the ReLU's backward); y null: dy itself.
   // sum_dy[c] += sum_n dy[n, c];  sum_dy_xc[c] += sum_n dy[n, c] (x[n, c] - mean[c])
-  void (*reduce)(int64_t C, const F* x, const F* dy, int64_t rows, const double* mean, double* sum_dy,
+  void (*reduce)(int64_t C, const F* x, const F* dy, const F* y, int64_t rows, const double* mean, double* sum_dy,
                  double* sum_dy_xc);
   // dx[n, c] = a[c] dy[n, c] - k1[c] - (x[n, c] - mean[c]) k2[c]
-  void (*dx)(int64_t C, const F* x, const F* dy, int64_t rows, const double* mean, const double* a, const double* k1,
-             const double* k2, F* dx);
+  void (*dx)(int64_t C, const F* x, const F* dy, const F* y, int64_t rows, const double* mean, const double* a,
+             const double* k1, const double* k2, F* dx);
   // dx[n, c] = a[c] dy[n, c]
-  void (*dx_scaled)(int64_t C, const F* dy, int64_t rows, const double* a, F* dx);
+  void (*dx_scaled)(int64_t C, const F* dy, const F* y, int64_t rows, const double* a, F* dx);
 };
 
 struct NormTable {

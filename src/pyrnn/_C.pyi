@@ -150,6 +150,7 @@ def batchnorm_backward(
     batch_stats: bool,                              # whether the forward used batch statistics
     dx: _A,                                         # written: (N, C)
     dweight: _OptA, dbias: _OptA,                   # added into: (C,) or None
+    relu_y: _OptA = None,                           # (N, C): a fused ReLU's output; dy is 0 where it is <= 0
 ) -> None: ...
 
 # 2-D pooling and upsampling on (B, H, W, C) images (csrc/pool2d); pairs are (h, w) tuples of ints

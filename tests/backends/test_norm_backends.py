@@ -379,7 +379,7 @@ def test_cpp_interrupted_batchnorm_leaves_buffers_and_gradients_untouched(traini
         np.testing.assert_array_equal(after[name], want[name], err_msg=name)
 
 
-# ------------------------------------------ the cpp backend's BatchNorm -> ReLU (inference)
+# ------------------------------------------ the cpp backend's BatchNorm -> ReLU (graph fusion)
 @pytest.mark.parametrize("isa", cpp_isas())
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("N,C", [(1, 1), (7, 3), (300, 16), (129, 70)])
@@ -398,10 +398,57 @@ def test_cpp_fused_relu_forward_is_the_reference_then_a_relu(N, C, dtype, isa):
     want = np.where(want < 0, 0, want)  # NaN stays NaN
     for threads in (1, 2):
         with cpp_team(threads, isa):
-            got = norm_cpp.batchnorm_relu_forward(x, w, b, rm, rv, 1e-5)
+            got = norm_cpp.batchnorm_relu_forward(x, w, b, rm, rv, False, 0.1, 1e-5)[0]
         assert got.dtype == dtype and got.shape == x.shape
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-6, atol=2e-6)
         np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(want), **tol)
     with pytest.raises(ValueError, match="running_mean"):
-        norm_cpp.batchnorm_relu_forward(x, w, b, None, None, 1e-5)
+        norm_cpp.batchnorm_relu_forward(x, w, b, None, None, False, 0.1, 1e-5)
+
+
+@pytest.mark.parametrize("isa", cpp_isas())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("N,C", [(2, 1), (7, 3), (300, 16), (129, 70)])
+def test_cpp_fused_relu_training_is_the_two_kernels_bit_for_bit(N, C, training, dtype, isa):
+    """Forward (batch or running statistics, the running update) and backward through the ReLU: the same bits
+    as the cpp BatchNorm, then its ReLU, then their backwards (the ReLU's dy [y > 0] read in the kernel's
+    passes), with NaN in x and dy too; the reference's numbers without NaN; every ISA and the team."""
+    if "cpp" not in BACKENDS:  # pragma: no cover - a plain install builds it
+        pytest.skip("the cpp backend is not built")
+    from pyrnn.backends import activation_cpp, activation_reference, norm_cpp
+
+    rng = np.random.default_rng(N * 10 + C)
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    rm, rv = rng.standard_normal(C).astype(dtype), rng.random(C).astype(dtype) + 0.5
+    names = ("y", "dx", "dweight", "dbias", "running_mean", "running_var")
+
+    def two_layers(bn, act, x, dy):
+        m, v, dw, db = rm.copy(), rv.copy(), np.zeros_like(w), np.zeros_like(b)
+        y, saved = bn.batchnorm_forward(x, w, b, m, v, training, 0.1, 1e-5)
+        r, rsaved = act.activation_forward("relu", y, 0.0)
+        return r, bn.batchnorm_backward(saved, act.activation_backward("relu", rsaved, dy, 0.0), dw, db), dw, db, m, v
+
+    def fused(x, dy):
+        m, v, dw, db = rm.copy(), rv.copy(), np.zeros_like(w), np.zeros_like(b)
+        y, saved = norm_cpp.batchnorm_relu_forward(x, w, b, m, v, training, 0.1, 1e-5)
+        return y, norm_cpp.batchnorm_relu_backward(saved, y, dy, dw, db), dw, db, m, v
+
+    for nan in (False, True):
+        x, dy = rng.standard_normal((N, C)).astype(dtype), rng.standard_normal((N, C)).astype(dtype)
+        if nan:
+            x[rng.random(x.shape) < 0.02] = np.nan
+            dy[rng.random(dy.shape) < 0.02] = np.nan
+        for threads in (1, 2):
+            with cpp_team(threads, isa):
+                got, want = fused(x, dy), two_layers(norm_cpp, activation_cpp, x, dy)
+            for name, a, e in zip(names, got, want):
+                np.testing.assert_array_equal(a, e, err_msg=f"{name}, {threads} thread(s), NaN {nan}")
+        if not nan:
+            tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+            for name, a, e in zip(names, got, two_layers(ref, activation_reference, x, dy)):
+                np.testing.assert_allclose(a, e, err_msg=name, **tol)
+    saved = norm_cpp.batchnorm_relu_forward(x, w, b, rm.copy(), rv.copy(), training, 0.1, 1e-5)[1]
+    with pytest.raises(ValueError, match=r"y: expected the fused forward's output"):
+        norm_cpp.batchnorm_relu_backward(saved, x[:1], dy, None, None)

@@ -385,23 +385,31 @@ def test_defaults_are_torch_defaults():
     assert "BatchNorm1D" in pyrnn.layers.__all__ and pyrnn.BatchNorm2D is BatchNorm2D
 
 
-def test_fused_relu_forward_only_where_it_applies():
-    """max(forward, 0) in eval mode with gradients off on the cpp backend; None with gradients on (nothing
-    would be saved for the backward), in training, without running statistics, or on a backend without it."""
+def test_fused_relu_forward_is_max_of_forward_and_its_backward_the_relus_then_the_batchnorms():
+    """On the cpp backend, in every mode: max(forward, 0), the same running statistics and counter, and a
+    backward (taking the ReLU output's gradient) equal to the ReLU's backward then the BatchNorm's; None on a
+    backend without the fused kernels."""
     if "cpp" not in pyrnn.available_backends():
         pytest.skip("the fused kernel is the cpp backend's")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 4, 5, 3)).astype(np.float32)
-    bn = pyrnn.BatchNorm2D(3)
-    bn.buffers["running_mean"][...] = rng.standard_normal(3)
-    bn.eval()
-    with pyrnn.use_backend("cpp"):
-        assert bn.fused_relu_forward(x) is None  # gradients on
-        with pyrnn.no_grad():
-            np.testing.assert_array_equal(bn.fused_relu_forward(x), np.maximum(bn.forward(x), 0))
-            bn.train()
-            assert bn.fused_relu_forward(x) is None
-            bn.eval()
-            assert pyrnn.BatchNorm2D(3, track_running_stats=False).eval().fused_relu_forward(x) is None
-    with pyrnn.use_backend("numpy"), pyrnn.no_grad():
-        assert bn.fused_relu_forward(x) is None
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    for training, track in ((True, True), (False, True), (True, False)):
+        fused, plain, relu = pyrnn.BatchNorm2D(3, track_running_stats=track), pyrnn.BatchNorm2D(3, track_running_stats=track), pyrnn.ReLU()
+        for bn in (fused, plain):
+            bn.params["weight"][...] = [1.5, -0.5, 1.0]
+            if track:
+                bn.buffers["running_mean"][...] = [0.2, -0.1, 0.3]
+            bn.train(training)
+        with pyrnn.use_backend("cpp"):
+            with pyrnn.no_grad():
+                np.testing.assert_array_equal(fused.fused_relu_forward(x), relu.forward(plain.forward(x)))
+            y = fused.fused_relu_forward(x)
+            np.testing.assert_array_equal(y, relu.forward(plain.forward(x)))
+            np.testing.assert_array_equal(fused.backward(dy), plain.backward(relu.backward(dy)))
+        for k, v in plain.state_dict().items():
+            np.testing.assert_array_equal(fused.state_dict()[k], v, err_msg=f"{k} training={training}")
+        for k, g in plain.grads.items():
+            np.testing.assert_array_equal(fused.grads[k], g, err_msg=f"grad {k} training={training}")
+    with pyrnn.use_backend("numpy"):
+        assert fused.fused_relu_forward(x) is None

@@ -124,7 +124,7 @@ def test_backward_without_a_forward_that_kept_anything_is_a_named_error(forward)
         model.backward(np.zeros((4, 2)))
 
 
-# ------------------------------------------ BatchNorm -> ReLU fused under inference
+# ------------------------------------------ BatchNorm -> ReLU fused
 def _bn_relu_model(fan_out=False, bn_is_output=False):
     inp = pyrnn.Input(name="x")
     h = pyrnn.Conv2D(3, 8, 3, padding=1, seed=0)(inp)
@@ -140,10 +140,21 @@ def _bn_relu_model(fan_out=False, bn_is_output=False):
     return model
 
 
+def _forward_backward(model, x):
+    """The outputs, then every gradient (the input's, the parameters') and the state after a backward of ones."""
+    model.zero_grad()
+    out = model.forward(x)
+    outs = out if isinstance(out, tuple) else (out,)
+    dx = model.backward(*(np.ones_like(o) for o in outs))
+    return [*outs, dx, *(g.copy() for layer in model.layers for g in layer.grads.values()),
+            *model.state_dict().values()]
+
+
 @pytest.mark.parametrize("fan_out,bn_is_output,fused", [(False, False, 1), (True, False, 0), (False, True, 0)])
-def test_inference_fuses_a_batchnorm_and_the_relu_that_alone_reads_it(monkeypatch, fan_out, bn_is_output, fused):
-    """Same numbers as the two layers (and the NumPy backend); fused only when the ReLU is the BatchNorm's
-    only reader and the BatchNorm's value is no output; never with gradients on or in training mode."""
+def test_a_batchnorm_and_the_relu_that_alone_reads_it_run_fused(monkeypatch, fan_out, bn_is_output, fused):
+    """Fused only when the ReLU is the BatchNorm's only reader and the BatchNorm's value is no output; then in
+    every mode (inference, training with its backward): the same bits as the two layers on the same backend,
+    the NumPy backend's numbers."""
     if "cpp" not in pyrnn.available_backends():
         pytest.skip("the fused kernel is the cpp backend's")
     from pyrnn.backends import backend_module
@@ -152,24 +163,27 @@ def test_inference_fuses_a_batchnorm_and_the_relu_that_alone_reads_it(monkeypatc
     cpp = backend_module("cpp")
     real = cpp.batchnorm_relu_forward
     monkeypatch.setattr(cpp, "batchnorm_relu_forward", lambda *a: calls.append(1) or real(*a))
-    model = _bn_relu_model(fan_out, bn_is_output)
     x = np.random.default_rng(2).standard_normal((2, 6, 5, 3)).astype(np.float32)
-    model.eval()
-    with pyrnn.use_backend("numpy"), pyrnn.no_grad():  # the NumPy backend has no fused kernel: the two layers
-        want = model.forward(x)
-    with pyrnn.use_backend("cpp"):
-        plain = model.forward(x)  # gradients on: the two layers (consumed by a backward)
-        model.backward(*(np.zeros_like(p) for p in (plain if isinstance(plain, tuple) else (plain,))))
-        assert calls == []
-        with pyrnn.inference():
-            got = model.forward(x)
-        assert len(calls) == fused
-        model.train()
-        with pyrnn.inference():  # inference() normalises with the running statistics too
-            model.forward(x)
-        with pyrnn.no_grad():  # train mode: batch statistics, not fused
-            model.forward(x)
-        assert len(calls) == 2 * fused
-    for a, b, c in zip(*(v if isinstance(v, tuple) else (v,) for v in (got, plain, want))):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+    got, want = {}, {}
+    for mode in ("eval", "train"):
+        model = _bn_relu_model(fan_out, bn_is_output).train(mode == "train")
+        with pyrnn.use_backend("cpp"):
+            with pyrnn.inference():
+                got[mode, "inference"] = model.forward(x)
+            got[mode, "step"] = _forward_backward(model, x)
+        assert len(calls) == (2 if mode == "eval" else 4) * fused
+        model = _bn_relu_model(fan_out, bn_is_output).train(mode == "train")
+        with monkeypatch.context() as m:  # the cpp backend without the fused kernels: the two layers
+            m.delattr(cpp, "batchnorm_relu_forward")
+            with pyrnn.use_backend("cpp"):
+                with pyrnn.inference():
+                    want[mode, "inference"] = model.forward(x)
+                want[mode, "step"] = _forward_backward(model, x)
+        model = _bn_relu_model(fan_out, bn_is_output).train(mode == "train")
+        with pyrnn.use_backend("numpy"):
+            reference = _forward_backward(model, x)
+        for a, b, c in zip(got[mode, "step"], want[mode, "step"], reference):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
+        for a, b in zip(*((v if isinstance(v, tuple) else (v,)) for v in (got[mode, "inference"], want[mode, "inference"]))):
+            np.testing.assert_array_equal(a, b)

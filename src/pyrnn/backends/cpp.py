@@ -87,5 +87,10 @@ from .activation_cpp import activation_backward, activation_forward  # noqa: E40
 from .concat_cpp import concat_last, split_last  # noqa: E402,F401
 from .conv2d_cpp import conv2d_backward, conv2d_forward  # noqa: E402,F401
 from .conv_cpp import conv1d_backward, conv1d_forward, pool1d_backward, pool1d_forward  # noqa: E402,F401
-from .norm_cpp import batchnorm_backward, batchnorm_forward, batchnorm_relu_forward  # noqa: E402,F401
+from .norm_cpp import (  # noqa: E402,F401
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_relu_backward,
+    batchnorm_relu_forward,
+)
 from .pool2d_cpp import pool2d_backward, pool2d_forward, upsample2d_backward, upsample2d_forward  # noqa: E402,F401

@@ -26,15 +26,30 @@ def batchnorm_forward(x, weight, bias, running_mean, running_var, training, mome
     return y, BatchNormSaved(x, mean, inv_std, weight, bool(training))
 
 
-def batchnorm_relu_forward(x, weight, bias, running_mean, running_var, eps):
-    """``max(batchnorm_forward(x, ..., training=False, ...)[0], 0)`` in one pass: a BatchNorm with running
-    statistics and the ReLU after it, for inference (nothing saved). Not in the contract: the graph runs it
-    where the backend has it (:meth:`pyrnn.models.Model.forward`) and the two layers elsewhere."""
-    N, C, _, eps = check_batchnorm_forward(x, weight, bias, running_mean, running_var, False, 0.0, eps)
+def batchnorm_relu_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """``batchnorm_forward`` and the ReLU after it in one pass: ``(max(y, 0), saved)``, which
+    :func:`batchnorm_relu_backward` takes with that output. Not in the contract: the graph runs it for a
+    BatchNorm whose output only a ReLU reads, where the backend has it (:meth:`pyrnn.models.Model.forward`),
+    and the two layers elsewhere."""
+    N, C, momentum, eps = check_batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps)
     y = _buffers.empty_like(x)
-    _C.batchnorm_forward(x, weight, bias, running_mean, running_var, False, 0.0, eps, y, np.empty(C, np.float64),
-                         np.empty(C, np.float64), True)
-    return y
+    mean, inv_std = np.empty(C, np.float64), np.empty(C, np.float64)
+    _C.batchnorm_forward(x, weight, bias, running_mean, running_var, bool(training), momentum, eps, y, mean, inv_std,
+                         True)
+    return y, BatchNormSaved(x, mean, inv_std, weight, bool(training))
+
+
+def batchnorm_relu_backward(saved, y, dy, dweight, dbias):
+    """``batchnorm_backward`` of ``dy`` through the ReLU whose output ``y`` (N, C) :func:`batchnorm_relu_forward`
+    returned: the ReLU's backward (0 where y <= 0, else dy) applied as the kernel reads dy, in one pass."""
+    check_batchnorm_backward(saved, dy, dweight, dbias)
+    if not isinstance(y, np.ndarray) or y.shape != dy.shape or y.dtype != dy.dtype:
+        raise ValueError(f"y: expected the fused forward's output, an array of shape {dy.shape} and dtype {dy.dtype}, "
+                         f"got {type(y).__name__} {getattr(y, 'shape', '')} {getattr(y, 'dtype', '')}")
+    dx = _buffers.empty_like(dy)
+    _C.batchnorm_backward(saved.x, dy, saved.mean, saved.inv_std, saved.weight, bool(saved.batch_stats), dx,
+                          dweight, dbias, y)
+    return dx
 
 
 def batchnorm_backward(saved, dy, dweight, dbias):

@@ -94,6 +94,21 @@ class _BatchNorm(Layer):
         -------
         y : ndarray of x's shape
         """
+        return self._run(x, None)
+
+    def fused_relu_forward(self, x):
+        """``max(forward(x), 0)`` in one pass where the backend has the fused kernels (cpp), else None. The graph
+        calls it for a BatchNorm whose output only a ReLU reads (:meth:`pyrnn.models.Model.forward`), and then
+        skips the ReLU: in training :meth:`backward` takes the ReLU's upstream gradient and applies the ReLU's
+        backward as it reads it. The same numbers as the two layers."""
+        kernels = backend_module(get_backend())
+        fused = getattr(kernels, "batchnorm_relu_forward", None)
+        if fused is None or (is_grad_enabled() and not hasattr(kernels, "batchnorm_relu_backward")):
+            return None
+        return self._run(x, fused)
+
+    def _run(self, x, fused):
+        """forward (``fused`` None) or the fused BatchNorm -> ReLU (``fused``: the backend's kernel)."""
         x = self._check_input(x)
         C = self.num_features
         x2 = x.reshape(-1, C)
@@ -112,40 +127,30 @@ class _BatchNorm(Layer):
         elif batch_stats:  # batch statistics and nothing to update: track_running_stats=False
             running_mean = running_var = None
         backend = get_backend()
-        y, saved = backend_module(backend).batchnorm_forward(
-            x2, self.params.get("weight"), self.params.get("bias"), running_mean, running_var, batch_stats, momentum,
-            self.eps)
+        kernel = fused or backend_module(backend).batchnorm_forward
+        y, saved = kernel(x2, self.params.get("weight"), self.params.get("bias"), running_mean, running_var,
+                          batch_stats, momentum, self.eps)
         if tracking:  # counted once the kernel has run: an interrupted forward (Ctrl-C) changes no state
             self.buffers["num_batches_tracked"] += 1
-        self._save((backend, saved, x.shape))
-        return y.reshape(x.shape)
-
-    def fused_relu_forward(self, x):
-        """``max(forward(x), 0)`` in one pass where it applies, else None: normalising with the running
-        statistics (eval mode or :func:`pyrnn.inference`) on a backend with the fused kernel (cpp), with
-        gradients off (nothing is saved for a backward). The graph calls it for a BatchNorm whose output
-        only a ReLU reads (:meth:`pyrnn.models.Model.forward`)."""
-        if is_grad_enabled() or self.is_training or not self.track_running_stats:
-            return None
-        fused = getattr(backend_module(get_backend()), "batchnorm_relu_forward", None)
-        if fused is None:
-            return None
-        x = self._check_input(x)
-        y = fused(x.reshape(-1, self.num_features), self.params.get("weight"), self.params.get("bias"),
-                  self.buffers["running_mean"], self.buffers["running_var"], self.eps)
+        self._save((backend, saved, x.shape, y if fused else None))  # fused: the ReLU's output, for its backward
         return y.reshape(x.shape)
 
     # batch statistics: dx = inv_std / N * (N g - sum_n g - x_hat sum_n g x_hat), g = dy * weight
     # running statistics: dx = g * inv_std;  dweight += sum_n dy x_hat;  dbias += sum_n dy
+    # after fused_relu_forward, dy is first the ReLU's backward of the upstream gradient: 0 where y <= 0, else dy
     def backward(self, dy):
-        """Gradient of the last ``forward``: dy of x's shape -> dx; ``weight`` and ``bias``
-        gradients are added into :attr:`grads`."""
-        backend, saved, x_shape = self._peek_saved()
+        """Gradient of the last ``forward`` (or ``fused_relu_forward``: dy is then the gradient of the ReLU's
+        output): dy of x's shape -> dx; ``weight`` and ``bias`` gradients are added into :attr:`grads`."""
+        backend, saved, x_shape, relu_y = self._peek_saved()
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, x_shape, "(the shape of the last forward's x)")
         self._pop_saved()
-        dx = backend_module(backend).batchnorm_backward(
-            saved, dy.reshape(-1, self.num_features), self.grads.get("weight"), self.grads.get("bias"))
+        kernels, dy2 = backend_module(backend), dy.reshape(-1, self.num_features)
+        dw, db = self.grads.get("weight"), self.grads.get("bias")
+        if relu_y is None:
+            dx = kernels.batchnorm_backward(saved, dy2, dw, db)
+        else:
+            dx = kernels.batchnorm_relu_backward(saved, relu_y, dy2, dw, db)
         return dx.reshape(x_shape)
 
     def get_config(self):

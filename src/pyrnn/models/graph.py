@@ -108,9 +108,9 @@ class Model(BaseModel):
             raise ValueError(f"Model.forward: expected {len(self.inputs)} input arrays, got {len(arrays)}")
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
         meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}
-        # gradients off (inference, predict): a BatchNorm and the ReLU that alone reads it in one pass where
-        # the backend fuses them (the BatchNorm's value is then the ReLU's, read by that ReLU only)
-        pairs, fused = (self._batchnorm_relu_pairs() if not is_grad_enabled() else {}), set()
+        # a BatchNorm and the ReLU that alone reads it in one pass where the backend fuses them (the BatchNorm's
+        # value is then the ReLU's, read by that ReLU only; backward skips the ReLU: the BatchNorm applies it)
+        pairs, fused = self._batchnorm_relu_pairs(), set()
         with forward_scope():  # one graph call: a shared layer stacks its calls
             for i, (node, done) in enumerate(zip(self.nodes, self._last_uses)):
                 if node.layer is None:
@@ -133,8 +133,8 @@ class Model(BaseModel):
                         meta[id(t)] = (v.shape, v.dtype)
                 for key in done:  # read by no later node
                     del values[key]
-        if is_grad_enabled():  # for backward's zero gradients; inference (other threads too) leaves it alone
-            self._out_meta = meta
+        if is_grad_enabled():  # for backward's zero gradients and fused ReLUs; inference (other threads too) leaves them
+            self._out_meta, self._fused_relus = meta, fused
         outs = [values[id(t)] for t in self.outputs]
         out = outs[0] if self._single_output else tuple(outs)
         note_output(out)
@@ -176,8 +176,15 @@ class Model(BaseModel):
         for t, g in zip(self.outputs, grads):
             if g is not None:
                 acc[id(t)] = g if id(t) not in acc else _sum(acc[id(t)], g)
-        for node in reversed(self.nodes):
+        fused = getattr(self, "_fused_relus", ())
+        for i in reversed(range(len(self.nodes))):
+            node = self.nodes[i]
             if node.layer is None:
+                continue
+            if i in fused:  # a ReLU the BatchNorm before it ran: its gradient goes to the BatchNorm as it is
+                g = acc.pop(id(node.outputs[0]), None)
+                if g is not None:
+                    acc[id(node.inputs[0])] = g  # the BatchNorm's output: the ReLU alone reads it
                 continue
             douts = [acc.pop(id(t), None) for t in node.outputs]  # complete: every consumer came before
             douts = [np.zeros(*meta[id(t)]) if g is None else g for t, g in zip(node.outputs, douts)]
