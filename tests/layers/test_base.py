@@ -176,3 +176,21 @@ def test_buffers_are_state_but_not_parameters_and_round_trip_bit_for_bit(tmp_pat
         again.load_state_dict(dict(again.state_dict(), **{"0.num_batches_tracked": np.array(1.0)}))
     with pytest.raises(ValueError, match=r"missing \['0.running_mean'\]"):
         again.load_state_dict({k: v for k, v in again.state_dict().items() if k != "0.running_mean"})
+
+
+def test_forward_signatures_are_kept_per_function_and_follow_a_replaced_forward():
+    """graph_inputs binds every call to forward's signature (a Sequential does, at every step): built once per
+    function, bound and unbound apart, and a forward replaced on one layer is bound by its own signature."""
+    import inspect
+
+    from pyrnn.layers.base import signature_of
+
+    a, b = pyrnn.Dense(2, 3), pyrnn.Dense(2, 3)
+    assert signature_of(a.forward) is signature_of(b.forward) == inspect.signature(a.forward)
+    assert signature_of(pyrnn.Dense.forward) == inspect.signature(pyrnn.Dense.forward)  # with self
+    assert "self" not in signature_of(a.forward).parameters and "self" in signature_of(pyrnn.Dense.forward).parameters
+    assert a.graph_inputs("x") == ["x"]
+    a.forward = lambda x, extra=7: x
+    assert a.graph_inputs(1) == [1, 7] and b.graph_inputs(1) == [1]
+    with pytest.raises(TypeError, match="Dense"):
+        b.graph_inputs(1, 2)

@@ -26,6 +26,7 @@ import inspect
 import math
 import threading
 import warnings
+import weakref
 
 import numpy as np
 
@@ -91,6 +92,25 @@ def load_strict(own, state):
         new[k] = arr
     for k, arr in new.items():  # only after every key passed
         own[k][...] = arr
+
+
+_SIGNATURES = weakref.WeakKeyDictionary()  # {function: {bound: inspect.Signature}}
+
+
+def signature_of(fn):
+    """``inspect.signature(fn)``, kept per function (and whether ``fn`` is bound to an object): a
+    ``Sequential`` binds every layer's call to its ``forward`` at every step, and building a signature
+    costs tens of microseconds."""
+    func = getattr(fn, "__func__", fn)
+    try:
+        by_binding = _SIGNATURES.setdefault(func, {})
+    except TypeError:  # not weakly referenceable (a builtin): not kept
+        return inspect.signature(fn)
+    bound = func is not fn
+    sig = by_binding.get(bound)
+    if sig is None:
+        sig = by_binding[bound] = inspect.signature(fn)
+    return sig
 
 
 def _scoped(forward):
@@ -287,7 +307,7 @@ class Layer:
     def graph_inputs(self, *args, **kwargs):
         """The call's arguments as a flat list of input slots, in ``forward``'s parameter
         order (None = absent); ``*args`` of ``forward`` (merges) are spread out."""
-        sig = inspect.signature(self.forward)
+        sig = signature_of(self.forward)
         try:
             bound = sig.bind(*args, **kwargs)
         except TypeError as exc:

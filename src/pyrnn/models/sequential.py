@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
 from ..grad_mode import forward_scope, is_grad_enabled, note_output
+from ..layers.base import signature_of
 from ..layers.registry import layer_config, layer_from_config
 from .base import BaseModel
 from .summary import observe
 
 
 def _takes_lengths(layer):
-    return "lengths" in inspect.signature(layer.graph_inputs).parameters or \
-        "lengths" in inspect.signature(layer.forward).parameters
+    return "lengths" in signature_of(layer.graph_inputs).parameters or \
+        "lengths" in signature_of(layer.forward).parameters
 
 
 class Sequential(BaseModel):
