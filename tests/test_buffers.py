@@ -81,6 +81,23 @@ def test_free_neighbours_merge_and_written_pages_come_first():
     assert _offset(small) == 0
 
 
+def test_a_request_that_finds_no_room_forgets_only_the_idle_blocks_in_its_way():
+    """Written pages full of idle blocks: a new size takes the lowest range they cover and forgets those
+    alone; the idle blocks of other sizes stay for their next requests (a training step asks for the same
+    sizes again), and nothing grows past the written pages."""
+    blocks = [_buffers.empty(BIG, np.float32) for _ in range(3)]
+    offsets = [_offset(b) for b in blocks]
+    top = _buffers._arenas[0].top
+    del blocks
+    wide = _buffers.empty((BIG[0] + 1, BIG[1]), np.float32)  # a little more than one block: over the first two
+    assert _offset(wide) == 0
+    again = _buffers.empty(BIG, np.float32)  # the third block, still pooled
+    assert _offset(again) == offsets[2] and _buffers._arenas[0].top == top
+    wide[...] = 1
+    again[...] = 2
+    assert (wide == 1).all()
+
+
 def test_a_request_larger_than_an_arena_gets_its_own():
     a = _buffers.empty(BIG, np.float32)
     huge = _buffers.empty((_buffers.ARENA_BYTES // 4 + 1,), np.float32)
