@@ -187,3 +187,16 @@ def test_a_batchnorm_and_the_relu_that_alone_reads_it_run_fused(monkeypatch, fan
             np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
         for a, b in zip(*((v if isinstance(v, tuple) else (v,)) for v in (got[mode, "inference"], want[mode, "inference"]))):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_deep_copy_of_a_model_runs_as_the_original():
+    """copy.deepcopy makes new tensors: a model's step plan holds tensor numbers, not ids (it used to raise
+    KeyError); the copy gives the original's outputs and gradients, fan-out and merges included."""
+    import copy
+
+    model = _bn_relu_model(fan_out=True, bn_is_output=True)
+    twin = copy.deepcopy(model)
+    x = np.random.default_rng(3).standard_normal((2, 6, 5, 3)).astype(np.float32)
+    for a, b in zip(_forward_backward(model, x), _forward_backward(twin, x)):
+        np.testing.assert_array_equal(a, b)
+    assert all(p is not q for p, q in zip(model.parameters(), twin.parameters()))

@@ -53,7 +53,15 @@ class Model(BaseModel):
         self.outputs = _flatten(outputs, "outputs")
         self._single_output = isinstance(outputs, SymbolicTensor)
         self.nodes = self._toposort()
-        self._last_uses = self._last_uses_of_tensors()
+        # every tensor's number (its slot in a step's values): the step plan holds numbers, not ids, so it
+        # stays true for a copy of the model (copy.deepcopy makes new tensors)
+        slots = {}
+        for t in (*self.inputs, *self.outputs, *(t for node in self.nodes for t in (*node.inputs, *node.outputs))):
+            if t is not None:
+                slots.setdefault(id(t), len(slots))
+        self._in_slots = [slots[id(t)] for t in self.inputs]
+        self._out_slots = [slots[id(t)] for t in self.outputs]
+        self._plan = self._step_plan(slots)
         layers = []
         for node in self.nodes:
             if node.layer is not None and all(node.layer is not l for l in layers):
@@ -84,20 +92,28 @@ class Model(BaseModel):
                 raise ValueError(f"Model: the outputs depend on an Input that is not among the model's inputs ({node.outputs[0]!r})")
         return order
 
-    def _last_uses_of_tensors(self):
-        """For each node (by position), the ids of the tensors no later node reads and that are
-        not model outputs: the forward lets go of them once that node has run."""
+    def _step_plan(self, slots):
+        """Per layer node, in order, what a step does with it: ``(position, layer, input slots (None for an
+        absent input), output slots, slots of the tensors no later node reads and no model output is (the
+        forward lets go of them once the node has run), whether only the model's inputs feed it)``."""
         last = {}
         for i, node in enumerate(self.nodes):
             for t in node.inputs:
                 if t is not None:
-                    last[id(t)] = i
-        for t in self.outputs:
-            last.pop(id(t), None)
-        out = [[] for _ in self.nodes]
-        for key, i in last.items():
-            out[i].append(key)
-        return out
+                    last[slots[id(t)]] = i
+        for k in self._out_slots:
+            last.pop(k, None)
+        done = [[] for _ in self.nodes]
+        for k, i in last.items():
+            done[i].append(k)
+        plan = []
+        for i, node in enumerate(self.nodes):
+            if node.layer is None:
+                continue
+            plan.append((i, node.layer, tuple(None if t is None else slots[id(t)] for t in node.inputs),
+                         tuple(slots[id(t)] for t in node.outputs), tuple(done[i]),
+                         all(t is None or t.node.layer is None for t in node.inputs)))
+        return plan
 
     # ------------------------------------------------------------- forward
     def forward(self, *arrays):
@@ -106,36 +122,34 @@ class Model(BaseModel):
             arrays = tuple(arrays[0])
         if len(arrays) != len(self.inputs):
             raise ValueError(f"Model.forward: expected {len(self.inputs)} input arrays, got {len(arrays)}")
-        values = {id(t): a for t, a in zip(self.inputs, arrays)}
+        values = dict(zip(self._in_slots, arrays))
         meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}
         # a BatchNorm and the ReLU that alone reads it in one pass where the backend fuses them (the BatchNorm's
         # value is then the ReLU's, read by that ReLU only; backward skips the ReLU: the BatchNorm applies it)
         pairs, fused = self._batchnorm_relu_pairs(), set()
         with forward_scope():  # one graph call: a shared layer stacks its calls
-            for i, (node, done) in enumerate(zip(self.nodes, self._last_uses)):
-                if node.layer is None:
-                    continue
-                args = [None if t is None else values[id(t)] for t in node.inputs]
+            for i, layer, in_ids, out_ids, done, _ in self._plan:
+                args = [None if k is None else values[k] for k in in_ids]
                 outs = None
                 if i in fused:
                     outs = (args[0],)
                 elif i in pairs:
-                    y = node.layer.fused_relu_forward(args[0])
+                    y = layer.fused_relu_forward(args[0])
                     if y is not None:
                         outs = (y,)
                         fused.add(pairs[i])
                 if outs is None:
-                    outs = node.layer.graph_forward(*args)
-                observe(node.layer, outs)
-                for t, v in zip(node.outputs, outs):
-                    values[id(t)] = v
+                    outs = layer.graph_forward(*args)
+                observe(layer, outs)
+                for k, v in zip(out_ids, outs):
+                    values[k] = v
                     if isinstance(v, np.ndarray):
-                        meta[id(t)] = (v.shape, v.dtype)
-                for key in done:  # read by no later node
-                    del values[key]
+                        meta[k] = (v.shape, v.dtype)
+                for k in done:  # read by no later node
+                    del values[k]
         if is_grad_enabled():  # for backward's zero gradients and fused ReLUs; inference (other threads too) leaves them
             self._out_meta, self._fused_relus = meta, fused
-        outs = [values[id(t)] for t in self.outputs]
+        outs = [values[k] for k in self._out_slots]
         out = outs[0] if self._single_output else tuple(outs)
         note_output(out)
         return out
@@ -173,28 +187,24 @@ class Model(BaseModel):
             raise ValueError("Model.backward: expected a forward() with gradients on first, got none (forwards under "
                              "no_grad() or inference() keep nothing for backward)")
         acc = {}
-        for t, g in zip(self.outputs, grads):
+        for k, g in zip(self._out_slots, grads):
             if g is not None:
-                acc[id(t)] = g if id(t) not in acc else _sum(acc[id(t)], g)
+                acc[k] = g if k not in acc else _sum(acc[k], g)
         fused = getattr(self, "_fused_relus", ())
-        for i in reversed(range(len(self.nodes))):
-            node = self.nodes[i]
-            if node.layer is None:
-                continue
+        for i, layer, in_ids, out_ids, _, fed_by_inputs in reversed(self._plan):
             if i in fused:  # a ReLU the BatchNorm before it ran: its gradient goes to the BatchNorm as it is
-                g = acc.pop(id(node.outputs[0]), None)
+                g = acc.pop(out_ids[0], None)
                 if g is not None:
-                    acc[id(node.inputs[0])] = g  # the BatchNorm's output: the ReLU alone reads it
+                    acc[in_ids[0]] = g  # the BatchNorm's output: the ReLU alone reads it
                 continue
-            douts = [acc.pop(id(t), None) for t in node.outputs]  # complete: every consumer came before
-            douts = [np.zeros(*meta[id(t)]) if g is None else g for t, g in zip(node.outputs, douts)]
-            fed_by_inputs = all(t is None or t.node.layer is None for t in node.inputs)
-            dins = node.layer.graph_backward(*douts, need_input_grad=input_grad or not fed_by_inputs)
-            for t, g in zip(node.inputs, dins):
-                if t is None or g is None:
+            douts = [acc.pop(k, None) for k in out_ids]  # complete: every consumer came before
+            douts = [np.zeros(*meta[k]) if g is None else g for k, g in zip(out_ids, douts)]
+            dins = layer.graph_backward(*douts, need_input_grad=input_grad or not fed_by_inputs)
+            for k, g in zip(in_ids, dins):
+                if k is None or g is None:
                     continue
-                acc[id(t)] = g if id(t) not in acc else _sum(acc[id(t)], g)  # fan-out: gradients add
-        return tuple(acc.get(id(t)) for t in self.inputs) if len(self.inputs) > 1 else acc.get(id(self.inputs[0]))
+                acc[k] = g if k not in acc else _sum(acc[k], g)  # fan-out: gradients add
+        return tuple(acc.get(k) for k in self._in_slots) if len(self.inputs) > 1 else acc.get(self._in_slots[0])
 
     # -------------------------------------------------------------- config
     def get_config(self):
