@@ -130,6 +130,11 @@ inline bool python_signal_raised(void*) {
 // _C._interrupt_next_kernel.
 inline std::atomic<long long> g_interrupt_next_kernel{0};
 
+// Private (tests): kernel calls that stopped on a cancellation since the module loaded (a Ctrl-C that a kernel
+// took; one that lands after a kernel's last poll is raised by Python after the call, which ran to its end).
+// See _C._cancelled_calls.
+inline std::atomic<long long> g_cancelled_calls{0};
+
 // The test countdown's hook: true (KeyboardInterrupt set) when *ctx polls are spent.
 inline bool countdown_spent(void* ctx) {
   if (--*static_cast<long long*>(ctx) > 0) return false;
@@ -163,7 +168,10 @@ void run_kernel(Kernel&& kernel) {
                     "unable to allocate the kernel's scratch memory: these sizes need more than this machine has");
     throw py::error_already_set();
   }
-  if (cancel.cancelled()) throw py::error_already_set();
+  if (cancel.cancelled()) {
+    g_cancelled_calls.fetch_add(1);
+    throw py::error_already_set();
+  }
 }
 
 }  // namespace pyrnn

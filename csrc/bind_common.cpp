@@ -193,6 +193,10 @@ void bind_common(py::module_& m) {
       py::arg("polls"),
       "Private (tests): the next kernel called from the main thread raises KeyboardInterrupt at its polls-th poll "
       "of the cancellation hook, as Ctrl-C landing there would (it polls at every chunk or step); 0 cancels.");
+  m.def(
+      "_cancelled_calls", [] { return g_cancelled_calls.load(); },
+      "Private (tests): kernel calls that stopped on a cancellation (a Ctrl-C the kernel took) since the module "
+      "loaded.");
 }
 
 }  // namespace pyrnn

@@ -76,6 +76,9 @@ def _free_threads() -> int:
 def _interrupt_next_kernel(polls: int) -> None:
     """Private (tests): the next kernel called from the main thread raises KeyboardInterrupt at its polls-th poll."""
 
+def _cancelled_calls() -> int:
+    """Private (tests): kernel calls that stopped on a cancellation since the module loaded."""
+
 
 def recurrent_forward(
     cell: int,
