@@ -124,13 +124,7 @@ os.register_at_fork(after_in_child=_after_fork)
 def _forget_idle():
     """Drop every idle block: their ranges become free (under the lock)."""
     for arena in _arenas:
-        arena.blocks = [b for b in arena.blocks if not _idle(b)]
-    for size in list(_by_size):
-        left = [b for b in _by_size[size] if not _idle(b)]
-        if left:
-            _by_size[size] = left
-        else:
-            del _by_size[size]
+        _drop(arena, [b for b in arena.blocks if _idle(b)])
 
 
 def _place(nbytes, above_top):
