@@ -17,13 +17,19 @@ from .contract import BatchNormSaved
 from .norm_reference import check_batchnorm_backward, check_batchnorm_forward
 
 
-def batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
-    """See :mod:`pyrnn.backends.norm_reference`."""
+def _forward(x, weight, bias, running_mean, running_var, training, momentum, eps, relu):
+    """batchnorm_forward, with ``max(y, 0)`` in the same pass when ``relu``."""
     N, C, momentum, eps = check_batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps)
     y = _buffers.empty_like(x)
     mean, inv_std = np.empty(C, np.float64), np.empty(C, np.float64)
-    _C.batchnorm_forward(x, weight, bias, running_mean, running_var, bool(training), momentum, eps, y, mean, inv_std)
+    _C.batchnorm_forward(x, weight, bias, running_mean, running_var, bool(training), momentum, eps, y, mean, inv_std,
+                         relu)
     return y, BatchNormSaved(x, mean, inv_std, weight, bool(training))
+
+
+def batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """See :mod:`pyrnn.backends.norm_reference`."""
+    return _forward(x, weight, bias, running_mean, running_var, training, momentum, eps, False)
 
 
 def batchnorm_relu_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
@@ -31,12 +37,7 @@ def batchnorm_relu_forward(x, weight, bias, running_mean, running_var, training,
     :func:`batchnorm_relu_backward` takes with that output. Not in the contract: the graph runs it for a
     BatchNorm whose output only a ReLU reads, where the backend has it (:meth:`pyrnn.models.Model.forward`),
     and the two layers elsewhere."""
-    N, C, momentum, eps = check_batchnorm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps)
-    y = _buffers.empty_like(x)
-    mean, inv_std = np.empty(C, np.float64), np.empty(C, np.float64)
-    _C.batchnorm_forward(x, weight, bias, running_mean, running_var, bool(training), momentum, eps, y, mean, inv_std,
-                         True)
-    return y, BatchNormSaved(x, mean, inv_std, weight, bool(training))
+    return _forward(x, weight, bias, running_mean, running_var, training, momentum, eps, True)
 
 
 def batchnorm_relu_backward(saved, y, dy, dweight, dbias):

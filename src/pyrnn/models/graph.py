@@ -62,6 +62,7 @@ class Model(BaseModel):
         self._in_slots = [slots[id(t)] for t in self.inputs]
         self._out_slots = [slots[id(t)] for t in self.outputs]
         self._plan = self._step_plan(slots)
+        self._bn_relu_pairs = self._batchnorm_relu_pairs(slots)
         layers = []
         for node in self.nodes:
             if node.layer is not None and all(node.layer is not l for l in layers):
@@ -126,7 +127,7 @@ class Model(BaseModel):
         meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}
         # a BatchNorm and the ReLU that alone reads it in one pass where the backend fuses them (the BatchNorm's
         # value is then the ReLU's, read by that ReLU only; backward skips the ReLU: the BatchNorm applies it)
-        pairs, fused = self._batchnorm_relu_pairs(), set()
+        pairs, fused = self._bn_relu_pairs, set()
         with forward_scope():  # one graph call: a shared layer stacks its calls
             for i, layer, in_ids, out_ids, done, _ in self._plan:
                 args = [None if k is None else values[k] for k in in_ids]
@@ -154,23 +155,22 @@ class Model(BaseModel):
         note_output(out)
         return out
 
-    def _batchnorm_relu_pairs(self):
-        """{position of a BatchNorm node: position of the ReLU node that alone reads its output}."""
-        pairs = self.__dict__.get("_pairs")
-        if pairs is None:
-            readers = {}
-            for j, node in enumerate(self.nodes):
-                for t in node.inputs:
-                    if t is not None:
-                        readers.setdefault(id(t), []).append(j)
-            outputs = {id(t) for t in self.outputs}
-            pairs = {}
-            for i, node in enumerate(self.nodes):
-                if isinstance(node.layer, _BatchNorm) and len(node.outputs) == 1 and id(node.outputs[0]) not in outputs:
-                    r = readers.get(id(node.outputs[0]), [])
-                    if len(r) == 1 and type(self.nodes[r[0]].layer) is ReLU and len(self.nodes[r[0]].inputs) == 1:
-                        pairs[i] = r[0]
-            self._pairs = pairs
+    def _batchnorm_relu_pairs(self, slots):
+        """{position of a BatchNorm node: position of the ReLU node that alone reads its output}, the output
+        being no model output."""
+        readers = {}
+        for j, node in enumerate(self.nodes):
+            for t in node.inputs:
+                if t is not None:
+                    readers.setdefault(slots[id(t)], []).append(j)
+        pairs = {}
+        for i, node in enumerate(self.nodes):
+            if isinstance(node.layer, _BatchNorm) and len(node.outputs) == 1:
+                k = slots[id(node.outputs[0])]
+                r = readers.get(k, [])
+                if k not in self._out_slots and len(r) == 1 and type(self.nodes[r[0]].layer) is ReLU and \
+                        len(self.nodes[r[0]].inputs) == 1:
+                    pairs[i] = r[0]
         return pairs
 
     # ------------------------------------------------------------ backward
