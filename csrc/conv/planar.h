@@ -57,10 +57,11 @@ constexpr int64_t kPlanarChannels = 8;
 bool planar_forward_fits(const Conv2dDims& d, int64_t narrow_lanes);
 bool planar_wgrad_fits(const Conv2dDims& d);
 
-// y = b + the convolution of x (b may be null) with the weight packed as wt[(c*T + t)*O + o]
+// y = b + the convolution of x (b may be null) with the weight packed as wt[(c*T + t)*O + o]; then
+// max(y, 0) when relu (v < 0 ? 0 : v)
 template <typename F>
-void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x, const F* wt, const F* b, F* y,
-                     Cancel& cancel);
+void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x, const F* wt, const F* b, bool relu,
+                     F* y, Cancel& cancel);
 
 // dw += the weight gradient (PyTorch's layout), db += the column sums of dy unless db is null; both
 // untouched when cancelled

@@ -221,6 +221,7 @@ def conv2d_forward(
     padding: tuple[int, int, int, int],             # (top, bottom, left, right)
     dilation: tuple[int, int],                      # (dh, dw)
     groups: int,
+    relu: bool = ...,                               # y = max(y, 0) (a NaN stays NaN)
 ) -> None: ...
 
 def conv2d_backward(

@@ -413,3 +413,31 @@ def test_fused_relu_forward_is_max_of_forward_and_its_backward_the_relus_then_th
             np.testing.assert_array_equal(fused.grads[k], g, err_msg=f"grad {k} training={training}")
     with pyrnn.use_backend("numpy"):
         assert fused.fused_relu_forward(x) is None
+
+
+def test_folded_weight_and_bias_give_the_layer_then_the_batchnorm_in_eval():
+    """w' x + b' equals BatchNorm(w x + b) with the running statistics (float64, affine or not, with and without
+    a bias before it); None where the BatchNorm normalises with batch statistics or w does not match it."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((7, 5))
+    w, b = rng.standard_normal((3, 5)), rng.standard_normal(3)
+    for affine in (True, False):
+        bn = BatchNorm2D(3, affine=affine, dtype=np.float64).eval()
+        bn.buffers["running_mean"][...] = rng.standard_normal(3)
+        bn.buffers["running_var"][...] = rng.random(3) + 0.1
+        if affine:
+            bn.params["weight"][...] = rng.standard_normal(3)
+            bn.params["bias"][...] = rng.standard_normal(3)
+        for bias in (b, None):
+            wf, bf = bn.folded(w, bias)
+            z = x @ w.T + (0 if bias is None else bias)
+            with pyrnn.use_backend("numpy"), pyrnn.no_grad():
+                want = bn.forward(z.reshape(7, 1, 1, 3)).reshape(7, 3)
+            np.testing.assert_allclose(x @ wf.T + bf, want, rtol=1e-12, atol=1e-12)
+            assert wf.dtype == bf.dtype == np.float64 and wf.shape == w.shape
+    assert bn.folded(w.astype(np.float32), None) is None  # not the layer's dtype
+    assert bn.folded(w[:2], None) is None  # not its channels
+    assert bn.train().folded(w, b) is None  # training: batch statistics
+    with pyrnn.inference():
+        assert bn.folded(w, b) is not None  # inference: eval mode whatever the layer's
+    assert BatchNorm2D(3, track_running_stats=False, dtype=np.float64).eval().folded(w, b) is None

@@ -14,11 +14,11 @@ from .contract import Conv2dSaved
 from .conv2d_reference import check_conv2d_backward, check_conv2d_forward
 
 
-def conv2d_forward(x, w, b, stride, padding, dilation, groups):
+def conv2d_forward(x, w, b, stride, padding, dilation, groups, relu=False):
     """See :mod:`pyrnn.backends.conv2d_reference`."""
-    (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups, relu)
     y = _buffers.empty(y_shape, x.dtype)
-    _C.conv2d_forward(x, w, b, y, stride, padding, dilation, groups)
+    _C.conv2d_forward(x, w, b, y, stride, padding, dilation, groups, bool(relu))
     return y, Conv2dSaved(x, x.shape, w, stride, padding, dilation, groups)
 
 

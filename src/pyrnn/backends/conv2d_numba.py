@@ -30,7 +30,7 @@ from . import conv2d_numba_winograd as winograd
 from . import ordered
 from ._numba_config import JIT
 from .contract import Conv2dSaved
-from .conv2d_reference import check_conv2d_backward, check_conv2d_forward
+from .conv2d_reference import check_conv2d_backward, check_conv2d_forward, relu_inplace
 
 #: scratch per chunk of output lines, in elements (at least one line's worth): the im2col columns
 #: (G, rows, KH*KW*Cg) and the per-group output/gradient block (rows, Og)
@@ -236,9 +236,17 @@ def _plan(x_shape, w, stride, padding, dilation, groups, out_hw):
     return geometry, nl, pointwise
 
 
-def conv2d_forward(x, w, b, stride, padding, dilation, groups):
+def conv2d_forward(x, w, b, stride, padding, dilation, groups, relu=False):
     """See :mod:`pyrnn.backends.conv2d_reference`."""
-    (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups, relu)
+    y, saved = _convolve(x, w, b, stride, padding, dilation, groups, y_shape)
+    if relu:
+        relu_inplace(y)
+    return y, saved
+
+
+def _convolve(x, w, b, stride, padding, dilation, groups, y_shape):
+    """y = the convolution (checked arguments), and the saved geometry."""
     saved = Conv2dSaved(x, x.shape, w, stride, padding, dilation, groups)
     by_winograd = winograd.fits(w, stride, dilation, groups) and 0 not in y_shape
     y = (np.empty if by_winograd else np.zeros)(y_shape, x.dtype)  # Winograd writes every pixel

@@ -25,6 +25,7 @@ import numpy as np
 from .._checks import as_float_array, check_array_size, check_bool, check_int, check_ndim, check_seed, check_shape
 from ..backends import backend_module, get_backend
 from ..backends.contract import Conv2dSaved
+from ..grad_mode import is_grad_enabled
 from .base import Layer
 from .dense import column_sums
 
@@ -180,6 +181,41 @@ class Conv2D(Layer):
         y, saved = backend_module(backend).conv2d_forward(
             x, self.params["weight"], self.params.get("bias"), self.stride, pad, self.dilation, self.groups)
         self._save((backend, saved, y.shape))
+        return y
+
+    # BatchNorm folded: y = relu(conv(x, weight * s) + (bias - running_mean) * s + bn.bias), s = bn.weight / sqrt(running_var + eps)
+    def fused_forward(self, x, batchnorm=None, relu=False):
+        """Inference ``forward(x)`` followed by ``batchnorm`` (its running statistics folded into this layer's
+        weight and bias) and, with ``relu``, a ReLU, in one kernel call: what :class:`pyrnn.models.Model` runs
+        for a ``Conv2D -> BatchNorm2D (-> ReLU)`` chain inside ``pyrnn.no_grad()``/``pyrnn.inference()``, as
+        inference engines do (the normalisation's pass over y, and the ReLU's, vanish into the convolution).
+        The numbers are the chain's up to float rounding (the products are scaled before the sum).
+
+        Parameters
+        ----------
+        x : array (B, H, W, C)
+        batchnorm : BatchNorm2D or None
+            Folded when it normalises with its running statistics (eval mode or inference, and
+            ``track_running_stats``) and matches this layer's channels and dtype.
+        relu : bool
+
+        Returns
+        -------
+        y : ndarray (B, HO, WO, O), or None when gradients are on or ``batchnorm`` cannot be folded (the caller
+        then runs the layers one by one)
+        """
+        if is_grad_enabled():
+            return None
+        w, b = self.params["weight"], self.params.get("bias")
+        if batchnorm is not None:
+            folded = batchnorm.folded(w, b)
+            if folded is None:
+                return None
+            w, b = folded
+        x = _image(self, x)
+        pad = self._check_size(x)
+        y, _ = backend_module(get_backend()).conv2d_forward(x, w, b, self.stride, pad, self.dilation, self.groups,
+                                                            relu=relu)
         return y
 
     # dweight[o, c, kh, kw] += sum_{b,i,j} dy[b, i, j, o] xp[b, i*sh + kh*dh, j*sw + kw*dw, g*Cg + c];

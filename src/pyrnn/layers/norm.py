@@ -107,6 +107,26 @@ class _BatchNorm(Layer):
             return None
         return self._run(x, fused)
 
+    # s = weight / sqrt(running_var + eps):  w' = w s (per output channel),  b' = (b - running_mean) s + bias
+    def folded(self, w, b):
+        """The weight and bias of a layer followed by this BatchNorm as one layer: w (C, ...) with output channel c
+        as its row c (a Conv2D's), b (C,) or None, of this layer's dtype. None when this BatchNorm normalises with
+        batch statistics (training mode, or ``track_running_stats=False``) or w does not match it (then the layers
+        run one by one and the mismatch is reported there). Computed in float64, then rounded to the dtype."""
+        C = self.num_features
+        if self.is_training or not self.track_running_stats or w.shape[:1] != (C,) or w.dtype != self.dtype:
+            return None
+        s = 1.0 / np.sqrt(self.buffers["running_var"].astype(np.float64) + self.eps)
+        shift = -self.buffers["running_mean"].astype(np.float64)
+        if b is not None:
+            shift = shift + b
+        if self.affine:
+            s = s * self.params["weight"]
+        shift = shift * s
+        if self.affine:
+            shift = shift + self.params["bias"]
+        return (w * s.reshape(C, *(1,) * (w.ndim - 1))).astype(self.dtype), shift.astype(self.dtype)
+
     def _run(self, x, fused):
         """forward (``fused`` None) or the fused BatchNorm -> ReLU (``fused``: the backend's kernel)."""
         x = self._check_input(x)

@@ -18,7 +18,8 @@ import numpy as np
 from .. import _buffers
 from ..grad_mode import forward_scope, is_grad_enabled, note_output
 from ..layers.activations import ReLU
-from ..layers.norm import _BatchNorm
+from ..layers.conv2d import Conv2D
+from ..layers.norm import BatchNorm2D, _BatchNorm
 from ..layers.registry import layer_config, layer_from_config
 from ..layers.symbolic import Input, Node, SymbolicTensor
 from .base import BaseModel
@@ -63,6 +64,7 @@ class Model(BaseModel):
         self._out_slots = [slots[id(t)] for t in self.outputs]
         self._plan = self._step_plan(slots)
         self._bn_relu_pairs = self._batchnorm_relu_pairs(slots)
+        self._conv_folds = self._conv_batchnorm_folds(slots)
         layers = []
         for node in self.nodes:
             if node.layer is not None and all(node.layer is not l for l in layers):
@@ -126,15 +128,24 @@ class Model(BaseModel):
         values = dict(zip(self._in_slots, arrays))
         meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}
         # a BatchNorm and the ReLU that alone reads it in one pass where the backend fuses them (the BatchNorm's
-        # value is then the ReLU's, read by that ReLU only; backward skips the ReLU: the BatchNorm applies it)
+        # value is then the ReLU's, read by that ReLU only; backward skips the ReLU: the BatchNorm applies it);
+        # without gradients, a Conv2D -> BatchNorm2D (-> ReLU) chain in one call (Conv2D.fused_forward). A fused
+        # node's value is the one before it, which it alone reads.
         pairs, fused = self._bn_relu_pairs, set()
+        folds = None if is_grad_enabled() else self._conv_folds
         with forward_scope():  # one graph call: a shared layer stacks its calls
             for i, layer, in_ids, out_ids, done, _ in self._plan:
                 args = [None if k is None else values[k] for k in in_ids]
                 outs = None
                 if i in fused:
                     outs = (args[0],)
-                elif i in pairs:
+                elif folds and i in folds:
+                    bn, chain = folds[i]
+                    y = layer.fused_forward(args[0], bn, len(chain) > 1)
+                    if y is not None:
+                        outs = (y,)
+                        fused.update(chain)
+                if outs is None and i in pairs:
                     y = layer.fused_relu_forward(args[0])
                     if y is not None:
                         outs = (y,)
@@ -172,6 +183,26 @@ class Model(BaseModel):
                         len(self.nodes[r[0]].inputs) == 1:
                     pairs[i] = r[0]
         return pairs
+
+    def _conv_batchnorm_folds(self, slots):
+        """{position of a Conv2D node: (its BatchNorm2D, positions of that BatchNorm and of the ReLU that alone
+        reads it, if one does)} for each Conv2D whose output only a BatchNorm2D reads, neither a model output."""
+        readers = {}
+        for j, node in enumerate(self.nodes):
+            for t in node.inputs:
+                if t is not None:
+                    readers.setdefault(slots[id(t)], []).append(j)
+        folds = {}
+        for i, node in enumerate(self.nodes):
+            if type(node.layer) is not Conv2D or len(node.inputs) != 1:
+                continue
+            k = slots[id(node.outputs[0])]
+            r = readers.get(k, [])
+            if k in self._out_slots or len(r) != 1 or type(self.nodes[r[0]].layer) is not BatchNorm2D:
+                continue
+            j = r[0]
+            folds[i] = (self.nodes[j].layer, (j, self._bn_relu_pairs[j]) if j in self._bn_relu_pairs else (j,))
+        return folds
 
     # ------------------------------------------------------------ backward
     def backward(self, *grads, input_grad=True):
