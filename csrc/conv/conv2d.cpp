@@ -835,7 +835,7 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   }
 }
 
-#define PYRNN_CONV2D_INSTANTIATE(F)                                                              \
+#define PYRNN_CONV2D_INSTANTIATE(F)                                                                    \
   template void conv2d_forward<F>(const Conv2dDims&, const F*, const F*, const F*, F*, bool, Cancel&); \
   template void conv2d_backward<F>(const Conv2dDims&, const F*, const F*, const F*, F*, F*, F*, Cancel&);
 PYRNN_CONV2D_INSTANTIATE(float)

@@ -156,9 +156,9 @@ void planar_weight_grad(const Conv2dDims& d, const PlanarKernels<F>& k, const F*
   }
 }
 
-#define PYRNN_PLANAR_INSTANTIATE(F)                                                                              \
-  template void planar_convolve<F>(const Conv2dDims&, const PlanarKernels<F>&, const F*, const F*, const F*, bool, \
-                                   F*, Cancel&);                                                                       \
+#define PYRNN_PLANAR_INSTANTIATE(F)                                                                                    \
+  template void planar_convolve<F>(const Conv2dDims&, const PlanarKernels<F>&, const F*, const F*, const F*, bool, F*, \
+                                   Cancel&);                                                                           \
   template void planar_weight_grad<F>(const Conv2dDims&, const PlanarKernels<F>&, const F*, const F*, F*, F*, Cancel&);
 PYRNN_PLANAR_INSTANTIATE(float)
 PYRNN_PLANAR_INSTANTIATE(double)
