@@ -2,7 +2,8 @@
 // the GIL (bind_checks.h). Outputs are allocated by the caller (pyrnn/backends/conv2d_cpp.py).
 // Python signatures (cf. _C.pyi); stride (sh, sw), padding (top, bottom, left, right) and dilation
 // (dh, dw) are tuples of Python ints, groups an int, the arrays C-contiguous:
-//   conv2d_forward(x, w, b, y, stride, padding, dilation, groups, relu=False)     b may be None
+//   conv2d_forward(x, w, b, y, stride, padding, dilation, groups, activation=None)  b may be None; activation
+//     None, "relu" or "tanh" (applied to y)
 //   conv2d_backward(x, w, dy, dx, dw, db, stride, padding, dilation, groups)      dx, dw, db may be None
 //     (not wanted); x may be None when dw is (the input's shape is then dx's)
 #include <pybind11/numpy.h>
@@ -83,13 +84,25 @@ Conv2dDims conv2d_dims(const std::vector<int64_t>& xs, py::handle w, py::handle 
   return d;
 }
 
+// The activation applied to y: None, "relu" or "tanh"
+PostOp post_op(py::handle a) {
+  if (a.is_none()) return PostOp::None;
+  if (py::isinstance<py::str>(a)) {
+    const std::string s = a.cast<std::string>();
+    if (s == "relu") return PostOp::Relu;
+    if (s == "tanh") return PostOp::Tanh;
+    throw py::value_error("activation: expected None, 'relu' or 'tanh', got '" + s + "'");
+  }
+  throw py::type_error("activation: expected None, 'relu' or 'tanh', got " + type_name(a));
+}
+
 template <typename F>
-void forward_impl(const Conv2dDims& d, py::handle x, py::handle w, py::handle b, py::handle y, bool relu) {
+void forward_impl(const Conv2dDims& d, py::handle x, py::handle w, py::handle b, py::handle y, PostOp post) {
   const F* xp = in_ptr<F>(x, "x", {d.B, d.H, d.W, d.C});
   const F* wp = in_ptr<F>(w, "w", {d.O, d.C / d.G, d.KH, d.KW});
   const F* bp = b.is_none() ? nullptr : in_ptr<F>(b, "b", {d.O});
   F* yp = out_ptr<F>(y, "y", {d.B, d.HO, d.WO, d.O});
-  run_kernel([&](Cancel& cancel) { conv2d_forward<F>(d, xp, wp, bp, yp, relu, cancel); });
+  run_kernel([&](Cancel& cancel) { conv2d_forward<F>(d, xp, wp, bp, yp, post, cancel); });
 }
 
 template <typename F>
@@ -112,17 +125,17 @@ void bind_conv2d(py::module_& m) {
   m.def(
       "conv2d_forward",
       [](py::handle x, py::handle w, py::handle b, py::handle y, py::handle stride, py::handle padding,
-         py::handle dilation, py::handle groups, py::handle relu) {
-        const bool post_relu = bool_arg(relu, "relu");
+         py::handle dilation, py::handle groups, py::handle activation) {
+        const PostOp post = post_op(activation);
         dispatch_float(x, "x", [&](auto tag) {
           const Conv2dDims d = conv2d_dims(dims4(x, "x", "(B, H, W, C_in)"), w, stride, padding, dilation, groups);
-          forward_impl<decltype(tag)>(d, x, w, b, y, post_relu);
+          forward_impl<decltype(tag)>(d, x, w, b, y, post);
         });
       },
       py::arg("x"), py::arg("w"), py::arg("b"), py::arg("y"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"), py::arg("relu") = false,
+      py::arg("dilation"), py::arg("groups"), py::arg("activation") = py::none(),
       "Conv2D forward on (B, H, W, C_in) with w (C_out, C_in/groups, kH, kW); writes y (B, H_out, W_out, C_out), "
-      "max(y, 0) when relu.");
+      "then the activation (None, 'relu' or 'tanh') applied to it.");
   m.def(
       "conv2d_backward",
       [](py::handle x, py::handle w, py::handle dy, py::handle dx, py::handle dw, py::handle db, py::handle stride,

@@ -350,12 +350,12 @@ IgemmWeights<F> igemm_weights(const Conv2dDims& d, const Plan& p, int64_t nr, WA
   return k;
 }
 
-// y = the convolution of x (d's sizes; padding may be negative) with packed weights k (then max(y, 0) when relu):
+// y = the convolution of x (d's sizes; padding may be negative) with packed weights k (then post):
 // the output rows split evenly over the team (a long single line too), each member building the indirection table
 // of one chunk of rows at a time
 template <typename F>
 void igemm_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& kern, const IgemmWeights<F>& k,
-                    bool relu, const F* x, F* y, Cancel& cancel) {
+                    PostOp post, const F* x, F* y, Cancel& cancel) {
   const std::vector<F> zero(static_cast<size_t>(d.C), F(0));
   const int64_t rows = p.lines * d.WO;
   const int want = team_size(d, p, (rows + kIgemmRows - 1) / kIgemmRows);
@@ -371,7 +371,7 @@ void igemm_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& k
       for (int64_t g = 0; g < d.G; ++g)
         pan.run(IgemmCall<F>{m, p.Og, p.KK, p.Cg, ind.data(), g * p.Cg, k.w.data() + g * k.per_group,
                              bias_per ? k.b.data() + g * bias_per : nullptr, false, y + a * d.O + g * p.Og, d.O});
-      if (relu) kern.relu(y + a * d.O, m * d.O);  // the chunk's rows, still in cache
+      if (post != PostOp::None) kern.post(post, y + a * d.O, m * d.O);  // the chunk's rows, still in cache
     }
   };
   parallel(want, region);
@@ -427,10 +427,10 @@ IgemmWeights<F> winograd_weights(const Conv2dDims& d, int64_t nr, WAt&& w_at) {
 
 // y = bias + the convolution of x by Winograd: per chunk of tiles, transform the input (V), 16 GEMMs
 // M[xi] = V[xi] U[xi] through the indirect GEMM (one pointer per row of V), transform the products back
-// (and max(., 0) when relu)
+// (and post, as each tile is written)
 template <typename F>
 void winograd_convolve(const Conv2dDims& d, const IgemmKernels<F>& kern, const IgemmWeights<F>& k, const F* bias,
-                       bool relu, const F* x, F* y, Cancel& cancel) {
+                       PostOp post, const F* x, F* y, Cancel& cancel) {
   const std::vector<F> zero(static_cast<size_t>(d.C), F(0));
   const int64_t tiles = d.B * ((d.HO + 1) / 2) * ((d.WO + 1) / 2);
   const int64_t nt =  // a multiple of 12: whole micro-tiles of rows (12 or 6 rows, by ISA)
@@ -449,7 +449,7 @@ void winograd_convolve(const Conv2dDims& d, const IgemmKernels<F>& kern, const I
       for (int64_t xi = 0; xi < 16; ++xi)
         kern.panels(d.O).run(IgemmCall<F>{m, d.O, 1, d.C, ind.data() + xi * m, 0, k.w.data() + xi * k.per_group,
                                           nullptr, false, M.data() + xi * m * d.O, d.O});
-      kern.winograd_output(d, M.data(), bias, relu, a, m, y);
+      kern.winograd_output(d, M.data(), bias, post, a, m, y);
     }
   };
   parallel(want, region);
@@ -511,11 +511,11 @@ void pack_pixels(const Conv2dDims& d, const F* x, int64_t r0, int64_t n, int64_t
 // Bytes of packed columns per chunk of rows (pixel lanes).
 constexpr int64_t kPixelPanelBytes = int64_t(1) << 17;
 
-// y = bias + the convolution of x (then max(y, 0) when relu), the pixels as the lanes (see pixel_lanes), rows split
+// y = bias + the convolution of x (then post), the pixels as the lanes (see pixel_lanes), rows split
 // over the team
 template <typename F, typename WAt>
 void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& kern, WAt&& w_at, const F* bias,
-                         bool relu, const F* x, F* y, Cancel& cancel) {
+                         PostOp post, const F* x, F* y, Cancel& cancel) {
   const int64_t K = p.KK * d.C, nr = kern.wide.nr, rows = p.lines * d.WO;
   std::vector<F> wr(static_cast<size_t>(d.O * K));  // Wr[o][c*KK + t]
   for (int64_t o = 0; o < d.O; ++o)
@@ -539,7 +539,7 @@ void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<
         F* out = y + (a + r) * d.O;
         for (int64_t o = 0; o < d.O; ++o) out[o] = (bias ? bias[o] : F(0)) + yt[o * m + r];
       }
-      if (relu) kern.relu(y + a * d.O, m * d.O);
+      if (post != PostOp::None) kern.post(post, y + a * d.O, m * d.O);
     }
   };
   parallel(want, region);
@@ -586,11 +586,11 @@ void add_column_sums(int64_t m, int64_t O, const F* dy, F* db) {
 // Rows of a pointwise product per BLAS call (a chunk of x and y stays in L2).
 constexpr int64_t kPointwiseRows = 2048;
 
-// y = bias + x Wt (then max(y, 0) when relu) for a 1x1 stride-1 unpadded convolution with fewer output channels
+// y = bias + x Wt (then post) for a 1x1 stride-1 unpadded convolution with fewer output channels
 // than a register has lanes (a segmentation head's 16 -> 2): x is already the (rows, C) matrix, so each member runs
 // the BLAS on chunks of its rows, where the indirect GEMM's lanes (the output channels) would be mostly empty
 template <typename F, typename WAt>
-void pointwise_convolve(const Conv2dDims& d, const Plan& p, WAt&& w_at, const F* bias, bool relu, const F* x, F* y,
+void pointwise_convolve(const Conv2dDims& d, const Plan& p, WAt&& w_at, const F* bias, PostOp post, const F* x, F* y,
                         Cancel& cancel) {
   const int64_t rows = p.lines * d.WO;
   std::vector<F> wt(static_cast<size_t>(d.C * d.O));  // Wt[c][o]
@@ -606,34 +606,34 @@ void pointwise_convolve(const Conv2dDims& d, const Plan& p, WAt&& w_at, const F*
       F* out = y + r0 * d.O;
       gemm<F>(false, false, m, d.O, d.C, F(1), x + r0 * d.C, d.C, wt.data(), d.O, F(0), out, d.O);
       if (bias) add_bias_rows(m, d.O, bias, out);
-      if (relu) igemm_kernels<F>().relu(out, m * d.O);
+      if (post != PostOp::None) igemm_kernels<F>().post(post, out, m * d.O);
     }
   };
   parallel_optional(want, region);
 }
 
 // y = bias + the convolution of x (d's sizes; padding may be negative) with the weight w_at(g, t, c, o)
-// (tap t = kh*KW + kw, input channel c and output channel o of group g), then max(y, 0) when relu: Winograd
+// (tap t = kh*KW + kw, input channel c and output channel o of group g), then post (conv2d.h): Winograd
 // where it fits, the planar kernels for few input channels at stride 1 (planar.h), the pixels as the lanes for
 // few output channels, else the indirect GEMM
 template <typename F, typename WAt>
-void convolve(const Conv2dDims& d, WAt&& w_at, const F* b, bool relu, const F* x, F* y, Cancel& cancel) {
+void convolve(const Conv2dDims& d, WAt&& w_at, const F* b, PostOp post, const F* x, F* y, Cancel& cancel) {
   const Plan p = plan_of(d);
   const IgemmKernels<F>& kern = igemm_kernels<F>();
   if (winograd_fits(d) && winograd_enabled())
-    winograd_convolve(d, kern, winograd_weights<F>(d, kern.panels(d.O).nr, w_at), b, relu, x, y, cancel);
+    winograd_convolve(d, kern, winograd_weights<F>(d, kern.panels(d.O).nr, w_at), b, post, x, y, cancel);
   else if (p.pointwise && d.G == 1 && d.O < kern.narrow.nr)
-    pointwise_convolve(d, p, w_at, b, relu, x, y, cancel);
+    pointwise_convolve(d, p, w_at, b, post, x, y, cancel);
   else if (planar_forward_fits(d, kern.narrow.nr)) {
     std::vector<F> wt(static_cast<size_t>(d.C * p.KK * d.O));  // planar.h's (C, T, O)
     for (int64_t c = 0; c < d.C; ++c)
       for (int64_t t = 0; t < p.KK; ++t)
         for (int64_t o = 0; o < d.O; ++o) wt[static_cast<size_t>((c * p.KK + t) * d.O + o)] = w_at(0, t, c, o);
-    planar_convolve(d, kern.planar, x, wt.data(), b, relu, y, cancel);
+    planar_convolve(d, kern.planar, x, wt.data(), b, post, y, cancel);
   } else if (pixel_lanes(d, kern.narrow.nr))
-    pixel_lane_convolve(d, p, kern, w_at, b, relu, x, y, cancel);
+    pixel_lane_convolve(d, p, kern, w_at, b, post, x, y, cancel);
   else
-    igemm_convolve(d, p, kern, igemm_weights<F>(d, p, kern.panels(p.Og).nr, w_at, b), relu, x, y, cancel);
+    igemm_convolve(d, p, kern, igemm_weights<F>(d, p, kern.panels(p.Og).nr, w_at, b), post, x, y, cancel);
 }
 
 // The data gradient of a stride-1 convolution as a forward one: dx = conv(dy, w') with w'[c, o, kh, kw] =
@@ -649,22 +649,22 @@ inline Conv2dDims adjoint_dims(const Conv2dDims& d) {
 }  // namespace
 
 // y = bias + the convolution of x (convolve: Winograd or the indirect GEMM); depthwise: the direct loop; then
-// max(y, 0) when relu, chunk by chunk
+// post, chunk by chunk
 template <typename F>
-void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* y, bool relu, Cancel& cancel) {
+void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* y, PostOp post, Cancel& cancel) {
   const Plan p = plan_of(d);
   const int64_t rows = p.lines * d.WO;
   if (rows == 0 || d.O == 0) return;
   if (p.KKCg == 0) {  // no input channel: only the bias
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < d.O; ++o) y[r * d.O + o] = b ? b[o] : F(0);
-    if (relu) igemm_kernels<F>().relu(y, rows * d.O);
+    if (post != PostOp::None) igemm_kernels<F>().post(post, y, rows * d.O);
     return;
   }
   if (!p.depthwise) {
     convolve(
         d, [&](int64_t g, int64_t t, int64_t c, int64_t o) { return w[((g * p.Og + o) * p.Cg + c) * p.KK + t]; }, b,
-        relu, x, y, cancel);
+        post, x, y, cancel);
     return;
   }
   const std::vector<F> wt = pack_taps(d, p, w);
@@ -676,7 +676,7 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
     for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl) {
       const int64_t m = std::min(nl, l1 - a);
       depthwise_forward(d, p, x, wt.data(), b, a, m, y);
-      if (relu) igemm_kernels<F>().relu(y + a * d.WO * d.O, m * d.WO * d.O);
+      if (post != PostOp::None) igemm_kernels<F>().post(post, y + a * d.WO * d.O, m * d.WO * d.O);
     }
   };
   parallel(team_size(d, p, p.lines), region);
@@ -707,7 +707,7 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     const Conv2dDims a = adjoint_dims(d);
     pointwise_convolve(
         a, plan_of(a), [&](int64_t, int64_t, int64_t o, int64_t c) { return w[o * d.C + c]; },
-        static_cast<const F*>(nullptr), false, dy, dx, cancel);
+        static_cast<const F*>(nullptr), PostOp::None, dy, dx, cancel);
     if (cancel.cancelled()) return;  // dw and db untouched
     dx = nullptr;                    // done
     if (!dw && !db) return;
@@ -722,7 +722,7 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
         [&](int64_t g, int64_t t, int64_t o, int64_t c) {
           return w[((g * p.Og + o) * p.Cg + c) * p.KK + (p.KK - 1 - t)];
         },
-        static_cast<const F*>(nullptr), false, dy, dx, cancel);
+        static_cast<const F*>(nullptr), PostOp::None, dy, dx, cancel);
     if (cancel.cancelled()) return;  // dw and db untouched
     dx = nullptr;                    // done
     if (!dw && !db) return;
@@ -835,8 +835,8 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   }
 }
 
-#define PYRNN_CONV2D_INSTANTIATE(F)                                                                    \
-  template void conv2d_forward<F>(const Conv2dDims&, const F*, const F*, const F*, F*, bool, Cancel&); \
+#define PYRNN_CONV2D_INSTANTIATE(F)                                                                      \
+  template void conv2d_forward<F>(const Conv2dDims&, const F*, const F*, const F*, F*, PostOp, Cancel&); \
   template void conv2d_backward<F>(const Conv2dDims&, const F*, const F*, const F*, F*, F*, F*, Cancel&);
 PYRNN_CONV2D_INSTANTIATE(float)
 PYRNN_CONV2D_INSTANTIATE(double)

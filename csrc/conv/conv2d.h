@@ -27,11 +27,15 @@ struct Conv2dDims {
   int64_t sh, sw, pt, pb, pl, pr, dh, dw;
 };
 
-// y is written; b may be null (no bias); relu: y = max(y, 0) as each chunk of y is done (v < 0 ? 0 : v, a NaN
-// stays NaN; the ReLU of an inference Conv -> BatchNorm -> ReLU folded into one call). Stopped by `cancel`
-// (polled between chunks), it returns early with y unspecified.
+// An activation applied to y as each chunk of it is done (while in cache): the ReLU or Tanh of an inference
+// Conv -> (BatchNorm ->) activation chain folded into one call. Relu: v < 0 ? 0 : v (a NaN stays NaN); Tanh: the
+// activation kernels' tanh (float: the rational approximation of common/activations.inc).
+enum class PostOp : int { None = 0, Relu = 1, Tanh = 2 };
+
+// y is written, then post applied; b may be null (no bias). Stopped by `cancel` (polled between chunks), it
+// returns early with y unspecified.
 template <typename F>
-void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* y, bool relu, Cancel& cancel);
+void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* y, PostOp post, Cancel& cancel);
 
 // dx is written unless null (not wanted); dw and db are added into unless null (not wanted). x may
 // be null when dw is. Stopped by `cancel`, it returns early with dx unspecified and dw, db untouched.

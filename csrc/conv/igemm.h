@@ -62,9 +62,9 @@ struct IgemmKernels {
   IgemmPanels<F> narrow;                    // one register per panel, twice the rows per tile: for N <= one register
   void (*wgrad)(const WgradCall<F>& call);  // D += the weight gradient's product
   void (*winograd_input)(const Conv2dDims& d, const F* x, const F* zero, int64_t t0, int64_t nt, F* V);
-  void (*winograd_output)(const Conv2dDims& d, const F* M, const F* bias, bool relu, int64_t t0, int64_t nt, F* y);
-  PlanarKernels<F> planar;        // the few-channel stride-1 convolutions (planar.h)
-  void (*relu)(F* y, int64_t n);  // y[e] = y[e] < 0 ? 0 : y[e] (a NaN stays NaN), n values in place
+  void (*winograd_output)(const Conv2dDims& d, const F* M, const F* bias, PostOp post, int64_t t0, int64_t nt, F* y);
+  PlanarKernels<F> planar;                   // the few-channel stride-1 convolutions (planar.h)
+  void (*post)(PostOp op, F* y, int64_t n);  // y = op(y), n values in place (conv2d.h PostOp)
   // the panels for a product of N columns
   const IgemmPanels<F>& panels(int64_t N) const { return N <= narrow.nr ? narrow : wide; }
 };

@@ -10,6 +10,7 @@
 
 #include "../common/cpu.h"
 #include "../common/threads.h"
+#include "igemm.h"
 
 namespace pyrnn {
 
@@ -79,7 +80,7 @@ int team(const Conv2dDims& d) { return team_for(2 * d.B * d.HO * d.WO * d.O * d.
 }  // namespace
 
 template <typename F>
-void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x, const F* wt, const F* b, bool relu,
+void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x, const F* wt, const F* b, PostOp post,
                      F* y, Cancel& cancel) {
   const Plane g = plane_of(d, k);
   WorkQueue samples(d.B);
@@ -99,8 +100,7 @@ void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x,
           const F bias = b ? b[o] : F(0);
           for (int64_t j = 0; j < d.WO; ++j) out[j * d.O + o] = bias + src[j];
         }
-        if (relu)
-          for (int64_t e = 0; e < d.WO * d.O; ++e) out[e] = out[e] < F(0) ? F(0) : out[e];
+        if (post != PostOp::None) igemm_kernels<F>().post(post, out, d.WO * d.O);
       }
     }
   };
@@ -156,9 +156,9 @@ void planar_weight_grad(const Conv2dDims& d, const PlanarKernels<F>& k, const F*
   }
 }
 
-#define PYRNN_PLANAR_INSTANTIATE(F)                                                                                    \
-  template void planar_convolve<F>(const Conv2dDims&, const PlanarKernels<F>&, const F*, const F*, const F*, bool, F*, \
-                                   Cancel&);                                                                           \
+#define PYRNN_PLANAR_INSTANTIATE(F)                                                                                  \
+  template void planar_convolve<F>(const Conv2dDims&, const PlanarKernels<F>&, const F*, const F*, const F*, PostOp, \
+                                   F*, Cancel&);                                                                     \
   template void planar_weight_grad<F>(const Conv2dDims&, const PlanarKernels<F>&, const F*, const F*, F*, F*, Cancel&);
 PYRNN_PLANAR_INSTANTIATE(float)
 PYRNN_PLANAR_INSTANTIATE(double)

@@ -58,9 +58,9 @@ bool planar_forward_fits(const Conv2dDims& d, int64_t narrow_lanes);
 bool planar_wgrad_fits(const Conv2dDims& d);
 
 // y = b + the convolution of x (b may be null) with the weight packed as wt[(c*T + t)*O + o]; then
-// max(y, 0) when relu (v < 0 ? 0 : v)
+// post (conv2d.h) on each output line
 template <typename F>
-void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x, const F* wt, const F* b, bool relu,
+void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x, const F* wt, const F* b, PostOp post,
                      F* y, Cancel& cancel);
 
 // dw += the weight gradient (PyTorch's layout), db += the column sums of dy unless db is null; both

@@ -221,7 +221,7 @@ def conv2d_forward(
     padding: tuple[int, int, int, int],             # (top, bottom, left, right)
     dilation: tuple[int, int],                      # (dh, dw)
     groups: int,
-    relu: bool = ...,                               # y = max(y, 0) (a NaN stays NaN)
+    activation: str | None = ...,                   # then y = relu(y) or tanh(y): None, "relu", "tanh"
 ) -> None: ...
 
 def conv2d_backward(

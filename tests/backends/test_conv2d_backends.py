@@ -263,13 +263,14 @@ def test_cpp_every_isa_matches_reference(dtype, case):
         _C._set_winograd(before[1])
 
 
-# ------------------------------------------------------------- the ReLU post-op
+# ------------------------------------------------------------- the activation post-op
 @pytest.mark.parametrize("backend", FAST + ["numpy"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_post_op_is_the_output_where_not_negative_nan_kept(backend, dtype):
-    """relu=True gives exactly the relu=False output with its negative values zeroed (y < 0 ? 0 : y: a NaN
-    stays, -0.0 stays), on every convolution path (ISA_CASES: the indirect GEMM, Winograd, planar, the pixels as
-    lanes, pointwise to few outputs; depthwise) and, for cpp, every instruction set."""
+def test_activation_post_op_is_the_activation_of_the_output(backend, dtype):
+    """activation="relu" gives exactly the plain output with its negative values zeroed (y < 0 ? 0 : y: a NaN
+    stays, -0.0 stays), "tanh" its tanh (the activation kernels' own: cpp float32's is a rational approximation,
+    3.6e-7 from np.tanh), on every convolution path (ISA_CASES: the indirect GEMM, Winograd, planar, the pixels
+    as lanes, pointwise to few outputs; depthwise) and, for cpp, every instruction set."""
     from pyrnn import _C
 
     k = backend_module(backend)
@@ -283,24 +284,31 @@ def test_relu_post_op_is_the_output_where_not_negative_nan_kept(backend, dtype):
                 x, w, b, _, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"relu{case}".encode())))
                 x[0, 0, 0, :] = np.nan  # NaN in every output pixel whose window holds x[0, 0, 0]
                 plain, _ = k.conv2d_forward(x, w, b, *geom)
-                got, _ = k.conv2d_forward(x, w, b, *geom, relu=True)
+                got, _ = k.conv2d_forward(x, w, b, *geom, activation="relu")
                 want = np.where(plain < 0, 0, plain).astype(dtype)
                 assert np.isnan(want).any(), case
                 np.testing.assert_array_equal(got, want, err_msg=f"{isa} {_ids(case)}")
                 np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=f"{isa} {_ids(case)}")
+                got, _ = k.conv2d_forward(x, w, b, *geom, activation="tanh")
+                tol = 1e-6 if dtype == np.float32 else 1e-14
+                np.testing.assert_allclose(got, np.tanh(plain), rtol=tol, atol=tol, err_msg=f"{isa} {_ids(case)}")
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(plain))
     finally:
         if before is not None:
             _C.set_isa(before)
 
 
 @pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
-def test_cpp_relu_argument_is_a_bool():
+def test_cpp_activation_argument_is_checked():
     from pyrnn import _C
 
     args = _cpp_args()
-    _C.conv2d_forward(*args, relu=True)
-    with pytest.raises(TypeError, match=r"relu: expected a bool, got int"):
-        _C.conv2d_forward(*args, relu=1)
+    for activation in (None, "relu", "tanh"):
+        _C.conv2d_forward(*args, activation=activation)
+    with pytest.raises(ValueError, match=r"activation: expected None, 'relu' or 'tanh', got 'gelu'"):
+        _C.conv2d_forward(*args, activation="gelu")
+    with pytest.raises(TypeError, match=r"activation: expected None, 'relu' or 'tanh', got bool"):
+        _C.conv2d_forward(*args, activation=True)
 
 
 @pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
@@ -368,7 +376,8 @@ def test_contract_checks_run_before_any_kernel(backend):
         (lambda: k.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 3), ValueError, r"groups: expected a divisor of C_in=4 and C_out=6, got 3"),
         (lambda: k.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 0), ValueError, r"groups: expected an integer >= 1, got 0"),
         (lambda: k.conv2d_forward(x, w, np.zeros(5), *geom), ValueError, r"b: expected shape \(6,\) \(C_out,\), got \(5,\)"),
-        (lambda: k.conv2d_forward(x, w, None, *geom, relu=1), TypeError, r"relu: expected True or False, got int"),
+        (lambda: k.conv2d_forward(x, w, None, *geom, activation="sigmoid"), ValueError,
+         r"activation: expected None, 'relu' or 'tanh', got 'sigmoid'"),
         (lambda: k.conv2d_forward(x, w, None, (1, 0), (0, 0, 0, 0), (1, 1), 2), ValueError, r"stride: expected a tuple of 2 integers >= 1, got \(1, 0\)"),
         (lambda: k.conv2d_forward(x, w, None, 1, (0, 0, 0, 0), (1, 1), 2), ValueError, r"stride: expected a tuple of 2 integers >= 1, got 1"),
         (lambda: k.conv2d_forward(x, w, None, (1, 1), (0, 0), (1, 1), 2), ValueError, r"padding: expected a tuple of 4 integers >= 0, got \(0, 0\)"),

@@ -408,14 +408,14 @@ def test_sequential_with_conv2d_saves_and_loads_bit_for_bit(tmp_path):
 
 @pytest.mark.parametrize("backend", ["numpy", "numba", "cpp"])
 def test_fused_forward_is_the_conv_batchnorm_relu_chain_in_inference(backend):
-    """Inside no_grad, fused_forward(x, bn, relu) gives Conv2D -> BatchNorm2D (eval) -> ReLU up to rounding, the
-    BatchNorm folded into the weights (no bias, and grouped too); None with gradients on or a BatchNorm in
-    training; the layers' parameters untouched."""
+    """Inside no_grad, fused_forward(x, bn, activation) gives Conv2D -> BatchNorm2D (eval) -> ReLU/Tanh up to
+    rounding, the BatchNorm folded into the weights (no bias, and grouped too), and Conv2D -> activation without a
+    BatchNorm; None with gradients on or a BatchNorm in training; the layers' parameters untouched."""
     if backend not in pyrnn.available_backends():
         pytest.skip(f"{backend} is not available")
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 9, 8, 4)).astype(np.float32)
-    for bias, groups, relu in ((True, 1, True), (False, 2, False), (True, 1, False)):
+    for bias, groups, activation in ((True, 1, "relu"), (False, 2, None), (True, 1, "tanh")):
         conv = Conv2D(4, 6, 3, padding=1, groups=groups, bias=bias, seed=1)
         bn = pyrnn.BatchNorm2D(6).eval()
         bn.buffers["running_mean"][...] = rng.standard_normal(6)
@@ -424,14 +424,15 @@ def test_fused_forward_is_the_conv_batchnorm_relu_chain_in_inference(backend):
         bn.params["bias"][...] = rng.standard_normal(6)
         before = {k: v.copy() for k, v in {**conv.state_dict(), **bn.state_dict()}.items()}
         with pyrnn.use_backend(backend), pyrnn.no_grad():
+            act = {"relu": ReLU(), "tanh": pyrnn.Tanh(), None: None}[activation]
             want = bn.forward(conv.forward(x))
-            if relu:
-                want = ReLU().forward(want)
-            got = conv.fused_forward(x, bn, relu)
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-            np.testing.assert_allclose(conv.fused_forward(x), conv.forward(x), rtol=1e-6, atol=1e-6)
-            assert conv.fused_forward(x, bn.train(), relu) is None
+            want = want if act is None else act.forward(want)
+            np.testing.assert_allclose(conv.fused_forward(x, bn, activation), want, rtol=1e-5, atol=1e-5)
+            want = conv.forward(x)
+            want = want if act is None else act.forward(want)
+            np.testing.assert_allclose(conv.fused_forward(x, None, activation), want, rtol=1e-6, atol=1e-6)
+            assert conv.fused_forward(x, bn.train(), activation) is None
             bn.eval()
-        assert conv.fused_forward(x, bn, relu) is None  # gradients on: the layers one by one
+        assert conv.fused_forward(x, bn, activation) is None  # gradients on: the layers one by one
         for k, v in {**conv.state_dict(), **bn.state_dict()}.items():
             np.testing.assert_array_equal(v, before[k], err_msg=k)

@@ -190,44 +190,47 @@ def test_a_batchnorm_and_the_relu_that_alone_reads_it_run_fused(monkeypatch, fan
             np.testing.assert_array_equal(a, b)
 
 
-# ------------------------------------------ Conv2D -> BatchNorm2D (-> ReLU) folded in inference
-def _conv_bn_model(relu=True, fan_out=False, conv_is_output=False):
+# ------------------------------------------ Conv2D -> (BatchNorm2D ->) (ReLU | Tanh) folded in inference
+def _conv_bn_model(bn=True, act="relu", fan_out=False, conv_is_output=False):
     inp = pyrnn.Input(name="x")
     h = pyrnn.Conv2D(3, 8, 3, padding=1, seed=0)(inp)
-    bn = pyrnn.BatchNorm2D(8)
-    n = bn(h)
-    out = pyrnn.ReLU()(n) if relu else n
+    norm = pyrnn.BatchNorm2D(8)
+    out = norm(h) if bn else h
+    out = {"relu": pyrnn.ReLU(), "tanh": pyrnn.Tanh()}[act](out) if act else out
     if fan_out:
         out = Add()(out, h)
     model = pyrnn.Model(inp, [out, h] if conv_is_output else out)
     rng = np.random.default_rng(1)
-    bn.buffers["running_mean"][...] = rng.standard_normal(8)
-    bn.buffers["running_var"][...] = rng.random(8) + 0.5
-    bn.params["weight"][...] = rng.standard_normal(8)
-    bn.params["bias"][...] = rng.standard_normal(8)
+    norm.buffers["running_mean"][...] = rng.standard_normal(8)
+    norm.buffers["running_var"][...] = rng.random(8) + 0.5
+    norm.params["weight"][...] = rng.standard_normal(8)
+    norm.params["bias"][...] = rng.standard_normal(8)
     return model
 
 
 @pytest.mark.parametrize("backend", ["numpy", "cpp"])
-@pytest.mark.parametrize("relu,fan_out,conv_is_output,folded", [
-    (True, False, False, True), (False, False, False, True), (True, True, False, False), (True, False, True, False)])
-def test_a_conv_and_the_batchnorm_that_alone_reads_it_fold_in_inference(monkeypatch, backend, relu, fan_out,
-                                                                        conv_is_output, folded):
-    """Without gradients and with the BatchNorm in eval mode, a Conv2D whose output only a BatchNorm2D reads (and
-    the ReLU that alone reads that) runs as one folded convolution call: the BatchNorm's and the ReLU's layers do
-    not run; the outputs are the layers' one by one up to rounding. Not folded: when another node reads the
-    convolution's output, when it is a model output, in training mode, or with gradients on."""
+@pytest.mark.parametrize("bn,act,fan_out,conv_is_output,folded", [
+    (True, "relu", False, False, True), (True, None, False, False, True), (True, "tanh", False, False, True),
+    (False, "relu", False, False, True), (False, "tanh", False, False, True),
+    (True, "relu", True, False, False), (True, "relu", False, True, False)])
+def test_a_conv_and_the_layers_that_alone_read_it_fold_in_inference(backend, bn, act, fan_out, conv_is_output,
+                                                                    folded, monkeypatch):
+    """Without gradients and with the BatchNorm in eval mode, a Conv2D whose output only a BatchNorm2D or a
+    ReLU/Tanh reads (and the ReLU/Tanh that alone reads that BatchNorm) runs as one folded convolution call: the
+    BatchNorm's and the activation's layers do not run; the outputs are the layers' one by one up to rounding.
+    Not folded: when another node reads the convolution's output, when it is a model output, in training mode
+    (the BatchNorm's batch statistics), or with gradients on."""
     if backend not in pyrnn.available_backends():
         pytest.skip(f"{backend} is not available")
-    from pyrnn.layers.activations import ReLU
+    from pyrnn.layers.activations import ReLU, Tanh
     from pyrnn.layers.norm import _BatchNorm
 
     ran = []
-    for cls, name in ((_BatchNorm, "_run"), (ReLU, "graph_forward")):  # _run: the BatchNorm, fused with a ReLU or not
+    for cls, name in ((_BatchNorm, "_run"), (ReLU, "graph_forward"), (Tanh, "graph_forward")):  # _run: fused or not
         real = getattr(cls, name)
         monkeypatch.setattr(cls, name, lambda self, *a, real=real, **k: ran.append(type(self)) or real(self, *a, **k))
     x = np.random.default_rng(2).standard_normal((2, 6, 5, 3)).astype(np.float32)
-    model = _conv_bn_model(relu, fan_out, conv_is_output).eval()
+    model = _conv_bn_model(bn, act, fan_out, conv_is_output).eval()
     with pyrnn.use_backend(backend):
         with pyrnn.inference():
             got = model.forward(x)
@@ -239,14 +242,18 @@ def test_a_conv_and_the_batchnorm_that_alone_reads_it_fold_in_inference(monkeypa
         with pyrnn.inference():
             want = model.forward(x)
         model._conv_folds = folds
-        assert pyrnn.BatchNorm2D in ran
+        assert ran
         for a, b in zip(_tuple(got), _tuple(want)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        if bn:
+            ran.clear()
+            model.train()  # batch statistics: no fold
+            with pyrnn.no_grad():
+                model.forward(x)
+            assert pyrnn.BatchNorm2D in ran
         ran.clear()
-        model.train()  # batch statistics: no fold
-        with pyrnn.no_grad():
-            model.forward(x)
-        assert pyrnn.BatchNorm2D in ran
+        _forward_backward(model, x)  # gradients on: the layers
+        assert ran
 
 
 def _tuple(v):

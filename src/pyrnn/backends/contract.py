@@ -307,7 +307,7 @@ class Conv2dBackend(Protocol):
 
     def conv2d_forward(
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple, padding: tuple, dilation: tuple,
-        groups: int, relu: bool = False,
+        groups: int, activation: str | None = None,
     ) -> tuple[np.ndarray, Conv2dSaved]: ...
 
     def conv2d_backward(

@@ -14,11 +14,12 @@ from .contract import Conv2dSaved
 from .conv2d_reference import check_conv2d_backward, check_conv2d_forward
 
 
-def conv2d_forward(x, w, b, stride, padding, dilation, groups, relu=False):
+def conv2d_forward(x, w, b, stride, padding, dilation, groups, activation=None):
     """See :mod:`pyrnn.backends.conv2d_reference`."""
-    (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups, relu)
+    (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups,
+                                                                        activation)
     y = _buffers.empty(y_shape, x.dtype)
-    _C.conv2d_forward(x, w, b, y, stride, padding, dilation, groups, bool(relu))
+    _C.conv2d_forward(x, w, b, y, stride, padding, dilation, groups, activation)
     return y, Conv2dSaved(x, x.shape, w, stride, padding, dilation, groups)
 
 

@@ -30,7 +30,7 @@ from . import conv2d_numba_winograd as winograd
 from . import ordered
 from ._numba_config import JIT
 from .contract import Conv2dSaved
-from .conv2d_reference import check_conv2d_backward, check_conv2d_forward, relu_inplace
+from .conv2d_reference import activate, check_conv2d_backward, check_conv2d_forward
 
 #: scratch per chunk of output lines, in elements (at least one line's worth): the im2col columns
 #: (G, rows, KH*KW*Cg) and the per-group output/gradient block (rows, Og)
@@ -236,12 +236,12 @@ def _plan(x_shape, w, stride, padding, dilation, groups, out_hw):
     return geometry, nl, pointwise
 
 
-def conv2d_forward(x, w, b, stride, padding, dilation, groups, relu=False):
+def conv2d_forward(x, w, b, stride, padding, dilation, groups, activation=None):
     """See :mod:`pyrnn.backends.conv2d_reference`."""
-    (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups, relu)
+    (stride, padding, dilation, groups), y_shape = check_conv2d_forward(x, w, b, stride, padding, dilation, groups,
+                                                                        activation)
     y, saved = _convolve(x, w, b, stride, padding, dilation, groups, y_shape)
-    if relu:
-        relu_inplace(y)
+    activate(y, activation)
     return y, saved
 
 

@@ -9,16 +9,16 @@ Every backend exposes these two functions (:class:`pyrnn.backends.contract.Conv2
 Arrays are C-contiguous and of one float dtype (float32 or float64); padding is explicit (the
 layers resolve "same"); stride, padding and dilation are tuples of ints.
 
-``conv2d_forward(x, w, b, stride, padding, dilation, groups, relu=False) -> (y, saved)``
+``conv2d_forward(x, w, b, stride, padding, dilation, groups, activation=None) -> (y, saved)``
     x (B, H, W, C), w (O, Cg, KH, KW) in PyTorch's layout, b (O,) or None. y (B, HO, WO, O) with
     ``HO = (H + pt + pb - dh*(KH-1) - 1) // sh + 1`` (WO alike). Cross-correlation, exactly
     ``torch.nn.functional.conv2d`` on the (B, C, H, W) transpose: for output channel o of group
     g = o // Og,
     ``y[b, i, j, o] = b[o] + sum_{c<Cg, kh, kw} w[o, c, kh, kw] xp[b, i*sh + kh*dh, j*sw + kw*dw, g*Cg + c]``,
-    xp = x zero-padded. With ``relu``, y is then ``max(y, 0)`` (``y < 0 ? 0 : y``: a NaN stays
-    NaN), the ReLU of an inference ``Conv2D -> BatchNorm2D -> ReLU`` run as one call
-    (:meth:`pyrnn.layers.Conv2D.fused_forward`); backward differentiates the convolution alone, so
-    it is for forwards that keep nothing for backward. ``saved`` is a
+    xp = x zero-padded. ``activation`` ``"relu"`` or ``"tanh"`` is then applied to y (ReLU:
+    ``y < 0 ? 0 : y``, a NaN stays NaN), the activation of an inference ``Conv2D -> (BatchNorm2D
+    ->) ReLU/Tanh`` chain run as one call (:meth:`pyrnn.layers.Conv2D.fused_forward`); backward
+    differentiates the convolution alone, so it is for forwards that keep nothing for backward. ``saved`` is a
     :class:`~pyrnn.backends.contract.Conv2dSaved` (x and the geometry; no copy).
 
 ``conv2d_backward(saved, dy, dw, db, need_dx=True) -> dx``
@@ -43,10 +43,17 @@ from .._checks import check_kernel_array, check_kernel_input, is_int
 from . import ordered
 from .contract import Conv2dSaved
 
+#: the activations conv2d_forward applies to its output
+POST_ACTIVATIONS = (None, "relu", "tanh")
 
-def relu_inplace(y):
-    """y[...] = y < 0 ? 0 : y (a NaN stays NaN): the ``relu`` of :func:`conv2d_forward`."""
-    np.copyto(y, 0, where=y < 0)
+
+def activate(y, activation):
+    """y = activation(y) in place: the ``activation`` of :func:`conv2d_forward` (ReLU: y < 0 ? 0 : y, a NaN
+    stays NaN)."""
+    if activation == "relu":
+        np.copyto(y, 0, where=y < 0)
+    elif activation == "tanh":
+        np.tanh(y, out=y)
 
 
 # --------------------------------------------------------------------- checks
@@ -101,12 +108,12 @@ def _check_weight(w, dtype, C, groups):
     return O, KH, KW
 
 
-def check_conv2d_forward(x, w, b, stride, padding, dilation, groups, relu=False):
+def check_conv2d_forward(x, w, b, stride, padding, dilation, groups, activation=None):
     """Check the forward arguments against the contract; returns (stride, padding, dilation,
     groups) normalised and the output shape (B, HO, WO, O)."""
     check_kernel_input("x", x, 4, "(B, H, W, C_in)")
-    if not isinstance(relu, (bool, np.bool_)):
-        raise TypeError(f"relu: expected True or False, got {type(relu).__name__}")
+    if activation not in POST_ACTIVATIONS:
+        raise ValueError(f"activation: expected None, 'relu' or 'tanh', got {activation!r}")
     stride, padding, dilation, groups = check_conv2d_geometry(stride, padding, dilation, groups)
     B, H, W, C = x.shape
     O, KH, KW = _check_weight(w, x.dtype, C, groups)
@@ -161,10 +168,10 @@ def _group(g, n_per_group):
 
 
 # y[b, i, j, o] = b[o] + sum_{c, kh, kw} w[o, c, kh, kw] win[b, i, j, g*Cg + c, kh, kw],  g = o // Og
-def conv2d_forward(x, w, b, stride, padding, dilation, groups, relu=False):
+def conv2d_forward(x, w, b, stride, padding, dilation, groups, activation=None):
     """See the module docstring."""
     (stride, padding, dilation, groups), (B, HO, WO, O) = check_conv2d_forward(x, w, b, stride, padding, dilation, groups,
-                                                                               relu)
+                                                                               activation)
     Cg, Og = w.shape[1], O // groups
     win = _windows(x, w.shape[2:], stride, padding, dilation, (HO, WO))
     y = np.zeros((B, HO, WO, O), x.dtype)
@@ -172,8 +179,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups, relu=False):
         y[..., _group(g, Og)] = np.tensordot(win[..., _group(g, Cg), :, :], w[_group(g, Og)], axes=([3, 4, 5], [1, 2, 3]))
     if b is not None:
         y += b
-    if relu:
-        relu_inplace(y)
+    activate(y, activation)
     return y, Conv2dSaved(x, x.shape, w, stride, padding, dilation, groups)
 
 

@@ -183,13 +183,14 @@ class Conv2D(Layer):
         self._save((backend, saved, y.shape))
         return y
 
-    # BatchNorm folded: y = relu(conv(x, weight * s) + (bias - running_mean) * s + bn.bias), s = bn.weight / sqrt(running_var + eps)
-    def fused_forward(self, x, batchnorm=None, relu=False):
+    # BatchNorm folded: y = act(conv(x, weight * s) + (bias - running_mean) * s + bn.bias), s = bn.weight / sqrt(running_var + eps)
+    def fused_forward(self, x, batchnorm=None, activation=None):
         """Inference ``forward(x)`` followed by ``batchnorm`` (its running statistics folded into this layer's
-        weight and bias) and, with ``relu``, a ReLU, in one kernel call: what :class:`pyrnn.models.Model` runs
-        for a ``Conv2D -> BatchNorm2D (-> ReLU)`` chain inside ``pyrnn.no_grad()``/``pyrnn.inference()``, as
-        inference engines do (the normalisation's pass over y, and the ReLU's, vanish into the convolution).
-        The numbers are the chain's up to float rounding (the products are scaled before the sum).
+        weight and bias) and ``activation`` (``"relu"``, ``"tanh"`` or None) in one kernel call: what
+        :class:`pyrnn.models.Model` runs for a ``Conv2D -> (BatchNorm2D ->) (ReLU | Tanh)`` chain inside
+        ``pyrnn.no_grad()``/``pyrnn.inference()``, as inference engines do (the normalisation's pass over y,
+        and the activation's, vanish into the convolution). The numbers are the chain's up to float rounding
+        (the products are scaled before the sum).
 
         Parameters
         ----------
@@ -197,7 +198,7 @@ class Conv2D(Layer):
         batchnorm : BatchNorm2D or None
             Folded when it normalises with its running statistics (eval mode or inference, and
             ``track_running_stats``) and matches this layer's channels and dtype.
-        relu : bool
+        activation : "relu", "tanh" or None
 
         Returns
         -------
@@ -215,7 +216,7 @@ class Conv2D(Layer):
         x = _image(self, x)
         pad = self._check_size(x)
         y, _ = backend_module(get_backend()).conv2d_forward(x, w, b, self.stride, pad, self.dilation, self.groups,
-                                                            relu=relu)
+                                                            activation=activation)
         return y
 
     # dweight[o, c, kh, kw] += sum_{b,i,j} dy[b, i, j, o] xp[b, i*sh + kh*dh, j*sw + kw*dw, g*Cg + c];

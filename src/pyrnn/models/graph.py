@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _buffers
 from ..grad_mode import forward_scope, is_grad_enabled, note_output
-from ..layers.activations import ReLU
+from ..layers.activations import ReLU, Tanh
 from ..layers.conv2d import Conv2D
 from ..layers.norm import BatchNorm2D, _BatchNorm
 from ..layers.registry import layer_config, layer_from_config
@@ -37,6 +37,9 @@ def _flatten(value, what):
 def _sum(a, b):
     """a + b in recycled memory (:mod:`pyrnn._buffers`): two gradients of one tensor."""
     return np.add(a, b, out=_buffers.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b)))
+
+#: the activation layers a convolution applies in its own call (Conv2D.fused_forward's ``activation``)
+_POST_ACTIVATIONS = {ReLU: "relu", Tanh: "tanh"}
 
 
 class Model(BaseModel):
@@ -64,7 +67,7 @@ class Model(BaseModel):
         self._out_slots = [slots[id(t)] for t in self.outputs]
         self._plan = self._step_plan(slots)
         self._bn_relu_pairs = self._batchnorm_relu_pairs(slots)
-        self._conv_folds = self._conv_batchnorm_folds(slots)
+        self._conv_folds = self._conv_folds_of(slots)
         layers = []
         for node in self.nodes:
             if node.layer is not None and all(node.layer is not l for l in layers):
@@ -129,8 +132,8 @@ class Model(BaseModel):
         meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}
         # a BatchNorm and the ReLU that alone reads it in one pass where the backend fuses them (the BatchNorm's
         # value is then the ReLU's, read by that ReLU only; backward skips the ReLU: the BatchNorm applies it);
-        # without gradients, a Conv2D -> BatchNorm2D (-> ReLU) chain in one call (Conv2D.fused_forward). A fused
-        # node's value is the one before it, which it alone reads.
+        # without gradients, a Conv2D -> (BatchNorm2D ->) (ReLU | Tanh) chain in one call (Conv2D.fused_forward). A
+        # fused node's value is the one before it, which it alone reads.
         pairs, fused = self._bn_relu_pairs, set()
         folds = None if is_grad_enabled() else self._conv_folds
         with forward_scope():  # one graph call: a shared layer stacks its calls
@@ -140,8 +143,8 @@ class Model(BaseModel):
                 if i in fused:
                     outs = (args[0],)
                 elif folds and i in folds:
-                    bn, chain = folds[i]
-                    y = layer.fused_forward(args[0], bn, len(chain) > 1)
+                    bn, activation, chain = folds[i]
+                    y = layer.fused_forward(args[0], bn, activation)
                     if y is not None:
                         outs = (y,)
                         fused.update(chain)
@@ -184,24 +187,34 @@ class Model(BaseModel):
                     pairs[i] = r[0]
         return pairs
 
-    def _conv_batchnorm_folds(self, slots):
-        """{position of a Conv2D node: (its BatchNorm2D, positions of that BatchNorm and of the ReLU that alone
-        reads it, if one does)} for each Conv2D whose output only a BatchNorm2D reads, neither a model output."""
+    def _conv_folds_of(self, slots):
+        """{position of a Conv2D node: (the BatchNorm2D or None, the activation ("relu", "tanh") or None, positions of
+        the nodes it runs)} for each Conv2D whose output only a BatchNorm2D or a ReLU/Tanh reads, and so on down the
+        chain (a BatchNorm2D's output only an activation reads); no value of the chain but its last is a model output."""
         readers = {}
         for j, node in enumerate(self.nodes):
             for t in node.inputs:
                 if t is not None:
                     readers.setdefault(slots[id(t)], []).append(j)
+
+        def only_reader(i):  # the node alone reading node i's value (no model output), or None
+            k = slots[id(self.nodes[i].outputs[0])]
+            r = readers.get(k, [])
+            if k in self._out_slots or len(r) != 1 or len(self.nodes[r[0]].inputs) != 1:
+                return None
+            return r[0]
+
         folds = {}
         for i, node in enumerate(self.nodes):
             if type(node.layer) is not Conv2D or len(node.inputs) != 1:
                 continue
-            k = slots[id(node.outputs[0])]
-            r = readers.get(k, [])
-            if k in self._out_slots or len(r) != 1 or type(self.nodes[r[0]].layer) is not BatchNorm2D:
-                continue
-            j = r[0]
-            folds[i] = (self.nodes[j].layer, (j, self._bn_relu_pairs[j]) if j in self._bn_relu_pairs else (j,))
+            bn, activation, chain, j = None, None, (), only_reader(i)
+            if j is not None and type(self.nodes[j].layer) is BatchNorm2D:
+                bn, chain, j = self.nodes[j].layer, (j,), only_reader(j)
+            if j is not None and type(self.nodes[j].layer) in _POST_ACTIVATIONS:
+                activation, chain = _POST_ACTIVATIONS[type(self.nodes[j].layer)], (*chain, j)
+            if chain:
+                folds[i] = (bn, activation, chain)
         return folds
 
     # ------------------------------------------------------------ backward
