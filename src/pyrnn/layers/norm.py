@@ -112,7 +112,8 @@ class _BatchNorm(Layer):
         """The weight and bias of a layer followed by this BatchNorm as one layer: w (C, ...) with output channel c
         as its row c (a Conv2D's), b (C,) or None, of this layer's dtype. None when this BatchNorm normalises with
         batch statistics (training mode, or ``track_running_stats=False``) or w does not match it (then the layers
-        run one by one and the mismatch is reported there). Computed in float64, then rounded to the dtype."""
+        run one by one and the mismatch is reported there). The per-channel factors in float64, rounded to the dtype
+        once; w times them in the dtype (a float64 copy of a large weight cost as much as the pass it saves)."""
         C = self.num_features
         if self.is_training or not self.track_running_stats or w.shape[:1] != (C,) or w.dtype != self.dtype:
             return None
@@ -125,7 +126,7 @@ class _BatchNorm(Layer):
         shift = shift * s
         if self.affine:
             shift = shift + self.params["bias"]
-        return (w * s.reshape(C, *(1,) * (w.ndim - 1))).astype(self.dtype), shift.astype(self.dtype)
+        return w * s.astype(self.dtype).reshape(C, *(1,) * (w.ndim - 1)), shift.astype(self.dtype)
 
     def _run(self, x, fused):
         """forward (``fused`` None) or the fused BatchNorm -> ReLU (``fused``: the backend's kernel)."""
