@@ -12,7 +12,7 @@ fresh process per measurement).
     python benchmarks/write_results.py     # --quick: the three small recurrent configs (and Conv1D),
                                            #          fewer blocks for the CNN rows;
                                            # --skip-memory: no memory tables (they take ~a minute);
-                                           # --skip-cnn: no image CNN section (~2 min on an idle machine)
+                                           # --skip-cnn: no image CNN section (~3 min on an idle machine)
                                            # --skip-busy: no busy-machine section (~1 min)
 
 Times are medians in one process; speed-ups are ratios from that same run.
@@ -44,8 +44,8 @@ def _torch_version():
 def cnn_section(quick=False, threads=2):
     """The image CNN section: the rows and the digits epoch against both PyTorch layouts, then the
     Conv2D layer's GFLOP/s beside the sgemm peak (measured after the rows) and the FMA-unit limit."""
-    rows = bench_cnn.run(blocks=5 if quick else 9)
-    epoch = bench_cnn.run_epochs(blocks=3 if quick else 5)
+    rows = bench_cnn.run(blocks=5 if quick else 15)
+    epoch = bench_cnn.run_epochs(blocks=3 if quick else 9)
     peak = bench.gemm_peak()
     return (
         "## Image CNNs\n\n"
