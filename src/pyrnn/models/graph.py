@@ -9,6 +9,12 @@ backward, no per-element autograd tape.
 Memory: the forward lets go of each intermediate array after its last consumer has run, and
 the backward of each gradient once the layer that produced its tensor has taken it, so the
 model itself holds only the arrays still to be used (the layers keep what their backward needs).
+
+Fusion: a BatchNorm whose output only a ReLU reads runs as one kernel call where the backend has
+one (forward and backward); without gradients, a Conv2D whose output only a BatchNorm2D (running
+statistics) and/or a ReLU/Tanh reads runs as one convolution (the BatchNorm folded into its weights,
+the activation its post-op): :meth:`pyrnn.layers.Conv2D.fused_forward`. The chains are found once,
+at construction.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ def _sum(a, b):
     """a + b in recycled memory (:mod:`pyrnn._buffers`): two gradients of one tensor."""
     return np.add(a, b, out=_buffers.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b)))
 
+
 #: the activation layers a convolution applies in its own call (Conv2D.fused_forward's ``activation``)
 _POST_ACTIVATIONS = {ReLU: "relu", Tanh: "tanh"}
 
@@ -66,8 +73,9 @@ class Model(BaseModel):
         self._in_slots = [slots[id(t)] for t in self.inputs]
         self._out_slots = [slots[id(t)] for t in self.outputs]
         self._plan = self._step_plan(slots)
-        self._bn_relu_pairs = self._batchnorm_relu_pairs(slots)
-        self._conv_folds = self._conv_folds_of(slots)
+        readers = self._readers(slots)
+        self._bn_relu_pairs = self._batchnorm_relu_pairs(slots, readers)
+        self._conv_folds = self._conv_folds_of(slots, readers)
         layers = []
         for node in self.nodes:
             if node.layer is not None and all(node.layer is not l for l in layers):
@@ -169,14 +177,18 @@ class Model(BaseModel):
         note_output(out)
         return out
 
-    def _batchnorm_relu_pairs(self, slots):
-        """{position of a BatchNorm node: position of the ReLU node that alone reads its output}, the output
-        being no model output."""
+    def _readers(self, slots):
+        """{tensor slot: positions of the nodes reading it}."""
         readers = {}
         for j, node in enumerate(self.nodes):
             for t in node.inputs:
                 if t is not None:
                     readers.setdefault(slots[id(t)], []).append(j)
+        return readers
+
+    def _batchnorm_relu_pairs(self, slots, readers):
+        """{position of a BatchNorm node: position of the ReLU node that alone reads its output}, the output
+        being no model output."""
         pairs = {}
         for i, node in enumerate(self.nodes):
             if isinstance(node.layer, _BatchNorm) and len(node.outputs) == 1:
@@ -187,16 +199,10 @@ class Model(BaseModel):
                     pairs[i] = r[0]
         return pairs
 
-    def _conv_folds_of(self, slots):
+    def _conv_folds_of(self, slots, readers):
         """{position of a Conv2D node: (the BatchNorm2D or None, the activation ("relu", "tanh") or None, positions of
         the nodes it runs)} for each Conv2D whose output only a BatchNorm2D or a ReLU/Tanh reads, and so on down the
         chain (a BatchNorm2D's output only an activation reads); no value of the chain but its last is a model output."""
-        readers = {}
-        for j, node in enumerate(self.nodes):
-            for t in node.inputs:
-                if t is not None:
-                    readers.setdefault(slots[id(t)], []).append(j)
-
         def only_reader(i):  # the node alone reading node i's value (no model output), or None
             k = slots[id(self.nodes[i].outputs[0])]
             r = readers.get(k, [])
