@@ -32,7 +32,12 @@ struct SeqDims {
   int64_t T, B, I, H;
   bool reverse;
   const int64_t* lengths;  // (B,) in [0, T], or nullptr: every step active (see active())
+  int64_t ldt = 0;         // rows between two time steps of every (T, ., .) array; 0: B. A member of a
+                           // batch-split team runs rows [b0, b0 + B) of a batch of ldt (recurrent.cpp)
 };
+
+// The rows between two time steps of x, hs, gates, ... (the whole batch's).
+inline int64_t step_rows(const SeqDims& d) { return d.ldt > 0 ? d.ldt : d.B; }
 
 // Time index t is active for sample b iff t < lengths[b]. At an inactive index the
 // state is carried unchanged and the saved gates are 0; backward passes dh and dc

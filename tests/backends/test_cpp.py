@@ -182,6 +182,7 @@ FAST_SHAPES = [  # (B, T, I, H): H off the panel widths (8/16/32 floats) and B o
     (5, 6, 7, 37),
     (13, 5, 4, 70),
     (9, 3, 2, 96),
+    (19, 5, 3, 40),  # a team splits the batch (recurrent.cpp loop_team): rows 0-8 and 9-18
 ]
 
 
@@ -225,6 +226,38 @@ def test_every_isa_and_team_match_the_reference(isa, threads, dtype, cell, shape
     with pyrnn.use_backend("cpp"), pyrnn.no_grad():
         got = layer.forward(x, state, lengths=lengths)[0]
     np.testing.assert_allclose(got, want, err_msg=f"{isa} lengths", **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_team_splitting_the_batch_gives_one_threads_bits(isa, dtype, cell):
+    """Each member runs the whole loop on its rows (recurrent.cpp loop_team): every row's arithmetic is one
+    thread's, so the outputs and final states are the same bits, variable lengths and reverse directions
+    included; the gradients match one thread's to rounding (the GEMMs after the loop are cut by team size)."""
+    B, T, I_, H_ = 21, 6, 5, 40
+    rng = np.random.default_rng(17)
+    layer = make_layer(cell, I_, H_, num_layers=2, bidirectional=True, dtype=dtype, seed=3)
+    x, state, dy, dstate = random_problem(layer, B, T, rng)
+    lengths = rng.integers(0, T + 1, size=B)
+    got = {}
+    before, min_flops = _C.get_num_threads(), _C._parallel_min_flops()
+    _C._set_parallel_min_flops(0)
+    _C._set_others_running(0)
+    try:
+        for threads in (1, 2):
+            _C.set_num_threads(threads)
+            with pyrnn.use_backend("cpp"), pyrnn.no_grad():
+                y, hT = layer.forward(x, state, lengths=lengths)
+            got[threads] = (y, *(hT if isinstance(hT, tuple) else (hT,)), run(layer, x, state, dy, dstate, "cpp"))
+    finally:
+        _C._set_others_running(-1)
+        _C.set_num_threads(before)
+        _C._set_parallel_min_flops(min_flops)
+    for a, b in zip(got[1][:-1], got[2][:-1]):
+        np.testing.assert_array_equal(a, b)
+    tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    for k, v in got[1][-1].items():
+        np.testing.assert_allclose(got[2][-1][k], v, err_msg=k, **tol)
 
 
 def test_isa_choice_is_checked_and_reported():

@@ -228,11 +228,13 @@ def test_a_kernel_on_another_thread_is_not_interrupted(tmp_path):
     _check_consistent(out)
 
 
-@pytest.mark.parametrize("case", ["conv2d", "recurrent"])
+@pytest.mark.parametrize("case", ["conv2d", "recurrent", "recurrent-rows"])
 def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
     """In process and deterministic (the bindings' countdown, _C._interrupt_next_kernel): a backward stopped at
     its 1st, 2nd, ... poll raises KeyboardInterrupt, adds nothing into the weight gradients and counts as a
-    stopped call (_C._cancelled_calls, which the Ctrl-C test above reads); the same call left alone adds."""
+    stopped call (_C._cancelled_calls, which the Ctrl-C test above reads); the same call left alone adds.
+    recurrent-rows: a team of two splitting the batch (only the caller polls; the other member runs its rows to
+    the end)."""
     import numpy as np
 
     from pyrnn import _C
@@ -248,7 +250,7 @@ def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
             _C.conv2d_backward(x, w, dy, np.empty_like(x), *grads, (1, 1), (1, 1, 1, 1), (1, 1), 1)
             return grads
     else:
-        T, B, I, H = 60, 4, 8, 16
+        T, B, I, H = (60, 4, 8, 16) if case == "recurrent" else (20, 32, 8, 48)
         weights = contract.Weights(*(rng.standard_normal(s, dtype=np.float32) for s in [(4 * H, I), (4 * H, H), (4 * H,), (4 * H,)]))
         half = lambda *s: np.full(s, 0.5, np.float32)  # noqa: E731
         x, h0 = rng.standard_normal((T, B, I), dtype=np.float32), np.zeros((B, H), np.float32)
@@ -260,6 +262,10 @@ def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
             dres = (np.empty_like(x), np.empty((B, H), np.float32), np.empty((B, H), np.float32))
             _C.recurrent_backward(2, False, x, None, (h0, h0), tuple(cache), tuple(weights), dout, grads, dres)
             return grads
+    min_flops = _C._parallel_min_flops()
+    if case == "recurrent-rows":
+        _C._set_parallel_min_flops(0)
+        _C._set_others_running(0)  # a team of two even on a busy machine
     try:
         for polls in (1, 2, 3):
             before = _C._cancelled_calls()
@@ -267,7 +273,9 @@ def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
             with pytest.raises(KeyboardInterrupt, match="_interrupt_next_kernel"):
                 call()
             assert _C._cancelled_calls() == before + 1
+        before = _C._cancelled_calls()
+        assert any(g.any() for g in call()) and _C._cancelled_calls() == before
     finally:
         _C._interrupt_next_kernel(0)
-    before = _C._cancelled_calls()
-    assert any(g.any() for g in call()) and _C._cancelled_calls() == before
+        _C._set_parallel_min_flops(min_flops)
+        _C._set_others_running(-1)
