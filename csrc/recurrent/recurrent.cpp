@@ -88,6 +88,11 @@ struct Slice {  // rows [r0, r1) of m, thread tid's share of n
 // micro-kernel's tiles (kRowSplitRows), and not for bf16 (whose operands are converted per step for the batch).
 constexpr int64_t kRowSplitRows = 8;
 constexpr int64_t kRowSplitWeightBytes = int64_t(1) << 18;
+// ... and with work enough for a static split: at least this many times the per-step threshold
+// (parallel_min_flops: 2^25 flops by default, ~0.4 ms of a core), since a member that starts late (tens of us
+// in a VM whose other vCPU was idle, far more on a busy host) makes the caller wait. The Conv1D+GRU epoch's
+// GRU(16 -> 32) loop (15 MFLOP) split so ran 1.17-1.19x its one-thread time in one run of the busy table.
+constexpr long long kRowSplitWork = 32;
 
 struct LoopTeam {
   int n;         // members wanted
@@ -98,8 +103,10 @@ struct LoopTeam {
 // meeting to pay for), else by units (team_size: worth a barrier per step)
 LoopTeam loop_team(int64_t T, int64_t B, int64_t I, int64_t H, int64_t GH, int64_t panel_width, int64_t elem,
                    bool bf16) {
-  if (!bf16 && B >= 2 * kRowSplitRows && GH * (H + I) * elem <= kRowSplitWeightBytes) {
-    const int n = team_for(2 * T * B * GH * (H + I), B / kRowSplitRows);
+  const long long flops = 2 * T * B * GH * (H + I);
+  if (!bf16 && B >= 2 * kRowSplitRows && GH * (H + I) * elem <= kRowSplitWeightBytes &&
+      flops >= kRowSplitWork * parallel_min_flops()) {
+    const int n = team_for(flops, B / kRowSplitRows);
     if (n > 1) return {n, true};
   }
   return {team_size(B, bf16_cost_columns(bf16, GH), H, panel_width), false};
