@@ -117,42 +117,45 @@ T* rows_at(T* p, int64_t offset) {  // p + offset, or null
   return p ? p + offset : p;
 }
 
-// The plan of rows [r.r0, r.r1) of a row-split loop: every (T, B, .) array read at the member's rows with the
-// whole batch's step (SeqDims::ldt), every (B, .) one at its rows
+// The tensors at rows b0 on: (T, B, .) arrays read at a member's rows with the whole batch's step (SeqDims::ldt),
+// (B, .) ones at its rows
 template <typename F>
 SeqTensors<F> rows_of(const SeqTensors<F>& v, int64_t b0, int64_t I, int64_t H, int64_t GH) {
   return {rows_at(v.x, b0 * I),  rows_at(v.h0, b0 * H),     rows_at(v.c0, b0 * H),     rows_at(v.hs, b0 * H),
           rows_at(v.cs, b0 * H), rows_at(v.gates, b0 * GH), rows_at(v.tanh_c, b0 * H), rows_at(v.hn, b0 * H)};
 }
 
-SeqDims dims_of(const SeqDims& d, const Slice& r) {
-  SeqDims m = d;
-  m.B = r.size(), m.ldt = step_rows(d), m.lengths = rows_at(d.lengths, r.r0);
-  return m;
+// The buffers of rows [b0, b0 + m.d.B) of a plan copied from the whole batch's: the (T, B, .) arrays at the rows
+// (read with the whole batch's step, SeqDims::ldt), the (B, .) ones and the scratch at the rows
+template <typename F>
+void at_rows(ForwardPlan<F>& m, int64_t b0, int64_t GH) {
+  const int64_t H = m.d.H;
+  m.io = rows_of(m.io, b0, m.d.I, H, GH);
+  m.preact += b0 * GH, m.hn = rows_at(m.hn, b0 * H);
 }
 
 template <typename F>
-ForwardPlan<F> rows_plan(const ForwardPlan<F>& P, const Slice& r, int64_t GH, Cancel* cancel) {
-  ForwardPlan<F> m = P;
-  const int64_t b0 = r.r0, H = P.d.H;
-  m.d = dims_of(P.d, r);
-  m.io = rows_of(P.io, b0, P.d.I, H, GH);
-  m.preact = P.preact + b0 * GH, m.hn = rows_at(P.hn, b0 * H), m.cancel = cancel;
-  return m;
+void at_rows(BackwardPlan<F>& m, int64_t b0, int64_t GH) {
+  const int64_t H = m.d.H;
+  m.saved = rows_of(m.saved, b0, m.d.I, H, GH);
+  m.io = {rows_at(m.io.dhs, b0 * H),    rows_at(m.io.dhT, b0 * H), rows_at(m.io.dcT, b0 * H),
+          rows_at(m.io.dx, b0 * m.d.I), rows_at(m.io.dh0, b0 * H), rows_at(m.io.dc0, b0 * H)};
+  m.da_ih += b0 * GH, m.da_hn = rows_at(m.da_hn, b0 * H);
+  m.dh += b0 * H, m.dh_next += b0 * H, m.dc += b0 * H, m.dc_kept += b0 * H;
 }
 
-template <typename F>
-BackwardPlan<F> rows_plan(const BackwardPlan<F>& P, const Slice& r, int64_t GH, Cancel* cancel) {
-  BackwardPlan<F> m = P;
-  const int64_t b0 = r.r0, H = P.d.H;
-  m.d = dims_of(P.d, r);
-  m.saved = rows_of(P.saved, b0, P.d.I, H, GH);
-  m.io = {rows_at(P.io.dhs, b0 * H),    rows_at(P.io.dhT, b0 * H), rows_at(P.io.dcT, b0 * H),
-          rows_at(P.io.dx, b0 * P.d.I), rows_at(P.io.dh0, b0 * H), rows_at(P.io.dc0, b0 * H)};
-  m.da_ih = P.da_ih + b0 * GH, m.da_hn = rows_at(P.da_hn, b0 * H);
-  m.dh = P.dh + b0 * H, m.dh_next = P.dh_next + b0 * H, m.dc = P.dc + b0 * H, m.dc_kept = P.dc_kept + b0 * H;
-  m.cancel = cancel;
-  return m;
+// Member tid of n of a row-split loop: loop(its rows' plan, 0, 1, a barrier of one), as a team of one. The caller
+// (tid 0) alone polls `cancel`; another member runs its rows to the end.
+template <typename Plan, typename Loop>
+auto run_rows(Loop loop, const Plan& P, int tid, int n, int64_t GH, Cancel& cancel) {
+  const Slice r(P.d.B, tid, n);
+  Cancel never;
+  SpinBarrier alone(1);
+  Plan m = P;
+  m.d.B = r.size(), m.d.ldt = step_rows(P.d), m.d.lengths = rows_at(P.d.lengths, r.r0);
+  m.cancel = tid == 0 ? &cancel : &never;
+  at_rows(m, r.r0, GH);
+  return loop(m, 0, 1, alone);
 }
 
 }  // namespace
@@ -209,13 +212,12 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
       cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact, hn_scratch ? preact + B * GH : nullptr, &cancel};
   plan.bf16 = b16 ? b16->operands() : nullptr;
   const LoopTeam team = loop_team(T, B, I, H, GH, k.panel_width, sizeof(F), b16 != nullptr);
-  const bool by_rows = team.by_rows;
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
-    if (!by_rows) return k.forward(plan, tid, n, barrier);
-    Cancel never;  // the caller (tid 0) alone polls: another member runs its rows to the end
-    SpinBarrier alone(1);
-    k.forward(rows_plan(plan, Slice(B, tid, n), GH, tid == 0 ? &cancel : &never), 0, 1, alone);
+    if (team.by_rows)
+      run_rows(k.forward, plan, tid, n, GH, cancel);
+    else
+      k.forward(plan, tid, n, barrier);
   };
   parallel(team.n, region);
 }
@@ -309,7 +311,6 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // and on a busy machine far more).
   BlasOneThread blas_single;
   const LoopTeam team = loop_team(T, B, I, H, GH, k.panel_width, sizeof(F), b16 != nullptr);  // the time loop's
-  const bool by_rows = team.by_rows;
   int want = team.n;
   // when the loop runs on one thread, the GEMMs after it (far more work per meeting) may still take a team
   const int post_want = want > 1 ? want : team_for(2 * T * B * GH * (2 * I + H), GH / 64);
@@ -372,10 +373,8 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   };
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
-    if (by_rows) {   // each member its rows' loop, then one meeting: every dA written (or the work stopped)
-      Cancel never;  // the caller (tid 0) alone polls: another member runs its rows to the end
-      SpinBarrier alone(1);
-      k.backward(rows_plan(plan, Slice(B, tid, n), GH, tid == 0 ? &cancel : &never), 0, 1, alone);
+    if (team.by_rows) {  // each member its rows' loop, then one meeting: every dA written (or the work stopped)
+      run_rows(k.backward, plan, tid, n, GH, cancel);
       if (n == 1) return;  // one thread: the GEMMs below
       barrier.wait();
       if (cancel.cancelled()) return;
