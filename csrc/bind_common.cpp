@@ -2,9 +2,12 @@
 // OpenBLAS by its ILP64 function addresses, else SciPy's Fortran sgemm/dgemm from the PyCapsules of
 // scipy.linalg.cython_blas), the instruction set and thread team the kernels use, and the kernels'
 // own float32 activations in each instruction set, exposed so that their accuracy is tested; the
-// bfloat16 GEMM path (common/gemm_bf16.h) and its general GEMM (Dense's products with dtype="bfloat16").
+// bfloat16 GEMM path (common/gemm_bf16.h) and its general GEMM (Dense's products with dtype="bfloat16"); the
+// float GEMM over the thread team (gemm_team: Dense's float32/float64 products with the cpp backend).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+
+#include <algorithm>
 
 #include "bind_checks.h"
 #include "common/cpu.h"
@@ -76,6 +79,26 @@ py::array_t<float> matmul_bf16(py::handle ah, py::handle bh, bool trans_a, bool 
     gemm_bf16(trans_a, trans_b, M, N, K, A, trans_a ? M : K, Bp, trans_b ? K : N, 0.0f, C, N);
   }
   return c;
+}
+// out = op(a) (M, K) @ op(b) (K, N), or out += it (accumulate); float32 or float64, over the thread team
+void matmul(py::handle ah, py::handle bh, py::handle outh, bool trans_a, bool trans_b, bool accumulate) {
+  dispatch_float(ah, "a", [&](auto tag) {
+    using F = decltype(tag);
+    const py::array a = as_array(ah, "a"), b = as_array(bh, "b");
+    if (a.ndim() != 2 || b.ndim() != 2)
+      throw py::value_error("matmul: expected 2-D a and b, got shapes " + shape_str(shape_of(a)) + " and " +
+                            shape_str(shape_of(b)));
+    const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
+    const int64_t N = trans_b ? b.shape(0) : b.shape(1);
+    if (std::max({M, N, K}) > kMaxBlasDim)
+      throw py::value_error("matmul: expected sizes < 2**31 (the 32-bit BLAS interface), got M, N, K = " +
+                            std::to_string(M) + ", " + std::to_string(N) + ", " + std::to_string(K));
+    const F* A = in_ptr<F>(ah, "a", trans_a ? std::vector<int64_t>{K, M} : std::vector<int64_t>{M, K});
+    const F* Bp = in_ptr<F>(bh, "b", trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N});
+    F* C = out_ptr<F>(outh, "out", {M, N});
+    py::gil_scoped_release nogil;
+    gemm_team<F>(trans_a, trans_b, M, N, K, A, trans_a ? M : K, Bp, trans_b ? K : N, accumulate ? F(1) : F(0), C, N);
+  });
 }
 }  // namespace
 
@@ -164,6 +187,11 @@ void bind_common(py::module_& m) {
   m.def("matmul_bf16", &matmul_bf16, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         "op(a) (M, K) @ op(b) (K, N) (trans_a: a is (K, M), trans_b: b is (N, K)), float32 arrays, both operands "
         "rounded to bfloat16, float32 sums; a new (M, N) float32 array. Single-threaded, without the GIL.");
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a") = false,
+        py::arg("trans_b") = false, py::arg("accumulate") = false,
+        "out = op(a) (M, K) @ op(b) (K, N) (trans_a: a is (K, M), trans_b: b is (N, K)), or out += it when accumulate; "
+        "float32 or float64 C-contiguous arrays of one dtype, out (M, N) allocated by the caller. Over the kernels' "
+        "thread team, the same bits for any thread count; without the GIL.");
   m.def(
       "set_num_threads",
       [](int n) {

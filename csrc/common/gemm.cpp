@@ -2,7 +2,12 @@
 // so the Fortran call swaps the operands and M with N.
 #include "gemm.h"
 
+#include <algorithm>
+
 #include <mutex>
+
+#include "cpu.h"
+#include "threads.h"
 
 namespace pyrnn {
 
@@ -119,6 +124,41 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, F alpha, const F* A
   const F* B2 = tb ? B + head : B + head * ldb;
   gemm_once(ta, tb, M, N, rest, alpha, A2, lda, B2, ldb, F(1), C, ldc);
 }
+
+template <typename F>
+void gemm_team(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const F* A, int64_t lda, const F* B, int64_t ldb,
+               F beta, F* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  const long long flops = 2LL * M * N * K;
+  const bool by_rows = M > N;  // the cut axis: C's rows re-pack op(B) per block, its columns op(A)
+  const int64_t L = by_rows ? M : N;
+  // twice the blocks for 4x the flops: each block packs the shared operand again, so few and large ones
+  int64_t blocks = 1;
+  for (long long f = flops / kGemmBlockFlops; f >= 4 && 2 * blocks <= kGemmBlocks && 2 * blocks * kGemmMinWidth <= L;
+       f /= 4)
+    blocks *= 2;
+  const int64_t width = (L + blocks - 1) / blocks;
+  WorkQueue queue(blocks);
+  auto member = [&](int) {
+    DenormalsFlushed ftz;
+    for (int64_t k; queue.take(k);) {
+      const int64_t l0 = k * width, n = std::min(width, L - l0);
+      if (n <= 0) continue;
+      if (by_rows)  // rows l0.. of op(A) and C
+        gemm_once<F>(ta, tb, n, N, K, F(1), ta ? A + l0 : A + l0 * lda, lda, B, ldb, beta, C + l0 * ldc, ldc);
+      else  // columns l0.. of op(B) and C
+        gemm_once<F>(ta, tb, M, n, K, F(1), A, lda, tb ? B + l0 * ldb : B + l0, ldb, beta, C + l0, ldc);
+    }
+  };
+  BlasOneThread one;
+  // a team from parallel_min_flops(), a recurrent step's GEMM's threshold (team_for asks 4x that of a region)
+  parallel_optional(team_for(4 * flops, blocks), member);
+}
+
+template void gemm_team<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
+                               float, float*, int64_t);
+template void gemm_team<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t,
+                                double, double*, int64_t);
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
                           float, float*, int64_t);

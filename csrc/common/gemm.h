@@ -57,4 +57,16 @@ template <typename F>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, F alpha, const F* A, int64_t lda, const F* B,
           int64_t ldb, F beta, F* C, int64_t ldc);
 
+// C = op(A) op(B) + beta C over the kernels' thread team, for products that stand alone (Dense's): C is cut
+// into blocks of columns (or of rows, when C has more rows than columns: the cut operand's partner is the
+// one each block packs again) whose number depends on the shape alone (2 from 4 kGemmBlockFlops, twice as
+// many for each 4x more, at most kGemmBlocks, at least kGemmMinWidth columns or rows each), each block one
+// BLAS call on one thread, taken from a queue (a member that starts late takes fewer). Every element is
+// summed by the same single-threaded call whatever the team: the same bits for any thread count. A product
+// of one block runs on the caller alone, the BLAS on one thread too.
+constexpr int64_t kGemmBlockFlops = int64_t(1) << 19, kGemmBlocks = 64, kGemmMinWidth = 16;
+template <typename F>
+void gemm_team(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const F* A, int64_t lda, const F* B,
+               int64_t ldb, F beta, F* C, int64_t ldc);
+
 }  // namespace pyrnn

@@ -52,6 +52,11 @@ def matmul_bf16(
 ) -> NDArray[np.float32]:
     """op(a) (M, K) @ op(b) (K, N) (trans_a: a.T of a (K, M); trans_b: b.T of b (N, K)); both operands rounded to
     bfloat16, float32 sums."""
+def matmul(
+    a: _A, b: _A, out: _A, trans_a: bool = False, trans_b: bool = False, accumulate: bool = False
+) -> None:
+    """out = op(a) (M, K) @ op(b) (K, N) (trans_a: a is (K, M), trans_b: b is (N, K)), or out += it; float32 or
+    float64 of one dtype; over the kernels' team, the same bits for any thread count."""
 def set_num_threads(n: int) -> None:
     """Cap the kernels' thread team (the caller included); pyrnn.set_num_threads sets it."""
 

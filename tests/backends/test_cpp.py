@@ -608,3 +608,73 @@ def test_a_backward_too_small_for_a_team_runs_the_blas_on_one_thread():
     finally:
         cpp_backend.register_blas()
     assert calls == [1, 2], "expected the BLAS on one thread during the backward, then its count restored"
+
+
+# ---------------------------------------------------------------- the team GEMM (_C.matmul, Dense's products)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("M,N,K", [(64, 120, 400), (300, 7, 200), (5, 1000, 900), (1, 1, 1), (33, 70, 0), (4, 3, 65)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_matmul_is_the_product_with_the_same_bits_on_any_team(dtype, trans_a, trans_b, M, N, K, accumulate):
+    """op(a) @ op(b) (+ out) to the float64 product's rounding, and bitwise the same on 1 and 2 threads: the
+    output's blocks depend on the shape alone (min_flops 0: the team even where the default would not)."""
+    rng = np.random.default_rng(M * N + K)
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    start = rng.standard_normal((M, N)).astype(dtype)
+    want = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    if accumulate:
+        want += start
+    got = {}
+    for threads in (1, 2):
+        out = start.copy() if accumulate else np.full((M, N), np.nan, dtype)
+        with cpp_team(threads):
+            _C.matmul(a, b, out, trans_a, trans_b, accumulate)
+        got[threads] = out
+    np.testing.assert_array_equal(got[1], got[2])
+    tol = (1e-4 if dtype == np.float32 else 1e-12) * max(1, K)
+    np.testing.assert_allclose(got[1], want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("args,exc,pattern", [
+    ((np.zeros((2, 3), np.float32), np.zeros((4, 5), np.float32), np.zeros((2, 5), np.float32)), ValueError,
+     r"b: expected shape \(3, 5\), got \(4, 5\)"),
+    ((np.zeros((2, 3), np.float32), np.zeros((3, 5), np.float32), np.zeros((5, 2), np.float32)), ValueError,
+     r"out: expected shape \(2, 5\), got \(5, 2\)"),
+    ((np.zeros((2, 3), np.float32), np.zeros((3, 5), np.float64), np.zeros((2, 5), np.float32)), TypeError,
+     r"b: expected dtype float32, got float64"),
+    ((np.zeros((2, 3), np.int64), np.zeros((3, 5), np.int64), np.zeros((2, 5), np.int64)), TypeError,
+     r"a: expected dtype float32 or float64, got int64"),
+    ((np.zeros((3, 2), np.float32).T, np.zeros((3, 5), np.float32), np.zeros((2, 5), np.float32)), ValueError,
+     r"a: expected a C-contiguous array"),
+    ((np.zeros(3, np.float32), np.zeros((3, 5), np.float32), np.zeros((1, 5), np.float32)), ValueError,
+     r"expected 2-D a and b, got shapes \(3,\) and \(3, 5\)"),
+    ((np.zeros((2, 3), np.float32), np.zeros((3, 5), np.float32), np.zeros((2, 5), np.float32)[::-1]), ValueError,
+     r"out: expected a C-contiguous array"),
+])
+def test_matmul_bad_arguments_are_named(args, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        _C.matmul(*args)
+
+
+def test_matmul_runs_the_blas_on_one_thread_and_restores_its_count():
+    """Every block is one single-threaded BLAS call, on a team or on the caller alone (a small product: OpenBLAS
+    would wake its own pool beside the kernels' team); fake get/set_num_threads record what is asked."""
+    import ctypes
+
+    from pyrnn.backends import cpp as cpp_backend
+
+    calls = []
+    get = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 2)
+    put = ctypes.CFUNCTYPE(None, ctypes.c_int)(calls.append)
+    _C._set_blas_threads(*(ctypes.cast(f, ctypes.c_void_p).value for f in (get, put)))
+    try:
+        a, b = np.ones((64, 120), np.float32), np.ones((120, 84), np.float32)
+        out = np.empty((64, 84), np.float32)
+        for threads in (1, 2):
+            with cpp_team(threads, min_flops=None):
+                _C.matmul(a, b, out)
+    finally:
+        cpp_backend.register_blas()
+    assert calls == [1, 2, 1, 2]
+    np.testing.assert_array_equal(out, np.full((64, 84), 120, np.float32))

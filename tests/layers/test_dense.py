@@ -52,6 +52,37 @@ def test_dense_matches_torch_linear(dtype, tol, bias):
     assert y.dtype == dx.dtype == dtype
 
 
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-13)])
+def test_dense_products_agree_on_every_backend_and_thread_count(dtype, tol):
+    """The cpp backend's team GEMM (pyrnn._C.matmul) gives NumPy's products to rounding, and the same bits on
+    one thread and on a team (shapes of several blocks: LeNet's 400 -> 120 on a batch of 64)."""
+    import pyrnn
+
+    from helpers import cpp_team
+
+    layer = Dense(400, 120, dtype=dtype, seed=3)
+    x, dy = _normal((64, 400), dtype, seed=4), _normal((64, 120), dtype, seed=5)
+    got = {}
+    runs = [("numpy", None)] + ([("cpp", 1), ("cpp", 2)] if "cpp" in pyrnn.available_backends() else [])
+    for backend, threads in runs:
+        layer.zero_grad()
+        with pyrnn.use_backend(backend):
+            if threads is None:
+                y = layer.forward(x)
+                dx = layer.backward(dy)
+            else:
+                with cpp_team(threads):
+                    y = layer.forward(x)
+                    dx = layer.backward(dy)
+        got[backend, threads] = y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy()
+    if ("cpp", 1) not in got:
+        pytest.skip("the cpp backend is not built")
+    for a, b in zip(got["cpp", 1], got["cpp", 2]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(got["cpp", 1], got["numpy", None]):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+
+
 def test_dense_init_is_torchs_uniform_and_seeded():
     layer = Dense(64, 32, seed=3)
     bound = 1 / np.sqrt(64)

@@ -15,7 +15,7 @@ import copy
 import numpy as np
 
 from .._checks import as_array, as_float_array, check_bool, check_float, check_int, check_seed, check_shape
-from ..backends import bfloat16, ordered
+from ..backends import bfloat16, get_backend, ordered
 from ..distributed.rows import uniform
 from ..threads import gemm_threads
 from .activations import Elementwise, config_repr
@@ -29,6 +29,26 @@ def column_sums(a2):
     the rows in SIMD lanes (on one thread for small arrays, see :func:`pyrnn.threads.gemm_threads`)."""
     with gemm_threads(2 * a2.size):
         return np.ones(a2.shape[0], a2.dtype) @ a2
+
+
+def product(a, b, trans_a=False, trans_b=False, out=None):
+    """``op(a) @ op(b)`` of 2-D float arrays (op = transpose where asked), added into ``out`` when given,
+    summed in an order that does not depend on the thread count: with the cpp backend on the kernels'
+    thread team (``pyrnn._C.matmul``: blocks of the output, each one BLAS call on one thread, so small
+    products run on one thread and a team member that starts late takes fewer blocks); otherwise NumPy's
+    BLAS through :func:`pyrnn.backends.ordered.matmul` (one thread for small products, see
+    :func:`pyrnn.threads.gemm_threads`). Dense's three products."""
+    if get_backend() == "cpp":
+        from .. import _C
+
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        shape = (a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1])
+        target = np.empty(shape, a.dtype) if out is None else out
+        _C.matmul(a, b, target, trans_a, trans_b, out is not None)
+        return target
+    a, b = a.T if trans_a else a, b.T if trans_b else b
+    with gemm_threads(2 * a.shape[0] * a.shape[1] * b.shape[1]):
+        return ordered.matmul(a, b, out=out)
 
 
 class Dense(Layer):
@@ -94,8 +114,7 @@ class Dense(Layer):
         if self.bfloat16:  # bf16 operands, float32 sums
             y = bfloat16.matmul(x2, self.params["weight"], trans_b=True)
         else:
-            with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # small: one BLAS thread
-                y = x2 @ self.params["weight"].T
+            y = product(x2, self.params["weight"], trans_b=True)
         if self.bias:
             y += self.params["bias"]
         self._save((x2, lead))
@@ -133,11 +152,10 @@ class Dense(Layer):
                 self.grads["bias"] += column_sums(dy2)
             dx = bfloat16.matmul(dy2, self.params["weight"]) if need_dx else None
             return None if dx is None else dx.reshape(lead + (self.in_features,))
-        with gemm_threads(2 * x2.shape[0] * self.in_features * self.out_features):  # each product; small: one thread
-            ordered.matmul(dy2.T, x2, out=self.grads["weight"])  # a sum over samples: thread-count independent
-            if self.bias:
-                self.grads["bias"] += column_sums(dy2)
-            dx = dy2 @ self.params["weight"] if need_dx else None
+        product(dy2, x2, trans_a=True, out=self.grads["weight"])  # a sum over samples
+        if self.bias:
+            self.grads["bias"] += column_sums(dy2)
+        dx = product(dy2, self.params["weight"]) if need_dx else None
         return None if dx is None else dx.reshape(lead + (self.in_features,))
 
     def get_config(self):
