@@ -219,7 +219,8 @@ def test_a_conv_and_the_layers_that_alone_read_it_fold_in_inference(backend, bn,
     ReLU/Tanh reads (and the ReLU/Tanh that alone reads that BatchNorm) runs as one folded convolution call: the
     BatchNorm's and the activation's layers do not run; the outputs are the layers' one by one up to rounding.
     Not folded: when another node reads the convolution's output, when it is a model output, in training mode
-    (the BatchNorm's batch statistics), or with gradients on."""
+    (the BatchNorm's batch statistics), or with gradients on (but for a Conv2D -> activation: see
+    test_a_conv_and_the_activation_that_alone_reads_it_run_as_one_call_in_training)."""
     if backend not in pyrnn.available_backends():
         pytest.skip(f"{backend} is not available")
     from pyrnn.layers.activations import ReLU, Tanh
@@ -252,8 +253,57 @@ def test_a_conv_and_the_layers_that_alone_read_it_fold_in_inference(backend, bn,
                 model.forward(x)
             assert pyrnn.BatchNorm2D in ran
         ran.clear()
-        _forward_backward(model, x)  # gradients on: the layers
-        assert ran
+        _forward_backward(model, x)  # gradients on: the layers, but a Conv2D -> activation chain
+        assert (ran == []) == (folded and not bn), ran
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cpp"])
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+@pytest.mark.parametrize("fan_out,conv_is_output,first", [(False, False, True), (False, False, False),
+                                                          (True, False, True), (False, True, False)])
+def test_a_conv_and_the_activation_that_alone_reads_it_run_as_one_call_in_training(backend, act, fan_out,
+                                                                                    conv_is_output, first, monkeypatch):
+    """With gradients on, a Conv2D whose output only a ReLU/Tanh reads runs the activation in its own call (the
+    activation layer's forward and backward do not run; the Conv2D applies the activation's backward to the
+    gradient it gets), the model's input gradient or not (``first``: a first layer's backward_params); the outputs,
+    the input gradient and every weight gradient are the layers' one by one up to the kernels' rounding (a tanh
+    post-op is the same approximation). Not fused when another node reads the convolution's output or it is a
+    model output."""
+    if backend not in pyrnn.available_backends():
+        pytest.skip(f"{backend} is not available")
+    from pyrnn.layers.activations import ReLU, Tanh
+
+    ran = []
+    for cls in (ReLU, Tanh):
+        for name in ("graph_forward", "graph_backward"):
+            real = getattr(cls, name)
+            monkeypatch.setattr(cls, name, lambda self, *a, real=real, **k: ran.append(type(self)) or real(self, *a, **k))
+    x = np.random.default_rng(2).standard_normal((2, 6, 5, 3)).astype(np.float64)
+    inp = pyrnn.Input(name="x")
+    h = pyrnn.Conv2D(3, 8, 3, padding=1, dtype=np.float64, seed=0)(inp)
+    if not first:
+        h = pyrnn.Conv2D(8, 8, 3, padding=1, dtype=np.float64, seed=1)(pyrnn.Tanh()(h))
+    out = {"relu": pyrnn.ReLU(), "tanh": pyrnn.Tanh()}[act](h)
+    if fan_out:
+        out = Add()(out, h)
+    model = pyrnn.Model(inp, [out, h] if conv_is_output else out)
+    fused = not fan_out and not conv_is_output
+    with pyrnn.use_backend(backend):
+        got = _forward_backward(model, x)
+        assert ran.count({"relu": ReLU, "tanh": Tanh}[act]) == (0 if fused else 2), ran
+        folds, model._conv_activations = model._conv_activations, {}  # the layers one by one
+        want = _forward_backward(model, x)
+        model._conv_activations = folds
+        model.zero_grad()
+        outs = _tuple(model.forward(x))  # the input needs no gradient: the first Conv2D's backward_params
+        assert model.backward(*(np.ones_like(o) for o in outs), input_grad=False) is None
+        weight_grads = [g.copy() for layer in model.layers for g in layer.grads.values()]
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    n = len(outs) + 1  # got: the outputs, the input gradient, then the weight gradients
+    for a, b in zip(weight_grads, got[n:]):
+        np.testing.assert_array_equal(a, b)
 
 
 def _tuple(v):

@@ -180,34 +180,38 @@ class Conv2D(Layer):
         backend = get_backend()
         y, saved = backend_module(backend).conv2d_forward(
             x, self.params["weight"], self.params.get("bias"), self.stride, pad, self.dilation, self.groups)
-        self._save((backend, saved, y.shape))
+        self._save((backend, saved, y.shape, None))
         return y
 
     # BatchNorm folded: y = act(conv(x, weight * s) + (bias - running_mean) * s + bn.bias), s = bn.weight / sqrt(running_var + eps)
     def fused_forward(self, x, batchnorm=None, activation=None):
-        """Inference ``forward(x)`` followed by ``batchnorm`` (its running statistics folded into this layer's
-        weight and bias) and ``activation`` (``"relu"``, ``"tanh"`` or None) in one kernel call: what
-        :class:`pyrnn.models.Model` runs for a ``Conv2D -> (BatchNorm2D ->) (ReLU | Tanh)`` chain inside
-        ``pyrnn.no_grad()``/``pyrnn.inference()``, as inference engines do (the normalisation's pass over y,
-        and the activation's, vanish into the convolution). The numbers are the chain's up to float rounding
-        (the products are scaled before the sum).
+        """``forward(x)`` followed by ``batchnorm`` and ``activation`` (``"relu"``, ``"tanh"`` or None) in one
+        kernel call: what :class:`pyrnn.models.Model` runs for a ``Conv2D -> (BatchNorm2D ->) (ReLU | Tanh)``
+        chain. Inside ``pyrnn.no_grad()``/``pyrnn.inference()`` the BatchNorm's running statistics are folded into
+        this layer's weight and bias, as inference engines do (the normalisation's pass over y, and the
+        activation's, vanish into the convolution; the numbers are the chain's up to float rounding: the products
+        are scaled before the sum). With gradients on, a ``Conv2D -> (ReLU | Tanh)`` chain (no BatchNorm) runs the
+        activation on each chunk of y as the convolution writes it, and :meth:`backward` then takes the
+        activation's upstream gradient and applies the activation's backward first.
 
         Parameters
         ----------
         x : array (B, H, W, C)
         batchnorm : BatchNorm2D or None
-            Folded when it normalises with its running statistics (eval mode or inference, and
-            ``track_running_stats``) and matches this layer's channels and dtype.
+            Folded when gradients are off and it normalises with its running statistics (eval mode or
+            inference, and ``track_running_stats``) and matches this layer's channels and dtype.
         activation : "relu", "tanh" or None
 
         Returns
         -------
-        y : ndarray (B, HO, WO, O), or None when gradients are on or ``batchnorm`` cannot be folded (the caller
-        then runs the layers one by one)
+        y : ndarray (B, HO, WO, O), or None when the chain cannot run as one call (gradients on with a
+        ``batchnorm`` or without an ``activation``, or a ``batchnorm`` that cannot be folded): the caller then
+        runs the layers one by one
         """
-        if is_grad_enabled():
-            return None
         w, b = self.params["weight"], self.params.get("bias")
+        training = is_grad_enabled()
+        if training and (batchnorm is not None or activation is None):
+            return None
         if batchnorm is not None:
             folded = batchnorm.folded(w, b)
             if folded is None:
@@ -215,14 +219,18 @@ class Conv2D(Layer):
             w, b = folded
         x = _image(self, x)
         pad = self._check_size(x)
-        y, _ = backend_module(get_backend()).conv2d_forward(x, w, b, self.stride, pad, self.dilation, self.groups,
-                                                            activation=activation)
+        backend = get_backend()
+        y, saved = backend_module(backend).conv2d_forward(x, w, b, self.stride, pad, self.dilation, self.groups,
+                                                         activation=activation)
+        if training:
+            self._save((backend, saved, y.shape, (activation, y)))
         return y
 
     # dweight[o, c, kh, kw] += sum_{b,i,j} dy[b, i, j, o] xp[b, i*sh + kh*dh, j*sw + kw*dw, g*Cg + c];
     # dbias[o] += sum_{b,i,j} dy[b, i, j, o];  dx: each tap's dy[b, i, j, :] weight[:, c, kh, kw], summed where it lands
     def backward(self, dy):
-        """Gradient of the last ``forward``.
+        """Gradient of the last ``forward`` (or ``fused_forward`` with an activation: dy is then the gradient of
+        the activation's output).
 
         Parameters
         ----------
@@ -241,12 +249,15 @@ class Conv2D(Layer):
         self._backward(dy, need_dx=False)
 
     def _backward(self, dy, need_dx):
-        backend, saved, y_shape = self._peek_saved()
+        backend, saved, y_shape, post = self._peek_saved()
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, y_shape, "(batch, height_out, width_out, out_channels) of the last forward")
         self._pop_saved()
-        return backend_module(backend).conv2d_backward(saved, dy, self.grads["weight"], self.grads.get("bias"),
-                                                       need_dx=need_dx)
+        kernels = backend_module(backend)
+        if post is not None:  # fused_forward's activation: dy is its output's gradient
+            activation, y = post
+            dy = kernels.activation_backward(activation, y, dy, 0.0)
+        return kernels.conv2d_backward(saved, dy, self.grads["weight"], self.grads.get("bias"), need_dx=need_dx)
 
     def get_config(self):
         return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=list(self.kernel_size),

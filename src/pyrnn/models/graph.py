@@ -13,8 +13,9 @@ model itself holds only the arrays still to be used (the layers keep what their 
 Fusion: a BatchNorm whose output only a ReLU reads runs as one kernel call where the backend has
 one (forward and backward); without gradients, a Conv2D whose output only a BatchNorm2D (running
 statistics) and/or a ReLU/Tanh reads runs as one convolution (the BatchNorm folded into its weights,
-the activation its post-op): :meth:`pyrnn.layers.Conv2D.fused_forward`. The chains are found once,
-at construction.
+the activation its post-op), and with gradients a Conv2D whose output only a ReLU/Tanh reads (the
+activation applied as the convolution writes each chunk, its backward by the Conv2D's):
+:meth:`pyrnn.layers.Conv2D.fused_forward`. The chains are found once, at construction.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Model(BaseModel):
         readers = self._readers(slots)
         self._bn_relu_pairs = self._batchnorm_relu_pairs(slots, readers)
         self._conv_folds = self._conv_folds_of(slots, readers)
+        self._conv_activations = {i: f for i, f in self._conv_folds.items() if f[0] is None and f[1] is not None}
         layers = []
         for node in self.nodes:
             if node.layer is not None and all(node.layer is not l for l in layers):
@@ -140,10 +142,11 @@ class Model(BaseModel):
         meta = {k: (v.shape, v.dtype) for k, v in values.items() if isinstance(v, np.ndarray)}
         # a BatchNorm and the ReLU that alone reads it in one pass where the backend fuses them (the BatchNorm's
         # value is then the ReLU's, read by that ReLU only; backward skips the ReLU: the BatchNorm applies it);
-        # without gradients, a Conv2D -> (BatchNorm2D ->) (ReLU | Tanh) chain in one call (Conv2D.fused_forward). A
+        # a Conv2D -> (BatchNorm2D ->) (ReLU | Tanh) chain in one call (Conv2D.fused_forward): without gradients
+        # all of it, with them a Conv2D -> activation (backward skips the activation: the Conv2D applies it). A
         # fused node's value is the one before it, which it alone reads.
         pairs, fused = self._bn_relu_pairs, set()
-        folds = None if is_grad_enabled() else self._conv_folds
+        folds = self._conv_activations if is_grad_enabled() else self._conv_folds
         with forward_scope():  # one graph call: a shared layer stacks its calls
             for i, layer, in_ids, out_ids, done, _ in self._plan:
                 args = [None if k is None else values[k] for k in in_ids]
@@ -242,7 +245,7 @@ class Model(BaseModel):
                 acc[k] = g if k not in acc else _sum(acc[k], g)
         fused = getattr(self, "_fused_relus", ())
         for i, layer, in_ids, out_ids, _, fed_by_inputs in reversed(self._plan):
-            if i in fused:  # a ReLU the BatchNorm before it ran: its gradient goes to the BatchNorm as it is
+            if i in fused:  # an activation the layer before it ran: its gradient goes to that layer as it is
                 g = acc.pop(out_ids[0], None)
                 if g is not None:
                     acc[in_ids[0]] = g  # the BatchNorm's output: the ReLU alone reads it
