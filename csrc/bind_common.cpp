@@ -62,21 +62,36 @@ Bf16Path bf16_path_from_name(const std::string& name) {
   throw py::value_error("bf16 path: expected 'emulated' or 'avx512_bf16', got '" + name + "'");
 }
 
-// op(a) (M, K) @ op(b) (K, N), op = transposed or not, both rounded to bf16, float32 sums
-py::array_t<float> matmul_bf16(py::handle ah, py::handle bh, bool trans_a, bool trans_b) {
+// The operands of op(a) (M, K) @ op(b) (K, N) (op: transposed or not), checked: 2-D C-contiguous arrays of F
+// whose shapes agree; `who` names the binding in the errors.
+template <typename F>
+struct Operands {
+  int64_t M, N, K;
+  const F* A;
+  const F* B;
+};
+
+template <typename F>
+Operands<F> operands(const char* who, py::handle ah, py::handle bh, bool trans_a, bool trans_b) {
   const py::array a = as_array(ah, "a"), b = as_array(bh, "b");
   if (a.ndim() != 2 || b.ndim() != 2)
-    throw py::value_error("matmul_bf16: expected 2-D a and b, got shapes " + shape_str(shape_of(a)) + " and " +
+    throw py::value_error(std::string(who) + ": expected 2-D a and b, got shapes " + shape_str(shape_of(a)) + " and " +
                           shape_str(shape_of(b)));
   const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
   const int64_t N = trans_b ? b.shape(0) : b.shape(1);
-  const float* A = in_ptr<float>(ah, "a", trans_a ? std::vector<int64_t>{K, M} : std::vector<int64_t>{M, K});
-  const float* Bp = in_ptr<float>(bh, "b", trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N});
-  py::array_t<float> c({M, N});
+  const F* A = in_ptr<F>(ah, "a", trans_a ? std::vector<int64_t>{K, M} : std::vector<int64_t>{M, K});
+  const F* B = in_ptr<F>(bh, "b", trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N});
+  return {M, N, K, A, B};
+}
+
+// op(a) (M, K) @ op(b) (K, N), op = transposed or not, both rounded to bf16, float32 sums
+py::array_t<float> matmul_bf16(py::handle ah, py::handle bh, bool trans_a, bool trans_b) {
+  const auto o = operands<float>("matmul_bf16", ah, bh, trans_a, trans_b);
+  py::array_t<float> c({o.M, o.N});
   float* C = c.mutable_data();
   {
     py::gil_scoped_release nogil;
-    gemm_bf16(trans_a, trans_b, M, N, K, A, trans_a ? M : K, Bp, trans_b ? K : N, 0.0f, C, N);
+    gemm_bf16(trans_a, trans_b, o.M, o.N, o.K, o.A, trans_a ? o.M : o.K, o.B, trans_b ? o.K : o.N, 0.0f, C, o.N);
   }
   return c;
 }
@@ -84,20 +99,14 @@ py::array_t<float> matmul_bf16(py::handle ah, py::handle bh, bool trans_a, bool 
 void matmul(py::handle ah, py::handle bh, py::handle outh, bool trans_a, bool trans_b, bool accumulate) {
   dispatch_float(ah, "a", [&](auto tag) {
     using F = decltype(tag);
-    const py::array a = as_array(ah, "a"), b = as_array(bh, "b");
-    if (a.ndim() != 2 || b.ndim() != 2)
-      throw py::value_error("matmul: expected 2-D a and b, got shapes " + shape_str(shape_of(a)) + " and " +
-                            shape_str(shape_of(b)));
-    const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
-    const int64_t N = trans_b ? b.shape(0) : b.shape(1);
-    if (std::max({M, N, K}) > kMaxBlasDim)
+    const auto o = operands<F>("matmul", ah, bh, trans_a, trans_b);
+    if (std::max({o.M, o.N, o.K}) > kMaxBlasDim)
       throw py::value_error("matmul: expected sizes < 2**31 (the 32-bit BLAS interface), got M, N, K = " +
-                            std::to_string(M) + ", " + std::to_string(N) + ", " + std::to_string(K));
-    const F* A = in_ptr<F>(ah, "a", trans_a ? std::vector<int64_t>{K, M} : std::vector<int64_t>{M, K});
-    const F* Bp = in_ptr<F>(bh, "b", trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N});
-    F* C = out_ptr<F>(outh, "out", {M, N});
+                            std::to_string(o.M) + ", " + std::to_string(o.N) + ", " + std::to_string(o.K));
+    F* C = out_ptr<F>(outh, "out", {o.M, o.N});
     py::gil_scoped_release nogil;
-    gemm_team<F>(trans_a, trans_b, M, N, K, A, trans_a ? M : K, Bp, trans_b ? K : N, accumulate ? F(1) : F(0), C, N);
+    gemm_team<F>(trans_a, trans_b, o.M, o.N, o.K, o.A, trans_a ? o.M : o.K, o.B, trans_b ? o.K : o.N,
+                 accumulate ? F(1) : F(0), C, o.N);
   });
 }
 }  // namespace
