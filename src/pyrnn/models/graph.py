@@ -173,8 +173,8 @@ class Model(BaseModel):
                         meta[k] = (v.shape, v.dtype)
                 for k in done:  # read by no later node
                     del values[k]
-        if is_grad_enabled():  # for backward's zero gradients and fused ReLUs; inference (other threads too) leaves them
-            self._out_meta, self._fused_relus = meta, fused
+        if is_grad_enabled():  # for backward's zero gradients and fused activations; inference (other threads too) leaves them
+            self._out_meta, self._fused_activations = meta, fused
         outs = [values[k] for k in self._out_slots]
         out = outs[0] if self._single_output else tuple(outs)
         note_output(out)
@@ -243,12 +243,12 @@ class Model(BaseModel):
         for k, g in zip(self._out_slots, grads):
             if g is not None:
                 acc[k] = g if k not in acc else _sum(acc[k], g)
-        fused = getattr(self, "_fused_relus", ())
+        fused = getattr(self, "_fused_activations", ())
         for i, layer, in_ids, out_ids, _, fed_by_inputs in reversed(self._plan):
             if i in fused:  # an activation the layer before it ran: its gradient goes to that layer as it is
                 g = acc.pop(out_ids[0], None)
                 if g is not None:
-                    acc[in_ids[0]] = g  # the BatchNorm's output: the ReLU alone reads it
+                    acc[in_ids[0]] = g  # that layer's output: the activation alone reads it
                 continue
             douts = [acc.pop(k, None) for k in out_ids]  # complete: every consumer came before
             douts = [np.zeros(*meta[k]) if g is None else g for k, g in zip(out_ids, douts)]
