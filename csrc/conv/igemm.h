@@ -55,7 +55,7 @@ struct IgemmPanels {
 };
 
 // The instruction set's convolution kernels: the indirect GEMM, and the Winograd F(2x2, 3x3)
-// transforms whose 16 products it computes (winograd.inc: V, M are (16, nt, C) and (16, nt, O)).
+// transforms whose 16 products it computes (winograd.inc: V, M, dM are (16, nt, C), (16, nt, O), (16, nt, O)).
 template <typename F>
 struct IgemmKernels {
   IgemmPanels<F> wide;                      // two registers per panel
@@ -63,6 +63,7 @@ struct IgemmKernels {
   void (*wgrad)(const WgradCall<F>& call);  // D += the weight gradient's product
   void (*winograd_input)(const Conv2dDims& d, const F* x, const F* zero, int64_t t0, int64_t nt, F* V);
   void (*winograd_output)(const Conv2dDims& d, const F* M, const F* bias, PostOp post, int64_t t0, int64_t nt, F* y);
+  void (*winograd_grad)(const Conv2dDims& d, const F* dy, const F* zero, int64_t t0, int64_t nt, F* dM);  // dM of dy
   PlanarKernels<F> planar;                   // the few-channel stride-1 convolutions (planar.h)
   void (*post)(PostOp op, F* y, int64_t n);  // y = op(y), n values in place (conv2d.h PostOp)
   // the panels for a product of N columns

@@ -232,7 +232,7 @@ ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a pan
     (2, 5, 40, 2, 3, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # pointwise
     (3, 11, 9, 2, 5, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True),  # strided: the pixels as lanes (not planar)
     (2, 7, 6, 3, 5, (3, 3), (2, 1), (1, 0, 1, 1), (1, 2), 1, False),  # few channels, strided, dilated
-    # Winograd F(2x2, 3x3) (3x3, stride 1, one group, > 8 channels in and out), forward and dx:
+    # Winograd F(2x2, 3x3) (3x3, stride 1, one group, > 8 channels in and out), forward, dx and dw:
     (2, 7, 9, 9, 37, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),  # odd output sizes: partial tiles
     (1, 6, 5, 12, 10, (3, 3), (1, 1), (0, 2, 1, 0), (1, 1), 1, False),  # asymmetric padding
     (3, 3, 3, 10, 9, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # one output pixel

@@ -228,26 +228,28 @@ def test_a_kernel_on_another_thread_is_not_interrupted(tmp_path):
     _check_consistent(out)
 
 
-@pytest.mark.parametrize("case", ["conv2d", "recurrent", "recurrent-rows"])
+@pytest.mark.parametrize("case", ["conv2d", "conv2d-dw", "recurrent", "recurrent-rows"])
 def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
     """In process and deterministic (the bindings' countdown, _C._interrupt_next_kernel): a backward stopped at
     its 1st, 2nd, ... poll raises KeyboardInterrupt, adds nothing into the weight gradients and counts as a
     stopped call (_C._cancelled_calls, which the Ctrl-C test above reads); the same call left alone adds.
-    recurrent-rows: a team of two splitting the batch (only the caller polls; the other member runs its rows to
-    the end)."""
+    conv2d-dw: no dx, so the polls are the Winograd weight gradient's own. recurrent-rows: a team of two
+    splitting the batch (only the caller polls; the other member runs its rows to the end)."""
     import numpy as np
 
     from pyrnn import _C
     from pyrnn.backends import contract
 
     rng = np.random.default_rng(5)
-    if case == "conv2d":
+    last = {}  # the gradients of the latest call, read after it raised
+    if case.startswith("conv2d"):
         x, dy = rng.standard_normal((8, 16, 16, 32), dtype=np.float32), rng.standard_normal((8, 16, 16, 32), dtype=np.float32)
         w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32)
 
         def call():
-            grads = (np.zeros_like(w), np.zeros(32, np.float32))
-            _C.conv2d_backward(x, w, dy, np.empty_like(x), *grads, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+            grads = last["grads"] = (np.zeros_like(w), np.zeros(32, np.float32))
+            dx = np.empty_like(x) if case == "conv2d" else None
+            _C.conv2d_backward(x, w, dy, dx, *grads, (1, 1), (1, 1, 1, 1), (1, 1), 1)
             return grads
     else:
         T, B, I, H = (60, 4, 8, 16) if case == "recurrent" else (20, 32, 8, 48)
@@ -257,7 +259,7 @@ def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
 
         def call():
             cache = contract.Cache(half(T, B, H), half(T, B, H), half(T, B, 4 * H), half(T, B, H), None)
-            grads = tuple(np.zeros_like(a) for a in weights)
+            grads = last["grads"] = tuple(np.zeros_like(a) for a in weights)
             dout = (np.ones((T, B, H), np.float32), np.ones((B, H), np.float32), np.ones((B, H), np.float32))
             dres = (np.empty_like(x), np.empty((B, H), np.float32), np.empty((B, H), np.float32))
             _C.recurrent_backward(2, False, x, None, (h0, h0), tuple(cache), tuple(weights), dout, grads, dres)
@@ -273,6 +275,7 @@ def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
             with pytest.raises(KeyboardInterrupt, match="_interrupt_next_kernel"):
                 call()
             assert _C._cancelled_calls() == before + 1
+            assert not any(g.any() for g in last["grads"]), polls
         before = _C._cancelled_calls()
         assert any(g.any() for g in call()) and _C._cancelled_calls() == before
     finally:
