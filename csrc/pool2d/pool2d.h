@@ -35,6 +35,14 @@ struct Pool2dDims {
   int64_t kh, kw, sh, sw, ph, pw, dh, dw;
 };
 
+// Windows that tile x: kernel = stride, no padding, no dilation, every row and column in one window (LeNet's and
+// VGG's 2x2 pools). The average pooling runs these on whole registers over the channels (lines.inc
+// avg_forward_tiles, avg_backward_tiles).
+inline bool pool_windows_tile(const Pool2dDims& d) {
+  return d.kh == d.sh && d.kw == d.sw && d.ph == 0 && d.pw == 0 && d.dh == 1 && d.dw == 1 && d.H == d.OH * d.kh &&
+         d.W == d.OW * d.kw;
+}
+
 template <typename F>
 void max_pool2d_forward(const Pool2dDims& d, const F* x, F* y, int64_t* arg, Cancel& cancel);
 

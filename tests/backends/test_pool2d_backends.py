@@ -374,6 +374,26 @@ def test_cpp_pooling_of_every_specialised_channel_count_matches_the_reference(C,
 
 @requires_cpp
 @pytest.mark.parametrize("isa", cpp_isas())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("C", SPECIALISED_CHANNELS)
+def test_cpp_average_pooling_of_tiling_windows_matches_the_reference(C, dtype, isa):
+    """Windows that tile x (kernel = stride, no padding: csrc/pool2d/lines.inc runs whole registers over the
+    channels, a pixel's register spilling into the next pixels, the last pixels of a line scalar): lines of 1 to 8
+    windows, so every line has both parts or only the scalar one; divisors a power of two (a multiply) or not."""
+    rng = np.random.default_rng(100 + C)
+    for k in ((2, 2), (3, 2), (1, 3), (2, 1)):
+        for ow in (1, 2, 3, 5, 8):
+            x = rng.standard_normal((2, 2 * k[0], ow * k[1], C)).astype(dtype)
+            geom = (k, k, (0, 0), (1, 1), False, True)
+            with cpp_team(2, isa):
+                y, saved, _, dx = _pool_run(backend_module("cpp"), "avg", x, np.random.default_rng(6), geom)
+            want_y, _, _, want_dx = _pool_run(ref, "avg", x, np.random.default_rng(6), geom)
+            _close(y, want_y, dtype, f"{k} OW={ow} y")
+            _close(dx, want_dx, dtype, f"{k} OW={ow} dx")
+
+
+@requires_cpp
+@pytest.mark.parametrize("isa", cpp_isas())
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_cpp_upsample_in_every_isa_and_the_team_matches_the_reference(dtype, mode, isa):
