@@ -537,6 +537,10 @@ def test_the_load_sample_counts_other_programs_not_this_ones_threads():
 
     try:
         _C.set_num_threads(2)
+        quiet = _sampled_free_threads()  # nothing of ours computing: other programs' load alone
+        if quiet.count(2) < 7:
+            pytest.skip(f"other programs keep this machine's cores busy (free threads sampled: {quiet}): the test "
+                        "needs a quiet machine to tell this process's threads from theirs")
         with threadpool_limits(1):
             worker = threading.Thread(target=compute)
             worker.start()
