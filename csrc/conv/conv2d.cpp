@@ -796,20 +796,17 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     dx = nullptr;                    // done
     if (!dw && !db) return;
   }
-  if (dw && winograd_fits(d) && winograd_enabled()) {  // the weight gradient by Winograd, after dx
+  // the weight gradient on its own, after dx: by Winograd, or the few-channel one (planar.h)
+  const bool winograd_dw = dw && winograd_fits(d) && winograd_enabled();
+  if (winograd_dw || (dw && !p.depthwise && planar_wgrad_fits(d))) {
     if (dx) {
       conv2d_backward(d, x, w, dy, dx, static_cast<F*>(nullptr), static_cast<F*>(nullptr), cancel);
       if (cancel.cancelled()) return;  // dw and db untouched
     }
-    winograd_weight_grad(d, kern, x, dy, dw, db, cancel);
-    return;
-  }
-  if (dw && !p.depthwise && planar_wgrad_fits(d)) {  // the few-channel weight gradient: planar.h, after dx
-    if (dx) {
-      conv2d_backward(d, x, w, dy, dx, static_cast<F*>(nullptr), static_cast<F*>(nullptr), cancel);
-      if (cancel.cancelled()) return;  // dw and db untouched
-    }
-    planar_weight_grad(d, kern.planar, x, dy, dw, db, cancel);
+    if (winograd_dw)
+      winograd_weight_grad(d, kern, x, dy, dw, db, cancel);
+    else
+      planar_weight_grad(d, kern.planar, x, dy, dw, db, cancel);
     return;
   }
   // the packed weight: read by the depthwise loop and a strided dx's GEMM only (dx is null here when done above)
