@@ -48,20 +48,44 @@ Plane plane_of(const Conv2dDims& d, const PlanarKernels<F>& k) {
   return g;
 }
 
+// planes[k*plane + j] = row[j*K + k] for j < n, k < K: a line of n pixels of K channels (channels-last) into K
+// planes. A constant K lets the compiler vectorise it: pixel by pixel (in-register transposes) for powers of two,
+// plane by plane (loads at a constant stride) for 3, 6 and 12, which is faster for each (SSE2, a line of 28 pixels
+// in cache: 0.08-0.21 ns a value against 0.6-1.2 for the loop over a runtime K)
+template <typename F, int K>
+void planes_of_line(const F* __restrict row, int64_t n, F* __restrict planes, int64_t plane) {
+  if constexpr ((K & (K - 1)) == 0) {
+    for (int64_t j = 0; j < n; ++j)
+#pragma GCC unroll 16
+      for (int64_t k = 0; k < K; ++k) planes[k * plane + j] = row[j * K + k];
+  } else {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < n; ++j) planes[k * plane + j] = row[j * K + k];
+  }
+}
+
+template <typename F>
+void planes_of_line(const F* row, int64_t n, int64_t K, F* planes, int64_t plane) {
+  switch (K) {
+    case 1: std::copy(row, row + n, planes); return;
+    case 2: return planes_of_line<F, 2>(row, n, planes, plane);
+    case 3: return planes_of_line<F, 3>(row, n, planes, plane);
+    case 4: return planes_of_line<F, 4>(row, n, planes, plane);
+    case 6: return planes_of_line<F, 6>(row, n, planes, plane);
+    case 8: return planes_of_line<F, 8>(row, n, planes, plane);
+    case 12: return planes_of_line<F, 12>(row, n, planes, plane);
+    case 16: return planes_of_line<F, 16>(row, n, planes, plane);
+    default:
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < n; ++j) planes[k * plane + j] = row[j * K + k];
+  }
+}
+
 // xp[c][(h + pt)*Wp + pl + w] = x[b, h, w, c]; the rest of xp (the padding) is left as it is: zero
 template <typename F>
 void planar_input(const Conv2dDims& d, const Plane& g, const F* x, int64_t b, F* xp) {
   const F* xb = x + b * d.H * d.W * d.C;
-  for (int64_t h = 0; h < d.H; ++h) {
-    const F* row = xb + h * d.W * d.C;
-    F* dst = xp + (h + d.pt) * g.Wp + d.pl;
-    if (d.C == 1) {
-      std::copy(row, row + d.W, dst);
-      continue;
-    }
-    for (int64_t c = 0; c < d.C; ++c)
-      for (int64_t w = 0; w < d.W; ++w) dst[c * g.ps + w] = row[w * d.C + c];
-  }
+  for (int64_t h = 0; h < d.H; ++h) planes_of_line(xb + h * d.W * d.C, d.W, d.C, xp + (h + d.pt) * g.Wp + d.pl, g.ps);
 }
 
 // sum of p[0, n) in 8 interleaved partial sums (not one chain of dependent adds)
@@ -133,13 +157,8 @@ void planar_weight_grad(const Conv2dDims& d, const PlanarKernels<F>& k, const F*
         const int64_t s = s0 + u;
         planar_input(d, g, x, s, xp.data() + u * d.C * g.ps);
         F* planes = dyp.data() + u * d.O * g.nq;
-        for (int64_t i = 0; i < d.HO; ++i) {  // planes[o][i*Wp + j] = dy[s, i, j, o]: one output line
-          const F* in = dy + (s * d.HO + i) * d.WO * d.O;
-          for (int64_t o = 0; o < d.O; ++o) {
-            F* dst = planes + o * g.nq + i * g.Wp;
-            for (int64_t j = 0; j < d.WO; ++j) dst[j] = in[j * d.O + o];
-          }
-        }
+        for (int64_t i = 0; i < d.HO; ++i)  // planes[o][i*Wp + j] = dy[s, i, j, o]: one output line
+          planes_of_line(dy + (s * d.HO + i) * d.WO * d.O, d.WO, d.O, planes + i * g.Wp, g.nq);
         if (my_db)  // the junk positions are zero: a plane's sum is the channel's
           for (int64_t o = 0; o < d.O; ++o) my_db[o] += plane_sum(planes + o * g.nq, g.nq);
       }
