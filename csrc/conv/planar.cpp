@@ -6,6 +6,7 @@
 #include "planar.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "../common/cpu.h"
@@ -48,13 +49,34 @@ Plane plane_of(const Conv2dDims& d, const PlanarKernels<F>& k) {
   return g;
 }
 
-// planes[k*plane + j] = row[j*K + k] for j < n, k < K: a line of n pixels of K channels (channels-last) into K
-// planes. A constant K lets the compiler vectorise it: pixel by pixel (in-register transposes) for powers of two,
-// plane by plane (loads at a constant stride) for 3, 6 and 12, which is faster for each (SSE2, a line of 28 pixels
-// in cache: 0.08-0.21 ns a value against 0.6-1.2 for the loop over a runtime K)
-template <typename F, int K>
-void planes_of_line(const F* __restrict row, int64_t n, F* __restrict planes, int64_t plane) {
-  if constexpr ((K & (K - 1)) == 0) {
+// Calls fn(std::integral_constant<int, K>) for the channel counts the copies below know at compile time (1-4, 6, 8,
+// 12, 16: the first layers' and LeNet's), fn(std::integral_constant<int, 0>) otherwise (a runtime count)
+template <typename Fn>
+void with_count(int64_t K, Fn&& fn) {
+  switch (K) {
+    case 1: return fn(std::integral_constant<int, 1>{});
+    case 2: return fn(std::integral_constant<int, 2>{});
+    case 3: return fn(std::integral_constant<int, 3>{});
+    case 4: return fn(std::integral_constant<int, 4>{});
+    case 6: return fn(std::integral_constant<int, 6>{});
+    case 8: return fn(std::integral_constant<int, 8>{});
+    case 12: return fn(std::integral_constant<int, 12>{});
+    case 16: return fn(std::integral_constant<int, 16>{});
+    default: return fn(std::integral_constant<int, 0>{});
+  }
+}
+
+// Between a line of n pixels of K channels (channels-last, row[j*K + k]) and K planes (planes[k*plane + j]). With K
+// a constant (KK > 0) the compiler vectorises the copies: into planes pixel by pixel (in-register transposes) for
+// powers of two and plane by plane (loads at a constant stride) for 3, 6 and 12, out of planes pixel by pixel for
+// every count; each the faster order (SSE2, lines of 28 pixels in cache: 0.07-0.3 ns a value, the loops over a
+// runtime K 0.6-1.2).
+
+// planes[k*plane + j] = row[j*K + k]
+template <int KK, typename F>
+void planes_of_line(const F* __restrict row, int64_t n, int64_t K_, F* __restrict planes, int64_t plane) {
+  const int64_t K = KK > 0 ? KK : K_;
+  if (KK > 0 && (KK & (KK - 1)) == 0) {
     for (int64_t j = 0; j < n; ++j)
 #pragma GCC unroll 16
       for (int64_t k = 0; k < K; ++k) planes[k * plane + j] = row[j * K + k];
@@ -64,20 +86,18 @@ void planes_of_line(const F* __restrict row, int64_t n, F* __restrict planes, in
   }
 }
 
-template <typename F>
-void planes_of_line(const F* row, int64_t n, int64_t K, F* planes, int64_t plane) {
-  switch (K) {
-    case 1: std::copy(row, row + n, planes); return;
-    case 2: return planes_of_line<F, 2>(row, n, planes, plane);
-    case 3: return planes_of_line<F, 3>(row, n, planes, plane);
-    case 4: return planes_of_line<F, 4>(row, n, planes, plane);
-    case 6: return planes_of_line<F, 6>(row, n, planes, plane);
-    case 8: return planes_of_line<F, 8>(row, n, planes, plane);
-    case 12: return planes_of_line<F, 12>(row, n, planes, plane);
-    case 16: return planes_of_line<F, 16>(row, n, planes, plane);
-    default:
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t j = 0; j < n; ++j) planes[k * plane + j] = row[j * K + k];
+// row[j*K + k] = bias[k] + planes[k*plane + j]
+template <int KK, typename F>
+void line_of_planes(const F* __restrict planes, int64_t plane, int64_t n, int64_t K_, const F* __restrict bias,
+                    F* __restrict row) {
+  const int64_t K = KK > 0 ? KK : K_;
+  if (KK > 0) {
+    for (int64_t j = 0; j < n; ++j)
+#pragma GCC unroll 16
+      for (int64_t k = 0; k < K; ++k) row[j * K + k] = bias[k] + planes[k * plane + j];
+  } else {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < n; ++j) row[j * K + k] = bias[k] + planes[k * plane + j];
   }
 }
 
@@ -85,7 +105,10 @@ void planes_of_line(const F* row, int64_t n, int64_t K, F* planes, int64_t plane
 template <typename F>
 void planar_input(const Conv2dDims& d, const Plane& g, const F* x, int64_t b, F* xp) {
   const F* xb = x + b * d.H * d.W * d.C;
-  for (int64_t h = 0; h < d.H; ++h) planes_of_line(xb + h * d.W * d.C, d.W, d.C, xp + (h + d.pt) * g.Wp + d.pl, g.ps);
+  with_count(d.C, [&](auto cc) {
+    for (int64_t h = 0; h < d.H; ++h)
+      planes_of_line<decltype(cc)::value>(xb + h * d.W * d.C, d.W, d.C, xp + (h + d.pt) * g.Wp + d.pl, g.ps);
+  });
 }
 
 // sum of p[0, n) in 8 interleaved partial sums (not one chain of dependent adds)
@@ -108,6 +131,8 @@ void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x,
                      F* y, Cancel& cancel) {
   const Plane g = plane_of(d, k);
   WorkQueue samples(d.B);
+  std::vector<F> zero_bias(b ? 0 : static_cast<size_t>(d.O), F(0));
+  const F* bias = b ? b : zero_bias.data();
   auto member = [&](int tid) {
     DenormalsFlushed ftz;
     std::vector<F> xp(static_cast<size_t>(d.C * g.ps), F(0)), yt(static_cast<size_t>(d.O * g.nq));
@@ -117,15 +142,13 @@ void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x,
       if (cancel.cancelled()) return;
       planar_input(d, g, x, s, xp.data());
       k.forward(call);
-      for (int64_t i = 0; i < d.HO; ++i) {  // y[s, i, j, o] = b[o] + yt[o][i*Wp + j]: one output line
-        F* out = y + (s * d.HO + i) * d.WO * d.O;
-        for (int64_t o = 0; o < d.O; ++o) {
-          const F* src = yt.data() + o * g.nq + i * g.Wp;
-          const F bias = b ? b[o] : F(0);
-          for (int64_t j = 0; j < d.WO; ++j) out[j * d.O + o] = bias + src[j];
+      with_count(d.O, [&](auto oc) {
+        for (int64_t i = 0; i < d.HO; ++i) {  // y[s, i, j, o] = b[o] + yt[o][i*Wp + j]: one output line
+          F* out = y + (s * d.HO + i) * d.WO * d.O;
+          line_of_planes<decltype(oc)::value>(yt.data() + i * g.Wp, g.nq, d.WO, d.O, bias, out);
+          if (post != PostOp::None) igemm_kernels<F>().post(post, out, d.WO * d.O);
         }
-        if (post != PostOp::None) igemm_kernels<F>().post(post, out, d.WO * d.O);
-      }
+      });
     }
   };
   parallel_optional(team(d), member);
@@ -157,8 +180,10 @@ void planar_weight_grad(const Conv2dDims& d, const PlanarKernels<F>& k, const F*
         const int64_t s = s0 + u;
         planar_input(d, g, x, s, xp.data() + u * d.C * g.ps);
         F* planes = dyp.data() + u * d.O * g.nq;
-        for (int64_t i = 0; i < d.HO; ++i)  // planes[o][i*Wp + j] = dy[s, i, j, o]: one output line
-          planes_of_line(dy + (s * d.HO + i) * d.WO * d.O, d.WO, d.O, planes + i * g.Wp, g.nq);
+        with_count(d.O, [&](auto oc) {
+          for (int64_t i = 0; i < d.HO; ++i)  // planes[o][i*Wp + j] = dy[s, i, j, o]: one output line
+            planes_of_line<decltype(oc)::value>(dy + (s * d.HO + i) * d.WO * d.O, d.WO, d.O, planes + i * g.Wp, g.nq);
+        });
         if (my_db)  // the junk positions are zero: a plane's sum is the channel's
           for (int64_t o = 0; o < d.O; ++o) my_db[o] += plane_sum(planes + o * g.nq, g.nq);
       }

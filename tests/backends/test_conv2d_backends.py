@@ -243,12 +243,13 @@ ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a pan
 @pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 8, 12, 16])
-def test_cpp_planar_weight_gradient_of_every_channel_count_matches_reference(k, dtype):
-    """The planar weight gradient copies x's C and dy's O channels into planes a line at a time (planar.cpp
-    planes_of_line: a constant count for 1-4, 6, 8, 12 and 16, pixel by pixel or plane by plane, a loop otherwise):
-    each count as C (up to the planar kernels' 8) and as O, lines of 7 and 9 pixels, padded or not."""
-    for H, W, pad in ((9, 11, (1, 1, 2, 2)), (7, 9, (0, 0, 0, 0))):
-        case = (2, H, W, min(k, 8), k, (3, 3), (1, 1), pad, (1, 1), 1, True)
+def test_cpp_planar_copies_of_every_channel_count_match_reference(k, dtype):
+    """The planar kernels copy x's C and dy's O channels into planes and the output's O channels back a line at a
+    time (planar.cpp planes_of_line, line_of_planes: a constant count for 1-4, 6, 8, 12 and 16, a loop otherwise):
+    each count as C (up to the planar kernels' 8) and as O, lines of 7 and 9 pixels, padded or not, with and
+    without a bias."""
+    for H, W, pad, bias in ((9, 11, (1, 1, 2, 2), True), (7, 9, (0, 0, 0, 0), False)):
+        case = (2, H, W, min(k, 8), k, (3, 3), (1, 1), pad, (1, 1), 1, bias)
         x, w, b, dy, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"planes{case}".encode())))
         want = conv2d_step(ref, x, w, b, dy, geom)
         got = conv2d_step(backend_module("cpp"), x, w, b, dy, geom)
