@@ -6,9 +6,9 @@
 #include "planar.h"
 
 #include <algorithm>
-#include <type_traits>
 #include <vector>
 
+#include "../common/channels.h"
 #include "../common/cpu.h"
 #include "../common/threads.h"
 #include "igemm.h"
@@ -47,23 +47,6 @@ Plane plane_of(const Conv2dDims& d, const PlanarKernels<F>& k) {
     for (int64_t kw = 0; kw < d.KW; ++kw) g.off[static_cast<size_t>(kh * d.KW + kw)] = kh * d.dh * g.Wp + kw * d.dw;
   g.ps = (g.nq + g.off.back() + 15) / 16 * 16;  // every read q + off < nq + off[T-1]
   return g;
-}
-
-// Calls fn(std::integral_constant<int, K>) for the channel counts the copies below know at compile time (1-4, 6, 8,
-// 12, 16: the first layers' and LeNet's), fn(std::integral_constant<int, 0>) otherwise (a runtime count)
-template <typename Fn>
-void with_count(int64_t K, Fn&& fn) {
-  switch (K) {
-    case 1: return fn(std::integral_constant<int, 1>{});
-    case 2: return fn(std::integral_constant<int, 2>{});
-    case 3: return fn(std::integral_constant<int, 3>{});
-    case 4: return fn(std::integral_constant<int, 4>{});
-    case 6: return fn(std::integral_constant<int, 6>{});
-    case 8: return fn(std::integral_constant<int, 8>{});
-    case 12: return fn(std::integral_constant<int, 12>{});
-    case 16: return fn(std::integral_constant<int, 16>{});
-    default: return fn(std::integral_constant<int, 0>{});
-  }
 }
 
 // Between a line of n pixels of K channels (channels-last, row[j*K + k]) and K planes (planes[k*plane + j]). With K
@@ -105,7 +88,7 @@ void line_of_planes(const F* __restrict planes, int64_t plane, int64_t n, int64_
 template <typename F>
 void planar_input(const Conv2dDims& d, const Plane& g, const F* x, int64_t b, F* xp) {
   const F* xb = x + b * d.H * d.W * d.C;
-  with_count(d.C, [&](auto cc) {
+  with_channels(d.C, [&](auto cc) {
     for (int64_t h = 0; h < d.H; ++h)
       planes_of_line<decltype(cc)::value>(xb + h * d.W * d.C, d.W, d.C, xp + (h + d.pt) * g.Wp + d.pl, g.ps);
   });
@@ -142,7 +125,7 @@ void planar_convolve(const Conv2dDims& d, const PlanarKernels<F>& k, const F* x,
       if (cancel.cancelled()) return;
       planar_input(d, g, x, s, xp.data());
       k.forward(call);
-      with_count(d.O, [&](auto oc) {
+      with_channels(d.O, [&](auto oc) {
         for (int64_t i = 0; i < d.HO; ++i) {  // y[s, i, j, o] = b[o] + yt[o][i*Wp + j]: one output line
           F* out = y + (s * d.HO + i) * d.WO * d.O;
           line_of_planes<decltype(oc)::value>(yt.data() + i * g.Wp, g.nq, d.WO, d.O, bias, out);
@@ -180,7 +163,7 @@ void planar_weight_grad(const Conv2dDims& d, const PlanarKernels<F>& k, const F*
         const int64_t s = s0 + u;
         planar_input(d, g, x, s, xp.data() + u * d.C * g.ps);
         F* planes = dyp.data() + u * d.O * g.nq;
-        with_count(d.O, [&](auto oc) {
+        with_channels(d.O, [&](auto oc) {
           for (int64_t i = 0; i < d.HO; ++i)  // planes[o][i*Wp + j] = dy[s, i, j, o]: one output line
             planes_of_line<decltype(oc)::value>(dy + (s * d.HO + i) * d.WO * d.O, d.WO, d.O, planes + i * g.Wp, g.nq);
         });
