@@ -284,13 +284,22 @@ int own_running_threads() {
 }
 #endif
 
-int online_cpus() {
+int read_online_cpus() {
 #if defined(__linux__)
-  const int n = get_nprocs();
+  const int n = get_nprocs();  // glibc reads /sys/devices/system/cpu/online: an open, a read and a close
   return n > 0 ? n : default_threads();
 #else
   return default_threads();
 #endif
+}
+
+// The online CPUs, as last read: every barrier wait and region start asks (through spin_budget and
+// free_threads), so the file is read once, then again with each load sample (others_now, at most every 10 ms)
+std::atomic<int> g_online{0};
+int online_cpus() {
+  int n = g_online.load(std::memory_order_relaxed);
+  if (n == 0) g_online.store(n = read_online_cpus(), std::memory_order_relaxed);
+  return n;
 }
 
 int others_now() {  // the other runnable threads, min of the last two samples
@@ -305,6 +314,7 @@ int others_now() {  // the other runnable threads, min of the last two samples
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   long long at = g_sample_at.load(std::memory_order_relaxed);
   if (now - at >= 10000000 && g_sample_at.compare_exchange_strong(at, now, std::memory_order_relaxed)) {
+    g_online.store(read_online_cpus(), std::memory_order_relaxed);
     const int running = running_threads();
     // less this thread and the team's workers that are awake (spinning after a region counts as running);
     // if that leaves others, less this process's runnable threads instead (this one, the team's, and other
