@@ -48,6 +48,17 @@ struct WgradCall {
   F* D;  // (N, T*K), added into
 };
 
+// The data gradient of a stride-1 convolution of one group with 6 or 8 input channels, the output channels in the
+// lanes (dx_lanes.inc), for dx's lines [l0, l0 + n) (line b*H + ih), written
+template <typename F>
+struct DxLanesCall {
+  const Conv2dDims* d;
+  const F* dy;  // (B, HO, WO, O)
+  const F* wt;  // (T, C, O): wt[(t*C + c)*O + o] = w[o, c, kh, kw]
+  int64_t l0, n;
+  F* dx;  // (B, H, W, C)
+};
+
 template <typename F>
 struct IgemmPanels {
   int64_t nr;                             // columns per packed panel (igemm_pack with this nr)
@@ -64,8 +75,9 @@ struct IgemmKernels {
   void (*winograd_input)(const Conv2dDims& d, const F* x, const F* zero, int64_t t0, int64_t nt, F* V);
   void (*winograd_output)(const Conv2dDims& d, const F* M, const F* bias, PostOp post, int64_t t0, int64_t nt, F* y);
   void (*winograd_grad)(const Conv2dDims& d, const F* dy, const F* zero, int64_t t0, int64_t nt, F* dM);  // dM of dy
-  PlanarKernels<F> planar;                   // the few-channel stride-1 convolutions (planar.h)
-  void (*post)(PostOp op, F* y, int64_t n);  // y = op(y), n values in place (conv2d.h PostOp)
+  PlanarKernels<F> planar;                       // the few-channel stride-1 convolutions (planar.h)
+  void (*dx_lanes)(const DxLanesCall<F>& call);  // dx of 6 or 8 input channels, O one or two registers
+  void (*post)(PostOp op, F* y, int64_t n);      // y = op(y), n values in place (conv2d.h PostOp)
   // the panels for a product of N columns
   const IgemmPanels<F>& panels(int64_t N) const { return N <= narrow.nr ? narrow : wide; }
 };
