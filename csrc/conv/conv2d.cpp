@@ -704,13 +704,15 @@ void convolve(const Conv2dDims& d, WAt&& w_at, const F* b, PostOp post, const F*
     igemm_convolve(d, p, kern, igemm_weights<F>(d, p, kern.panels(p.Og).nr, w_at, b), post, x, y, cancel);
 }
 
-// Whether dx_lanes (dx_lanes.inc) runs this convolution's data gradient: stride 1, one group, 6 or 8 input channels,
-// the output channels one or two registers (`lanes` per register). Measured against the columns and col2im (AVX-512)
-// or the adjoint's indirect GEMM (AVX2), one thread / two: LeNet-5's 6 -> 16 5x5 on 64x14x14 723/509 against
+// Whether dx_lanes and dw_lanes (out_lanes.inc) run this convolution's gradients: stride 1, one group, 6 or 8 input
+// channels, the output channels one or two registers (`lanes` per register). Measured against the columns and col2im
+// (AVX-512) or the adjoint's indirect GEMM (AVX2), one thread / two: LeNet-5's 6 -> 16 5x5 on 64x14x14 723/509 against
 // 989/564 us (AVX-512), 1003/732 against 2286/1940 us (AVX2); 8 -> 16 3x3 on 32x16x16 399/197 against 671/352 us;
 // 6 -> 32 and 8 -> 32 faster too. With 1-4 channels it was slower than the planar adjoint (3 -> 16 3x3: 779 against
-// 514 us), and on AVX2 than the columns (4 -> 8 3x3: 870 against 409 us).
-bool dx_lanes_fits(const Conv2dDims& d, int64_t lanes) {
+// 514 us), and on AVX2 than the columns (4 -> 8 3x3: 870 against 409 us). The weight gradient against the planar
+// kernel: LeNet-5's conv2 378/205 against 750/402 us (AVX2 508/282 against 4025/1989), 8 -> 32 3x3 435/247 against
+// 1068/557 us.
+bool lanes_fit(const Conv2dDims& d, int64_t lanes) {
   return d.G == 1 && d.sh == 1 && d.sw == 1 && (d.C == 6 || d.C == 8) && (d.O == lanes || d.O == 2 * lanes);
 }
 
@@ -732,6 +734,41 @@ void dx_lanes_backward(const Conv2dDims& d, const IgemmKernels<F>& kern, const F
       kern.dx_lanes(DxLanesCall<F>{&d, dy, wt.data(), a, std::min(nl, l1 - a), dx});
   };
   parallel(team_size(d, plan_of(d), lines), region);
+}
+
+// dw += the weight gradient by dw_lanes, db += the column sums of dy unless db is null (both untouched when cancelled):
+// the members split dy's lines, each summing into its own (T, C, O) gradient
+template <typename F>
+void dw_lanes_weight_grad(const Conv2dDims& d, const IgemmKernels<F>& kern, const F* x, const F* dy, F* dw, F* db,
+                          Cancel& cancel) {
+  const Plan p = plan_of(d);
+  const int64_t T = p.KK, size = T * d.C * d.O;
+  // lines per chunk: its dy and the rows of x it reads stay in cache while every tile of taps passes over them
+  const int64_t nl = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, d.WO * d.O + d.KH * d.W * d.C));
+  const int want = team_size(d, p, p.lines);
+  std::vector<F> D(static_cast<size_t>(size * want), F(0));
+  std::vector<F> dbs(db ? static_cast<size_t>(d.O * want) : 0, F(0));
+  auto region = [&](int tid, int n, SpinBarrier&) {
+    DenormalsFlushed ftz;
+    int64_t l0, l1;
+    lines_of(p.lines, 1, tid, n, l0, l1);
+    F* mine = D.data() + size * tid;
+    for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl) {
+      const int64_t m = std::min(nl, l1 - a);
+      kern.dw_lanes(DwLanesCall<F>{&d, x, dy, a, m, mine});
+      if (db) add_column_sums(m * d.WO, d.O, dy + a * d.WO * d.O, dbs.data() + tid * d.O);
+    }
+  };
+  const int used = parallel(want, region);
+  if (cancel.cancelled()) return;  // dw and db untouched
+  for (int t = 1; t < used; ++t)
+    for (int64_t e = 0; e < size; ++e) D[static_cast<size_t>(e)] += D[static_cast<size_t>(size * t + e)];
+  for (int64_t o = 0; o < d.O; ++o)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t t = 0; t < T; ++t) dw[(o * d.C + c) * T + t] += D[static_cast<size_t>((t * d.C + c) * d.O + o)];
+  if (db)
+    for (int t = 0; t < used; ++t)
+      for (int64_t o = 0; o < d.O; ++o) db[o] += dbs[static_cast<size_t>(t * d.O + o)];
 }
 
 // The data gradient of a stride-1 convolution as a forward one: dx = conv(dy, w') with w'[c, o, kh, kw] =
@@ -811,8 +848,8 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     dx = nullptr;                    // done
     if (!dw && !db) return;
   }
-  // dx of 6 or 8 input channels: the output channels in the lanes (dx_lanes.inc)
-  if (dx && dx_lanes_fits(d, kern.narrow.nr)) {
+  // dx of 6 or 8 input channels: the output channels in the lanes (out_lanes.inc)
+  if (dx && lanes_fit(d, kern.narrow.nr)) {
     dx_lanes_backward(d, kern, w, dy, dx, cancel);
     if (cancel.cancelled()) return;  // dw and db untouched
     dx = nullptr;                    // done
@@ -833,15 +870,19 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
     dx = nullptr;                    // done
     if (!dw && !db) return;
   }
-  // the weight gradient on its own, after dx: by Winograd, or the few-channel one (planar.h)
+  // the weight gradient on its own, after dx: by Winograd, with the output channels in the lanes, or the few-channel
+  // one (planar.h)
   const bool winograd_dw = dw && winograd_fits(d) && winograd_enabled();
-  if (winograd_dw || (dw && !p.depthwise && planar_wgrad_fits(d))) {
+  const bool lanes_dw = dw && lanes_fit(d, kern.narrow.nr);
+  if (winograd_dw || lanes_dw || (dw && !p.depthwise && planar_wgrad_fits(d))) {
     if (dx) {
       conv2d_backward(d, x, w, dy, dx, static_cast<F*>(nullptr), static_cast<F*>(nullptr), cancel);
       if (cancel.cancelled()) return;  // dw and db untouched
     }
     if (winograd_dw)
       winograd_weight_grad(d, kern, x, dy, dw, db, cancel);
+    else if (lanes_dw)
+      dw_lanes_weight_grad(d, kern, x, dy, dw, db, cancel);
     else
       planar_weight_grad(d, kern.planar, x, dy, dw, db, cancel);
     return;

@@ -48,8 +48,9 @@ struct WgradCall {
   F* D;  // (N, T*K), added into
 };
 
-// The data gradient of a stride-1 convolution of one group with 6 or 8 input channels, the output channels in the
-// lanes (dx_lanes.inc), for dx's lines [l0, l0 + n) (line b*H + ih), written
+// The gradients of a stride-1 convolution of one group with 6 or 8 input channels, the output channels in the lanes
+// (out_lanes.inc): dx's lines [l0, l0 + n) (line b*H + ih), written; dw's sum over dy's lines [l0, l0 + n) (line
+// b*HO + i), added into D
 template <typename F>
 struct DxLanesCall {
   const Conv2dDims* d;
@@ -57,6 +58,14 @@ struct DxLanesCall {
   const F* wt;  // (T, C, O): wt[(t*C + c)*O + o] = w[o, c, kh, kw]
   int64_t l0, n;
   F* dx;  // (B, H, W, C)
+};
+template <typename F>
+struct DwLanesCall {
+  const Conv2dDims* d;
+  const F* x;   // (B, H, W, C)
+  const F* dy;  // (B, HO, WO, O)
+  int64_t l0, n;
+  F* D;  // (T, C, O), added into: D[(t*C + c)*O + o] += the gradient of w[o, c, kh, kw]
 };
 
 template <typename F>
@@ -77,6 +86,7 @@ struct IgemmKernels {
   void (*winograd_grad)(const Conv2dDims& d, const F* dy, const F* zero, int64_t t0, int64_t nt, F* dM);  // dM of dy
   PlanarKernels<F> planar;                       // the few-channel stride-1 convolutions (planar.h)
   void (*dx_lanes)(const DxLanesCall<F>& call);  // dx of 6 or 8 input channels, O one or two registers
+  void (*dw_lanes)(const DwLanesCall<F>& call);  // their weight gradient
   void (*post)(PostOp op, F* y, int64_t n);      // y = op(y), n values in place (conv2d.h PostOp)
   // the panels for a product of N columns
   const IgemmPanels<F>& panels(int64_t N) const { return N <= narrow.nr ? narrow : wide; }

@@ -257,10 +257,10 @@ def test_cpp_planar_copies_of_every_channel_count_match_reference(k, dtype):
             conv2d_close(got[name], want[name], dtype, f"{case} {name}")
 
 
-# the data gradient with the output channels in the lanes (dx_lanes.inc): 6 or 8 input channels, stride 1, one group,
+# the gradients with the output channels in the lanes (out_lanes.inc): 6 or 8 input channels, stride 1, one group,
 # O of one or two registers, which is 2-32 channels depending on the ISA and dtype (generic: 4 floats or 2 doubles a
 # register; AVX2 8 or 4; AVX-512 16 or 8); other O take the other paths, the same answer
-DX_LANES = [
+OUT_LANES = [
     (2, 14, 14, 6, 16, (5, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # LeNet-5's second layer
     (2, 9, 7, 8, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, False),
     (1, 8, 11, 6, 8, (3, 2), (1, 1), (2, 0, 1, 3), (2, 3), 1, True),  # dilated, asymmetric padding past the kernel
@@ -272,14 +272,15 @@ DX_LANES = [
 
 @pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", DX_LANES, ids=_ids)
-def test_cpp_dx_lanes_on_every_isa_matches_reference(dtype, case):
-    """The output-channel-lane data gradient on every instruction set, on a team of 2 (the lines split), with NaN
-    and infinity in dy reaching exactly the dx pixels whose taps read them."""
+@pytest.mark.parametrize("case", OUT_LANES, ids=_ids)
+def test_cpp_out_lanes_gradients_on_every_isa_match_reference(dtype, case):
+    """The output-channel-lane data and weight gradients (and the forward, bias gradient) on every instruction set,
+    on a team of 2 (the lines split), with NaN and infinity in dy reaching exactly the dx pixels whose taps read
+    them."""
     import pyrnn
     from pyrnn import _C
 
-    x, w, b, dy, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"dxlanes{case}".encode())))
+    x, w, b, dy, geom = _problem(case, dtype, np.random.default_rng(zlib.crc32(f"outlanes{case}".encode())))
     want = conv2d_step(ref, x, w, b, dy, geom)
     bad = dy.copy()
     bad[0, 0, 0, 1], bad[-1, -1, -1, 0] = np.nan, np.inf
