@@ -817,11 +817,11 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
   parallel(team_size(d, p, p.lines), region);
 }
 
-// A stride-1 dx first, as the adjoint forward convolution of dy (convolve); Winograd's layers' and the few-channel
-// layers' dw then on their own (winograd_weight_grad, planar.h); else per chunk of
-// output lines: db += column sums of dy; dwk_g += cols_g^T dy_g (direct: the indirect wgrad product); for a strided dx,
-// dcols_g = dy_g wk_g^T and dx += col2im(dcols) (depthwise: the direct loop for both); then dw += dwk (the members'
-// sum) unpacked
+// A stride-1 dx first, as the adjoint forward convolution of dy (convolve) or, for 6 or 8 input channels, with the
+// output channels in the lanes (out_lanes.inc); Winograd's layers', those lane layers' and the few-channel layers' dw
+// then on their own (winograd_weight_grad, dw_lanes_weight_grad, planar.h); else per chunk of output lines: db +=
+// column sums of dy; dwk_g += cols_g^T dy_g (direct: the indirect wgrad product); for a strided dx, dcols_g = dy_g
+// wk_g^T and dx += col2im(dcols) (depthwise: the direct loop for both); then dw += dwk (the members' sum) unpacked
 template <typename F>
 void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F* dx, F* dw, F* db, Cancel& cancel) {
   const Plan p = plan_of(d);

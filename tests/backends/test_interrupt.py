@@ -228,12 +228,13 @@ def test_a_kernel_on_another_thread_is_not_interrupted(tmp_path):
     _check_consistent(out)
 
 
-@pytest.mark.parametrize("case", ["conv2d", "conv2d-dw", "recurrent", "recurrent-rows"])
+@pytest.mark.parametrize("case", ["conv2d", "conv2d-dw", "conv2d-lanes", "conv2d-lanes-dw", "recurrent", "recurrent-rows"])
 def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
     """In process and deterministic (the bindings' countdown, _C._interrupt_next_kernel): a backward stopped at
     its 1st, 2nd, ... poll raises KeyboardInterrupt, adds nothing into the weight gradients and counts as a
     stopped call (_C._cancelled_calls, which the Ctrl-C test above reads); the same call left alone adds.
-    conv2d-dw: no dx, so the polls are the Winograd weight gradient's own. recurrent-rows: a team of two
+    conv2d-dw: no dx, so the polls are the Winograd weight gradient's own; conv2d-lanes(-dw): 8 -> 16 channels, the
+    output-channel-lane gradients' (out_lanes.inc). recurrent-rows: a team of two
     splitting the batch (only the caller polls; the other member runs its rows to the end)."""
     import numpy as np
 
@@ -243,12 +244,13 @@ def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
     rng = np.random.default_rng(5)
     last = {}  # the gradients of the latest call, read after it raised
     if case.startswith("conv2d"):
-        x, dy = rng.standard_normal((8, 16, 16, 32), dtype=np.float32), rng.standard_normal((8, 16, 16, 32), dtype=np.float32)
-        w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32)
+        B, C, O = (32, 8, 16) if "lanes" in case else (8, 32, 32)
+        x, dy = rng.standard_normal((B, 16, 16, C), dtype=np.float32), rng.standard_normal((B, 16, 16, O), dtype=np.float32)
+        w = rng.standard_normal((O, C, 3, 3), dtype=np.float32)
 
         def call():
-            grads = last["grads"] = (np.zeros_like(w), np.zeros(32, np.float32))
-            dx = np.empty_like(x) if case == "conv2d" else None
+            grads = last["grads"] = (np.zeros_like(w), np.zeros(O, np.float32))
+            dx = None if case.endswith("-dw") else np.empty_like(x)
             _C.conv2d_backward(x, w, dy, dx, *grads, (1, 1), (1, 1, 1, 1), (1, 1), 1)
             return grads
     else:
