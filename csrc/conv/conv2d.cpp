@@ -431,7 +431,7 @@ IgemmWeights<F> winograd_weights(const Conv2dDims& d, int64_t nr, WAt&& w_at) {
 template <typename F>
 void winograd_convolve(const Conv2dDims& d, const IgemmKernels<F>& kern, const IgemmWeights<F>& k, const F* bias,
                        PostOp post, const F* x, F* y, Cancel& cancel) {
-  const std::vector<F> zero(static_cast<size_t>(d.C), F(0));
+  const std::vector<F> zero(static_cast<size_t>(4 * d.C), F(0));  // a row of the 4x4 window outside x
   const int64_t tiles = d.B * ((d.HO + 1) / 2) * ((d.WO + 1) / 2);
   const int64_t nt =  // a multiple of 12: whole micro-tiles of rows (12 or 6 rows, by ISA)
       std::max<int64_t>(12, kWinogradBytes / (16 * (d.C + d.O) * static_cast<int64_t>(sizeof(F))) / 12 * 12);
@@ -569,9 +569,20 @@ void add_bias_rows(int64_t m, int64_t O, const F* bias, F* y) {
 // db[o] += sum over m rows of dy[r, o]: per channel kFlatRows partial sums (a flat run's lanes), then added
 template <typename F>
 void add_column_sums(int64_t m, int64_t O, const F* dy, F* db) {
-  if (O >= 16) {
-    for (int64_t r = 0; r < m; ++r)
-      for (int64_t o = 0; o < O; ++o) db[o] += dy[r * O + o];
+  if (O >= 16) {  // 64 columns at a time, four rows into four partial sums (summed into db row by row, each
+                  // row's add waited for the previous row's store: 1 -> 16 on 8x64x64, 100 us of a 360 us dw)
+    constexpr int64_t kCols = 64;
+    for (int64_t o0 = 0; o0 < O; o0 += kCols) {
+      const int64_t n = std::min(kCols, O - o0);
+      F a[4][kCols] = {};
+      int64_t r = 0;
+      for (; r + 4 <= m; r += 4)
+        for (int k = 0; k < 4; ++k)
+          for (int64_t e = 0; e < n; ++e) a[k][e] += dy[(r + k) * O + o0 + e];
+      for (; r < m; ++r)
+        for (int64_t e = 0; e < n; ++e) a[0][e] += dy[r * O + o0 + e];
+      for (int64_t e = 0; e < n; ++e) db[o0 + e] += (a[0][e] + a[1][e]) + (a[2][e] + a[3][e]);
+    }
     return;
   }
   F acc[kFlatRows * 16] = {};
@@ -610,7 +621,7 @@ void add_member_sums(const std::vector<F>& dbs, int64_t O, int used, F* db) {
 template <typename F>
 void winograd_weight_grad(const Conv2dDims& d, const IgemmKernels<F>& kern, const F* x, const F* dy, F* dw, F* db,
                           Cancel& cancel) {
-  const std::vector<F> zero(static_cast<size_t>(std::max(d.C, d.O)), F(0));
+  const std::vector<F> zero(static_cast<size_t>(4 * std::max(d.C, d.O)), F(0));  // winograd_input's row outside x
   const int64_t tiles = d.B * ((d.HO + 1) / 2) * ((d.WO + 1) / 2), rows = d.B * d.HO * d.WO;
   const int64_t nt = std::max<int64_t>(12, kWinogradGradBytes / (16 * (d.C + d.O) * static_cast<int64_t>(sizeof(F))));
   const int want = team_size(d, plan_of(d), (tiles + nt - 1) / nt);
@@ -727,6 +738,15 @@ bool lanes_fit(const Conv2dDims& d, int64_t lanes) {
   return d.G == 1 && d.sh == 1 && d.sw == 1 && (d.C == 6 || d.C == 8) && (d.O == lanes || d.O == 2 * lanes);
 }
 
+// Whether dw_lanes runs the weight gradient: lanes_fit's layers, and the first layers' 1 or 3 channels to one, two or
+// four registers. Against the planar kernel, one thread (us): 1 -> 16 3x3 on 8x64x64 (the U-Net's first layer) 155
+// against 345 (AVX-512), 160 against 870 (AVX2); 3 -> 32 on 32x32x32 (VGG's) 660 against 1,290-1,450 (AVX-512), 720
+// against 5,150 (AVX2); 3 -> 64 on 32x32x32 1,270 against 3,100-3,600 (AVX-512).
+bool dw_lanes_fit(const Conv2dDims& d, int64_t lanes) {
+  return lanes_fit(d, lanes) || (d.G == 1 && d.sh == 1 && d.sw == 1 && (d.C == 1 || d.C == 3) &&
+                                 (d.O == lanes || d.O == 2 * lanes || d.O == 4 * lanes));
+}
+
 // dx (written) by dx_lanes, the team splitting dx's lines
 template <typename F>
 void dx_lanes_backward(const Conv2dDims& d, const IgemmKernels<F>& kern, const F* w, const F* dy, F* dx,
@@ -759,6 +779,7 @@ void dw_lanes_weight_grad(const Conv2dDims& d, const IgemmKernels<F>& kern, cons
   const int want = team_size(d, p, p.lines);
   std::vector<F> D(static_cast<size_t>(size * want), F(0));
   std::vector<F> dbs(db ? static_cast<size_t>(d.O * want) : 0, F(0));
+  const std::vector<F> zero(static_cast<size_t>(d.W * d.C), F(0));  // a row of x outside it
   auto region = [&](int tid, int n, SpinBarrier&) {
     DenormalsFlushed ftz;
     int64_t l0, l1;
@@ -766,7 +787,7 @@ void dw_lanes_weight_grad(const Conv2dDims& d, const IgemmKernels<F>& kern, cons
     F* mine = D.data() + size * tid;
     for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl) {
       const int64_t m = std::min(nl, l1 - a);
-      kern.dw_lanes(DwLanesCall<F>{&d, x, dy, a, m, mine});
+      kern.dw_lanes(DwLanesCall<F>{&d, x, dy, zero.data(), a, m, mine});
       if (db) add_column_sums(m * d.WO, d.O, dy + a * d.WO * d.O, dbs.data() + tid * d.O);
     }
   };
@@ -881,7 +902,7 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   // the weight gradient on its own, after dx: by Winograd, with the output channels in the lanes, or the few-channel
   // one (planar.h)
   const bool winograd_dw = dw && winograd_fits(d) && winograd_enabled();
-  const bool lanes_dw = dw && lanes_fit(d, kern.narrow.nr);
+  const bool lanes_dw = dw && dw_lanes_fit(d, kern.narrow.nr);
   if (winograd_dw || lanes_dw || (dw && !p.depthwise && planar_wgrad_fits(d))) {
     if (dx) {
       conv2d_backward(d, x, w, dy, dx, static_cast<F*>(nullptr), static_cast<F*>(nullptr), cancel);

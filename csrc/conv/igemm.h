@@ -62,8 +62,9 @@ struct DxLanesCall {
 template <typename F>
 struct DwLanesCall {
   const Conv2dDims* d;
-  const F* x;   // (B, H, W, C)
-  const F* dy;  // (B, HO, WO, O)
+  const F* x;     // (B, H, W, C)
+  const F* dy;    // (B, HO, WO, O)
+  const F* zero;  // W*C zeros: a row of x above or below it
   int64_t l0, n;
   F* D;  // (T, C, O), added into: D[(t*C + c)*O + o] += the gradient of w[o, c, kh, kw]
 };
@@ -81,7 +82,7 @@ struct IgemmKernels {
   IgemmPanels<F> wide;                      // two registers per panel
   IgemmPanels<F> narrow;                    // one register per panel, twice the rows per tile: for N <= one register
   void (*wgrad)(const WgradCall<F>& call);  // D += the weight gradient's product
-  void (*winograd_input)(const Conv2dDims& d, const F* x, const F* zero, int64_t t0, int64_t nt, F* V);
+  void (*winograd_input)(const Conv2dDims& d, const F* x, const F* zero, int64_t t0, int64_t nt, F* V);  // zero: 4C
   void (*winograd_output)(const Conv2dDims& d, const F* M, const F* bias, PostOp post, int64_t t0, int64_t nt, F* y);
   void (*winograd_grad)(const Conv2dDims& d, const F* dy, const F* zero, int64_t t0, int64_t nt, F* dM);  // dM of dy
   PlanarKernels<F> planar;                       // the few-channel stride-1 convolutions (planar.h)

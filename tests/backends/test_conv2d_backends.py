@@ -257,9 +257,10 @@ def test_cpp_planar_copies_of_every_channel_count_match_reference(k, dtype):
             conv2d_close(got[name], want[name], dtype, f"{case} {name}")
 
 
-# the gradients with the output channels in the lanes (out_lanes.inc): 6 or 8 input channels, stride 1, one group,
-# O of one or two registers, which is 2-32 channels depending on the ISA and dtype (generic: 4 floats or 2 doubles a
-# register; AVX2 8 or 4; AVX-512 16 or 8); other O take the other paths, the same answer
+# the gradients with the output channels in the lanes (out_lanes.inc): 6 or 8 input channels (the weight gradient also
+# 1 or 3, to four registers too), stride 1, one group, O of one or two registers, which is 2-32 channels depending on
+# the ISA and dtype (generic: 4 floats or 2 doubles a register; AVX2 8 or 4; AVX-512 16 or 8); other O take the other
+# paths, the same answer
 OUT_LANES = [
     (2, 14, 14, 6, 16, (5, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # LeNet-5's second layer
     (2, 9, 7, 8, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, False),
@@ -267,6 +268,11 @@ OUT_LANES = [
     (3, 5, 6, 8, 4, (2, 3), (1, 1), (0, 1, 2, 0), (1, 1), 1, False),
     (2, 6, 5, 6, 2, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # 1x1
     (1, 4, 4, 6, 16, (4, 4), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # one output pixel
+    (2, 12, 10, 1, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),  # a first layer (the U-Net's 1 -> 16)
+    (1, 9, 13, 3, 8, (3, 3), (1, 1), (2, 0, 1, 3), (2, 1), 1, False),  # 3 channels, dilated, padding past the kernel
+    (2, 7, 5, 1, 4, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1, True),  # 25 taps: tiles of 12, 12 and 1; one inner column
+    (1, 6, 6, 3, 32, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # 1 or 3 channels: O of four registers too
+    (1, 5, 6, 3, 64, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, False),
 ]
 
 
