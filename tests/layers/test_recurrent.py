@@ -622,6 +622,34 @@ def test_outputs_are_fresh_arrays_not_workspace_memory(backend):
     np.testing.assert_array_equal(h1, keep[1])
 
 
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_large_outputs_from_recycled_memory_stay_the_callers(backend, batch_first):
+    """y and dx past pyrnn._buffers.MIN_BYTES come from recycled memory: a later call never writes into the
+    arrays a caller still holds, in training (y, dx) as at inference."""
+    from pyrnn import _buffers
+
+    T, B, I, H = 64, 16, 32, 48
+    assert T * B * min(I, H) * 4 >= _buffers.MIN_BYTES  # the recycled path, not np.empty
+    layer = pyrnn.LSTM(I, H, batch_first=batch_first, seed=6)
+    rng = np.random.default_rng(5)
+    shape = (B, T, I) if batch_first else (T, B, I)
+    x1, x2 = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+    with pyrnn.use_backend(backend):
+        y1, _ = layer.forward(x1)
+        dx1, _ = layer.backward(np.ones_like(y1))
+        keep = y1.copy(), dx1.copy()
+        y2, _ = layer.forward(x2)
+        dx2, _ = layer.backward(2 * np.ones_like(y2))
+        with pyrnn.no_grad():
+            y3, _ = layer.forward(x1)
+    for a, b in [(y1, y2), (y1, y3), (y2, y3), (dx1, dx2), (y1, dx2), (dx1, y2)]:
+        assert not np.shares_memory(a, b)
+    np.testing.assert_array_equal(y1, keep[0])
+    np.testing.assert_array_equal(dx1, keep[1])
+    np.testing.assert_allclose(y3, y1, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 def test_weights_written_in_place_are_used_by_the_next_call(backend):
     """Nothing derived from the weights outlives a call: a direct write into params is seen at once."""

@@ -88,6 +88,8 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from .. import _buffers
+
 #: cell name -> gates per hidden unit
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
@@ -140,7 +142,7 @@ def new_cache(cell, T, B, H, dtype, save=True, workspace=None) -> Cache:
     take = fresh if workspace is None else workspace.take
     seq = (T, B, H)
     return Cache(
-        hs=np.empty(seq, dtype),
+        hs=_buffers.empty(seq, dtype),  # recycled memory: the layer's output, fresh to its owner
         cs=take("cs", seq, dtype) if lstm else None,
         gates=take("gates", (T, B, GATES[cell] * H), dtype) if save and (lstm or gru) else None,
         tanh_cs=take("tanh_cs", seq, dtype) if save and lstm else None,

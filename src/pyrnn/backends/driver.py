@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _buffers
 from ..workspace import current
 from .contract import CELL_CODES, Saved, Weights, give_cache, new_cache
 
@@ -55,7 +56,7 @@ def recurrent_backward(kernel, saved: Saved, weights: Weights, dhs, dhT, dcT, gr
     T, B, _ = x.shape
     if T == 0 or B == 0:  # the gradient passes straight to the initial state
         return np.zeros_like(x), dhT.copy(), (None if dcT is None else dcT.copy())
-    dx, dh0 = np.empty_like(x), np.empty_like(dhT)
+    dx, dh0 = _buffers.empty_like(x), np.empty_like(dhT)  # dx in recycled memory (pyrnn._buffers)
     dc0 = np.empty_like(dhT) if saved.cell == "lstm" else None
     kernel(CELL_CODES[saved.cell], saved.reverse, x, saved.lengths, (saved.h0, saved.c0), tuple(saved.cache),
            tuple(weights), (dhs, dhT, dcT), tuple(grads), (dx, dh0, dc0), **_precision(saved.bf16))
