@@ -120,4 +120,18 @@ void parallel_optional(int want, Fn& fn) {
   parallel_run(want, [](void* c, int tid, int, SpinBarrier&) { (*static_cast<Fn*>(c))(tid); }, &fn, true);
 }
 
+// A region's partial results, `size` values per member one after another (members [0, used)):
+// fold_members adds members 1.. into member 0's; add_member_parts adds each member's into out, member by member.
+// Either way the order of the sums is fixed by the member numbers, not by who finished first.
+template <typename F>
+void fold_members(F* parts, int64_t size, int used) {
+  for (int t = 1; t < used; ++t)
+    for (int64_t i = 0; i < size; ++i) parts[i] += parts[size * t + i];
+}
+template <typename F>
+void add_member_parts(const F* parts, int64_t size, int used, F* out) {
+  for (int t = 0; t < used; ++t)
+    for (int64_t i = 0; i < size; ++i) out[i] += parts[size * t + i];
+}
+
 }  // namespace pyrnn

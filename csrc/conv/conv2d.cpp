@@ -600,20 +600,6 @@ void add_column_sums(int64_t m, int64_t O, const F* dy, F* db) {
 // 1.3-1.5x faster than the direct weight gradient on every one, the others 1.15-1.47x).
 constexpr int64_t kWinogradGradBytes = int64_t(1) << 16;
 
-// The team's partial sums, `size` values per member one after another: members 1.. added into member 0's
-template <typename F>
-void fold_members(std::vector<F>& parts, size_t size, int used) {
-  for (int t = 1; t < used; ++t)
-    for (size_t i = 0; i < size; ++i) parts[i] += parts[size * static_cast<size_t>(t) + i];
-}
-
-// db[o] += each member's partial column sum, member by member
-template <typename F>
-void add_member_sums(const std::vector<F>& dbs, int64_t O, int used, F* db) {
-  for (int t = 0; t < used; ++t)
-    for (int64_t o = 0; o < O; ++o) db[o] += dbs[static_cast<size_t>(t * O + o)];
-}
-
 // dw += the weight gradient of a Winograd-fitting convolution (and db += dy's column sums unless db is null):
 // per chunk of tiles V (the forward's input transform) and dM = A dY A^T (winograd.inc), then per xi
 // dU[xi] (O, C) += dM[xi]^T V[xi] on the weight gradient's product (one tap, the rows of V through the table);
@@ -651,8 +637,8 @@ void winograd_weight_grad(const Conv2dDims& d, const IgemmKernels<F>& kern, cons
   };
   const int used = parallel(want, region);
   if (cancel.cancelled()) return;  // dw and db untouched
-  if (db) add_member_sums(dbs, d.O, used, db);
-  fold_members(dU, usize, used);
+  if (db) add_member_parts(dbs.data(), d.O, used, db);
+  fold_members(dU.data(), static_cast<int64_t>(usize), used);
   // dg = G^T dU G: G^T's rows u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3, over xi = a*4 + b's rows, then columns
   const int64_t OC = d.O * d.C;
   for (int64_t o = 0; o < d.O; ++o)
@@ -793,11 +779,11 @@ void dw_lanes_weight_grad(const Conv2dDims& d, const IgemmKernels<F>& kern, cons
   };
   const int used = parallel(want, region);
   if (cancel.cancelled()) return;  // dw and db untouched
-  fold_members(D, static_cast<size_t>(size), used);
+  fold_members(D.data(), size, used);
   for (int64_t o = 0; o < d.O; ++o)
     for (int64_t c = 0; c < d.C; ++c)
       for (int64_t t = 0; t < T; ++t) dw[(o * d.C + c) * T + t] += D[static_cast<size_t>((t * d.C + c) * d.O + o)];
-  if (db) add_member_sums(dbs, d.O, used, db);
+  if (db) add_member_parts(dbs.data(), d.O, used, db);
 }
 
 // The data gradient of a stride-1 convolution as a forward one: dx = conv(dy, w') with w'[c, o, kh, kw] =
@@ -1001,9 +987,9 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   };
   const int used = parallel(want, region);
   if (cancel.cancelled()) return;  // dw and db untouched
-  if (db) add_member_sums(dbs, d.O, used, db);
+  if (db) add_member_parts(dbs.data(), d.O, used, db);
   if (dw) {
-    fold_members(dwk, wsize, used);
+    fold_members(dwk.data(), static_cast<int64_t>(wsize), used);
     if (p.depthwise)
       unpack_taps_add(d, p, dwk.data(), dw);
     else if (direct_dw || panel_dw)

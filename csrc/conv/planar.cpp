@@ -176,11 +176,8 @@ void planar_weight_grad(const Conv2dDims& d, const PlanarKernels<F>& k, const F*
   };
   const int used = parallel(want, region);
   if (cancel.cancelled()) return;
-  for (int t = 0; t < used; ++t) {
-    for (size_t i = 0; i < dsize; ++i) dw[i] += D[dsize * static_cast<size_t>(t) + i];
-    if (db)
-      for (int64_t o = 0; o < d.O; ++o) db[o] += dbs[static_cast<size_t>(t * d.O + o)];
-  }
+  add_member_parts(D.data(), static_cast<int64_t>(dsize), used, dw);
+  if (db) add_member_parts(dbs.data(), d.O, used, db);
 }
 
 #define PYRNN_PLANAR_INSTANTIATE(F)                                                                                  \
