@@ -15,6 +15,7 @@
 // sleeps (a futex on Linux) instead of spinning or yielding in a loop.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -90,6 +91,29 @@ class WorkQueue {
  private:
   alignas(64) std::atomic<int64_t> next_{0};
   int64_t count_;
+};
+
+// A reduction's work as `count()` slots, contiguous ranges of [0, units): slot s sums into partial result s, the
+// partials folded in slot order after the region (fold_members, add_member_parts), so the result does not depend on
+// which member ran which slot. Members take slots from a queue, two per member: one that runs late holds back at most
+// half its share (a fixed share per member made the region wait for all of it). One thread: one slot.
+class Slots {
+ public:
+  Slots(int64_t units, int want)
+      : units_(units),
+        count_(want <= 1 ? 1 : static_cast<int>(std::clamp<int64_t>(units, 1, 2 * int64_t{want}))),
+        queue_(count_) {}
+  int count() const { return count_; }
+  bool take(int64_t& s, int64_t& u0, int64_t& u1) {  // the next slot and its units [u0, u1); false when none is left
+    if (!queue_.take(s)) return false;
+    u0 = units_ * s / count_, u1 = units_ * (s + 1) / count_;
+    return true;
+  }
+
+ private:
+  int64_t units_;
+  int count_;
+  WorkQueue queue_;
 };
 
 // The team for a kernel of `flops` split into `units` independent pieces: 1 thread below

@@ -13,12 +13,15 @@
 // convolution is a plain GEMM on x. A depthwise one (one input channel per group) is a direct loop over the taps,
 // vectorised over the channels: as G GEMMs of inner size KH*KW it would spend its time in calls.
 //
-// Threads: the output lines are split over the kernels' thread team, each member with its own scratch
-// (an indirection table or im2col columns for one chunk of lines) and a single-threaded BLAS. The
-// data gradient through col2im scatters (adds into dx), so there members own whole samples; the weight
-// and bias gradients are accumulated per member and summed after the region. The caller (tid 0) polls
-// the cancellation hook between its chunks, every member stops at its next chunk once it is
-// cancelled, and dw, db are added only after a region that ran to the end.
+// Threads: the members of the kernels' thread team take chunks of output lines (rows, tiles) from a queue
+// (WorkQueue), each with its own scratch (an indirection table or im2col columns for one chunk) and a single-threaded
+// BLAS, so a member whose vCPU the host deschedules holds back only its current chunk. The data gradient through
+// col2im scatters (adds into dx), so there chunks are whole samples; the weight and bias gradients are summed per slot
+// (common/threads.h Slots: two per member, each a fixed range of chunks) and the slots added in order after the
+// region, so the sums do not depend on which member ran what. The caller (tid 0) polls the cancellation hook between
+// its chunks, every member stops at its next chunk once it is cancelled, and dw, db are added only after a region that
+// ran to the end. The gradients that run on their own (Winograd's dw, the output-channel-lane dx and dw) are
+// conv2d_grads.cpp's; the plan and the shares are plan.h's.
 #include "conv2d.h"
 
 #include <algorithm>
@@ -29,7 +32,9 @@
 #include "../common/cpu.h"
 #include "../common/gemm.h"
 #include "../common/threads.h"
+#include "conv2d_grads.h"
 #include "igemm.h"
+#include "plan.h"
 
 namespace pyrnn {
 
@@ -42,57 +47,11 @@ bool winograd_enabled() { return g_winograd; }
 
 namespace {
 
-constexpr int64_t kChunkElements = int64_t(1) << 16;  // values of im2col columns per chunk (L2-resident)
-constexpr int64_t kIndirectRows = 1024;               // output rows per chunk of the direct weight gradient
-
-struct Plan {
-  int64_t Cg, Og, KK, KKCg, KKC;  // KKC = KH*KW*C: the length of a column row
-  int64_t lines;                  // B*HO output lines (b, i), each WO rows of the GEMM
-  bool depthwise;                 // Cg = 1 < G: a direct loop over the taps (G GEMMs of K = KH*KW would crawl)
-  bool pointwise;                 // 1x1, stride 1, no padding (and not depthwise): the columns are x itself
-  bool tiles;  // kernel = stride, no dilation, padding or leftover rows and columns, one group: the taps tile x,
-               // each pixel of x read by exactly one tap (a transposed convolution's 2x2 stride-2 upsampling)
-};
-
-Plan plan_of(const Conv2dDims& d) {
-  Plan p;
-  p.Cg = d.C / d.G;
-  p.Og = d.O / d.G;
-  p.KK = d.KH * d.KW;
-  p.KKCg = p.KK * p.Cg;
-  p.KKC = p.KK * d.C;
-  p.lines = d.B * d.HO;
-  p.depthwise = p.Cg == 1 && d.G > 1;
-  p.pointwise = !p.depthwise && d.KH == 1 && d.KW == 1 && d.sh == 1 && d.sw == 1 && d.pt == 0 && d.pb == 0 &&
-                d.pl == 0 && d.pr == 0;
-  p.tiles = d.G == 1 && d.KH == d.sh && d.KW == d.sw && d.dh == 1 && d.dw == 1 && d.pt == 0 && d.pb == 0 && d.pl == 0 &&
-            d.pr == 0 && d.H == d.HO * d.sh && d.W == d.WO * d.sw;
-  return p;
-}
+constexpr int64_t kIndirectRows = 1024;  // output rows per chunk of the direct weight gradient
 
 // output lines per chunk: one chunk's columns near kChunkElements
 int64_t chunk_lines(const Conv2dDims& d, const Plan& p) {
   return std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, d.WO * p.KKC));
-}
-
-// a team for a convolution worth several barriers (see threads.h), one member per unit at most
-int team_size(const Conv2dDims& d, const Plan& p, int64_t units) {
-  const int64_t flops = 2 * p.lines * d.WO * d.O * p.KKCg;
-  if (flops < 4 * parallel_min_flops() || units < 2) return 1;
-  return static_cast<int>(std::min<int64_t>(units, max_threads()));
-}
-
-// lines [l0, l1) of member tid of n, in whole units of `unit` lines (lines is a multiple of unit)
-inline void lines_of(int64_t lines, int64_t unit, int tid, int n, int64_t& l0, int64_t& l1) {
-  const int64_t units = lines / unit;
-  l0 = units * tid / n * unit;
-  l1 = units * (tid + 1) / n * unit;
-}
-
-// before a chunk: the leader polls; every member stops once the work is cancelled
-inline bool stopped(Cancel& cancel, int tid, int64_t chunk) {
-  if (tid == 0) cancel.poll(chunk);
-  return cancel.cancelled();
 }
 
 template <typename F>
@@ -308,6 +267,7 @@ void depthwise_backward(const Conv2dDims& d, const Plan& p, const F* x, const F*
 // Output rows per chunk of the indirect GEMM: its table (rows x KH*KW pointers) and the input lines
 // it reads stay in cache.
 constexpr int64_t kIgemmRows = 512;
+constexpr int64_t kQueueRows = 48;  // a chunk's rows at the least: whole micro-tiles of 6, 8, 12 or 16 rows
 
 // ind[(r - r0)*KK + kh*KW + kw] = &x[b, i*sh + kh*dh - pt, j*sw + kw*dw - pl, 0] for the output rows
 // r = (b*HO + i)*WO + j in [r0, r1), or zero (a row of C zeros) where the tap is padding
@@ -357,16 +317,16 @@ template <typename F>
 void igemm_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& kern, const IgemmWeights<F>& k,
                     PostOp post, const F* x, F* y, Cancel& cancel) {
   const std::vector<F> zero(static_cast<size_t>(d.C), F(0));
-  const int64_t rows = p.lines * d.WO;
-  const int want = team_size(d, p, (rows + kIgemmRows - 1) / kIgemmRows);
+  const int64_t rows = p.lines * d.WO, chunk = queue_chunk(rows, kIgemmRows, kQueueRows);
+  WorkQueue chunks((rows + chunk - 1) / chunk);
+  const int want = team_size(d, p, (rows + chunk - 1) / chunk);
   const IgemmPanels<F>& pan = kern.panels(p.Og);
   const int64_t bias_per = k.b.empty() ? 0 : igemm_packed_size(pan.nr, 1, p.Og);
-  auto region = [&](int tid, int n, SpinBarrier&) {
+  auto region = [&](int tid) {
     DenormalsFlushed ftz;
-    const int64_t r0 = rows * tid / n, r1 = rows * (tid + 1) / n;
-    std::vector<const F*> ind(static_cast<size_t>(std::min(kIgemmRows, r1 - r0) * p.KK));
-    for (int64_t a = r0; a < r1 && !stopped(cancel, tid, a); a += kIgemmRows) {
-      const int64_t m = std::min(kIgemmRows, r1 - a);
+    std::vector<const F*> ind(static_cast<size_t>(std::min(chunk, rows) * p.KK));
+    for (int64_t c; chunks.take(c) && !stopped(cancel, tid, c);) {
+      const int64_t a = c * chunk, m = std::min(chunk, rows - a);
       indirection(d, x, zero.data(), a, a + m, ind.data());
       for (int64_t g = 0; g < d.G; ++g)
         pan.run(IgemmCall<F>{m, p.Og, p.KK, p.Cg, ind.data(), g * p.Cg, k.w.data() + g * k.per_group,
@@ -374,14 +334,7 @@ void igemm_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& k
       if (post != PostOp::None) kern.post(post, y + a * d.O, m * d.O);  // the chunk's rows, still in cache
     }
   };
-  parallel(want, region);
-}
-
-// Winograd F(2x2, 3x3) where it pays (ncnn's rule): 3x3, stride 1, no dilation, one group, more than 8
-// channels in and out. 16 products of inner size C replace 36 per 2x2 output tile (2.25x fewer
-// multiply-adds); the transforms are winograd.inc's.
-inline bool winograd_fits(const Conv2dDims& d) {
-  return d.KH == 3 && d.KW == 3 && d.sh == 1 && d.sw == 1 && d.dh == 1 && d.dw == 1 && d.G == 1 && d.C > 8 && d.O > 8;
+  parallel_optional(want, region);
 }
 
 // Tiles per chunk: the chunk's transformed input and products, (16, nt, C) and (16, nt, O), near
@@ -435,15 +388,15 @@ void winograd_convolve(const Conv2dDims& d, const IgemmKernels<F>& kern, const I
   const int64_t tiles = d.B * ((d.HO + 1) / 2) * ((d.WO + 1) / 2);
   const int64_t nt =  // a multiple of 12: whole micro-tiles of rows (12 or 6 rows, by ISA)
       std::max<int64_t>(12, kWinogradBytes / (16 * (d.C + d.O) * static_cast<int64_t>(sizeof(F))) / 12 * 12);
+  WorkQueue chunks((tiles + nt - 1) / nt);
   const int want = team_size(d, plan_of(d), (tiles + nt - 1) / nt);
-  auto region = [&](int tid, int n, SpinBarrier&) {
+  auto region = [&](int tid) {
     DenormalsFlushed ftz;
-    const int64_t t0 = tiles * tid / n, t1 = tiles * (tid + 1) / n, most = std::min(nt, t1 - t0);
-    if (most <= 0) return;
+    const int64_t most = std::min(nt, tiles);
     std::vector<F> V(static_cast<size_t>(16 * most * d.C)), M(static_cast<size_t>(16 * most * d.O));
     std::vector<const F*> ind(static_cast<size_t>(16 * most));
-    for (int64_t a = t0; a < t1 && !stopped(cancel, tid, a); a += nt) {
-      const int64_t m = std::min(nt, t1 - a);
+    for (int64_t c; chunks.take(c) && !stopped(cancel, tid, c);) {
+      const int64_t a = c * nt, m = std::min(nt, tiles - a);
       kern.winograd_input(d, x, zero.data(), a, m, V.data());
       for (int64_t r = 0; r < 16 * m; ++r) ind[r] = V.data() + r * d.C;
       for (int64_t xi = 0; xi < 16; ++xi)
@@ -452,7 +405,7 @@ void winograd_convolve(const Conv2dDims& d, const IgemmKernels<F>& kern, const I
       kern.winograd_output(d, M.data(), bias, post, a, m, y);
     }
   };
-  parallel(want, region);
+  parallel_optional(want, region);
 }
 
 // Layers with few output channels (the first layers: 6 of them against a panel of 16 or 32 columns)
@@ -523,16 +476,16 @@ void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<
       for (int64_t t = 0; t < p.KK; ++t) wr[o * K + c * p.KK + t] = w_at(0, t, c, o);
   std::vector<const F*> rows_of_w(static_cast<size_t>(d.O));
   for (int64_t o = 0; o < d.O; ++o) rows_of_w[o] = wr.data() + o * K;
-  const int64_t chunk =
-      std::max<int64_t>(1, kPixelPanelBytes / (K * nr * static_cast<int64_t>(sizeof(F)))) * nr;  // whole panels
+  const int64_t chunk = queue_chunk(  // whole panels
+      rows, std::max<int64_t>(1, kPixelPanelBytes / (K * nr * static_cast<int64_t>(sizeof(F)))) * nr, nr);
+  WorkQueue chunks((rows + chunk - 1) / chunk);
   const int want = team_size(d, p, (rows + chunk - 1) / chunk);
-  auto region = [&](int tid, int n, SpinBarrier&) {
+  auto region = [&](int tid) {
     DenormalsFlushed ftz;
-    const int64_t r0 = rows * tid / n, r1 = rows * (tid + 1) / n, most = std::min(chunk, r1 - r0);
-    if (most <= 0) return;
+    const int64_t most = std::min(chunk, rows);
     std::vector<F> P(static_cast<size_t>((most + nr - 1) / nr * nr * K)), yt(static_cast<size_t>(d.O * most));
-    for (int64_t a = r0; a < r1 && !stopped(cancel, tid, a); a += chunk) {
-      const int64_t m = std::min(chunk, r1 - a);
+    for (int64_t c; chunks.take(c) && !stopped(cancel, tid, c);) {
+      const int64_t a = c * chunk, m = std::min(chunk, rows - a);
       pack_pixels(d, x, a, m, nr, P.data());
       kern.wide.run(IgemmCall<F>{d.O, m, 1, K, rows_of_w.data(), 0, P.data(), nullptr, false, yt.data(), m});
       for (int64_t r = 0; r < m; ++r) {
@@ -542,12 +495,8 @@ void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<
       if (post != PostOp::None) kern.post(post, y + a * d.O, m * d.O);
     }
   };
-  parallel(want, region);
+  parallel_optional(want, region);
 }
-
-// The per-channel vectors of rows of few channels (O values each) as flat runs of kFlatRows rows: a run's
-// element e belongs to channel e % O, so its O * kFlatRows values are vectors whatever O is.
-constexpr int64_t kFlatRows = 16;
 
 // y[r, o] += bias[o], m rows of O values
 template <typename F>
@@ -564,99 +513,6 @@ void add_bias_rows(int64_t m, int64_t O, const F* bias, F* y) {
   for (; r + kFlatRows <= m; r += kFlatRows)
     for (int64_t e = 0; e < run; ++e) y[r * O + e] += pattern[e];
   for (int64_t e = 0; e < (m - r) * O; ++e) y[r * O + e] += pattern[e];
-}
-
-// db[o] += sum over m rows of dy[r, o]: per channel kFlatRows partial sums (a flat run's lanes), then added
-template <typename F>
-void add_column_sums(int64_t m, int64_t O, const F* dy, F* db) {
-  if (O >= 16) {  // 64 columns at a time, four rows into four partial sums (summed into db row by row, each
-                  // row's add waited for the previous row's store: 1 -> 16 on 8x64x64, 100 us of a 360 us dw)
-    constexpr int64_t kCols = 64;
-    for (int64_t o0 = 0; o0 < O; o0 += kCols) {
-      const int64_t n = std::min(kCols, O - o0);
-      F a[4][kCols] = {};
-      int64_t r = 0;
-      for (; r + 4 <= m; r += 4)
-        for (int k = 0; k < 4; ++k)
-          for (int64_t e = 0; e < n; ++e) a[k][e] += dy[(r + k) * O + o0 + e];
-      for (; r < m; ++r)
-        for (int64_t e = 0; e < n; ++e) a[0][e] += dy[r * O + o0 + e];
-      for (int64_t e = 0; e < n; ++e) db[o0 + e] += (a[0][e] + a[1][e]) + (a[2][e] + a[3][e]);
-    }
-    return;
-  }
-  F acc[kFlatRows * 16] = {};
-  const int64_t run = kFlatRows * O;
-  int64_t r = 0;
-  for (; r + kFlatRows <= m; r += kFlatRows)
-    for (int64_t e = 0; e < run; ++e) acc[e] += dy[r * O + e];
-  for (int64_t e = 0; e < (m - r) * O; ++e) acc[e] += dy[r * O + e];
-  for (int64_t e = 0; e < run; ++e) db[e % O] += acc[e];
-}
-
-// Tiles per chunk of the Winograd weight gradient: its V and dM, (16, nt, C) and (16, nt, O), near
-// kWinogradGradBytes. The product sums over a chunk's tiles in registers and then adds into dU, so its chunks are
-// longer than the forward's (2^15, 2^16, 2^17 bytes on U-Net's 16- to 64-channel layers, one thread: 2^16 was
-// 1.3-1.5x faster than the direct weight gradient on every one, the others 1.15-1.47x).
-constexpr int64_t kWinogradGradBytes = int64_t(1) << 16;
-
-// dw += the weight gradient of a Winograd-fitting convolution (and db += dy's column sums unless db is null):
-// per chunk of tiles V (the forward's input transform) and dM = A dY A^T (winograd.inc), then per xi
-// dU[xi] (O, C) += dM[xi]^T V[xi] on the weight gradient's product (one tap, the rows of V through the table);
-// the members' dU summed, then dw[o, c] += G^T dU[:, o, c] G. Both untouched when cancelled.
-template <typename F>
-void winograd_weight_grad(const Conv2dDims& d, const IgemmKernels<F>& kern, const F* x, const F* dy, F* dw, F* db,
-                          Cancel& cancel) {
-  const std::vector<F> zero(static_cast<size_t>(4 * std::max(d.C, d.O)), F(0));  // winograd_input's row outside x
-  const int64_t tiles = d.B * ((d.HO + 1) / 2) * ((d.WO + 1) / 2), rows = d.B * d.HO * d.WO;
-  const int64_t nt = std::max<int64_t>(12, kWinogradGradBytes / (16 * (d.C + d.O) * static_cast<int64_t>(sizeof(F))));
-  const int want = team_size(d, plan_of(d), (tiles + nt - 1) / nt);
-  const size_t usize = static_cast<size_t>(16 * d.O * d.C);
-  std::vector<F> dU(usize * static_cast<size_t>(want), F(0));  // one (16, O, C) per member
-  std::vector<F> dbs(db ? static_cast<size_t>(d.O * want) : 0, F(0));
-  auto region = [&](int tid, int n, SpinBarrier&) {
-    DenormalsFlushed ftz;
-    const int64_t t0 = tiles * tid / n, t1 = tiles * (tid + 1) / n, most = std::min(nt, t1 - t0);
-    if (db) {
-      const int64_t r0 = rows * tid / n, r1 = rows * (tid + 1) / n;
-      add_column_sums(r1 - r0, d.O, dy + r0 * d.O, dbs.data() + tid * d.O);
-    }
-    if (most <= 0) return;
-    std::vector<F> V(static_cast<size_t>(16 * most * d.C)), dM(static_cast<size_t>(16 * most * d.O));
-    std::vector<const F*> ind(static_cast<size_t>(16 * most));
-    F* my_dU = dU.data() + usize * static_cast<size_t>(tid);
-    for (int64_t a = t0; a < t1 && !stopped(cancel, tid, a); a += nt) {
-      const int64_t m = std::min(nt, t1 - a);
-      kern.winograd_input(d, x, zero.data(), a, m, V.data());
-      kern.winograd_grad(d, dy, zero.data(), a, m, dM.data());
-      for (int64_t r = 0; r < 16 * m; ++r) ind[r] = V.data() + r * d.C;
-      for (int64_t xi = 0; xi < 16; ++xi)
-        kern.wgrad(WgradCall<F>{m, d.O, 1, d.C, ind.data() + xi * m, 0, dM.data() + xi * m * d.O, d.O,
-                                my_dU + xi * d.O * d.C});
-    }
-  };
-  const int used = parallel(want, region);
-  if (cancel.cancelled()) return;  // dw and db untouched
-  if (db) add_member_parts(dbs.data(), d.O, used, db);
-  fold_members(dU.data(), static_cast<int64_t>(usize), used);
-  // dg = G^T dU G: G^T's rows u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3, over xi = a*4 + b's rows, then columns
-  const int64_t OC = d.O * d.C;
-  for (int64_t o = 0; o < d.O; ++o)
-    for (int64_t c = 0; c < d.C; ++c) {
-      const F* u = dU.data() + o * d.C + c;  // u[xi * OC] = dU[xi][o][c]
-      F q[3][4];                             // G^T dU: rows e (kh), columns b
-      for (int64_t b = 0; b < 4; ++b) {
-        const F u0 = u[b * OC], u1 = u[(4 + b) * OC], u2 = u[(8 + b) * OC], u3 = u[(12 + b) * OC];
-        q[0][b] = u0 + F(0.5) * (u1 + u2), q[1][b] = F(0.5) * (u1 - u2), q[2][b] = F(0.5) * (u1 + u2) + u3;
-      }
-      F* g = dw + (o * d.C + c) * 9;
-      for (int64_t e = 0; e < 3; ++e) {
-        const F u0 = q[e][0], u1 = q[e][1], u2 = q[e][2], u3 = q[e][3];
-        g[e * 3 + 0] += u0 + F(0.5) * (u1 + u2);
-        g[e * 3 + 1] += F(0.5) * (u1 - u2);
-        g[e * 3 + 2] += F(0.5) * (u1 + u2) + u3;
-      }
-    }
 }
 
 // Rows of a pointwise product per BLAS call (a chunk of x and y stays in L2).
@@ -712,80 +568,6 @@ void convolve(const Conv2dDims& d, WAt&& w_at, const F* b, PostOp post, const F*
     igemm_convolve(d, p, kern, igemm_weights<F>(d, p, kern.panels(p.Og).nr, w_at, b), post, x, y, cancel);
 }
 
-// Whether dx_lanes and dw_lanes (out_lanes.inc) run this convolution's gradients: stride 1, one group, 6 or 8 input
-// channels, the output channels one or two registers (`lanes` per register). Measured against the columns and col2im
-// (AVX-512) or the adjoint's indirect GEMM (AVX2), one thread / two: LeNet-5's 6 -> 16 5x5 on 64x14x14 723/509 against
-// 989/564 us (AVX-512), 1003/732 against 2286/1940 us (AVX2); 8 -> 16 3x3 on 32x16x16 399/197 against 671/352 us;
-// 6 -> 32 and 8 -> 32 faster too. With 1-4 channels it was slower than the planar adjoint (3 -> 16 3x3: 779 against
-// 514 us), and on AVX2 than the columns (4 -> 8 3x3: 870 against 409 us). The weight gradient against the planar
-// kernel: LeNet-5's conv2 378/205 against 750/402 us (AVX2 508/282 against 4025/1989), 8 -> 32 3x3 435/247 against
-// 1068/557 us.
-bool lanes_fit(const Conv2dDims& d, int64_t lanes) {
-  return d.G == 1 && d.sh == 1 && d.sw == 1 && (d.C == 6 || d.C == 8) && (d.O == lanes || d.O == 2 * lanes);
-}
-
-// Whether dw_lanes runs the weight gradient: lanes_fit's layers, and the first layers' 1 or 3 channels to one, two or
-// four registers. Against the planar kernel, one thread (us): 1 -> 16 3x3 on 8x64x64 (the U-Net's first layer) 155
-// against 345 (AVX-512), 160 against 870 (AVX2); 3 -> 32 on 32x32x32 (VGG's) 660 against 1,290-1,450 (AVX-512), 720
-// against 5,150 (AVX2); 3 -> 64 on 32x32x32 1,270 against 3,100-3,600 (AVX-512).
-bool dw_lanes_fit(const Conv2dDims& d, int64_t lanes) {
-  return lanes_fit(d, lanes) || (d.G == 1 && d.sh == 1 && d.sw == 1 && (d.C == 1 || d.C == 3) &&
-                                 (d.O == lanes || d.O == 2 * lanes || d.O == 4 * lanes));
-}
-
-// dx (written) by dx_lanes, the team splitting dx's lines
-template <typename F>
-void dx_lanes_backward(const Conv2dDims& d, const IgemmKernels<F>& kern, const F* w, const F* dy, F* dx,
-                       Cancel& cancel) {
-  const int64_t T = d.KH * d.KW, lines = d.B * d.H;
-  std::vector<F> wt(static_cast<size_t>(T * d.C * d.O));  // (T, C, O)
-  for (int64_t o = 0; o < d.O; ++o)
-    for (int64_t c = 0; c < d.C; ++c)
-      for (int64_t t = 0; t < T; ++t) wt[static_cast<size_t>((t * d.C + c) * d.O + o)] = w[(o * d.C + c) * T + t];
-  const int64_t nl = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, d.W * d.C * T));
-  auto region = [&](int tid, int n, SpinBarrier&) {
-    DenormalsFlushed ftz;
-    int64_t l0, l1;
-    lines_of(lines, 1, tid, n, l0, l1);
-    for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl)
-      kern.dx_lanes(DxLanesCall<F>{&d, dy, wt.data(), a, std::min(nl, l1 - a), dx});
-  };
-  parallel(team_size(d, plan_of(d), lines), region);
-}
-
-// dw += the weight gradient by dw_lanes, db += the column sums of dy unless db is null (both untouched when cancelled):
-// the members split dy's lines, each summing into its own (T, C, O) gradient
-template <typename F>
-void dw_lanes_weight_grad(const Conv2dDims& d, const IgemmKernels<F>& kern, const F* x, const F* dy, F* dw, F* db,
-                          Cancel& cancel) {
-  const Plan p = plan_of(d);
-  const int64_t T = p.KK, size = T * d.C * d.O;
-  // lines per chunk: its dy and the rows of x it reads stay in cache while every tile of taps passes over them
-  const int64_t nl = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, d.WO * d.O + d.KH * d.W * d.C));
-  const int want = team_size(d, p, p.lines);
-  std::vector<F> D(static_cast<size_t>(size * want), F(0));
-  std::vector<F> dbs(db ? static_cast<size_t>(d.O * want) : 0, F(0));
-  const std::vector<F> zero(static_cast<size_t>(d.W * d.C), F(0));  // a row of x outside it
-  auto region = [&](int tid, int n, SpinBarrier&) {
-    DenormalsFlushed ftz;
-    int64_t l0, l1;
-    lines_of(p.lines, 1, tid, n, l0, l1);
-    F* mine = D.data() + size * tid;
-    for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl) {
-      const int64_t m = std::min(nl, l1 - a);
-      kern.dw_lanes(DwLanesCall<F>{&d, x, dy, zero.data(), a, m, mine});
-      if (db) add_column_sums(m * d.WO, d.O, dy + a * d.WO * d.O, dbs.data() + tid * d.O);
-    }
-  };
-  const int used = parallel(want, region);
-  if (cancel.cancelled()) return;  // dw and db untouched
-  fold_members(D.data(), size, used);
-  for (int64_t o = 0; o < d.O; ++o)
-    for (int64_t c = 0; c < d.C; ++c)
-      for (int64_t t = 0; t < T; ++t) dw[(o * d.C + c) * T + t] += D[static_cast<size_t>((t * d.C + c) * d.O + o)];
-  if (db) add_member_parts(dbs.data(), d.O, used, db);
-}
-
 // The data gradient of a stride-1 convolution as a forward one: dx = conv(dy, w') with w'[c, o, kh, kw] =
 // w[o, c, KH-1-kh, KW-1-kw] per group, the input dy (B, HO, WO, O), the output dx (B, H, W, C) and the
 // padding (K-1)*d - p on each side
@@ -818,18 +600,17 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
     return;
   }
   const std::vector<F> wt = pack_taps(d, p, w);
-  const int64_t nl = chunk_lines(d, p);
-  auto region = [&](int tid, int n, SpinBarrier&) {
+  const int64_t nl = queue_chunk(p.lines, chunk_lines(d, p), 1);
+  WorkQueue chunks((p.lines + nl - 1) / nl);
+  auto region = [&](int tid) {
     DenormalsFlushed ftz;
-    int64_t l0, l1;
-    lines_of(p.lines, 1, tid, n, l0, l1);
-    for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl) {
-      const int64_t m = std::min(nl, l1 - a);
+    for (int64_t c; chunks.take(c) && !stopped(cancel, tid, c);) {
+      const int64_t a = c * nl, m = std::min(nl, p.lines - a);
       depthwise_forward(d, p, x, wt.data(), b, a, m, y);
       if (post != PostOp::None) igemm_kernels<F>().post(post, y + a * d.WO * d.O, m * d.WO * d.O);
     }
   };
-  parallel(team_size(d, p, p.lines), region);
+  parallel_optional(team_size(d, p, p.lines), region);
 }
 
 // A stride-1 dx first, as the adjoint forward convolution of dy (convolve) or, for 6 or 8 input channels, with the
@@ -918,78 +699,82 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   // chunks (its scratch is only the indirection table); the column paths keep their columns in cache
   const int64_t nl = direct_dw && !scatter ? std::max<int64_t>(1, kIndirectRows / d.WO) : chunk_lines(d, p);
   const int want = team_size(d, p, p.lines / unit);
-  const size_t wsize = static_cast<size_t>(d.O * p.KKCg);                // a member's weight gradient, in any layout
-  std::vector<F> dwk(dw ? wsize * static_cast<size_t>(want) : 0, F(0));  // one per member
-  std::vector<F> dbs(db ? static_cast<size_t>(d.O) * static_cast<size_t>(want) : 0, F(0));  // one per member
+  Slots slots(p.lines / unit, want);
+  const int64_t slot_lines = (p.lines / unit + slots.count() - 1) / slots.count() * unit;  // a slot's lines at most
+  const size_t wsize = static_cast<size_t>(d.O * p.KKCg);  // a slot's weight gradient, in any layout
+  std::vector<F> dwk(dw ? wsize * static_cast<size_t>(slots.count()) : 0, F(0));                     // one per slot
+  std::vector<F> dbs(db ? static_cast<size_t>(d.O) * static_cast<size_t>(slots.count()) : 0, F(0));  // one per slot
   BlasOneThread blas_single(want > 1);
-  auto region = [&](int tid, int n, SpinBarrier&) {
+  auto region = [&](int tid) {
     DenormalsFlushed ftz;
-    int64_t l0, l1;
-    lines_of(p.lines, unit, tid, n, l0, l1);
-    if (scatter && !p.tiles)  // tiles: col2im writes every value of dx once
-      std::fill(dx + l0 / d.HO * d.H * d.W * d.C, dx + l1 / d.HO * d.H * d.W * d.C, F(0));
-    const int64_t chunk_rows = std::min(nl, l1 - l0) * d.WO;
+    const int64_t chunk_rows = std::min(nl, slot_lines) * d.WO;
     const auto cols = scratch<F>(dw && !direct_dw && !p.pointwise && !p.depthwise ? chunk_rows * p.KKC : 0);
     std::vector<const F*> ind(direct_dw ? static_cast<size_t>(std::max<int64_t>(chunk_rows, 0) * p.KK) : 0);
     const auto panels = scratch<F>(panel_dw ? std::max<int64_t>(chunk_rows, 0) * ncol : 0);  // [q][r][nr]
     const auto dyt = scratch<F>(panel_dw ? std::max<int64_t>(chunk_rows, 0) * d.O : 0);      // (O, rows)
     std::vector<const F*> dyt_rows(panel_dw ? static_cast<size_t>(d.O) : 0);
     const auto dcols = scratch<F>(scatter && !p.depthwise ? chunk_rows * p.KKC : 0);
-    F* my_dwk = dw ? dwk.data() + wsize * static_cast<size_t>(tid) : nullptr;
-    F* my_db = db ? dbs.data() + static_cast<size_t>(d.O) * static_cast<size_t>(tid) : nullptr;
-    for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl) {
-      const int64_t m = std::min(nl, l1 - a), r0 = a * d.WO, mr = m * d.WO;
-      const F* g_dy = dy + r0 * d.O;
-      if (my_db) add_column_sums(mr, d.O, g_dy, my_db);
-      if (p.depthwise) {
-        depthwise_backward(d, p, x, wk.data(), dy, a, m, dx, my_dwk);
-        continue;
-      }
-      if (my_dwk && direct_dw) {
-        indirection(d, x, zero.data(), r0, r0 + mr, ind.data());
-        for (int64_t g = 0; g < d.G; ++g)
-          kern.wgrad(WgradCall<F>{mr, p.Og, p.KK, p.Cg, ind.data(), g * p.Cg, g_dy + g * p.Og, d.O,
-                                  my_dwk + g * p.Og * p.KKCg});
-      } else if (my_dwk && panel_dw) {
-        const F* A = x + r0 * d.C;
-        if (!p.pointwise) {
-          im2col(d, p, x, a, m, cols.get());
-          A = cols.get();
+    for (int64_t s, u0, u1; !cancel.cancelled() && slots.take(s, u0, u1);) {
+      const int64_t l0 = u0 * unit, l1 = u1 * unit;
+      if (scatter && !p.tiles)  // tiles: col2im writes every value of dx once
+        std::fill(dx + l0 / d.HO * d.H * d.W * d.C, dx + l1 / d.HO * d.H * d.W * d.C, F(0));
+      F* my_dwk = dw ? dwk.data() + wsize * static_cast<size_t>(s) : nullptr;
+      F* my_db = db ? dbs.data() + static_cast<size_t>(d.O) * static_cast<size_t>(s) : nullptr;
+      for (int64_t a = l0; a < l1 && !stopped(cancel, tid, a); a += nl) {
+        const int64_t m = std::min(nl, l1 - a), r0 = a * d.WO, mr = m * d.WO;
+        const F* g_dy = dy + r0 * d.O;
+        if (my_db) add_column_sums(mr, d.O, g_dy, my_db);
+        if (p.depthwise) {
+          depthwise_backward(d, p, x, wk.data(), dy, a, m, dx, my_dwk);
+          continue;
         }
-        for (int64_t q = 0; q < ncol / nr; ++q)
-          for (int64_t r = 0; r < mr; ++r) {
-            F* dst = panels.get() + (q * mr + r) * nr;
-            const int64_t k0 = q * nr, n = std::min(nr, p.KKC - k0);
-            std::copy(A + r * p.KKC + k0, A + r * p.KKC + k0 + n, dst);
-            std::fill(dst + n, dst + nr, F(0));
+        if (my_dwk && direct_dw) {
+          indirection(d, x, zero.data(), r0, r0 + mr, ind.data());
+          for (int64_t g = 0; g < d.G; ++g)
+            kern.wgrad(WgradCall<F>{mr, p.Og, p.KK, p.Cg, ind.data(), g * p.Cg, g_dy + g * p.Og, d.O,
+                                    my_dwk + g * p.Og * p.KKCg});
+        } else if (my_dwk && panel_dw) {
+          const F* A = x + r0 * d.C;
+          if (!p.pointwise) {
+            im2col(d, p, x, a, m, cols.get());
+            A = cols.get();
           }
-        for (int64_t r = 0; r < mr; ++r)
-          for (int64_t o = 0; o < d.O; ++o) dyt[o * mr + r] = g_dy[r * d.O + o];
-        for (int64_t o = 0; o < d.O; ++o) dyt_rows[o] = dyt.get() + o * mr;
-        kern.wide.run(IgemmCall<F>{d.O, p.KKC, 1, mr, dyt_rows.data(), 0, panels.get(), nullptr, true, my_dwk, p.KKC});
-      } else if (my_dwk) {
-        const F* A = x + r0 * d.C;
-        if (!p.pointwise) {
-          im2col(d, p, x, a, m, cols.get());
-          A = cols.get();
+          for (int64_t q = 0; q < ncol / nr; ++q)
+            for (int64_t r = 0; r < mr; ++r) {
+              F* dst = panels.get() + (q * mr + r) * nr;
+              const int64_t k0 = q * nr, n = std::min(nr, p.KKC - k0);
+              std::copy(A + r * p.KKC + k0, A + r * p.KKC + k0 + n, dst);
+              std::fill(dst + n, dst + nr, F(0));
+            }
+          for (int64_t r = 0; r < mr; ++r)
+            for (int64_t o = 0; o < d.O; ++o) dyt[o * mr + r] = g_dy[r * d.O + o];
+          for (int64_t o = 0; o < d.O; ++o) dyt_rows[o] = dyt.get() + o * mr;
+          kern.wide.run(
+              IgemmCall<F>{d.O, p.KKC, 1, mr, dyt_rows.data(), 0, panels.get(), nullptr, true, my_dwk, p.KKC});
+        } else if (my_dwk) {
+          const F* A = x + r0 * d.C;
+          if (!p.pointwise) {
+            im2col(d, p, x, a, m, cols.get());
+            A = cols.get();
+          }
+          for (int64_t g = 0; g < d.G; ++g)
+            gemm<F>(true, false, p.KKCg, p.Og, mr, F(1), A + g * p.KKCg, p.KKC, g_dy + g * p.Og, d.O, F(1),
+                    my_dwk + g * p.KKCg * p.Og, p.Og);
         }
-        for (int64_t g = 0; g < d.G; ++g)
-          gemm<F>(true, false, p.KKCg, p.Og, mr, F(1), A + g * p.KKCg, p.KKC, g_dy + g * p.Og, d.O, F(1),
-                  my_dwk + g * p.KKCg * p.Og, p.Og);
-      }
-      if (dx) {
-        for (int64_t g = 0; g < d.G; ++g)
-          gemm<F>(false, true, mr, p.KKCg, p.Og, F(1), g_dy + g * p.Og, d.O, wk.data() + g * p.KKCg * p.Og, p.Og, F(0),
-                  dcols.get() + g * p.KKCg, p.KKC);
-        col2im(d, p, dcols.get(), a, m, dx);
+        if (dx) {
+          for (int64_t g = 0; g < d.G; ++g)
+            gemm<F>(false, true, mr, p.KKCg, p.Og, F(1), g_dy + g * p.Og, d.O, wk.data() + g * p.KKCg * p.Og, p.Og,
+                    F(0), dcols.get() + g * p.KKCg, p.KKC);
+          col2im(d, p, dcols.get(), a, m, dx);
+        }
       }
     }
   };
-  const int used = parallel(want, region);
+  parallel_optional(want, region);
   if (cancel.cancelled()) return;  // dw and db untouched
-  if (db) add_member_parts(dbs.data(), d.O, used, db);
+  if (db) add_member_parts(dbs.data(), d.O, slots.count(), db);
   if (dw) {
-    fold_members(dwk.data(), static_cast<int64_t>(wsize), used);
+    fold_members(dwk.data(), static_cast<int64_t>(wsize), slots.count());
     if (p.depthwise)
       unpack_taps_add(d, p, dwk.data(), dw);
     else if (direct_dw || panel_dw)

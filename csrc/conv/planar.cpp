@@ -142,42 +142,43 @@ void planar_weight_grad(const Conv2dDims& d, const PlanarKernels<F>& k, const F*
                         Cancel& cancel) {
   const Plane g = plane_of(d, k);
   const int want = team(d);
-  const size_t dsize = static_cast<size_t>(d.O * d.C * g.T);
-  std::vector<F> D(dsize * static_cast<size_t>(want), F(0));                                // (O, C, T) per member
-  std::vector<F> dbs(db ? static_cast<size_t>(d.O) * static_cast<size_t>(want) : 0, F(0));  // (O,) per member
+  Slots slots(d.B, want);
+  const size_t dsize = static_cast<size_t>(d.O * d.C * g.T), count = static_cast<size_t>(slots.count());
+  std::vector<F> D(dsize * count, F(0));                                // (O, C, T) per slot
+  std::vector<F> dbs(db ? static_cast<size_t>(d.O) * count : 0, F(0));  // (O,) per slot
   // samples per kernel call: their planes (x's and dy's) near kPlanarChunkBytes, so the accumulators' tiles sum
   // over many positions (few lane sums) while the planes stay in cache
   const int64_t per_sample = (d.C * g.ps + d.O * g.nq) * static_cast<int64_t>(sizeof(F));
   const int64_t S = std::max<int64_t>(1, std::min<int64_t>(d.B, kPlanarChunkBytes / per_sample));
-  auto region = [&](int tid, int n, SpinBarrier&) {
+  auto region = [&](int tid) {
     DenormalsFlushed ftz;
     std::vector<F> xp(static_cast<size_t>(S * d.C * g.ps), F(0));
     std::vector<F> dyp(static_cast<size_t>(S * d.O * g.nq), F(0));  // the junk positions stay zero
-    F* my_db = db ? dbs.data() + static_cast<size_t>(d.O) * static_cast<size_t>(tid) : nullptr;
-    const int64_t s1 = d.B * (tid + 1) / n;
-    for (int64_t s0 = d.B * tid / n; s0 < s1; s0 += S) {
-      if (tid == 0) cancel.poll(s0);
-      if (cancel.cancelled()) return;
-      const int64_t m = std::min(S, s1 - s0);
-      for (int64_t u = 0; u < m; ++u) {
-        const int64_t s = s0 + u;
-        planar_input(d, g, x, s, xp.data() + u * d.C * g.ps);
-        F* planes = dyp.data() + u * d.O * g.nq;
-        with_channels(d.O, [&](auto oc) {
-          for (int64_t i = 0; i < d.HO; ++i)  // planes[o][i*Wp + j] = dy[s, i, j, o]: one output line
-            planes_of_line<decltype(oc)::value>(dy + (s * d.HO + i) * d.WO * d.O, d.WO, d.O, planes + i * g.Wp, g.nq);
-        });
-        if (my_db)  // the junk positions are zero: a plane's sum is the channel's
-          for (int64_t o = 0; o < d.O; ++o) my_db[o] += plane_sum(planes + o * g.nq, g.nq);
+    for (int64_t slot, first, s1; !cancel.cancelled() && slots.take(slot, first, s1);)
+      for (int64_t s0 = first; s0 < s1; s0 += S) {
+        F* my_db = db ? dbs.data() + static_cast<size_t>(d.O) * static_cast<size_t>(slot) : nullptr;
+        if (tid == 0) cancel.poll(s0);
+        if (cancel.cancelled()) return;
+        const int64_t m = std::min(S, s1 - s0);
+        for (int64_t u = 0; u < m; ++u) {
+          const int64_t s = s0 + u;
+          planar_input(d, g, x, s, xp.data() + u * d.C * g.ps);
+          F* planes = dyp.data() + u * d.O * g.nq;
+          with_channels(d.O, [&](auto oc) {
+            for (int64_t i = 0; i < d.HO; ++i)  // planes[o][i*Wp + j] = dy[s, i, j, o]: one output line
+              planes_of_line<decltype(oc)::value>(dy + (s * d.HO + i) * d.WO * d.O, d.WO, d.O, planes + i * g.Wp, g.nq);
+          });
+          if (my_db)  // the junk positions are zero: a plane's sum is the channel's
+            for (int64_t o = 0; o < d.O; ++o) my_db[o] += plane_sum(planes + o * g.nq, g.nq);
+        }
+        k.wgrad(PlanarWgradCall<F>{d.C, d.O, g.T, g.nq, m, xp.data(), g.ps, g.off.data(), dyp.data(),
+                                   D.data() + dsize * static_cast<size_t>(slot)});
       }
-      k.wgrad(PlanarWgradCall<F>{d.C, d.O, g.T, g.nq, m, xp.data(), g.ps, g.off.data(), dyp.data(),
-                                 D.data() + dsize * static_cast<size_t>(tid)});
-    }
   };
-  const int used = parallel(want, region);
+  parallel_optional(want, region);
   if (cancel.cancelled()) return;
-  add_member_parts(D.data(), static_cast<int64_t>(dsize), used, dw);
-  if (db) add_member_parts(dbs.data(), d.O, used, db);
+  add_member_parts(D.data(), static_cast<int64_t>(dsize), slots.count(), dw);
+  if (db) add_member_parts(dbs.data(), d.O, slots.count(), db);
 }
 
 #define PYRNN_PLANAR_INSTANTIATE(F)                                                                                  \

@@ -55,7 +55,8 @@ struct PlanarKernels {
 // its columns and col2im; 16 -> 6, LeNet's second layer, was not faster). Measured on LeNet's and U-Net's layers.
 constexpr int64_t kPlanarChannels = 8;
 bool planar_forward_fits(const Conv2dDims& d, int64_t narrow_lanes);
-bool planar_wgrad_fits(const Conv2dDims& d);  // conv2d.cpp takes some layers elsewhere first (dw_lanes_fit)
+bool planar_wgrad_fits(
+    const Conv2dDims& d);  // conv2d.cpp takes some layers elsewhere first (conv2d_grads.h dw_lanes_fit)
 
 // y = b + the convolution of x (b may be null) with the weight packed as wt[(c*T + t)*O + o]; then
 // post (conv2d.h) on each output line

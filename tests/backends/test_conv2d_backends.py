@@ -216,6 +216,39 @@ def test_cpp_one_thread_and_the_team_agree():
         conv2d_close(team[name], alone[name], np.float64, name)
 
 
+
+TEAM_CASES = [  # a weight gradient of each kind, large enough for many chunks per member
+    (8, 16, 16, 32, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),  # Winograd
+    (32, 14, 14, 6, 16, (5, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # the output channels in the lanes (LeNet's)
+    (16, 32, 32, 1, 6, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1, True),  # planar (a first layer)
+    (6, 20, 21, 16, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True),  # strided: columns, col2im (whole samples)
+    CHUNKED[1],  # groups, dilated: the columns and the BLAS
+]
+
+
+@pytest.mark.skipif("cpp" not in FAST, reason="the cpp backend is not built")
+@pytest.mark.parametrize("case", TEAM_CASES, ids=_ids)
+def test_cpp_team_gradients_are_the_same_bits_every_call(case):
+    """The team's members take chunks from a queue, so who computes what changes from call to call; the weight
+    and bias gradients are summed per slot (a fixed range of chunks) and the slots added in order, so every call
+    gives the same bits (float32: the order of the sums shows in the last bits)."""
+    from pyrnn import _C
+
+    x, w, b, dy, geom = _problem(case, np.float32, np.random.default_rng(13))
+    cpp = backend_module("cpp")
+    min_flops = _C._parallel_min_flops()
+    _C._set_parallel_min_flops(0)
+    _C._set_others_running(0)  # the team even on a busy machine
+    try:
+        first = conv2d_step(cpp, x, w, b, dy, geom)
+        for _ in range(15):
+            again = conv2d_step(cpp, x, w, b, dy, geom)
+            for name, want in first.items():
+                np.testing.assert_array_equal(again[name], want, err_msg=name)
+    finally:
+        _C._set_parallel_min_flops(min_flops)
+        _C._set_others_running(-1)
+
 ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a panel (8/16/32 floats), groups
     (2, 6, 7, 5, 37, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
     (1, 5, 9, 6, 70, (2, 3), (1, 1), (0, 1, 2, 0), (2, 1), 2, False),
