@@ -318,15 +318,15 @@ void igemm_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& k
                     PostOp post, const F* x, F* y, Cancel& cancel) {
   const std::vector<F> zero(static_cast<size_t>(d.C), F(0));
   const int64_t rows = p.lines * d.WO, chunk = queue_chunk(rows, kIgemmRows, kQueueRows);
-  WorkQueue chunks((rows + chunk - 1) / chunk);
-  const int want = team_size(d, p, (rows + chunk - 1) / chunk);
+  ChunkQueue chunks(rows, chunk);
+  const int want = team_size(d, p, chunks.units());
   const IgemmPanels<F>& pan = kern.panels(p.Og);
   const int64_t bias_per = k.b.empty() ? 0 : igemm_packed_size(pan.nr, 1, p.Og);
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
     std::vector<const F*> ind(static_cast<size_t>(std::min(chunk, rows) * p.KK));
-    for (int64_t c; chunks.take(c) && !stopped(cancel, tid, c);) {
-      const int64_t a = c * chunk, m = std::min(chunk, rows - a);
+    ChunkQueue::Cursor cur;
+    for (int64_t a, m; chunks.next(cur, a, m) && !stopped(cancel, tid, a);) {
       indirection(d, x, zero.data(), a, a + m, ind.data());
       for (int64_t g = 0; g < d.G; ++g)
         pan.run(IgemmCall<F>{m, p.Og, p.KK, p.Cg, ind.data(), g * p.Cg, k.w.data() + g * k.per_group,
@@ -388,15 +388,15 @@ void winograd_convolve(const Conv2dDims& d, const IgemmKernels<F>& kern, const I
   const int64_t tiles = d.B * ((d.HO + 1) / 2) * ((d.WO + 1) / 2);
   const int64_t nt =  // a multiple of 12: whole micro-tiles of rows (12 or 6 rows, by ISA)
       std::max<int64_t>(12, kWinogradBytes / (16 * (d.C + d.O) * static_cast<int64_t>(sizeof(F))) / 12 * 12);
-  WorkQueue chunks((tiles + nt - 1) / nt);
-  const int want = team_size(d, plan_of(d), (tiles + nt - 1) / nt);
+  ChunkQueue chunks(tiles, nt);
+  const int want = team_size(d, plan_of(d), chunks.units());
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
     const int64_t most = std::min(nt, tiles);
     std::vector<F> V(static_cast<size_t>(16 * most * d.C)), M(static_cast<size_t>(16 * most * d.O));
     std::vector<const F*> ind(static_cast<size_t>(16 * most));
-    for (int64_t c; chunks.take(c) && !stopped(cancel, tid, c);) {
-      const int64_t a = c * nt, m = std::min(nt, tiles - a);
+    ChunkQueue::Cursor cur;
+    for (int64_t a, m; chunks.next(cur, a, m) && !stopped(cancel, tid, a);) {
       kern.winograd_input(d, x, zero.data(), a, m, V.data());
       for (int64_t r = 0; r < 16 * m; ++r) ind[r] = V.data() + r * d.C;
       for (int64_t xi = 0; xi < 16; ++xi)
@@ -478,14 +478,14 @@ void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<
   for (int64_t o = 0; o < d.O; ++o) rows_of_w[o] = wr.data() + o * K;
   const int64_t chunk = queue_chunk(  // whole panels
       rows, std::max<int64_t>(1, kPixelPanelBytes / (K * nr * static_cast<int64_t>(sizeof(F)))) * nr, nr);
-  WorkQueue chunks((rows + chunk - 1) / chunk);
-  const int want = team_size(d, p, (rows + chunk - 1) / chunk);
+  ChunkQueue chunks(rows, chunk);
+  const int want = team_size(d, p, chunks.units());
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
     const int64_t most = std::min(chunk, rows);
     std::vector<F> P(static_cast<size_t>((most + nr - 1) / nr * nr * K)), yt(static_cast<size_t>(d.O * most));
-    for (int64_t c; chunks.take(c) && !stopped(cancel, tid, c);) {
-      const int64_t a = c * chunk, m = std::min(chunk, rows - a);
+    ChunkQueue::Cursor cur;
+    for (int64_t a, m; chunks.next(cur, a, m) && !stopped(cancel, tid, a);) {
       pack_pixels(d, x, a, m, nr, P.data());
       kern.wide.run(IgemmCall<F>{d.O, m, 1, K, rows_of_w.data(), 0, P.data(), nullptr, false, yt.data(), m});
       for (int64_t r = 0; r < m; ++r) {
@@ -600,12 +600,11 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
     return;
   }
   const std::vector<F> wt = pack_taps(d, p, w);
-  const int64_t nl = queue_chunk(p.lines, chunk_lines(d, p), 1);
-  WorkQueue chunks((p.lines + nl - 1) / nl);
+  ChunkQueue chunks(p.lines, queue_chunk(p.lines, chunk_lines(d, p), 1));
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
-    for (int64_t c; chunks.take(c) && !stopped(cancel, tid, c);) {
-      const int64_t a = c * nl, m = std::min(nl, p.lines - a);
+    ChunkQueue::Cursor cur;
+    for (int64_t a, m; chunks.next(cur, a, m) && !stopped(cancel, tid, a);) {
       depthwise_forward(d, p, x, wt.data(), b, a, m, y);
       if (post != PostOp::None) igemm_kernels<F>().post(post, y + a * d.WO * d.O, m * d.WO * d.O);
     }

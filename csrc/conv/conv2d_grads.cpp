@@ -136,12 +136,13 @@ void dx_lanes_backward(const Conv2dDims& d, const IgemmKernels<F>& kern, const F
   for (int64_t o = 0; o < d.O; ++o)
     for (int64_t c = 0; c < d.C; ++c)
       for (int64_t t = 0; t < T; ++t) wt[static_cast<size_t>((t * d.C + c) * d.O + o)] = w[(o * d.C + c) * T + t];
-  const int64_t nl = queue_chunk(lines, std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, d.W * d.C * T)), 1);
-  WorkQueue chunks((lines + nl - 1) / nl);
+  ChunkQueue chunks(lines,
+                    queue_chunk(lines, std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, d.W * d.C * T)), 1));
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
-    for (int64_t c; chunks.take(c) && !stopped(cancel, tid, c);)
-      kern.dx_lanes(DxLanesCall<F>{&d, dy, wt.data(), c * nl, std::min(nl, lines - c * nl), dx});
+    ChunkQueue::Cursor cur;
+    for (int64_t a, m; chunks.next(cur, a, m) && !stopped(cancel, tid, a);)
+      kern.dx_lanes(DxLanesCall<F>{&d, dy, wt.data(), a, m, dx});
   };
   parallel_optional(team_size(d, plan_of(d), lines), region);
 }

@@ -47,14 +47,50 @@ inline int team_size(const Conv2dDims& d, const Plan& p, int64_t units) {
   return static_cast<int>(std::min<int64_t>(units, max_threads()));
 }
 
-// Items (rows, tiles) per chunk of a region whose members take chunks from a WorkQueue: the cache-sized `most`, but
-// small enough for 4 chunks per member, in multiples of `least`. A member that runs late (its vCPU descheduled by a
-// busy host) then holds back at most its current chunk while the others take the rest, where a fixed share per
-// member made the whole region wait for it; the results are the same, every chunk being written by one member.
+// Items (rows, tiles) per chunk of a region whose members share out the work through a ChunkQueue: the cache-sized
+// `most`, but small enough for 4 chunks per member, in multiples of `least`.
 inline int64_t queue_chunk(int64_t total, int64_t most, int64_t least) {
   const int64_t quarter = (total + 4 * max_threads() - 1) / (4 * max_threads());
   return std::max<int64_t>(1, std::min(most, std::max(least, (quarter + least - 1) / least * least)));
 }
+
+// A region's items [0, total) as the units a WorkQueue hands out, each about a quarter of a member's even share and a
+// whole number of `chunk`-item chunks, which the member that took it runs in order (a chunk: what its scratch holds).
+// A member that runs late (its vCPU descheduled by a busy host) holds back at most its current unit while the others
+// take the rest, where a fixed share per member made the whole region wait for it; every chunk is written by one
+// member, so the results are the same whoever runs it. Units, not chunks, go through the queue: a take per chunk
+// made the members contend for the queue's cache line hundreds of times per Winograd layer.
+class ChunkQueue {
+ public:
+  struct Cursor {  // a member's place in its current unit
+    int64_t a = 0, end = 0;
+  };
+  ChunkQueue(int64_t total, int64_t chunk)
+      : total_(total),
+        chunk_(std::max<int64_t>(1, chunk)),
+        unit_(unit_of(total, chunk_)),
+        queue_((total + unit_ - 1) / unit_) {}
+  int64_t units() const { return (total_ + unit_ - 1) / unit_; }
+  // the member's next chunk [a, a + m): on in its unit, else the first of the next unit; false when none is left
+  bool next(Cursor& c, int64_t& a, int64_t& m) {
+    if (c.a >= c.end) {
+      int64_t u;
+      if (!queue_.take(u)) return false;
+      c.a = u * unit_, c.end = std::min(total_, c.a + unit_);
+    }
+    a = c.a, m = std::min(chunk_, c.end - c.a);
+    c.a += m;
+    return true;
+  }
+
+ private:
+  static int64_t unit_of(int64_t total, int64_t chunk) {
+    const int64_t quarter = (total + 4 * max_threads() - 1) / (4 * max_threads());
+    return std::max<int64_t>(1, (quarter + chunk - 1) / chunk) * chunk;
+  }
+  int64_t total_, chunk_, unit_;
+  WorkQueue queue_;
+};
 
 // before a chunk: the leader polls; every member stops once the work is cancelled
 inline bool stopped(Cancel& cancel, int tid, int64_t chunk) {
