@@ -83,6 +83,33 @@ def test_dense_products_agree_on_every_backend_and_thread_count(dtype, tol):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
 
 
+
+def test_dense_backward_runs_on_its_forwards_backend(monkeypatch):
+    """As every layer: a backward switched to another backend after the forward still runs on the forward's
+    (here the cpp team GEMM, pyrnn._C.matmul, is the witness: it must not run for a NumPy forward, and must
+    for a cpp one)."""
+    import pyrnn
+
+    if "cpp" not in pyrnn.available_backends():
+        pytest.skip("the cpp backend is not built")
+    from pyrnn import _C
+
+    calls = []
+    matmul = _C.matmul
+    monkeypatch.setattr(_C, "matmul", lambda *a: (calls.append(1), matmul(*a))[1])
+    layer = Dense(40, 12, seed=3)
+    x, dy = _normal((8, 40), np.float32, seed=4), _normal((8, 12), np.float32, seed=5)
+    for forward, backward, products in (("numpy", "cpp", 0), ("cpp", "numpy", 2)):  # cpp: dW and dx
+        calls.clear()
+        with pyrnn.use_backend(forward):
+            y = layer.forward(x)
+        calls.clear()
+        with pyrnn.use_backend(backward):
+            dx = layer.backward(dy)
+        assert len(calls) == products, (forward, backward, calls)
+        np.testing.assert_allclose(dx, dy @ layer.params["weight"], rtol=1e-5, atol=1e-6)
+        assert y.shape == (8, 12)
+
 def test_dense_init_is_torchs_uniform_and_seeded():
     layer = Dense(64, 32, seed=3)
     bound = 1 / np.sqrt(64)

@@ -31,14 +31,15 @@ def column_sums(a2):
         return np.ones(a2.shape[0], a2.dtype) @ a2
 
 
-def product(a, b, trans_a=False, trans_b=False, out=None):
+def product(a, b, trans_a=False, trans_b=False, out=None, backend=None):
     """``op(a) @ op(b)`` of 2-D float arrays (op = transpose where asked), added into ``out`` when given,
     summed in an order that does not depend on the thread count: with the cpp backend on the kernels'
     thread team (``pyrnn._C.matmul``: blocks of the output, each one BLAS call on one thread, so small
     products run on one thread and a team member that starts late takes fewer blocks); otherwise NumPy's
     BLAS through :func:`pyrnn.backends.ordered.matmul` (one thread for small products, see
-    :func:`pyrnn.threads.gemm_threads`). Dense's three products."""
-    if get_backend() == "cpp":
+    :func:`pyrnn.threads.gemm_threads`). ``backend``: the backend that decides (default the current one; Dense's
+    backward passes its forward's, as every layer's backward runs on its forward's backend). Dense's three products."""
+    if (backend or get_backend()) == "cpp":
         from .. import _C
 
         a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
@@ -109,15 +110,15 @@ class Dense(Layer):
         x = as_float_array("x", x, self.dtype)
         if x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected in_features={self.in_features} features in the last axis, got shape {x.shape}")
-        lead = x.shape[:-1]
+        lead, backend = x.shape[:-1], get_backend()
         x2 = x.reshape(-1, self.in_features)  # (N, I), a view (x is C-contiguous)
         if self.bfloat16:  # bf16 operands, float32 sums
             y = bfloat16.matmul(x2, self.params["weight"], trans_b=True)
         else:
-            y = product(x2, self.params["weight"], trans_b=True)
+            y = product(x2, self.params["weight"], trans_b=True, backend=backend)
         if self.bias:
             y += self.params["bias"]
-        self._save((x2, lead))
+        self._save((x2, lead, backend))
         return y.reshape(lead + (self.out_features,))
 
     # dx = dy @ W;  dW += dy^T @ x;  db += sum_N dy   (dy, x flattened to (N, O), (N, I))
@@ -141,7 +142,7 @@ class Dense(Layer):
         self._backward(dy, need_dx=False)
 
     def _backward(self, dy, need_dx):
-        x2, lead = self._peek_saved()
+        x2, lead, backend = self._peek_saved()
         dy = as_float_array("dy", dy, self.dtype)
         check_shape("dy", dy, lead + (self.out_features,), "(..., out_features) of the last forward")
         self._pop_saved()
@@ -152,10 +153,10 @@ class Dense(Layer):
                 self.grads["bias"] += column_sums(dy2)
             dx = bfloat16.matmul(dy2, self.params["weight"]) if need_dx else None
             return None if dx is None else dx.reshape(lead + (self.in_features,))
-        product(dy2, x2, trans_a=True, out=self.grads["weight"])  # a sum over samples
+        product(dy2, x2, trans_a=True, out=self.grads["weight"], backend=backend)  # a sum over samples
         if self.bias:
             self.grads["bias"] += column_sums(dy2)
-        dx = product(dy2, self.params["weight"]) if need_dx else None
+        dx = product(dy2, self.params["weight"], backend=backend) if need_dx else None
         return None if dx is None else dx.reshape(lead + (self.in_features,))
 
     def get_config(self):
