@@ -104,6 +104,7 @@ class Slots {
         count_(want <= 1 ? 1 : static_cast<int>(std::clamp<int64_t>(units, 1, 2 * int64_t{want}))),
         queue_(count_) {}
   int count() const { return count_; }
+  int64_t largest() const { return (units_ + count_ - 1) / count_; }  // units of the largest slot
   bool take(int64_t& s, int64_t& u0, int64_t& u1) {  // the next slot and its units [u0, u1); false when none is left
     if (!queue_.take(s)) return false;
     u0 = units_ * s / count_, u1 = units_ * (s + 1) / count_;

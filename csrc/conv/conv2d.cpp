@@ -317,14 +317,14 @@ template <typename F>
 void igemm_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<F>& kern, const IgemmWeights<F>& k,
                     PostOp post, const F* x, F* y, Cancel& cancel) {
   const std::vector<F> zero(static_cast<size_t>(d.C), F(0));
-  const int64_t rows = p.lines * d.WO, chunk = queue_chunk(rows, kIgemmRows, kQueueRows);
-  ChunkQueue chunks(rows, chunk);
+  const int64_t rows = p.lines * d.WO;
+  ChunkQueue chunks(rows, kIgemmRows, kQueueRows);
   const int want = team_size(d, p, chunks.units());
   const IgemmPanels<F>& pan = kern.panels(p.Og);
   const int64_t bias_per = k.b.empty() ? 0 : igemm_packed_size(pan.nr, 1, p.Og);
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
-    std::vector<const F*> ind(static_cast<size_t>(std::min(chunk, rows) * p.KK));
+    std::vector<const F*> ind(static_cast<size_t>(std::min(chunks.chunk(), rows) * p.KK));
     ChunkQueue::Cursor cur;
     for (int64_t a, m; chunks.next(cur, a, m) && !stopped(cancel, tid, a);) {
       indirection(d, x, zero.data(), a, a + m, ind.data());
@@ -388,7 +388,7 @@ void winograd_convolve(const Conv2dDims& d, const IgemmKernels<F>& kern, const I
   const int64_t tiles = d.B * ((d.HO + 1) / 2) * ((d.WO + 1) / 2);
   const int64_t nt =  // a multiple of 12: whole micro-tiles of rows (12 or 6 rows, by ISA)
       std::max<int64_t>(12, kWinogradBytes / (16 * (d.C + d.O) * static_cast<int64_t>(sizeof(F))) / 12 * 12);
-  ChunkQueue chunks(tiles, nt);
+  ChunkQueue chunks(tiles, nt, nt);
   const int want = team_size(d, plan_of(d), chunks.units());
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
@@ -476,13 +476,12 @@ void pixel_lane_convolve(const Conv2dDims& d, const Plan& p, const IgemmKernels<
       for (int64_t t = 0; t < p.KK; ++t) wr[o * K + c * p.KK + t] = w_at(0, t, c, o);
   std::vector<const F*> rows_of_w(static_cast<size_t>(d.O));
   for (int64_t o = 0; o < d.O; ++o) rows_of_w[o] = wr.data() + o * K;
-  const int64_t chunk = queue_chunk(  // whole panels
+  ChunkQueue chunks(  // whole panels
       rows, std::max<int64_t>(1, kPixelPanelBytes / (K * nr * static_cast<int64_t>(sizeof(F)))) * nr, nr);
-  ChunkQueue chunks(rows, chunk);
   const int want = team_size(d, p, chunks.units());
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
-    const int64_t most = std::min(chunk, rows);
+    const int64_t most = std::min(chunks.chunk(), rows);
     std::vector<F> P(static_cast<size_t>((most + nr - 1) / nr * nr * K)), yt(static_cast<size_t>(d.O * most));
     ChunkQueue::Cursor cur;
     for (int64_t a, m; chunks.next(cur, a, m) && !stopped(cancel, tid, a);) {
@@ -600,7 +599,7 @@ void conv2d_forward(const Conv2dDims& d, const F* x, const F* w, const F* b, F* 
     return;
   }
   const std::vector<F> wt = pack_taps(d, p, w);
-  ChunkQueue chunks(p.lines, queue_chunk(p.lines, chunk_lines(d, p), 1));
+  ChunkQueue chunks(p.lines, chunk_lines(d, p));
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
     ChunkQueue::Cursor cur;
@@ -699,14 +698,13 @@ void conv2d_backward(const Conv2dDims& d, const F* x, const F* w, const F* dy, F
   const int64_t nl = direct_dw && !scatter ? std::max<int64_t>(1, kIndirectRows / d.WO) : chunk_lines(d, p);
   const int want = team_size(d, p, p.lines / unit);
   Slots slots(p.lines / unit, want);
-  const int64_t slot_lines = (p.lines / unit + slots.count() - 1) / slots.count() * unit;  // a slot's lines at most
   const size_t wsize = static_cast<size_t>(d.O * p.KKCg);  // a slot's weight gradient, in any layout
   std::vector<F> dwk(dw ? wsize * static_cast<size_t>(slots.count()) : 0, F(0));                     // one per slot
   std::vector<F> dbs(db ? static_cast<size_t>(d.O) * static_cast<size_t>(slots.count()) : 0, F(0));  // one per slot
   BlasOneThread blas_single(want > 1);
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
-    const int64_t chunk_rows = std::min(nl, slot_lines) * d.WO;
+    const int64_t chunk_rows = std::min(nl, slots.largest() * unit) * d.WO;
     const auto cols = scratch<F>(dw && !direct_dw && !p.pointwise && !p.depthwise ? chunk_rows * p.KKC : 0);
     std::vector<const F*> ind(direct_dw ? static_cast<size_t>(std::max<int64_t>(chunk_rows, 0) * p.KK) : 0);
     const auto panels = scratch<F>(panel_dw ? std::max<int64_t>(chunk_rows, 0) * ncol : 0);  // [q][r][nr]

@@ -136,8 +136,7 @@ void dx_lanes_backward(const Conv2dDims& d, const IgemmKernels<F>& kern, const F
   for (int64_t o = 0; o < d.O; ++o)
     for (int64_t c = 0; c < d.C; ++c)
       for (int64_t t = 0; t < T; ++t) wt[static_cast<size_t>((t * d.C + c) * d.O + o)] = w[(o * d.C + c) * T + t];
-  ChunkQueue chunks(lines,
-                    queue_chunk(lines, std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, d.W * d.C * T)), 1));
+  ChunkQueue chunks(lines, std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, d.W * d.C * T)));
   auto region = [&](int tid) {
     DenormalsFlushed ftz;
     ChunkQueue::Cursor cur;

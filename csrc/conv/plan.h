@@ -1,7 +1,7 @@
 // A convolution's plan, shared by conv2d.cpp and conv2d_grads.cpp: its derived sizes (Plan), whether Winograd fits
 // it (the lane gradients' tests are conv2d_grads.h's), and how a kernel's work is shared out over the thread team:
-// team_size, chunks a WorkQueue hands out (queue_chunk) or a reduction's Slots (common/threads.h), the caller polling
-// the cancellation between chunks (stopped). Legend: conv2d.h.
+// team_size, the units of chunks a WorkQueue hands out (ChunkQueue) or a reduction's Slots (common/threads.h), the
+// caller polling the cancellation between chunks (stopped). Legend: conv2d.h.
 #pragma once
 
 #include <algorithm>
@@ -47,29 +47,24 @@ inline int team_size(const Conv2dDims& d, const Plan& p, int64_t units) {
   return static_cast<int>(std::min<int64_t>(units, max_threads()));
 }
 
-// Items (rows, tiles) per chunk of a region whose members share out the work through a ChunkQueue: the cache-sized
-// `most`, but small enough for 4 chunks per member, in multiples of `least`.
-inline int64_t queue_chunk(int64_t total, int64_t most, int64_t least) {
-  const int64_t quarter = (total + 4 * max_threads() - 1) / (4 * max_threads());
-  return std::max<int64_t>(1, std::min(most, std::max(least, (quarter + least - 1) / least * least)));
-}
-
 // A region's items [0, total) as the units a WorkQueue hands out, each about a quarter of a member's even share and a
-// whole number of `chunk`-item chunks, which the member that took it runs in order (a chunk: what its scratch holds).
-// A member that runs late (its vCPU descheduled by a busy host) holds back at most its current unit while the others
-// take the rest, where a fixed share per member made the whole region wait for it; every chunk is written by one
-// member, so the results are the same whoever runs it. Units, not chunks, go through the queue: a take per chunk
-// made the members contend for the queue's cache line hundreds of times per Winograd layer.
+// whole number of chunks, which the member that took it runs in order. A chunk is what a member's scratch holds: the
+// cache-sized `most` items, but small enough for 4 chunks per member, in multiples of `least`. A member that runs late
+// (its vCPU descheduled by a busy host) holds back at most its current unit while the others take the rest, where a
+// fixed share per member made the whole region wait for it; every chunk is written by one member, so the results are
+// the same whoever runs it. Units, not chunks, go through the queue: a take per chunk made the members contend for
+// the queue's cache line hundreds of times per Winograd layer.
 class ChunkQueue {
  public:
   struct Cursor {  // a member's place in its current unit
     int64_t a = 0, end = 0;
   };
-  ChunkQueue(int64_t total, int64_t chunk)
+  ChunkQueue(int64_t total, int64_t most, int64_t least = 1)
       : total_(total),
-        chunk_(std::max<int64_t>(1, chunk)),
-        unit_(unit_of(total, chunk_)),
+        chunk_(chunk_of(total, most, least)),
+        unit_(quarter_in(total, chunk_) * chunk_),
         queue_((total + unit_ - 1) / unit_) {}
+  int64_t chunk() const { return chunk_; }  // items per chunk at most
   int64_t units() const { return (total_ + unit_ - 1) / unit_; }
   // the member's next chunk [a, a + m): on in its unit, else the first of the next unit; false when none is left
   bool next(Cursor& c, int64_t& a, int64_t& m) {
@@ -84,9 +79,14 @@ class ChunkQueue {
   }
 
  private:
-  static int64_t unit_of(int64_t total, int64_t chunk) {
+  // ceil(a quarter of an even share / step), at least 1: a quarter share in whole steps
+  static int64_t quarter_in(int64_t total, int64_t step) {
     const int64_t quarter = (total + 4 * max_threads() - 1) / (4 * max_threads());
-    return std::max<int64_t>(1, (quarter + chunk - 1) / chunk) * chunk;
+    return std::max<int64_t>(1, (quarter + step - 1) / step);
+  }
+  static int64_t chunk_of(int64_t total, int64_t most, int64_t least) {
+    least = std::max<int64_t>(1, least);
+    return std::max<int64_t>(1, std::min(most, quarter_in(total, least) * least));
   }
   int64_t total_, chunk_, unit_;
   WorkQueue queue_;
