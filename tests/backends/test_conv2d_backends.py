@@ -17,7 +17,7 @@ from pyrnn.backends import conv2d_reference as ref
 from pyrnn.backends.contract import Conv2dSaved
 
 from gradcheck import assert_grad_close
-from helpers import conv2d_close, conv2d_step
+from helpers import conv2d_close, conv2d_step, cpp_team
 
 FAST = [b for b in ("cpp", "numba") if b in pyrnn.available_backends()]
 
@@ -232,22 +232,15 @@ def test_cpp_team_gradients_are_the_same_bits_every_call(case):
     """The team's members take chunks from a queue, so who computes what changes from call to call; the weight
     and bias gradients are summed per slot (a fixed range of chunks) and the slots added in order, so every call
     gives the same bits (float32: the order of the sums shows in the last bits)."""
-    from pyrnn import _C
-
     x, w, b, dy, geom = _problem(case, np.float32, np.random.default_rng(13))
     cpp = backend_module("cpp")
-    min_flops = _C._parallel_min_flops()
-    _C._set_parallel_min_flops(0)
-    _C._set_others_running(0)  # the team even on a busy machine
-    try:
+    with cpp_team(2):  # the team even on a busy machine
         first = conv2d_step(cpp, x, w, b, dy, geom)
         for _ in range(15):
             again = conv2d_step(cpp, x, w, b, dy, geom)
             for name, want in first.items():
                 np.testing.assert_array_equal(again[name], want, err_msg=name)
-    finally:
-        _C._set_parallel_min_flops(min_flops)
-        _C._set_others_running(-1)
+
 
 ISA_CASES = [  # the indirect GEMM's tails: rows past a tile, columns past a panel (8/16/32 floats), groups
     (2, 6, 7, 5, 37, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),

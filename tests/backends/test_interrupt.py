@@ -23,6 +23,8 @@ import pytest
 
 import pyrnn
 
+from helpers import cpp_team
+
 if "cpp" not in pyrnn.available_backends():  # pragma: no cover - a plain `pip install .` always builds it
     pytest.skip("the cpp backend is not built", allow_module_level=True)
 if not hasattr(signal, "SIGINT") or sys.platform == "win32":  # pragma: no cover
@@ -269,13 +271,10 @@ def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
             dres = (np.empty_like(x), np.empty((B, H), np.float32), np.empty((B, H), np.float32))
             _C.recurrent_backward(2, False, x, None, (h0, h0), tuple(cache), tuple(weights), dout, grads, dres)
             return grads
-    min_flops, threads = _C._parallel_min_flops(), _C.get_num_threads()
-    if case.startswith("conv2d"):
-        _C.set_num_threads(1)
-    if case == "recurrent-rows":
-        _C._set_parallel_min_flops(0)
-        _C._set_others_running(0)  # a team of two even on a busy machine
-    try:
+    # the convolutions on one thread (the docstring); recurrent-rows: a team of two even on a busy machine
+    threads, min_flops = (1, None) if case.startswith("conv2d") else (2, 0) if case == "recurrent-rows" else \
+        (_C.get_num_threads(), None)
+    with cpp_team(threads, min_flops=min_flops):  # restores the settings and clears a pending countdown
         for polls in (1, 2, 3):
             before = _C._cancelled_calls()
             _C._interrupt_next_kernel(polls)
@@ -285,8 +284,3 @@ def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
             assert not any(g.any() for g in last["grads"]), polls
         before = _C._cancelled_calls()
         assert any(g.any() for g in call()) and _C._cancelled_calls() == before
-    finally:
-        _C._interrupt_next_kernel(0)
-        _C._set_parallel_min_flops(min_flops)
-        _C._set_others_running(-1)
-        _C.set_num_threads(threads)
