@@ -72,6 +72,10 @@ struct IsaKernels {
   // backward returns false when plan.cancel stopped it (the same answer for every member)
   void (*forward)(const ForwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
   bool (*backward)(const BackwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
+  // C (m, n) (+)= A^T P, A (K, m) and P (K, n) row-major (strides lda, ldp): the weight gradient's
+  // product after the backward loop (acc false: C is overwritten)
+  void (*gemm_tn)(int64_t m, int64_t n, int64_t K, const F* A, int64_t lda, const F* P, int64_t ldp, F* C, int64_t ldc,
+                  bool acc);
   void (*tanh)(int64_t n, const F* x, F* y);  // the cells' activations, elementwise (for tests)
   void (*sigmoid)(int64_t n, const F* x, F* y);
 };

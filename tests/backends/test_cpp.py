@@ -183,6 +183,7 @@ FAST_SHAPES = [  # (B, T, I, H): H off the panel widths (8/16/32 floats) and B o
     (13, 5, 4, 70),
     (9, 3, 2, 96),
     (19, 5, 3, 40),  # a team splits the batch (recurrent.cpp loop_team): rows 0-8 and 9-18
+    (11, 80, 3, 70),  # dW_hh over chunks of >= 33 steps: gemm_tn (microkernel.inc) overwrites over several row blocks
 ]
 
 
@@ -219,8 +220,9 @@ def test_every_isa_and_team_match_the_reference(isa, threads, dtype, cell, shape
     want = run(layer, x, state, dy, dstate, "numpy")
     got = run(layer, x, state, dy, dstate, "cpp")
     tol = dict(rtol=1e-10, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-5, atol=2e-5)
-    for k in want:
-        np.testing.assert_allclose(got[k], want[k], err_msg=f"{isa} {k}", **tol)
+    for k in want:  # float32: atol scales with the array (a long sum's rounding does: T=80's gradients reach ~50)
+        atol = tol["atol"] * max(1.0, float(np.abs(want[k]).max())) if dtype == np.float32 else tol["atol"]
+        np.testing.assert_allclose(got[k], want[k], err_msg=f"{isa} {k}", rtol=tol["rtol"], atol=atol)
     with pyrnn.use_backend("numpy"), pyrnn.no_grad():  # variable lengths: carried steps split over the team too
         want = layer.forward(x, state, lengths=lengths)[0]
     with pyrnn.use_backend("cpp"), pyrnn.no_grad():
