@@ -89,6 +89,48 @@ T* out_ptr(py::handle h, const std::string& name, const std::vector<int64_t>& sh
   return static_cast<T*>(checked_array<T>(h, name, shape, true).mutable_data());
 }
 
+// The array behind `h`, read-only: a 3-D array of T with shape `shape` whose last axis has unit stride and
+// whose other strides are whole elements, not negative (a view of a batch-first array, say); `ld` gets the
+// element strides of its first two axes.
+template <typename T>
+const T* in_rows(py::handle h, const std::string& name, const std::vector<int64_t>& shape, int64_t (&ld)[2]) {
+  py::array a = as_array(h, name);
+  if (!py::isinstance<py::array_t<T>>(h))
+    throw py::type_error(name + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (shape_of(a) != shape)
+    throw py::value_error(name + ": expected shape " + shape_str(shape) + ", got " + shape_str(shape_of(a)));
+  const auto item = static_cast<py::ssize_t>(sizeof(T));
+  bool ok = reinterpret_cast<uintptr_t>(a.data()) % alignof(T) == 0 && (a.shape(2) <= 1 || a.strides(2) == item);
+  std::vector<int64_t> strides(3);
+  for (py::ssize_t i = 0; i < 3; ++i) {
+    strides[static_cast<size_t>(i)] = a.strides(i);
+    if (i < 2 && a.shape(i) > 1) ok = ok && a.strides(i) >= 0 && a.strides(i) % item == 0;
+  }
+  if (!ok)
+    throw py::value_error(name +
+                          ": expected aligned rows of unit stride, whole-element strides >= 0 between them, got " +
+                          "strides " + shape_str(strides) + " (bytes)");
+  for (int i = 0; i < 2; ++i) ld[i] = a.shape(i) > 1 ? a.strides(i) / item : 0;
+  return static_cast<const T*>(a.data());
+}
+
+// The array behind `h`, written: as in_rows, and writable, its rows apart (no two of its elements share memory).
+template <typename T>
+T* out_rows(py::handle h, const std::string& name, const std::vector<int64_t>& shape, int64_t (&ld)[2]) {
+  const T* p = in_rows<T>(h, name, shape, ld);
+  const py::array a = as_array(h, name);
+  if (!a.writeable()) throw py::value_error(name + ": expected a writable array, got a read-only one");
+  const bool t_outer = ld[0] >= ld[1];  // the axis of the larger stride holds whole copies of the other's
+  const int64_t inner = t_outer ? ld[1] : ld[0], outer = t_outer ? ld[0] : ld[1];
+  const int64_t n_inner = t_outer ? shape[1] : shape[0], n_outer = t_outer ? shape[0] : shape[1];
+  if ((n_inner > 1 && inner < shape[2]) || (n_outer > 1 && outer < n_inner * (n_inner > 1 ? inner : shape[2])))
+    throw py::value_error(name + ": expected rows that do not overlap, got strides " +
+                          shape_str({ld[0] * int64_t(sizeof(T)), ld[1] * int64_t(sizeof(T)), int64_t(sizeof(T))}) +
+                          " (bytes) for shape " + shape_str(shape));
+  return const_cast<T*>(p);
+}
+
 // The n-tuple argument `name`, checked for its length.
 inline py::tuple checked_tuple(py::handle h, const std::string& name, size_t n) {
   if (!py::isinstance<py::tuple>(h)) throw py::type_error(name + ": expected a tuple, got " + type_name(h));

@@ -3,7 +3,8 @@
 //   recurrent_forward(cell, reverse, x, lengths, (h0, c0), (w_ih, w_hh, b_ih, b_hh), cache)
 //   recurrent_backward(cell, reverse, x, lengths, (h0, c0), cache, (w_ih, w_hh, b_ih, b_hh),
 //                      (dhs, dhT, dcT), (dw_ih, dw_hh, db_ih, db_hh), (dx, dh0, dc0))
-// both with a keyword bf16=False: True runs every GEMM in bfloat16 (float32 arrays only).
+// both with a keyword bf16=False: True runs every GEMM in bfloat16 (float32 arrays only); forward with a
+// keyword y=None: a (T, B, H) array of any rows (a view of a batch-first output, say) that gets hs too.
 // cache = (hs, cs, gates, tanh_cs, hn), pyrnn.backends.contract.Cache: written by forward, read
 // by backward (which overwrites gates with dA). What a cell does not have is None: c0, cs,
 // tanh_cs and dcT, dc0 but for LSTM, hn but for GRU, gates for RNN. Forward also takes gates,
@@ -111,10 +112,16 @@ void check_bf16(bool bf16) {
 }
 
 template <typename F>
-void forward_impl(const Shapes& s, py::handle x, py::handle state0, py::handle params, py::handle cache, bool bf16) {
+void forward_impl(const Shapes& s, py::handle x, py::handle state0, py::handle params, py::handle cache, bool bf16,
+                  py::handle y) {
   check_bf16<F>(bf16);
   const CellParams<F> p = params_in<F>(s, params);
-  const SeqTensors<F> io = seq_tensors<F>(s, x, state0, cache, true);
+  SeqTensors<F> io = seq_tensors<F>(s, x, state0, cache, true);
+  if (!y.is_none()) {  // hs again, at y's strides (a view of a batch-first output, say)
+    int64_t ld[2];
+    io.y = out_rows<F>(y, "y", s.seq_h(), ld);
+    io.y_ldt = ld[0], io.y_ldb = ld[1];
+  }
   run_kernel([&](Cancel& cancel) { recurrent_forward<F>(s.cell, s.d, p, io, cancel, bf16); });
 }
 
@@ -128,7 +135,9 @@ void backward_impl(const Shapes& s, py::handle x, py::handle state0, py::handle 
   auto gt = checked_tuple(grads, "grads", 4);
   auto rt = checked_tuple(dres, "dres", 3);
   SeqGrads<F> io{};
-  io.dhs = in_ptr<F>(dt[0], "dhs", s.seq_h());
+  int64_t ld[2];  // dhs: any rows (a view of a batch-first dy, say)
+  io.dhs = in_rows<F>(dt[0], "dhs", s.seq_h(), ld);
+  io.dhs_ldt = ld[0], io.dhs_ldb = ld[1];
   io.dhT = in_ptr<F>(dt[1], "dhT", s.bh());
   io.dcT = cell_array<F, const F*>(s.lstm, dt[2], "dcT", s.bh(), s, &in_ptr<F>);
   io.dx = out_ptr<F>(rt[0], "dx", {s.d.T, s.d.B, s.d.I});
@@ -145,13 +154,14 @@ void bind_recurrent(py::module_& m) {
   m.def(
       "recurrent_forward",
       [](int cell, bool reverse, py::handle x, py::handle lengths, py::handle state0, py::handle params,
-         py::handle cache, bool bf16) {
+         py::handle cache, bool bf16, py::handle y) {
         const Shapes s = derive_shapes(cell, reverse, x, state0, lengths);
-        dispatch_float(x, "x", [&](auto tag) { forward_impl<decltype(tag)>(s, x, state0, params, cache, bf16); });
+        dispatch_float(x, "x", [&](auto tag) { forward_impl<decltype(tag)>(s, x, state0, params, cache, bf16, y); });
       },
       py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("lengths"), py::arg("state0"), py::arg("params"),
-      py::arg("cache"), py::arg("bf16") = false,
-      "One layer-direction over the whole sequence; fills cache = (hs, cs, gates, tanh_cs, hn) in place.");
+      py::arg("cache"), py::arg("bf16") = false, py::arg("y") = py::none(),
+      "One layer-direction over the whole sequence; fills cache = (hs, cs, gates, tanh_cs, hn) in place, and y "
+      "(any rows: a view of a batch-first output, say) with hs too when given.");
   m.def(
       "recurrent_backward",
       [](int cell, bool reverse, py::handle x, py::handle lengths, py::handle state0, py::handle cache,

@@ -122,8 +122,17 @@ T* rows_at(T* p, int64_t offset) {  // p + offset, or null
 // (B, .) ones at its rows
 template <typename F>
 SeqTensors<F> rows_of(const SeqTensors<F>& v, int64_t b0, int64_t I, int64_t H, int64_t GH) {
-  return {rows_at(v.x, b0 * I),  rows_at(v.h0, b0 * H),     rows_at(v.c0, b0 * H),     rows_at(v.hs, b0 * H),
-          rows_at(v.cs, b0 * H), rows_at(v.gates, b0 * GH), rows_at(v.tanh_c, b0 * H), rows_at(v.hn, b0 * H)};
+  return {rows_at(v.x, b0 * I),
+          rows_at(v.h0, b0 * H),
+          rows_at(v.c0, b0 * H),
+          rows_at(v.hs, b0 * H),
+          rows_at(v.cs, b0 * H),
+          rows_at(v.gates, b0 * GH),
+          rows_at(v.tanh_c, b0 * H),
+          rows_at(v.hn, b0 * H),
+          rows_at(v.y, b0 * v.y_ldb),
+          v.y_ldt,
+          v.y_ldb};
 }
 
 // The buffers of rows [b0, b0 + m.d.B) of a plan copied from the whole batch's: the (T, B, .) arrays at the rows
@@ -139,8 +148,14 @@ template <typename F>
 void at_rows(BackwardPlan<F>& m, int64_t b0, int64_t GH) {
   const int64_t H = m.d.H;
   m.saved = rows_of(m.saved, b0, m.d.I, H, GH);
-  m.io = {rows_at(m.io.dhs, b0 * H),    rows_at(m.io.dhT, b0 * H), rows_at(m.io.dcT, b0 * H),
-          rows_at(m.io.dx, b0 * m.d.I), rows_at(m.io.dh0, b0 * H), rows_at(m.io.dc0, b0 * H)};
+  m.io = {rows_at(m.io.dhs, b0 * m.io.dhs_ldb),
+          rows_at(m.io.dhT, b0 * H),
+          rows_at(m.io.dcT, b0 * H),
+          rows_at(m.io.dx, b0 * m.d.I),
+          rows_at(m.io.dh0, b0 * H),
+          rows_at(m.io.dc0, b0 * H),
+          m.io.dhs_ldt,
+          m.io.dhs_ldb};
   m.da_ih += b0 * GH, m.da_hn = rows_at(m.da_hn, b0 * H);
   m.dh += b0 * H, m.dh_next += b0 * H, m.dc += b0 * H, m.dc_kept += b0 * H;
 }
@@ -278,7 +293,10 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   std::memcpy(dh, io.dhT, sizeof(F) * B * H);
   if (lstm) std::memcpy(dc, io.dcT, sizeof(F) * B * H);
   for (int64_t r = 0; r < Tc * B; ++r) ones[r] = F(1);
-  BackwardPlan<F> plan{cell, d, packed.get(), saved, io, da_ih, da_hn, dh, dh_next, dc, dc_kept, &cancel};
+  SeqGrads<F> grads_in = io;  // dhs's strides written out
+  if (grads_in.dhs_ldt < 0) grads_in.dhs_ldt = B * H;
+  if (grads_in.dhs_ldb < 0) grads_in.dhs_ldb = H;
+  BackwardPlan<F> plan{cell, d, packed.get(), saved, grads_in, da_ih, da_hn, dh, dh_next, dc, dc_kept, &cancel};
   plan.bf16 = b16 ? b16->operands() : nullptr;
   const int64_t first = d.reverse ? T - 1 : 0;  // the time index whose h_prev is h0
   auto h_prev_rows = [&](int64_t t) {           // h_prev of time index t (!= first) and on: rows of hs

@@ -56,26 +56,30 @@ struct CellGrads {  // same shapes as CellParams; added into
 };
 
 template <typename F>
-struct SeqTensors {  // forward inputs and the cache it writes (null where a cell has none;
-                     // forward also takes null gates, tanh_c, hn: inference keeps no cache)
-  const F* x;        // (T, B, I)
-  const F* h0;       // (B, H)
-  const F* c0;       // (B, H)     LSTM
-  F* hs;             // (T, B, H)
-  F* cs;             // (T, B, H)  LSTM
-  F* gates;          // (T, B, G*H) activated gates, LSTM and GRU
-  F* tanh_c;         // (T, B, H)  LSTM
-  F* hn;             // (T, B, H)  GRU
+struct SeqTensors {              // forward inputs and the cache it writes (null where a cell has none;
+                                 // forward also takes null gates, tanh_c, hn: inference keeps no cache)
+  const F* x;                    // (T, B, I)
+  const F* h0;                   // (B, H)
+  const F* c0;                   // (B, H)     LSTM
+  F* hs;                         // (T, B, H)
+  F* cs;                         // (T, B, H)  LSTM
+  F* gates;                      // (T, B, G*H) activated gates, LSTM and GRU
+  F* tanh_c;                     // (T, B, H)  LSTM
+  F* hn;                         // (T, B, H)  GRU
+  F* y = nullptr;                // (T, B, H) or null: hs written again here, rows y_ldb and steps y_ldt apart (a view
+  int64_t y_ldt = 0, y_ldb = 0;  // of a batch-first output, say; forward only)
 };
 
 template <typename F>
-struct SeqGrads {  // backward inputs and outputs
-  const F* dhs;    // (T, B, H)
-  const F* dhT;    // (B, H)
-  const F* dcT;    // (B, H) LSTM
-  F* dx;           // (T, B, I)
-  F* dh0;          // (B, H)
-  F* dc0;          // (B, H) LSTM
+struct SeqGrads {        // backward inputs and outputs
+  const F* dhs;          // (T, B, H) at the strides below (a view of a batch-first array, say)
+  const F* dhT;          // (B, H)
+  const F* dcT;          // (B, H) LSTM
+  F* dx;                 // (T, B, I)
+  F* dh0;                // (B, H)
+  F* dc0;                // (B, H) LSTM
+  int64_t dhs_ldt = -1;  // elements between two time steps of dhs (0: one step repeated); -1: C order
+  int64_t dhs_ldb = -1;  // elements between two rows of dhs (0: one row repeated); -1: H
 };
 
 template <typename F>
@@ -94,12 +98,13 @@ struct StepView {   // one time step, every pointer (B, .) row-major
 template <typename F>
 struct StepGrad {
   const F* dh;   // (B, H) dL/dh_t carried from the later step
-  const F* dhs;  // (B, H) dL/dh_t from the layer above
+  const F* dhs;  // (B, H) dL/dh_t from the layer above, rows ldhs apart
   F* dc;         // (B, H) dL/dc_t in, dL/dc_{t-1} out (LSTM)
   F* da_ih;      // (B, G*H) dL/d(preact), input side
   F* da_hn;      // (B, H) the hidden side of the linear-before-reset gate (GRU: da_n r);
                  // elsewhere the hidden side equals the input side
   F* dh_direct;  // (B, H) the part of dL/dh_{t-1} that bypasses W_hh
+  int64_t ldhs;  // elements between two rows of dhs
 };
 
 // time index of processing step s (the reverse direction reads t = T-1 .. 0)

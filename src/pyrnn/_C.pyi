@@ -94,6 +94,7 @@ def recurrent_forward(
     params: tuple[_A, _A, _A, _A],                  # w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (G*H,)
     cache: tuple[_A, _OptA, _OptA, _OptA, _OptA],   # written: hs, cs (T, B, H); gates (T, B, G*H); tanh_cs, hn (T, B, H)
     bf16: bool = False,                             # every GEMM in bfloat16 (float32 arrays only)
+    y: _A | None = None,                            # (T, B, H), any rows that do not overlap: gets hs too
 ) -> None:
     """One layer-direction over the whole sequence. cache is pyrnn.backends.contract.Cache: None where the
     cell has none (cs, tanh_cs: LSTM only; hn: GRU only; gates: LSTM and GRU), and gates, tanh_cs, hn all

@@ -684,3 +684,99 @@ def test_matmul_runs_the_blas_on_one_thread_and_restores_its_count():
         cpp_backend.register_blas()
     assert calls == [1, 2, 1, 2]
     np.testing.assert_array_equal(out, np.full((64, 84), 120, np.float32))
+
+
+def _backward_with(cell, dhs, seed=5, B_=19, T_=5, I_=3, H_=40):
+    """dx, dh0, dc0 and the weight gradients of one cpp forward + backward whose dhs is ``dhs(T, B, H, rng)``."""
+    from pyrnn.backends.contract import GATES, Weights
+
+    rng = np.random.default_rng(seed)
+    G = GATES[cell]
+    x = rng.standard_normal((T_, B_, I_)).astype(np.float32)
+    h0 = rng.standard_normal((B_, H_)).astype(np.float32)
+    c0 = rng.standard_normal((B_, H_)).astype(np.float32) if cell == "lstm" else None
+    w = Weights(*(0.3 * rng.standard_normal(s).astype(np.float32) for s in [(G * H_, I_), (G * H_, H_), (G * H_,), (G * H_,)]))
+    grads = Weights(*(np.zeros_like(a) for a in w))
+    _, _, _, saved = cpp.recurrent_forward(cell, x, h0, c0, w)
+    dhT = rng.standard_normal((B_, H_)).astype(np.float32)
+    dcT = rng.standard_normal((B_, H_)).astype(np.float32) if cell == "lstm" else None
+    dx, dh0, dc0 = cpp.recurrent_backward(saved, w, dhs(T_, B_, H_, rng), dhT, dcT, grads)
+    return [dx, dh0] + ([dc0] if dc0 is not None else []) + list(grads)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_dhs_is_read_in_place_at_its_strides(isa, threads, cell):
+    """The backward reads dhs at its strides (the layers pass a view of a batch-first dy, a direction's
+    columns): the same bits as from a C-order copy of it, a broadcast row (strides 0) included."""
+    views = {
+        "batch-first columns": lambda T_, B_, H_, rng: rng.standard_normal((B_, T_, 2 * H_), np.float32).transpose(1, 0, 2)[:, :, H_:],
+        "broadcast": lambda T_, B_, H_, rng: np.broadcast_to(rng.standard_normal(H_, np.float32), (T_, B_, H_)),
+    }
+    for name, view in views.items():
+        assert not view(5, 19, 40, np.random.default_rng(0)).flags.c_contiguous
+        got = _backward_with(cell, view)
+        want = _backward_with(cell, lambda *a, view=view: np.ascontiguousarray(view(*a)))
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w, err_msg=f"{isa} {name}")
+
+
+@pytest.mark.parametrize(
+    "view",
+    [lambda a: a[::-1], lambda a: np.concatenate([a, a], axis=2)[:, :, ::2]],
+    ids=["time-reversed", "every-other-column"],
+)
+def test_dhs_strides_the_kernel_cannot_read_are_refused(view):
+    with pytest.raises(ValueError, match=r"dhs: expected aligned rows of unit stride, whole-element strides >= 0 "
+                                         r"between them, got strides \(-?\d+, \d+, \d+\) \(bytes\)"):
+        _backward_with("lstm", lambda T_, B_, H_, rng: view(rng.standard_normal((T_, B_, H_), np.float32)))
+
+
+def _forward_with(cell, out, seed=6, B_=19, T_=5, I_=3, H_=40, lengths=None):
+    """(hs, hT) of one cpp forward (training: the cache is kept) with ``out``."""
+    from pyrnn.backends.contract import GATES, Weights
+
+    rng = np.random.default_rng(seed)
+    G = GATES[cell]
+    x = rng.standard_normal((T_, B_, I_)).astype(np.float32)
+    h0 = rng.standard_normal((B_, H_)).astype(np.float32)
+    c0 = rng.standard_normal((B_, H_)).astype(np.float32) if cell == "lstm" else None
+    w = Weights(*(0.3 * rng.standard_normal(s).astype(np.float32) for s in [(G * H_, I_), (G * H_, H_), (G * H_,), (G * H_,)]))
+    hs, hT, _, _ = cpp.recurrent_forward(cell, x, h0, c0, w, lengths=lengths, out=out)
+    return hs, hT
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_y_gets_hs_at_its_strides(isa, threads, cell):
+    """forward's out (y): the kernels write hs into it as they go, at its strides (the layers pass a
+    direction's columns of a batch-first output); it holds the same bits as hs, carried steps included."""
+    lengths = np.random.default_rng(1).integers(0, 6, size=19)
+    for lens in (None, lengths):
+        want, hT = _forward_with(cell, None, lengths=lens)
+        y = np.full((19, 5, 80), np.nan, np.float32)  # (B, T, D*H): the second direction's columns
+        got, hT2 = _forward_with(cell, y.transpose(1, 0, 2)[:, :, 40:], lengths=lens)
+        assert np.shares_memory(got, y)
+        np.testing.assert_array_equal(y[:, :, 40:].transpose(1, 0, 2), want, err_msg=f"{isa} lengths={lens is not None}")
+        np.testing.assert_array_equal(hT2, hT)
+        assert np.isnan(y[:, :, :40]).all(), "expected the other columns untouched"
+
+
+@pytest.mark.parametrize(
+    "make, exc, pattern",
+    [
+        (lambda: np.zeros((5, 19, 80), np.float32)[:, :, ::2], ValueError, r"y: expected aligned rows of unit stride"),
+        (lambda: np.lib.stride_tricks.as_strided(np.zeros(2000, np.float32), (5, 19, 40), (4 * 19 * 20, 80, 4)),
+         ValueError, r"y: expected rows that do not overlap, got strides \(1520, 80, 4\) \(bytes\) for shape \(5, 19, 40\)"),
+        (lambda: np.lib.stride_tricks.as_strided(np.zeros(40, np.float32), (5, 19, 40), (0, 0, 4)), ValueError,
+         r"y: expected rows that do not overlap, got strides \(0, 0, 4\)"),
+        (lambda: np.zeros((5, 19, 40), np.float64), TypeError, r"y: expected dtype float32, got float64"),
+        (lambda: np.zeros((5, 19, 41), np.float32), ValueError, r"y: expected shape \(5, 19, 40\), got \(5, 19, 41\)"),
+    ],
+    ids=["every-other-column", "overlapping-rows", "broadcast", "dtype", "shape"],
+)
+def test_y_the_kernel_cannot_write_is_refused(make, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        _forward_with("lstm", make())
+    y = np.zeros((5, 19, 40), np.float32)
+    y.setflags(write=False)
+    with pytest.raises(ValueError, match=r"y: expected a writable array, got a read-only one"):
+        _forward_with("lstm", y)

@@ -416,13 +416,16 @@ def _time_major(a):
     return np.ascontiguousarray(np.swapaxes(a, 0, 1))
 
 
+@pytest.mark.parametrize("skip", [False, True], ids=["plain", "skip"])
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("cell", CELLS)
-def test_batch_first_false_takes_and_returns_time_major_arrays(cell, backend):
+def test_batch_first_false_takes_and_returns_time_major_arrays(cell, backend, skip):
     """batch_first=False on (T, B, I) gives the batch-first layer's results transposed, bit for bit,
-    with lengths too; the states stay (L*D, B, H)."""
+    with lengths too; the states stay (L*D, B, H). (Batch-first, the last layer's kernels write y
+    itself, each direction its columns, masked and with the residual in place.)"""
     rng = np.random.default_rng(3)
-    bf = make_layer(cell, 3, 4, num_layers=2, bidirectional=True)
+    bf = make_layer(cell, 4, 4, num_layers=2, bidirectional=True)
+    bf = type(bf)(**dict(bf.get_config(), skip=skip))
     tm = type(bf)(**dict(bf.get_config(), batch_first=False))
     assert tm.state_dict().keys() == bf.state_dict().keys()
     tm.load_state_dict(bf.state_dict())
@@ -435,7 +438,7 @@ def test_batch_first_false_takes_and_returns_time_major_arrays(cell, backend):
             dx, ds0 = layer.backward(dyi, dstate)
             if layer is bf:
                 want = (y, dx, sT, ds0, {k: g.copy() for k, g in layer.grads.items()})
-    assert y.shape == (6, 3, 8) and dx.shape == (6, 3, 3)
+    assert y.shape == (6, 3, 8) and dx.shape == (6, 3, 4)
     np.testing.assert_array_equal(_time_major(y), want[0])
     np.testing.assert_array_equal(_time_major(dx), want[1])
     for got, ref in zip(state_parts(sT) + state_parts(ds0), state_parts(want[2]) + state_parts(want[3])):
@@ -563,7 +566,8 @@ def test_workspace_reuse_across_calls_and_shapes_matches_the_reference(backend, 
         want = run(layer, x, state, dy, dstate, "numpy")
         got = run(layer, x, state, dy, dstate, backend)
         _assert_same(got, want, f"{backend} B={B} T={T}")
-    assert layer._workspace().nbytes() > 0, "expected the workspace to keep the spent buffers"
+    if cell in ("lstm", "gru"):  # an RNN keeps nothing: its cache is hs alone, the output; dhs is read in place
+        assert layer._workspace().nbytes() > 0, "expected the workspace to keep the spent buffers"
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)

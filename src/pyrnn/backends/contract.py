@@ -18,7 +18,7 @@ A backend is a module with two families of functions: the recurrent family
 specified in :mod:`pyrnn.backends.conv_reference`). The recurrent family works on ONE layer and
 ONE direction:
 
-``recurrent_forward(cell, x, h0, c0, weights, reverse=False, lengths=None, save=True, bf16=False) -> (hs, hT, cT, saved)``
+``recurrent_forward(cell, x, h0, c0, weights, reverse=False, lengths=None, save=True, bf16=False, out=None) -> (hs, hT, cT, saved)``
     x (T, B, I), h0 (B, H), c0 (B, H) for LSTM else None, all C-contiguous and
     of one float dtype. ``hs`` (T, B, H) holds the hidden state at every time
     index (for ``reverse=True`` the loop runs from t = T-1 down to 0, and
@@ -40,9 +40,14 @@ ONE direction:
     bfloat16-rounded operands and sums in float32 (mixed precision, specified in
     :mod:`pyrnn.backends.bfloat16`); ``saved.bf16`` carries the choice to backward.
 
+    ``out``: None, or a writable (T, B, H) array of the dtype of x, any strides whose rows do not
+    overlap (a view of a batch-first output, say: the C++ kernels write it as they go, the others
+    copy hs into it): it receives hs too and is returned in its place.
+
 ``recurrent_backward(saved, weights, dhs, dhT, dcT, grads) -> (dx, dh0, dc0)``
-    dhs (T, B, H) is dL/dhs, dhT/dcT the gradient w.r.t. the returned final
-    states (dcT None unless LSTM). Weight gradients are ADDED into ``grads``
+    dhs (T, B, H) is dL/dhs, any strides (a view of a batch-first dy, say: the
+    C++ kernels read it in place, Numba's take a contiguous copy), dhT/dcT the
+    gradient w.r.t. the returned final states (dcT None unless LSTM). Weight gradients are ADDED into ``grads``
     (a :class:`Weights` of arrays); zeroing them is the caller's business.
     ``saved`` is good for ONE backward: a backend may overwrite its cache (the
     fast ones write dA over the saved gates, which saves a (T, B, G*H) buffer),
@@ -133,6 +138,18 @@ class Saved(NamedTuple):
         return self.cache.hs
 
 
+def write_out(out, hs):
+    """``recurrent_forward``'s ``out`` filled with ``hs`` and returned (the backends that write it
+    after the loop), or ``hs`` when ``out`` is None."""
+    if out is None:
+        return hs
+    if not isinstance(out, np.ndarray) or out.shape != hs.shape or out.dtype != hs.dtype:
+        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"out: expected a {hs.dtype} array of shape {hs.shape} (T, B, H), got {got}")
+    np.copyto(out, hs)
+    return out
+
+
 def new_cache(cell, T, B, H, dtype, save=True, workspace=None) -> Cache:
     """An uninitialised :class:`Cache` for ``cell``. With ``save=False`` (inference) only the
     working state: hs, and cs for LSTM. With a :class:`pyrnn.workspace.Workspace`, every array
@@ -164,6 +181,7 @@ class RecurrentBackend(Protocol):
     def recurrent_forward(
         self, cell: str, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None, weights: Weights,
         reverse: bool = False, lengths: np.ndarray | None = None, save: bool = True, bf16: bool = False,
+        out: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Saved | None]: ...
 
     def recurrent_backward(

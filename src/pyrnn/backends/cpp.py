@@ -72,10 +72,10 @@ def _numpy_openblas_gemm():
 register_blas()
 
 
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True, bf16=False):
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True, bf16=False, out=None):
     """See :mod:`pyrnn.backends.contract`; ``save=False`` keeps no cache (inference); ``bf16``: the
     GEMMs in bfloat16 (``VDPBF16PS`` where the CPU has AVX512-BF16, else its float32 emulation)."""
-    return driver.recurrent_forward(_C.recurrent_forward, cell, x, h0, c0, weights, reverse, lengths, save, bf16)
+    return driver.recurrent_forward(_C.recurrent_forward, cell, x, h0, c0, weights, reverse, lengths, save, bf16, out)
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):

@@ -11,8 +11,9 @@ but hs comes from the calling thread's active :class:`pyrnn.workspace.Workspace`
 (a recurrent layer's, see :func:`pyrnn.workspace.current`) and goes back to it once spent: after
 the backward, or at once at inference.
 
-forward kernel:  ``kernel(cell_code, reverse, x, lengths, (h0, c0), weights, cache) -> None``
-    fills ``cache`` (a :class:`Cache`; at inference gates, tanh_cs and hn are None);
+forward kernel:  ``kernel(cell_code, reverse, x, lengths, (h0, c0), weights, cache, y=None) -> None``
+    fills ``cache`` (a :class:`Cache`; at inference gates, tanh_cs and hn are None) and ``y`` (the
+    contract's ``out``) with hs too;
 backward kernel: ``kernel(cell_code, reverse, x, lengths, (h0, c0), cache, weights, (dhs, dhT, dcT),
 grads, (dx, dh0, dc0)) -> None``
     writes dx, dh0, dc0, adds into ``grads``, may overwrite ``cache.gates``.
@@ -32,22 +33,23 @@ def _precision(bf16):
     return {"bf16": True} if bf16 else {}
 
 
-def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, lengths, save, bf16=False):
+def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, lengths, save, bf16=False, out=None):
     """The contract's ``recurrent_forward``, computed by ``kernel`` (called with ``bf16=True`` for
-    bfloat16 GEMMs, see :mod:`pyrnn.backends.bfloat16`)."""
+    bfloat16 GEMMs, see :mod:`pyrnn.backends.bfloat16`, and ``y=out`` when ``out`` is given)."""
     T, B, _ = x.shape
     workspace = current()
     cache = new_cache(cell, T, B, h0.shape[1], x.dtype, save, workspace)
     if T == 0 or B == 0:  # the empty recurrence: the final state is the initial one
         hT, cT = h0.copy(), (None if c0 is None else c0.copy())
     else:
-        kernel(CELL_CODES[cell], bool(reverse), x, lengths, (h0, c0), tuple(weights), tuple(cache), **_precision(bf16))
+        kernel(CELL_CODES[cell], bool(reverse), x, lengths, (h0, c0), tuple(weights), tuple(cache), **_precision(bf16),
+               **({} if out is None else {"y": out}))
         last = 0 if reverse else T - 1  # the last step processed
         hT, cT = cache.hs[last].copy(), (None if cache.cs is None else cache.cs[last].copy())
     saved = Saved(cell, bool(reverse), x, h0, c0, cache, lengths, bool(bf16)) if save else None
     if not save:
         give_cache(cache, workspace)
-    return cache.hs, hT, cT, saved
+    return (cache.hs if out is None else out), hT, cT, saved
 
 
 def recurrent_backward(kernel, saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):

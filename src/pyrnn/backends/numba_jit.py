@@ -31,9 +31,10 @@ import numba
 import numpy as np
 from numba.extending import overload
 
+from .. import _buffers
 from . import driver, reference
 from ._numba_config import JIT
-from .contract import CELL_CODES, GATES, Saved, Weights
+from .contract import CELL_CODES, GATES, Saved, Weights, write_out
 
 NAME = "numba"
 RNN_TANH, RNN_RELU, LSTM, GRU = (CELL_CODES[c] for c in ("rnn_tanh", "rnn_relu", "lstm", "gru"))
@@ -439,18 +440,23 @@ def _backward_entry(cell_code, reverse, x, lengths, state0, cache, weights, dout
 
 
 # ------------------------------------------------------- public functions
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True, bf16=False):
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True, bf16=False, out=None):
     """See :mod:`pyrnn.backends.contract`; ``save=False`` keeps no cache (inference). This backend
     has no bfloat16 loops: ``bf16=True`` runs the NumPy specification (slow, exact semantics)."""
     if bf16:
-        return reference.recurrent_forward(cell, x, h0, c0, weights, reverse, lengths, save, bf16=True)
-    return driver.recurrent_forward(_forward_entry, cell, x, h0, c0, weights, reverse, lengths, save)
+        return reference.recurrent_forward(cell, x, h0, c0, weights, reverse, lengths, save, bf16=True, out=out)
+    hs, hT, cT, saved = driver.recurrent_forward(_forward_entry, cell, x, h0, c0, weights, reverse, lengths, save)
+    return write_out(out, hs), hT, cT, saved
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
     """See :mod:`pyrnn.backends.contract`. Overwrites ``saved``'s gates with dA (one backward per forward)."""
     if saved.bf16:  # its forward ran the NumPy specification (see recurrent_forward)
         return reference.recurrent_backward(saved, weights, dhs, dhT, dcT, grads)
+    if isinstance(dhs, np.ndarray) and not dhs.flags.c_contiguous:  # the loops take C order (a view, say)
+        contiguous = _buffers.empty(dhs.shape, dhs.dtype)
+        np.copyto(contiguous, dhs)
+        dhs = contiguous
     return driver.recurrent_backward(_backward_entry, saved, weights, dhs, dhT, dcT, grads)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import ordered
 from .bfloat16 import round_bf16
-from .contract import Cache, Saved, Weights, active_rows, new_cache, previous_states, time_steps
+from .contract import Cache, Saved, Weights, active_rows, new_cache, previous_states, time_steps, write_out
 
 NAME = "numpy"
 
@@ -110,7 +110,7 @@ def gemm_operand(bf16):
     return round_bf16 if bf16 else _same
 
 
-def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True, bf16=False):
+def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=None, save=True, bf16=False, out=None):
     """One layer, one direction, the whole sequence. See the contract (this backend always saves).
     ``bf16``: every GEMM takes bf16-rounded operands, float32 sums (:mod:`pyrnn.backends.bfloat16`)."""
     T, B, _ = x.shape
@@ -134,7 +134,7 @@ def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=
             cache.cs[t] = c
         for name, value in step.items():
             getattr(cache, name)[t] = value
-    return cache.hs, h, c, Saved(cell, bool(reverse), x, h0, c0, cache, lengths, bool(bf16))
+    return write_out(out, cache.hs), h, c, Saved(cell, bool(reverse), x, h0, c0, cache, lengths, bool(bf16))
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):

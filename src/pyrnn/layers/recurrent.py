@@ -41,10 +41,10 @@ from .base import Layer
 
 
 def _swap_batch_time(a):
-    """A contiguous copy of ``a`` (B, T, F) as (T, B, F), or back: the batch_first layouts' one copy in and out.
-    In recycled memory (:mod:`pyrnn._buffers`): a training step of an LSTM(512) over T=100, B=64 copied
-    x, y and dx into 13 MB each of fresh pages (~74 page faults a call with hs and the kernels' dx, most of
-    them 2 MB pages the kernel zeroes; now none)."""
+    """A contiguous copy of ``a`` (B, T, F) as (T, B, F), or back: batch_first's copies of x in and dx out (the
+    kernels write y and read dL/dy in place). In recycled memory (:mod:`pyrnn._buffers`): a training step of an
+    LSTM(512) over T=100, B=64 copied x, y and dx into 13 MB each of fresh pages (~74 page faults a call with
+    hs and the kernels' dx, most of them 2 MB pages the kernel zeroes; now none)."""
     out = _buffers.empty((a.shape[1], a.shape[0], a.shape[2]), a.dtype)
     np.copyto(out, a.transpose(1, 0, 2))
     return out
@@ -279,28 +279,42 @@ class RNNBase(Recurrent):
         hT, cT = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
         seq = _swap_batch_time(x) if self.batch_first else np.ascontiguousarray(x)  # (T, B, I)
         keep = is_grad_enabled()  # under no_grad the kernels may keep no cache
+        # batch_first: the last layer's kernels write y as they go (a copy of hs after the loop was ~0.5 ms of
+        # the adding problem's 12 ms fit step)
+        y = _buffers.empty((B, T, self.num_directions * self.hidden_size), self.dtype) if self.batch_first else None
         with self._workspace().active():  # the caches come from the layer's workspace (fast backends)
-            seq, saved, drop_masks = self._forward_layers(kernels, seq, h0, c0, hT, cT, lengths, mask, keep)
+            seq, saved, drop_masks = self._forward_layers(kernels, seq, h0, c0, hT, cT, lengths, mask, keep, y)
         self._save((backend, B, T, saved, mask, drop_masks))
-        y = _swap_batch_time(seq) if self.batch_first else seq
-        return y, self._pack_state(hT, cT)
+        return (seq if y is None else y), self._pack_state(hT, cT)
 
-    def _forward_layers(self, kernels, seq, h0, c0, hT, cT, lengths, mask, keep):
-        """The stacked layers and directions of :meth:`forward` over ``seq`` (T, B, I); fills hT, cT."""
+    def _forward_layers(self, kernels, seq, h0, c0, hT, cT, lengths, mask, keep, y=None):
+        """The stacked layers and directions of :meth:`forward` over ``seq`` (T, B, I); fills hT, cT. Returns
+        the last layer's output: time-major, or ``y`` (B, T, D*H) when given, which its kernels fill."""
         saved, drop_masks = [], []
+        H = self.hidden_size
         for layer in range(self.num_layers):
+            direct = y is not None and layer == self.num_layers - 1  # into y's columns of each direction
             outs = []
             for d in range(self.num_directions):
                 idx = layer * self.num_directions + d
                 hs, h, c, sv = kernels.recurrent_forward(
                     self.cell, seq, h0[idx], None if c0 is None else c0[idx], self._weights(layer, d, self.params),
                     reverse=d == 1, lengths=lengths, save=keep, bf16=self.bfloat16,
+                    out=y.transpose(1, 0, 2)[:, :, d * H : (d + 1) * H] if direct else None,
                 )
                 hT[idx] = h
                 if cT is not None:
                     cT[idx] = c
                 outs.append(hs)
                 saved.append(sv)
+            if direct:  # y holds every direction: the mask and the residual in place
+                out = y.transpose(1, 0, 2)
+                if mask is not None:
+                    np.copyto(out, 0, where=~mask)
+                if self.skip and layer > 0:
+                    out += seq
+                drop_masks.append(None)  # no dropout after the last layer
+                return y, saved, drop_masks
             out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
             if mask is not None:
                 out = np.where(mask, out, 0).astype(self.dtype, copy=False)
@@ -364,13 +378,10 @@ class RNNBase(Recurrent):
             for d in range(D):
                 idx = layer * D + d
                 with ws.active():  # the spent cache goes back to the workspace
-                    dhs = ws.take("dhs", (T, B, H), self.dtype)  # a contiguous copy, the kernel's input only
-                    np.copyto(dhs, dseq[:, :, d * H : (d + 1) * H])
-                    dx, dh, dc = kernels.recurrent_backward(
-                        saved[idx], self._weights(layer, d, self.params), dhs, dhT[idx],
+                    dx, dh, dc = kernels.recurrent_backward(  # dhs: a view (the contract takes any strides)
+                        saved[idx], self._weights(layer, d, self.params), dseq[:, :, d * H : (d + 1) * H], dhT[idx],
                         None if dcT is None else dcT[idx], self._weights(layer, d, self.grads),
                     )
-                    ws.give(dhs)
                 dh0[idx] = dh
                 if dc0 is not None:
                     dc0[idx] = dc
