@@ -63,16 +63,22 @@ inline py::array as_array(py::handle h, const std::string& name) {
   return py::reinterpret_borrow<py::array>(h);
 }
 
-// The array behind `h`, checked to be a C-contiguous ndarray of T (float, double, int64_t) with
-// shape `shape`, writable if asked.
+// The array behind `h`, checked to be an ndarray of T (float, double, int64_t) with shape `shape`.
 template <typename T>
-py::array checked_array(py::handle h, const std::string& name, const std::vector<int64_t>& shape, bool writable) {
+py::array typed_array(py::handle h, const std::string& name, const std::vector<int64_t>& shape) {
   py::array a = as_array(h, name);
   if (!py::isinstance<py::array_t<T>>(h))
     throw py::type_error(name + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(a.dtype())));
   if (shape_of(a) != shape)
     throw py::value_error(name + ": expected shape " + shape_str(shape) + ", got " + shape_str(shape_of(a)));
+  return a;
+}
+
+// ... and C-contiguous, writable if asked.
+template <typename T>
+py::array checked_array(py::handle h, const std::string& name, const std::vector<int64_t>& shape, bool writable) {
+  py::array a = typed_array<T>(h, name, shape);
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(name + ": expected a C-contiguous array, got strides that are not");
   if (writable && !a.writeable()) throw py::value_error(name + ": expected a writable array, got a read-only one");
@@ -94,12 +100,7 @@ T* out_ptr(py::handle h, const std::string& name, const std::vector<int64_t>& sh
 // element strides of its first two axes.
 template <typename T>
 const T* in_rows(py::handle h, const std::string& name, const std::vector<int64_t>& shape, int64_t (&ld)[2]) {
-  py::array a = as_array(h, name);
-  if (!py::isinstance<py::array_t<T>>(h))
-    throw py::type_error(name + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) + ", got " +
-                         std::string(py::str(a.dtype())));
-  if (shape_of(a) != shape)
-    throw py::value_error(name + ": expected shape " + shape_str(shape) + ", got " + shape_str(shape_of(a)));
+  const py::array a = typed_array<T>(h, name, shape);
   const auto item = static_cast<py::ssize_t>(sizeof(T));
   bool ok = reinterpret_cast<uintptr_t>(a.data()) % alignof(T) == 0 && (a.shape(2) <= 1 || a.strides(2) == item);
   std::vector<int64_t> strides(3);

@@ -686,8 +686,8 @@ def test_matmul_runs_the_blas_on_one_thread_and_restores_its_count():
     np.testing.assert_array_equal(out, np.full((64, 84), 120, np.float32))
 
 
-def _backward_with(cell, dhs, seed=5, B_=19, T_=5, I_=3, H_=40):
-    """dx, dh0, dc0 and the weight gradients of one cpp forward + backward whose dhs is ``dhs(T, B, H, rng)``."""
+def _layer_problem(cell, seed, B_=19, T_=5, I_=3, H_=40):
+    """rng, x (T, B, I), h0, c0 (LSTM, else None) and float32 Weights of one layer-direction."""
     from pyrnn.backends.contract import GATES, Weights
 
     rng = np.random.default_rng(seed)
@@ -696,7 +696,13 @@ def _backward_with(cell, dhs, seed=5, B_=19, T_=5, I_=3, H_=40):
     h0 = rng.standard_normal((B_, H_)).astype(np.float32)
     c0 = rng.standard_normal((B_, H_)).astype(np.float32) if cell == "lstm" else None
     w = Weights(*(0.3 * rng.standard_normal(s).astype(np.float32) for s in [(G * H_, I_), (G * H_, H_), (G * H_,), (G * H_,)]))
-    grads = Weights(*(np.zeros_like(a) for a in w))
+    return rng, x, h0, c0, w
+
+
+def _backward_with(cell, dhs, seed=5, B_=19, T_=5, H_=40):
+    """dx, dh0, dc0 and the weight gradients of one cpp forward + backward whose dhs is ``dhs(T, B, H, rng)``."""
+    rng, x, h0, c0, w = _layer_problem(cell, seed, B_, T_, 3, H_)
+    grads = type(w)(*(np.zeros_like(a) for a in w))
     _, _, _, saved = cpp.recurrent_forward(cell, x, h0, c0, w)
     dhT = rng.standard_normal((B_, H_)).astype(np.float32)
     dcT = rng.standard_normal((B_, H_)).astype(np.float32) if cell == "lstm" else None
@@ -731,16 +737,9 @@ def test_dhs_strides_the_kernel_cannot_read_are_refused(view):
         _backward_with("lstm", lambda T_, B_, H_, rng: view(rng.standard_normal((T_, B_, H_), np.float32)))
 
 
-def _forward_with(cell, out, seed=6, B_=19, T_=5, I_=3, H_=40, lengths=None):
+def _forward_with(cell, out, seed=6, lengths=None):
     """(hs, hT) of one cpp forward (training: the cache is kept) with ``out``."""
-    from pyrnn.backends.contract import GATES, Weights
-
-    rng = np.random.default_rng(seed)
-    G = GATES[cell]
-    x = rng.standard_normal((T_, B_, I_)).astype(np.float32)
-    h0 = rng.standard_normal((B_, H_)).astype(np.float32)
-    c0 = rng.standard_normal((B_, H_)).astype(np.float32) if cell == "lstm" else None
-    w = Weights(*(0.3 * rng.standard_normal(s).astype(np.float32) for s in [(G * H_, I_), (G * H_, H_), (G * H_,), (G * H_,)]))
+    _, x, h0, c0, w = _layer_problem(cell, seed)
     hs, hT, _, _ = cpp.recurrent_forward(cell, x, h0, c0, w, lengths=lengths, out=out)
     return hs, hT
 
