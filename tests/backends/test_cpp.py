@@ -220,8 +220,9 @@ def test_every_isa_and_team_match_the_reference(isa, threads, dtype, cell, shape
     want = run(layer, x, state, dy, dstate, "numpy")
     got = run(layer, x, state, dy, dstate, "cpp")
     tol = dict(rtol=1e-10, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-5, atol=2e-5)
-    for k in want:  # float32: atol scales with the array (a long sum's rounding does: T=80's gradients reach ~50)
-        atol = tol["atol"] * max(1.0, float(np.abs(want[k]).max())) if dtype == np.float32 else tol["atol"]
+    long_sums = dtype == np.float32 and T * B > 200  # float32 rounding of long sums scales with the array (T=80: ~50)
+    for k in want:
+        atol = tol["atol"] * max(1.0, float(np.abs(want[k]).max())) if long_sums else tol["atol"]
         np.testing.assert_allclose(got[k], want[k], err_msg=f"{isa} {k}", rtol=tol["rtol"], atol=atol)
     with pyrnn.use_backend("numpy"), pyrnn.no_grad():  # variable lengths: carried steps split over the team too
         want = layer.forward(x, state, lengths=lengths)[0]
