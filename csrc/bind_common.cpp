@@ -193,6 +193,10 @@ void bind_common(py::module_& m) {
         return out;
       },
       "CPUID flags beyond the instruction sets: {'avx512_bf16': bool, 'amx_bf16': bool}.");
+  m.def("measured_clock_ghz", &measured_clock_ghz, py::arg("threads"), py::arg("ms"),
+        py::call_guard<py::gil_scoped_release>(),
+        "The cores' clock in GHz, measured: `threads` threads at once each run a chain of dependent integer adds "
+        "(one per cycle) for ~`ms` ms of their CPU time; the median of their clocks (0.0: cannot measure here).");
   m.def("matmul_bf16", &matmul_bf16, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         "op(a) (M, K) @ op(b) (K, N) (trans_a: a is (K, M), trans_b: b is (N, K)), float32 arrays, both operands "
         "rounded to bfloat16, float32 sums; a new (M, N) float32 array. Single-threaded, without the GIL.");

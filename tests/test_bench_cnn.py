@@ -155,6 +155,19 @@ def test_fma_limit_from_the_flags_and_the_clock():
     assert bench_cnn.cpu_description(zen4) == "AMD EPYC (AuthenticAMD family 25 model 17, avx512f, 2600.0 MHz)"
 
 
+def test_fma_limit_takes_the_measured_clock_on_this_machine():
+    """/proc/cpuinfo's 'cpu MHz' is the nominal clock under a hypervisor (rows ran at 107% of a limit
+    computed from it): on this machine the limit takes the clock the cores run at, measured."""
+    from pyrnn import _C
+
+    limit = bench_cnn.fma_limit(1)
+    if not isinstance(limit, bench_cnn.FmaLimit) or _C.measured_clock_ghz(1, 1) == 0:
+        pytest.skip("no FMA limit, or no clock measurement, on this CPU")
+    assert limit.clock.startswith("measured: 1 threads at once") and "/proc/cpuinfo says" in limit.clock
+    assert 0.3 < limit.ghz < 8.0 and limit.gflops == pytest.approx(limit.ghz * limit.per_cycle)
+    assert bench_cnn.fma_limit(1, measure=False).clock == "'cpu MHz' of /proc/cpuinfo"
+
+
 def test_format_gflops_sets_the_rates_beside_the_peaks():
     limit = bench_cnn.FmaLimit(2, 2.5, 32, "test")  # 160 GFLOP/s
     rows = [bench_cnn.Timing("conv", "train", "cpp", [0.01], gflop=1.2), _timing("net", "train", "cpp", [3])]

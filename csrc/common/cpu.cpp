@@ -1,9 +1,15 @@
 // See cpu.h.
 #include "cpu.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include <time.h>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define PYRNN_X86 1
@@ -78,6 +84,57 @@ bool cpu_has(CpuFeature f) {
   (void)f;
   return false;
 }
+
+#if PYRNN_X86 && defined(__GNUC__)
+namespace {
+// rounds x 64 adds, each waiting for the one before: 64 cycles a round
+void add_chain(int64_t rounds) {
+  uint64_t x = 0;
+  for (int64_t r = 0; r < rounds; ++r) asm volatile(".rept 64\n\tadd $1, %0\n\t.endr" : "+r"(x));
+}
+
+double thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+// this thread's clock: batches of ~1 M cycles (under a millisecond) until ms of its CPU time
+double chain_clock_ghz(int ms) {
+  constexpr int64_t kRounds = 1 << 14;
+  add_chain(kRounds);  // out of any idle state first
+  int64_t rounds = 0;
+  const double t0 = thread_cpu_ns();
+  double t = t0;
+  while (t - t0 < ms * 1e6) {
+    add_chain(kRounds);
+    rounds += kRounds;
+    t = thread_cpu_ns();
+  }
+  return 64.0 * rounds / (t - t0);
+}
+}  // namespace
+
+double measured_clock_ghz(int threads, int ms) {
+  if (threads < 1 || ms < 1)
+    throw std::invalid_argument("measured_clock_ghz: expected threads >= 1 and ms >= 1, got " +
+                                std::to_string(threads) + " and " + std::to_string(ms));
+  std::vector<double> ghz(threads);
+  std::vector<std::thread> team;
+  for (int i = 1; i < threads; ++i) team.emplace_back([&ghz, i, ms] { ghz[i] = chain_clock_ghz(ms); });
+  ghz[0] = chain_clock_ghz(ms);
+  for (auto& th : team) th.join();
+  std::sort(ghz.begin(), ghz.end());
+  return threads % 2 ? ghz[threads / 2] : 0.5 * (ghz[threads / 2 - 1] + ghz[threads / 2]);
+}
+#else
+double measured_clock_ghz(int threads, int ms) {
+  if (threads < 1 || ms < 1)
+    throw std::invalid_argument("measured_clock_ghz: expected threads >= 1 and ms >= 1, got " +
+                                std::to_string(threads) + " and " + std::to_string(ms));
+  return 0.0;
+}
+#endif
 
 #if PYRNN_X86
 constexpr unsigned kFtzDaz = 0x8040;  // MXCSR bit 15 flush-to-zero, bit 6 denormals-are-zero

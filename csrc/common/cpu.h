@@ -40,4 +40,10 @@ enum class CpuFeature : int {
 };
 bool cpu_has(CpuFeature f);
 
+// The clock the cores run at, in GHz, measured (a hypervisor's /proc/cpuinfo gives the nominal one): each
+// of `threads` threads, all at once, runs a chain of dependent integer adds (one per cycle on every
+// x86-64) for about `ms` ms of its own CPU time (time it spends descheduled does not count); the median
+// of the threads' clocks. 0 where it cannot be measured (not x86-64 with GCC or clang).
+double measured_clock_ghz(int threads, int ms);
+
 }  // namespace pyrnn

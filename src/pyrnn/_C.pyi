@@ -47,6 +47,10 @@ def set_bf16_path(name: str) -> None: ...
 def cpu_features() -> dict[str, bool]:
     """CPUID flags beyond the instruction sets: {'avx512_bf16': bool, 'amx_bf16': bool}."""
 
+def measured_clock_ghz(threads: int, ms: int) -> float:
+    """The cores' clock in GHz, measured: ``threads`` threads at once each run a chain of dependent
+    integer adds (one per cycle) for ~``ms`` ms of their CPU time; the median (0.0: cannot measure here)."""
+
 def matmul_bf16(
     a: NDArray[np.float32], b: NDArray[np.float32], trans_a: bool = False, trans_b: bool = False
 ) -> NDArray[np.float32]:

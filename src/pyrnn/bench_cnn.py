@@ -595,34 +595,51 @@ def fma_flops_per_cycle(info):
 
 @dataclass(frozen=True)
 class FmaLimit:
-    """The float32 FMA throughput of ``cores`` cores at ``ghz``: ``cores * ghz * per_cycle`` GFLOP/s."""
+    """The float32 FMA throughput of ``cores`` cores at ``ghz``: ``cores * ghz * per_cycle`` GFLOP/s;
+    ``clock`` says where ``ghz`` came from."""
 
     cores: int
     ghz: float
     per_cycle: int
     why: str
+    clock: str = "'cpu MHz' of /proc/cpuinfo"
 
     @property
     def gflops(self):
         return self.cores * self.ghz * self.per_cycle
 
     def describe(self):
-        return (f"{self.gflops:.0f} GFLOP/s = {self.cores} cores x {self.ghz:.2f} GHz ('cpu MHz' of /proc/cpuinfo) "
+        return (f"{self.gflops:.0f} GFLOP/s = {self.cores} cores x {self.ghz:.2f} GHz ({self.clock}) "
                 f"x {self.per_cycle} flop/cycle ({self.why})")
 
 
-def fma_limit(threads=2, info=None):
-    """:class:`FmaLimit` of ``threads`` cores at the clock /proc/cpuinfo reports (its 'cpu MHz':
-    the nominal clock under a hypervisor; turbo runs higher), or a string saying why it is unknown."""
+def fma_limit(threads=2, info=None, measure=None):
+    """:class:`FmaLimit` of ``threads`` cores, or a string saying why it is unknown.
+
+    The clock is measured when ``measure`` (default: when ``info`` is None, i.e. this machine's
+    /proc/cpuinfo is read): :func:`pyrnn._C.measured_clock_ghz` on every core at once, the clock the
+    cores run at under load. Otherwise, or where it cannot be measured, the 'cpu MHz' of /proc/cpuinfo,
+    which under a hypervisor is the nominal clock (turbo runs higher: then the sgemm can exceed it)."""
+    measure = info is None if measure is None else measure
     info = _cpuinfo() if info is None else info
     per_cycle, why = fma_flops_per_cycle(info)
     if per_cycle is None:
         return why
+    cores = min(threads, os.cpu_count() or threads)
+    nominal = info.get("cpu MHz")
+    if measure:
+        from . import _C
+
+        ghz = _C.measured_clock_ghz(cores, 300)
+        if ghz > 0:
+            said = f"; /proc/cpuinfo says {nominal} MHz" if nominal else ""
+            return FmaLimit(cores, ghz, per_cycle, why,
+                            f"measured: {cores} threads at once, each a chain of dependent adds, one a cycle{said}")
     try:
-        ghz = float(info["cpu MHz"]) / 1e3
-    except (KeyError, ValueError):
+        ghz = float(nominal) / 1e3
+    except (TypeError, ValueError):
         return f"clock unknown: no 'cpu MHz' in /proc/cpuinfo ({why})"
-    return FmaLimit(min(threads, os.cpu_count() or threads), ghz, per_cycle, why)
+    return FmaLimit(cores, ghz, per_cycle, why)
 
 
 def _cell(t):

@@ -263,6 +263,15 @@ def test_a_team_splitting_the_batch_gives_one_threads_bits(isa, dtype, cell):
         np.testing.assert_allclose(got[2][-1][k], v, err_msg=k, **tol)
 
 
+def test_measured_clock_is_a_cpus_and_its_arguments_are_checked():
+    ghz = _C.measured_clock_ghz(2, 20)
+    if ghz == 0:
+        pytest.skip("the clock cannot be measured here (not x86-64 with GCC or clang)")
+    assert 0.3 < ghz < 8.0, f"expected the clock of a CPU, got {ghz} GHz (the add chain was not timed as written)"
+    with pytest.raises(ValueError, match="expected threads >= 1 and ms >= 1, got 0 and 10"):
+        _C.measured_clock_ghz(0, 10)
+
+
 def test_isa_choice_is_checked_and_reported():
     assert _C.isa() in _C.supported_isas() and _C.supported_isas()[0] == "generic"
     assert _C.isa() == _C.supported_isas()[-1], "expected the widest supported instruction set by default"
