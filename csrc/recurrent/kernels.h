@@ -55,6 +55,9 @@ struct BackwardPlan {  // one BPTT time loop, set up by recurrent.cpp
   F* dc;                // (B, H) scratch holding dcT on entry (LSTM)
   F* dc_kept;           // (B, H) scratch when d.lengths is set
   Cancel* cancel;       // polled by tid 0 once per step (see cancel.h)
+  // few input features (I <= kNarrowInputs, float operands): W_ih^T (I, G*H); the loop writes io.dx, each step's
+  // rows while its dA is in cache (else null: the driver's GEMMs after the loop do)
+  const F* w_ih_t = nullptr;
   // dtype="bfloat16": the GEMM's operands (then w_packed is unused)
   const Bf16Operands* bf16 = nullptr;
 };
@@ -76,9 +79,15 @@ struct IsaKernels {
   // product after the backward loop (acc false: C is overwritten)
   void (*gemm_tn)(int64_t m, int64_t n, int64_t K, const F* A, int64_t lda, const F* P, int64_t ldp, F* C, int64_t ldc,
                   bool acc);
+  // few input features (n <= kNarrowInputs): C (m, n) (+)= A^T P and s (m) (+)= A^T 1 in one pass over A (dW_ih and
+  // the bias gradient after the backward loop)
+  void (*gemm_tn_narrow)(int64_t m, int64_t n, int64_t K, const F* A, int64_t lda, const F* P, int64_t ldp, F* C,
+                         int64_t ldc, F* s, bool acc);
   void (*tanh)(int64_t n, const F* x, F* y);  // the cells' activations, elementwise (for tests)
   void (*sigmoid)(int64_t n, const F* x, F* y);
 };
+
+constexpr int64_t kNarrowInputs = 4;  // the most input features the narrow products take
 
 struct KernelTable {
   Isa isa;
