@@ -15,13 +15,20 @@ fresh process per measurement).
                                            # --skip-cnn: no image CNN section (~3 min on an idle machine)
                                            # --skip-busy: no busy-machine section (~1 min)
 
-Times are medians in one process; speed-ups are ratios from that same run.
+Each section runs in a process of its own, started fresh (``--section NAME`` prints one): what a section
+measures does not depend on what ran before it (PyTorch's adding-problem step took 31 ms in a fresh process
+and 16 ms after the bfloat16 section in the same one: glibc's malloc thresholds that the large tensors had
+moved). The adding problem's step is measured twice, with glibc's defaults and with its mmap and trim
+thresholds raised (no page faults for either library). Times are medians; speed-ups are ratios between
+implementations timed in the same process, in alternating blocks.
 """
 
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
+import subprocess
 import sys
 
 import bf16_vs_torch  # benchmarks/bf16_vs_torch.py (this script's folder is sys.path[0])
@@ -93,37 +100,97 @@ def bf16_section(threads=2):
     )
 
 
-def sections(quick=False, skip_memory=False, skip_cnn=False, threads=2, skip_busy=False):
-    """The Markdown sections after the header, each measured now."""
+def layer_section(quick=False, threads=2):
+    """The one-layer table: every recurrent config and Conv1D, every backend and PyTorch, with the sgemm
+    peak (measured after the rows) and the FMA-unit limit."""
     rows = bench.run(quick=quick)
-    peak = bench.gemm_peak()  # after the layers, in the same run
+    peak = bench.gemm_peak()  # after the layers, in the same process
     limit = bench_cnn.fma_limit(threads)
-    out = [
+    return (
         "## One layer\n\n"
         "Median wall time in ms (GFLOP/s of the GEMMs in parentheses); `x vs torch` = PyTorch median / pyrnn median. "
         "Conv1D: stride 1, no padding; PyTorch on its channels-first layout. "
-        f"GEMM peak measured in the same run (NumPy's OpenBLAS sgemm, n = 1024 and 2048, every thread): "
+        f"GEMM peak measured in the same process (NumPy's OpenBLAS sgemm, n = 1024 and 2048, every thread): "
         f"{peak:.0f} GFLOP/s; the next column is the default backend's GFLOP/s as a share of it"
         + (f", the last its share of the FMA units' limit, {limit.describe()}.\n\n" if isinstance(limit, bench_cnn.FmaLimit)
            else f" (the FMA units' limit is unknown here: {limit}).\n\n")
-        + bench.format_table(rows, peak=peak, limit=limit.gflops if isinstance(limit, bench_cnn.FmaLimit) else None),
-        f"## One training epoch\n\n{bench.EPOCH.label}: pyrnn's `fit` against the same model, weights, data and batches in "
-        "PyTorch. Median wall time of an epoch in ms; `x vs torch` = PyTorch median / pyrnn median.\n\n"
-        + bench.format_table(bench.run_epochs()),
+        + bench.format_table(rows, peak=peak, limit=limit.gflops if isinstance(limit, bench_cnn.FmaLimit) else None)
+    )
+
+
+def epoch_section():
+    return (f"## One training epoch\n\n{bench.EPOCH.label}: pyrnn's `fit` against the same model, weights, data and batches "
+            "in PyTorch. Median wall time of an epoch in ms; `x vs torch` = PyTorch median / pyrnn median.\n\n"
+            + bench.format_table(bench.run_epochs()))
+
+
+#: glibc's malloc with its mmap and trim thresholds raised to 1 GiB (set before the process starts): freed
+#: blocks stay mapped, so neither library's step pays page faults for memory it had before
+ALLOCATOR_KEPT = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"}
+
+
+def adding_rows():
+    """The adding problem's rows, their label naming the allocator state of this process."""
+    state = "glibc thresholds raised" if os.environ.get("GLIBC_TUNABLES") == ALLOCATOR_KEPT["GLIBC_TUNABLES"] else "glibc defaults"
+    rows = bench.run_epochs(impls=["cpp", "torch"], case=bench.ADDING, blocks=7, block_seconds=0.1)
+    return bench.format_table([dataclasses.replace(t, label=f"{t.label}, {state}") for t in rows])
+
+
+def adding_section(quick=False, threads=2):
+    """The adding problem's fit step in two fresh processes: glibc's defaults, then ALLOCATOR_KEPT."""
+    first = fresh("adding-rows", quick, threads)
+    kept = fresh("adding-rows", quick, threads, ALLOCATOR_KEPT).splitlines()[2:]  # its rows, not the header
+    return (
         f"## The adding problem's fit step\n\n{bench.ADDING.label}: one `fit` call on one batch against the same "
-        "model, weights, data, Adam and gradient clipping in PyTorch; median wall time in ms per step over alternating blocks "
-        "of ~0.1 s; `x vs torch` = PyTorch median / pyrnn median.\n\n"
-        + bench.format_table(bench.run_epochs(case=bench.ADDING, blocks=7, block_seconds=0.1)),
-    ]
-    out.append(bf16_section(threads))
+        "model, weights, data, Adam and gradient clipping in PyTorch; median wall time in ms per step over alternating "
+        "blocks of ~0.1 s; `x vs torch` = PyTorch median / pyrnn median. pyrnn's default backend (cpp) and PyTorch "
+        "alone: blocks of the slower backends in between slowed PyTorch's next blocks (17 -> 28-37 ms; their "
+        "threads still held the cores). Two fresh processes: glibc's malloc as it "
+        "comes, then with its mmap and trim thresholds raised to 1 GiB (`GLIBC_TUNABLES=glibc.malloc.mmap_threshold="
+        "1073741824:glibc.malloc.trim_threshold=1073741824`): with the defaults PyTorch's step maps fresh memory "
+        "(thousands of page faults a step), with them raised it keeps its memory, as it does after larger "
+        "tensors have moved the thresholds in a long-running process.\n\n"
+        + "\n".join([first] + kept)
+    )
+
+
+def memory_section(skip_cnn=False):
+    return (f"## Peak memory\n\nGrowth of the peak resident set over one training step, a fresh process per "
+            f"measurement.\n\n{memory.TITLE}.\n\n" + memory.table()
+            + ("" if skip_cnn else f"\n\n{memory.unet_title()}.\n\n" + memory.unet_table()))
+
+
+#: --section NAME: what it prints (the arguments: quick, threads, skip_cnn)
+SECTIONS = {
+    "layers": lambda quick, threads, skip_cnn: layer_section(quick, threads),
+    "epoch": lambda quick, threads, skip_cnn: epoch_section(),
+    "adding-rows": lambda quick, threads, skip_cnn: adding_rows(),
+    "bf16": lambda quick, threads, skip_cnn: bf16_section(threads),
+    "busy": lambda quick, threads, skip_cnn: busy_section(),
+    "cnn": lambda quick, threads, skip_cnn: cnn_section(quick, threads),
+    "memory": lambda quick, threads, skip_cnn: memory_section(skip_cnn),
+}
+
+
+def fresh(name, quick=False, threads=2, env=None, skip_cnn=False):
+    """Section ``name`` measured in a fresh Python process (this script with ``--section``), ``env`` added
+    to its environment; its Markdown."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--section", name, "--threads", str(threads)]
+    cmd += ["--quick"] * quick + ["--skip-cnn"] * skip_cnn
+    done = subprocess.run(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, text=True, check=True)
+    return done.stdout.strip()
+
+
+def sections(quick=False, skip_memory=False, skip_cnn=False, threads=2, skip_busy=False):
+    """The Markdown sections after the header, each measured now in a fresh process."""
+    out = [fresh("layers", quick, threads), fresh("epoch", quick, threads), adding_section(quick, threads),
+           fresh("bf16", quick, threads)]
     if not skip_busy:
-        out.append(busy_section())
+        out.append(fresh("busy", quick, threads))
     if not skip_cnn:
-        out.append(cnn_section(quick, threads))
+        out.append(fresh("cnn", quick, threads))
     if not skip_memory:
-        out.append(f"## Peak memory\n\nGrowth of the peak resident set over one training step, a fresh process per "
-                   f"measurement.\n\n{memory.TITLE}.\n\n" + memory.table()
-                   + ("" if skip_cnn else f"\n\n{memory.unet_title()}.\n\n" + memory.unet_table()))
+        out.append(fresh("memory", quick, threads, skip_cnn=skip_cnn))
     return out
 
 
@@ -135,17 +202,21 @@ def main():
     ap.add_argument("--skip-busy", action="store_true", help="leave out the busy-machine section")
     ap.add_argument("--threads", type=int, default=2, help="threads of pyrnn (its team and BLAS) and of PyTorch (default 2)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
+    ap.add_argument("--section", choices=sorted(SECTIONS), help="print this one section, measured in this process")
     args = ap.parse_args()
     pyrnn.set_num_threads(args.threads)
     if torch is not None:
         torch.set_num_threads(args.threads)
+    if args.section:
+        print(SECTIONS[args.section](args.quick, args.threads, args.skip_cnn))
+        return 0
     flags = "".join(f" --{k.replace('_', '-')}" for k in ("quick", "skip_memory", "skip_cnn", "skip_busy") if getattr(args, k))
     flags += f" --threads {args.threads}" if args.threads != 2 else ""
     env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS")}
     text = (
         "# pyrnn benchmark results\n\n"
         f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by `python benchmarks/write_results.py"
-        f"{flags}`, one run.\n\n"
+        f"{flags}`, one run, each section in a fresh process.\n\n"
         f"Machine: {bench_cnn.cpu_description()}, {os.cpu_count()} cores, {args.threads} threads used; "
         f"Python {platform.python_version()}, NumPy {np.__version__}, "
         f"pyrnn {pyrnn.__version__}, PyTorch {_torch_version()}; environment {env}.\n\n"
