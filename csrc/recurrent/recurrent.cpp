@@ -57,15 +57,24 @@ int64_t bf16_cost_columns(bool bf16, int64_t GH) {
   return bf16 && active_bf16_path() == Bf16Path::Avx512Bf16 ? GH / 2 : GH;
 }
 
-// Work of one chunk of the GEMMs after the backward loop (the team's, all members): ~5 ms at full
-// speed, so a cancellation lands soon, and enough rows (K) that the BLAS runs near its peak.
-constexpr int64_t kPostChunkFlops = int64_t(1) << 29;
+// Work of one chunk of the GEMMs after the backward loop (the team's, all members), float32: at most ~40 ms
+// of one core (the whole chunk is one member's when the loop ran on one thread; float64 half as many flops),
+// so a cancellation lands soon, and enough rows (K) that the BLAS runs near its peak. bf16 keeps the chunks
+// measured for it (kPostChunkFlopsBf16: 4x for VDPBF16PS, 1x for the emulation).
+constexpr int64_t kPostChunkFlops = int64_t(1) << 32;
+constexpr int64_t kPostChunkFlopsBf16 = int64_t(1) << 29;
 // ... and of at most kPostChunkBytes of dA, H_prev and X rows (the L2 of one AMD Zen 4 core; Intel Xeon's is
 // 1-2 MiB), so a unit's products after the first find them in cache, unless that leaves fewer than
 // kPostChunkRows rows (short products run below the BLAS's speed). The adding problem's backward (LSTM(2->64)
 // T=200 B=50, whose dA is 10 MB), 2 threads on an EPYC: 7.0 -> 6.3 ms against one chunk of the 200 steps.
 constexpr int64_t kPostChunkBytes = int64_t(1) << 20;
 constexpr int64_t kPostChunkRows = 256;
+// ... but at least kPostChunkRowsSpilled rows when the weight gradients' sums (G*H x (I+H)) pass kPostSpillBytes:
+// each chunk's products read and write their share of them from L3 again. LSTM T=100 B=64 I=H=512 (dW: 8 MB),
+// backward medians of 12 calls alternating in one process on the EPYC: 1 step (64 rows) a chunk 347 ms, 10
+// steps 327; H=256 (1.5 MB; 4 or 10 steps): LSTM 66.8 / 64.8 ms, GRU 64.4 / 64.5, so no floor there.
+constexpr int64_t kPostSpillBytes = int64_t(4) << 20;
+constexpr int64_t kPostChunkRowsSpilled = 640;
 
 // Units of the GEMMs after the backward loop over m rows for a team of n, `per_member` each (a member that
 // is descheduled leaves its later ones to the others), each at least 64 rows; one on one thread (a split
@@ -279,13 +288,16 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // VDPBF16PS: chunks of 4x the flops (~2x the time of float32's, far within the ~50 ms of a Ctrl-C): each
   // chunk reads and writes the dW sums once more, which costs a bf16 chunk of few rows more than its products
   const bool fast_bf16 = b16 != nullptr && active_bf16_path() == Bf16Path::Avx512Bf16;
-  const int64_t chunk_flops = kPostChunkFlops * (fast_bf16 ? 4 : 1);
+  const int64_t chunk_flops =
+      b16 ? kPostChunkFlopsBf16 * (fast_bf16 ? 4 : 1) : kPostChunkFlops * 4 / static_cast<int64_t>(sizeof(F));
   // and few enough rows that a weight unit's three products over a chunk (dW_ih, db, dW_hh) find its columns
-  // of dA, H_prev and X in cache after the first (kPostChunkBytes; never fewer than kPostChunkRows). Neither
-  // bound depends on the team.
+  // of dA, H_prev and X in cache after the first (kPostChunkBytes; never fewer than kPostChunkRows, or
+  // kPostChunkRowsSpilled for large weights). Neither bound depends on the team.
   const int64_t cached_rows = kPostChunkBytes / static_cast<int64_t>(sizeof(F)) / (GH + H + I);
+  const int64_t min_rows =
+      GH * (I + H) * static_cast<int64_t>(sizeof(F)) > kPostSpillBytes ? kPostChunkRowsSpilled : kPostChunkRows;
   const int64_t Tc = std::max<int64_t>(
-      1, std::min({T, chunk_flops / (B * 2 * GH * (2 * I + H)), std::max(kPostChunkRows, cached_rows) / B}));
+      1, std::min({T, chunk_flops / (B * 2 * GH * (2 * I + H)), std::max(min_rows, cached_rows) / B}));
   // Few input features (the adding problem's I = 2), where a BLAS call of I columns runs far below its speed:
   // the loop writes dX, each step's rows while its dA is in cache (the ISA's narrow product, from W_ih^T), and
   // dW_ih with the bias sums is one narrow pass over dA after it. LSTM(2->64) T=200 B=50, 2 threads of an EPYC,
