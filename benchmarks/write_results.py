@@ -16,10 +16,10 @@ fresh process per measurement).
                                            # --skip-busy: no busy-machine section (~1 min)
 
 Each section runs in a process of its own, started fresh (``--section NAME`` prints one): what a section
-measures does not depend on what ran before it (PyTorch's adding-problem step took 31 ms in a fresh process
-and 16 ms after the bfloat16 section in the same one: glibc's malloc thresholds that the large tensors had
-moved). The adding problem's step is measured twice, with glibc's defaults and with its mmap and trim
-thresholds raised (no page faults for either library). Times are medians; speed-ups are ratios between
+measures does not depend on what ran before it (PyTorch's adding-problem step took 31 ms in a fresh process,
+~6,400 page faults a step, and 16 ms with none after the bfloat16 section had run in the same one). The adding
+problem's step is measured twice, with glibc's malloc defaults and with its mmap and trim thresholds raised
+(then PyTorch's step runs without page faults in a fresh process too). Times are medians; speed-ups are ratios between
 implementations timed in the same process, in alternating blocks.
 """
 
@@ -148,8 +148,8 @@ def adding_section(quick=False, threads=2):
         "threads still held the cores). Two fresh processes: glibc's malloc as it "
         "comes, then with its mmap and trim thresholds raised to 1 GiB (`GLIBC_TUNABLES=glibc.malloc.mmap_threshold="
         "1073741824:glibc.malloc.trim_threshold=1073741824`): with the defaults PyTorch's step maps fresh memory "
-        "(thousands of page faults a step), with them raised it keeps its memory, as it does after larger "
-        "tensors have moved the thresholds in a long-running process.\n\n"
+        "(~6,400 page faults a step), with them raised it keeps its memory, and runs as it did after other "
+        "sections had run in its process (none then).\n\n"
         + "\n".join([first] + kept)
     )
 
