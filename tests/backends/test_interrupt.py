@@ -83,14 +83,19 @@ CHILD = textwrap.dedent(
         from threadpoolctl import threadpool_info
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
 
-    # steps for a call of `run` of ~4 s (the per-step time measured includes a call's fixed cost, so
-    # calls come out at 2-4 s: the signal, ~1 s after the first call starts, lands inside it), at most
-    # ~600 MB of arrays
+    # steps for a call of `run` of ~4 s (the signal, ~1 s after the first call starts, lands inside it), at
+    # most ~600 MB of arrays. The per-step time is measured on a call of ~1 s after a short one, so that a
+    # call's fixed cost hardly counts: the backward's weight-gradient sums (75 MB here, written once per chunk
+    # of steps) made the short call's steps look 2.5x dearer, and its calls came out at ~1.5 s, the signal
+    # sometimes landing between two of them
     def long_steps(run, per_step_bytes, least):
-        t = time.perf_counter()
-        run(T_SMALL)
-        per_step = (time.perf_counter() - t) / T_SMALL
-        return int(min(max(4.0 / per_step, least), 600e6 / per_step_bytes))
+        cap, n = int(600e6 / per_step_bytes), T_SMALL
+        for _ in range(2):
+            t = time.perf_counter()
+            run(n)
+            per_step = (time.perf_counter() - t) / n
+            n = int(min(max(1.0 / per_step, n), cap))
+        return int(min(max(4.0 / per_step, least), cap))
 
     def latency():
         caught = time.monotonic()
