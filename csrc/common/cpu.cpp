@@ -114,11 +114,13 @@ double chain_clock_ghz(int ms) {
   return 64.0 * rounds / (t - t0);
 }
 }  // namespace
+#endif
 
 double measured_clock_ghz(int threads, int ms) {
   if (threads < 1 || ms < 1)
     throw std::invalid_argument("measured_clock_ghz: expected threads >= 1 and ms >= 1, got " +
                                 std::to_string(threads) + " and " + std::to_string(ms));
+#if PYRNN_X86 && defined(__GNUC__)
   std::vector<double> ghz(threads);
   std::vector<std::thread> team;
   for (int i = 1; i < threads; ++i) team.emplace_back([&ghz, i, ms] { ghz[i] = chain_clock_ghz(ms); });
@@ -126,15 +128,10 @@ double measured_clock_ghz(int threads, int ms) {
   for (auto& th : team) th.join();
   std::sort(ghz.begin(), ghz.end());
   return threads % 2 ? ghz[threads / 2] : 0.5 * (ghz[threads / 2 - 1] + ghz[threads / 2]);
-}
 #else
-double measured_clock_ghz(int threads, int ms) {
-  if (threads < 1 || ms < 1)
-    throw std::invalid_argument("measured_clock_ghz: expected threads >= 1 and ms >= 1, got " +
-                                std::to_string(threads) + " and " + std::to_string(ms));
   return 0.0;
-}
 #endif
+}
 
 #if PYRNN_X86
 constexpr unsigned kFtzDaz = 0x8040;  // MXCSR bit 15 flush-to-zero, bit 6 denormals-are-zero
