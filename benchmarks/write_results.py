@@ -146,8 +146,8 @@ def adding_section(quick=False, threads=2):
         "blocks of ~0.1 s; `x vs torch` = PyTorch median / pyrnn median. pyrnn's default backend (cpp) and PyTorch "
         "alone: blocks of the slower backends in between slowed PyTorch's next blocks (17 -> 28-37 ms; their "
         "threads still held the cores). Two fresh processes: glibc's malloc as it "
-        "comes, then with its mmap and trim thresholds raised to 1 GiB (`GLIBC_TUNABLES=glibc.malloc.mmap_threshold="
-        "1073741824:glibc.malloc.trim_threshold=1073741824`): with the defaults PyTorch's step maps fresh memory "
+        f"comes, then with its mmap and trim thresholds raised to 1 GiB (`GLIBC_TUNABLES={ALLOCATOR_KEPT['GLIBC_TUNABLES']}`): "
+        "with the defaults PyTorch's step maps fresh memory "
         "(~6,400 page faults a step), with them raised it keeps its memory, and runs as it did after other "
         "sections had run in its process (none then).\n\n"
         + "\n".join([first] + kept)
