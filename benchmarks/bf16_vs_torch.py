@@ -114,8 +114,13 @@ def main():
     ap.add_argument("--blocks", type=int, default=9)
     ap.add_argument("--block-seconds", type=float, default=0.2)
     ap.add_argument("--no-torch", action="store_true", help="pyrnn float32 against bf16 only")
+    ap.add_argument("--bf16-path", choices=_C.supported_bf16_paths(), default=None,
+                    help="the bf16 kernels to time (default: the fastest this CPU has), e.g. avx512_bf16 on an "
+                         "AMX machine to compare it with amx")
     args = ap.parse_args()
     pyrnn.set_num_threads(args.threads)
+    if args.bf16_path is not None:
+        _C.set_bf16_path(args.bf16_path)
     print(f"CPU: {cpu_description()}; cpu_features {_C.cpu_features()}; pyrnn bf16 path: {_C.bf16_path()}; "
           f"isa {_C.isa()}; {args.threads} threads; load average before: {load_average()}")
     print(HEADER)

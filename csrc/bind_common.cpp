@@ -57,9 +57,12 @@ py::array_t<float> apply_f32(py::handle xh, py::handle isa, bool tanh, const cha
 }
 
 Bf16Path bf16_path_from_name(const std::string& name) {
-  for (Bf16Path p : {Bf16Path::Emulated, Bf16Path::Avx512Bf16})
+  std::string names;
+  for (Bf16Path p : kBf16Paths) {
     if (name == bf16_path_name(p)) return p;
-  throw py::value_error("bf16 path: expected 'emulated' or 'avx512_bf16', got '" + name + "'");
+    names += std::string(names.empty() ? "'" : ", '") + bf16_path_name(p) + "'";
+  }
+  throw py::value_error("bf16 path: expected one of " + names + ", got '" + name + "'");
 }
 
 // The operands of op(a) (M, K) @ op(b) (K, N) (op: transposed or not), checked: 2-D C-contiguous arrays of F
@@ -171,16 +174,17 @@ void bind_common(py::module_& m) {
       "Use this instruction set's loops (one of supported_isas()).");
   m.def(
       "bf16_path", [] { return std::string(bf16_path_name(active_bf16_path())); },
-      "'avx512_bf16' (VDPBF16PS) or 'emulated' (float32 emulation): what the bfloat16 GEMMs use now.");
+      "'amx' (TDPBF16PS tiles), 'avx512_bf16' (VDPBF16PS), 'emulated' (float32 emulation) or 'amx_emulated' (the "
+      "amx kernel on a software model of the tiles, for tests): what the bfloat16 GEMMs use now.");
   m.def(
       "supported_bf16_paths",
       [] {
         py::list out;
-        for (Bf16Path p : {Bf16Path::Emulated, Bf16Path::Avx512Bf16})
+        for (Bf16Path p : kBf16Paths)
           if (bf16_path_supported(p)) out.append(bf16_path_name(p));
         return out;
       },
-      "The bfloat16 GEMM paths this CPU runs, the emulation first.");
+      "The bfloat16 GEMM paths this CPU runs, the emulations first.");
   m.def(
       "set_bf16_path", [](const std::string& name) { set_bf16_path(bf16_path_from_name(name)); }, py::arg("name"),
       "Use this bfloat16 GEMM path (one of supported_bf16_paths()).");

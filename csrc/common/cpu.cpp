@@ -11,6 +11,11 @@
 
 #include <time.h>
 
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define PYRNN_X86 1
 #include <xmmintrin.h>
@@ -83,6 +88,21 @@ bool cpu_has(CpuFeature f) {
 #endif
   (void)f;
   return false;
+}
+
+bool amx_tiles_granted() {
+  static const bool granted = [] {
+    if (!cpu_has(CpuFeature::AmxBf16)) return false;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    constexpr long kGetPerm = 0x1022, kReqPerm = 0x1023, kXtileData = 18;  // asm/prctl.h, XFEATURE_XTILEDATA
+    if (syscall(SYS_arch_prctl, kReqPerm, kXtileData) != 0) return false;
+    unsigned long mask = 0;
+    return syscall(SYS_arch_prctl, kGetPerm, &mask) == 0 && (mask >> kXtileData & 1ul);
+#else
+    return false;
+#endif
+  }();
+  return granted;
 }
 
 #if PYRNN_X86 && defined(__GNUC__)

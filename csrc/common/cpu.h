@@ -40,6 +40,11 @@ enum class CpuFeature : int {
 };
 bool cpu_has(CpuFeature f);
 
+// Whether this process may use the AMX tiles: cpu_has(AmxBf16) and, on Linux, the kernel granted the tile
+// data state (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), asked once per process; false on kernels
+// before 5.16, which refuse it, and off Linux).
+bool amx_tiles_granted();
+
 // The clock the cores run at, in GHz, measured (a hypervisor's /proc/cpuinfo gives the nominal one): each
 // of `threads` threads, all at once, runs a chain of dependent integer adds (one per cycle on every
 // x86-64) for about `ms` ms of its own CPU time (time it spends descheduled does not count); the median

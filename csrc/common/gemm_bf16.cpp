@@ -1,5 +1,6 @@
 // See gemm_bf16.h: the run-time choice of path, the packing, the float32 emulation of the bf16
-// products and the general GEMM gemm_bf16. The VDPBF16PS panel GEMM is gemm_bf16_avx512.cpp.
+// products and the general GEMM gemm_bf16. The VDPBF16PS panel GEMM is gemm_bf16_avx512.cpp, the AMX one
+// gemm_bf16_amx.cpp.
 #include "gemm_bf16.h"
 
 #include <algorithm>
@@ -53,6 +54,8 @@ const char* bf16_path_name(Bf16Path path) {
   switch (path) {
     case Bf16Path::Emulated: return "emulated";
     case Bf16Path::Avx512Bf16: return "avx512_bf16";
+    case Bf16Path::Amx: return "amx";
+    case Bf16Path::AmxEmulated: return "amx_emulated";
   }
   return "unknown";
 }
@@ -61,6 +64,8 @@ bool bf16_path_supported(Bf16Path path) {
   switch (path) {
     case Bf16Path::Emulated: return true;
     case Bf16Path::Avx512Bf16: return PYRNN_HAVE_AVX512_BF16_KERNEL && cpu_has(CpuFeature::Avx512Bf16);
+    case Bf16Path::Amx: return PYRNN_HAVE_AVX512_BF16_KERNEL && amx_tiles_granted();
+    case Bf16Path::AmxEmulated: return true;
   }
   return false;
 }
@@ -68,7 +73,10 @@ bool bf16_path_supported(Bf16Path path) {
 Bf16Path active_bf16_path() {
   int v = g_path.load(std::memory_order_relaxed);
   if (v < 0) {
-    v = static_cast<int>(bf16_path_supported(Bf16Path::Avx512Bf16) ? Bf16Path::Avx512Bf16 : Bf16Path::Emulated);
+    const Bf16Path best = bf16_path_supported(Bf16Path::Amx)          ? Bf16Path::Amx
+                          : bf16_path_supported(Bf16Path::Avx512Bf16) ? Bf16Path::Avx512Bf16
+                                                                      : Bf16Path::Emulated;
+    v = static_cast<int>(best);
     g_path.store(v, std::memory_order_relaxed);
   }
   return static_cast<Bf16Path>(v);
@@ -83,8 +91,11 @@ void set_bf16_path(Bf16Path path) {
 
 bf16_panel_fn bf16_panel_for(int64_t NR) {
   if (NR < 1 || NR > kMaxNR) throw std::invalid_argument("bf16 panel: expected 1 <= NR <= 64");
+  const Bf16Path path = active_bf16_path();
+  if (NR == 32 && path == Bf16Path::AmxEmulated) return detail::panel_amx_emulated;
 #if PYRNN_HAVE_AVX512_BF16_KERNEL
-  if (NR == 32 && active_bf16_path() == Bf16Path::Avx512Bf16) return detail::panel_avx512_bf16;
+  if (NR == 32 && path == Bf16Path::Avx512Bf16) return detail::panel_avx512_bf16;
+  if (NR == 32 && path == Bf16Path::Amx) return detail::panel_amx;
 #endif
   return panel_emulated;
 }
@@ -97,9 +108,10 @@ namespace {
 typedef uint32_t __attribute__((__may_alias__)) word_t;
 word_t* words(bf16_t* p) { return reinterpret_cast<word_t*>(p); }
 
-bool vector_conversions() {  // VCVTNE2PS2BF16 where the CPU has it (the same rounding as to_bf16)
+bool vector_conversions() {  // VCVTNE2PS2BF16 on the native paths where the CPU has it (the same rounding as to_bf16)
 #if PYRNN_HAVE_AVX512_BF16_KERNEL
-  return active_bf16_path() == Bf16Path::Avx512Bf16;
+  static const bool has = bf16_path_supported(Bf16Path::Avx512Bf16);
+  return has && bf16_path_native(active_bf16_path());
 #else
   return false;
 #endif

@@ -11,11 +11,14 @@
 //   panel        NR columns of op(B) (K, N), pair-interleaved: element (k, c) at ((k/2)*NR + c)*2 +
 //                k%2, zero past the matrix; size 2*K2*NR
 //
-// Paths, chosen at run time (set_bf16_path narrows the choice, for tests):
+// Paths, chosen at run time, the first the CPU has (set_bf16_path narrows the choice, for tests):
+//   amx          TDPBF16PS on AMX tiles (amx_tiles.h) where the CPU has AMX-BF16 and the OS granted the
+//                tile state (Sapphire Rapids+); panels of NR = 32 columns
 //   avx512_bf16  VDPBF16PS (_mm512_dpbf16_ps) where the CPU has AVX512-BF16 (Zen 4/5, Cooper Lake+);
 //                panels of NR = 32 columns
 //   emulated     the same products in float32 (bf16 widened, multiply-add): any CPU, any NR
-// AMX (TDPBF16PS) is not implemented; its CPUID flag is reported (cpu.h).
+//   amx_emulated the amx kernel on a software model of the tiles (any CPU, NR = 32; slow): tests only,
+//                never chosen by default
 #pragma once
 
 #include <cstdint>
@@ -45,7 +48,10 @@ inline float from_bf16(bf16_t b) {
   return f;
 }
 
-enum class Bf16Path : int { Emulated = 0, Avx512Bf16 = 1 };
+enum class Bf16Path : int { Emulated = 0, Avx512Bf16 = 1, Amx = 2, AmxEmulated = 3 };
+constexpr Bf16Path kBf16Paths[] = {Bf16Path::Emulated, Bf16Path::AmxEmulated, Bf16Path::Avx512Bf16, Bf16Path::Amx};
+// A path of the CPU's own bf16 instructions (VDPBF16PS or TDPBF16PS): ~4x the float32 products' speed
+inline bool bf16_path_native(Bf16Path p) { return p == Bf16Path::Avx512Bf16 || p == Bf16Path::Amx; }
 
 const char* bf16_path_name(Bf16Path path);
 bool bf16_path_supported(Bf16Path path);  // by this CPU and build
@@ -104,6 +110,12 @@ void panel_avx512_bf16(int64_t M, const Bf16Product& p1, const Bf16Product& p2, 
 void convert_avx512_bf16(int64_t n, const float* src, bf16_t* dst);
 // dst[c] = the pair (to_bf16(r0[c]), to_bf16(r1[c])) as one 32-bit word, r0's in the low half; r1 null: zeros
 void pairs_avx512_bf16(int64_t n, const float* r0, const float* r1, uint32_t* dst);
+// The AMX panel GEMM (NR = 32; gemm_bf16_amx.cpp): on the tiles (x86-64 GCC/clang builds), and on their
+// software model (any build)
+void panel_amx(int64_t M, const Bf16Product& p1, const Bf16Product& p2, float* C, int64_t ldc, int64_t n,
+               const float* bias, bool acc, int64_t NR);
+void panel_amx_emulated(int64_t M, const Bf16Product& p1, const Bf16Product& p2, float* C, int64_t ldc, int64_t n,
+                        const float* bias, bool acc, int64_t NR);
 }  // namespace detail
 
 }  // namespace pyrnn

@@ -52,10 +52,9 @@ int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
 }
 
 // The gate columns team_size weighs: a VDPBF16PS product costs half a float32 one (two products per lane
-// and instruction), so a bf16 step of G*H columns is as much work as a float32 one of G*H/2.
-int64_t bf16_cost_columns(bool bf16, int64_t GH) {
-  return bf16 && active_bf16_path() == Bf16Path::Avx512Bf16 ? GH / 2 : GH;
-}
+// and instruction), so a bf16 step of G*H columns is as much work as a float32 one of G*H/2. AMX is weighed
+// the same (not measured: no AMX machine here).
+int64_t bf16_cost_columns(bool bf16, int64_t GH) { return bf16 && bf16_path_native(active_bf16_path()) ? GH / 2 : GH; }
 
 // Work of one chunk of the GEMMs after the backward loop (the team's, all members), float32: at most ~40 ms
 // of one core (the whole chunk is one member's when the loop ran on one thread; float64 half as many flops),
@@ -287,7 +286,7 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // added into g once, after every chunk ran.
   // VDPBF16PS: chunks of 4x the flops (~2x the time of float32's, far within the ~50 ms of a Ctrl-C): each
   // chunk reads and writes the dW sums once more, which costs a bf16 chunk of few rows more than its products
-  const bool fast_bf16 = b16 != nullptr && active_bf16_path() == Bf16Path::Avx512Bf16;
+  const bool fast_bf16 = b16 != nullptr && bf16_path_native(active_bf16_path());
   const int64_t chunk_flops =
       b16 ? kPostChunkFlopsBf16 * (fast_bf16 ? 4 : 1) : kPostChunkFlops * 4 / static_cast<int64_t>(sizeof(F));
   // and few enough rows that a weight unit's three products over a chunk (dW_ih, db, dW_hh) find its columns

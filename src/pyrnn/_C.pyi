@@ -38,10 +38,11 @@ def set_isa(name: str) -> None: ...
 
 # bfloat16 GEMMs (dtype="bfloat16"; csrc/common/gemm_bf16.h): the path in use, and the general GEMM.
 def bf16_path() -> str:
-    """'avx512_bf16' (VDPBF16PS) or 'emulated' (float32 emulation): what the bfloat16 GEMMs use now."""
+    """'amx' (TDPBF16PS tiles), 'avx512_bf16' (VDPBF16PS), 'emulated' (float32 emulation) or 'amx_emulated' (the
+    amx kernel on a software model of the tiles, for tests): what the bfloat16 GEMMs use now."""
 
 def supported_bf16_paths() -> list[str]:
-    """The bfloat16 GEMM paths this CPU runs, the emulation first."""
+    """The bfloat16 GEMM paths this CPU runs, the emulations first."""
 
 def set_bf16_path(name: str) -> None: ...
 def cpu_features() -> dict[str, bool]:

@@ -1,6 +1,7 @@
 """bfloat16 mixed precision (pyrnn.backends.bfloat16): the rounding, the error bound it implies, the
-reference recurrent kernels against that bound, and the compiled bf16 paths (VDPBF16PS where the CPU has
-AVX512-BF16, the float32 emulation everywhere) against the specification.
+reference recurrent kernels against that bound, and the compiled bf16 paths (TDPBF16PS tiles where the CPU
+has AMX-BF16, VDPBF16PS where it has AVX512-BF16, the float32 emulation and the AMX kernel on a software
+model of the tiles everywhere) against the specification.
 
 Tolerances are derived, not chosen: U = 2**-8 per rounded operand (bf16's unit roundoff), gamma_K =
 K 2**-24 / (1 - K 2**-24) for a float32 sum of K exact products (pyrnn.backends.bfloat16's docstring).
@@ -31,7 +32,8 @@ def bf16_paths():
     return _C.supported_bf16_paths()
 
 
-ALL_PATHS = ("emulated", "avx512_bf16")
+ALL_PATHS = ("emulated", "amx_emulated", "avx512_bf16", "amx")
+NEEDS = {"avx512_bf16": "AVX512-BF16", "amx": "AMX-BF16 granted by the OS (arch_prctl ARCH_REQ_XCOMP_PERM)"}
 
 
 @pytest.fixture(params=ALL_PATHS)
@@ -42,7 +44,8 @@ def bf16_path(request):
     from pyrnn import _C
 
     if request.param not in _C.supported_bf16_paths():
-        pytest.skip(f"bf16 path {request.param!r}: this CPU has no AVX512-BF16 (cpu_features {_C.cpu_features()})")
+        pytest.skip(f"bf16 path {request.param!r} needs {NEEDS[request.param]}: not on this machine "
+                    f"(cpu_features {_C.cpu_features()})")
     before = _C.bf16_path()
     _C.set_bf16_path(request.param)
     try:
@@ -90,7 +93,10 @@ def test_matmul_bound_holds_and_is_not_vacuous():
 
 
 # --------------------------------------------------------------------- the compiled general GEMM
-@pytest.mark.parametrize("M, K, N", [(1, 1, 1), (8, 2, 32), (9, 3, 31), (37, 1031, 45), (64, 512, 64), (5, 0, 3)])
+# AMX blocks of 32 rows and steps of 32 k: (17, 33, 32) a block of 16 + 1 rows and a step of 1 pair after a
+# full one, in place; (40, 1031, 64) K over two packing blocks (the second adds to C in place), rows 32 + 8
+@pytest.mark.parametrize("M, K, N", [(1, 1, 1), (8, 2, 32), (9, 3, 31), (17, 33, 32), (37, 1031, 45), (40, 1031, 64),
+                                     (64, 512, 64), (5, 0, 3)])
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_compiled_matmul_matches_specification(bf16_path, M, K, N, trans_b):
     """_C.matmul_bf16 rounds as round_bf16 does: they differ only in the order of the float32 sums."""
@@ -133,16 +139,22 @@ def test_compiled_matmul_refuses_bad_arguments():
         _C.matmul_bf16(a.astype(np.float64), np.zeros((3, 4), np.float32))
     with pytest.raises(ValueError, match="expected 2-D a and b"):
         _C.matmul_bf16(a[0], np.zeros((3, 4), np.float32))
-    with pytest.raises(ValueError, match="bf16 path: expected 'emulated' or 'avx512_bf16', got 'amx'"):
-        _C.set_bf16_path("amx")
+    with pytest.raises(ValueError, match="bf16 path: expected one of 'emulated', 'amx_emulated', 'avx512_bf16', "
+                                         "'amx', got 'tiles'"):
+        _C.set_bf16_path("tiles")
+    for name in {"avx512_bf16", "amx"} - set(_C.supported_bf16_paths()):
+        with pytest.raises(ValueError, match=f"bf16 path: expected one this CPU supports, got '{name}'"):
+            _C.set_bf16_path(name)
 
 
 def test_cpu_features_agree_with_the_kernel_paths():
     pytest.importorskip("pyrnn._C")
     from pyrnn import _C
 
-    feats = _C.cpu_features()
-    assert ("avx512_bf16" in _C.supported_bf16_paths()) == feats["avx512_bf16"]
+    feats, paths = _C.cpu_features(), _C.supported_bf16_paths()
+    assert ("avx512_bf16" in paths) == feats["avx512_bf16"]
+    assert ("amx" in paths) <= feats["amx_bf16"]  # and the OS must grant the tiles
+    assert paths[:2] == ["emulated", "amx_emulated"]
     try:
         with open("/proc/cpuinfo") as f:
             flags = f.read().split()
@@ -152,14 +164,33 @@ def test_cpu_features_agree_with_the_kernel_paths():
     assert feats["amx_bf16"] == ("amx_bf16" in flags and "amx_tile" in flags)
 
 
+def test_default_path_is_the_fastest_supported():
+    """TDPBF16PS where the tiles are granted, else VDPBF16PS, else the emulation; never the tile model."""
+    pytest.importorskip("pyrnn._C")
+    import subprocess
+    import sys
+
+    from pyrnn import _C
+
+    paths = _C.supported_bf16_paths()
+    expected = "amx" if "amx" in paths else "avx512_bf16" if "avx512_bf16" in paths else "emulated"
+    fresh = subprocess.run([sys.executable, "-c", "from pyrnn import _C; print(_C.bf16_path())"], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    assert fresh == expected
+
+
 def test_amx_path():
-    """AMX (TDPBF16PS) is not implemented: the AVX512-BF16 or emulated path runs where AMX is present."""
+    """Where the CPU has AMX-BF16 and Linux grants the tile state, the AMX path is there."""
     pytest.importorskip("pyrnn._C")
     from pyrnn import _C
 
     if not _C.cpu_features()["amx_bf16"]:
-        pytest.skip("this CPU has no AMX-BF16 (and pyrnn has no AMX path yet)")
-    assert _C.bf16_path() in ("avx512_bf16", "emulated")  # pragma: no cover - an AMX machine
+        pytest.skip("this CPU has no AMX-BF16: the amx path is tested through its tile model (amx_emulated)")
+    import platform  # pragma: no cover - an AMX machine
+
+    release = tuple(int(v) for v in platform.release().split(".")[:2])  # pragma: no cover
+    if platform.system() == "Linux" and release >= (5, 16):  # pragma: no cover - kernels that grant AMX
+        assert "amx" in _C.supported_bf16_paths()
 
 
 # ------------------------------------------------------- the reference recurrent kernels, bounded
