@@ -108,8 +108,9 @@ def layer_section(quick=False, threads=2):
     limit = bench_cnn.fma_limit(threads)
     return (
         "## One layer\n\n"
-        "Median wall time in ms (GFLOP/s of the GEMMs in parentheses); `x vs torch` = PyTorch median / pyrnn median. "
-        "Conv1D: stride 1, no padding; PyTorch on its channels-first layout. "
+        "Median wall time in ms (GFLOP/s of the GEMMs in parentheses); `x vs torch` = the median of the per-round "
+        "ratios PyTorch / pyrnn, each pyrnn backend timed in alternation with PyTorch alone (the torch column: "
+        "PyTorch's blocks beside cpp's). Conv1D: stride 1, no padding; PyTorch on its channels-first layout. "
         f"GEMM peak measured in the same process (NumPy's OpenBLAS sgemm, n = 1024 and 2048, every thread): "
         f"{peak:.0f} GFLOP/s; the next column is the default backend's GFLOP/s as a share of it"
         + (f", the last its share of the FMA units' limit, {limit.describe()}.\n\n" if isinstance(limit, bench_cnn.FmaLimit)

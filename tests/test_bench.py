@@ -82,8 +82,8 @@ def test_run_rows_and_table():
     assert lines[-1].endswith(" | - |")  # no torch row: no ratio
 
 
-def _t(impl, ms, gflop=None, mode="train"):
-    return Timing("m", mode, impl, [m / 1e3 for m in ms], gflop)
+def _t(impl, ms, gflop=None, mode="train", reference=None):
+    return Timing("m", mode, impl, [m / 1e3 for m in ms], gflop, reference)
 
 
 def test_format_table_gives_medians_ranges_and_per_round_ratios_against_torch():
@@ -93,6 +93,34 @@ def test_format_table_gives_medians_ranges_and_per_round_ratios_against_torch():
         "|---|---|---|---|---|---|---|",
         "| m | train | 2.00 (1.00-2.00) | 8.00 (8.00-8.00) | 4.00 (4.00-8.00) | 4.00x (2.00-4.00) | 0.50x (0.50-1.00) |",
     ]
+
+
+def test_format_table_takes_each_ratio_over_the_torch_timed_with_it():
+    """run() pairs every pyrnn backend with PyTorch alone: the speed-up is over that pair's PyTorch, the
+    torch column is the row's own."""
+    rows = [_t("cpp", [2, 2, 2], reference=_t("torch", [8, 8, 8])), _t("numpy", [8, 8, 8], reference=_t("torch", [4, 2, 4])),
+            _t("torch", [6, 6, 6])]
+    assert bench.format_table(rows).splitlines()[-1] == (
+        "| m | train | 2.00 (2.00-2.00) | 8.00 (8.00-8.00) | 6.00 (6.00-6.00) | 4.00x (4.00-4.00) | 0.50x (0.25-0.50) |")
+
+
+def test_run_pairs_each_backend_with_torch_alone(monkeypatch):
+    """Each backend alternates with PyTorch alone, and the torch column is the first pair's PyTorch."""
+    calls = []
+
+    def fake_alternate(fns, blocks, block_seconds):
+        calls.append(sorted(fns))
+        return {name: [0.001 * len(calls)] * blocks for name in fns}
+
+    fn = (lambda: None, lambda: None)
+    monkeypatch.setattr(bench, "step_functions", lambda case, impls: {"cpp": fn, "numpy": fn, "torch": fn})
+    monkeypatch.setattr(bench, "alternate", fake_alternate)
+    rows = bench.run(blocks=2, cases=[TINY_GRU])
+    assert calls == [["cpp", "torch"], ["numpy", "torch"]] * 2  # train, then inference
+    train = [t for t in rows if t.mode == "train"]
+    assert [t.impl for t in train] == ["cpp", "numpy", "torch"]
+    assert train[0].reference.times == [0.001] * 2 and train[1].reference.times == [0.002] * 2
+    assert train[2] is train[0].reference
 
 
 def test_format_table_gives_the_first_impls_share_of_the_gemm_peak_never_above_100():

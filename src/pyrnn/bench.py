@@ -7,7 +7,8 @@ channels, K = kernel size, U = T - K + 1 output steps (stride 1, no padding). A 
 forward + backward of the layer (``dy`` given); inference is a forward under ``no_grad``. Every
 result is checked against the NumPy reference before it is timed. The implementations of one row
 run in interleaved blocks (:func:`pyrnn.bench_stats.alternate`: every round runs one block of each,
-the order rotated), so they see the same load; each figure is the median over the blocks with its
+the order rotated), so they see the same load; the layer table times each pyrnn backend in a pair
+with PyTorch alone (:func:`run`); each figure is the median over the blocks with its
 min-max, each speed-up the median of the per-round ratios with their min-max, and a share of the
 GEMM peak never exceeds 100 % (:func:`pyrnn.bench_stats.share_of_peak`).
 
@@ -211,17 +212,32 @@ def step_functions(case, impls):
 
 def run(quick=False, impls=None, blocks=7, block_seconds=0.04, cases=None):
     """[:class:`~pyrnn.bench_stats.Timing`] of every case (default :func:`table_cases`), training
-    step then inference, on every implementation (default: pyrnn's backends and torch), the
-    implementations of each row timed in ``blocks`` interleaved blocks of ~``block_seconds``."""
+    step then inference, on every implementation (default: pyrnn's backends and torch), timed in
+    ``blocks`` interleaved blocks of ~``block_seconds``.
+
+    With PyTorch, each pyrnn implementation is timed in a pair with PyTorch alone, and its speed-up is
+    over that pair's PyTorch (``Timing.reference``); the torch column is the first pair's. In one
+    alternation of all four, the blocks after Numba's and NumPy's ran slower while those backends'
+    thread pools still held the cores: PyTorch's LSTM H=512 inference took 204-216 ms there and 154 ms
+    alternating with cpp alone (an AMD EPYC, 2 cores)."""
     import pyrnn
 
     impls = impls or pyrnn.available_backends() + ["torch"]
     rows = []
     for case in table_cases(quick) if cases is None else cases:
         fns = step_functions(case, impls)
+        ours = [impl for impl in fns if impl != "torch"]
         for k, (mode, gflop) in enumerate((("train", 3 * case.gflop_forward), ("infer", case.gflop_forward))):
-            times = alternate({impl: pair[k] for impl, pair in fns.items()}, blocks, block_seconds)
-            rows += [Timing(case.label, mode, impl, t, gflop) for impl, t in times.items()]
+            if "torch" not in fns or not ours:
+                times = alternate({impl: pair[k] for impl, pair in fns.items()}, blocks, block_seconds)
+                rows += [Timing(case.label, mode, impl, t, gflop) for impl, t in times.items()]
+                continue
+            pairs = []
+            for impl in ours:
+                times = alternate({impl: fns[impl][k], "torch": fns["torch"][k]}, blocks, block_seconds)
+                ref = Timing(case.label, mode, "torch", times["torch"], gflop)
+                pairs.append(Timing(case.label, mode, impl, times[impl], gflop, reference=ref))
+            rows += pairs + [pairs[0].reference]
     return rows
 
 
@@ -480,7 +496,8 @@ def _ratio(reference, t):
 def format_table(rows, peak=None, limit=None):
     """A Markdown table: one line per config and mode, each implementation's median ms (min-max
     over the blocks) and GFLOP/s when the row counts FLOPs, the speed-up over PyTorch (median of
-    the per-round ratios, min-max), and with ``peak`` (GFLOP/s, :func:`gemm_peak`) the first
+    the per-round ratios, min-max; over the PyTorch timed with it where :func:`run` paired them), and
+    with ``peak`` (GFLOP/s, :func:`gemm_peak`) the first
     implementation's share of it at its median, at most 100 % (see
     :func:`pyrnn.bench_stats.share_of_peak`; the fastest block of any row counts as the peak if faster);
     with ``limit`` (GFLOP/s, the FMA units' physical limit: :func:`pyrnn.bench_cnn.fma_limit`) its share
@@ -496,7 +513,11 @@ def format_table(rows, peak=None, limit=None):
     for label, mode in dict.fromkeys((t.label, t.mode) for t in rows):
         cells = ["-" if (label, mode, i) not in keyed else _cell(keyed[label, mode, i]) for i in impls]
         ref = keyed.get((label, mode, "torch"))
-        ratios = ["-" if ref is None or (label, mode, i) not in keyed else _ratio(ref, keyed[label, mode, i]) for i in others]
+        ratios = []
+        for i in others:
+            t = keyed.get((label, mode, i))
+            base = None if t is None else t.reference or ref
+            ratios.append("-" if base is None else _ratio(base, t))
         share = ""
         if peak:
             t = keyed.get((label, mode, impls[0]))

@@ -72,6 +72,9 @@ class Timing:
     impl: str
     times: list = field(default_factory=list)
     gflop: float | None = None  # per call, when the row counts its FLOPs
+    # the reference (PyTorch) timed in the same alternation as this one, when they were timed as a pair:
+    # the speed-up is over it rather than over the row's reference column
+    reference: Timing | None = None
 
     @property
     def median(self):
