@@ -26,9 +26,10 @@ Error bound used by the tests: with ``a' = a (1 + e1)``, ``b' = b (1 + e2)``, ``
 
     |bf16_matmul(a, b) - a @ b| <= ((2U + U^2) + gamma_K (1 + U)^2) (|a| @ |b|)     elementwise.
 
-The compiled kernels compute the same products: with ``VDPBF16PS`` (AVX512-BF16) where the CPU
-has it, else by a float32 emulation of the same rounding (``round_bf16`` then float32
-multiply-adds); both flush denormals, as every kernel of the library does.
+The compiled kernels compute the same products: with ``TDPBF16PS`` on AMX tiles where the CPU has
+AMX-BF16 and the OS grants the tiles, with ``VDPBF16PS`` (AVX512-BF16) where the CPU has it, else by a
+float32 emulation of the same rounding (``round_bf16`` then float32 multiply-adds); all flush denormals,
+as every kernel of the library does (``pyrnn._C.bf16_path()`` names the one in use).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def bf16_matmul(a, b):
 
 def matmul(a, b, trans_a=False, trans_b=False):
     """``op(a) @ op(b)`` of float32 2-D arrays as the bf16 GEMM (op = transpose where asked): with the cpp
-    backend the compiled one (``pyrnn._C.matmul_bf16``: VDPBF16PS or its float32 emulation, one thread),
+    backend the compiled one (``pyrnn._C.matmul_bf16``: TDPBF16PS, VDPBF16PS or their float32 emulation, one thread),
     else :func:`bf16_matmul` in NumPy. Dense's products with ``dtype="bfloat16"``."""
     from . import get_backend
 
