@@ -13,10 +13,11 @@
 
 #include "cpu.h"
 
+// The VDPBF16PS and AMX kernels (gemm_bf16_avx512.cpp, gemm_bf16_amx.cpp) exist on x86-64 GCC/clang builds
 #if defined(__x86_64__) && defined(__GNUC__)
-#define PYRNN_HAVE_AVX512_BF16_KERNEL 1
+#define PYRNN_HAVE_X86_BF16_KERNELS 1
 #else
-#define PYRNN_HAVE_AVX512_BF16_KERNEL 0
+#define PYRNN_HAVE_X86_BF16_KERNELS 0
 #endif
 
 namespace pyrnn {
@@ -63,8 +64,8 @@ const char* bf16_path_name(Bf16Path path) {
 bool bf16_path_supported(Bf16Path path) {
   switch (path) {
     case Bf16Path::Emulated: return true;
-    case Bf16Path::Avx512Bf16: return PYRNN_HAVE_AVX512_BF16_KERNEL && cpu_has(CpuFeature::Avx512Bf16);
-    case Bf16Path::Amx: return PYRNN_HAVE_AVX512_BF16_KERNEL && amx_tiles_granted();
+    case Bf16Path::Avx512Bf16: return PYRNN_HAVE_X86_BF16_KERNELS && cpu_has(CpuFeature::Avx512Bf16);
+    case Bf16Path::Amx: return PYRNN_HAVE_X86_BF16_KERNELS && amx_tiles_granted();
     case Bf16Path::AmxEmulated: return true;
   }
   return false;
@@ -93,7 +94,7 @@ bf16_panel_fn bf16_panel_for(int64_t NR) {
   if (NR < 1 || NR > kMaxNR) throw std::invalid_argument("bf16 panel: expected 1 <= NR <= 64");
   const Bf16Path path = active_bf16_path();
   if (NR == 32 && path == Bf16Path::AmxEmulated) return detail::panel_amx_emulated;
-#if PYRNN_HAVE_AVX512_BF16_KERNEL
+#if PYRNN_HAVE_X86_BF16_KERNELS
   if (NR == 32 && path == Bf16Path::Avx512Bf16) return detail::panel_avx512_bf16;
   if (NR == 32 && path == Bf16Path::Amx) return detail::panel_amx;
 #endif
@@ -109,7 +110,7 @@ typedef uint32_t __attribute__((__may_alias__)) word_t;
 word_t* words(bf16_t* p) { return reinterpret_cast<word_t*>(p); }
 
 bool vector_conversions() {  // VCVTNE2PS2BF16 on the native paths where the CPU has it (the same rounding as to_bf16)
-#if PYRNN_HAVE_AVX512_BF16_KERNEL
+#if PYRNN_HAVE_X86_BF16_KERNELS
   static const bool has = bf16_path_supported(Bf16Path::Avx512Bf16);
   return has && bf16_path_native(active_bf16_path());
 #else
@@ -118,7 +119,7 @@ bool vector_conversions() {  // VCVTNE2PS2BF16 on the native paths where the CPU
 }
 
 void convert_run(int64_t n, const float* src, bf16_t* dst, bool vec) {
-#if PYRNN_HAVE_AVX512_BF16_KERNEL
+#if PYRNN_HAVE_X86_BF16_KERNELS
   if (vec) return detail::convert_avx512_bf16(n, src, dst);
 #endif
   (void)vec;
@@ -127,7 +128,7 @@ void convert_run(int64_t n, const float* src, bf16_t* dst, bool vec) {
 
 // dst[c] = the pair (r0[c], r1[c]) in bf16, r0's in the low half (the word VDPBF16PS reads); r1 null: zeros
 void pairs_run(int64_t n, const float* r0, const float* r1, word_t* dst, bool vec) {
-#if PYRNN_HAVE_AVX512_BF16_KERNEL
+#if PYRNN_HAVE_X86_BF16_KERNELS
   if (vec) return detail::pairs_avx512_bf16(n, r0, r1, dst);
 #endif
   (void)vec;
