@@ -67,8 +67,8 @@ struct IsaKernels {
   int64_t panel_width;  // w: columns per packed panel
   // W (G*H, K) as forward operand: G*ceil(H/w)*w*K values (W_ih: K = I; W_hh: K = H)
   void (*pack_forward)(const F* w, int64_t G, int64_t H, int64_t K, F* out);
-  // W_hh (G*H, H) as backward operand: G*H*ceil(H/w)*w values
-  void (*pack_backward)(const F* w_hh, int64_t G, int64_t H, F* out);
+  // W (K, N) as backward operand, panels over its N columns: K*ceil(N/w)*w values (W_hh: K = G*H, N = H; W_ih: N = I)
+  void (*pack_backward)(const F* w, int64_t K, int64_t N, F* out);
   // a (G*H) bias as the rows the forward's tiles start from: G*ceil(H/w)*w values
   void (*pack_bias)(const F* b, int64_t G, int64_t H, F* out);
   // thread tid of n runs the loop for its block of hidden units, meeting the others once per step;
@@ -83,6 +83,8 @@ struct IsaKernels {
   // the bias gradient after the backward loop)
   void (*gemm_tn_narrow)(int64_t m, int64_t n, int64_t K, const F* A, int64_t lda, const F* P, int64_t ldp, F* C,
                          int64_t ldc, F* s, bool acc);
+  // C (M, n) = A P, A (M, K) row-major (row stride lda), P as pack_backward packed W (K, n): dX = dA_ih W_ih
+  void (*gemm_packed)(int64_t M, int64_t n, int64_t K, const F* A, int64_t lda, const F* P, F* C, int64_t ldc);
   void (*tanh)(int64_t n, const F* x, F* y);  // the cells' activations, elementwise (for tests)
   void (*sigmoid)(int64_t n, const F* x, F* y);
 };

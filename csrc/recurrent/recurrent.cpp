@@ -13,9 +13,9 @@
 //           it has just read, LSTM and GRU) and dh_prev = direct + dA_hh W_hh (packed GEMM);
 //           then dX = dA_ih W_ih (each thread its rows), dW_ih += dA_ih^T X, dW_hh += dA_hh^T
 //           H_prev, db += column sums of dA (each thread its gate rows): over chunks of time steps
-//           (a cancellation lands between two), dW_hh by the ISA's gemm_tn (microkernel.inc), the
-//           rest by BLAS calls, summed in scratch and added into the weight gradients only once
-//           every chunk ran (never partly accumulated).
+//           (a cancellation lands between two), dW_hh by the ISA's gemm_tn and dX by its gemm_packed
+//           (microkernel.inc), the rest by BLAS calls, summed in scratch and added into the weight
+//           gradients only once every chunk ran (never partly accumulated).
 // Scratch is allocated once per call, never per time step; while the team runs, the BLAS runs
 // single-threaded inside each member (no second thread pool competes for the cores), and every
 // member flushes denormals.
@@ -270,7 +270,7 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     if (bf16) b16 = std::make_unique<Bf16Backward>(G, k.panel_width, d, p.w_hh, p.w_ih);
   if (bf16 && !b16) throw std::invalid_argument("bf16: expected float32 arrays, got float64");
   std::unique_ptr<F[]> packed = scratch<F>(b16 ? 0 : GH * np * k.panel_width);
-  if (!b16) k.pack_backward(p.w_hh, G, H, packed.get());
+  if (!b16) k.pack_backward(p.w_hh, GH, H, packed.get());
   // the products of the GEMMs after the loop (not the bias sums): bf16 operands when bf16 (Bm = W_ih: packed once)
   auto product = [&](bool ta, int64_t M, int64_t N, int64_t K, const F* A, int64_t lda, const F* Bm, int64_t ldb,
                      F beta, F* C, int64_t ldc) {
@@ -303,6 +303,12 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // medians of 150 backward calls in alternating blocks: the BLAS's products after the loop 6.6-6.9 ms, the narrow
   // ones there 6.5-6.8, dX in the loop 6.2-6.4 (dA, 10 MB, read once less)
   const bool narrow = !b16 && I <= kNarrowInputs;
+  // else float operands: dX's W_ih packed once as the ISA's panels (gemm_packed; a BLAS call would pack it again
+  // for every unit of rows)
+  const bool x_packed = !b16 && !narrow;
+  std::unique_ptr<F[]> w_ih_packed =
+      scratch<F>(x_packed ? GH * ((I + k.panel_width - 1) / k.panel_width) * k.panel_width : 0);
+  if (x_packed) k.pack_backward(p.w_ih, GH, I, w_ih_packed.get());
   std::unique_ptr<F[]> state = scratch<F>(4 * B * H + GH * (I + H + 2) + Tc * B + (narrow ? GH * I : 0));
   F *dh = state.get(), *dh_next = dh + B * H, *dc = dh_next + B * H, *dc_kept = dc + B * H;
   F *dw_ih_sum = dc_kept + B * H, *dw_hh_sum = dw_ih_sum + GH * I, *db_ih_sum = dw_hh_sum + GH * H;
@@ -402,7 +408,10 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     const int64_t chunk = (u - w_units) / x_units, t0 = chunk * Tc, rows = (std::min(T, t0 + Tc) - t0) * B;
     const Slice own(rows, static_cast<int>((u - w_units) % x_units), static_cast<int>(x_units));
     const int64_t r = t0 * B + own.r0;  // dX = dA_ih W_ih, these rows
-    product(false, own.size(), I, GH, da_ih + r * GH, GH, p.w_ih, I, F(0), io.dx + r * I, I);
+    if (x_packed)
+      k.gemm_packed(own.size(), I, GH, da_ih + r * GH, GH, w_ih_packed.get(), io.dx + r * I, I);
+    else
+      product(false, own.size(), I, GH, da_ih + r * GH, GH, p.w_ih, I, F(0), io.dx + r * I, I);
   };
   std::atomic<int64_t> units_done{0};
   auto take_units = [&](int tid) {

@@ -184,6 +184,7 @@ FAST_SHAPES = [  # (B, T, I, H): H off the panel widths (8/16/32 floats) and B o
     (9, 3, 2, 96),
     (19, 5, 3, 40),  # a team splits the batch (recurrent.cpp loop_team): rows 0-8 and 9-18
     (11, 80, 3, 70),  # dW_hh over chunks of >= 33 steps: gemm_tn (microkernel.inc) overwrites over several row blocks
+    # (and the second layer's I = 2H: dX by gemm_packed over several blocks of rows, the last panel partial)
     (7, 9, 1, 33),  # one input feature: I <= 4 (and 2, 3, 4 above) takes the narrow dW_ih/dX products (microkernel.inc)
 ]
 
