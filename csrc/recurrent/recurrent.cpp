@@ -293,8 +293,8 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // of dA, H_prev and X in cache after the first (kPostChunkBytes; never fewer than kPostChunkRows, or
   // kPostChunkRowsSpilled for large weights). Neither bound depends on the team.
   const int64_t cached_rows = kPostChunkBytes / static_cast<int64_t>(sizeof(F)) / (GH + H + I);
-  const int64_t min_rows =
-      GH * (I + H) * static_cast<int64_t>(sizeof(F)) > kPostSpillBytes ? kPostChunkRowsSpilled : kPostChunkRows;
+  const bool spilled = GH * (I + H) * static_cast<int64_t>(sizeof(F)) > kPostSpillBytes;
+  const int64_t min_rows = spilled ? kPostChunkRowsSpilled : kPostChunkRows;
   const int64_t Tc = std::max<int64_t>(
       1, std::min({T, chunk_flops / (B * 2 * GH * (2 * I + H)), std::max(min_rows, cached_rows) / B}));
   // Few input features (the adding problem's I = 2), where a BLAS call of I columns runs far below its speed:
@@ -333,9 +333,12 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
 
   // C (m, H) (+)= A^T H_prev over K rows: the ISA's gemm_tn, whose tiles read dA and H_prev in place where a
   // BLAS call packs both first (the adding problem's backward, LSTM(2->64) T=200 B=50, 2 threads of an EPYC:
-  // 6.5 -> 6.1 ms, medians of 100 calls alternating with the BLAS's products), or gemm_bf16's for bf16
+  // 6.5 -> 6.1 ms, medians of 100 calls alternating with the BLAS's products), or gemm_bf16's for bf16. But where
+  // the weight gradients spill (kPostSpillBytes), the BLAS, which packs both operands first, wins (backward alone,
+  // medians of the best of 8 calls in 6-8 rounds alternating in one process, the same EPYC: LSTM I=H=512 1.01-1.09x
+  // in four runs, I=H=384 1.04x, GRU I=H=512 1.02x; where they do not: LSTM H=256 1.00x, T=50 B=32 I=32 H=64 0.95x)
   auto hidden_product = [&](int64_t m, int64_t K, const F* A, int64_t lda, const F* H_prev, F beta, F* C) {
-    if (b16)
+    if (b16 || spilled)
       product(true, m, H, K, A, lda, H_prev, H, beta, C, H);
     else
       k.gemm_tn(m, H, K, A, lda, H_prev, H, C, H, beta != F(0));

@@ -234,6 +234,22 @@ def test_every_isa_and_team_match_the_reference(isa, threads, dtype, cell, shape
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_large_weights_match_the_reference(threads, dtype, cell):
+    """G*H*(I+H) past 4 MiB (recurrent.cpp kPostSpillBytes): the GEMMs after the backward loop in chunks of at
+    least 640 rows and dW_hh by the BLAS instead of gemm_tn; the last panels partial (H = 400)."""
+    B, T, I_, H_ = 5, 3, 400, 400
+    rng = np.random.default_rng(41)
+    layer = make_layer(cell, I_, H_, dtype=dtype, seed=5)
+    x, state, dy, dstate = random_problem(layer, B, T, rng)
+    want = run(layer, x, state, dy, dstate, "numpy")
+    got = run(layer, x, state, dy, dstate, "cpp")
+    tol = dict(rtol=1e-10, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-5, atol=2e-5)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], err_msg=k, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell", CELLS)
 def test_a_team_splitting_the_batch_gives_one_threads_bits(isa, dtype, cell):
     """Each member runs the whole loop on its rows (recurrent.cpp loop_team): every row's arithmetic is one
