@@ -115,11 +115,13 @@ def test_run_pairs_each_backend_with_torch_alone(monkeypatch):
     fn = (lambda: None, lambda: None)
     monkeypatch.setattr(bench, "step_functions", lambda case, impls: {"cpp": fn, "numpy": fn, "torch": fn})
     monkeypatch.setattr(bench, "alternate", fake_alternate)
-    rows = bench.run(blocks=2, cases=[TINY_GRU])
+    rows = bench.run(blocks=2, cases=[TINY_GRU], first_blocks=3)
     assert calls == [["cpp", "torch"], ["numpy", "torch"]] * 2  # train, then inference
     train = [t for t in rows if t.mode == "train"]
     assert [t.impl for t in train] == ["cpp", "numpy", "torch"]
-    assert train[0].reference.times == [0.001] * 2 and train[1].reference.times == [0.002] * 2
+    # the first backend's pair (the default's) in first_blocks rounds, the others in blocks
+    assert train[0].reference.times == [0.001] * 3 and train[1].reference.times == [0.002] * 2
+    assert len(train[0].times) == 3 and len(train[1].times) == 2
     assert train[2] is train[0].reference
 
 

@@ -210,10 +210,11 @@ def step_functions(case, impls):
     return out
 
 
-def run(quick=False, impls=None, blocks=7, block_seconds=0.04, cases=None):
+def run(quick=False, impls=None, blocks=7, block_seconds=0.04, cases=None, first_blocks=None):
     """[:class:`~pyrnn.bench_stats.Timing`] of every case (default :func:`table_cases`), training
     step then inference, on every implementation (default: pyrnn's backends and torch), timed in
-    ``blocks`` interleaved blocks of ~``block_seconds``.
+    ``blocks`` interleaved blocks of ~``block_seconds`` (the first pyrnn implementation's pair with
+    PyTorch, the default backend's, whose ratios the table leads with: ``first_blocks``, default ``blocks``).
 
     With PyTorch, each pyrnn implementation is timed in a pair with PyTorch alone, and its speed-up is
     over that pair's PyTorch (``Timing.reference``); the torch column is the first pair's. In one
@@ -234,7 +235,8 @@ def run(quick=False, impls=None, blocks=7, block_seconds=0.04, cases=None):
                 continue
             pairs = []
             for impl in ours:
-                times = alternate({impl: fns[impl][k], "torch": fns["torch"][k]}, blocks, block_seconds)
+                n = first_blocks if impl == ours[0] and first_blocks else blocks
+                times = alternate({impl: fns[impl][k], "torch": fns["torch"][k]}, n, block_seconds)
                 ref = Timing(case.label, mode, "torch", times["torch"], gflop)
                 pairs.append(Timing(case.label, mode, impl, times[impl], gflop, reference=ref))
             rows += pairs + [pairs[0].reference]
