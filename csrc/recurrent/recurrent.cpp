@@ -93,10 +93,15 @@ struct Slice {  // rows [r0, r1) of m, thread tid's share of n
 // at a barrier every step and moves h_t between cores. It pays where a step's products are small next to that
 // meeting (LSTM T=50 B=32 I=32 H=64 inference, AMD EPYC, 2 threads: 1.05 ms split by units; two independent
 // halves of the batch 0.53 ms each on one thread), but every member then reads all of the packed weights every
-// step: so only while they stay in a core's L2 (kRowSplitWeightBytes), with enough rows per member for the
-// micro-kernel's tiles (kRowSplitRows), and not for bf16 (whose operands are converted per step for the batch).
+// step, from L3 once they pass a core's L2. That costs less than the meetings and the exchange of h_t it saves:
+// the loop alone (one call's best of 8, medians of 6-10 rounds alternating in one process, 2 threads of an AMD
+// EPYC Zen 4, 1 MiB L2 a core, 32 MiB L3), rows / units: T=100 B=64 I=128 H=256 (weights 0.4-1.5 MiB) forward
+// LSTM 1.02x inference, 1.10x keeping the cache; GRU 0.98-1.06x / 1.03x; RNN 1.07x / 1.14x; backward LSTM 1.03x,
+// GRU 1.04x; LSTM I=H=512 (8 MiB) forward 1.05x / 1.05x, backward 1.00x, at B=16 and 32 1.00-1.03x; at I=H=1024
+// (32 MiB) 0.99x. So up to kRowSplitWeightBytes, with enough rows per member for the micro-kernel's tiles
+// (kRowSplitRows), and not for bf16 (whose operands are converted per step for the batch).
 constexpr int64_t kRowSplitRows = 8;
-constexpr int64_t kRowSplitWeightBytes = int64_t(1) << 18;
+constexpr int64_t kRowSplitWeightBytes = int64_t(8) << 20;
 // ... and with work enough for a static split: at least this many times the per-step threshold
 // (parallel_min_flops: 2^25 flops by default, ~0.4 ms of a core), since a member that starts late (tens of us
 // in a VM whose other vCPU was idle, far more on a busy host) makes the caller wait. The Conv1D+GRU epoch's
