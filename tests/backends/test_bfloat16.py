@@ -343,6 +343,34 @@ def test_cpp_forward_replays_the_specification(bf16_path, cell, isa, threads):
         assert _replay_bound(cell, x, h0, c0, w, hs, cs, lens) <= 1
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cpp_team_splitting_the_batch_gives_one_threads_bits(bf16_path, cell, reverse):
+    """B >= 16: a team of two splits the loop by rows of the batch (recurrent.cpp loop_team), each member
+    converting its own rows of h_t (forward) and dA (backward) to bf16: the outputs, the final state and dh0/dc0
+    are one thread's bits, variable lengths included; dX and the weight gradients match one thread's to float32
+    rounding (the GEMMs after the loop are cut by team size)."""
+    from pyrnn.backends import cpp
+
+    T, B, I, H = 5, 21, 13, 37
+    x, h0, c0, w = _problem(cell, T, B, I, H, seed=11)
+    dhs, dhT, dcT = _upstream(cell, T, B, H, seed=11)
+    lengths = np.random.default_rng(3).integers(0, T + 1, size=B)
+    got = {}
+    for threads in (1, 2):
+        with cpp_team(threads):
+            hs, hT, cT, saved = cpp.recurrent_forward(cell, x, h0, c0, w, reverse=reverse, lengths=lengths, save=True,
+                                                      bf16=True)
+            g = Weights(*(np.zeros_like(a) for a in w))
+            dx, dh0, dc0 = cpp.recurrent_backward(saved, w, dhs, dhT, dcT, g)
+        got[threads] = dict(hs=hs, hT=hT, cT=cT, dh0=dh0, dc0=dc0), dict(dx=dx, **g._asdict())
+    for k, v in got[1][0].items():
+        if v is not None:
+            np.testing.assert_array_equal(got[2][0][k], v, err_msg=k)
+    for k, v in got[1][1].items():
+        np.testing.assert_allclose(got[2][1][k], v, rtol=1e-5, atol=1e-5 * np.abs(v).max(), err_msg=k)
+
+
 def _upstream(cell, T, B, H, seed):
     rng = np.random.default_rng(seed + 1)
     dhs = rng.standard_normal((T, B, H)).astype(np.float32)
