@@ -103,14 +103,15 @@ def bf16_section(threads=2):
 def layer_section(quick=False, threads=2):
     """The one-layer table: every recurrent config and Conv1D, every backend and PyTorch, with the sgemm
     peak (measured after the rows) and the FMA-unit limit."""
-    rows = bench.run(quick=quick, first_blocks=None if quick else 15)  # cpp/torch, the headline ratios: 15 rounds
+    headline_blocks = 7 if quick else 15  # cpp/torch, the headline ratios (bench.run's others: 7)
+    rows = bench.run(quick=quick, first_blocks=headline_blocks)
     peak = bench.gemm_peak()  # after the layers, in the same process
     limit = bench_cnn.fma_limit(threads)
     return (
         "## One layer\n\n"
         "Median wall time in ms (GFLOP/s of the GEMMs in parentheses); `x vs torch` = the median of the per-round "
         "ratios PyTorch / pyrnn, each pyrnn backend timed in alternation with PyTorch alone, cpp's pair in "
-        f"{7 if quick else 15} rounds, the others' in 7 (the torch column: PyTorch's blocks beside cpp's). "
+        f"{headline_blocks} rounds, the others' in 7 (the torch column: PyTorch's blocks beside cpp's). "
         "Conv1D: stride 1, no padding; PyTorch on its channels-first layout. "
         f"GEMM peak measured in the same process (NumPy's OpenBLAS sgemm, n = 1024 and 2048, every thread): "
         f"{peak:.0f} GFLOP/s; the next column is the default backend's GFLOP/s as a share of it"
