@@ -5,6 +5,8 @@
 //                      (dhs, dhT, dcT), (dw_ih, dw_hh, db_ih, db_hh), (dx, dh0, dc0))
 // both with a keyword bf16=False: True runs every GEMM in bfloat16 (float32 arrays only); forward with a
 // keyword y=None: a (T, B, H) array of any rows (a view of a batch-first output, say) that gets hs too.
+// Forward reads x and writes hs at any rows too (at inference the layers pass views of a batch-first input and
+// output: no copy of either), and at inference cs (B, H): the latest c only; backward reads them in C order.
 // cache = (hs, cs, gates, tanh_cs, hn), pyrnn.backends.contract.Cache: written by forward, read
 // by backward (which overwrites gates with dA). What a cell does not have is None: c0, cs,
 // tanh_cs and dcT, dc0 but for LSTM, hn but for GRU, gates for RNN. Forward also takes gates,
@@ -85,18 +87,38 @@ Ptr cell_array(bool has, py::handle h, const std::string& name, const std::vecto
 }
 
 // x, (h0, c0) and the cache (hs, cs, gates, tanh_cs, hn), writable for forward, read for backward.
-// Forward may get gates = tanh_cs = hn = None (inference); backward needs the cell's cache.
+// Forward may get gates = tanh_cs = hn = None (inference), then cs as one (B, H) c updated in place, and x and
+// hs at any rows; backward needs the cell's cache, x and hs in C order.
 template <typename F>
 SeqTensors<F> seq_tensors(const Shapes& s, py::handle x, py::handle state0, py::handle cache, bool forward) {
   auto st = checked_tuple(state0, "state0", 2);
   auto ca = checked_tuple(cache, "cache", 5);
   SeqTensors<F> io{};
-  io.x = in_ptr<F>(x, "x", {s.d.T, s.d.B, s.d.I});
+  int64_t ld[2];
+  if (forward) {  // x and hs at any rows (views of a batch-first input and output, say)
+    io.x = in_rows<F>(x, "x", {s.d.T, s.d.B, s.d.I}, ld);
+    io.x_ldt = ld[0], io.x_ldb = ld[1];
+  } else {
+    io.x = in_ptr<F>(x, "x", {s.d.T, s.d.B, s.d.I});
+  }
   io.h0 = in_ptr<F>(st[0], "h0", s.bh());
   io.c0 = cell_array<F, const F*>(s.lstm, st[1], "c0", s.bh(), s, &in_ptr<F>);
-  io.hs = out_ptr<F>(ca[0], "hs", s.seq_h());
-  io.cs = cell_array<F, F*>(s.lstm, ca[1], "cs", s.seq_h(), s, &out_ptr<F>);
+  if (forward) {
+    io.hs = out_rows<F>(ca[0], "hs", s.seq_h(), ld);
+    io.hs_ldt = ld[0], io.hs_ldb = ld[1];
+  } else {
+    io.hs = out_ptr<F>(ca[0], "hs", s.seq_h());
+  }
   const bool inference = forward && ca[2].is_none() && ca[3].is_none() && ca[4].is_none();
+  if (inference && s.lstm && !ca[1].is_none() && as_array(ca[1], "cs").ndim() == 2) {  // only the latest c
+    if (s.d.lengths != nullptr)  // a carried step reads c_{t-1} after the step wrote c_t
+      throw py::value_error("cs: expected shape " + shape_str(s.seq_h()) + " with lengths, got " +
+                            shape_str(shape_of(as_array(ca[1], "cs"))));
+    io.cs = out_ptr<F>(ca[1], "cs", s.bh());
+    io.cs_ldt = 0;
+  } else {
+    io.cs = cell_array<F, F*>(s.lstm, ca[1], "cs", s.seq_h(), s, &out_ptr<F>);
+  }
   const bool gated = (s.lstm || s.gru) && !inference;
   io.gates = cell_array<F, F*>(gated, ca[2], "gates", s.seq_g(), s, &out_ptr<F>);
   io.tanh_c = cell_array<F, F*>(gated && s.lstm, ca[3], "tanh_cs", s.seq_h(), s, &out_ptr<F>);

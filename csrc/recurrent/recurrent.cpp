@@ -136,18 +136,23 @@ T* rows_at(T* p, int64_t offset) {  // p + offset, or null
 // The tensors at rows b0 on: (T, B, .) arrays read at a member's rows with the whole batch's step (SeqDims::ldt),
 // (B, .) ones at its rows
 template <typename F>
-SeqTensors<F> rows_of(const SeqTensors<F>& v, int64_t b0, int64_t I, int64_t H, int64_t GH) {
-  return {rows_at(v.x, b0 * I),
-          rows_at(v.h0, b0 * H),
-          rows_at(v.c0, b0 * H),
-          rows_at(v.hs, b0 * H),
-          rows_at(v.cs, b0 * H),
-          rows_at(v.gates, b0 * GH),
-          rows_at(v.tanh_c, b0 * H),
-          rows_at(v.hn, b0 * H),
-          rows_at(v.y, b0 * v.y_ldb),
-          v.y_ldt,
-          v.y_ldb};
+SeqTensors<F> rows_of(const SeqTensors<F>& v, int64_t b0, int64_t H, int64_t GH) {
+  SeqTensors<F> r = v;
+  r.x = rows_at(v.x, b0 * v.x_ldb), r.h0 = rows_at(v.h0, b0 * H), r.c0 = rows_at(v.c0, b0 * H);
+  r.hs = rows_at(v.hs, b0 * v.hs_ldb), r.cs = rows_at(v.cs, b0 * H), r.gates = rows_at(v.gates, b0 * GH);
+  r.tanh_c = rows_at(v.tanh_c, b0 * H), r.hn = rows_at(v.hn, b0 * H), r.y = rows_at(v.y, b0 * v.y_ldb);
+  return r;
+}
+
+// x's, hs's and cs's strides written out (C order where the caller gave -1)
+template <typename F>
+SeqTensors<F> with_strides(SeqTensors<F> v, const SeqDims& d) {
+  if (v.x_ldt < 0) v.x_ldt = d.B * d.I;
+  if (v.x_ldb < 0) v.x_ldb = d.I;
+  if (v.hs_ldt < 0) v.hs_ldt = d.B * d.H;
+  if (v.hs_ldb < 0) v.hs_ldb = d.H;
+  if (v.cs_ldt < 0) v.cs_ldt = d.B * d.H;
+  return v;
 }
 
 // The buffers of rows [b0, b0 + m.d.B) of a plan copied from the whole batch's: the (T, B, .) arrays at the rows
@@ -155,14 +160,14 @@ SeqTensors<F> rows_of(const SeqTensors<F>& v, int64_t b0, int64_t I, int64_t H, 
 template <typename F>
 void at_rows(ForwardPlan<F>& m, int64_t b0, int64_t GH) {
   const int64_t H = m.d.H;
-  m.io = rows_of(m.io, b0, m.d.I, H, GH);
+  m.io = rows_of(m.io, b0, H, GH);
   m.preact += b0 * GH, m.hn = rows_at(m.hn, b0 * H);
 }
 
 template <typename F>
 void at_rows(BackwardPlan<F>& m, int64_t b0, int64_t GH) {
   const int64_t H = m.d.H;
-  m.saved = rows_of(m.saved, b0, m.d.I, H, GH);
+  m.saved = rows_of(m.saved, b0, H, GH);
   m.io = {rows_at(m.io.dhs, b0 * m.io.dhs_ldb),
           rows_at(m.io.dhT, b0 * H),
           rows_at(m.io.dcT, b0 * H),
@@ -220,10 +225,11 @@ const KernelTable& kernels_for(Isa isa) {
 // dtype="bfloat16" (bf16, float32 only): the loop's GEMMs read recurrent_bf16.h's operands instead of
 // the float32 packs; the GEMMs after the backward loop are gemm_bf16's.
 template <typename F>
-void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io, Cancel& cancel,
-                       bool bf16) {
+void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& io_in,
+                       Cancel& cancel, bool bf16) {
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, G = gates_per_unit(cell), GH = G * H;
   if (T == 0 || B == 0) return;
+  const SeqTensors<F> io = with_strides(io_in, d);
   const IsaKernels<F>& k = isa_kernels<F>(kernels_for(active_isa()));
   const bool gru = cell == CellKind::Gru;
   const int64_t wide = ((H + k.panel_width - 1) / k.panel_width) * k.panel_width;  // H padded to panels
@@ -237,7 +243,7 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   F* preact = sum + GH;
   std::unique_ptr<Bf16Forward> b16;
   if constexpr (std::is_same<F, float>::value)
-    if (bf16) b16 = std::make_unique<Bf16Forward>(G, k.panel_width, d, p.w_ih, p.w_hh, io.x, io.h0);
+    if (bf16) b16 = std::make_unique<Bf16Forward>(G, k.panel_width, d, p.w_ih, p.w_hh, io.x, io.x_ldt, io.x_ldb, io.h0);
   if (bf16 && !b16) throw std::invalid_argument("bf16: expected float32 arrays, got float64");
   if (!b16) {
     k.pack_forward(p.w_ih, G, H, I, w_ih);
@@ -261,9 +267,13 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
 }
 
 template <typename F>
-void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& saved,
+void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p, const SeqTensors<F>& saved_in,
                         const SeqGrads<F>& io, const CellGrads<F>& g, Cancel& cancel, bool bf16) {
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, G = gates_per_unit(cell), GH = G * H;
+  const SeqTensors<F> saved = with_strides(saved_in, d);
+  if ((T > 1 && (saved.x_ldt != B * I || saved.hs_ldt != B * H || (saved.cs && saved.cs_ldt != B * H))) ||
+      (B > 1 && (saved.x_ldb != I || saved.hs_ldb != H)))
+    throw std::invalid_argument("recurrent_backward: expected the saved x, hs and cs in C order");
   const bool lstm = cell == CellKind::Lstm, gru = cell == CellKind::Gru;
   if (B == 0) return;
   if (T == 0) {  // the empty recurrence passes the gradient straight through

@@ -5,7 +5,7 @@
 namespace pyrnn {
 
 Bf16Forward::Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w_ih, const float* w_hh, const float* x,
-                         const float* h0) {
+                         int64_t x_ldt, int64_t x_ldb, const float* h0) {
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, np = (H + NR - 1) / NR;
   const int64_t Ip = even_up(I), Hp = even_up(H);
   const int64_t n_ih = G * np * Ip * NR, n_hh = G * np * Hp * NR;
@@ -18,7 +18,7 @@ Bf16Forward::Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w
     pack_bf16_panels(w_ih + g * H * I, 1, I, I, H, NR, p_ih + g * np * Ip * NR);
     pack_bf16_panels(w_hh + g * H * H, 1, H, H, H, NR, p_hh + g * np * Hp * NR);
   }
-  convert_bf16(T * B, 0, I, x, I, xb, Ip);
+  for (int64_t t = 0; t < T; ++t) convert_bf16(B, 0, I, x + t * x_ldt, x_ldb, xb + t * B * Ip, Ip);
   convert_bf16(B, 0, H, h0, H, ring, Hp);
   ops_ = Bf16Operands{bf16_panel_for(NR), NR, p_ih, p_hh, xb, Ip, Hp, {ring, ring + B * Hp}};
 }

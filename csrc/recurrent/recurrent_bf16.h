@@ -14,7 +14,7 @@ namespace pyrnn {
 class Bf16Forward {  // W_ih^T, W_hh^T as G * panels(H) panels each; x (T, B, Ip); ring (B, even(H)) x 2, h0 in [0]
  public:
   Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w_ih, const float* w_hh, const float* x,
-              const float* h0);
+              int64_t x_ldt, int64_t x_ldb, const float* h0);  // x's steps x_ldt and rows x_ldb apart
   const Bf16Operands* operands() const { return &ops_; }
 
  private:

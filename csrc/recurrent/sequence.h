@@ -2,7 +2,8 @@
 //
 // Legend: B = batch, T = time, I = input, H = hidden, G = gates per unit (1 RNN, 4 LSTM, 3 GRU).
 // Gate packing is PyTorch's: LSTM i|f|g|o, GRU r|z|n. Every array is row-major and time-major:
-// x (T,B,I), hs (T,B,H), gates (T,B,G*H).
+// x (T,B,I), hs (T,B,H), gates (T,B,G*H); the forward reads x and writes hs at any strides between
+// rows (SeqTensors).
 //
 // Names (the same in csrc/ and pyrnn/backends/):
 //   preact   x_t W_ih^T + h_{t-1} W_hh^T + b_ih + b_hh: the gates' pre-activations
@@ -58,16 +59,23 @@ struct CellGrads {  // same shapes as CellParams; added into
 template <typename F>
 struct SeqTensors {              // forward inputs and the cache it writes (null where a cell has none;
                                  // forward also takes null gates, tanh_c, hn: inference keeps no cache)
-  const F* x;                    // (T, B, I)
+  const F* x;                    // (T, B, I), at the strides x_ld below
   const F* h0;                   // (B, H)
   const F* c0;                   // (B, H)     LSTM
-  F* hs;                         // (T, B, H)
+  F* hs;                         // (T, B, H), at the strides hs_ld below
   F* cs;                         // (T, B, H)  LSTM
   F* gates;                      // (T, B, G*H) activated gates, LSTM and GRU
   F* tanh_c;                     // (T, B, H)  LSTM
   F* hn;                         // (T, B, H)  GRU
   F* y = nullptr;                // (T, B, H) or null: hs written again here, rows y_ldb and steps y_ldt apart (a view
   int64_t y_ldt = 0, y_ldb = 0;  // of a batch-first output, say; forward only)
+  // Elements between two time steps and between two rows of x and of hs; -1: C order. The forward reads x and
+  // writes hs at any of them (at inference, views of a batch-first input and output, say); the backward reads
+  // them in C order (its GEMMs take the (T*B, .) rows of x and hs as one matrix).
+  int64_t x_ldt = -1, x_ldb = -1, hs_ldt = -1, hs_ldb = -1;
+  // Elements between two time steps of cs; -1: B*H. 0 at inference without lengths: one (B, H) c, updated in
+  // place (a unit's c_t is computed from its c_{t-1} alone, by the thread that owns the unit)
+  int64_t cs_ldt = -1;
 };
 
 template <typename F>
@@ -83,7 +91,7 @@ struct SeqGrads {        // backward inputs and outputs
 };
 
 template <typename F>
-struct StepView {   // one time step, every pointer (B, .) row-major
+struct StepView {   // one time step, every pointer (B, .) row-major, h_prev's rows ldp apart and h's ldh
   const F* preact;  // (B, G*H) forward: preact (the linear-before-reset gate's columns: its
                     // input side x_t W_in^T + b_in alone)
   const F* h_prev;
@@ -93,6 +101,7 @@ struct StepView {   // one time step, every pointer (B, .) row-major
   F* gates;
   F* tanh_c;
   F* hn;  // forward: written by the GEMM before the step (GRU)
+  int64_t ldp, ldh;
 };
 
 template <typename F>

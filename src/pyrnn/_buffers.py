@@ -205,6 +205,13 @@ def empty_like(a):
     return empty(a.shape, a.dtype)
 
 
+def copy(a):
+    """A C-contiguous copy of ``a`` in :func:`empty`'s memory."""
+    out = empty(a.shape, a.dtype)
+    np.copyto(out, a)
+    return out
+
+
 def empty_cache():
     """Free every arena no array uses (memory the next step would have reused)."""
     with _lock:

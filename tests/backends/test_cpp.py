@@ -52,12 +52,17 @@ def test_valid_call_runs():
         (lambda a: a[2].__setitem__(1, np.zeros((4 * H, H))), TypeError, r"w_hh: expected dtype float32, got float64"),
         (lambda a: a[2].__setitem__(3, np.zeros(4 * H + 1, np.float32)), ValueError, r"b_hh: expected shape \(20,\), got \(21,\)"),
         (lambda a: a[2].pop(), ValueError, r"params: expected a tuple of 4 arrays, got 3"),
-        (lambda a: a[3].__setitem__(0, np.zeros((T, H, B), np.float32).transpose(0, 2, 1)), ValueError, r"hs: expected a C-contiguous array"),
+        (lambda a: a.__setitem__(0, np.zeros((T, B, 2 * I), np.float32)[:, :, ::2]), ValueError,
+         r"x: expected aligned rows of unit stride, whole-element strides >= 0 between them, got strides \(64, 32, 8\)"),
+        (lambda a: a[3].__setitem__(0, np.zeros((T, H, B), np.float32).transpose(0, 2, 1)), ValueError,
+         r"hs: expected aligned rows of unit stride, whole-element strides >= 0 between them, got strides \(40, 4, 8\)"),
+        (lambda a: a[3].__setitem__(0, np.zeros((T, B, 2 * H), np.float32)[:, :, ::2]), ValueError,
+         r"hs: expected aligned rows of unit stride"),
         (lambda a: a[3][2].setflags(write=False), ValueError, r"gates: expected a writable array, got a read-only one"),
         (lambda a: a[3].__setitem__(1, np.zeros((T, B, H + 1), np.float32)), ValueError, r"cs: expected shape \(3, 2, 5\), got \(3, 2, 6\)"),
     ],
     ids=["x-int", "x-2d", "x-list", "h0-batch", "c0-none", "w_ih-shape", "w_hh-dtype", "b_hh-shape", "params-len",
-         "hs-strided", "gates-readonly", "cs-shape"],
+         "x-columns", "hs-columns-apart", "hs-every-other-column", "gates-readonly", "cs-shape"],
 )
 def test_forward_refuses_bad_arguments(edit, exc, pattern):
     x, s, p, o = _args()
@@ -786,6 +791,54 @@ def test_y_gets_hs_at_its_strides(isa, threads, cell):
         np.testing.assert_array_equal(y[:, :, 40:].transpose(1, 0, 2), want, err_msg=f"{isa} lengths={lens is not None}")
         np.testing.assert_array_equal(hT2, hT)
         assert np.isnan(y[:, :, :40]).all(), "expected the other columns untouched"
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16"])
+@pytest.mark.parametrize("B_", [5, 19], ids=["units", "rows"])  # a team of two splits 5 rows by units, 19 by rows
+@pytest.mark.parametrize("cell", CELLS)
+def test_inference_reads_x_and_writes_hs_and_c_in_place(isa, threads, cell, B_, bf16):
+    """At inference the forward reads x at its strides (the layers pass a view of a batch-first input), writes hs at
+    its strides (a direction's columns of a batch-first output) and, for LSTM, only the latest c, in place in one (B, H)
+    array: the same bits as the C-order call, both directions."""
+    from pyrnn.backends.contract import CELL_CODES
+
+    T_, H_ = 5, 40
+    _, x, h0, c0, w = _layer_problem(cell, 7, B_, T_, 3, H_)
+    lstm = cell == "lstm"
+    for reverse in (False, True):
+        hs = np.empty((T_, B_, H_), np.float32)
+        cs = np.empty((T_, B_, H_), np.float32) if lstm else None
+        _C.recurrent_forward(CELL_CODES[cell], reverse, x, None, (h0, c0), tuple(w), (hs, cs, None, None, None), bf16)
+        wide = np.full((B_, T_, 5), np.nan, np.float32)  # batch-first, x in columns 1..3
+        wide[:, :, 1:4] = x.transpose(1, 0, 2)
+        y = np.full((B_, T_, 2 * H_), np.nan, np.float32)  # (B, T, D*H): the second direction's columns
+        c = np.full((B_, H_), np.nan, np.float32) if lstm else None
+        _C.recurrent_forward(CELL_CODES[cell], reverse, wide.transpose(1, 0, 2)[:, :, 1:4], None, (h0, c0), tuple(w),
+                             (y.transpose(1, 0, 2)[:, :, H_:], c, None, None, None), bf16)
+        np.testing.assert_array_equal(y[:, :, H_:].transpose(1, 0, 2), hs, err_msg=f"{isa} reverse={reverse}")
+        assert np.isnan(y[:, :, :H_]).all(), "expected the other columns untouched"
+        if lstm:
+            np.testing.assert_array_equal(c, cs[0 if reverse else -1], err_msg=f"{isa} reverse={reverse}")
+
+
+def test_one_c_with_lengths_and_strided_x_in_backward_are_refused():
+    """One (B, H) c cannot carry a sample's c past its length (the step writes c_t over c_{t-1} before the carry
+    reads it); the backward's GEMMs read x as one (T*B, I) matrix."""
+    x, s, p, o = _args()
+    o[2:4] = None, None  # inference
+    o[1] = np.zeros((B, H), np.float32)
+    with pytest.raises(ValueError, match=r"cs: expected shape \(3, 2, 5\) with lengths, got \(2, 5\)"):
+        _C.recurrent_forward(LSTM, False, x, np.array([1, 3]), s, tuple(p), tuple(o))
+    with pytest.raises(ValueError, match=r"cs: expected shape \(3, 2, 5\), got \(2, 5\)"):  # training keeps every c
+        _C.recurrent_forward(LSTM, False, x, None, s, tuple(p), (o[0], o[1], np.zeros((T, B, 4 * H), np.float32),
+                                                                 np.zeros((T, B, H), np.float32), None))
+    x, s, p, o = _args()
+    _forward(x, s, p, o)
+    z = lambda *sh: np.zeros(sh, np.float32)  # noqa: E731
+    grads, dout, dres = (z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H)), (z(T, B, H), z(B, H), z(B, H)), (z(T, B, I), z(B, H), z(B, H))
+    batch_first = np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2)
+    with pytest.raises(ValueError, match=r"x: expected a C-contiguous array"):
+        _C.recurrent_backward(LSTM, False, batch_first, None, s, tuple(o), tuple(p), dout, grads, dres)
 
 
 @pytest.mark.parametrize(

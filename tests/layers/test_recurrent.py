@@ -411,6 +411,37 @@ def test_inference_without_a_cache_equals_the_training_forward(backend, cell):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_inference_reads_x_in_any_layout_like_the_training_forward(backend, cell, batch_first):
+    """At inference the C++ kernels read x where it lies (a view, any strides between rows), write hs straight into y
+    and keep only LSTM's latest c; a layout they cannot read in place (columns apart, time reversed) is copied first.
+    Every layout gives the training forward's bits, without lengths (the path that keeps one c) and with them."""
+    layer = make_layer(cell, 3, 5, num_layers=2, bidirectional=True, dtype=np.float32, seed=2)
+    layer.batch_first = batch_first
+    rng = np.random.default_rng(13)
+    shape = (4, 6, 3) if batch_first else (6, 4, 3)
+    base = rng.standard_normal(shape).astype(np.float32)
+    wide = np.zeros(shape[:2] + (8,), np.float32)
+    wide[:, :, 2:5] = base
+    spread = np.zeros(shape[:2] + (6,), np.float32)
+    spread[:, :, ::2] = base
+    layouts = {"C": base, "Fortran": np.asfortranarray(base), "columns of a wider array": wide[:, :, 2:5],
+               "every other column": spread[:, :, ::2], "time reversed": np.ascontiguousarray(base[::-1])[::-1]}
+    for lengths in (None, np.array([6, 0, 3, 1])):
+        with pyrnn.use_backend(backend):
+            y, s = layer.forward(base, lengths=lengths)
+            layer.clear_saved()
+            for name, x in layouts.items():
+                np.testing.assert_array_equal(x, base)
+                with pyrnn.no_grad():
+                    y2, s2 = layer.forward(x, lengths=lengths)
+                np.testing.assert_array_equal(y2, y, err_msg=f"{name} lengths={lengths is not None}")
+                for a, b in zip(s2 if isinstance(s2, tuple) else [s2], s if isinstance(s, tuple) else [s]):
+                    np.testing.assert_array_equal(a, b, err_msg=f"{name} lengths={lengths is not None}")
+
+
 # ------------------------------------------------------------ batch_first (issue 13, point 2)
 def _time_major(a):
     return np.ascontiguousarray(np.swapaxes(a, 0, 1))

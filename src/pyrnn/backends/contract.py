@@ -19,8 +19,10 @@ specified in :mod:`pyrnn.backends.conv_reference`). The recurrent family works o
 ONE direction:
 
 ``recurrent_forward(cell, x, h0, c0, weights, reverse=False, lengths=None, save=True, bf16=False, out=None) -> (hs, hT, cT, saved)``
-    x (T, B, I), h0 (B, H), c0 (B, H) for LSTM else None, all C-contiguous and
-    of one float dtype. ``hs`` (T, B, H) holds the hidden state at every time
+    x (T, B, I) at any strides (a view of a batch-first input, say: the C++ kernels read it in
+    place at inference, the others and every training forward take a C-order copy, which is what
+    ``saved`` keeps), h0 (B, H), c0 (B, H) for LSTM else None, C-contiguous, all of one float
+    dtype. ``hs`` (T, B, H) holds the hidden state at every time
     index (for ``reverse=True`` the loop runs from t = T-1 down to 0, and
     ``hs[t]`` is still the state after reading ``x[t]``). ``hT``/``cT`` are the
     states after the last processed step. ``saved`` is a :class:`Saved`: all
@@ -41,8 +43,8 @@ ONE direction:
     :mod:`pyrnn.backends.bfloat16`); ``saved.bf16`` carries the choice to backward.
 
     ``out``: None, or a writable (T, B, H) array of the dtype of x, any strides whose rows do not
-    overlap (a view of a batch-first output, say: the C++ kernels write it as they go, the others
-    copy hs into it): it receives hs too and is returned in its place.
+    overlap (a view of a batch-first output, say: the C++ kernels write it as they go, at inference
+    as hs itself, the others copy hs into it): it receives hs too and is returned in its place.
 
 ``recurrent_backward(saved, weights, dhs, dhT, dcT, grads) -> (dx, dh0, dc0)``
     dhs (T, B, H) is dL/dhs, any strides (a view of a batch-first dy, say: the
@@ -150,17 +152,19 @@ def write_out(out, hs):
     return out
 
 
-def new_cache(cell, T, B, H, dtype, save=True, workspace=None) -> Cache:
+def new_cache(cell, T, B, H, dtype, save=True, workspace=None, hs=None, latest_c=False) -> Cache:
     """An uninitialised :class:`Cache` for ``cell``. With ``save=False`` (inference) only the
     working state: hs, and cs for LSTM. With a :class:`pyrnn.workspace.Workspace`, every array
-    but hs (which the layer returns) is taken from it: give them back with :func:`give_cache`."""
+    but hs (which the layer returns) is taken from it: give them back with :func:`give_cache`.
+    ``hs``: the array to use as hs (a view of the layer's output, say), else a new one; ``latest_c``
+    (inference): cs is one (B, H) c that the kernel updates in place (the C++ kernels)."""
     lstm, gru = cell == "lstm", cell == "gru"
     fresh = lambda name, shape, dtype: np.empty(shape, dtype)  # noqa: E731
     take = fresh if workspace is None else workspace.take
     seq = (T, B, H)
     return Cache(
-        hs=_buffers.empty(seq, dtype),  # recycled memory: the layer's output, fresh to its owner
-        cs=take("cs", seq, dtype) if lstm else None,
+        hs=_buffers.empty(seq, dtype) if hs is None else hs,  # recycled memory: the layer's output, fresh to its owner
+        cs=take("cs", (B, H) if latest_c and not save else seq, dtype) if lstm else None,
         gates=take("gates", (T, B, GATES[cell] * H), dtype) if save and (lstm or gru) else None,
         tanh_cs=take("tanh_cs", seq, dtype) if save and lstm else None,
         hn=take("hn", seq, dtype) if save and gru else None,

@@ -76,7 +76,8 @@ def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=
     """See :mod:`pyrnn.backends.contract`; ``save=False`` keeps no cache (inference); ``bf16``: the
     GEMMs in bfloat16 (``TDPBF16PS`` where the CPU has AMX-BF16, ``VDPBF16PS`` where it has
     AVX512-BF16, else their float32 emulation)."""
-    return driver.recurrent_forward(_C.recurrent_forward, cell, x, h0, c0, weights, reverse, lengths, save, bf16, out)
+    return driver.recurrent_forward(_C.recurrent_forward, cell, x, h0, c0, weights, reverse, lengths, save, bf16, out,
+                                    views=True)
 
 
 def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):

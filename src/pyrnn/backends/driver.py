@@ -33,19 +33,40 @@ def _precision(bf16):
     return {"bf16": True} if bf16 else {}
 
 
-def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, lengths, save, bf16=False, out=None):
+def _rows_readable(a):
+    """Whether the C++ kernels read ``a`` (T, B, F) in place: aligned rows of unit stride, whole-element strides
+    >= 0 between them (a view of a batch-first array, say)."""
+    item = a.dtype.itemsize
+    return (a.ctypes.data % item == 0 and (a.shape[2] <= 1 or a.strides[2] == item)
+            and all(n <= 1 or (st >= 0 and st % item == 0) for n, st in zip(a.shape[:2], a.strides[:2])))
+
+
+def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, lengths, save, bf16=False, out=None,
+                      views=False):
     """The contract's ``recurrent_forward``, computed by ``kernel`` (called with ``bf16=True`` for
-    bfloat16 GEMMs, see :mod:`pyrnn.backends.bfloat16`, and ``y=out`` when ``out`` is given)."""
+    bfloat16 GEMMs, see :mod:`pyrnn.backends.bfloat16`, and ``y=out`` when ``out`` is given).
+
+    ``views``: the kernel reads x and writes hs at any strides between rows, and takes one (B, H) cs at
+    inference without lengths (the C++ kernels). Then at inference x is read in place, ``out``, when given,
+    is hs itself (nothing is written twice) and LSTM keeps only the latest c (without lengths); in training x is copied to C order first
+    (the saved x: the backward's GEMMs take its rows as one matrix). Other kernels get C-order x always."""
     T, B, _ = x.shape
+    if not x.flags.c_contiguous and not (views and not save and _rows_readable(x)):
+        x = _buffers.copy(x)
     workspace = current()
-    cache = new_cache(cell, T, B, h0.shape[1], x.dtype, save, workspace)
+    into_out = views and not save and out is not None
+    cache = new_cache(cell, T, B, h0.shape[1], x.dtype, save, workspace, hs=out if into_out else None,
+                      latest_c=views and lengths is None)
+    if into_out:
+        out = None  # the kernel writes hs there: no second copy
     if T == 0 or B == 0:  # the empty recurrence: the final state is the initial one
         hT, cT = h0.copy(), (None if c0 is None else c0.copy())
     else:
         kernel(CELL_CODES[cell], bool(reverse), x, lengths, (h0, c0), tuple(weights), tuple(cache), **_precision(bf16),
                **({} if out is None else {"y": out}))
         last = 0 if reverse else T - 1  # the last step processed
-        hT, cT = cache.hs[last].copy(), (None if cache.cs is None else cache.cs[last].copy())
+        cs = cache.cs
+        hT, cT = cache.hs[last].copy(), (None if cs is None else (cs[last] if cs.ndim == 3 else cs).copy())
     saved = Saved(cell, bool(reverse), x, h0, c0, cache, lengths, bool(bf16)) if save else None
     if not save:
         give_cache(cache, workspace)

@@ -3,8 +3,10 @@
 Legend: B = batch, T = time, I = input, H = hidden, G = gates, L = layers,
 D = directions (2 if bidirectional). Arrays are batch-first at the API by default
 (``batch_first=True``: x (B, T, I)); ``batch_first=False`` takes and returns time-major
-(T, B, I) as PyTorch's default does. Time-major inside (with batch_first, one transpose in,
-one out). States are (L*D, B, H) either way, as in PyTorch.
+(T, B, I) as PyTorch's default does. Time-major inside: with batch_first the kernels write y
+and read dL/dy at its strides, a training forward copies x time-major (what its backward reads)
+and the backward copies dx back; at inference the C++ kernels read x where it lies. States are
+(L*D, B, H) either way, as in PyTorch.
 
 Cells (PyTorch's formulas and gate packing, so ``state_dict`` compares with torch):
 
@@ -41,13 +43,20 @@ from .base import Layer
 
 
 def _swap_batch_time(a):
-    """A contiguous copy of ``a`` (B, T, F) as (T, B, F), or back: batch_first's copies of x in and dx out (the
-    kernels write y and read dL/dy in place). In recycled memory (:mod:`pyrnn._buffers`): a training step of an
-    LSTM(512) over T=100, B=64 copied x, y and dx into 13 MB each of fresh pages (~74 page faults a call with
+    """A contiguous copy of ``a`` (B, T, F) as (T, B, F), or back: batch_first's copies of x in (training) and dx
+    out (the kernels write y and read dL/dy in place). In recycled memory (:mod:`pyrnn._buffers`): a training step
+    of an LSTM(512) over T=100, B=64 copied x, y and dx into 13 MB each of fresh pages (~74 page faults a call with
     hs and the kernels' dx, most of them 2 MB pages the kernel zeroes; now none)."""
-    out = _buffers.empty((a.shape[1], a.shape[0], a.shape[2]), a.dtype)
-    np.copyto(out, a.transpose(1, 0, 2))
-    return out
+    return _buffers.copy(a.transpose(1, 0, 2))
+
+
+def _time_major(x, batch_first, keep):
+    """x as (T, B, I): in training a C-order copy (what the backward reads), at inference a view, which the C++
+    kernels read in place (the others copy it; see the backends' contract). LSTM T=100 B=64 I=128 H=256 inference
+    on 2 threads of an AMD EPYC: the copy of a batch-first x was ~0.5 ms of 28."""
+    if keep:
+        return _swap_batch_time(x) if batch_first else np.ascontiguousarray(x)
+    return x.transpose(1, 0, 2) if batch_first else x
 
 
 class Recurrent(Layer):
@@ -277,8 +286,8 @@ class RNNBase(Recurrent):
         backend = get_backend()
         kernels = backend_module(backend)
         hT, cT = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
-        seq = _swap_batch_time(x) if self.batch_first else np.ascontiguousarray(x)  # (T, B, I)
         keep = is_grad_enabled()  # under no_grad the kernels may keep no cache
+        seq = _time_major(x, self.batch_first, keep)
         # batch_first: the last layer's kernels write y as they go (a copy of hs after the loop was ~0.5 ms of
         # the adding problem's 12 ms fit step)
         y = _buffers.empty((B, T, self.num_directions * self.hidden_size), self.dtype) if self.batch_first else None
