@@ -107,6 +107,9 @@ def layer_section(quick=False, threads=2):
     rows = bench.run(quick=quick, first_blocks=headline_blocks)
     peak = bench.gemm_peak()  # after the layers, in the same process
     limit = bench_cnn.fma_limit(threads)
+    best = bench.fastest_rate(rows)  # format_table's shares are of the larger of the two
+    faster = (f" (here of {best:.0f} GFLOP/s, a row's fastest block, which ran faster than the sgemm: the shares are of "
+              "the larger, so none exceeds 100%)") if best > peak else ""
     return (
         "## One layer\n\n"
         "Median wall time in ms (GFLOP/s of the GEMMs in parentheses); `x vs torch` = the median of the per-round "
@@ -114,7 +117,7 @@ def layer_section(quick=False, threads=2):
         f"{headline_blocks} rounds, the others' in 7 (the torch column: PyTorch's blocks beside cpp's). "
         "Conv1D: stride 1, no padding; PyTorch on its channels-first layout. "
         f"GEMM peak measured in the same process (NumPy's OpenBLAS sgemm, n = 1024 and 2048, every thread): "
-        f"{peak:.0f} GFLOP/s; the next column is the default backend's GFLOP/s as a share of it"
+        f"{peak:.0f} GFLOP/s; the next column is the default backend's GFLOP/s as a share of it{faster}"
         + (f", the last its share of the FMA units' limit, {limit.describe()}.\n\n" if isinstance(limit, bench_cnn.FmaLimit)
            else f" (the FMA units' limit is unknown here: {limit}).\n\n")
         + bench.format_table(rows, peak=peak, limit=limit.gflops if isinstance(limit, bench_cnn.FmaLimit) else None)

@@ -135,6 +135,8 @@ def test_format_table_gives_the_first_impls_share_of_the_gemm_peak_never_above_1
     fast = [_t("cpp", [0.8, 0.76, 0.9], 0.2), _t("torch", [1, 1, 1], 0.2)]
     share = bench.format_table(fast, peak=200.0).splitlines()[2].rsplit("|", 2)[1]
     assert share.strip() == "95%"  # 250 GFLOP/s median against the 263 of its fastest block
+    assert bench.fastest_rate(fast) == pytest.approx(0.2 / 0.76e-3)  # the rate the shares were of
+    assert bench.fastest_rate(rows) == pytest.approx(100.0) and bench.fastest_rate([rows[2]]) == 0.0
 
 
 def test_format_table_gives_the_first_impls_share_of_the_fma_limit():

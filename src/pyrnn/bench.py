@@ -495,6 +495,11 @@ def _ratio(reference, t):
     return f"{np.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})"
 
 
+def fastest_rate(rows):
+    """The GFLOP/s of the fastest block of any row that counts FLOPs (0.0 if none does)."""
+    return max([t.best_gflops for t in rows if t.gflop is not None], default=0.0)
+
+
 def format_table(rows, peak=None, limit=None):
     """A Markdown table: one line per config and mode, each implementation's median ms (min-max
     over the blocks) and GFLOP/s when the row counts FLOPs, the speed-up over PyTorch (median of
@@ -511,7 +516,7 @@ def format_table(rows, peak=None, limit=None):
         (f" {impls[0]} % of FMA limit |" if limit else "")
     lines = [head, "|" + "---|" * (2 + len(impls) + len(others) + (1 if peak else 0) + (1 if limit else 0))]
     keyed = {(t.label, t.mode, t.impl): t for t in rows}
-    best = max([t.best_gflops for t in rows if t.gflop is not None], default=0.0)
+    best = fastest_rate(rows)
     for label, mode in dict.fromkeys((t.label, t.mode) for t in rows):
         cells = ["-" if (label, mode, i) not in keyed else _cell(keyed[label, mode, i]) for i in impls]
         ref = keyed.get((label, mode, "torch"))
