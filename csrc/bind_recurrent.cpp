@@ -8,10 +8,11 @@
 // Forward reads x and writes hs at any rows too (at inference the layers pass views of a batch-first input and
 // output: no copy of either), and at inference cs (B, H): the latest c only; backward reads them in C order.
 // cache = (hs, cs, gates, tanh_cs, hn), pyrnn.backends.contract.Cache: written by forward, read
-// by backward (which overwrites gates with dA). What a cell does not have is None: c0, cs,
-// tanh_cs and dcT, dc0 but for LSTM, hn but for GRU, gates for RNN. Forward also takes gates,
-// tanh_cs and hn all None for inference (nothing is kept for backward). lengths is None (every
-// step active) or an int64 (B,) array with values in [0, T].
+// by backward (which overwrites gates with dA). What a cell does not have is None: c0, cs
+// and dcT, dc0 but for LSTM, hn but for GRU, gates for RNN; tanh_cs always (the backward
+// recomputes LSTM's tanh(c_t) from cs). Forward also takes gates and hn None for inference
+// (nothing is kept for backward). lengths is None (every step active) or an int64 (B,) array with
+// values in [0, T].
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -86,8 +87,8 @@ Ptr cell_array(bool has, py::handle h, const std::string& name, const std::vecto
   return nullptr;
 }
 
-// x, (h0, c0) and the cache (hs, cs, gates, tanh_cs, hn), writable for forward, read for backward.
-// Forward may get gates = tanh_cs = hn = None (inference), then cs as one (B, H) c updated in place, and x and
+// x, (h0, c0) and the cache (hs, cs, gates, tanh_cs, hn), writable for forward, read for backward; tanh_cs is
+// None. Forward may get gates = hn = None (inference), then cs as one (B, H) c updated in place, and x and
 // hs at any rows; backward needs the cell's cache, x and hs in C order.
 template <typename F>
 SeqTensors<F> seq_tensors(const Shapes& s, py::handle x, py::handle state0, py::handle cache, bool forward) {
@@ -109,7 +110,7 @@ SeqTensors<F> seq_tensors(const Shapes& s, py::handle x, py::handle state0, py::
   } else {
     io.hs = out_ptr<F>(ca[0], "hs", s.seq_h());
   }
-  const bool inference = forward && ca[2].is_none() && ca[3].is_none() && ca[4].is_none();
+  const bool inference = forward && ca[2].is_none() && ca[4].is_none();
   if (inference && s.lstm && !ca[1].is_none() && as_array(ca[1], "cs").ndim() == 2) {  // only the latest c
     if (s.d.lengths != nullptr)  // a carried step reads c_{t-1} after the step wrote c_t
       throw py::value_error("cs: expected shape " + shape_str(s.seq_h()) + " with lengths, got " +
@@ -121,7 +122,9 @@ SeqTensors<F> seq_tensors(const Shapes& s, py::handle x, py::handle state0, py::
   }
   const bool gated = (s.lstm || s.gru) && !inference;
   io.gates = cell_array<F, F*>(gated, ca[2], "gates", s.seq_g(), s, &out_ptr<F>);
-  io.tanh_c = cell_array<F, F*>(gated && s.lstm, ca[3], "tanh_cs", s.seq_h(), s, &out_ptr<F>);
+  if (!ca[3].is_none())
+    throw py::value_error("tanh_cs: expected None (the backward recomputes tanh(c_t) from cs), got " +
+                          type_name(ca[3]));
   io.hn = cell_array<F, F*>(gated && s.gru, ca[4], "hn", s.seq_h(), s, &out_ptr<F>);
   return io;
 }

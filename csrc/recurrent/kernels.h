@@ -33,7 +33,7 @@ struct ForwardPlan {  // one forward time loop, set up by recurrent.cpp
   const F* w_hh_packed;
   const F* bias_packed;  // b_ih + b_hh (the linear-before-reset gate: b_ih alone), as pack_bias packed it
   const F* b_hn_packed;  // GRU: b_hn, as pack_bias packed it; else null
-  SeqTensors<F> io;      // x, h0, c0 in; hs, cs, gates, tanh_c, hn out (null gates: inference)
+  SeqTensors<F> io;      // x, h0, c0 in; hs, cs, gates, hn out (null gates: inference)
   F* preact;             // (B, G*H) scratch
   F* hn;                 // (B, H) scratch for GRU's hn at inference, else null
   Cancel* cancel;        // polled by tid 0 once per step (see cancel.h)

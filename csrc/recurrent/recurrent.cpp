@@ -140,7 +140,7 @@ SeqTensors<F> rows_of(const SeqTensors<F>& v, int64_t b0, int64_t H, int64_t GH)
   SeqTensors<F> r = v;
   r.x = rows_at(v.x, b0 * v.x_ldb), r.h0 = rows_at(v.h0, b0 * H), r.c0 = rows_at(v.c0, b0 * H);
   r.hs = rows_at(v.hs, b0 * v.hs_ldb), r.cs = rows_at(v.cs, b0 * H), r.gates = rows_at(v.gates, b0 * GH);
-  r.tanh_c = rows_at(v.tanh_c, b0 * H), r.hn = rows_at(v.hn, b0 * H), r.y = rows_at(v.y, b0 * v.y_ldb);
+  r.hn = rows_at(v.hn, b0 * H), r.y = rows_at(v.y, b0 * v.y_ldb);
   return r;
 }
 

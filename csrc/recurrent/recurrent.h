@@ -12,7 +12,7 @@ enum class CellKind : int { RnnTanh = 0, RnnRelu = 1, Lstm = 2, Gru = 3 };
 
 int64_t gates_per_unit(CellKind cell);
 
-// Fills io's hs and cs and, for training (io.gates not null), the cache: gates, tanh_c (LSTM), hn (GRU).
+// Fills io's hs and cs and, for training (io.gates not null), the cache: gates, hn (GRU).
 // Stopped by `cancel`, it returns early with the outputs unspecified. bf16 (float32 only): every GEMM
 // takes bf16-rounded operands with float32 sums, forward and backward (pyrnn/backends/bfloat16.py).
 template <typename F>

@@ -8,7 +8,7 @@
 // Names (the same in csrc/ and pyrnn/backends/):
 //   preact   x_t W_ih^T + h_{t-1} W_hh^T + b_ih + b_hh: the gates' pre-activations
 //   hproj    h_{t-1} W_hh^T + b_hh: the hidden projection
-//   tanh_c   LSTM's saved tanh(c_t)
+//   tanh_c   LSTM's tanh(c_t): saved by the other backends, recomputed from c_t by the backward here
 //   hn       GRU's saved W_hn h_{t-1} + b_hn: the n slice of hproj, which r multiplies before
 //            the input side is added (GRU's n is a *linear-before-reset* gate, as oneDNN and
 //            cuDNN call it: its preact is x_t W_in^T + b_in + r * hn)
@@ -58,14 +58,13 @@ struct CellGrads {  // same shapes as CellParams; added into
 
 template <typename F>
 struct SeqTensors {              // forward inputs and the cache it writes (null where a cell has none;
-                                 // forward also takes null gates, tanh_c, hn: inference keeps no cache)
+                                 // forward also takes null gates, hn: inference keeps no cache)
   const F* x;                    // (T, B, I), at the strides x_ld below
   const F* h0;                   // (B, H)
   const F* c0;                   // (B, H)     LSTM
   F* hs;                         // (T, B, H), at the strides hs_ld below
   F* cs;                         // (T, B, H)  LSTM
   F* gates;                      // (T, B, G*H) activated gates, LSTM and GRU
-  F* tanh_c;                     // (T, B, H)  LSTM
   F* hn;                         // (T, B, H)  GRU
   F* y = nullptr;                // (T, B, H) or null: hs written again here, rows y_ldb and steps y_ldt apart (a view
   int64_t y_ldt = 0, y_ldb = 0;  // of a batch-first output, say; forward only)
@@ -99,7 +98,6 @@ struct StepView {   // one time step, every pointer (B, .) row-major, h_prev's r
   F* h;
   F* c;
   F* gates;
-  F* tanh_c;
   F* hn;  // forward: written by the GEMM before the step (GRU)
   int64_t ldp, ldh;
 };

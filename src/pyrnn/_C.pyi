@@ -98,14 +98,15 @@ def recurrent_forward(
     state0: tuple[_A, _OptA],                       # h0 (B, H), c0 (B, H) for LSTM
     params: tuple[_A, _A, _A, _A],                  # w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (G*H,)
     cache: tuple[_A, _OptA, _OptA, _OptA, _OptA],   # written: hs (T, B, H) any rows that do not overlap, cs (T, B, H);
-                                                    # gates (T, B, G*H); tanh_cs, hn (T, B, H)
+                                                    # gates (T, B, G*H); tanh_cs None; hn (T, B, H)
     bf16: bool = False,                             # every GEMM in bfloat16 (float32 arrays only)
     y: _A | None = None,                            # (T, B, H), any rows that do not overlap: gets hs too
 ) -> None:
     """One layer-direction over the whole sequence. cache is pyrnn.backends.contract.Cache: None where the
-    cell has none (cs, tanh_cs: LSTM only; hn: GRU only; gates: LSTM and GRU), and gates, tanh_cs, hn all
-    None for inference (nothing kept for backward); then cs may be one (B, H) c, updated in place (without
-    lengths). x and hs in C order when the call's cache goes to recurrent_backward."""
+    cell has none (cs: LSTM only; hn: GRU only; gates: LSTM and GRU) and tanh_cs always (the backward
+    recomputes tanh(c_t) from cs), and gates, hn both None for inference (nothing kept for backward); then cs
+    may be one (B, H) c, updated in place (without lengths). x and hs in C order when the call's cache goes to
+    recurrent_backward."""
 
 def recurrent_backward(
     cell: int,

@@ -55,7 +55,8 @@ def test_conv_modules_conform_to_the_conv_protocol(module):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell", CELLS)
 def test_every_backend_saves_the_same_cache(cell, dtype):
-    """One Cache type, None where a cell has none, and the same values in every backend."""
+    """One Cache type, None where a cell has none (and LSTM's tanh_cs from the C++ kernels, whose backward
+    recomputes tanh(c_t) from cs), and the same values in every backend."""
     T, B, I, H = 5, 3, 4, 6
     G = contract.GATES[cell]
     rng = np.random.default_rng(0)
@@ -69,7 +70,7 @@ def test_every_backend_saves_the_same_cache(cell, dtype):
     for name in BACKENDS:
         hs, hT, cT, saved = backend_module(name).recurrent_forward(cell, x, h0, c0, weights, reverse=True, lengths=lengths)
         assert type(saved.cache) is contract.Cache and saved.hs is hs
-        layout = contract.new_cache(cell, T, B, H, dtype)
+        layout = contract.new_cache(cell, T, B, H, dtype, tanh_cs=name != "cpp")
         for field, have, want in zip(contract.Cache._fields, saved.cache, layout):
             assert (have is None) == (want is None), f"{name} {field}"
             if have is not None:
@@ -78,7 +79,7 @@ def test_every_backend_saves_the_same_cache(cell, dtype):
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
     for name, cache in caches.items():
         for field, have, want in zip(contract.Cache._fields, cache, caches["numpy"]):
-            if want is not None:
+            if want is not None and not (name == "cpp" and field == "tanh_cs"):
                 np.testing.assert_allclose(have, want, err_msg=f"{name} {field}", **tol)
 
 

@@ -27,7 +27,7 @@ def _args(dtype=np.float32):
     x = z(T, B, I)
     state0 = (z(B, H), z(B, H))
     params = [z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H)]
-    cache = [z(T, B, H), z(T, B, H), z(T, B, 4 * H), z(T, B, H), None]  # hs, cs, gates, tanh_cs, hn
+    cache = [z(T, B, H), z(T, B, H), z(T, B, 4 * H), None, None]  # hs, cs, gates, tanh_cs (recomputed), hn
     return x, state0, params, cache
 
 
@@ -146,9 +146,10 @@ def test_float32_activations_are_accurate():
 
 def test_forward_takes_no_gate_cache_for_inference_but_backward_needs_it():
     x, s, p, o = _args()
-    _forward(x, s, p, [o[0], o[1], None, None, None])  # inference: gates, tanh_cs and hn None together
-    with pytest.raises(TypeError, match=r"gates: expected a numpy.ndarray, got NoneType"):
-        _forward(x, s, p, [o[0], o[1], None, o[3], None])
+    _forward(x, s, p, [o[0], o[1], None, None, None])  # inference: gates (and GRU's hn) None
+    gru_params = tuple(np.zeros((3 * a.shape[0] // 4,) + a.shape[1:], np.float32) for a in p)
+    with pytest.raises(TypeError, match=r"gates: expected a numpy.ndarray, got NoneType"):  # GRU: hn without gates
+        _forward(x, (s[0], None), gru_params, [o[0], None, None, None, np.zeros((T, B, H), np.float32)], cell=3)
     z = lambda *sh: np.zeros(sh, np.float32)  # noqa: E731
     grads = (z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H))
     with pytest.raises(TypeError, match=r"gates: expected a numpy.ndarray, got NoneType"):
@@ -159,15 +160,17 @@ def test_forward_takes_no_gate_cache_for_inference_but_backward_needs_it():
 def test_fields_a_cell_does_not_have_must_be_none():
     x, s, p, o = _args()
     with pytest.raises(ValueError, match=r"hn: expected None for lstm, got ndarray"):
-        _forward(x, s, p, o[:4] + [o[3]])
+        _forward(x, s, p, o[:4] + [o[0]])
     z = lambda *sh: np.zeros(sh, np.float32)  # noqa: E731
     gru_params = (z(3 * H, I), z(3 * H, H), z(3 * H), z(3 * H))
     gru_cache = [z(T, B, H), None, z(T, B, 3 * H), None, z(T, B, H)]
     _forward(x, (s[0], None), gru_params, gru_cache, cell=3)
     with pytest.raises(ValueError, match=r"c0: expected None for gru, got ndarray"):
         _forward(x, s, gru_params, gru_cache, cell=3)
-    with pytest.raises(ValueError, match=r"tanh_cs: expected None for gru, got ndarray"):
+    with pytest.raises(ValueError, match=r"tanh_cs: expected None \(the backward recomputes tanh\(c_t\) from cs\), got ndarray"):
         _forward(x, (s[0], None), gru_params, gru_cache[:3] + [z(T, B, H), gru_cache[4]], cell=3)
+    with pytest.raises(ValueError, match=r"tanh_cs: expected None \(the backward recomputes"):
+        _forward(x, s, p, o[:3] + [z(T, B, H), None])
 
 
 def test_lengths_are_checked():
@@ -831,7 +834,7 @@ def test_one_c_with_lengths_and_strided_x_in_backward_are_refused():
         _C.recurrent_forward(LSTM, False, x, np.array([1, 3]), s, tuple(p), tuple(o))
     with pytest.raises(ValueError, match=r"cs: expected shape \(3, 2, 5\), got \(2, 5\)"):  # training keeps every c
         _C.recurrent_forward(LSTM, False, x, None, s, tuple(p), (o[0], o[1], np.zeros((T, B, 4 * H), np.float32),
-                                                                 np.zeros((T, B, H), np.float32), None))
+                                                                 None, None))
     x, s, p, o = _args()
     _forward(x, s, p, o)
     z = lambda *sh: np.zeros(sh, np.float32)  # noqa: E731

@@ -59,7 +59,7 @@ CHILD = textwrap.dedent(
 
     def backward_args(T):  # a saved cache of plausible values (0.5); fresh gradients for every call
         half = lambda *s: np.full(s, 0.5, np.float32)  # noqa: E731
-        cache = contract.Cache(half(T, B, H), half(T, B, H), half(T, B, 4 * H), half(T, B, H), None)
+        cache = contract.Cache(half(T, B, H), half(T, B, H), half(T, B, 4 * H))
         dout = (np.ones((T, B, H), np.float32), np.zeros((B, H), np.float32), np.zeros((B, H), np.float32))
         x = inputs(T)
 
@@ -270,7 +270,7 @@ def test_a_backward_stopped_at_any_poll_adds_nothing_and_is_counted(case):
         x, h0 = rng.standard_normal((T, B, I), dtype=np.float32), np.zeros((B, H), np.float32)
 
         def call():
-            cache = contract.Cache(half(T, B, H), half(T, B, H), half(T, B, 4 * H), half(T, B, H), None)
+            cache = contract.Cache(half(T, B, H), half(T, B, H), half(T, B, 4 * H))
             grads = last["grads"] = tuple(np.zeros_like(a) for a in weights)
             dout = (np.ones((T, B, H), np.float32), np.ones((B, H), np.float32), np.ones((B, H), np.float32))
             dres = (np.empty_like(x), np.empty((B, H), np.float32), np.empty((B, H), np.float32))

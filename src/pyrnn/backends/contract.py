@@ -9,7 +9,8 @@ Names (the same here, in every backend and in ``csrc/``):
 - ``xproj`` = x_t W_ih^T + b_ih, the input projection;
 - ``hproj`` = h_{t-1} W_hh^T + b_hh, the hidden projection;
 - ``preact`` = xproj + hproj, the gates' pre-activations;
-- ``tanh_c``: LSTM's saved tanh(c_t);
+- ``tanh_c``: LSTM's tanh(c_t) (saved by the NumPy and Numba backends, recomputed from c_t by the
+  C++ backward);
 - ``hn``: GRU's saved W_hn h_{t-1} + b_hn, the n slice of hproj. GRU's n is a
   *linear-before-reset* gate (oneDNN's and cuDNN's word): ``n = tanh(xproj_n + r * hn)``.
 
@@ -67,7 +68,8 @@ The cells:
 
 What forward saves is one :class:`Cache` for every cell and backend, in the layout the
 compiled kernels take: ``hs``, ``cs`` (LSTM), ``gates`` (the activated gates, LSTM and GRU),
-``tanh_cs`` (LSTM), ``hn`` (GRU), each time-major, None where a cell has none.
+``tanh_cs`` (LSTM; None from the C++ kernels, whose backward recomputes tanh(c_t) from cs), ``hn``
+(GRU), each time-major, None where a cell has none.
 
 How each backend computes a layer-direction (timings: ``benchmarks/README.md``):
 
@@ -119,7 +121,7 @@ class Cache(NamedTuple):
     hs: np.ndarray  # (T, B, H) every cell
     cs: np.ndarray | None = None  # (T, B, H) LSTM: c_t
     gates: np.ndarray | None = None  # (T, B, G*H) LSTM [i|f|g|o], GRU [r|z|n], activated
-    tanh_cs: np.ndarray | None = None  # (T, B, H) LSTM: tanh(c_t)
+    tanh_cs: np.ndarray | None = None  # (T, B, H) LSTM: tanh(c_t) (None from the C++ kernels: recomputed)
     hn: np.ndarray | None = None  # (T, B, H) GRU: W_hn h_{t-1} + b_hn
 
 
@@ -152,12 +154,13 @@ def write_out(out, hs):
     return out
 
 
-def new_cache(cell, T, B, H, dtype, save=True, workspace=None, hs=None, latest_c=False) -> Cache:
+def new_cache(cell, T, B, H, dtype, save=True, workspace=None, hs=None, latest_c=False, tanh_cs=True) -> Cache:
     """An uninitialised :class:`Cache` for ``cell``. With ``save=False`` (inference) only the
     working state: hs, and cs for LSTM. With a :class:`pyrnn.workspace.Workspace`, every array
     but hs (which the layer returns) is taken from it: give them back with :func:`give_cache`.
     ``hs``: the array to use as hs (a view of the layer's output, say), else a new one; ``latest_c``
-    (inference): cs is one (B, H) c that the kernel updates in place (the C++ kernels)."""
+    (inference): cs is one (B, H) c that the kernel updates in place (the C++ kernels); ``tanh_cs=False``: LSTM
+    keeps no tanh(c_t) (the C++ backward recomputes it)."""
     lstm, gru = cell == "lstm", cell == "gru"
     fresh = lambda name, shape, dtype: np.empty(shape, dtype)  # noqa: E731
     take = fresh if workspace is None else workspace.take
@@ -166,7 +169,7 @@ def new_cache(cell, T, B, H, dtype, save=True, workspace=None, hs=None, latest_c
         hs=_buffers.empty(seq, dtype) if hs is None else hs,  # recycled memory: the layer's output, fresh to its owner
         cs=take("cs", (B, H) if latest_c and not save else seq, dtype) if lstm else None,
         gates=take("gates", (T, B, GATES[cell] * H), dtype) if save and (lstm or gru) else None,
-        tanh_cs=take("tanh_cs", seq, dtype) if save and lstm else None,
+        tanh_cs=take("tanh_cs", seq, dtype) if save and lstm and tanh_cs else None,
         hn=take("hn", seq, dtype) if save and gru else None,
     )
 

@@ -12,7 +12,7 @@ but hs comes from the calling thread's active :class:`pyrnn.workspace.Workspace`
 the backward, or at once at inference.
 
 forward kernel:  ``kernel(cell_code, reverse, x, lengths, (h0, c0), weights, cache, y=None) -> None``
-    fills ``cache`` (a :class:`Cache`; at inference gates, tanh_cs and hn are None) and ``y`` (the
+    fills ``cache`` (a :class:`Cache`; at inference gates, tanh_cs and hn are None; the C++ kernels never take tanh_cs) and ``y`` (the
     contract's ``out``) with hs too;
 backward kernel: ``kernel(cell_code, reverse, x, lengths, (h0, c0), cache, weights, (dhs, dhT, dcT),
 grads, (dx, dh0, dc0)) -> None``
@@ -46,8 +46,8 @@ def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, length
     """The contract's ``recurrent_forward``, computed by ``kernel`` (called with ``bf16=True`` for
     bfloat16 GEMMs, see :mod:`pyrnn.backends.bfloat16`, and ``y=out`` when ``out`` is given).
 
-    ``views``: the kernel reads x and writes hs at any strides between rows, and takes one (B, H) cs at
-    inference without lengths (the C++ kernels). Then at inference x is read in place, ``out``, when given,
+    ``views``: the kernel reads x and writes hs at any strides between rows, takes one (B, H) cs at
+    inference without lengths and keeps no tanh(c_t) for LSTM (the C++ kernels). Then at inference x is read in place, ``out``, when given,
     is hs itself (nothing is written twice) and LSTM keeps only the latest c (without lengths); in training x is copied to C order first
     (the saved x: the backward's GEMMs take its rows as one matrix). Other kernels get C-order x always."""
     T, B, _ = x.shape
@@ -56,7 +56,7 @@ def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, length
     workspace = current()
     into_out = views and not save and out is not None
     cache = new_cache(cell, T, B, h0.shape[1], x.dtype, save, workspace, hs=out if into_out else None,
-                      latest_c=views and lengths is None)
+                      latest_c=views and lengths is None, tanh_cs=not views)
     if into_out:
         out = None  # the kernel writes hs there: no second copy
     if T == 0 or B == 0:  # the empty recurrence: the final state is the initial one
