@@ -12,8 +12,8 @@ but hs comes from the calling thread's active :class:`pyrnn.workspace.Workspace`
 the backward, or at once at inference.
 
 forward kernel:  ``kernel(cell_code, reverse, x, lengths, (h0, c0), weights, cache, y=None) -> None``
-    fills ``cache`` (a :class:`Cache`; at inference gates, tanh_cs and hn are None; the C++ kernels never take tanh_cs) and ``y`` (the
-    contract's ``out``) with hs too;
+    fills ``cache`` (a :class:`Cache`; at inference gates, tanh_cs and hn are None; the C++ kernels
+    never take tanh_cs) and ``y`` (the contract's ``out``) with hs too;
 backward kernel: ``kernel(cell_code, reverse, x, lengths, (h0, c0), cache, weights, (dhs, dhT, dcT),
 grads, (dx, dh0, dc0)) -> None``
     writes dx, dh0, dc0, adds into ``grads``, may overwrite ``cache.gates``.
