@@ -133,8 +133,8 @@ T* rows_at(T* p, int64_t offset) {  // p + offset, or null
   return p ? p + offset : p;
 }
 
-// The tensors at rows b0 on: (T, B, .) arrays read at a member's rows with the whole batch's step (SeqDims::ldt),
-// (B, .) ones at its rows
+// The tensors at rows b0 on: (T, B, .) arrays read at a member's rows with the whole batch's step (SeqDims::ldt;
+// x and hs at their own strides), (B, .) ones at its rows
 template <typename F>
 SeqTensors<F> rows_of(const SeqTensors<F>& v, int64_t b0, int64_t H, int64_t GH) {
   SeqTensors<F> r = v;

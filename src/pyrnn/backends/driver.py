@@ -35,7 +35,8 @@ def _precision(bf16):
 
 def _rows_readable(a):
     """Whether the C++ kernels read ``a`` (T, B, F) in place: aligned rows of unit stride, whole-element strides
-    >= 0 between them (a view of a batch-first array, say)."""
+    >= 0 between them (a view of a batch-first array, say): what their binding's ``in_rows`` accepts, asked here so
+    that a layout it would refuse is copied instead."""
     item = a.dtype.itemsize
     return (a.ctypes.data % item == 0 and (a.shape[2] <= 1 or a.strides[2] == item)
             and all(n <= 1 or (st >= 0 and st % item == 0) for n, st in zip(a.shape[:2], a.strides[:2])))
@@ -47,9 +48,10 @@ def recurrent_forward(kernel, cell, x, h0, c0, weights: Weights, reverse, length
     bfloat16 GEMMs, see :mod:`pyrnn.backends.bfloat16`, and ``y=out`` when ``out`` is given).
 
     ``views``: the kernel reads x and writes hs at any strides between rows, takes one (B, H) cs at
-    inference without lengths and keeps no tanh(c_t) for LSTM (the C++ kernels). Then at inference x is read in place, ``out``, when given,
-    is hs itself (nothing is written twice) and LSTM keeps only the latest c (without lengths); in training x is copied to C order first
-    (the saved x: the backward's GEMMs take its rows as one matrix). Other kernels get C-order x always."""
+    inference without lengths and keeps no tanh(c_t) for LSTM (the C++ kernels). Then at inference x is
+    read in place, ``out``, when given, is hs itself (nothing is written twice) and LSTM keeps only the
+    latest c (without lengths); in training x is copied to C order first (the saved x: the backward's
+    GEMMs take its rows as one matrix). Other kernels get C-order x always."""
     T, B, _ = x.shape
     if not x.flags.c_contiguous and not (views and not save and _rows_readable(x)):
         x = _buffers.copy(x)
