@@ -13,9 +13,10 @@
 //           it has just read, LSTM and GRU) and dh_prev = direct + dA_hh W_hh (packed GEMM);
 //           then dX = dA_ih W_ih (each thread its rows), dW_ih += dA_ih^T X, dW_hh += dA_hh^T
 //           H_prev, db += column sums of dA (each thread its gate rows): over chunks of time steps
-//           (a cancellation lands between two), dW_hh by the ISA's gemm_tn and dX by its gemm_packed
-//           (microkernel.inc), the rest by BLAS calls, summed in scratch and added into the weight
-//           gradients only once every chunk ran (never partly accumulated).
+//           (a cancellation lands between two), dW_ih and dW_hh by the ISA's gemm_tn (the BLAS where
+//           they spill) and dX by its gemm_packed (microkernel.inc), the bias sums by BLAS calls,
+//           summed in scratch and added into the weight gradients only once every chunk ran (never
+//           partly accumulated).
 // Scratch is allocated once per call, never per time step; while the team runs, the BLAS runs
 // single-threaded inside each member (no second thread pool competes for the cores), and every
 // member flushes denormals.
@@ -355,17 +356,20 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     return saved.hs + (d.reverse ? t + 1 : t - 1) * B * H;
   };
 
-  // C (m, H) (+)= A^T H_prev over K rows: the ISA's gemm_tn, whose tiles read dA and H_prev in place where a
-  // BLAS call packs both first (the adding problem's backward, LSTM(2->64) T=200 B=50, 2 threads of an EPYC:
-  // 6.5 -> 6.1 ms, medians of 100 calls alternating with the BLAS's products), or gemm_bf16's for bf16. But where
-  // the weight gradients spill (kPostSpillBytes), the BLAS, which packs both operands first, wins (backward alone,
-  // medians of the best of 8 calls in 6-8 rounds alternating in one process, the same EPYC: LSTM I=H=512 1.01-1.09x
-  // in four runs, I=H=384 1.04x, GRU I=H=512 1.02x; where they do not: LSTM H=256 1.00x, T=50 B=32 I=32 H=64 0.95x)
-  auto hidden_product = [&](int64_t m, int64_t K, const F* A, int64_t lda, const F* H_prev, F beta, F* C) {
+  // A weight gradient's product, C (m, N) (+)= A^T R over K rows (R: rows of H_prev for dW_hh, of X for dW_ih): the
+  // ISA's gemm_tn, whose tiles read dA and R in place where a BLAS call packs both first, or gemm_bf16's for bf16.
+  // dW_hh (the adding problem's backward, LSTM(2->64) T=200 B=50, 2 threads of an EPYC: 6.5 -> 6.1 ms, medians of 100
+  // calls alternating with the BLAS's products); dW_ih (backward alone, medians of the best of 8 calls in 10-16
+  // rounds alternating in one process, the same EPYC, against the BLAS: LSTM T=50 B=32 I=32 H=64 1.053x, GRU 1.060x,
+  // RNN T=100 B=64 I=64 H=128 1.066x, I=128 H=256 1.038-1.049x; LSTM I=128 H=256 0.991-0.995x, GRU 1.009-1.018x).
+  // But where the weight gradients spill (kPostSpillBytes), the BLAS, which packs both operands first, wins (the
+  // same measure, dW_hh: LSTM I=H=512 1.01-1.09x in four runs, I=H=384 1.04x, GRU I=H=512 1.02x; where they do
+  // not: LSTM H=256 1.00x, T=50 B=32 I=32 H=64 0.95x)
+  auto weight_product = [&](int64_t m, int64_t N, int64_t K, const F* A, int64_t lda, const F* R, F beta, F* C) {
     if (b16 || spilled)
-      product(true, m, H, K, A, lda, H_prev, H, beta, C, H);
+      product(true, m, N, K, A, lda, R, N, beta, C, N);
     else
-      k.gemm_tn(m, H, K, A, lda, H_prev, H, C, H, beta != F(0));
+      k.gemm_tn(m, N, K, A, lda, R, N, C, N, beta != F(0));
   };
   // Time indices [t0, t1): dW_hh_sum[c0:c1] (+)= dA_hh[:, c0:c1]^T H_prev and, for the linear-before-
   // reset gate, db_hh_sum[c0:c1] (+)= its column sums (elsewhere dA_hh = dA_ih, whose sums db_ih_sum
@@ -378,14 +382,14 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     F b = beta;
     int64_t a0 = t0, a1 = t1;  // the indices whose h_prev is a row of hs
     if (first >= t0 && first < t1) {
-      hidden_product(m, B, A + first * B * lda, lda, saved.h0, b, C);
+      weight_product(m, H, B, A + first * B * lda, lda, saved.h0, b, C);
       b = F(1);
       if (first == t0)
         a0 = t0 + 1;  // forward: first = 0 opens the first chunk
       else
         a1 = t1 - 1;  // reverse: first = T-1 closes the last chunk
     }
-    if (a1 > a0) hidden_product(m, (a1 - a0) * B, A + a0 * B * lda, lda, h_prev_rows(a0), b, C);
+    if (a1 > a0) weight_product(m, H, (a1 - a0) * B, A + a0 * B * lda, lda, h_prev_rows(a0), b, C);
     if (lbr_part)
       gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta, db_hh_sum + c0, GH);
   };
@@ -424,7 +428,7 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
         if (narrow) {  // dW_ih and the column sums in one pass over A
           k.gemm_tn_narrow(m, I, rows, A, GH, saved.x + r0 * I, I, dw_ih_sum + gr.r0 * I, I, db_ih_sum + gr.r0, t0 > 0);
         } else {
-          product(true, m, I, rows, A, GH, saved.x + r0 * I, I, beta, dw_ih_sum + gr.r0 * I, I);
+          weight_product(m, I, rows, A, GH, saved.x + r0 * I, beta, dw_ih_sum + gr.r0 * I);
           gemm<F>(false, false, 1, m, rows, F(1), ones, Tc * B, A, GH, beta, db_ih_sum + gr.r0, GH);  // column sums
         }
         if (gr.r0 < lbr_col) hidden_side(false, gr.r0, std::min(gr.r1, lbr_col), t0, t1, beta);
