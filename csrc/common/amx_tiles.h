@@ -146,6 +146,31 @@ struct SoftTiles {
 
 constexpr int64_t kNR = 32, kPairs = 16;  // the panel width; pairs of k per step
 
+// This thread's tiles as the panel calls left them: the shape loaded (r0 * 32 + r1, -1 none), and whether a
+// Bf16TileScope (gemm_bf16.h) holds them, i.e. whether only its own panel calls run on the thread until it ends
+struct Held {
+  bool scoped = false;
+  int shape = -1;
+};
+
+template <class Tiles>
+Held& held() {
+  static thread_local Held h;
+  return h;
+}
+
+template <class Tiles>
+void hold_begin() {
+  held<Tiles>() = {true, -1};  // the first panel call configures: other code may have left any state
+}
+
+template <class Tiles>
+void hold_end() {
+  Held& h = held<Tiles>();
+  if (h.shape >= 0) Tiles::release();
+  h = {};
+}
+
 // The tiles of a block of r0 + r1 rows (r0 <= 16 in tmm0, 1, 4; r1 <= 16 in tmm2, 3, 5; r1 = 0: unused)
 inline TileConfig block_config(int r0, int r1) {
   TileConfig c;
@@ -192,7 +217,8 @@ void add_product(const Bf16Product& p, int64_t i0, int r0, int r1) {
 
 // gemm_bf16.h's panel GEMM for NR = 32: C(M, n) = start + A1 P1 + A2 P2, start = C (acc), the bias row
 // (bias) or zero. A full panel (n = 32) is read and written in place unless it needs both C and the bias;
-// otherwise each block goes through `out`.
+// otherwise each block goes through `out`. The tiles are configured per call and released at its end, unless a
+// Bf16TileScope holds them: then a call configures only a shape the tiles do not have, and releases nothing.
 template <class Tiles>
 void panel(int64_t M, const Bf16Product& p1, const Bf16Product& p2, float* C, int64_t ldc, int64_t n, const float* bias,
            bool acc) {
@@ -202,11 +228,15 @@ void panel(int64_t M, const Bf16Product& p1, const Bf16Product& p2, float* C, in
   if (bias != nullptr)
     for (auto& row : bias_rows) std::memcpy(row, bias, sizeof(row));
   const int64_t sc = ldc * int64_t(sizeof(float)), so = kNR * int64_t(sizeof(float));
-  int shape0 = -1, shape1 = -1;
+  Held& h = held<Tiles>();
+  if (!h.scoped) h.shape = -1;  // configure: whatever ran since may have changed the tiles
   for (int64_t i0 = 0; i0 < M; i0 += 2 * kMaxRows) {
     const int r0 = static_cast<int>(std::min<int64_t>(kMaxRows, M - i0));
     const int r1 = static_cast<int>(std::clamp<int64_t>(M - i0 - kMaxRows, 0, kMaxRows));
-    if (r0 != shape0 || r1 != shape1) Tiles::configure(block_config(shape0 = r0, shape1 = r1));
+    if (r0 * 32 + r1 != h.shape) {
+      Tiles::configure(block_config(r0, r1));
+      h.shape = r0 * 32 + r1;
+    }
     float* c = C + i0 * ldc;
     float* c1 = c + kMaxRows * ldc;
     if (in_place && acc) {
@@ -233,7 +263,7 @@ void panel(int64_t M, const Bf16Product& p1, const Bf16Product& p2, float* C, in
       for (int64_t j = 0; j < n; ++j) row[j] = acc ? row[j] + out[i][j] : out[i][j];
     }
   }
-  Tiles::release();
+  if (!h.scoped) hold_end<Tiles>();
 }
 
 }  // namespace amx

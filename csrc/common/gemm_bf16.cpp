@@ -208,6 +208,7 @@ void gemm_bf16_packed(bool ta, int64_t M, int64_t N, int64_t K, const float* A, 
   const Bf16Buffer apack = bf16_buffer(std::min(M, kMC) * even_up(kc_max));
   std::vector<uint32_t> pairs(ta ? static_cast<size_t>(std::min(M, kMC) * even_up(kc_max) / 2) : 0);
   const bool vec = vector_conversions();
+  const Bf16TileScope tiles;                 // AMX: a configuration per shape of block, not per panel call
   for (int64_t k0 = 0; k0 < K; k0 += kKC) {  // kKC even: a block starts on a pair row (k0 / 2) of every panel
     const int64_t kc = std::min(kKC, K - k0), kp = even_up(kc);
     const bool acc = k0 > 0 || beta != 0.0f;

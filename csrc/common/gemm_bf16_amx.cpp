@@ -1,6 +1,6 @@
 // The AMX panel GEMM of gemm_bf16.h on the tiles (amx_tiles.h's AmxTiles) and on their software model
 // (SoftTiles: the path "amx_emulated", for tests). gemm_bf16.cpp hands out the first only where
-// amx_tiles_granted() (cpu.h).
+// amx_tiles_granted() (cpu.h). Bf16TileScope (gemm_bf16.h) holds the configuration of both across its calls.
 #include "amx_tiles.h"
 
 namespace pyrnn {
@@ -21,4 +21,19 @@ void panel_amx_emulated(int64_t M, const Bf16Product& p1, const Bf16Product& p2,
 }
 
 }  // namespace detail
+
+Bf16TileScope::Bf16TileScope() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  amx::hold_begin<amx::AmxTiles>();
+#endif
+  amx::hold_begin<amx::SoftTiles>();
+}
+
+Bf16TileScope::~Bf16TileScope() {  // TILERELEASE only where a panel call configured the tiles
+#if defined(__x86_64__) && defined(__GNUC__)
+  amx::hold_end<amx::AmxTiles>();
+#endif
+  amx::hold_end<amx::SoftTiles>();
+}
+
 }  // namespace pyrnn

@@ -469,6 +469,38 @@ def test_cpp_paths_agree_on_one_step(bf16_path):
     assert (np.abs(hs[0] - np.maximum(a, 0)) <= gamma(33 + 70 + 2) * S + 1e-30).all()
 
 
+@pytest.mark.parametrize("B", [32, 40])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cpp_bf16_runs_between_other_amx_code_on_its_thread(bf16_path, threads, B):
+    """The AMX tiles stay configured across the panel calls of one loop or GEMM (Bf16TileScope) and no longer:
+    PyTorch's bf16 autocast (oneDNN, which configures and releases the tiles on this same thread where the CPU
+    has AMX) and pyrnn's own bf16 matmul, run between pyrnn's recurrent calls, leave those calls' bits
+    unchanged. A configuration believed kept past its scope would fault (#UD) or read stale tiles here. B = 32:
+    one tile shape, the same in every call; B = 40: blocks of 32 and 8 rows, two shapes a call."""
+    torch = pytest.importorskip("torch")
+    from pyrnn import _C
+    from pyrnn.backends import cpp
+
+    x, h0, c0, w = _problem("lstm", 6, B, 33, 70, seed=13)
+    lstm, xt = torch.nn.LSTM(64, 64), torch.randn(7, 8, 64)
+    a, b = np.ones((B, 50), np.float32), np.ones((50, 70), np.float32)
+
+    def ours():
+        hs, hT, cT, saved = cpp.recurrent_forward("lstm", x, h0, c0, w, bf16=True)
+        grads = Weights(*(np.zeros_like(v) for v in w))
+        dx, dh0, dc0 = cpp.recurrent_backward(saved, w, np.ones_like(hs), np.ones_like(hT), np.ones_like(cT), grads)
+        return hs, dx, dh0, grads.w_hh.copy()
+
+    with cpp_team(threads):
+        first = ours()
+        for _ in range(3):
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                lstm(xt)
+            _C.matmul_bf16(a, b, False)
+            for got, want in zip(ours(), first):
+                np.testing.assert_array_equal(got, want)
+
+
 def test_cpp_bf16_refuses_float64():
     from pyrnn import _C
     from pyrnn.backends.contract import CELL_CODES, new_cache
