@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -88,6 +89,36 @@ bool cpu_has(CpuFeature f) {
 #endif
   (void)f;
   return false;
+}
+
+bool cpu_is_intel() {
+#if PYRNN_X86 && defined(__GNUC__)
+  static const bool intel = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    // EBX EDX ECX = "Genu" "ineI" "ntel"
+    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756E6547u && d == 0x49656E69u && c == 0x6C65746Eu;
+  }();
+  return intel;
+#else
+  return false;
+#endif
+}
+
+long long core_l2_bytes() {
+  static const long long bytes = [] {
+    long long kib = 0;
+    if (std::FILE* f = std::fopen("/sys/devices/system/cpu/cpu0/cache/index2/size", "r")) {  // "2048K"
+      if (std::fscanf(f, "%lldK", &kib) != 1) kib = 0;
+      std::fclose(f);
+    }
+    if (kib > 0) return kib * 1024;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (v > 0) return static_cast<long long>(v);
+#endif
+    return 0LL;
+  }();
+  return bytes;
 }
 
 bool amx_tiles_granted() {

@@ -45,6 +45,11 @@ bool cpu_has(CpuFeature f);
 // before 5.16, which refuse it, and off Linux).
 bool amx_tiles_granted();
 
+// Whether the CPU is Intel's (CPUID leaf 0 says "GenuineIntel"), and the bytes of one core's L2 cache (Linux's
+// sysfs, else sysconf; 0 where unknown): what per-micro-architecture choices read (recurrent.cpp's team split).
+bool cpu_is_intel();
+long long core_l2_bytes();
+
 // The clock the cores run at, in GHz, measured (a hypervisor's /proc/cpuinfo gives the nominal one): each
 // of `threads` threads, all at once, runs a chain of dependent integer adds (one per cycle on every
 // x86-64) for about `ms` ms of its own CPU time (time it spends descheduled does not count); the median

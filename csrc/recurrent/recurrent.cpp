@@ -103,8 +103,20 @@ struct Slice {  // rows [r0, r1) of m, thread tid's share of n
 // (kRowSplitRows). bf16 too (its packs counted at 2 bytes a value): a member converts its own rows of h_t or dA
 // to bf16 each step (run_rows); LSTM T=100 B=64 I=128 H=256 forward 1.09x inference, 1.29x keeping the cache,
 // backward 1.06x; I=H=512 1.03x / 0.99x / 1.05x (the same measure, VDPBF16PS).
+// Intel's mesh differs: its L3 is slices across the die, slow to one core, so at inference (nothing else for the
+// member's bandwidth to hide behind) the whole-weight read costs more than the meetings once the weights pass the
+// core's L2 (split_by_rows). Units / rows, LSTM T=100 B=64 I=H=512 forward, 2 threads of a Xeon with AMX (2 MiB L2,
+// family 6 model 167 as KVM reports it), one process alternating, medians of 10 rounds' best of 4: inference
+// 1.067x [1.01-1.10] float32 (8 MiB of weights), 1.059x [1.04-1.07] bf16 on AMX (4 MiB); training (forward +
+// backward) 1.015x float32, but 0.96x bf16 forward and 0.93x backward, so training keeps the rows there.
 constexpr int64_t kRowSplitRows = 8;
 constexpr int64_t kRowSplitWeightBytes = int64_t(8) << 20;
+
+bool split_by_rows(int64_t weight_bytes, bool keep) {
+  if (weight_bytes > kRowSplitWeightBytes) return false;
+  const long long l2 = core_l2_bytes();
+  return keep || !cpu_is_intel() || l2 <= 0 || weight_bytes <= l2;
+}
 // ... and with work enough for a static split: at least this many times the per-step threshold
 // (parallel_min_flops: 2^25 flops by default, ~0.4 ms of a core), since a member that starts late (tens of us
 // in a VM whose other vCPU was idle, far more on a busy host) makes the caller wait. The Conv1D+GRU epoch's
@@ -117,11 +129,12 @@ struct LoopTeam {
 };
 
 // The time loop's team: by rows where that fits (then worth one region for the whole loop: no per-step
-// meeting to pay for), else by units (team_size: worth a barrier per step)
-LoopTeam loop_team(int64_t T, int64_t B, int64_t I, int64_t H, int64_t GH, int64_t panel_width, int64_t elem,
-                   bool bf16) {
+// meeting to pay for), else by units (team_size: worth a barrier per step). keep: training (the forward keeps
+// its cache, or the backward)
+LoopTeam loop_team(int64_t T, int64_t B, int64_t I, int64_t H, int64_t GH, int64_t panel_width, int64_t elem, bool bf16,
+                   bool keep) {
   const long long flops = 2 * T * B * GH * (H + I);
-  if (B >= 2 * kRowSplitRows && GH * (H + I) * (bf16 ? 2 : elem) <= kRowSplitWeightBytes &&
+  if (B >= 2 * kRowSplitRows && split_by_rows(GH * (H + I) * (bf16 ? 2 : elem), keep) &&
       flops >= kRowSplitWork * parallel_min_flops()) {
     const int n = team_for(flops, B / kRowSplitRows);
     if (n > 1) return {n, true};
@@ -256,7 +269,7 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   ForwardPlan<F> plan{
       cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact, hn_scratch ? preact + B * GH : nullptr, &cancel};
   plan.bf16 = b16 ? b16->operands() : nullptr;
-  const LoopTeam team = loop_team(T, B, I, H, GH, k.panel_width, sizeof(F), b16 != nullptr);
+  const LoopTeam team = loop_team(T, B, I, H, GH, k.panel_width, sizeof(F), b16 != nullptr, io.gates != nullptr);
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
     if (team.by_rows)
@@ -397,7 +410,7 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // thread when the work is too small for a team (a BLAS pool woken for it costs more than it gains,
   // and on a busy machine far more).
   BlasOneThread blas_single;
-  const LoopTeam team = loop_team(T, B, I, H, GH, k.panel_width, sizeof(F), b16 != nullptr);  // the time loop's
+  const LoopTeam team = loop_team(T, B, I, H, GH, k.panel_width, sizeof(F), b16 != nullptr, true);  // the time loop's
   int want = team.n;
   // when the loop runs on one thread, the GEMMs after it (far more work per meeting) may still take a team
   const int post_want = want > 1 ? want : team_for(2 * T * B * GH * (2 * I + H), GH / 64);
