@@ -230,6 +230,11 @@ void bind_common(py::module_& m) {
         "runnable threads take).");
   m.def("_float_mode", &float_mode, "Private (tests): this thread's MXCSR, to check that kernels restore it.");
   m.def(
+      "_set_wide_tiles", [](py::handle on) { set_wide_tiles(bool_arg(on, "on")); }, py::arg("on"),
+      "Private (tests, tuning): the recurrent micro-kernels' wide tiles (AVX-512: 12 rows) where True, else 8 rows "
+      "(default: wide on Intel); the same bits either way.");
+  m.def("_wide_tiles", &wide_tiles, "Private: see _set_wide_tiles.");
+  m.def(
       "_interrupt_next_kernel",
       [](long long polls) {
         if (polls < 0) throw py::value_error("polls: expected an integer >= 0, got " + std::to_string(polls));

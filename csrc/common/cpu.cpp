@@ -121,6 +121,17 @@ long long core_l2_bytes() {
   return bytes;
 }
 
+namespace {
+std::atomic<int> g_wide_tiles{-1};  // -1: as the CPU's vendor says
+}  // namespace
+
+bool wide_tiles() {
+  const int w = g_wide_tiles.load(std::memory_order_relaxed);
+  return w < 0 ? cpu_is_intel() : w != 0;
+}
+
+void set_wide_tiles(bool on) { g_wide_tiles.store(on ? 1 : 0, std::memory_order_relaxed); }
+
 bool amx_tiles_granted() {
   static const bool granted = [] {
     if (!cpu_has(CpuFeature::AmxBf16)) return false;

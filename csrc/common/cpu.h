@@ -50,6 +50,12 @@ bool amx_tiles_granted();
 bool cpu_is_intel();
 long long core_l2_bytes();
 
+// Whether the packed micro-kernels take their ISA's wide tiles (PYRNN_TILE_ROWS_WIDE: AVX-512's 12 rows, 24
+// accumulators) over the default ones (8 rows): on Intel by default, where two 512-bit FMA ports want more sums in
+// flight (see recurrent/isa_avx512.cpp). The same bits either way (each sum runs in the same order); tests set it.
+bool wide_tiles();
+void set_wide_tiles(bool on);
+
 // The clock the cores run at, in GHz, measured (a hypervisor's /proc/cpuinfo gives the nominal one): each
 // of `threads` threads, all at once, runs a chain of dependent integer adds (one per cycle on every
 // x86-64) for about `ms` ms of its own CPU time (time it spends descheduled does not count); the median

@@ -69,6 +69,12 @@ def get_num_threads() -> int: ...
 def _float_mode() -> int:
     """Private (tests): this thread's MXCSR."""
 
+def _set_wide_tiles(on: bool) -> None:
+    """Private (tests, tuning): the recurrent micro-kernels' wide tiles (AVX-512: 12 rows, default on Intel) or 8 rows;
+    the same bits either way."""
+
+def _wide_tiles() -> bool: ...
+
 def _set_parallel_min_flops(flops: int) -> None:
     """Private (tests, tuning): a recurrent step's GEMM (a convolution: 4x) of fewer flops runs on one thread."""
 

@@ -289,6 +289,36 @@ def test_a_team_splitting_the_batch_gives_one_threads_bits(isa, dtype, cell):
         np.testing.assert_allclose(got[2][-1][k], v, err_msg=k, **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", CELLS)
+def test_wide_and_default_tiles_give_the_same_bits(isa, threads, dtype, cell):
+    """The packed micro-kernels' tile height (microkernel.inc gemm_panel: AVX-512's 12 rows where wide_tiles(), on
+    Intel by default, else 8) changes which rows share a tile, never the order of a sum: outputs, final states and
+    every gradient are the same bits either way, and match the reference. B = 37: full tiles and tails of both
+    heights; a second layer and the reverse direction read the first's outputs."""
+    B, T, I_, H_ = 37, 5, 20, 40
+    rng = np.random.default_rng(23)
+    layer = make_layer(cell, I_, H_, num_layers=2, bidirectional=True, dtype=dtype, seed=4)
+    x, state, dy, dstate = random_problem(layer, B, T, rng)
+    lengths = rng.integers(0, T + 1, size=B)
+    got, before = {}, _C._wide_tiles()
+    try:
+        for wide in (False, True):
+            _C._set_wide_tiles(wide)
+            assert _C._wide_tiles() is wide
+            with pyrnn.use_backend("cpp"), pyrnn.no_grad():
+                y = layer.forward(x, state, lengths=lengths)[0]
+            got[wide] = dict(run(layer, x, state, dy, dstate, "cpp"), y_lengths=y)
+    finally:
+        _C._set_wide_tiles(before)
+    for k, v in got[False].items():
+        np.testing.assert_array_equal(got[True][k], v, err_msg=k)
+    want = run(layer, x, state, dy, dstate, "numpy")
+    tol = dict(rtol=1e-10, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-5, atol=2e-5)
+    for k in want:
+        np.testing.assert_allclose(got[True][k], want[k], err_msg=k, **tol)
+
+
 def test_measured_clock_is_a_cpus_and_its_arguments_are_checked():
     ghz = _C.measured_clock_ghz(2, 20)
     if ghz == 0:
