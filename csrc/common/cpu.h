@@ -46,7 +46,8 @@ bool cpu_has(CpuFeature f);
 bool amx_tiles_granted();
 
 // Whether the CPU is Intel's (CPUID leaf 0 says "GenuineIntel"), and the bytes of one core's L2 cache (Linux's
-// sysfs, else sysconf; 0 where unknown): what per-micro-architecture choices read (recurrent.cpp's team split).
+// sysfs, else sysconf; 0 where unknown): what per-micro-architecture choices read (recurrent.cpp's team split,
+// wide_tiles below).
 bool cpu_is_intel();
 long long core_l2_bytes();
 

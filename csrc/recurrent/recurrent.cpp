@@ -103,25 +103,27 @@ struct Slice {  // rows [r0, r1) of m, thread tid's share of n
 // (kRowSplitRows). bf16 too (its packs counted at 2 bytes a value): a member converts its own rows of h_t or dA
 // to bf16 each step (run_rows); LSTM T=100 B=64 I=128 H=256 forward 1.09x inference, 1.29x keeping the cache,
 // backward 1.06x; I=H=512 1.03x / 0.99x / 1.05x (the same measure, VDPBF16PS).
-// Intel's mesh differs: its L3 is slices across the die, slow to one core, so at inference (nothing else for the
-// member's bandwidth to hide behind) the whole-weight read costs more than the meetings once the weights pass the
-// core's L2 (split_by_rows). Units / rows, LSTM T=100 B=64 I=H=512 forward, 2 threads of a Xeon with AMX (2 MiB L2,
-// family 6 model 167 as KVM reports it), one process alternating, medians of 10 rounds' best of 4: inference
-// 1.067x [1.01-1.10] float32 (8 MiB of weights), 1.059x [1.04-1.07] bf16 on AMX (4 MiB); training (forward +
-// backward) 1.015x float32, but 0.96x bf16 forward and 0.93x backward, so training keeps the rows there.
+// Intel's mesh differs: its L3 is slices across the die, slow to one core, and at inference the whole-weight read
+// costs more than the meetings once the weights pass the core's L2 (split_by_rows). Units / rows, LSTM T=100 B=64
+// I=H=512 forward, 2 threads of a Xeon with AMX (2 MiB L2, family 6 model 167 as KVM reports it), one process
+// alternating, medians of 10 rounds' best of 4: inference 1.067x [1.01-1.10] float32 (8 MiB of weights), 1.059x
+// [1.04-1.07] bf16 on AMX (4 MiB); training (forward + backward) 1.015x float32, but 0.96x bf16 forward and 0.93x
+// backward, so training keeps the rows there.
 constexpr int64_t kRowSplitRows = 8;
 constexpr int64_t kRowSplitWeightBytes = int64_t(8) << 20;
-
-bool split_by_rows(int64_t weight_bytes, bool keep) {
-  if (weight_bytes > kRowSplitWeightBytes) return false;
-  const long long l2 = core_l2_bytes();
-  return keep || !cpu_is_intel() || l2 <= 0 || weight_bytes <= l2;
-}
 // ... and with work enough for a static split: at least this many times the per-step threshold
 // (parallel_min_flops: 2^25 flops by default, ~0.4 ms of a core), since a member that starts late (tens of us
 // in a VM whose other vCPU was idle, far more on a busy host) makes the caller wait. The Conv1D+GRU epoch's
 // GRU(16 -> 32) loop (15 MFLOP) split so ran 1.17-1.19x its one-thread time in one run of the busy table.
 constexpr long long kRowSplitWork = 32;
+
+// Whether the row split may take weights of weight_bytes (packed, per member): up to kRowSplitWeightBytes, but on
+// Intel at inference (keep false) only while they fit a core's L2 (above)
+bool split_by_rows(int64_t weight_bytes, bool keep) {
+  if (weight_bytes > kRowSplitWeightBytes) return false;
+  const long long l2 = core_l2_bytes();
+  return keep || !cpu_is_intel() || l2 <= 0 || weight_bytes <= l2;
+}
 
 struct LoopTeam {
   int n;         // members wanted
