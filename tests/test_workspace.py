@@ -20,6 +20,24 @@ def test_a_buffer_given_back_is_taken_again_and_a_smaller_shape_takes_a_view_of_
     assert ws.nbytes() == 4 * 3 * 8 * 4
 
 
+def test_every_buffer_starts_on_a_cache_line():
+    """The kernels' 512-bit stores and AMX tile rows read or write one line each only where rows start on one."""
+    from pyrnn.workspace import LINE
+
+    ws = Workspace()
+    for dtype in (np.float32, np.float64, np.int64):
+        for n in (1, 3, 17, 1000, 4097):
+            a = ws.take(f"a{n}", (n,), dtype)
+            b = ws.take(f"a{n}", (n,), dtype)  # the first in use: a fresh one
+            assert a.ctypes.data % LINE == 0 and b.ctypes.data % LINE == 0
+            a[...] = 7  # the whole of each is writable and they do not overlap
+            b[...] = 8
+            assert (a == 7).all() and a.nbytes == n * np.dtype(dtype).itemsize
+            ws.give(a)
+            c = ws.take(f"a{n}", (max(n // 2, 1),), dtype)  # a view of a free one
+            assert c.ctypes.data % LINE == 0 and c.base is a.base
+
+
 def test_buffers_in_use_are_never_handed_out_twice():
     ws = Workspace()
     first = ws.take("cs", (5, 2), np.float64)

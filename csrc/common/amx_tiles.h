@@ -223,10 +223,7 @@ template <class Tiles>
 void panel(int64_t M, const Bf16Product& p1, const Bf16Product& p2, float* C, int64_t ldc, int64_t n, const float* bias,
            bool acc) {
   const bool in_place = n == kNR && !(acc && bias != nullptr);
-  alignas(64) float bias_rows[kMaxRows][kNR];  // the bias on every row: a tile's start
   alignas(64) float out[2 * kMaxRows][kNR];
-  if (bias != nullptr)
-    for (auto& row : bias_rows) std::memcpy(row, bias, sizeof(row));
   const int64_t sc = ldc * int64_t(sizeof(float)), so = kNR * int64_t(sizeof(float));
   Held& h = held<Tiles>();
   if (!h.scoped) h.shape = -1;  // configure: whatever ran since may have changed the tiles
@@ -242,9 +239,9 @@ void panel(int64_t M, const Bf16Product& p1, const Bf16Product& p2, float* C, in
     if (in_place && acc) {
       Tiles::template load<0>(c, sc), Tiles::template load<1>(c + 16, sc);
       if (r1) Tiles::template load<2>(c1, sc), Tiles::template load<3>(c1 + 16, sc);
-    } else if (bias != nullptr) {
-      Tiles::template load<0>(bias_rows, so), Tiles::template load<1>(&bias_rows[0][16], so);
-      if (r1) Tiles::template load<2>(bias_rows, so), Tiles::template load<3>(&bias_rows[0][16], so);
+    } else if (bias != nullptr) {  // the bias row on every row of the tiles: rows 0 bytes apart
+      Tiles::template load<0>(bias, 0), Tiles::template load<1>(bias + 16, 0);
+      if (r1) Tiles::template load<2>(bias, 0), Tiles::template load<3>(bias + 16, 0);
     } else {
       Tiles::template zero<0>(), Tiles::template zero<1>();
       if (r1) Tiles::template zero<2>(), Tiles::template zero<3>();

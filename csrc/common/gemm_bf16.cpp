@@ -140,11 +140,11 @@ void pairs_run(int64_t n, const float* r0, const float* r1, word_t* dst, bool ve
 
 void FreeAligned::operator()(bf16_t* p) const { std::free(p); }
 
-Bf16Buffer bf16_buffer(int64_t n) {
+Bf16Buffer bf16_buffer(int64_t n, bool zeroed) {
   const size_t bytes = (static_cast<size_t>(n > 0 ? n : 1) * sizeof(bf16_t) + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, bytes);
   if (p == nullptr) throw std::bad_alloc();
-  std::memset(p, 0, bytes);
+  if (zeroed) std::memset(p, 0, bytes);
   return Bf16Buffer(static_cast<bf16_t*>(p));
 }
 
@@ -205,7 +205,7 @@ void gemm_bf16_packed(bool ta, int64_t M, int64_t N, int64_t K, const float* A, 
   const int64_t NR = bf16_gemm_panel_width(), np = (N + NR - 1) / NR, Kp = even_up(K);
   const bf16_panel_fn panel = bf16_panel_for(NR);
   const int64_t kc_max = std::min(K, kKC);
-  const Bf16Buffer apack = bf16_buffer(std::min(M, kMC) * even_up(kc_max));
+  const Bf16Buffer apack = bf16_buffer(std::min(M, kMC) * even_up(kc_max), true);
   std::vector<uint32_t> pairs(ta ? static_cast<size_t>(std::min(M, kMC) * even_up(kc_max) / 2) : 0);
   const bool vec = vector_conversions();
   const Bf16TileScope tiles;                 // AMX: a configuration per shape of block, not per panel call
@@ -240,7 +240,7 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
                int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   const int64_t NR = bf16_gemm_panel_width();
-  const Bf16Buffer bpack = bf16_buffer((N + NR - 1) / NR * even_up(K) * NR);
+  const Bf16Buffer bpack = bf16_buffer((N + NR - 1) / NR * even_up(K) * NR, false);   // the pack writes all of it
   if (K > 0) pack_bf16_panels(B, tb ? 1 : ldb, tb ? ldb : 1, K, N, NR, bpack.get());  // (k, n) = op(B)
   gemm_bf16_packed(ta, M, N, K, A, lda, bpack.get(), beta, C, ldc);
 }

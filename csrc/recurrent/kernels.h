@@ -20,9 +20,9 @@ struct Bf16Operands {
   int64_t NR;          // the loop's panel width (IsaKernels::panel_width)
   const bf16_t* w_ih;  // forward: W_ih^T as pack_forward's panels (g, p), each Ip rows (pair-interleaved)
   const bf16_t* w_hh;  // forward: W_hh^T likewise, Kh rows each; backward: W_hh as panels p, Kh rows each
-  const bf16_t* x;     // forward: x (T, B, Ip) in bf16
   int64_t Ip, Kh;      // even row strides: Ip = I rounded up; Kh = H (forward) or G*H (backward) rounded up
   bf16_t* ring[2];     // per step parity, (B, Kh): forward h_{t-1}, backward dA_hh, in bf16
+  bf16_t* x[2];        // forward, per step parity, (B, Ip): x_t in bf16 (the loop converts step s + 1 during step s)
 };
 
 template <typename F>

@@ -25,8 +25,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <thread>
 
@@ -40,9 +42,27 @@ namespace pyrnn {
 
 namespace {
 
+struct FreeScratch {
+  void operator()(void* p) const { std::free(p); }
+};
 template <typename F>
-std::unique_ptr<F[]> scratch(int64_t n) {  // uninitialised: every element is written before it is read
-  return std::unique_ptr<F[]>(new F[static_cast<size_t>(n > 0 ? n : 1)]);
+using Scratch = std::unique_ptr<F[], FreeScratch>;
+
+// n values on a cache line's boundary (a 512-bit load or an AMX tile row reads one line, not two); uninitialised:
+// every element is written before it is read
+template <typename F>
+Scratch<F> scratch(int64_t n) {
+  const size_t bytes = (static_cast<size_t>(n > 0 ? n : 1) * sizeof(F) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return Scratch<F>(static_cast<F*>(p));
+}
+
+// n values rounded up to whole cache lines: the next buffer carved after them starts on a line
+template <typename F>
+int64_t lines(int64_t n) {
+  constexpr int64_t per = 64 / sizeof(F);
+  return (n + per - 1) / per * per;
 }
 
 int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
@@ -207,8 +227,8 @@ auto run_rows(Loop loop, const Plan& P, int tid, int n, int64_t GH, Cancel& canc
   Bf16Operands own;  // dtype="bfloat16": the member's rows of x and of the bf16 rows each step refreshes
   if (P.bf16 != nullptr) {
     own = *P.bf16;
-    own.x = rows_at(own.x, r.r0 * own.Ip);  // (T, B, Ip): the whole batch's step stays (SeqDims::ldt)
     for (bf16_t*& ring : own.ring) ring = rows_at(ring, r.r0 * own.Kh);
+    for (bf16_t*& xb : own.x) xb = rows_at(xb, r.r0 * own.Ip);
     m.bf16 = &own;
   }
   m.d.B = r.size(), m.d.ldt = step_rows(P.d), m.d.lengths = rows_at(P.d.lengths, r.r0);
@@ -250,13 +270,14 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   const bool gru = cell == CellKind::Gru;
   const int64_t wide = ((H + k.panel_width - 1) / k.panel_width) * k.panel_width;  // H padded to panels
   const bool hn_scratch = gru && io.gates == nullptr;                              // GRU at inference: hn is not saved
-  std::unique_ptr<F[]> buf = scratch<F>(G * wide * (I + H + 1) + wide + GH + B * GH + (hn_scratch ? B * H : 0));
+  Scratch<F> buf =
+      scratch<F>(G * wide * (I + H + 1) + wide + lines<F>(GH) + lines<F>(B * GH) + (hn_scratch ? B * H : 0));
   F* w_ih = buf.get();
   F* w_hh = w_ih + G * wide * I;
   F* bias = w_hh + G * wide * H;  // packed b_ih + b_hh, but b_ih alone for the linear-before-reset gate
   F* b_hn = bias + G * wide;      // packed b_hn (GRU)
   F* sum = b_hn + wide;           // (G*H) the bias before packing
-  F* preact = sum + GH;
+  F* preact = sum + lines<F>(GH);
   std::unique_ptr<Bf16Forward> b16;
   if constexpr (std::is_same<F, float>::value)
     if (bf16) b16 = std::make_unique<Bf16Forward>(G, k.panel_width, d, p.w_ih, p.w_hh, io.x, io.x_ldt, io.x_ldb, io.h0);
@@ -268,8 +289,8 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   for (int64_t c = 0; c < GH; ++c) sum[c] = p.b_ih[c] + (gru && c >= 2 * H ? F(0) : p.b_hh[c]);
   k.pack_bias(sum, G, H, bias);
   if (gru) k.pack_bias(p.b_hh + 2 * H, 1, H, b_hn);
-  ForwardPlan<F> plan{
-      cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact, hn_scratch ? preact + B * GH : nullptr, &cancel};
+  F* hn = hn_scratch ? preact + lines<F>(B * GH) : nullptr;  // GRU at inference: hn's scratch
+  ForwardPlan<F> plan{cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact, hn, &cancel};
   plan.bf16 = b16 ? b16->operands() : nullptr;
   const LoopTeam team = loop_team(T, B, I, H, GH, k.panel_width, sizeof(F), b16 != nullptr, io.gates != nullptr);
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
@@ -299,8 +320,8 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   }
   const IsaKernels<F>& k = isa_kernels<F>(kernels_for(active_isa()));
   // dA over the saved gates (each step reads its gates, then overwrites them); RNN saves none
-  std::unique_ptr<F[]> da_ih_own = saved.gates ? nullptr : scratch<F>(T * B * GH);
-  std::unique_ptr<F[]> da_hn_own = gru ? scratch<F>(T * B * H) : nullptr;
+  Scratch<F> da_ih_own = saved.gates ? nullptr : scratch<F>(T * B * GH);
+  Scratch<F> da_hn_own = gru ? scratch<F>(T * B * H) : nullptr;
   F* da_ih = saved.gates ? saved.gates : da_ih_own.get();
   F* da_hn = da_hn_own.get();
   const int64_t lbr_col = gru ? 2 * H : GH;  // hidden-side dA: da_ih's columns below, da_hn's from here
@@ -309,7 +330,7 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   if constexpr (std::is_same<F, float>::value)
     if (bf16) b16 = std::make_unique<Bf16Backward>(G, k.panel_width, d, p.w_hh, p.w_ih);
   if (bf16 && !b16) throw std::invalid_argument("bf16: expected float32 arrays, got float64");
-  std::unique_ptr<F[]> packed = scratch<F>(b16 ? 0 : GH * np * k.panel_width);
+  Scratch<F> packed = scratch<F>(b16 ? 0 : GH * np * k.panel_width);
   if (!b16) k.pack_backward(p.w_hh, GH, H, packed.get());
   // the products of the GEMMs after the loop (not the bias sums): bf16 operands when bf16 (Bm = W_ih: packed once)
   auto product = [&](bool ta, int64_t M, int64_t N, int64_t K, const F* A, int64_t lda, const F* Bm, int64_t ldb,
@@ -346,17 +367,18 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // else float operands: dX's W_ih packed once as the ISA's panels (gemm_packed; a BLAS call would pack it again
   // for every unit of rows)
   const bool x_packed = !b16 && !narrow;
-  std::unique_ptr<F[]> w_ih_packed =
-      scratch<F>(x_packed ? GH * ((I + k.panel_width - 1) / k.panel_width) * k.panel_width : 0);
+  Scratch<F> w_ih_packed = scratch<F>(x_packed ? GH * ((I + k.panel_width - 1) / k.panel_width) * k.panel_width : 0);
   if (x_packed) k.pack_backward(p.w_ih, GH, I, w_ih_packed.get());
-  std::unique_ptr<F[]> state = scratch<F>(4 * B * H + GH * (I + H + 2) + Tc * B + (narrow ? GH * I : 0));
-  F *dh = state.get(), *dh_next = dh + B * H, *dc = dh_next + B * H, *dc_kept = dc + B * H;
-  F *dw_ih_sum = dc_kept + B * H, *dw_hh_sum = dw_ih_sum + GH * I, *db_ih_sum = dw_hh_sum + GH * H;
-  F *db_hh_sum = db_ih_sum + GH, *ones = db_hh_sum + GH;
+  const int64_t BH = lines<F>(B * H);  // each buffer on a line
+  Scratch<F> state = scratch<F>(4 * BH + lines<F>(GH * I) + lines<F>(GH * H) + 2 * lines<F>(GH) + lines<F>(Tc * B) +
+                                (narrow ? GH * I : 0));
+  F *dh = state.get(), *dh_next = dh + BH, *dc = dh_next + BH, *dc_kept = dc + BH;
+  F *dw_ih_sum = dc_kept + BH, *dw_hh_sum = dw_ih_sum + lines<F>(GH * I), *db_ih_sum = dw_hh_sum + lines<F>(GH * H);
+  F *db_hh_sum = db_ih_sum + lines<F>(GH), *ones = db_hh_sum + lines<F>(GH);
   std::memcpy(dh, io.dhT, sizeof(F) * B * H);
   if (lstm) std::memcpy(dc, io.dcT, sizeof(F) * B * H);
   for (int64_t r = 0; r < Tc * B; ++r) ones[r] = F(1);
-  F* w_ih_t = ones + Tc * B;  // narrow: W_ih^T (I, G*H)
+  F* w_ih_t = ones + lines<F>(Tc * B);  // narrow: W_ih^T (I, G*H)
   if (narrow)
     for (int64_t c = 0; c < GH; ++c)
       for (int64_t i = 0; i < I; ++i) w_ih_t[i * GH + c] = p.w_ih[c * I + i];

@@ -1,5 +1,5 @@
-// See recurrent_bf16.h. Everything here runs once per call, before the time loop. The buffers are
-// zeroed (bf16_buffer): the pad column of an odd K is read as zeros.
+// See recurrent_bf16.h. Everything here runs once per call, before the time loop. The packs write every
+// word of theirs; the rows are zeroed, so that the pad column of an odd K is read as zeros.
 #include "recurrent_bf16.h"
 
 namespace pyrnn {
@@ -9,31 +9,33 @@ Bf16Forward::Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, np = (H + NR - 1) / NR;
   const int64_t Ip = even_up(I), Hp = even_up(H);
   const int64_t n_ih = G * np * Ip * NR, n_hh = G * np * Hp * NR;
-  buf_ = bf16_buffer(n_ih + n_hh + T * B * Ip + 2 * B * Hp);
+  buf_ = bf16_buffer(n_ih + n_hh, false);
+  rows_ = bf16_buffer(2 * B * (Ip + Hp), true);
   bf16_t* p_ih = buf_.get();
   bf16_t* p_hh = p_ih + n_ih;
-  bf16_t* xb = p_hh + n_hh;
-  bf16_t* ring = xb + T * B * Ip;
+  bf16_t* ring = rows_.get();
+  bf16_t* xb = ring + 2 * B * Hp;
   for (int64_t g = 0; g < G; ++g) {  // W^T (K, H) of gate g: element (k, n) = W[(g*H + n)*K + k]
     pack_bf16_panels(w_ih + g * H * I, 1, I, I, H, NR, p_ih + g * np * Ip * NR);
     pack_bf16_panels(w_hh + g * H * H, 1, H, H, H, NR, p_hh + g * np * Hp * NR);
   }
-  for (int64_t t = 0; t < T; ++t) convert_bf16(B, 0, I, x + t * x_ldt, x_ldb, xb + t * B * Ip, Ip);
+  if (T > 0) convert_bf16(B, 0, I, x + time_index(d, 0) * x_ldt, x_ldb, xb, Ip);  // the first step's x
   convert_bf16(B, 0, H, h0, H, ring, Hp);
-  ops_ = Bf16Operands{bf16_panel_for(NR), NR, p_ih, p_hh, xb, Ip, Hp, {ring, ring + B * Hp}};
+  ops_ = Bf16Operands{bf16_panel_for(NR), NR, p_ih, p_hh, Ip, Hp, {ring, ring + B * Hp}, {xb, xb + B * Ip}};
 }
 
 Bf16Backward::Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float* w_hh, const float* w_ih) {
   const int64_t B = d.B, I = d.I, H = d.H, GH = G * H, np = (H + NR - 1) / NR, Kh = even_up(GH);
   const int64_t NRx = bf16_gemm_panel_width(), n_ih = (I + NRx - 1) / NRx * Kh * NRx;
-  buf_ = bf16_buffer(n_ih + np * Kh * NR + 2 * B * Kh);
+  buf_ = bf16_buffer(n_ih + np * Kh * NR, false);
+  rows_ = bf16_buffer(2 * B * Kh, true);
   bf16_t* p_ih = buf_.get();
   bf16_t* p_hh = p_ih + n_ih;
-  bf16_t* ring = p_hh + np * Kh * NR;
+  bf16_t* ring = rows_.get();
   pack_bf16_panels(w_ih, I, 1, GH, I, NRx, p_ih);  // W_ih (G*H, I) as the (K, N) operand of dA W_ih
   pack_bf16_panels(w_hh, H, 1, GH, H, NR, p_hh);   // W_hh (G*H, H) as the (K, N) operand of dA_hh W_hh
   w_ih_ = p_ih;
-  ops_ = Bf16Operands{bf16_panel_for(NR), NR, nullptr, p_hh, nullptr, 0, Kh, {ring, ring + B * Kh}};
+  ops_ = Bf16Operands{bf16_panel_for(NR), NR, nullptr, p_hh, 0, Kh, {ring, ring + B * Kh}, {nullptr, nullptr}};
 }
 
 }  // namespace pyrnn

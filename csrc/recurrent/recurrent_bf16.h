@@ -1,6 +1,6 @@
 // The bf16 operands of one recurrent kernel call (dtype="bfloat16"): weights packed and rounded to
-// bf16 once per call in the time loop's panel layout, x converted once, and the two (B, K) bf16 rows
-// by step parity that the loop refreshes each step (h_t forward, dA_hh backward). Legend: see
+// bf16 once per call in the time loop's panel layout, and the (B, K) bf16 rows by step parity that
+// the loop refreshes each step (h_t and x_t forward, dA_hh backward). Legend: see
 // sequence.h; layouts: common/gemm_bf16.h; how the loop uses them: loop.inc (Bf16Operands).
 #pragma once
 
@@ -11,14 +11,15 @@
 
 namespace pyrnn {
 
-class Bf16Forward {  // W_ih^T, W_hh^T as G * panels(H) panels each; x (T, B, Ip); ring (B, even(H)) x 2, h0 in [0]
+// W_ih^T, W_hh^T as G * panels(H) panels each; ring (B, even(H)) x 2, h0 in [0]; x (B, Ip) x 2, the first step's in [0]
+class Bf16Forward {
  public:
   Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w_ih, const float* w_hh, const float* x,
               int64_t x_ldt, int64_t x_ldb, const float* h0);  // x's steps x_ldt and rows x_ldb apart
   const Bf16Operands* operands() const { return &ops_; }
 
  private:
-  Bf16Buffer buf_;
+  Bf16Buffer buf_, rows_;
   Bf16Operands ops_;
 };
 
@@ -31,7 +32,7 @@ class Bf16Backward {
   const bf16_t* w_ih_for_dx() const { return w_ih_; }
 
  private:
-  Bf16Buffer buf_;
+  Bf16Buffer buf_, rows_;
   Bf16Operands ops_;
   const bf16_t* w_ih_;
 };

@@ -18,6 +18,9 @@ that use is over (the cache: when its backward has run, or at once at inference)
 - the buffers are sized by the largest shape seen (a smaller request takes a view of a larger
   buffer; a buffer smaller than the largest size seen is dropped when given back), at most
   :data:`MAX_FREE` per name are kept;
+- each buffer starts on a 64-byte boundary (a cache line): the kernels' 512-bit stores and AMX tile
+  rows then touch one line, not two (LSTM T=100 B=64 I=H=512 training, one process alternating, 16
+  bytes off a line against on one: float32 1.015x, bfloat16 on AMX 1.040x);
 - :meth:`Workspace.release` (a layer's ``release_workspace()``) drops the free buffers; the
   buffers in use stay valid for their holders and are dropped when given back. Deleting the
   layer drops its workspace with it.
@@ -38,6 +41,8 @@ import numpy as np
 
 #: free buffers kept per name (a forward, its backward and one more forward in flight)
 MAX_FREE = 2
+#: the boundary every buffer starts on: a cache line
+LINE = 64
 
 _active = threading.local()
 
@@ -45,6 +50,19 @@ _active = threading.local()
 def current():
     """The workspace active in this thread (:meth:`Workspace.active`), or None."""
     return getattr(_active, "ws", None)
+
+
+def _lined(size, dtype):
+    """An uninitialised flat array of ``size`` values on a :data:`LINE` boundary: a view of the bytes
+    that own it (its ``base``, which every view of it shares)."""
+    raw = np.empty(size * dtype.itemsize + LINE, np.uint8)
+    return _typed(raw, dtype)
+
+
+def _typed(raw, dtype):
+    """The flat array :func:`_lined` made of ``raw``."""
+    off = -raw.ctypes.data % LINE
+    return raw[off:off + raw.size - LINE].view(dtype)
 
 
 class Workspace:
@@ -70,23 +88,25 @@ class Workspace:
             free = self._free.get(key)
             flat = free.pop() if free else None
             if flat is None or flat.size < n:
-                flat = np.empty(size, dtype)
-            i = id(flat)
-            self._out[i] = (weakref.ref(flat, lambda _, i=i, out=self._out: out.pop(i, None)), key, self._epoch)
+                flat = _lined(size, dtype)
+            owner = flat.base  # what every view of it, the one handed out included, has as its base
+            i = id(owner)
+            self._out[i] = (weakref.ref(owner, lambda _, i=i, out=self._out: out.pop(i, None)), key, self._epoch)
         return flat[:n].reshape(shape)
 
     def give(self, array):
         """Hand back an array :meth:`take` returned (anything else, None included, is ignored); the
         caller must not use it afterwards."""
-        flat = None if array is None else array.base
-        if flat is None:
+        owner = None if array is None else array.base
+        if owner is None:
             return
         with self._lock:
-            entry = self._out.get(id(flat))
-            if entry is None or entry[0]() is not flat:
+            entry = self._out.get(id(owner))
+            if entry is None or entry[0]() is not owner:
                 return
-            del self._out[id(flat)]
+            del self._out[id(owner)]
             _, key, epoch = entry
+            flat = _typed(owner, key[1])
             free = self._free.setdefault(key, [])
             if epoch == self._epoch and flat.size >= self._size[key] and len(free) < MAX_FREE:
                 free.append(flat)
