@@ -31,12 +31,13 @@ struct ForwardPlan {  // one forward time loop, set up by recurrent.cpp
   SeqDims d;
   const F* w_ih_packed;  // W_ih^T and W_hh^T as pack_forward packed them
   const F* w_hh_packed;
-  const F* bias_packed;  // b_ih + b_hh (the linear-before-reset gate: b_ih alone), as pack_bias packed it
-  const F* b_hn_packed;  // GRU: b_hn, as pack_bias packed it; else null
-  SeqTensors<F> io;      // x, h0, c0 in; hs, cs, gates, hn out (null gates: inference)
-  F* preact;             // (B, G*H) scratch
-  F* hn;                 // (B, H) scratch for GRU's hn at inference, else null
-  Cancel* cancel;        // polled by tid 0 once per step (see cancel.h)
+  const F* bias_packed;   // b_ih + b_hh (the linear-before-reset gate: b_ih alone), as pack_bias packed it
+  const F* b_hn_packed;   // GRU: b_hn, as pack_bias packed it; else null
+  SeqTensors<F> io;       // x, h0, c0 in; hs, cs, gates, hn out (null gates: inference)
+  F* preact;              // scratch, member tid's at preact + tid * preact_member: the preact of one unit panel
+  int64_t preact_member;  // (B rows of G * the panel width), rewritten panel after panel (StepView::preact)
+  F* hn;                  // (B, H) scratch for GRU's hn at inference, else null
+  Cancel* cancel;         // polled by tid 0 once per step (see cancel.h)
   // dtype="bfloat16": the GEMMs' operands (then the packs above are unused)
   const Bf16Operands* bf16 = nullptr;
 };

@@ -191,17 +191,18 @@ SeqTensors<F> with_strides(SeqTensors<F> v, const SeqDims& d) {
   return v;
 }
 
-// The buffers of rows [b0, b0 + m.d.B) of a plan copied from the whole batch's: the (T, B, .) arrays at the rows
-// (read with the whole batch's step, SeqDims::ldt), the (B, .) ones and the scratch at the rows
+// The buffers of rows [b0, b0 + m.d.B) of a plan copied from the whole batch's, for member tid: the (T, B, .) arrays
+// at the rows (read with the whole batch's step, SeqDims::ldt), the (B, .) ones and the scratch at the rows, and the
+// member's own preact
 template <typename F>
-void at_rows(ForwardPlan<F>& m, int64_t b0, int64_t GH) {
+void at_rows(ForwardPlan<F>& m, int64_t b0, int64_t GH, int tid) {
   const int64_t H = m.d.H;
   m.io = rows_of(m.io, b0, H, GH);
-  m.preact += b0 * GH, m.hn = rows_at(m.hn, b0 * H);
+  m.preact += tid * m.preact_member, m.hn = rows_at(m.hn, b0 * H);
 }
 
 template <typename F>
-void at_rows(BackwardPlan<F>& m, int64_t b0, int64_t GH) {
+void at_rows(BackwardPlan<F>& m, int64_t b0, int64_t GH, int) {
   const int64_t H = m.d.H;
   m.saved = rows_of(m.saved, b0, H, GH);
   m.io = {rows_at(m.io.dhs, b0 * m.io.dhs_ldb),
@@ -233,7 +234,7 @@ auto run_rows(Loop loop, const Plan& P, int tid, int n, int64_t GH, Cancel& canc
   }
   m.d.B = r.size(), m.d.ldt = step_rows(P.d), m.d.lengths = rows_at(P.d.lengths, r.r0);
   m.cancel = tid == 0 ? &cancel : &never;
-  at_rows(m, r.r0, GH);
+  at_rows(m, r.r0, GH, tid);
   return loop(m, 0, 1, alone);
 }
 
@@ -270,8 +271,10 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   const bool gru = cell == CellKind::Gru;
   const int64_t wide = ((H + k.panel_width - 1) / k.panel_width) * k.panel_width;  // H padded to panels
   const bool hn_scratch = gru && io.gates == nullptr;                              // GRU at inference: hn is not saved
+  const LoopTeam team = loop_team(T, B, I, H, GH, k.panel_width, sizeof(F), bf16, io.gates != nullptr);
+  const int64_t preact_member = lines<F>(B * G * k.panel_width);  // a member's preact: one unit panel's
   Scratch<F> buf =
-      scratch<F>(G * wide * (I + H + 1) + wide + lines<F>(GH) + lines<F>(B * GH) + (hn_scratch ? B * H : 0));
+      scratch<F>(G * wide * (I + H + 1) + wide + lines<F>(GH) + team.n * preact_member + (hn_scratch ? B * H : 0));
   F* w_ih = buf.get();
   F* w_hh = w_ih + G * wide * I;
   F* bias = w_hh + G * wide * H;  // packed b_ih + b_hh, but b_ih alone for the linear-before-reset gate
@@ -289,10 +292,9 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   for (int64_t c = 0; c < GH; ++c) sum[c] = p.b_ih[c] + (gru && c >= 2 * H ? F(0) : p.b_hh[c]);
   k.pack_bias(sum, G, H, bias);
   if (gru) k.pack_bias(p.b_hh + 2 * H, 1, H, b_hn);
-  F* hn = hn_scratch ? preact + lines<F>(B * GH) : nullptr;  // GRU at inference: hn's scratch
-  ForwardPlan<F> plan{cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact, hn, &cancel};
+  F* hn = hn_scratch ? preact + team.n * preact_member : nullptr;  // GRU at inference: hn's scratch
+  ForwardPlan<F> plan{cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact, preact_member, hn, &cancel};
   plan.bf16 = b16 ? b16->operands() : nullptr;
-  const LoopTeam team = loop_team(T, B, I, H, GH, k.panel_width, sizeof(F), b16 != nullptr, io.gates != nullptr);
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
     if (team.by_rows)
