@@ -138,14 +138,10 @@ void pairs_run(int64_t n, const float* r0, const float* r1, word_t* dst, bool ve
 
 }  // namespace
 
-void FreeAligned::operator()(bf16_t* p) const { std::free(p); }
-
-Bf16Buffer bf16_buffer(int64_t n, bool zeroed) {
-  const size_t bytes = (static_cast<size_t>(n > 0 ? n : 1) * sizeof(bf16_t) + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (p == nullptr) throw std::bad_alloc();
-  if (zeroed) std::memset(p, 0, bytes);
-  return Bf16Buffer(static_cast<bf16_t*>(p));
+Bf16Buffer bf16_buffer(int64_t n, bool zeroed) {  // never null: a pointer into it is valid even for n = 0
+  Bf16Buffer b = scratch<bf16_t>(std::max<int64_t>(n, 1));
+  if (zeroed) std::memset(b.get(), 0, static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(bf16_t));
+  return b;
 }
 
 void convert_bf16(int64_t rows, int64_t c0, int64_t c1, const float* src, int64_t lds, bf16_t* dst, int64_t ldd) {

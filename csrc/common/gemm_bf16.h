@@ -25,6 +25,8 @@
 #include <cstring>
 #include <memory>
 
+#include "scratch.h"
+
 namespace pyrnn {
 
 using bf16_t = uint16_t;
@@ -98,11 +100,9 @@ void pack_bf16_panels(const float* B, int64_t ldk, int64_t ldn, int64_t K, int64
 
 inline int64_t even_up(int64_t k) { return k + (k & 1); }
 
-// n bf16 on a 64-byte boundary (a panel row of 32 pairs is one cache line: no load straddles two), zeroed or not
-struct FreeAligned {
-  void operator()(bf16_t* p) const;
-};
-using Bf16Buffer = std::unique_ptr<bf16_t[], FreeAligned>;
+// n bf16 on a 64-byte boundary (scratch.h; a panel row of 32 pairs is one cache line: no load straddles two),
+// zeroed or not
+using Bf16Buffer = Scratch<bf16_t>;
 Bf16Buffer bf16_buffer(int64_t n, bool zeroed);
 
 // Row-major C = beta * C + bf16(op(A)) bf16(op(B)), beta 0 or 1, op(A) (M, K), op(B) (K, N), float32

@@ -31,6 +31,7 @@
 
 #include "../common/cpu.h"
 #include "../common/gemm.h"
+#include "../common/scratch.h"
 #include "../common/threads.h"
 #include "conv2d_grads.h"
 #include "igemm.h"
@@ -52,11 +53,6 @@ constexpr int64_t kIndirectRows = 1024;  // output rows per chunk of the direct 
 // output lines per chunk: one chunk's columns near kChunkElements
 int64_t chunk_lines(const Conv2dDims& d, const Plan& p) {
   return std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, d.WO * p.KKC));
-}
-
-template <typename F>
-std::unique_ptr<F[]> scratch(int64_t n) {  // uninitialised: every element is written before it is read
-  return std::unique_ptr<F[]>(n > 0 ? new F[static_cast<size_t>(n)] : nullptr);
 }
 
 // The taps kw of output column j that read inside x along W, [lo, hi) (for dw = 1).

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "../common/cpu.h"
+#include "../common/scratch.h"
 #include "../common/threads.h"
 #include "kernels.h"
 
@@ -38,11 +39,6 @@ const Pool2dLines<float>& active_lines<float>() {
 template <>
 const Pool2dLines<double>& active_lines<double>() {
   return table_for(active_isa()).f64;
-}
-
-template <typename T>
-std::unique_ptr<T[]> scratch(int64_t n) {  // uninitialised: every element is written before it is read
-  return std::unique_ptr<T[]>(n > 0 ? new T[static_cast<size_t>(n)] : nullptr);
 }
 
 // before a chunk: the leader polls; every member stops once the work is cancelled
@@ -94,7 +90,7 @@ void windows_of(int64_t L, int64_t O, int64_t k, int64_t s, int64_t p, int64_t d
 }
 
 // The windows tables of H and W, in one block: rows at t, columns at t + H*window_stride(kh, OH).
-std::unique_ptr<int64_t[]> window_tables(const Pool2dDims& d) {
+Scratch<int64_t> window_tables(const Pool2dDims& d) {
   const int64_t rows = d.H * window_stride(d.kh, d.OH);
   auto t = scratch<int64_t>(rows + d.W * window_stride(d.kw, d.OW));
   windows_of(d.H, d.OH, d.kh, d.sh, d.ph, d.dh, t.get());

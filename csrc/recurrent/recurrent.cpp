@@ -25,15 +25,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <new>
 #include <stdexcept>
 #include <thread>
 
 #include "../common/cpu.h"
 #include "../common/gemm.h"
+#include "../common/scratch.h"
 #include "../common/threads.h"
 #include "kernels.h"
 #include "recurrent_bf16.h"
@@ -41,29 +40,6 @@
 namespace pyrnn {
 
 namespace {
-
-struct FreeScratch {
-  void operator()(void* p) const { std::free(p); }
-};
-template <typename F>
-using Scratch = std::unique_ptr<F[], FreeScratch>;
-
-// n values on a cache line's boundary (a 512-bit load or an AMX tile row reads one line, not two); uninitialised:
-// every element is written before it is read
-template <typename F>
-Scratch<F> scratch(int64_t n) {
-  const size_t bytes = (static_cast<size_t>(n > 0 ? n : 1) * sizeof(F) + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (p == nullptr) throw std::bad_alloc();
-  return Scratch<F>(static_cast<F*>(p));
-}
-
-// n values rounded up to whole cache lines: the next buffer carved after them starts on a line
-template <typename F>
-int64_t lines(int64_t n) {
-  constexpr int64_t per = 64 / sizeof(F);
-  return (n + per - 1) / per * per;
-}
 
 int team_size(int64_t B, int64_t GH, int64_t H, int64_t panel_width) {
   const int64_t np = (H + panel_width - 1) / panel_width;
