@@ -40,6 +40,7 @@ struct ForwardPlan {  // one forward time loop, set up by recurrent.cpp
   Cancel* cancel;         // polled by tid 0 once per step (see cancel.h)
   // dtype="bfloat16": the GEMMs' operands (then the packs above are unused)
   const Bf16Operands* bf16 = nullptr;
+  bool stream_gates = false;  // training: the gates bypass the caches (store_gates in loop.inc)
 };
 
 template <typename F>

@@ -72,6 +72,14 @@ constexpr int64_t kPostChunkRows = 256;
 constexpr int64_t kPostSpillBytes = int64_t(4) << 20;
 constexpr int64_t kPostChunkRowsSpilled = 640;
 
+// A training forward stores the gates past the caches (store_gates in loop.inc) when they pass this many bytes
+// (T*B*G*H floats): then the backward finds few of them in cache anyway, and a cached store reads each line first.
+// Streamed against cached, one process alternating, 2 threads of a Xeon with AMX (L2 2 MiB a core), training
+// medians of 8-10 rounds: LSTM T=100 B=64 I=H=512 (gates 52 MB) float32 1.041x, bf16 1.119x, GRU float32 1.025x;
+// LSTM I=128 H=256 (26 MB) 1.054x, bf16 1.027x; T=50 (13 MB) 0.993x; B=32 I=64 H=128 (6.5 MB) 0.945x, GRU (4.9 MB)
+// 0.955x; T=50 B=32 I=32 H=64 (1.6 MB) 0.926x.
+constexpr int64_t kStreamGatesBytes = int64_t(16) << 20;
+
 // Units of the GEMMs after the backward loop over m rows for a team of n, `per_member` each (a member that
 // is descheduled leaves its later ones to the others), each at least 64 rows; one on one thread (a split
 // GEMM of 32-row pieces costs ~45 % more: LSTM B=32 H=64 T=50's, 1.3 -> 1.9 ms on one EPYC core).
@@ -271,6 +279,7 @@ void recurrent_forward(CellKind cell, const SeqDims& d, const CellParams<F>& p, 
   F* hn = hn_scratch ? preact + team.n * preact_member : nullptr;  // GRU at inference: hn's scratch
   ForwardPlan<F> plan{cell, d, w_ih, w_hh, bias, gru ? b_hn : nullptr, io, preact, preact_member, hn, &cancel};
   plan.bf16 = b16 ? b16->operands() : nullptr;
+  plan.stream_gates = io.gates != nullptr && T * B * GH * static_cast<int64_t>(sizeof(F)) > kStreamGatesBytes;
   auto region = [&](int tid, int n, SpinBarrier& barrier) {
     DenormalsFlushed ftz;
     if (team.by_rows)
@@ -372,14 +381,16 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   };
 
   // A weight gradient's product, C (m, N) (+)= A^T R over K rows (R: rows of H_prev for dW_hh, of X for dW_ih): the
-  // ISA's gemm_tn, whose tiles read dA and R in place where a BLAS call packs both first, or gemm_bf16's for bf16.
+  // ISA's gemm_tn (which packs a block of each, as a BLAS does; the figures below are of its earlier in-place
+  // tiles), or gemm_bf16's for bf16.
   // dW_hh (the adding problem's backward, LSTM(2->64) T=200 B=50, 2 threads of an EPYC: 6.5 -> 6.1 ms, medians of 100
   // calls alternating with the BLAS's products); dW_ih (backward alone, medians of the best of 8 calls in 10-16
   // rounds alternating in one process, the same EPYC, against the BLAS: LSTM T=50 B=32 I=32 H=64 1.053x, GRU 1.060x,
   // RNN T=100 B=64 I=64 H=128 1.066x, I=128 H=256 1.038-1.049x; LSTM I=128 H=256 0.991-0.995x, GRU 1.009-1.018x).
   // But where the weight gradients spill (kPostSpillBytes), the BLAS, which packs both operands first, wins (the
   // same measure, dW_hh: LSTM I=H=512 1.01-1.09x in four runs, I=H=384 1.04x, GRU I=H=512 1.02x; where they do
-  // not: LSTM H=256 1.00x, T=50 B=32 I=32 H=64 0.95x)
+  // not: LSTM H=256 1.00x, T=50 B=32 I=32 H=64 0.95x). With the packing gemm_tn, on a Xeon with AMX: LSTM I=H=512
+  // training equal within the noise (gemm_tn 1.009x [0.987-1.025] against the BLAS there), so the BLAS stays.
   auto weight_product = [&](int64_t m, int64_t N, int64_t K, const F* A, int64_t lda, const F* R, F beta, F* C) {
     if (b16 || spilled)
       product(true, m, N, K, A, lda, R, N, beta, C, N);

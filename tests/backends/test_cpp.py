@@ -257,6 +257,34 @@ def test_large_weights_match_the_reference(threads, dtype, cell):
         np.testing.assert_allclose(got[k], want[k], err_msg=k, **tol)
 
 
+STREAM_GATES_BYTES = 16 << 20  # recurrent.cpp kStreamGatesBytes
+
+
+@pytest.mark.parametrize("cell,T", [("lstm", 66), ("gru", 90)])
+def test_streamed_gate_cache_matches_the_reference(isa, threads, cell, T):
+    """A float32 training forward whose gate cache (T*B*G*H) passes kStreamGatesBytes stores it with non-temporal
+    stores on AVX-512 (loop.inc store_gates); the backward reads it, with and without variable lengths (whose
+    carried steps zero their gates after the stores)."""
+    B, I_, H_ = 64, 3, 256
+    G = 4 if cell == "lstm" else 3
+    assert T * B * G * H_ * 4 > STREAM_GATES_BYTES
+    rng = np.random.default_rng(T)
+    layer = make_layer(cell, I_, H_, dtype=np.float32, seed=7)
+    x, state, dy, dstate = random_problem(layer, B, T, rng)
+    lengths = rng.integers(1, T + 1, size=B)
+    for kw in ({}, {"lengths": lengths}):
+        got, want = {}, {}
+        for backend, out in (("numpy", want), ("cpp", got)):
+            layer.zero_grad()
+            with pyrnn.use_backend(backend):
+                out["y"], _ = layer.forward(x, state, **kw)
+                out["dx"], _ = layer.backward(dy, dstate)
+            out.update({name: g.copy() for name, g in layer.grads.items()})
+        for k in want:  # float32 sums over T*B = 4224+ rows: the tolerance scales with the array
+            atol = 2e-5 * max(1.0, float(np.abs(want[k]).max()))
+            np.testing.assert_allclose(got[k], want[k], err_msg=f"{isa} {kw.keys()} {k}", rtol=1e-5, atol=atol)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell", CELLS)
 def test_a_team_splitting_the_batch_gives_one_threads_bits(isa, dtype, cell):
