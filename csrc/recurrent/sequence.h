@@ -93,16 +93,17 @@ template <typename F>
 struct StepView {  // one time step, every pointer (B, .) row-major, h_prev's rows ldp apart and h's ldh
   F* preact;       // forward: one unit panel's preact, units [j0, j1) of the step: gate g of unit j of row b at
                    // b * pre_ld + g * pre_gs + (j - j0) (the linear-before-reset gate's: its input side
-                   // x_t W_in^T + b_in alone); a training step's cell writes its gates over it, the loop stores them
-                   // into gates
+                   // x_t W_in^T + b_in alone)
   const F* h_prev;
   const F* c_prev;
   F* h;
   F* c;
-  F* gates;
-  F* hn;  // forward: written by the GEMM before the step (GRU)
+  F* gates;  // backward: (B, G*H); forward: where a training step's cell writes gate g of unit j of row b,
+             // gates + b * gates_ld + g * gates_gs + (j - gates_j0) (the cache, or over preact: store_gates)
+  F* hn;     // forward: written by the GEMM before the step (GRU)
   int64_t ldp, ldh;
   int64_t pre_ld = 0, pre_gs = 0;
+  int64_t gates_ld = 0, gates_gs = 0, gates_j0 = 0;
 };
 
 template <typename F>
