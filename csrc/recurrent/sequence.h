@@ -90,10 +90,10 @@ struct SeqGrads {        // backward inputs and outputs
 };
 
 template <typename F>
-struct StepView {  // one time step, every pointer (B, .) row-major, h_prev's rows ldp apart and h's ldh
-  F* preact;       // forward: one unit panel's preact, units [j0, j1) of the step: gate g of unit j of row b at
-                   // b * pre_ld + g * pre_gs + (j - j0) (the linear-before-reset gate's: its input side
-                   // x_t W_in^T + b_in alone)
+struct StepView {   // one time step, every pointer (B, .) row-major, h_prev's rows ldp apart and h's ldh
+  const F* preact;  // forward: one unit panel's preact, units [j0, j1) of the step: gate g of unit j of row b at
+                    // b * pre_ld + g * pre_gs + (j - j0) (the linear-before-reset gate's: its input side
+                    // x_t W_in^T + b_in alone)
   const F* h_prev;
   const F* c_prev;
   F* h;
