@@ -124,6 +124,9 @@ void panel_avx512_bf16(int64_t M, const Bf16Product& p1, const Bf16Product& p2, 
 void convert_avx512_bf16(int64_t n, const float* src, bf16_t* dst);
 // dst[c] = the pair (to_bf16(r0[c]), to_bf16(r1[c])) as one 32-bit word, r0's in the low half; r1 null: zeros
 void pairs_avx512_bf16(int64_t n, const float* r0, const float* r1, uint32_t* dst);
+// dst[q*ldd + c] = the pair (to_bf16(src[c*lds + 2q]), to_bf16(src[c*lds + 2q + 1])) as one word, for c < 16 and
+// q < ceil(K/2): zeros for the rows c >= rows and past K (a transpose of 16 rows, 16 x 16 words at a time)
+void transpose_pairs_avx512_bf16(int64_t rows, int64_t K, const float* src, int64_t lds, uint32_t* dst, int64_t ldd);
 // The AMX panel GEMM (NR = 32; gemm_bf16_amx.cpp): on the tiles (x86-64 GCC/clang builds), and on their
 // software model (any build)
 void panel_amx(int64_t M, const Bf16Product& p1, const Bf16Product& p2, float* C, int64_t ldc, int64_t n,

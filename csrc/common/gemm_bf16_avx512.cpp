@@ -95,6 +95,49 @@ PYRNN_BF16_TARGET void pairs_avx512_bf16(int64_t n, const float* r0, const float
   }
 }
 
+// r[j] <- word j of every r[c] (a 16 x 16 transpose of 32-bit words): interleave words, then pairs of words within
+// each 128-bit lane, then the lanes across registers (4 x 4, two rounds of VSHUFI32X4)
+PYRNN_BF16_TARGET inline void transpose_words16(__m512i (&r)[16]) {
+  __m512i a[16], b[16];
+  for (int i = 0; i < 8; ++i) {  // a[2i], a[2i+1]: words 4L, 4L+1 / 4L+2, 4L+3 of rows 2i, 2i+1 (lane L), interleaved
+    a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // b[4i+m], lane L: word 4L+m of rows 4i..4i+3
+    b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+    b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+    b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+    b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {  // word 4L+m of every row: lane L of b[m], b[4+m], b[8+m], b[12+m]
+    const __m512i c0 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x88), c1 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xDD);
+    const __m512i c2 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x88);
+    const __m512i c3 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0xDD);
+    r[m] = _mm512_shuffle_i32x4(c0, c2, 0x88);
+    r[4 + m] = _mm512_shuffle_i32x4(c1, c3, 0x88);
+    r[8 + m] = _mm512_shuffle_i32x4(c0, c2, 0xDD);
+    r[12 + m] = _mm512_shuffle_i32x4(c1, c3, 0xDD);
+  }
+}
+
+PYRNN_BF16_TARGET void transpose_pairs_avx512_bf16(int64_t rows, int64_t K, const float* src, int64_t lds,
+                                                   uint32_t* dst, int64_t ldd) {
+  const int64_t K2 = (K + 1) / 2;
+  for (int64_t q0 = 0; q0 < K2; q0 += 16) {  // 16 pairs (32 values of k) of 16 rows, then their transpose
+    const int64_t k0 = 2 * q0, kn = K - k0 < 32 ? K - k0 : 32;
+    const __mmask16 lo = kn >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << kn) - 1u);
+    const __mmask16 hi = kn >= 32 ? __mmask16(0xFFFF) : kn <= 16 ? __mmask16(0) : __mmask16((1u << (kn - 16)) - 1u);
+    __m512i r[16];
+    for (int c = 0; c < 16; ++c) {
+      const float* s = src + c * lds + k0;
+      r[c] = c < rows ? (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + 16), _mm512_maskz_loadu_ps(lo, s))
+                      : _mm512_setzero_si512();
+    }
+    transpose_words16(r);
+    for (int64_t j = 0; j < 16 && q0 + j < K2; ++j) _mm512_storeu_si512(dst + (q0 + j) * ldd, r[j]);
+  }
+}
+
 PYRNN_BF16_TARGET void panel_avx512_bf16(int64_t M, const Bf16Product& p1, const Bf16Product& p2, float* C, int64_t ldc,
                                          int64_t n, const float* bias, bool acc, int64_t NR) {
   (void)NR;  // 32: bf16_panel_for hands this kernel out for that width only

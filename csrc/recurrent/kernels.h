@@ -13,6 +13,13 @@
 
 namespace pyrnn {
 
+// Member tid of n's share [p0, p1) of np unit panels: the panels its time loop reads and writes when the team
+// splits the hidden units (loop.inc unit_block), and the panels of the weights it packs (recurrent.cpp)
+struct PanelRange {
+  int64_t p0, p1;
+};
+inline PanelRange member_panels(int64_t np, int tid, int n) { return {np * tid / n, np * (tid + 1) / n}; }
+
 // The bf16 operands of one call (dtype="bfloat16"; set up by recurrent_bf16.cpp): the time loop's
 // GEMMs read these, with panel (VDPBF16PS or its emulation), instead of the float32 packs.
 struct Bf16Operands {
@@ -68,9 +75,11 @@ template <typename F>
 struct IsaKernels {
   int64_t panel_width;  // w: columns per packed panel
   // W (G*H, K) as forward operand: G*ceil(H/w)*w*K values (W_ih: K = I; W_hh: K = H)
-  void (*pack_forward)(const F* w, int64_t G, int64_t H, int64_t K, F* out);
+  // (panels [p0, p1) of each gate: member_panels)
+  void (*pack_forward)(const F* w, int64_t G, int64_t H, int64_t K, int64_t p0, int64_t p1, F* out);
   // W (K, N) as backward operand, panels over its N columns: K*ceil(N/w)*w values (W_hh: K = G*H, N = H; W_ih: N = I)
-  void (*pack_backward)(const F* w, int64_t K, int64_t N, F* out);
+  // (panels [p0, p1))
+  void (*pack_backward)(const F* w, int64_t K, int64_t N, int64_t p0, int64_t p1, F* out);
   // a (G*H) bias as the rows the forward's tiles start from: G*ceil(H/w)*w values
   void (*pack_bias)(const F* b, int64_t G, int64_t H, F* out);
   // thread tid of n runs the loop for its block of hidden units, meeting the others once per step;

@@ -1,6 +1,9 @@
-// See recurrent_bf16.h. Everything here runs once per call, before the time loop. The packs write every
-// word of theirs; the rows are zeroed, so that the pad column of an odd K is read as zeros.
+// See recurrent_bf16.h. Everything here runs once per call, before the time loop: the constructors on the calling
+// thread, Bf16Forward::pack by each member of the loop's team for its own panels. The packs write every word of theirs;
+// the rows are zeroed, so that the pad column of an odd K is read as zeros.
 #include "recurrent_bf16.h"
+
+#include <algorithm>
 
 namespace pyrnn {
 
@@ -15,13 +18,20 @@ Bf16Forward::Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w
   bf16_t* p_hh = p_ih + n_ih;
   bf16_t* ring = rows_.get();
   bf16_t* xb = ring + 2 * B * Hp;
-  for (int64_t g = 0; g < G; ++g) {  // W^T (K, H) of gate g: element (k, n) = W[(g*H + n)*K + k]
-    pack_bf16_panels(w_ih + g * H * I, 1, I, I, H, NR, p_ih + g * np * Ip * NR);
-    pack_bf16_panels(w_hh + g * H * H, 1, H, H, H, NR, p_hh + g * np * Hp * NR);
-  }
+  G_ = G, I_ = I, H_ = H, w_ih_ = w_ih, w_hh_ = w_hh, p_ih_ = p_ih, p_hh_ = p_hh;
   if (T > 0) convert_bf16(B, 0, I, x + time_index(d, 0) * x_ldt, x_ldb, xb, Ip);  // the first step's x
   convert_bf16(B, 0, H, h0, H, ring, Hp);
   ops_ = Bf16Operands{bf16_panel_for(NR), NR, p_ih, p_hh, Ip, Hp, {ring, ring + B * Hp}, {xb, xb + B * Ip}};
+}
+
+void Bf16Forward::pack(int64_t p0, int64_t p1) const {
+  const int64_t NR = ops_.NR, np = (H_ + NR - 1) / NR, Ip = ops_.Ip, Hp = ops_.Kh, c0 = p0 * NR;
+  const int64_t cols = std::min(p1 * NR, H_) - c0;  // the units of panels [p0, p1)
+  if (cols <= 0) return;
+  for (int64_t g = 0; g < G_; ++g) {  // W^T (K, H) of gate g: element (k, n) = W[(g*H + n)*K + k]
+    pack_bf16_panels(w_ih_ + (g * H_ + c0) * I_, 1, I_, I_, cols, NR, p_ih_ + (g * np + p0) * Ip * NR);
+    pack_bf16_panels(w_hh_ + (g * H_ + c0) * H_, 1, H_, H_, cols, NR, p_hh_ + (g * np + p0) * Hp * NR);
+  }
 }
 
 Bf16Backward::Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float* w_hh, const float* w_ih) {

@@ -11,16 +11,21 @@
 
 namespace pyrnn {
 
-// W_ih^T, W_hh^T as G * panels(H) panels each; ring (B, even(H)) x 2, h0 in [0]; x (B, Ip) x 2, the first step's in [0]
+// W_ih^T, W_hh^T as G * panels(H) panels each (written by pack); ring (B, even(H)) x 2, h0 in [0]; x (B, Ip) x 2,
+// the first step's in [0]
 class Bf16Forward {
  public:
   Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w_ih, const float* w_hh, const float* x,
               int64_t x_ldt, int64_t x_ldb, const float* h0);  // x's steps x_ldt and rows x_ldb apart
   const Bf16Operands* operands() const { return &ops_; }
+  void pack(int64_t p0, int64_t p1) const;  // panels [p0, p1) of every gate (member_panels), before the loop reads them
 
  private:
   Bf16Buffer buf_, rows_;
   Bf16Operands ops_;
+  int64_t G_, I_, H_;
+  const float *w_ih_, *w_hh_;
+  bf16_t *p_ih_, *p_hh_;  // where pack writes (ops_'s w_ih, w_hh)
 };
 
 // W_hh (G*H, H) as panels(H) panels of even(G*H) rows, ring (B, even(G*H)) x 2 (the loop's); W_ih (G*H, I)

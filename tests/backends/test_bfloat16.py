@@ -123,6 +123,9 @@ def test_compiled_rounding_is_round_bf16(bf16_path):
     one = np.ones((1, 1), np.float32)
     np.testing.assert_array_equal(_C.matmul_bf16(a[:, None], one)[:, 0], round_bf16(a))
     np.testing.assert_array_equal(_C.matmul_bf16(one, a[None, :])[0], round_bf16(a))
+    # and as a B whose columns are contiguous (trans_b: the W^T of a row-major W, packed 16 columns at a time)
+    pair = np.stack([a, np.zeros_like(a)], axis=1)  # (n, 2): op(B) = pair.T
+    np.testing.assert_array_equal(_C.matmul_bf16(np.array([[1, 0]], np.float32), pair, trans_b=True)[0], round_bf16(a))
     assert np.isnan(_C.matmul_bf16(np.full((3, 1), np.nan, np.float32), one)).all()
     # denormals are flushed to zero, as VDPBF16PS reads its inputs (DAZ); round_bf16 keeps them
     np.testing.assert_array_equal(_C.matmul_bf16(np.full((2, 1), 1e-39, np.float32), one), 0)
