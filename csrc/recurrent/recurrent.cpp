@@ -444,8 +444,11 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // The post-loop GEMMs as units a WorkQueue hands out (a member that is descheduled takes fewer):
   // first the weight-gradient units (gate rows [r0, r1) over every chunk of time steps: the sums
   // are one unit's own), then the dX units (rows of one chunk; none when narrow). A unit's result does not depend
-  // on who runs it, so the gradients are the same for any team.
-  const int64_t chunks = (T + Tc - 1) / Tc, w_units = post_units(post_n, GH, 2),
+  // on who runs it. The weight-gradient units are cut for the team the settings give (post_want), not for the one
+  // the machine's load leaves (post_n): the BLAS's bias sums (1 x m products) sum a column in an order that
+  // depends on its place in the unit's m, so a cut that followed the load changed their last bits from call to
+  // call (GRU T=20 B=9 I=130 H=200, once in 8 runs: 1.4e-6). dX's rows sum in the same order however cut.
+  const int64_t chunks = (T + Tc - 1) / Tc, w_units = post_units(post_want, GH, 2),
                 x_units = narrow ? 0 : post_units(post_n, Tc * B, 1);  // dX: per chunk, so already many
   const int64_t queue_size = w_units + chunks * x_units;
   WorkQueue queue(queue_size);

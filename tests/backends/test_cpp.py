@@ -583,6 +583,30 @@ def test_free_threads_leave_the_cores_other_threads_take():
     assert 1 <= _C._free_threads() <= _C.get_num_threads()
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradients_do_not_depend_on_the_machines_load(cell):
+    """Two threads allowed: on a quiet machine the team runs, on a busy one (no core free) one thread does, and
+    the weight-gradient units after the loop are cut alike, so every gradient is the same bits (the BLAS's bias
+    sums had changed in their last bits with the cut)."""
+    layer = make_layer(cell, 130, 200, dtype=np.float32, seed=3)
+    x, state, dy, dstate = random_problem(layer, 9, 20, np.random.default_rng(5))
+    got = []
+    before, min_flops = _C.get_num_threads(), _C._parallel_min_flops()
+    try:
+        _C.set_num_threads(2)
+        _C._set_parallel_min_flops(0)
+        for others in (0, 10**4):  # no other runnable thread; more than the cores
+            _C._set_others_running(others)
+            got.append(run(layer, x, state, dy, dstate, "cpp"))
+    finally:
+        _C._set_others_running(-1)
+        _C.set_num_threads(before)
+        _C._set_parallel_min_flops(min_flops)
+    assert got[0].keys() == got[1].keys()
+    for name in got[0]:
+        np.testing.assert_array_equal(got[1][name], got[0][name], err_msg=name)
+
+
 def test_the_spin_budget_is_settable_and_results_do_not_depend_on_it():
     """Waiting threads spin ~0.5 ms by default before they sleep; none, or sleeping at once, changes no number."""
     layer = make_layer("lstm", 5, 40, num_layers=2, dtype=np.float64, seed=3)
