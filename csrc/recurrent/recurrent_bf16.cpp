@@ -42,10 +42,22 @@ Bf16Backward::Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float*
   bf16_t* p_ih = buf_.get();
   bf16_t* p_hh = p_ih + n_ih;
   bf16_t* ring = rows_.get();
-  pack_bf16_panels(w_ih, I, 1, GH, I, NRx, p_ih);  // W_ih (G*H, I) as the (K, N) operand of dA W_ih
-  pack_bf16_panels(w_hh, H, 1, GH, H, NR, p_hh);   // W_hh (G*H, H) as the (K, N) operand of dA_hh W_hh
-  w_ih_ = p_ih;
+  w_ih_ = p_ih, p_hh_ = p_hh, src_ih_ = w_ih, src_hh_ = w_hh, GH_ = GH, I_ = I, H_ = H;
   ops_ = Bf16Operands{bf16_panel_for(NR), NR, nullptr, p_hh, 0, Kh, {ring, ring + B * Kh}, {nullptr, nullptr}};
+}
+
+int64_t Bf16Backward::x_panels() const {
+  const int64_t NRx = bf16_gemm_panel_width();
+  return (I_ + NRx - 1) / NRx;
+}
+
+void Bf16Backward::pack(int64_t p0, int64_t p1, int64_t x0, int64_t x1) const {
+  const int64_t NR = ops_.NR, NRx = bf16_gemm_panel_width(), Kh = ops_.Kh;
+  const int64_t c0 = p0 * NR, cols = std::min(p1 * NR, H_) - c0, i0 = x0 * NRx, icols = std::min(x1 * NRx, I_) - i0;
+  if (cols > 0)  // W_hh (G*H, H) as the (K, N) operand of dA_hh W_hh: columns [c0, c0 + cols)
+    pack_bf16_panels(src_hh_ + c0, H_, 1, GH_, cols, NR, p_hh_ + p0 * Kh * NR);
+  if (icols > 0)  // W_ih (G*H, I) as the (K, N) operand of dA W_ih
+    pack_bf16_panels(src_ih_ + i0, I_, 1, GH_, icols, NRx, w_ih_ + x0 * Kh * NRx);
 }
 
 }  // namespace pyrnn

@@ -29,17 +29,22 @@ class Bf16Forward {
 };
 
 // W_hh (G*H, H) as panels(H) panels of even(G*H) rows, ring (B, even(G*H)) x 2 (the loop's); W_ih (G*H, I)
-// as gemm_bf16_packed's B of dX = dA W_ih (after the loop)
+// as gemm_bf16_packed's B of dX = dA W_ih (after the loop), panels(I) panels of 32 columns; both written by pack
 class Bf16Backward {
  public:
   Bf16Backward(int64_t G, int64_t NR, const SeqDims& d, const float* w_hh, const float* w_ih);
   const Bf16Operands* operands() const { return &ops_; }
   const bf16_t* w_ih_for_dx() const { return w_ih_; }
+  int64_t x_panels() const;  // W_ih's panels
+  // W_hh's panels [p0, p1) and W_ih's [x0, x1) (member_panels), before the loop or the GEMMs after it read them
+  void pack(int64_t p0, int64_t p1, int64_t x0, int64_t x1) const;
 
  private:
   Bf16Buffer buf_, rows_;
   Bf16Operands ops_;
-  const bf16_t* w_ih_;
+  bf16_t *w_ih_, *p_hh_;
+  const float *src_ih_, *src_hh_;
+  int64_t GH_, I_, H_;
 };
 
 }  // namespace pyrnn
