@@ -1,6 +1,6 @@
 // See recurrent_bf16.h. Everything here runs once per call, before the time loop: the constructors on the calling
-// thread, Bf16Forward::pack by each member of the loop's team for its own panels. The packs write every word of theirs;
-// the rows are zeroed, so that the pad column of an odd K is read as zeros.
+// thread, the packs (Bf16Forward::pack, Bf16Backward::pack) by each member of the loop's team for its own panels. The
+// packs write every word of theirs; the rows are zeroed, so that the pad column of an odd K is read as zeros.
 #include "recurrent_bf16.h"
 
 #include <algorithm>
@@ -24,7 +24,7 @@ Bf16Forward::Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w
   ops_ = Bf16Operands{bf16_panel_for(NR), NR, p_ih, p_hh, Ip, Hp, {ring, ring + B * Hp}, {xb, xb + B * Ip}};
 }
 
-void Bf16Forward::pack(int64_t p0, int64_t p1) const {
+void Bf16Forward::pack(int64_t p0, int64_t p1) {
   const int64_t NR = ops_.NR, np = (H_ + NR - 1) / NR, Ip = ops_.Ip, Hp = ops_.Kh, c0 = p0 * NR;
   const int64_t cols = std::min(p1 * NR, H_) - c0;  // the units of panels [p0, p1)
   if (cols <= 0) return;
@@ -51,7 +51,7 @@ int64_t Bf16Backward::x_panels() const {
   return (I_ + NRx - 1) / NRx;
 }
 
-void Bf16Backward::pack(int64_t p0, int64_t p1, int64_t x0, int64_t x1) const {
+void Bf16Backward::pack(int64_t p0, int64_t p1, int64_t x0, int64_t x1) {
   const int64_t NR = ops_.NR, NRx = bf16_gemm_panel_width(), Kh = ops_.Kh;
   const int64_t c0 = p0 * NR, cols = std::min(p1 * NR, H_) - c0, i0 = x0 * NRx, icols = std::min(x1 * NRx, I_) - i0;
   if (cols > 0)  // W_hh (G*H, H) as the (K, N) operand of dA_hh W_hh: columns [c0, c0 + cols)

@@ -18,7 +18,7 @@ class Bf16Forward {
   Bf16Forward(int64_t G, int64_t NR, const SeqDims& d, const float* w_ih, const float* w_hh, const float* x,
               int64_t x_ldt, int64_t x_ldb, const float* h0);  // x's steps x_ldt and rows x_ldb apart
   const Bf16Operands* operands() const { return &ops_; }
-  void pack(int64_t p0, int64_t p1) const;  // panels [p0, p1) of every gate (member_panels), before the loop reads them
+  void pack(int64_t p0, int64_t p1);  // panels [p0, p1) of every gate (member_panels), before the loop reads them
 
  private:
   Bf16Buffer buf_, rows_;
@@ -37,7 +37,7 @@ class Bf16Backward {
   const bf16_t* w_ih_for_dx() const { return w_ih_; }
   int64_t x_panels() const;  // W_ih's panels
   // W_hh's panels [p0, p1) and W_ih's [x0, x1) (member_panels), before the loop or the GEMMs after it read them
-  void pack(int64_t p0, int64_t p1, int64_t x0, int64_t x1) const;
+  void pack(int64_t p0, int64_t p1, int64_t x0, int64_t x1);
 
  private:
   Bf16Buffer buf_, rows_;
