@@ -138,7 +138,7 @@ void check_bf16(bool bf16) {
 
 template <typename F>
 void forward_impl(const Shapes& s, py::handle x, py::handle state0, py::handle params, py::handle cache, bool bf16,
-                  py::handle y) {
+                  py::handle y, py::handle x_copy) {
   check_bf16<F>(bf16);
   const CellParams<F> p = params_in<F>(s, params);
   SeqTensors<F> io = seq_tensors<F>(s, x, state0, cache, true);
@@ -146,6 +146,9 @@ void forward_impl(const Shapes& s, py::handle x, py::handle state0, py::handle p
     int64_t ld[2];
     io.y = out_rows<F>(y, "y", s.seq_h(), ld);
     io.y_ldt = ld[0], io.y_ldb = ld[1];
+  }
+  if (!x_copy.is_none()) {  // x again, in C order (training on a view of a batch-first x)
+    io.x_copy = out_ptr<F>(x_copy, "x_copy", {s.d.T, s.d.B, s.d.I});
   }
   run_kernel([&](Cancel& cancel) { recurrent_forward<F>(s.cell, s.d, p, io, cancel, bf16); });
 }
@@ -165,7 +168,9 @@ void backward_impl(const Shapes& s, py::handle x, py::handle state0, py::handle 
   io.dhs_ldt = ld[0], io.dhs_ldb = ld[1];
   io.dhT = in_ptr<F>(dt[1], "dhT", s.bh());
   io.dcT = cell_array<F, const F*>(s.lstm, dt[2], "dcT", s.bh(), s, &in_ptr<F>);
-  io.dx = out_ptr<F>(rt[0], "dx", {s.d.T, s.d.B, s.d.I});
+  io.dx = out_rows<F>(rt[0], "dx", {s.d.T, s.d.B, s.d.I}, ld);  // any rows (a view of a batch-first dx, say)
+  io.dx_ldb = s.d.B > 1 ? ld[1] : s.d.I;                        // an axis of one element: its C-order stride
+  io.dx_ldt = s.d.T > 1 ? ld[0] : s.d.B * io.dx_ldb;
   io.dh0 = out_ptr<F>(rt[1], "dh0", s.bh());
   io.dc0 = cell_array<F, F*>(s.lstm, rt[2], "dc0", s.bh(), s, &out_ptr<F>);
   const CellGrads<F> g{out_ptr<F>(gt[0], "dw_ih", {s.GH, s.d.I}), out_ptr<F>(gt[1], "dw_hh", {s.GH, s.d.H}),
@@ -179,14 +184,16 @@ void bind_recurrent(py::module_& m) {
   m.def(
       "recurrent_forward",
       [](int cell, bool reverse, py::handle x, py::handle lengths, py::handle state0, py::handle params,
-         py::handle cache, bool bf16, py::handle y) {
+         py::handle cache, bool bf16, py::handle y, py::handle x_copy) {
         const Shapes s = derive_shapes(cell, reverse, x, state0, lengths);
-        dispatch_float(x, "x", [&](auto tag) { forward_impl<decltype(tag)>(s, x, state0, params, cache, bf16, y); });
+        dispatch_float(x, "x",
+                       [&](auto tag) { forward_impl<decltype(tag)>(s, x, state0, params, cache, bf16, y, x_copy); });
       },
       py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("lengths"), py::arg("state0"), py::arg("params"),
-      py::arg("cache"), py::arg("bf16") = false, py::arg("y") = py::none(),
-      "One layer-direction over the whole sequence; fills cache = (hs, cs, gates, tanh_cs, hn) in place, and y "
-      "(any rows: a view of a batch-first output, say) with hs too when given.");
+      py::arg("cache"), py::arg("bf16") = false, py::arg("y") = py::none(), py::arg("x_copy") = py::none(),
+      "One layer-direction over the whole sequence; fills cache = (hs, cs, gates, tanh_cs, hn) in place, y "
+      "(any rows: a view of a batch-first output, say) with hs too when given, and x_copy (T, B, I) (C order) with "
+      "x when given.");
   m.def(
       "recurrent_backward",
       [](int cell, bool reverse, py::handle x, py::handle lengths, py::handle state0, py::handle cache,

@@ -157,11 +157,11 @@ T* rows_at(T* p, int64_t offset) {  // p + offset, or null
 // The tensors at rows b0 on: (T, B, .) arrays read at a member's rows with the whole batch's step (SeqDims::ldt;
 // x and hs at their own strides), (B, .) ones at its rows
 template <typename F>
-SeqTensors<F> rows_of(const SeqTensors<F>& v, int64_t b0, int64_t H, int64_t GH) {
+SeqTensors<F> rows_of(const SeqTensors<F>& v, int64_t b0, int64_t I, int64_t H, int64_t GH) {
   SeqTensors<F> r = v;
   r.x = rows_at(v.x, b0 * v.x_ldb), r.h0 = rows_at(v.h0, b0 * H), r.c0 = rows_at(v.c0, b0 * H);
   r.hs = rows_at(v.hs, b0 * v.hs_ldb), r.cs = rows_at(v.cs, b0 * H), r.gates = rows_at(v.gates, b0 * GH);
-  r.hn = rows_at(v.hn, b0 * H), r.y = rows_at(v.y, b0 * v.y_ldb);
+  r.hn = rows_at(v.hn, b0 * H), r.y = rows_at(v.y, b0 * v.y_ldb), r.x_copy = rows_at(v.x_copy, b0 * I);
   return r;
 }
 
@@ -182,22 +182,24 @@ SeqTensors<F> with_strides(SeqTensors<F> v, const SeqDims& d) {
 template <typename F>
 void at_rows(ForwardPlan<F>& m, int64_t b0, int64_t GH, int tid) {
   const int64_t H = m.d.H;
-  m.io = rows_of(m.io, b0, H, GH);
+  m.io = rows_of(m.io, b0, m.d.I, H, GH);
   m.preact += tid * m.preact_member, m.hn = rows_at(m.hn, b0 * H);
 }
 
 template <typename F>
 void at_rows(BackwardPlan<F>& m, int64_t b0, int64_t GH, int) {
   const int64_t H = m.d.H;
-  m.saved = rows_of(m.saved, b0, H, GH);
+  m.saved = rows_of(m.saved, b0, m.d.I, H, GH);
   m.io = {rows_at(m.io.dhs, b0 * m.io.dhs_ldb),
           rows_at(m.io.dhT, b0 * H),
           rows_at(m.io.dcT, b0 * H),
-          rows_at(m.io.dx, b0 * m.d.I),
+          rows_at(m.io.dx, b0 * m.io.dx_ldb),
           rows_at(m.io.dh0, b0 * H),
           rows_at(m.io.dc0, b0 * H),
           m.io.dhs_ldt,
-          m.io.dhs_ldb};
+          m.io.dhs_ldb,
+          m.io.dx_ldt,
+          m.io.dx_ldb};
   m.da_ih += b0 * GH, m.da_hn = rows_at(m.da_hn, b0 * H);
   m.dh += b0 * H, m.dh_next += b0 * H, m.dc += b0 * H, m.dc_kept += b0 * H;
 }
@@ -383,6 +385,8 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   SeqGrads<F> grads_in = io;  // dhs's strides written out
   if (grads_in.dhs_ldt < 0) grads_in.dhs_ldt = B * H;
   if (grads_in.dhs_ldb < 0) grads_in.dhs_ldb = H;
+  if (grads_in.dx_ldt < 0) grads_in.dx_ldt = B * I;
+  if (grads_in.dx_ldb < 0) grads_in.dx_ldb = I;
   BackwardPlan<F> plan{cell, d, packed.get(), saved, grads_in, da_ih, da_hn, dh, dh_next, dc, dc_kept, &cancel};
   plan.bf16 = b16 ? b16->operands() : nullptr;
   plan.w_ih_t = narrow ? w_ih_t : nullptr;
@@ -482,11 +486,20 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     }
     const int64_t chunk = (u - w_units) / x_units, t0 = chunk * Tc, rows = (std::min(T, t0 + Tc) - t0) * B;
     const Slice own(rows, static_cast<int>((u - w_units) % x_units), static_cast<int>(x_units));
-    const int64_t r = t0 * B + own.r0;  // dX = dA_ih W_ih, these rows
-    if (x_packed)
-      k.gemm_packed(own.size(), I, GH, da_ih + r * GH, GH, w_ih_packed.get(), io.dx + r * I, I);
-    else
-      product(false, own.size(), I, GH, da_ih + r * GH, GH, p.w_ih, I, F(0), io.dx + r * I, I);
+    auto dx_rows = [&](int64_t r, int64_t m, F* C, int64_t ldc) {  // dX = dA_ih W_ih, m rows from row r of dA
+      if (x_packed)
+        k.gemm_packed(m, I, GH, da_ih + r * GH, GH, w_ih_packed.get(), C, ldc);
+      else
+        product(false, m, I, GH, da_ih + r * GH, GH, p.w_ih, I, F(0), C, ldc);
+    };
+    const int64_t r0 = t0 * B + own.r0, r1 = t0 * B + own.r1;
+    if (grads_in.dx_ldt == B * grads_in.dx_ldb)  // dx's rows one matrix (C order): all of them in one product
+      return dx_rows(r0, r1 - r0, io.dx + r0 * grads_in.dx_ldb, grads_in.dx_ldb);
+    for (int64_t r = r0; r < r1;) {  // else a step's rows at a time (the time-major view of a batch-first dx)
+      const int64_t t = r / B, b = r % B, m = std::min(r1, (t + 1) * B) - r;
+      dx_rows(r, m, io.dx + t * grads_in.dx_ldt + b * grads_in.dx_ldb, grads_in.dx_ldb);
+      r += m;
+    }
   };
   std::atomic<int64_t> units_done{0};
   auto take_units = [&](int tid) {

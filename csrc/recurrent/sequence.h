@@ -68,6 +68,8 @@ struct SeqTensors {              // forward inputs and the cache it writes (null
   F* hn;                         // (T, B, H)  GRU
   F* y = nullptr;                // (T, B, H) or null: hs written again here, rows y_ldb and steps y_ldt apart (a view
   int64_t y_ldt = 0, y_ldb = 0;  // of a batch-first output, say; forward only)
+  F* x_copy = nullptr;           // (T, B, I) in C order, or null: x copied here as the forward reads it (training on
+                                 // a view of a batch-first x: the backward reads this copy; forward only)
   // Elements between two time steps and between two rows of x and of hs; -1: C order. The forward reads x and
   // writes hs at any of them (at inference, views of a batch-first input and output, say); the backward reads
   // them in C order (its GEMMs take the (T*B, .) rows of x and hs as one matrix).
@@ -82,11 +84,13 @@ struct SeqGrads {        // backward inputs and outputs
   const F* dhs;          // (T, B, H) at the strides below (a view of a batch-first array, say)
   const F* dhT;          // (B, H)
   const F* dcT;          // (B, H) LSTM
-  F* dx;                 // (T, B, I)
+  F* dx;                 // (T, B, I) at the strides below
   F* dh0;                // (B, H)
   F* dc0;                // (B, H) LSTM
   int64_t dhs_ldt = -1;  // elements between two time steps of dhs (0: one step repeated); -1: C order
   int64_t dhs_ldb = -1;  // elements between two rows of dhs (0: one row repeated); -1: H
+  int64_t dx_ldt = -1;   // elements between two time steps of dx; -1: B*I (a view of a batch-first dx, say)
+  int64_t dx_ldb = -1;   // elements between two rows of dx; -1: I
 };
 
 template <typename F>

@@ -107,12 +107,14 @@ def recurrent_forward(
                                                     # gates (T, B, G*H); tanh_cs None; hn (T, B, H)
     bf16: bool = False,                             # every GEMM in bfloat16 (float32 arrays only)
     y: _A | None = None,                            # (T, B, H), any rows that do not overlap: gets hs too
+    x_copy: _A | None = None,                       # (T, B, I), C order: gets x too (the saved x of a training call
+                                                    # on a view)
 ) -> None:
     """One layer-direction over the whole sequence. cache is pyrnn.backends.contract.Cache: None where the
     cell has none (cs: LSTM only; hn: GRU only; gates: LSTM and GRU) and tanh_cs always (the backward
     recomputes tanh(c_t) from cs), and gates, hn both None for inference (nothing kept for backward); then cs
     may be one (B, H) c, updated in place (without lengths). x and hs in C order when the call's cache goes to
-    recurrent_backward."""
+    recurrent_backward (or x_copy in place of x)."""
 
 def recurrent_backward(
     cell: int,
@@ -124,7 +126,8 @@ def recurrent_backward(
     params: tuple[_A, _A, _A, _A],
     dout: tuple[_A, _A, _OptA],                     # dhs (T, B, H), dhT, dcT (B, H; None but for LSTM)
     grads: tuple[_A, _A, _A, _A],                   # added into: dw_ih, dw_hh, db_ih, db_hh
-    dres: tuple[_A, _A, _OptA],                     # written: dx (T, B, I), dh0, dc0 (B, H; None but for LSTM)
+    dres: tuple[_A, _A, _OptA],                     # written: dx (T, B, I) any rows that do not overlap, dh0, dc0
+                                                    # (B, H; dc0 None but for LSTM)
     bf16: bool = False,                             # the forward's bf16
 ) -> None:
     """BPTT of one layer-direction; overwrites the cache's gates with dA (the cache is spent)."""

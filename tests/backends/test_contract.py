@@ -83,6 +83,32 @@ def test_every_backend_saves_the_same_cache(cell, dtype):
                 np.testing.assert_allclose(have, want, err_msg=f"{name} {field}", **tol)
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_backward_writes_dx_into_out(name, cell):
+    """recurrent_backward's ``out``: a time-major view of a batch-first array receives dx (the value the call
+    returns without it) and is returned in its place."""
+    T, B, I, H = 4, 3, 5, 6
+    G = contract.GATES[cell]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((T, B, I))
+    h0 = rng.standard_normal((B, H))
+    c0 = rng.standard_normal((B, H)) if cell == "lstm" else None
+    weights = contract.Weights(*(0.3 * rng.standard_normal(s) for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)]))
+    dhs, dhT = rng.standard_normal((T, B, H)), rng.standard_normal((B, H))
+    dcT = rng.standard_normal((B, H)) if cell == "lstm" else None
+    module = backend_module(name)
+    dxs = []
+    for out in (None, np.full((B, T, I), np.nan).transpose(1, 0, 2)):
+        grads = contract.Weights(*(np.zeros_like(w) for w in weights))
+        saved = module.recurrent_forward(cell, x, h0, c0, weights)[3]
+        dx = module.recurrent_backward(saved, weights, dhs, dhT, dcT, grads, out=out)[0]
+        assert out is None or dx is out
+        dxs.append(dx)
+    assert not np.isnan(dxs[1]).any()
+    np.testing.assert_array_equal(dxs[1], dxs[0], err_msg=name)
+
+
 @pytest.mark.parametrize("name", [b for b in BACKENDS if b != "numpy"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_inference_keeps_no_cache(name, cell):

@@ -856,6 +856,86 @@ def test_dhs_strides_the_kernel_cannot_read_are_refused(view):
         _backward_with("lstm", lambda T_, B_, H_, rng: view(rng.standard_normal((T_, B_, H_), np.float32)))
 
 
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16"])
+@pytest.mark.parametrize("I_", [3, 37], ids=["narrow", "wide"])  # dX in the loop (I <= kNarrowInputs), or after it
+@pytest.mark.parametrize("B_", [5, 19], ids=["units", "rows"])  # a team of two splits 5 rows by units, 19 by rows
+@pytest.mark.parametrize("cell", CELLS)
+def test_dx_is_written_at_its_strides(isa, threads, cell, B_, I_, bf16):
+    """backward's out (dx): the kernels write dx into it, at its strides (the layers pass a time-major view of a
+    batch-first dx), a step's rows at a time: the same bits as the C-order dx, the other columns untouched, and the
+    same weight gradients; with lengths too, both directions."""
+    T_, H_ = 6, 40
+    rng, x, h0, c0, w = _layer_problem(cell, 8, B_, T_, I_, H_)
+    dhs = rng.standard_normal((T_, B_, H_)).astype(np.float32)
+    dhT = rng.standard_normal((B_, H_)).astype(np.float32)
+    dcT = rng.standard_normal((B_, H_)).astype(np.float32) if cell == "lstm" else None
+    lengths = rng.integers(0, T_ + 1, size=B_)
+    for reverse, lens in [(False, None), (True, None), (False, lengths)]:
+        results = []
+        for wide in (None, np.full((B_, T_, I_ + 2), np.nan, np.float32)):  # dx in columns 1..I_ of a batch-first array
+            grads = type(w)(*(np.zeros_like(a) for a in w))
+            _, _, _, saved = cpp.recurrent_forward(cell, x, h0, c0, w, reverse=reverse, lengths=lens, bf16=bf16)
+            out = None if wide is None else wide.transpose(1, 0, 2)[:, :, 1 : I_ + 1]
+            dx, dh0, _ = cpp.recurrent_backward(saved, w, dhs, dhT, dcT, grads, out=out)
+            if wide is not None:
+                assert dx is out and np.shares_memory(dx, wide)
+                assert np.isnan(wide[:, :, 0]).all() and np.isnan(wide[:, :, -1]).all(), "expected the other columns untouched"
+            results.append([np.array(dx), dh0, *grads])
+        for got, want in zip(results[1], results[0]):
+            np.testing.assert_array_equal(got, want, err_msg=f"{isa} reverse={reverse} lengths={lens is not None}")
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16"])
+@pytest.mark.parametrize("B_", [5, 19], ids=["units", "rows"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_training_reads_a_view_of_x_and_saves_its_copy(isa, threads, cell, B_, bf16, monkeypatch):
+    """A training forward on a view of x (a batch-first input's columns): the kernel reads it in place and writes
+    the C-order copy the backward reads (the saved x), each member its share of the rows: the saved x equals x, and
+    the outputs, the cache and every gradient hold the same bits as from a C-order x; lengths and both directions."""
+    from pyrnn.backends import driver
+
+    def poisoned(shape, dtype):  # a row the kernel failed to copy stays NaN, whatever memory it gets
+        a = np.empty(shape, dtype)
+        a.fill(np.nan)
+        return a
+
+    monkeypatch.setattr(driver._buffers, "empty", poisoned)
+    T_, I_, H_ = 6, 37, 40
+    rng, x, h0, c0, w = _layer_problem(cell, 10, B_, T_, I_, H_)
+    wide = np.full((B_, T_, I_ + 2), np.nan, np.float32)  # batch-first, x in columns 1..I_
+    wide[:, :, 1 : I_ + 1] = x.transpose(1, 0, 2)
+    view = wide.transpose(1, 0, 2)[:, :, 1 : I_ + 1]
+    dhs = rng.standard_normal((T_, B_, H_)).astype(np.float32)
+    dhT = rng.standard_normal((B_, H_)).astype(np.float32)
+    lengths = rng.integers(0, T_ + 1, size=B_)
+    for reverse, lens in [(False, None), (True, None), (True, lengths)]:
+        results = []
+        for xin in (x, view):
+            hs, hT, cT, saved = cpp.recurrent_forward(cell, xin, h0, c0, w, reverse=reverse, lengths=lens, bf16=bf16)
+            assert saved.x.flags.c_contiguous and not np.shares_memory(saved.x, wide)
+            np.testing.assert_array_equal(saved.x, x)
+            cache = [np.array(a) for a in saved.cache if a is not None]
+            grads = type(w)(*(np.zeros_like(a) for a in w))
+            dx, dh0, _ = cpp.recurrent_backward(saved, w, dhs, dhT, None if c0 is None else dhT, grads)
+            results.append([np.array(hs), hT, *cache, dx, dh0, *grads] + ([cT] if cT is not None else []))
+        for got, want in zip(results[1], results[0]):
+            np.testing.assert_array_equal(got, want, err_msg=f"{isa} reverse={reverse} lengths={lens is not None}")
+
+
+def test_dx_strides_the_kernel_cannot_write_are_refused():
+    rng, x, h0, c0, w = _layer_problem("gru", 9)
+    _, _, _, saved = cpp.recurrent_forward("gru", x, h0, c0, w)
+    dhs, dhT = np.zeros((5, 19, 40), np.float32), np.zeros((19, 40), np.float32)
+    grads = type(w)(*(np.zeros_like(a) for a in w))
+    with pytest.raises(ValueError, match=r"out: expected a float32 array of shape \(5, 19, 3\) \(T, B, I\), got float32 \(19, 5, 3\)"):
+        cpp.recurrent_backward(saved, w, dhs, dhT, None, grads, out=np.zeros((19, 5, 3), np.float32))
+    overlapping = np.lib.stride_tricks.as_strided(np.zeros(64, np.float32), (5, 19, 3), (12, 0, 4))  # one row per step
+    with pytest.raises(ValueError, match=r"dx: expected rows that do not overlap"):
+        cpp.recurrent_backward(saved, w, dhs, dhT, None, grads, out=overlapping)
+    with pytest.raises(ValueError, match=r"dx: expected a writable array, got a read-only one"):
+        cpp.recurrent_backward(saved, w, dhs, dhT, None, grads, out=np.broadcast_to(np.zeros(3, np.float32), (5, 19, 3)))
+
+
 def _forward_with(cell, out, seed=6, lengths=None):
     """(hs, hT) of one cpp forward (training: the cache is kept) with ``out``."""
     _, x, h0, c0, w = _layer_problem(cell, seed)

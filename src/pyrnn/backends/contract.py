@@ -47,11 +47,14 @@ ONE direction:
     overlap (a view of a batch-first output, say: the C++ kernels write it as they go, at inference
     as hs itself, the others copy hs into it): it receives hs too and is returned in its place.
 
-``recurrent_backward(saved, weights, dhs, dhT, dcT, grads) -> (dx, dh0, dc0)``
+``recurrent_backward(saved, weights, dhs, dhT, dcT, grads, out=None) -> (dx, dh0, dc0)``
     dhs (T, B, H) is dL/dhs, any strides (a view of a batch-first dy, say: the
     C++ kernels read it in place, Numba's take a contiguous copy), dhT/dcT the
-    gradient w.r.t. the returned final states (dcT None unless LSTM). Weight gradients are ADDED into ``grads``
-    (a :class:`Weights` of arrays); zeroing them is the caller's business.
+    gradient w.r.t. the returned final states (dcT None unless LSTM). ``out``: None, or a writable
+    (T, B, I) array of the dtype of x, any strides whose rows do not overlap (a view of a batch-first
+    dx, say: the C++ kernels write dx there, the others copy it): it receives dx and is returned in
+    its place. Weight gradients are ADDED into ``grads`` (a :class:`Weights` of arrays); zeroing
+    them is the caller's business.
     ``saved`` is good for ONE backward: a backend may overwrite its cache (the
     fast ones write dA over the saved gates, which saves a (T, B, G*H) buffer),
     as the layers, like PyTorch, free what forward saved after one backward.
@@ -142,16 +145,22 @@ class Saved(NamedTuple):
         return self.cache.hs
 
 
-def write_out(out, hs):
+def write_out(out, hs, axes="(T, B, H)"):
     """``recurrent_forward``'s ``out`` filled with ``hs`` and returned (the backends that write it
-    after the loop), or ``hs`` when ``out`` is None."""
-    if out is None:
+    after the loop), or ``hs`` when ``out`` is None; ``recurrent_backward``'s with dx (``axes``
+    "(T, B, I)")."""
+    if out is None or out is hs:
         return hs
-    if not isinstance(out, np.ndarray) or out.shape != hs.shape or out.dtype != hs.dtype:
-        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise ValueError(f"out: expected a {hs.dtype} array of shape {hs.shape} (T, B, H), got {got}")
+    check_out(out, hs.shape, hs.dtype, axes)
     np.copyto(out, hs)
     return out
+
+
+def check_out(out, shape, dtype, axes):
+    """Raise ValueError unless ``out`` is an array of ``shape`` and ``dtype``."""
+    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype != dtype:
+        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"out: expected a {np.dtype(dtype)} array of shape {tuple(shape)} {axes}, got {got}")
 
 
 def new_cache(cell, T, B, H, dtype, save=True, workspace=None, hs=None, latest_c=False, tanh_cs=True) -> Cache:
@@ -193,7 +202,7 @@ class RecurrentBackend(Protocol):
 
     def recurrent_backward(
         self, saved: Saved, weights: Weights, dhs: np.ndarray, dhT: np.ndarray, dcT: np.ndarray | None,
-        grads: Weights,
+        grads: Weights, out: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]: ...
 
 

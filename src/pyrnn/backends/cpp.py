@@ -80,9 +80,10 @@ def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=
                                     views=True)
 
 
-def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
-    """See :mod:`pyrnn.backends.contract`. Overwrites ``saved``'s gates with dA (one backward per forward)."""
-    return driver.recurrent_backward(_C.recurrent_backward, saved, weights, dhs, dhT, dcT, grads)
+def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights, out=None):
+    """See :mod:`pyrnn.backends.contract`. Overwrites ``saved``'s gates with dA (one backward per forward);
+    writes dx into ``out`` in place, at its strides."""
+    return driver.recurrent_backward(_C.recurrent_backward, saved, weights, dhs, dhT, dcT, grads, out, views=True)
 
 
 from .activation_cpp import activation_backward, activation_forward  # noqa: E402,F401

@@ -449,15 +449,15 @@ def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=
     return write_out(out, hs), hT, cT, saved
 
 
-def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
+def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights, out=None):
     """See :mod:`pyrnn.backends.contract`. Overwrites ``saved``'s gates with dA (one backward per forward)."""
     if saved.bf16:  # its forward ran the NumPy specification (see recurrent_forward)
-        return reference.recurrent_backward(saved, weights, dhs, dhT, dcT, grads)
+        return reference.recurrent_backward(saved, weights, dhs, dhT, dcT, grads, out)
     if isinstance(dhs, np.ndarray) and not dhs.flags.c_contiguous:  # the loops take C order (a view, say)
         contiguous = _buffers.empty(dhs.shape, dhs.dtype)
         np.copyto(contiguous, dhs)
         dhs = contiguous
-    return driver.recurrent_backward(_backward_entry, saved, weights, dhs, dhT, dcT, grads)
+    return driver.recurrent_backward(_backward_entry, saved, weights, dhs, dhT, dcT, grads, out)
 
 
 # the activations: the NumPy reference (one NumPy pass each; the cpp backend has the vectorised kernels)

@@ -137,7 +137,7 @@ def recurrent_forward(cell, x, h0, c0, weights: Weights, reverse=False, lengths=
     return write_out(out, cache.hs), h, c, Saved(cell, bool(reverse), x, h0, c0, cache, lengths, bool(bf16))
 
 
-def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights):
+def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Weights, out=None):
     """BPTT through one layer-direction; adds weight gradients into ``grads``. With ``saved.bf16``
     every GEMM takes bf16-rounded operands (dA included); the bias gradients sum float32 dA."""
     cell, x, cache = saved.cell, saved.x, saved.cache
@@ -174,7 +174,7 @@ def recurrent_backward(saved: Saved, weights: Weights, dhs, dhT, dcT, grads: Wei
     ordered.matmul(op_hh.T, op(prev_h.reshape(-1, prev_h.shape[-1])), out=grads.w_hh)
     grads.b_ih[...] += flat_ih.sum(axis=0)
     grads.b_hh[...] += flat_hh.sum(axis=0)
-    return dx, dh, dc
+    return write_out(out, dx, "(T, B, I)"), dh, dc
 
 
 from .activation_reference import activation_backward, activation_forward  # noqa: E402,F401
