@@ -44,9 +44,10 @@ from .base import Layer
 
 def _swap_batch_time(a):
     """A contiguous copy of ``a`` (B, T, F) as (T, B, F), or back: a bidirectional batch_first layer's copies of x
-    in (training) and dx out (one direction: the kernels read x, write y and dx and read dL/dy in place). In recycled memory (:mod:`pyrnn._buffers`): a training step
-    of an LSTM(512) over T=100, B=64 copied x, y and dx into 13 MB each of fresh pages (~74 page faults a call with
-    hs and the kernels' dx, most of them 2 MB pages the kernel zeroes; now none)."""
+    in (training) and dx out (one direction: the kernels read x, write y and dx and read dL/dy in place). In
+    recycled memory (:mod:`pyrnn._buffers`): a training step of an LSTM(512) over T=100, B=64 copied x, y and dx
+    into 13 MB each of fresh pages (~74 page faults a call with hs and the kernels' dx, most of them 2 MB pages the
+    kernel zeroes; now none)."""
     return _buffers.copy(a.transpose(1, 0, 2))
 
 
