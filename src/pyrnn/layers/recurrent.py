@@ -42,22 +42,11 @@ from ..workspace import Workspace
 from .base import Layer
 
 
-def _swap_batch_time(a):
-    """A contiguous copy of ``a`` (B, T, F) as (T, B, F), or back: a bidirectional batch_first layer's copies of x
-    in (training) and dx out (one direction: the kernels read x, write y and dx and read dL/dy in place). In
-    recycled memory (:mod:`pyrnn._buffers`): a training step of an LSTM(512) over T=100, B=64 copied x, y and dx
-    into 13 MB each of fresh pages (~74 page faults a call with hs and the kernels' dx, most of them 2 MB pages the
-    kernel zeroes; now none)."""
-    return _buffers.copy(a.transpose(1, 0, 2))
-
-
-def _time_major(x, batch_first, copy):
-    """x as (T, B, I): a view, which the C++ kernels read in place (the others copy it; see the backends' contract;
-    LSTM T=100 B=64 I=128 H=256 inference on 2 threads of an AMD EPYC: the copy of a batch-first x was ~0.5 ms of
-    28), and in training copy to C order as they go (the backward reads that copy); or with ``copy`` a C-order copy
-    (two directions: one copy for both)."""
-    if copy:
-        return _swap_batch_time(x) if batch_first else np.ascontiguousarray(x)
+def _time_major(x, batch_first):
+    """x as (T, B, I), a view: the C++ kernels read it in place (LSTM T=100 B=64 I=128 H=256 inference on 2 threads
+    of an AMD EPYC: a copy of a batch-first x was ~0.5 ms of 28), and in training write a C-order copy as they go,
+    which the backward reads (the other backends copy it first; see the backends' contract). Two directions: the
+    second reads the first's saved C-order x (:meth:`Recurrent._forward_layers`)."""
     return x.transpose(1, 0, 2) if batch_first else x
 
 
@@ -289,7 +278,7 @@ class RNNBase(Recurrent):
         kernels = backend_module(backend)
         hT, cT = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
         keep = is_grad_enabled()  # under no_grad the kernels may keep no cache
-        seq = _time_major(x, self.batch_first, keep and self.num_directions > 1)
+        seq = _time_major(x, self.batch_first)
         # batch_first: the last layer's kernels write y as they go (a copy of hs after the loop was ~0.5 ms of
         # the adding problem's 12 ms fit step)
         y = _buffers.empty((B, T, self.num_directions * self.hidden_size), self.dtype) if self.batch_first else None
@@ -306,10 +295,11 @@ class RNNBase(Recurrent):
         for layer in range(self.num_layers):
             direct = y is not None and layer == self.num_layers - 1  # into y's columns of each direction
             outs = []
+            inp = seq
             for d in range(self.num_directions):
                 idx = layer * self.num_directions + d
                 hs, h, c, sv = kernels.recurrent_forward(
-                    self.cell, seq, h0[idx], None if c0 is None else c0[idx], self._weights(layer, d, self.params),
+                    self.cell, inp, h0[idx], None if c0 is None else c0[idx], self._weights(layer, d, self.params),
                     reverse=d == 1, lengths=lengths, save=keep, bf16=self.bfloat16,
                     out=y.transpose(1, 0, 2)[:, :, d * H : (d + 1) * H] if direct else None,
                 )
@@ -318,6 +308,8 @@ class RNNBase(Recurrent):
                     cT[idx] = c
                 outs.append(hs)
                 saved.append(sv)
+                if sv is not None and sv.x.flags.c_contiguous:  # the next direction reads the C-order x this one
+                    inp = sv.x  # saved (a view's copy, which the C++ kernels wrote as they read it): no copy of its own
             if direct:  # y holds every direction: the mask and the residual in place
                 out = y.transpose(1, 0, 2)
                 if mask is not None:
@@ -379,8 +371,9 @@ class RNNBase(Recurrent):
         ws = self._workspace()
         dh0, dc0 = np.empty_like(dhT), (np.empty_like(dcT) if dcT is not None else None)
         dseq = dy.transpose(1, 0, 2) if self.batch_first else dy  # (T, B, D*H), a view
-        # batch_first, one direction: the first layer's kernel writes dx in place, as a time-major view
-        dx_out = _buffers.empty((B, T, self.input_size), self.dtype) if self.batch_first and D == 1 else None
+        # batch_first: the first layer's kernels write dx in place, as a time-major view (the first direction; the
+        # second's is added into it)
+        dx_out = _buffers.empty((B, T, self.input_size), self.dtype) if self.batch_first else None
         for layer in reversed(range(self.num_layers)):
             if drop_masks[layer] is not None:
                 dseq = dseq * drop_masks[layer]
@@ -388,23 +381,28 @@ class RNNBase(Recurrent):
             if mask is not None:
                 dseq = np.where(mask, dseq, 0).astype(self.dtype, copy=False)
             dinp = None
+            into = dx_out.transpose(1, 0, 2) if dx_out is not None and layer == 0 else None  # dx's time-major view
             for d in range(D):
                 idx = layer * D + d
                 with ws.active():  # the spent cache goes back to the workspace
                     dx, dh, dc = kernels.recurrent_backward(  # dhs: a view (the contract takes any strides)
                         saved[idx], self._weights(layer, d, self.params), dseq[:, :, d * H : (d + 1) * H], dhT[idx],
                         None if dcT is None else dcT[idx], self._weights(layer, d, self.grads),
-                        out=dx_out.transpose(1, 0, 2) if dx_out is not None and layer == 0 else None,
+                        out=into if d == 0 else None,
                     )
                 dh0[idx] = dh
                 if dc0 is not None:
                     dc0[idx] = dc
-                dinp = dx if dinp is None else dinp + dx
+                if dinp is None:
+                    dinp = dx
+                elif dinp is into:  # the sum in place: dx_0 + dx_1 as before, without a third array
+                    np.add(into, dx, out=into)
+                else:
+                    dinp = dinp + dx
             dseq = dinp if dresidual is None else dinp + dresidual
         if dx_out is not None:
             return dx_out, self._pack_state(dh0, dc0)
-        dx = _swap_batch_time(dseq) if self.batch_first else np.ascontiguousarray(dseq)
-        return dx, self._pack_state(dh0, dc0)
+        return np.ascontiguousarray(dseq), self._pack_state(dh0, dc0)
 
     # ------------------------------------------------------------ workspace
     def _workspace(self):
