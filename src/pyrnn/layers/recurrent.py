@@ -393,9 +393,9 @@ class RNNBase(Recurrent):
                 dh0[idx] = dh
                 if dc0 is not None:
                     dc0[idx] = dc
-                if dinp is None:
-                    dinp = dx
-                elif dinp is into:  # the sum in place: dx_0 + dx_1 as before, without a third array
+                if d == 0:
+                    dinp = dx if into is None else into  # with `into`, the kernel wrote dx there
+                elif into is not None:  # the sum in place: dx_0 + dx_1 as before, without a third array
                     np.add(into, dx, out=into)
                 else:
                     dinp = dinp + dx
