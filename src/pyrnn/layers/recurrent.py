@@ -46,7 +46,7 @@ def _time_major(x, batch_first):
     """x as (T, B, I), a view: the C++ kernels read it in place (LSTM T=100 B=64 I=128 H=256 inference on 2 threads
     of an AMD EPYC: a copy of a batch-first x was ~0.5 ms of 28), and in training write a C-order copy as they go,
     which the backward reads (the other backends copy it first; see the backends' contract). Two directions: the
-    second reads the first's saved C-order x (:meth:`Recurrent._forward_layers`)."""
+    second reads the first's saved C-order x (:meth:`RNNBase._forward_layers`)."""
     return x.transpose(1, 0, 2) if batch_first else x
 
 
@@ -308,8 +308,9 @@ class RNNBase(Recurrent):
                     cT[idx] = c
                 outs.append(hs)
                 saved.append(sv)
-                if sv is not None and sv.x.flags.c_contiguous:  # the next direction reads the C-order x this one
-                    inp = sv.x  # saved (a view's copy, which the C++ kernels wrote as they read it): no copy of its own
+                # the next direction reads the C-order x this one saved (the C++ kernels' copy of a view): none of its own
+                if sv is not None and sv.x.flags.c_contiguous:
+                    inp = sv.x
             if direct:  # y holds every direction: the mask and the residual in place
                 out = y.transpose(1, 0, 2)
                 if mask is not None:
