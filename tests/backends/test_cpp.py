@@ -257,10 +257,10 @@ def test_large_weights_match_the_reference(threads, dtype, cell):
         np.testing.assert_allclose(got[k], want[k], err_msg=k, **tol)
 
 
-STREAM_GATES_BYTES = 32 << 20  # recurrent.cpp kStreamGatesBytes
+STREAM_GATES_BYTES = 16 << 20  # recurrent.cpp kStreamGatesBytes
 
 
-@pytest.mark.parametrize("cell,T", [("lstm", 130), ("gru", 175)])
+@pytest.mark.parametrize("cell,T", [("lstm", 66), ("gru", 90)])
 def test_streamed_gate_cache_matches_the_reference(isa, threads, cell, T):
     """A float32 training forward whose gate cache (T*B*G*H) passes kStreamGatesBytes stores it with non-temporal
     stores on AVX-512 (loop.inc store_gates); the backward reads it, with and without variable lengths (whose
@@ -280,7 +280,7 @@ def test_streamed_gate_cache_matches_the_reference(isa, threads, cell, T):
                 out["y"], _ = layer.forward(x, state, **kw)
                 out["dx"], _ = layer.backward(dy, dstate)
             out.update({name: g.copy() for name, g in layer.grads.items()})
-        for k in want:  # float32 sums over T*B = 8320+ rows: the tolerance scales with the array
+        for k in want:  # float32 sums over T*B = 4224+ rows: the tolerance scales with the array
             atol = 2e-5 * max(1.0, float(np.abs(want[k]).max()))
             np.testing.assert_allclose(got[k], want[k], err_msg=f"{isa} {kw.keys()} {k}", rtol=1e-5, atol=atol)
 
