@@ -72,6 +72,16 @@ constexpr int64_t kPostChunkRows = 256;
 // steps 327; H=256 (1.5 MB; 4 or 10 steps): LSTM 66.8 / 64.8 ms, GRU 64.4 / 64.5, so no floor there.
 constexpr int64_t kPostSpillBytes = int64_t(4) << 20;
 constexpr int64_t kPostChunkRowsSpilled = 640;
+// Where the weight gradients' sums take at most this many bytes (G*H x (I+H) values), they are split along K: the
+// time chunks in two halves, each half's units taking every gate row into a set of sums of its own, both sets
+// added into the gradients in order at the end. Each unit packs the rows of H_prev and X it multiplies, so with
+// the units split by gate rows every member packed all of them: small gate-row blocks (the RNN's) paid for a full
+// pack each. The halves are fixed, whatever the team, so the sums are the same bits on any number of threads.
+// Training, one process alternating on 2 threads of a Xeon with AMX, medians of 12-16 rounds: RNN T=100 B=64 I=128
+// H=256 (sums 384 KB) 1.035-1.040x (its first call after PyTorch's, 1.024x), LSTM T=50 B=32 I=32 H=64 1.030x, GRU
+// 1.012x, the adding problem's LSTM(2 -> 64) T=200 B=50 1.045x; GRU and LSTM I=128 H=256 (1.2 and 1.5 MB of
+// sums, which each member then reads and writes whole at every chunk) 1.002x and 1.006x, so not there.
+constexpr int64_t kPostSplitBytes = int64_t(1) << 20;
 
 // A training forward stores the gates past the caches (store_gates in loop.inc) when they pass this many bytes
 // (T*B*G*H floats): then the backward finds few of them in cache anyway, and a cached store reads each line first.
@@ -344,8 +354,8 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     gemm<F>(ta, false, M, N, K, F(1), A, lda, Bm, ldb, beta, C, ldc);
   };
   // The GEMMs after the loop run in chunks of Tc time steps, so that a cancellation lands between
-  // two of them; the weight gradients are summed into dw_ih_sum, dw_hh_sum, db_ih_sum, db_hh_sum and
-  // added into g once, after every chunk ran.
+  // two of them; the weight gradients are summed into `sums` (below) and added into g once, after every
+  // chunk ran.
   // VDPBF16PS: chunks of 4x the flops (~2x the time of float32's, far within the ~50 ms of a Ctrl-C): each
   // chunk reads and writes the dW sums once more, which costs a bf16 chunk of few rows more than its products
   const bool fast_bf16 = b16 != nullptr && bf16_path_native(active_bf16_path());
@@ -359,6 +369,7 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   const int64_t min_rows = spilled ? kPostChunkRowsSpilled : kPostChunkRows;
   const int64_t Tc = std::max<int64_t>(
       1, std::min({T, chunk_flops / (B * 2 * GH * (2 * I + H)), std::max(min_rows, cached_rows) / B}));
+  const int64_t chunks = (T + Tc - 1) / Tc;
   // Few input features (the adding problem's I = 2), where a BLAS call of I columns runs far below its speed:
   // the loop writes dX, each step's rows while its dA is in cache (the ISA's narrow product, from W_ih^T), and
   // dW_ih with the bias sums is one narrow pass over dA after it. LSTM(2->64) T=200 B=50, 2 threads of an EPYC,
@@ -370,11 +381,21 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   const bool x_packed = !b16 && !narrow;
   Scratch<F> w_ih_packed = scratch<F>(x_packed ? GH * ((I + k.panel_width - 1) / k.panel_width) * k.panel_width : 0);
   const int64_t BH = lines<F>(B * H);  // each buffer on a line
-  Scratch<F> state = scratch<F>(4 * BH + lines<F>(GH * I) + lines<F>(GH * H) + 2 * lines<F>(GH) + lines<F>(Tc * B) +
-                                (narrow ? GH * I : 0));
-  F *dh = state.get(), *dh_next = dh + BH, *dc = dh_next + BH, *dc_kept = dc + BH;
-  F *dw_ih_sum = dc_kept + BH, *dw_hh_sum = dw_ih_sum + lines<F>(GH * I), *db_ih_sum = dw_hh_sum + lines<F>(GH * H);
-  F *db_hh_sum = db_ih_sum + lines<F>(GH), *ones = db_hh_sum + lines<F>(GH);
+  // the weight-gradient sums, one set per part of the time chunks (two where they are small: kPostSplitBytes)
+  const int parts =
+      !b16 && !spilled && chunks >= 2 && GH * (I + H) * static_cast<int64_t>(sizeof(F)) <= kPostSplitBytes ? 2 : 1;
+  const int64_t sums_size = lines<F>(GH * I) + lines<F>(GH * H) + 2 * lines<F>(GH);
+  Scratch<F> state = scratch<F>(4 * BH + sums_size + lines<F>(Tc * B) + (narrow ? GH * I : 0));
+  Scratch<F> second_sums = scratch<F>(parts > 1 ? sums_size : 0);
+  F *dh = state.get(), *dh_next = dh + BH, *dc = dh_next + BH, *dc_kept = dc + BH, *ones = dc_kept + BH + sums_size;
+  struct WeightSums {  // dW_ih (G*H, I), dW_hh (G*H, H), db_ih and db_hh (G*H)
+    F *w_ih, *w_hh, *b_ih, *b_hh;
+  };
+  auto sums_at = [&](F* at) {
+    return WeightSums{at, at + lines<F>(GH * I), at + lines<F>(GH * I) + lines<F>(GH * H),
+                      at + lines<F>(GH * I) + lines<F>(GH * H) + lines<F>(GH)};
+  };
+  const WeightSums sums[2] = {sums_at(dc_kept + BH), sums_at(parts > 1 ? second_sums.get() : dc_kept + BH)};
   std::memcpy(dh, io.dhT, sizeof(F) * B * H);
   if (lstm) std::memcpy(dc, io.dcT, sizeof(F) * B * H);
   for (int64_t r = 0; r < Tc * B; ++r) ones[r] = F(1);
@@ -412,14 +433,14 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     else
       k.gemm_tn(m, N, K, A, lda, R, N, C, N, beta != F(0));
   };
-  // Time indices [t0, t1): dW_hh_sum[c0:c1] (+)= dA_hh[:, c0:c1]^T H_prev and, for the linear-before-
-  // reset gate, db_hh_sum[c0:c1] (+)= its column sums (elsewhere dA_hh = dA_ih, whose sums db_ih_sum
+  // Time indices [t0, t1): s.w_hh[c0:c1] (+)= dA_hh[:, c0:c1]^T H_prev and, for the linear-before-
+  // reset gate, s.b_hh[c0:c1] (+)= its column sums (elsewhere dA_hh = dA_ih, whose sums s.b_ih
   // has); dA_hh is read from da_ih (lda G*H) below lbr_col and from da_hn (lda H) from there on.
-  // beta 0: the first chunk overwrites the sums.
-  auto hidden_side = [&](bool lbr_part, int64_t c0, int64_t c1, int64_t t0, int64_t t1, F beta) {
+  // beta 0: the first chunk of a part overwrites its sums.
+  auto hidden_side = [&](const WeightSums& s, bool lbr_part, int64_t c0, int64_t c1, int64_t t0, int64_t t1, F beta) {
     const F* A = lbr_part ? da_hn + (c0 - lbr_col) : da_ih + c0;
     const int64_t m = c1 - c0, lda = lbr_part ? H : GH;
-    F* C = dw_hh_sum + c0 * H;
+    F* C = s.w_hh + c0 * H;
     F b = beta;
     int64_t a0 = t0, a1 = t1;  // the indices whose h_prev is a row of hs
     if (first >= t0 && first < t1) {
@@ -432,7 +453,7 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     }
     if (a1 > a0) weight_product(m, H, (a1 - a0) * B, A + a0 * B * lda, lda, h_prev_rows(a0), b, C);
     if (lbr_part)
-      gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta, db_hh_sum + c0, GH);
+      gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta, s.b_hh + c0, GH);
   };
   // Every BLAS call of this kernel runs on one thread: inside a member of the team, or on the calling
   // thread when the work is too small for a team (a BLAS pool woken for it costs more than it gains,
@@ -446,8 +467,8 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   want = std::min(want, free);
   const int post_n = std::min(post_want, free);
   // The post-loop GEMMs as units a WorkQueue hands out (a member that is descheduled takes fewer):
-  // first the weight-gradient units (gate rows [r0, r1) over every chunk of time steps: the sums
-  // are one unit's own), then the dX units (rows of one chunk; none when narrow). A unit's result does not depend
+  // first the weight-gradient units (gate rows [r0, r1) over every chunk of time steps of its part: the
+  // sums are one unit's own), then the dX units (rows of one chunk; none when narrow). A unit's result does not depend
   // on who runs it. The weight-gradient units are cut for the team the settings give (post_want), not for the one
   // the machine's load leaves (post_n): the BLAS's bias sums (1 x m products) sum a column in an order that
   // depends on its place in the unit's m, so a cut that followed the load changed their last bits from call to
@@ -456,8 +477,9 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // BLAS's copies), so two a member packed them twice as often. One against two, training, one process alternating,
   // 2 threads of a Xeon with AMX, medians of 8-20 rounds: LSTM T=100 B=64 I=H=512 1.033x [1.00-1.05] (bf16 1.026x),
   // I=128 H=256 LSTM 1.009x, GRU 1.021x, RNN 1.026x; the adding problem and T=50 B=32 H=64 0.999-1.017x.
-  const int64_t chunks = (T + Tc - 1) / Tc, w_units = post_units(post_want, GH, 1),
-                x_units = narrow ? 0 : post_units(post_n, Tc * B, 1);  // dX: per chunk, so already many
+  // the weight-gradient units: row_units in each part; dX's: per chunk, so already many
+  const int64_t row_units = std::max<int64_t>(1, post_units(post_want, GH, 1) / parts), w_units = parts * row_units,
+                x_units = narrow ? 0 : post_units(post_n, Tc * B, 1);
   const int64_t queue_size = w_units + chunks * x_units;
   WorkQueue queue(queue_size);
   int64_t polls = 0;  // the leader's polls after the loop, numbered on from the loop's steps
@@ -467,20 +489,23 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   };
   auto run_unit = [&](int tid, int64_t u) {
     if (u < w_units) {
-      const Slice gr(GH, static_cast<int>(u), static_cast<int>(w_units));
-      for (int64_t t0 = 0; t0 < T && poll(tid); t0 += Tc) {  // a poll per chunk: a unit may run for long
+      const int64_t part = u / row_units, first_t = part * chunks / parts * Tc;  // its chunks: [first_t, end_t)
+      const int64_t end_t = std::min(T, (part + 1) * chunks / parts * Tc);
+      const WeightSums& s = sums[part];
+      const Slice gr(GH, static_cast<int>(u % row_units), static_cast<int>(row_units));
+      for (int64_t t0 = first_t; t0 < end_t && poll(tid); t0 += Tc) {  // a poll per chunk: a unit may run for long
         const int64_t t1 = std::min(T, t0 + Tc), r0 = t0 * B, rows = (t1 - t0) * B;
-        const F beta = t0 == 0 ? F(0) : F(1);
+        const F beta = t0 == first_t ? F(0) : F(1);
         const F* A = da_ih + r0 * GH + gr.r0;
         const int64_t m = gr.size();
         if (narrow) {  // dW_ih and the column sums in one pass over A
-          k.gemm_tn_narrow(m, I, rows, A, GH, saved.x + r0 * I, I, dw_ih_sum + gr.r0 * I, I, db_ih_sum + gr.r0, t0 > 0);
+          k.gemm_tn_narrow(m, I, rows, A, GH, saved.x + r0 * I, I, s.w_ih + gr.r0 * I, I, s.b_ih + gr.r0, t0 > first_t);
         } else {
-          weight_product(m, I, rows, A, GH, saved.x + r0 * I, beta, dw_ih_sum + gr.r0 * I);
-          gemm<F>(false, false, 1, m, rows, F(1), ones, Tc * B, A, GH, beta, db_ih_sum + gr.r0, GH);  // column sums
+          weight_product(m, I, rows, A, GH, saved.x + r0 * I, beta, s.w_ih + gr.r0 * I);
+          gemm<F>(false, false, 1, m, rows, F(1), ones, Tc * B, A, GH, beta, s.b_ih + gr.r0, GH);  // column sums
         }
-        if (gr.r0 < lbr_col) hidden_side(false, gr.r0, std::min(gr.r1, lbr_col), t0, t1, beta);
-        if (gr.r1 > lbr_col) hidden_side(true, std::max(gr.r0, lbr_col), gr.r1, t0, t1, beta);
+        if (gr.r0 < lbr_col) hidden_side(s, false, gr.r0, std::min(gr.r1, lbr_col), t0, t1, beta);
+        if (gr.r1 > lbr_col) hidden_side(s, true, std::max(gr.r0, lbr_col), gr.r1, t0, t1, beta);
       }
       return;
     }
@@ -515,11 +540,14 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     }
   };
   auto accumulate = [&](int64_t c0, int64_t c1) {  // every unit ran: add the sums of gate rows [c0, c1) into g
-    for (int64_t c = c0; c < c1; ++c) {
-      for (int64_t i = 0; i < I; ++i) g.w_ih[c * I + i] += dw_ih_sum[c * I + i];
-      for (int64_t j = 0; j < H; ++j) g.w_hh[c * H + j] += dw_hh_sum[c * H + j];
-      g.b_ih[c] += db_ih_sum[c];
-      g.b_hh[c] += c < lbr_col ? db_ih_sum[c] : db_hh_sum[c];
+    for (int part = 0; part < parts; ++part) {     // part by part, in order
+      const WeightSums& s = sums[part];
+      for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t i = 0; i < I; ++i) g.w_ih[c * I + i] += s.w_ih[c * I + i];
+        for (int64_t j = 0; j < H; ++j) g.w_hh[c * H + j] += s.w_hh[c * H + j];
+        g.b_ih[c] += s.b_ih[c];
+        g.b_hh[c] += c < lbr_col ? s.b_ih[c] : s.b_hh[c];
+      }
     }
   };
   // Each member packs its share of W_hh (split by units: the panels its own loop reads, as the forward's) and of

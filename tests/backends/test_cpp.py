@@ -607,6 +607,37 @@ def test_gradients_do_not_depend_on_the_machines_load(cell):
         np.testing.assert_array_equal(got[1][name], got[0][name], err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("I_", [3, 24], ids=["narrow", "wide"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_small_weight_gradients_summed_in_two_halves_of_time_are_one_threads_bits(cell, I_, dtype):
+    """Weight gradients of at most kPostSplitBytes (recurrent.cpp) are summed over two fixed halves of the time
+    chunks, each half by units of its own, and added in order: one thread and a team of two give the same bits,
+    which match the reference. B*T = 6400 rows make 2-6 chunks of at most ~1 MiB of dA, H_prev and X rows here."""
+    B, T, H_ = 32, 200, 24
+    layer = make_layer(cell, I_, H_, dtype=dtype, seed=11)
+    x, state, dy, dstate = random_problem(layer, B, T, np.random.default_rng(12))
+    lengths = np.random.default_rng(13).integers(1, T + 1, size=B)
+    for kw in ({}, {"lengths": lengths}):
+        got = []
+        for threads in (1, 2):
+            with cpp_team(threads):
+                layer.zero_grad()
+                with pyrnn.use_backend("cpp"):
+                    layer.forward(x, state, **kw)
+                    layer.backward(dy, dstate)
+                got.append({name: g.copy() for name, g in layer.grads.items()})
+        layer.zero_grad()
+        with pyrnn.use_backend("numpy"):
+            layer.forward(x, state, **kw)
+            layer.backward(dy, dstate)
+        for name, want in layer.grads.items():
+            np.testing.assert_array_equal(got[1][name], got[0][name], err_msg=f"{kw.keys()} {name}")
+            atol = (2e-5 if dtype == np.float32 else 1e-10) * max(1.0, float(np.abs(want).max()))
+            rtol = 1e-5 if dtype == np.float32 else 1e-10
+            np.testing.assert_allclose(got[0][name], want, rtol=rtol, atol=atol, err_msg=f"{kw.keys()} {name}")
+
+
 def test_the_spin_budget_is_settable_and_results_do_not_depend_on_it():
     """Waiting threads spin ~0.5 ms by default before they sleep; none, or sleeping at once, changes no number."""
     layer = make_layer("lstm", 5, 40, num_layers=2, dtype=np.float64, seed=3)
