@@ -77,7 +77,10 @@ def busy_section():
         "(min-max over the blocks) with pyrnn's default threads and with `pyrnn.set_num_threads(1)`, in "
         "alternating blocks (the setting changed between blocks, outside the timing), first on the machine as it "
         "is, then with one other process spinning `while True: pass` (killed after its blocks). "
-        "`default / 1 thread` is the median of the per-round ratios (min-max): the target is <= 1.10. PyTorch (its "
+        "Each round runs PyTorch's block first, then the two settings, their order flipped from one round to the "
+        "next; `default / 1 thread` is the median (min-max) over each pair of rounds of the ratio of the two "
+        "settings' summed times, so that each pair holds one block of each setting right after PyTorch's: the target "
+        "is <= 1.10. PyTorch (its "
         "default threads) ran the same epoch in the same rounds: `torch / default` is the per-round speed-up over it "
         "(median, min-max; the adding problem's targets: >= 1.5x quiet, >= 1.0x with the busy process).\n\n"
         + bench_busy.format_table(bench_busy.run())

@@ -4,10 +4,10 @@ one other busy process (``benchmarks/write_results.py``'s busy-machine section).
 The busy process is a second Python interpreter spinning ``while True: pass`` (one core's worth of
 load, as another user's job would be), started before the timed blocks of its condition and
 killed after them, whatever happens. In each condition the two settings run in alternating
-blocks (the order rotated every round, an idle gap before each block, as
-:func:`pyrnn.bench_stats.alternate`); the thread setting is changed between blocks, outside the
-timing. The figure that matters is the ratio default / one thread of each round: the target is
-<= 1.10 in both conditions. PyTorch (its default threads) runs the same epoch in the same rounds where
+blocks, an idle gap before each block (as :func:`pyrnn.bench_stats.alternate`), in an order that
+gives each setting the same predecessors (:func:`round_order`); the thread setting is changed between
+blocks, outside the timing. The figure that matters is the ratio default / one thread over each pair of rounds
+(:func:`pair_ratios`): the target is <= 1.10 in both conditions. PyTorch (its default threads) runs the same epoch in the same rounds where
 it is installed, so the speed-up over it is measured on the busy machine too (the adding problem's
 target there: >= 1.0x).
 """
@@ -38,23 +38,35 @@ def busy_process():
         proc.wait()
 
 
-def alternate_settings(fn, blocks=5, gap_seconds=0.03, others=None):
+def round_order(settings, others, r):
+    """The blocks of round ``r``: the ``others`` first, then the ``settings``, in order on even rounds and
+    reversed on odd ones. So over an even number of rounds each setting follows the others' last block
+    (PyTorch's, whose threads may still hold the cores) as often as the other setting does. A rotation
+    of three names did not: the default followed PyTorch in two rounds of three and one thread in one,
+    and on a busy machine the block after PyTorch's is the slow one (the adding problem's step, one
+    process: default / 1 thread 1.16-1.31 rotated, both settings running one thread)."""
+    ordered = list(settings) if r % 2 == 0 else list(settings)[::-1]
+    return list(others) + ordered
+
+
+def alternate_settings(fn, blocks=6, gap_seconds=0.03, others=None):
     """{setting: [seconds per call of ``fn``]}, one call per block, the settings of :data:`SETTINGS` in
-    rotated order each round; ``pyrnn.set_num_threads`` is called between blocks (not timed) and
-    undone at the end. ``others`` ({name: fn}, e.g. PyTorch's epoch) run in the same rounds, with
-    pyrnn's default threads."""
+    the order of :func:`round_order` each round; ``pyrnn.set_num_threads`` is called between blocks (not
+    timed) and undone at the end. ``others`` ({name: fn}, e.g. PyTorch's epoch) run in the same rounds,
+    with pyrnn's default threads."""
     import pyrnn
 
     calls = {name: (fn, threads) for name, threads in SETTINGS.items()}
     calls.update({name: (other, None) for name, other in (others or {}).items()})
     names = list(calls)
     times = {name: [] for name in names}
+    other_names = [name for name in names if name not in SETTINGS]
     try:
         for name in names:  # warm-up in each setting
             pyrnn.set_num_threads(calls[name][1])
             calls[name][0]()
         for r in range(blocks):
-            for name in names[r % len(names):] + names[: r % len(names)]:
+            for name in round_order(SETTINGS, other_names, r):
                 call, threads = calls[name]
                 pyrnn.set_num_threads(threads)
                 time.sleep(gap_seconds)
@@ -66,7 +78,7 @@ def alternate_settings(fn, blocks=5, gap_seconds=0.03, others=None):
     return times
 
 
-def run(cases=None, blocks=9, torch=True):
+def run(cases=None, blocks=10, torch=True):
     """[:class:`~pyrnn.bench_stats.Timing`]: for each case (default: :data:`pyrnn.bench.EPOCH` and
     :data:`pyrnn.bench.ADDING`, pyrnn's cpp backend) and condition ("quiet", "1 busy process"), the
     epoch in each setting (Timing.impl is the setting) and, with ``torch`` where it is installed, PyTorch's
@@ -84,10 +96,20 @@ def run(cases=None, blocks=9, torch=True):
     return rows
 
 
+def pair_ratios(a, b):
+    """a / b over each pair of rounds (2k, 2k + 1): the sum of a's two blocks over the sum of b's (a last
+    odd round is left out). :func:`round_order` puts one block of each setting right after PyTorch's in
+    every pair, so each ratio compares like with like: with one busy process the block that follows
+    PyTorch's ran 2-3 ms slower in either setting (the adding problem's 9-10 ms step), and a per-round
+    ratio swung between ~0.8 and ~1.3 with the order, its median wherever the few rounds put it."""
+    n = min(len(a), len(b)) // 2 * 2
+    return [(a[i] + a[i + 1]) / (b[i] + b[i + 1]) for i in range(0, n, 2)]
+
+
 def format_table(rows):
-    """One line per case and condition: each setting's median ms (min-max) and the per-round ratio
-    default / 1 thread (median, min-max); PyTorch's median ms and the per-round speed-up torch / default
-    where it ran ("-" otherwise)."""
+    """One line per case and condition: each setting's median ms (min-max) and the ratio default / 1 thread
+    over each pair of rounds (:func:`pair_ratios`; median, min-max); PyTorch's median ms and the per-round
+    speed-up torch / default where it ran ("-" otherwise)."""
     from .bench_stats import paired_ratios
 
     lines = ["| config | machine | default ms | 1 thread ms | default / 1 thread | torch ms | torch / default |",
@@ -97,12 +119,13 @@ def format_table(rows):
     def cell(t):
         return f"{t.median * 1e3:.1f} ({t.range[0] * 1e3:.1f}-{t.range[1] * 1e3:.1f})"
 
-    def ratio(a, b, unit=""):  # a / b per round: median (min-max)
-        r = sorted(paired_ratios(a, b))
+    def ratio(r, unit=""):  # median (min-max)
+        r = sorted(r)
         return f"{r[len(r) // 2]:.2f}{unit} ({r[0]:.2f}-{r[-1]:.2f})"
 
     for label, mode in dict.fromkeys((t.label, t.mode) for t in rows):
         d, one, tt = keyed[label, mode, "default"], keyed[label, mode, "1 thread"], keyed.get((label, mode, "torch"))
-        torch_cells = f"{cell(tt)} | {ratio(tt, d, 'x')}" if tt is not None else "- | -"
-        lines.append(f"| {label} | {mode} | {cell(d)} | {cell(one)} | {ratio(d, one)} | {torch_cells} |")
+        torch_cells = f"{cell(tt)} | {ratio(paired_ratios(tt, d), 'x')}" if tt is not None else "- | -"
+        lines.append(f"| {label} | {mode} | {cell(d)} | {cell(one)} | {ratio(pair_ratios(d.times, one.times))} | "
+                     f"{torch_cells} |")
     return "\n".join(lines)
