@@ -77,10 +77,10 @@ constexpr int64_t kPostChunkRowsSpilled = 640;
 // added into the gradients in order at the end. Each unit packs the rows of H_prev and X it multiplies, so with
 // the units split by gate rows every member packed all of them: small gate-row blocks (the RNN's) paid for a full
 // pack each. The halves are fixed, whatever the team, so the sums are the same bits on any number of threads.
-// Training, one process alternating on 2 threads of a Xeon with AMX, medians of 12-16 rounds: RNN T=100 B=64 I=128
-// H=256 (sums 384 KB) 1.035-1.040x (its first call after PyTorch's, 1.024x), LSTM T=50 B=32 I=32 H=64 1.030x, GRU
-// 1.012x, the adding problem's LSTM(2 -> 64) T=200 B=50 1.045x; GRU and LSTM I=128 H=256 (1.2 and 1.5 MB of
-// sums, which each member then reads and writes whole at every chunk) 1.002x and 1.006x, so not there.
+// Training, two builds alternating in fresh processes on 2 threads of a Xeon with AMX, medians of 12-16 rounds: RNN
+// T=100 B=64 I=128 H=256 (sums 384 KB) 1.036x (its first call after PyTorch's, 1.024x), LSTM T=50 B=32 I=32 H=64
+// 1.024x, GRU 1.025x, the adding problem's LSTM(2 -> 64) T=200 B=50 1.044x; GRU and LSTM I=128 H=256 (1.2 and 1.5
+// MB of sums, which each member then reads and writes whole at every chunk) 1.002x and 1.006x, so not there.
 constexpr int64_t kPostSplitBytes = int64_t(1) << 20;
 
 // A training forward stores the gates past the caches (store_gates in loop.inc) when they pass this many bytes
