@@ -87,9 +87,10 @@ struct IsaKernels {
   void (*forward)(const ForwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
   bool (*backward)(const BackwardPlan<F>& plan, int tid, int n, SpinBarrier& barrier);
   // C (m, n) (+)= A^T P, A (K, m) and P (K, n) row-major (strides lda, ldp): the weight gradient's
-  // product after the backward loop (acc false: C is overwritten)
+  // product after the backward loop; and s (m), unless null, (+)= A^T 1, the bias gradient (acc false: C and s are
+  // overwritten)
   void (*gemm_tn)(int64_t m, int64_t n, int64_t K, const F* A, int64_t lda, const F* P, int64_t ldp, F* C, int64_t ldc,
-                  bool acc);
+                  bool acc, F* s);
   // few input features (n <= kNarrowInputs): C (m, n) (+)= A^T P and s (m) (+)= A^T 1 in one pass over A (dW_ih and
   // the bias gradient after the backward loop)
   void (*gemm_tn_narrow)(int64_t m, int64_t n, int64_t K, const F* A, int64_t lda, const F* P, int64_t ldp, F* C,

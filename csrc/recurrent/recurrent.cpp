@@ -427,11 +427,18 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // same measure, dW_hh: LSTM I=H=512 1.01-1.09x in four runs, I=H=384 1.04x, GRU I=H=512 1.02x; where they do
   // not: LSTM H=256 1.00x, T=50 B=32 I=32 H=64 0.95x). With the packing gemm_tn, on a Xeon with AMX: LSTM I=H=512
   // training equal within the noise (gemm_tn 1.009x [0.987-1.025] against the BLAS there), so the BLAS stays.
-  auto weight_product = [&](int64_t m, int64_t N, int64_t K, const F* A, int64_t lda, const F* R, F beta, F* C) {
-    if (b16 || spilled)
+  // And col_sums (m), unless null, (+)= A^T 1, the bias gradient: summed by gemm_tn as it packs A (each column's rows
+  // in order, however the units cut the columns: the same bits on any team), or by a BLAS product with a ones vector,
+  // whose order depends on the column's place in the unit (bf16, spilled). Against that product after gemm_tn, two
+  // builds alternating, T=100 B=64 I=128 H=256 training: LSTM 1.005x, GRU 0.999x, RNN 0.992x (noisy).
+  auto weight_product = [&](int64_t m, int64_t N, int64_t K, const F* A, int64_t lda, const F* R, F beta, F* C,
+                            F* col_sums) {
+    if (b16 || spilled) {
       product(true, m, N, K, A, lda, R, N, beta, C, N);
-    else
-      k.gemm_tn(m, N, K, A, lda, R, N, C, N, beta != F(0));
+      if (col_sums != nullptr) gemm<F>(false, false, 1, m, K, F(1), ones, Tc * B, A, lda, beta, col_sums, m);
+    } else {
+      k.gemm_tn(m, N, K, A, lda, R, N, C, N, beta != F(0), col_sums);
+    }
   };
   // Time indices [t0, t1): s.w_hh[c0:c1] (+)= dA_hh[:, c0:c1]^T H_prev and, for the linear-before-
   // reset gate, s.b_hh[c0:c1] (+)= its column sums (elsewhere dA_hh = dA_ih, whose sums s.b_ih
@@ -441,19 +448,18 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
     const F* A = lbr_part ? da_hn + (c0 - lbr_col) : da_ih + c0;
     const int64_t m = c1 - c0, lda = lbr_part ? H : GH;
     F* C = s.w_hh + c0 * H;
+    F* col_sums = lbr_part ? s.b_hh + c0 : nullptr;  // elsewhere s.b_ih has them
     F b = beta;
     int64_t a0 = t0, a1 = t1;  // the indices whose h_prev is a row of hs
     if (first >= t0 && first < t1) {
-      weight_product(m, H, B, A + first * B * lda, lda, saved.h0, b, C);
+      weight_product(m, H, B, A + first * B * lda, lda, saved.h0, b, C, col_sums);
       b = F(1);
       if (first == t0)
         a0 = t0 + 1;  // forward: first = 0 opens the first chunk
       else
         a1 = t1 - 1;  // reverse: first = T-1 closes the last chunk
     }
-    if (a1 > a0) weight_product(m, H, (a1 - a0) * B, A + a0 * B * lda, lda, h_prev_rows(a0), b, C);
-    if (lbr_part)
-      gemm<F>(false, false, 1, m, (t1 - t0) * B, F(1), ones, Tc * B, A + t0 * B * lda, lda, beta, s.b_hh + c0, GH);
+    if (a1 > a0) weight_product(m, H, (a1 - a0) * B, A + a0 * B * lda, lda, h_prev_rows(a0), b, C, col_sums);
   };
   // Every BLAS call of this kernel runs on one thread: inside a member of the team, or on the calling
   // thread when the work is too small for a team (a BLAS pool woken for it costs more than it gains,
@@ -470,9 +476,10 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
   // first the weight-gradient units (gate rows [r0, r1) over every chunk of time steps of its part: the
   // sums are one unit's own), then the dX units (rows of one chunk; none when narrow). A unit's result does not depend
   // on who runs it. The weight-gradient units are cut for the team the settings give (post_want), not for the one
-  // the machine's load leaves (post_n): the BLAS's bias sums (1 x m products) sum a column in an order that
-  // depends on its place in the unit's m, so a cut that followed the load changed their last bits from call to
-  // call (GRU T=20 B=9 I=130 H=200, once in 8 runs: 1.4e-6). dX's rows sum in the same order however cut.
+  // the machine's load leaves (post_n): the BLAS's bias sums (1 x m products; bf16 and spilled sums only, since
+  // gemm_tn sums them itself) sum a column in an order that depends on its place in the unit's m, so a cut that
+  // followed the load changed their last bits from call to call (GRU T=20 B=9 I=130 H=200, once in 8 runs: 1.4e-6).
+  // dX's rows sum in the same order however cut.
   // One weight-gradient unit a member: each unit packs the rows of H_prev and X it multiplies (gemm_tn's panels, the
   // BLAS's copies), so two a member packed them twice as often. One against two, training, one process alternating,
   // 2 threads of a Xeon with AMX, medians of 8-20 rounds: LSTM T=100 B=64 I=H=512 1.033x [1.00-1.05] (bf16 1.026x),
@@ -501,8 +508,7 @@ void recurrent_backward(CellKind cell, const SeqDims& d, const CellParams<F>& p,
         if (narrow) {  // dW_ih and the column sums in one pass over A
           k.gemm_tn_narrow(m, I, rows, A, GH, saved.x + r0 * I, I, s.w_ih + gr.r0 * I, I, s.b_ih + gr.r0, t0 > first_t);
         } else {
-          weight_product(m, I, rows, A, GH, saved.x + r0 * I, beta, s.w_ih + gr.r0 * I);
-          gemm<F>(false, false, 1, m, rows, F(1), ones, Tc * B, A, GH, beta, s.b_ih + gr.r0, GH);  // column sums
+          weight_product(m, I, rows, A, GH, saved.x + r0 * I, beta, s.w_ih + gr.r0 * I, s.b_ih + gr.r0);
         }
         if (gr.r0 < lbr_col) hidden_side(s, false, gr.r0, std::min(gr.r1, lbr_col), t0, t1, beta);
         if (gr.r1 > lbr_col) hidden_side(s, true, std::max(gr.r0, lbr_col), gr.r1, t0, t1, beta);

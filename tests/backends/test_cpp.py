@@ -638,6 +638,25 @@ def test_small_weight_gradients_summed_in_two_halves_of_time_are_one_threads_bit
             np.testing.assert_allclose(got[0][name], want, rtol=rtol, atol=atol, err_msg=f"{kw.keys()} {name}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_output_and_gradient_is_the_same_bits_on_one_thread_and_two(cell, dtype):
+    """The bias gradients are summed in gemm_tn's pack (microkernel.inc), each column's rows in order whatever the
+    units' cut (the BLAS's product with a ones vector summed a column in an order that depended on its place in the
+    unit, so the settings' 1 thread and 2 differed in their last bits), and the split along time is fixed: every
+    output and gradient is the same bits on one thread and a team of two. Shapes: one chunk and several, narrow
+    and wide I, units of a few gate rows (B=7 T=30 I=5 H=33: the example benchmarks/README.md had noted)."""
+    for B, T, I_, H_ in [(7, 30, 5, 33), (9, 20, 130, 200), (16, 40, 24, 70), (32, 200, 3, 24)]:
+        layer = make_layer(cell, I_, H_, dtype=dtype, seed=3)
+        x, state, dy, dstate = random_problem(layer, B, T, np.random.default_rng(5))
+        got = []
+        for threads in (1, 2):
+            with cpp_team(threads):
+                got.append(run(layer, x, state, dy, dstate, "cpp"))
+        for name in got[0]:
+            np.testing.assert_array_equal(got[1][name], got[0][name], err_msg=f"{(B, T, I_, H_)} {name}")
+
+
 def test_the_spin_budget_is_settable_and_results_do_not_depend_on_it():
     """Waiting threads spin ~0.5 ms by default before they sleep; none, or sleeping at once, changes no number."""
     layer = make_layer("lstm", 5, 40, num_layers=2, dtype=np.float64, seed=3)
