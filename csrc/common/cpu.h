@@ -53,8 +53,8 @@ long long core_l2_bytes();
 
 // Whether the packed micro-kernels take their ISA's wide tiles (PYRNN_TILE_ROWS_WIDE: AVX-512's 12 rows, 24
 // accumulators) over the default ones (8 rows): on Intel by default, where two 512-bit FMA ports want more sums in
-// flight, not on AMD Zen 4, where they ran 4-9 % slower (both measured: recurrent/isa_avx512.cpp). The same bits
-// either way (each sum runs in the same order); tests set it.
+// flight, not on AMD Zen 4, where they ran 4.7-8.8 % slower in inference and even in training (both measured:
+// recurrent/isa_avx512.cpp). The same bits either way (each sum runs in the same order); tests set it.
 bool wide_tiles();
 void set_wide_tiles(bool on);
 
