@@ -5,11 +5,11 @@ The busy process is a second Python interpreter spinning ``while True: pass`` (o
 load, as another user's job would be), started before the timed blocks of its condition and
 killed after them, whatever happens. In each condition the two settings run in alternating
 blocks, an idle gap before each block (as :func:`pyrnn.bench_stats.alternate`), in an order that
-gives each setting the same predecessors (:func:`round_order`); the thread setting is changed between
-blocks, outside the timing. The figure that matters is the ratio default / one thread over each pair of rounds
-(:func:`pair_ratios`): the target is <= 1.10 in both conditions. PyTorch (its default threads) runs the same epoch in the same rounds where
-it is installed, so the speed-up over it is measured on the busy machine too (the adding problem's
-target there: >= 1.0x).
+gives each setting the same predecessors (:func:`round_order`); the thread setting is changed
+between blocks, outside the timing. The figure that matters is the ratio default / one thread over
+each pair of rounds (:func:`pair_ratios`): the target is <= 1.10 in both conditions. PyTorch (its
+default threads) runs the same epoch in the same rounds where it is installed, so the speed-up over
+it is measured on the busy machine too (the adding problem's target there: >= 1.0x).
 """
 
 from __future__ import annotations
