@@ -125,6 +125,41 @@ def test_run_pairs_each_backend_with_torch_alone(monkeypatch):
     assert train[2] is train[0].reference
 
 
+def test_run_waits_for_the_blas_pool_after_a_pool_backends_pair(monkeypatch):
+    """An alternation right after one of the NumPy or Numba backend starts once OpenBLAS' workers
+    sleep (they spin ~0.1 s after a product and would share the cores with the next blocks); one
+    after cpp's pair starts at once."""
+    events = []
+    fn = (lambda: None, lambda: None)
+    monkeypatch.setattr(bench, "step_functions", lambda case, impls: {"cpp": fn, "numpy": fn, "torch": fn})
+    monkeypatch.setattr(bench, "alternate", lambda fns, blocks, block_seconds: events.append(sorted(fns)) or
+                        {name: [0.001] * blocks for name in fns})
+    monkeypatch.setattr(bench, "wait_for_blas_pool", lambda: events.append("wait"))
+    bench.run(blocks=2, cases=[TINY_GRU, TINY_GRU])
+    pair, numpy_pair = ["cpp", "torch"], ["numpy", "torch"]
+    assert events == [pair, numpy_pair, "wait", pair, numpy_pair] + ["wait", pair, numpy_pair, "wait", pair, numpy_pair]
+
+
+def test_step_functions_validate_with_the_blas_on_one_thread(monkeypatch):
+    """The NumPy reference behind the validation runs its products on one thread: no OpenBLAS worker
+    is left spinning into the first timed blocks."""
+    threads = []
+    real = bench.pyrnn_step
+
+    def spy(layer, x, dy, impl, train):
+        from pyrnn.threads import _numpy_openblas_threads
+
+        lib = _numpy_openblas_threads()
+        threads.append(None if lib is None else lib[0]())
+        return real(layer, x, dy, impl, train)
+
+    monkeypatch.setattr(bench, "pyrnn_step", spy)
+    bench.step_functions(TINY_GRU, ["numpy"])
+    if threads[0] is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS whose thread count pyrnn can read")
+    assert threads and set(threads) == {1}
+
+
 def test_format_table_gives_the_first_impls_share_of_the_gemm_peak_never_above_100():
     rows = [_t("torch", [4, 4, 4], 0.2), _t("cpp", [2, 2, 2], 0.2), _t("cpp", [1, 1, 1], mode="infer")]
     lines = bench.format_table(rows, peak=200.0).splitlines()

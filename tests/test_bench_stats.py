@@ -50,3 +50,10 @@ def test_machine_warnings_on_spread_and_load():
     assert lines[0].startswith("warning: 1 figure(s) with an interquartile range above 25% of the median (worst: LSTM B=32 infer torch")
     assert lines[1] == ("warning: load average 5.4 is above the 2 cores: other processes shared the CPU during these timings")
     assert bench_stats.machine_warnings([Timing("one", "train", "cpp", [1.0])], load=1.0, cores=2) == []  # one block: no spread
+
+
+def test_wait_for_blas_pool_outlasts_openblas_spin():
+    """The default wait covers OpenBLAS' spin of 2^28 time-stamp-counter ticks down to a 1.5 GHz counter."""
+    slept = []
+    bench_stats.wait_for_blas_pool(sleep=slept.append)
+    assert slept == [bench_stats.BLAS_POOL_SPIN_SECONDS] and slept[0] >= 2**28 / 1.5e9

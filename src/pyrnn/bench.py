@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends.contract import GATES
-from .bench_stats import Timing, alternate, paired_ratios, share_of_peak
+from .bench_stats import Timing, alternate, paired_ratios, share_of_peak, wait_for_blas_pool
+from .threads import blas_one_thread
 
 #: (label, cell, T, B, I, H): the recurrent configurations of the performance issue
 CONFIGS = [
@@ -43,6 +44,8 @@ QUICK = CONFIGS[:3]
 
 #: the implementations in table order: pyrnn's backends, then PyTorch
 ORDER = ("cpp", "numba", "numpy", "torch")
+#: the backends whose products run on a BLAS's own thread pool (NumPy's OpenBLAS, SciPy's behind Numba's np.dot)
+POOL_BACKENDS = ("numba", "numpy")
 
 
 @dataclass
@@ -187,7 +190,12 @@ def step_functions(case, impls):
     it is not installed."""
     layer = case.layer()
     x, dy = make_inputs(case)
-    want = {train: pyrnn_step(layer, x, dy, "numpy", train) for train in (True, False)}
+    with blas_one_thread():  # the reference's products leave no OpenBLAS worker spinning into the blocks after
+        return _validated(case, layer, x, dy, impls, {train: pyrnn_step(layer, x, dy, "numpy", train) for train in (True, False)})
+
+
+def _validated(case, layer, x, dy, impls, want):
+    """:func:`step_functions`' result, every step checked against ``want`` (the reference's results)."""
     out = {}
     for impl in impls:
         if impl == "torch":
@@ -220,23 +228,35 @@ def run(quick=False, impls=None, blocks=7, block_seconds=0.04, cases=None, first
     over that pair's PyTorch (``Timing.reference``); the torch column is the first pair's. In one
     alternation of all four, the blocks after Numba's and NumPy's ran slower while those backends'
     thread pools still held the cores: PyTorch's LSTM H=512 inference took 204-216 ms there and 154 ms
-    alternating with cpp alone (an AMD EPYC, 2 cores)."""
+    alternating with cpp alone (an AMD EPYC, 2 cores). For the same reason an alternation that follows
+    one of a backend in :data:`POOL_BACKENDS` starts after :func:`~pyrnn.bench_stats.wait_for_blas_pool`:
+    cpp's first RNN T=100 H=256 inference block after the NumPy backend's pair took 14.2 ms, the next
+    fourteen 7.3-8.7 ms."""
     import pyrnn
 
     impls = impls or pyrnn.available_backends() + ["torch"]
     rows = []
+    pool_woken = False  # the last alternation ran a backend on NumPy's BLAS pool (see wait_for_blas_pool)
+
+    def timed(fns, n):
+        nonlocal pool_woken
+        if pool_woken:
+            wait_for_blas_pool()
+        pool_woken = any(impl in POOL_BACKENDS for impl in fns)
+        return alternate(fns, n, block_seconds)
+
     for case in table_cases(quick) if cases is None else cases:
         fns = step_functions(case, impls)
         ours = [impl for impl in fns if impl != "torch"]
         for k, (mode, gflop) in enumerate((("train", 3 * case.gflop_forward), ("infer", case.gflop_forward))):
             if "torch" not in fns or not ours:
-                times = alternate({impl: pair[k] for impl, pair in fns.items()}, blocks, block_seconds)
+                times = timed({impl: pair[k] for impl, pair in fns.items()}, blocks)
                 rows += [Timing(case.label, mode, impl, t, gflop) for impl, t in times.items()]
                 continue
             pairs = []
             for impl in ours:
                 n = first_blocks if impl == ours[0] and first_blocks else blocks
-                times = alternate({impl: fns[impl][k], "torch": fns["torch"][k]}, n, block_seconds)
+                times = timed({impl: fns[impl][k], "torch": fns["torch"][k]}, n)
                 ref = Timing(case.label, mode, "torch", times["torch"], gflop)
                 pairs.append(Timing(case.label, mode, impl, times[impl], gflop, reference=ref))
             rows += pairs + [pairs[0].reference]

@@ -18,6 +18,8 @@ that say when a machine is too busy for the figures to mean much.
   as the peak then (and the caller says so).
 - :func:`machine_warnings`: a line when a row's spread is large or the load average is above the
   number of cores.
+- :func:`wait_for_blas_pool`: sleep until NumPy's OpenBLAS workers have stopped spinning, before timing
+  pyrnn after blocks that used them (the NumPy and Numba backends).
 """
 
 from __future__ import annotations
@@ -29,10 +31,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["alternate", "Timing", "paired_ratios", "share_of_peak", "machine_warnings", "load_average",
-           "LARGE_SPREAD"]
+           "wait_for_blas_pool", "LARGE_SPREAD", "BLAS_POOL_SPIN_SECONDS"]
 
 #: interquartile range / median above which a figure is flagged as noisy
 LARGE_SPREAD = 0.25
+
+#: How long OpenBLAS' workers spin after a threaded product before they sleep, with room: 2^28 ticks
+#: of the time-stamp counter (its THREAD_TIMEOUT default, driver/others/blas_server.c), 0.10 s at 2.6 GHz.
+#: Meanwhile each takes a core: pyrnn's RNN T=100 B=64 I=128 H=256 inference ran 15 ms instead of 7.5
+#: up to 0.1 s after a 1024 x 1024 NumPy product (PyTorch's 38 instead of 19; 2 cores of an AMD EPYC).
+BLAS_POOL_SPIN_SECONDS = 0.2
+
+
+def wait_for_blas_pool(seconds=BLAS_POOL_SPIN_SECONDS, sleep=time.sleep):
+    """Sleep until OpenBLAS' workers, woken by a NumPy product before, have stopped spinning (see
+    :data:`BLAS_POOL_SPIN_SECONDS`), so the next blocks do not share the cores with them."""
+    sleep(seconds)
 
 
 def alternate(fns, blocks=9, block_seconds=0.05, warmup=1, gap_seconds=0.03, clock=time.perf_counter):
