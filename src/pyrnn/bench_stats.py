@@ -38,7 +38,7 @@ LARGE_SPREAD = 0.25
 
 #: How long OpenBLAS' workers spin after a threaded product before they sleep, with room: 2^28 ticks
 #: of the time-stamp counter (its THREAD_TIMEOUT default, driver/others/blas_server.c), 0.10 s at 2.6 GHz.
-#: Meanwhile each takes a core: pyrnn's RNN T=100 B=64 I=128 H=256 inference ran 15 ms instead of 7.5
+#: Meanwhile each takes a core: pyrnn's RNN T=100 B=64 I=128 H=256 inference ran 12-15 ms instead of 7.6
 #: up to 0.1 s after a 1024 x 1024 NumPy product (PyTorch's 38 instead of 19; 2 cores of an AMD EPYC).
 BLAS_POOL_SPIN_SECONDS = 0.2
 
