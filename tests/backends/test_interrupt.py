@@ -34,11 +34,16 @@ LATENCY_BOUND = 1.0  # seconds; the kernels poll every 50 ms, the rest is a busy
 
 CHILD = textwrap.dedent(
     r"""
-    import json, sys, threading, time
+    import json, signal, sys, threading, time
     import numpy as np
     import pyrnn
     from pyrnn import _C
     from pyrnn.backends import contract
+
+    # Python's own Ctrl-C handler, which it installs only where SIGINT is not ignored at start: a runner that
+    # started the tests as a shell's background job or under nohup passes SIGINT on ignored, and the signal
+    # below would then never arrive (the test hung until its timeout)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     case, sent_file = sys.argv[1], sys.argv[2]
     T_SMALL, B, I, H = 20, 4, 256, 2048  # big steps, so that a few thousand of them run for seconds
