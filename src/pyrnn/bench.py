@@ -190,31 +190,27 @@ def step_functions(case, impls):
     it is not installed."""
     layer = case.layer()
     x, dy = make_inputs(case)
-    with blas_one_thread():  # the reference's products leave no OpenBLAS worker spinning into the blocks after
-        return _validated(case, layer, x, dy, impls, {train: pyrnn_step(layer, x, dy, "numpy", train) for train in (True, False)})
-
-
-def _validated(case, layer, x, dy, impls, want):
-    """:func:`step_functions`' result, every step checked against ``want`` (the reference's results)."""
     out = {}
-    for impl in impls:
-        if impl == "torch":
-            try:
-                import torch
-            except ImportError:
-                continue
-            mod = case.torch_module(layer)
-            xt, dyt = (torch.from_numpy(_swap_layout(a, case.channels_first)) for a in (x, dy))
-            fns = {train: (lambda train=train, mod=mod, xt=xt, dyt=dyt: torch_step(mod, xt, dyt, train)) for train in (True, False)}
-        else:
-            fns = {train: (lambda train=train, impl=impl: pyrnn_step(layer, x, dy, impl, train)) for train in (True, False)}
-        layout = case.channels_first and impl == "torch"
-        for train, fn in fns.items():
-            for got, ref in zip(fn(), want[train]):
-                if ref is not None:
-                    np.testing.assert_allclose(_swap_layout(got, layout), ref, rtol=2e-4, atol=2e-4,
-                                               err_msg=f"{case.label} {impl}")
-        out[impl] = (fns[True], fns[False])
+    with blas_one_thread():  # the reference's and the backends' products leave no OpenBLAS worker spinning after
+        want = {train: pyrnn_step(layer, x, dy, "numpy", train) for train in (True, False)}
+        for impl in impls:
+            if impl == "torch":
+                try:
+                    import torch
+                except ImportError:
+                    continue
+                mod = case.torch_module(layer)
+                xt, dyt = (torch.from_numpy(_swap_layout(a, case.channels_first)) for a in (x, dy))
+                fns = {train: (lambda train=train, mod=mod, xt=xt, dyt=dyt: torch_step(mod, xt, dyt, train)) for train in (True, False)}
+            else:
+                fns = {train: (lambda train=train, impl=impl: pyrnn_step(layer, x, dy, impl, train)) for train in (True, False)}
+            layout = case.channels_first and impl == "torch"
+            for train, fn in fns.items():
+                for got, ref in zip(fn(), want[train]):
+                    if ref is not None:
+                        np.testing.assert_allclose(_swap_layout(got, layout), ref, rtol=2e-4, atol=2e-4,
+                                                   err_msg=f"{case.label} {impl}")
+            out[impl] = (fns[True], fns[False])
     return out
 
 
