@@ -13,6 +13,7 @@ to its end.
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -203,6 +204,9 @@ def _run_child(case, tmp_path):
     child = subprocess.Popen([sys.executable, "-c", CHILD, case, str(sent_file)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
+        # a child that hangs before it is ready fails the test after the timeout below, rather than blocking the run
+        readable, _, _ = select.select([child.stdout], [], [], 300)
+        assert readable, "the child printed nothing in 300 s"
         line = child.stdout.readline()
         assert line.strip() == "ready", (line, child.stderr.read() if child.poll() is not None else "")
         time.sleep(1.0)
